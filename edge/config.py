@@ -1,0 +1,307 @@
+"""Gateway configuration: YAML validated at start-up into frozen pydantic models.
+
+``renkei edge run --config firmware-config/<gateway>.yaml`` loads a file with
+:func:`load_config`. Any problem stops start-up with :class:`ConfigError`, whose message
+names the file, the key path (``machines[0].source.speed``) and what was expected. The
+JSON Schema of the file is exported to ``firmware-config/schema.json`` by
+``renkei edge schema`` (editors can validate configs with it).
+
+Relative paths in a config are resolved as follows:
+
+- ``source.path`` of a replay source: against the datasets directory
+  (``RENKEI_DATA_DIR``, else ``../shared/datasets`` beside the repository), unless absolute.
+- ``model.dir``: against the config file's directory, unless absolute.
+- ``state_dir`` (outbox location): ``RENKEI_STATE_DIR`` env var, else the value in the
+  file, else ``/var/lib/renkei``; the outbox is ``{state_dir}/{gateway_id}/outbox.sqlite3``
+  unless ``outbox.path`` is given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from renkei.wire import Level
+
+__all__ = [
+    "ConfigError",
+    "FaultConfig",
+    "GatewayConfig",
+    "MachineConfig",
+    "ModelConfig",
+    "MqttConfig",
+    "OutboxConfig",
+    "PublishConfig",
+    "ReplaySourceConfig",
+    "SimulatedSourceConfig",
+    "json_schema",
+    "load_config",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class ConfigError(ValueError):
+    """A gateway config that cannot be used. The message names file, key path and problem."""
+
+    def __init__(self, file: Path | str, problems: list[tuple[str, str]]) -> None:
+        self.file = str(file)
+        self.problems = problems
+        lines = [f"{self.file}: {path or '<root>'}: {msg}" for path, msg in problems]
+        super().__init__("invalid gateway config\n  " + "\n  ".join(lines))
+
+
+class MqttConfig(BaseModel):
+    """How the gateway reaches the MQTT broker."""
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    client_id: str | None = None
+    """Defaults to the gateway id (a stable id keeps the broker session)."""
+    username: str | None = None
+    password_env: str | None = None
+    """Name of the environment variable holding the password (never in the file)."""
+    tls_ca_file: Path | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
+    protocol: Literal["5", "3.1.1"] = "5"
+
+
+class OutboxConfig(BaseModel):
+    """The durable on-disk outbox (see :mod:`edge.outbox`)."""
+
+    model_config = _FROZEN
+
+    path: Path | None = None
+    max_bytes: Annotated[int, Field(ge=1_048_576)] = 256 * 1_048_576
+    when_full: Literal["drop_oldest", "reject_new"] = "drop_oldest"
+    drain_rate_msgs_per_s: Annotated[float, Field(gt=0)] = 200.0
+    max_inflight: Annotated[int, Field(ge=1, le=65535)] = 100
+
+
+class PublishConfig(BaseModel):
+    """How readings are packed into messages."""
+
+    model_config = _FROZEN
+
+    flush_interval_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    """Wall-clock interval at which pending rows are packed into messages."""
+    max_rows_per_message: Annotated[int, Field(ge=1, le=10_000)] = 1_000
+    health_interval_s: Annotated[float, Field(gt=0)] = 10.0
+
+
+class FaultConfig(BaseModel):
+    """A fault injected into the simulator."""
+
+    model_config = _FROZEN
+
+    kind: Literal["heater_band_failure", "bearing_wear", "cooling_blockage", "mold_wear"]
+    start_s: Annotated[float, Field(ge=0)]
+    ramp_s: Annotated[float, Field(ge=0)] = 60.0
+    severity: Annotated[float, Field(gt=0, le=1)] = 1.0
+
+
+class ReplaySourceConfig(BaseModel):
+    """Plays a recorded CSV file as live data."""
+
+    model_config = _FROZEN
+
+    type: Literal["replay"]
+    path: Path
+    preset: Literal["skab", "nab", "kassel"]
+    speed: Annotated[float, Field(gt=0, le=1_000_000)] = 1.0
+    """Playback speed factor (1 = real time, 60 = one recorded minute per second)."""
+    timestamps: Literal["rebase", "keep"] = "rebase"
+    loop: bool = False
+
+
+class SimulatedSourceConfig(BaseModel):
+    """An injection-molding cell simulator (see :mod:`edge.sources.simulated`)."""
+
+    model_config = _FROZEN
+
+    type: Literal["simulated"]
+    seed: int = 0
+    slow_rate_hz: Annotated[float, Field(gt=0, le=1000)] = 10.0
+    vibration_rate_hz: Annotated[float, Field(ge=5000, le=100_000)] = 10_000.0
+    extra_slow_channels: Annotated[int, Field(ge=0, le=256)] = 0
+    cycle_time_s: Annotated[float, Field(gt=0)] = 20.0
+    speed: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    faults: list[FaultConfig] = []
+
+
+class ModelConfig(BaseModel):
+    """An ONNX anomaly model directory (``model.onnx`` + ``manifest.json``)."""
+
+    model_config = _FROZEN
+
+    dir: Path
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """If set, the model must also match this hash (pinning), not only its manifest."""
+
+
+class MachineConfig(BaseModel):
+    """One machine (ISA-95 cell) served by this gateway."""
+
+    model_config = _FROZEN
+
+    id: Level
+    area: Level
+    line: Level
+    source: Annotated[ReplaySourceConfig | SimulatedSourceConfig, Field(discriminator="type")]
+    window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    """Feature window length (tumbling, by data time)."""
+    model: ModelConfig | None = None
+    publish_telemetry: bool = True
+    """Publish raw slow signals (vibration waveforms are never published, only features)."""
+    publish_labels: bool = True
+    """Publish ground-truth labels when the source has them (datasets, simulator)."""
+
+
+class GatewayConfig(BaseModel):
+    """A gateway agent's whole configuration."""
+
+    model_config = _FROZEN
+
+    gateway_id: Level
+    firm: Level
+    site: Level
+    state_dir: Path = Path("/var/lib/renkei")
+    mqtt: MqttConfig = MqttConfig()
+    outbox: OutboxConfig = OutboxConfig()
+    publish: PublishConfig = PublishConfig()
+    machines: Annotated[list[MachineConfig], Field(min_length=1)]
+    config_version: str = ""
+    """Filled by :func:`load_config` with the sha256 (first 12 hex) of the file."""
+
+    @field_validator("machines")
+    @classmethod
+    def _unique_ids(cls, machines: list[MachineConfig]) -> list[MachineConfig]:
+        ids = [m.id for m in machines]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"machine ids must be unique; repeated: {sorted(dup)}")
+        return machines
+
+    @property
+    def outbox_path(self) -> Path:
+        """Where the outbox database lives."""
+        if self.outbox.path is not None:
+            return self.outbox.path
+        return self.state_dir / self.gateway_id / "outbox.sqlite3"
+
+
+def _key_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("replay", "simulated") and out.endswith("source"):
+            continue  # discriminated-union tag, not a key in the file
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _describe(err: Any) -> str:
+    msg = str(err["msg"])
+    if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
+        value = err["input"]
+        text = repr(value)
+        if len(text) > 80:
+            text = text[:77] + "..."
+        msg += f" (got {text})"
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check the spelling; see firmware-config/schema.json)"
+    return msg
+
+
+def load_config(path: Path | str, *, data_dir: Path | None = None) -> GatewayConfig:
+    """Read and validate a gateway YAML file.
+
+    Args:
+        path: the YAML file.
+        data_dir: datasets directory for relative replay paths (default: found by
+            :func:`edge.sources.datasets.find_data_dir`).
+
+    Raises:
+        ConfigError: unreadable file, YAML syntax error (with line/column), schema
+            violations (each with its key path), or a referenced file that does not exist.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(path, [("", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, [("", f"YAML syntax error: {where}{exc}")]) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(path, [("", "expected a mapping at the top level")])
+    env_state = os.environ.get("RENKEI_STATE_DIR")
+    if env_state:
+        raw["state_dir"] = env_state
+    raw.setdefault("config_version", hashlib.sha256(text.encode()).hexdigest()[:12])
+    try:
+        cfg = GatewayConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = [(_key_path(e["loc"]), _describe(e)) for e in exc.errors()]
+        raise ConfigError(path, problems) from None
+    return _resolve_paths(cfg, path, data_dir)
+
+
+def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> GatewayConfig:
+    base = file.resolve().parent
+    problems: list[tuple[str, str]] = []
+    machines = []
+    for i, m in enumerate(cfg.machines):
+        updates: dict[str, Any] = {}
+        if isinstance(m.source, ReplaySourceConfig) and not m.source.path.is_absolute():
+            root = data_dir
+            if root is None:
+                from edge.sources.datasets import find_data_dir
+
+                root = find_data_dir()
+            if root is None:
+                problems.append(
+                    (
+                        f"machines[{i}].source.path",
+                        f"relative path {str(m.source.path)!r} needs the datasets directory; "
+                        "set RENKEI_DATA_DIR or use an absolute path",
+                    )
+                )
+            else:
+                updates["source"] = m.source.model_copy(update={"path": root / m.source.path})
+        if m.model is not None and not m.model.dir.is_absolute():
+            updates["model"] = m.model.model_copy(update={"dir": (base / m.model.dir).resolve()})
+        machines.append(m.model_copy(update=updates) if updates else m)
+    for i, m in enumerate(machines):
+        if isinstance(m.source, ReplaySourceConfig) and not m.source.path.is_file():
+            problems.append((f"machines[{i}].source.path", f"no such file: {m.source.path}"))
+        if m.model is not None and not (m.model.dir / "manifest.json").is_file():
+            problems.append(
+                (f"machines[{i}].model.dir", f"no manifest.json in {m.model.dir}")
+            )
+    if problems:
+        raise ConfigError(file, problems)
+    return cfg.model_copy(update={"machines": machines})
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a gateway config file."""
+    schema = GatewayConfig.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Renkei gateway configuration"
+    schema["properties"].pop("config_version", None)
+    return schema

@@ -1,0 +1,405 @@
+"""The Renkei wire contract, version 1: MQTT topic tree and payload schemas.
+
+This is the *only* module that defines what travels between gateways (``edge``) and the
+cloud (``cloud``); both sides import it, so a change here is a protocol change.
+
+Topic tree (ISA-95 levels: enterprise = firm, site, area, line, cell = machine)::
+
+    renkei/v1/{firm}/{site}/{area}/{line}/{machine}/{kind}     kind in MachineKind
+    renkei/v1/{firm}/{site}/_gw/{gateway}/state                retained birth / Last Will
+    renkei/v1/{firm}/{site}/_gw/{gateway}/health               outbox backlog, drops, counters
+    renkei/dlq/v1/{reason}                                     dead letters (cloud ingest)
+
+Every level is 1-64 characters of ``[A-Za-z0-9_.-]`` (no ``/``, ``+``, ``#``, spaces), so
+a topic level is always a valid InfluxDB tag value without escaping.
+
+Payload: one JSON object (UTF-8) per MQTT message, many readings packed column-wise::
+
+    {"v": 1, "gw": "gw-01", "seq": 42, "sent_ms": 1700000000000, "kind": "telemetry",
+     "ts_ms": [1700000000000, 1700000000100],
+     "fields": {"oil_temp_C": [41.2, 41.3], "clamp_force_kN": [1200.0, null]},
+     "tags": {"model": "cell-t2"}}
+
+- ``v``: schema version; only ``1`` is accepted by this module.
+- ``gw``/``seq``: gateway id and its per-gateway sequence number (monotonic, persisted across
+  restarts, 0-based). ``(gw, seq)`` identifies a message; redelivery repeats it unchanged.
+- ``sent_ms``/``ts_ms``: UTC Unix epoch milliseconds. ``ts_ms`` has one entry per row.
+- ``fields``: each value list has exactly ``len(ts_ms)`` entries, finite floats or ``null``
+  (no reading). NaN and infinities are rejected.
+- ``tags``: optional, at most 8 extra tags (same character rules as topic levels).
+- ``events`` (``kind == "event"`` only): list of ``{"t_ms", "code", "severity", "message"}``.
+- ``state`` payloads (``_gw/{gateway}/state``) use :class:`GatewayState`.
+
+Ingest turns a row into one InfluxDB point: measurement = kind, tags = topic levels +
+``gw`` + ``tags``, timestamp = ``ts_ms``. A redelivered message therefore rewrites the same
+points (same series and timestamp), which is what makes at-least-once delivery duplicate-free.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import time
+from typing import Annotated, Final, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+__all__ = [
+    "DEADLETTER_PREFIX",
+    "MAX_PAYLOAD_BYTES",
+    "MAX_ROWS",
+    "SCHEMA_VERSION",
+    "TOPIC_ROOT",
+    "DeadLetter",
+    "Event",
+    "GatewayHealth",
+    "GatewayState",
+    "Level",
+    "MachineKind",
+    "MachinePayload",
+    "MachineTopic",
+    "GatewayTopic",
+    "WireError",
+    "deadletter_topic",
+    "decode_machine_payload",
+    "encode",
+    "gateway_topic",
+    "machine_topic",
+    "parse_topic",
+]
+
+SCHEMA_VERSION: Final = 1
+TOPIC_ROOT: Final = "renkei/v1"
+DEADLETTER_PREFIX: Final = "renkei/dlq/v1"
+#: Largest payload the ingest accepts, bytes. Gateways split messages well below it.
+MAX_PAYLOAD_BYTES: Final = 1_048_576
+#: Most rows (timestamps) one machine message may carry.
+MAX_ROWS: Final = 10_000
+#: Most fields one message may carry.
+MAX_FIELDS: Final = 256
+#: Accepted timestamp range, UTC epoch ms: 1990-01-01 .. now + this slack.
+MIN_TS_MS: Final = 631_152_000_000
+FUTURE_SLACK_MS: Final = 24 * 3600 * 1000
+
+_LEVEL_RE: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+_FIELD_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+Level = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+
+
+class WireError(ValueError):
+    """A topic or payload that breaks the v1 contract.
+
+    ``reason`` is a short machine-readable code used as the dead-letter topic level
+    (``malformed_json``, ``schema_version``, ``invalid_payload``, ``bad_topic``,
+    ``oversize``, ``bad_timestamp``); ``detail`` is the human-readable explanation.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class MachineKind(enum.StrEnum):
+    """What a machine message carries; also the InfluxDB measurement name."""
+
+    TELEMETRY = "telemetry"
+    """Raw slow signals (temperatures, pressures, currents) at their sampling rate."""
+    FEATURES = "features"
+    """Per-window features (vibration RMS, crest factor, band energies, slow-signal stats)."""
+    ANOMALY = "anomaly"
+    """Model output per window or shot: ``score``, ``threshold``, ``is_anomaly`` (0/1)."""
+    SHOT = "shot"
+    """One row per injection-molding shot (per-shot features, part weight, shot count)."""
+    LABEL = "label"
+    """Ground-truth labels from a dataset or the simulator (``fault`` code as float)."""
+    EVENT = "event"
+    """Discrete events (anomaly onset/clear, machine state changes)."""
+
+
+# --------------------------------------------------------------------------- topics
+
+
+class MachineTopic(BaseModel):
+    """The levels of ``renkei/v1/{firm}/{site}/{area}/{line}/{machine}/{kind}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    firm: Level
+    site: Level
+    area: Level
+    line: Level
+    machine: Level
+    kind: MachineKind
+
+
+class GatewayTopic(BaseModel):
+    """The levels of ``renkei/v1/{firm}/{site}/_gw/{gateway}/{state|health}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    firm: Level
+    site: Level
+    gateway: Level
+    kind: Literal["state", "health"]
+
+
+def _check_level(name: str, value: str) -> str:
+    if not _LEVEL_RE.match(value):
+        raise WireError(
+            "bad_topic",
+            f"topic level {name}={value!r} must be 1-64 chars of [A-Za-z0-9_.-]",
+        )
+    return value
+
+
+def machine_topic(
+    *, firm: str, site: str, area: str, line: str, machine: str, kind: MachineKind | str
+) -> str:
+    """Build a machine topic. Raises :class:`WireError` (``bad_topic``) on a bad level."""
+    levels = {"firm": firm, "site": site, "area": area, "line": line, "machine": machine}
+    for name, value in levels.items():
+        _check_level(name, value)
+    return f"{TOPIC_ROOT}/{firm}/{site}/{area}/{line}/{machine}/{MachineKind(kind).value}"
+
+
+def gateway_topic(*, firm: str, site: str, gateway: str, kind: Literal["state", "health"]) -> str:
+    """Build a gateway topic (birth/Last Will state or health)."""
+    for name, value in {"firm": firm, "site": site, "gateway": gateway}.items():
+        _check_level(name, value)
+    return f"{TOPIC_ROOT}/{firm}/{site}/_gw/{gateway}/{kind}"
+
+
+def deadletter_topic(reason: str) -> str:
+    """Dead-letter topic for ``reason`` (a :class:`WireError` reason code)."""
+    return f"{DEADLETTER_PREFIX}/{reason}"
+
+
+def parse_topic(topic: str) -> MachineTopic | GatewayTopic:
+    """Parse a topic of the v1 tree.
+
+    Raises:
+        WireError: ``bad_topic`` when the topic is not in the tree or a level is invalid.
+    """
+    parts = topic.split("/")
+    if len(parts) < 3 or parts[0] != "renkei" or parts[1] != "v1":
+        raise WireError("bad_topic", f"topic {topic!r} is not under {TOPIC_ROOT}/")
+    if len(parts) == 7 and parts[4] == "_gw":
+        if parts[6] not in ("state", "health"):
+            raise WireError("bad_topic", f"gateway topic {topic!r} must end in state|health")
+        _check_level("firm", parts[2])
+        _check_level("site", parts[3])
+        _check_level("gateway", parts[5])
+        return GatewayTopic.model_construct(
+            firm=parts[2], site=parts[3], gateway=parts[5], kind=parts[6]
+        )
+    if len(parts) == 8:
+        for name, value in zip(("firm", "site", "area", "line", "machine"), parts[2:7]):
+            _check_level(name, value)
+        try:
+            kind = MachineKind(parts[7])
+        except ValueError:
+            raise WireError(
+                "bad_topic",
+                f"topic kind {parts[7]!r} is not one of {[k.value for k in MachineKind]}",
+            ) from None
+        return MachineTopic.model_construct(
+            firm=parts[2], site=parts[3], area=parts[4], line=parts[5], machine=parts[6], kind=kind
+        )
+    raise WireError(
+        "bad_topic",
+        f"topic {topic!r} has {len(parts)} levels; expected "
+        f"{TOPIC_ROOT}/firm/site/area/line/machine/kind or {TOPIC_ROOT}/firm/site/_gw/gateway/state",
+    )
+
+
+# --------------------------------------------------------------------------- payloads
+
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
+
+
+class Event(BaseModel):
+    """A discrete event on a machine (``kind == "event"`` messages)."""
+
+    model_config = _STRICT
+
+    t_ms: Annotated[int, Field(ge=0)]
+    code: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.\-]{1,64}$")]
+    severity: Literal["info", "warning", "alarm"]
+    message: Annotated[str, StringConstraints(max_length=512)] = ""
+
+
+class MachinePayload(BaseModel):
+    """A batch of rows for one machine and kind (see the module docstring)."""
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    gw: Level
+    seq: Annotated[int, Field(ge=0, lt=2**63)]
+    sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
+    kind: MachineKind
+    ts_ms: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(max_length=MAX_ROWS)] = []
+    fields: Annotated[dict[FieldName, list[float | None]], Field(max_length=MAX_FIELDS)] = {}
+    tags: Annotated[dict[FieldName, Level], Field(max_length=8)] = {}
+    events: Annotated[list[Event], Field(max_length=MAX_ROWS)] = []
+
+    @model_validator(mode="after")
+    def _columns_match(self) -> MachinePayload:
+        n = len(self.ts_ms)
+        for name, values in self.fields.items():
+            if len(values) != n:
+                raise ValueError(
+                    f"fields.{name} has {len(values)} values but ts_ms has {n} timestamps"
+                )
+        if self.kind is MachineKind.EVENT:
+            if self.fields or self.ts_ms:
+                raise ValueError("event messages carry 'events', not 'ts_ms'/'fields'")
+        elif self.events:
+            raise ValueError(f"'events' is only allowed when kind == 'event', not {self.kind}")
+        return self
+
+
+class GatewayState(BaseModel):
+    """Retained birth (``online=True``) or Last Will / clean stop (``online=False``)."""
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    gw: Level
+    online: bool
+    sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
+    config_version: str = ""
+    agent_version: str = ""
+    models: dict[str, str] = {}
+    """Model name -> version loaded on the gateway."""
+
+
+class GatewayHealth(BaseModel):
+    """Periodic gateway counters, published on ``_gw/{gateway}/health``."""
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    gw: Level
+    seq: Annotated[int, Field(ge=0, lt=2**63)]
+    sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
+    outbox_backlog: Annotated[int, Field(ge=0)]
+    """Messages on disk not yet acknowledged (PUBACK) by the broker."""
+    outbox_bytes: Annotated[int, Field(ge=0)]
+    dropped_total: Annotated[int, Field(ge=0)]
+    """Messages dropped by the outbox's full policy since the outbox was created."""
+    published_total: Annotated[int, Field(ge=0)]
+    """Messages acknowledged by the broker since the agent started."""
+
+
+class DeadLetter(BaseModel):
+    """What the ingest publishes on ``renkei/dlq/v1/{reason}`` for a rejected message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    v: Literal[1] = 1
+    reason: str
+    detail: str
+    topic: str
+    received_ms: int
+    payload_b64: str
+    """The original payload bytes, base64, so nothing is lost."""
+
+
+def encode(payload: BaseModel) -> bytes:
+    """Serialise a payload model to compact JSON bytes (``None`` values kept as ``null``)."""
+    return orjson.dumps(payload.model_dump(mode="json", exclude_defaults=False))
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def decode_machine_payload(raw: bytes, *, now_ms: int | None = None) -> MachinePayload:
+    """Validate a machine message.
+
+    Args:
+        raw: the MQTT payload bytes.
+        now_ms: current UTC epoch ms for the future-timestamp check (default: clock).
+
+    Raises:
+        WireError: ``oversize``, ``malformed_json``, ``schema_version``,
+            ``invalid_payload`` (missing/extra fields, NaN/inf, ragged columns) or
+            ``bad_timestamp`` (before 1990 or more than 24 h in the future).
+    """
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise WireError("oversize", f"payload is {len(raw)} bytes; limit {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WireError("malformed_json", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise WireError("malformed_json", f"payload must be a JSON object, got {type(obj).__name__}")
+    if obj.get("v") != SCHEMA_VERSION:
+        raise WireError(
+            "schema_version", f"v={obj.get('v')!r}; this ingest accepts v={SCHEMA_VERSION}"
+        )
+    try:
+        msg = MachinePayload.model_validate(obj)
+    except ValidationError as exc:
+        raise WireError("invalid_payload", _summarise(exc)) from None
+    _check_times(msg, _now_ms() if now_ms is None else now_ms)
+    return msg
+
+
+def decode_gateway_payload(
+    raw: bytes, kind: Literal["state", "health"]
+) -> GatewayState | GatewayHealth:
+    """Validate a gateway ``state`` or ``health`` message. Raises :class:`WireError`."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise WireError("oversize", f"payload is {len(raw)} bytes; limit {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WireError("malformed_json", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise WireError("malformed_json", f"payload must be a JSON object, got {type(obj).__name__}")
+    if obj.get("v") != SCHEMA_VERSION:
+        raise WireError(
+            "schema_version", f"v={obj.get('v')!r}; this ingest accepts v={SCHEMA_VERSION}"
+        )
+    model: type[GatewayState] | type[GatewayHealth] = (
+        GatewayState if kind == "state" else GatewayHealth
+    )
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise WireError("invalid_payload", _summarise(exc)) from None
+
+
+def _check_times(msg: MachinePayload, now_ms: int) -> None:
+    hi = now_ms + FUTURE_SLACK_MS
+    stamps = msg.ts_ms if msg.kind is not MachineKind.EVENT else [e.t_ms for e in msg.events]
+    if stamps:
+        lo_v, hi_v = min(stamps), max(stamps)
+        if lo_v < MIN_TS_MS or hi_v > hi:
+            bad = lo_v if lo_v < MIN_TS_MS else hi_v
+            raise WireError(
+                "bad_timestamp",
+                f"timestamp {bad} ms is outside [{MIN_TS_MS}, now+{FUTURE_SLACK_MS}] (UTC epoch ms)",
+            )
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
