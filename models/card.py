@@ -16,18 +16,26 @@ CARD_FILE: Final = "MODEL_CARD.md"
 def render_model_card(manifest: ModelManifest, *, notes: Sequence[str] = ()) -> str:
     """Markdown summary of ``manifest`` plus free-text ``notes`` paragraphs."""
     params = ", ".join(f"{k}={v}" for k, v in manifest.algorithm_params.items())
+    features = (
+        f"tumbling {manifest.window_s:g} s windows (gateway machine `window_s` must match)"
+        if manifest.feature_kind == "window"
+        else "per-shot features"
+    )
     lines = [
         f"# Model card: {manifest.name} {manifest.version}",
         "",
         f"- Created: {manifest.created.strftime('%Y-%m-%dT%H:%M:%SZ')}",
-        f"- Algorithm: `{manifest.algorithm}` (PCA Hotelling T² + SPE/Q, see `models/t2.py`); {params}",
+        f"- Algorithm: `{manifest.algorithm}` (PCA Hotelling T² + SPE/Q, `models/t2.py`); {params}",
         f"- ONNX file: `{manifest.onnx_file}`, sha256 `{manifest.sha256}`",
-        f"- Threshold: {manifest.threshold:.6g} ({manifest.threshold_rule}); alarm when `score > threshold`",
+        f"- Threshold: {manifest.threshold:.6g} ({manifest.threshold_rule}); "
+        "alarm when `score > threshold`",
+        f"- Features: {features}",
         f"- Training data: {manifest.training.data_source}",
         f"- Fitted on: {manifest.training.fitted_on} "
         f"({manifest.training.rows} fit rows, {manifest.training.holdout_rows} hold-out rows)",
         "",
-        f"## Inputs (`{manifest.input_name}`: float32, shape (N, {len(manifest.inputs)}), column order)",
+        f"## Inputs (`{manifest.input_name}`: float32, shape (N, {len(manifest.inputs)}), "
+        "column order)",
         "",
         "| # | feature | unit | description |",
         "|---|---|---|---|",

@@ -18,10 +18,17 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Final
+from typing import Annotated, Final, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "MANIFEST_FILE",
@@ -89,7 +96,9 @@ class TrainingInfo(BaseModel):
     @classmethod
     def _normal_only(cls, value: str) -> str:
         if not value.startswith("normal only: "):
-            raise ValueError("fitted_on must start with 'normal only: ' (models are fitted on normal data)")
+            raise ValueError(
+                "fitted_on must start with 'normal only: ' (models are fitted on normal data)"
+            )
         return value
 
 
@@ -124,6 +133,13 @@ class ModelManifest(BaseModel):
     """Feature columns of the input tensor, in column order."""
     outputs: tuple[OutputSpec, ...] = Field(min_length=1)
     """Graph outputs; the first one named ``score`` is the anomaly score, shape (N,)."""
+    feature_kind: Literal["window", "shot"]
+    """``"window"``: inputs are tumbling-window features (``edge.features.slow_windower`` /
+    ``vibration_windower``, slow and vibration windows of the same end merged);
+    ``"shot"``: inputs are per-shot features (``edge.features.ShotFeatures``)."""
+    window_s: float | None = None
+    """Window length the features were computed with, s (``"window"`` models only); the
+    gateway's machine ``window_s`` must equal it."""
     threshold: float
     """Alarm when ``score > threshold``; set from held-out NORMAL data only."""
     threshold_rule: str
@@ -151,8 +167,16 @@ class ModelManifest(BaseModel):
     @field_validator("onnx_file")
     @classmethod
     def _plain_file_name(cls, value: str) -> str:
-        if not value or "/" in value or "\\" in value or value in (".", "..") or not value.endswith(".onnx"):
-            raise ValueError(f"onnx_file {value!r} must be a plain '*.onnx' file name in the model directory")
+        if (
+            not value
+            or "/" in value
+            or "\\" in value
+            or value in (".", "..")
+            or not value.endswith(".onnx")
+        ):
+            raise ValueError(
+                f"onnx_file {value!r} must be a plain '*.onnx' file name in the model directory"
+            )
         return value
 
     @model_validator(mode="after")
@@ -163,6 +187,10 @@ class ModelManifest(BaseModel):
             raise ValueError(f"duplicate input feature names: {duplicates}")
         if not any(out.name == "score" for out in self.outputs):
             raise ValueError("outputs must contain one named 'score'")
+        if (self.feature_kind == "window") != (self.window_s is not None and self.window_s > 0):
+            raise ValueError(
+                "window_s (> 0) is required for window models and must be None for shot models"
+            )
         if not self.threshold == self.threshold or self.threshold in (float("inf"), float("-inf")):
             raise ValueError("threshold must be finite")
         return self

@@ -13,17 +13,21 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["binary_metrics", "roc_auc"]
+__all__ = ["binary_metrics", "event_metrics", "roc_auc"]
 
 
 def _prepare(
-    scores: NDArray[np.floating], labels: NDArray[np.integer] | NDArray[np.bool_], weights: NDArray[np.floating] | None
+    scores: NDArray[np.floating],
+    labels: NDArray[np.integer] | NDArray[np.bool_],
+    weights: NDArray[np.floating] | None,
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.float64]]:
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     if not s.shape == y.shape == w.shape:
-        raise ValueError(f"scores {s.shape}, labels {y.shape} and weights {w.shape} must have one entry per row")
+        raise ValueError(
+            f"scores {s.shape}, labels {y.shape} and weights {w.shape} must have one entry per row"
+        )
     if not np.all(np.isfinite(s)):
         raise ValueError("scores must be finite")
     if np.any(w < 0):
@@ -98,3 +102,32 @@ def roc_auc(
     credit = neg_below[inverse] + 0.5 * neg_per_value[inverse]
     return float(np.sum(w[y] * credit[y]) / (w_pos * w_neg))
 
+
+def event_metrics(
+    scores: NDArray[np.floating],
+    labels: NDArray[np.integer] | NDArray[np.bool_],
+    threshold: float,
+) -> dict[str, float]:
+    """Event view of time-ordered rows (one series): episodes and alarm onsets.
+
+    An episode is a maximal run of rows labelled 1; an alarm onset is a row with
+    ``score > threshold`` whose predecessor has none.
+
+    Returns:
+        ``episodes``, ``episodes_detected`` (episodes containing ≥ 1 alarm row) and
+        ``alarm_onsets_outside`` (onsets on a row labelled 0).
+
+    Raises:
+        ValueError: mismatched lengths or non-finite scores.
+    """
+    s, y, _ = _prepare(scores, labels, None)
+    alarm = s > threshold
+    starts = np.flatnonzero(y & ~np.r_[False, y[:-1]])
+    ends = np.flatnonzero(y & ~np.r_[y[1:], False])
+    detected = sum(bool(alarm[a : b + 1].any()) for a, b in zip(starts, ends, strict=True))
+    onsets = alarm & ~np.r_[False, alarm[:-1]]
+    return {
+        "episodes": float(starts.size),
+        "episodes_detected": float(detected),
+        "alarm_onsets_outside": float(np.sum(onsets & ~y)),
+    }

@@ -105,12 +105,16 @@ def fit_pca_t2(
     if n_features < 2:
         raise ValueError(f"T²+Q needs at least 2 features, got {n_features}")
     if n_rows <= n_features:
-        raise ValueError(f"need more fit rows than features, got {n_rows} rows for {n_features} features")
+        raise ValueError(
+            f"need more fit rows than features, got {n_rows} rows for {n_features} features"
+        )
     if not 0.0 < variance_to_keep <= 1.0:
         raise ValueError(f"variance_to_keep must be in (0, 1], got {variance_to_keep}")
     constant = constant_columns(arr)
     if constant:
-        raise ValueError(f"feature columns {constant} are constant on the normal fit data; drop them")
+        raise ValueError(
+            f"feature columns {constant} are constant on the normal fit data; drop them"
+        )
 
     scaler = StandardScaler().fit(arr)
     z = scaler.transform(arr)
@@ -133,7 +137,9 @@ def fit_pca_t2(
     )
 
 
-def _t2_q(pipeline: Pipeline, x: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def _t2_q(
+    pipeline: Pipeline, x: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     scaler: StandardScaler = pipeline.named_steps["scaler"]
     pca: PCA = pipeline.named_steps["pca"]
     zc = scaler.transform(x) - pca.mean_
@@ -159,14 +165,20 @@ def reference_scores(fit: T2Fit, x: NDArray[np.floating]) -> dict[str, NDArray[n
     return {"score": t2 / fit.n_components + q / fit.q_scale, "t2": t2, "spe": q}
 
 
-def _find_node(graph: onnx.GraphProto, op_type: str, first_input: str | None = None) -> onnx.NodeProto:
+def _find_node(
+    graph: onnx.GraphProto, op_type: str, first_input: str | None = None
+) -> onnx.NodeProto:
     for node in graph.node:
         if node.op_type == op_type and (first_input is None or node.input[0] == first_input):
-            return node
-    raise RuntimeError(f"skl2onnx graph has no {op_type} node (input {first_input}); converter changed?")
+            return node  # type: ignore[no-any-return]
+    raise RuntimeError(
+        f"skl2onnx graph has no {op_type} node (input {first_input}); converter changed?"
+    )
 
 
-def to_onnx_bytes(fit: T2Fit, *, input_name: str = "x", doc: str = "", opset: int = ONNX_OPSET) -> bytes:
+def to_onnx_bytes(
+    fit: T2Fit, *, input_name: str = "x", doc: str = "", opset: int = ONNX_OPSET
+) -> bytes:
     """Convert a :class:`T2Fit` to a serialised ONNX model.
 
     Graph: input ``input_name`` float32 (N, F) → outputs ``score``, ``t2``, ``spe`` float32 (N,).
@@ -197,7 +209,9 @@ def to_onnx_bytes(fit: T2Fit, *, input_name: str = "x", doc: str = "", opset: in
         helper.make_node("ReduceSumSquare", [whitened], ["t2"], axes=[1], keepdims=0, name="rk_t2"),
         helper.make_node("MatMul", [projected, "rk_components"], ["rk_recon"], name="rk_recon"),
         helper.make_node("Sub", [centred, "rk_recon"], ["rk_resid"], name="rk_resid"),
-        helper.make_node("ReduceSumSquare", ["rk_resid"], ["spe"], axes=[1], keepdims=0, name="rk_spe"),
+        helper.make_node(
+            "ReduceSumSquare", ["rk_resid"], ["spe"], axes=[1], keepdims=0, name="rk_spe"
+        ),
         helper.make_node("Mul", ["t2", "rk_inv_k"], ["rk_t2n"], name="rk_t2n"),
         helper.make_node("Mul", ["spe", "rk_inv_q_scale"], ["rk_spen"], name="rk_spen"),
         helper.make_node("Add", ["rk_t2n", "rk_spen"], ["score"], name="rk_score"),
@@ -211,4 +225,5 @@ def to_onnx_bytes(fit: T2Fit, *, input_name: str = "x", doc: str = "", opset: in
     graph.name = "renkei_pca_t2_spe"
     model.doc_string = doc
     onnx.checker.check_model(model, full_check=True)
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 import numpy as np
 import onnx
@@ -112,7 +112,8 @@ def _input_specs(
     if unknown:
         raise ValueError(f"units/descriptions given for features not in names: {unknown}")
     return tuple(
-        InputSpec(name=n, unit=units.get(n, "1"), description=descriptions.get(n, "")) for n in names
+        InputSpec(name=n, unit=units.get(n, "1"), description=descriptions.get(n, ""))
+        for n in names
     )
 
 
@@ -157,14 +158,16 @@ def fit_t2(
     if holdout is None:
         if not 0.0 < holdout_fraction < 1.0:
             raise ValueError(f"holdout_fraction must be in (0, 1), got {holdout_fraction}")
-        n_hold = int(round(arr.shape[0] * holdout_fraction))
+        n_hold = round(arr.shape[0] * holdout_fraction)
         fit_x, hold_x = arr[: arr.shape[0] - n_hold], arr[arr.shape[0] - n_hold :]
     else:
         fit_x, hold_x = arr, np.asarray(holdout, dtype=np.float64)
         if hold_x.ndim != 2 or hold_x.shape[1] != len(names):
             raise ValueError(f"holdout must have shape (H, {len(names)}), got {hold_x.shape}")
     if hold_x.shape[0] < _MIN_HOLDOUT_ROWS:
-        raise ValueError(f"threshold hold-out has {hold_x.shape[0]} rows, need ≥ {_MIN_HOLDOUT_ROWS}")
+        raise ValueError(
+            f"threshold hold-out has {hold_x.shape[0]} rows, need ≥ {_MIN_HOLDOUT_ROWS}"
+        )
     if not np.all(np.isfinite(hold_x)):
         raise ValueError("holdout has NaN/inf values")
     constant = constant_columns(fit_x) if fit_x.size else []
@@ -198,6 +201,8 @@ def export(
     version: str,
     data_source: str,
     fitted_on: str,
+    feature_kind: Literal["window", "shot"] = "window",
+    window_s: float | None = None,
     metrics: Mapping[str, float] | None = None,
     notes: Sequence[str] = (),
     created: datetime | None = None,
@@ -211,6 +216,8 @@ def export(
         version: semantic version.
         data_source: dataset, path(s) and licence of the training data.
         fitted_on: ``"normal only: ..."`` statement of the fit rows.
+        feature_kind: ``"window"`` (window features) or ``"shot"`` (per-shot features).
+        window_s: window length of window features, s (None for shot features).
         metrics: evaluation numbers (see :mod:`models.metrics`); NaN values are dropped.
         notes: extra paragraphs for the model card.
         created: creation time (default: now, UTC).
@@ -219,7 +226,8 @@ def export(
         The manifest that was written.
 
     Raises:
-        pydantic.ValidationError: invalid name, version or ``fitted_on``.
+        pydantic.ValidationError: invalid name, version, ``fitted_on``, or ``window_s``
+            missing for a window model.
         OSError: the files cannot be written.
     """
     clean_metrics = {k: float(v) for k, v in (metrics or {}).items() if np.isfinite(v)}
@@ -249,11 +257,21 @@ def export(
                 unit="1 (T2/k + SPE/q_scale, dimensionless; ≈2 on normal data)",
                 description="anomaly score, alarm when score > threshold",
             ),
-            OutputSpec(name="t2", unit="1 (Hotelling T2, dimensionless)", description="T2 in the PCA subspace"),
-            OutputSpec(name="spe", unit="1 (squared standardised residual)", description="SPE / Q residual"),
+            OutputSpec(
+                name="t2",
+                unit="1 (Hotelling T2, dimensionless)",
+                description="T2 in the PCA subspace",
+            ),
+            OutputSpec(
+                name="spe", unit="1 (squared standardised residual)", description="SPE / Q residual"
+            ),
         ),
+        feature_kind=feature_kind,
+        window_s=window_s,
         threshold=model.threshold,
-        threshold_rule=f"{model.quantile * 100:g} % quantile of ONNX scores on held-out normal rows",
+        threshold_rule=(
+            f"{model.quantile * 100:g} % quantile of ONNX scores on held-out normal rows"
+        ),
         training=TrainingInfo(
             data_source=data_source,
             rows=model.fit_rows,

@@ -62,13 +62,14 @@ __all__ = [
     "Event",
     "GatewayHealth",
     "GatewayState",
+    "GatewayTopic",
     "Level",
     "MachineKind",
     "MachinePayload",
     "MachineTopic",
-    "GatewayTopic",
     "WireError",
     "deadletter_topic",
+    "decode_gateway_payload",
     "decode_machine_payload",
     "encode",
     "gateway_topic",
@@ -219,7 +220,8 @@ def parse_topic(topic: str) -> MachineTopic | GatewayTopic:
     raise WireError(
         "bad_topic",
         f"topic {topic!r} has {len(parts)} levels; expected "
-        f"{TOPIC_ROOT}/firm/site/area/line/machine/kind or {TOPIC_ROOT}/firm/site/_gw/gateway/state",
+        f"{TOPIC_ROOT}/firm/site/area/line/machine/kind or "
+        f"{TOPIC_ROOT}/firm/site/_gw/gateway/state",
     )
 
 
@@ -338,18 +340,7 @@ def decode_machine_payload(raw: bytes, *, now_ms: int | None = None) -> MachineP
             ``invalid_payload`` (missing/extra fields, NaN/inf, ragged columns) or
             ``bad_timestamp`` (before 1990 or more than 24 h in the future).
     """
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise WireError("oversize", f"payload is {len(raw)} bytes; limit {MAX_PAYLOAD_BYTES}")
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise WireError("malformed_json", str(exc)) from None
-    if not isinstance(obj, dict):
-        raise WireError("malformed_json", f"payload must be a JSON object, got {type(obj).__name__}")
-    if obj.get("v") != SCHEMA_VERSION:
-        raise WireError(
-            "schema_version", f"v={obj.get('v')!r}; this ingest accepts v={SCHEMA_VERSION}"
-        )
+    obj = _load_object(raw)
     try:
         msg = MachinePayload.model_validate(obj)
     except ValidationError as exc:
@@ -362,18 +353,7 @@ def decode_gateway_payload(
     raw: bytes, kind: Literal["state", "health"]
 ) -> GatewayState | GatewayHealth:
     """Validate a gateway ``state`` or ``health`` message. Raises :class:`WireError`."""
-    if len(raw) > MAX_PAYLOAD_BYTES:
-        raise WireError("oversize", f"payload is {len(raw)} bytes; limit {MAX_PAYLOAD_BYTES}")
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise WireError("malformed_json", str(exc)) from None
-    if not isinstance(obj, dict):
-        raise WireError("malformed_json", f"payload must be a JSON object, got {type(obj).__name__}")
-    if obj.get("v") != SCHEMA_VERSION:
-        raise WireError(
-            "schema_version", f"v={obj.get('v')!r}; this ingest accepts v={SCHEMA_VERSION}"
-        )
+    obj = _load_object(raw)
     model: type[GatewayState] | type[GatewayHealth] = (
         GatewayState if kind == "state" else GatewayHealth
     )
@@ -381,6 +361,25 @@ def decode_gateway_payload(
         return model.model_validate(obj)
     except ValidationError as exc:
         raise WireError("invalid_payload", _summarise(exc)) from None
+
+
+def _load_object(raw: bytes) -> dict[str, object]:
+    """Size, JSON syntax, top-level object and schema version checks."""
+    if len(raw) > MAX_PAYLOAD_BYTES:
+        raise WireError("oversize", f"payload is {len(raw)} bytes; limit {MAX_PAYLOAD_BYTES}")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise WireError("malformed_json", str(exc)) from None
+    if not isinstance(obj, dict):
+        raise WireError(
+            "malformed_json", f"payload must be a JSON object, got {type(obj).__name__}"
+        )
+    if obj.get("v") != SCHEMA_VERSION:
+        raise WireError(
+            "schema_version", f"v={obj.get('v')!r}; this ingest accepts v={SCHEMA_VERSION}"
+        )
+    return obj
 
 
 def _check_times(msg: MachinePayload, now_ms: int) -> None:
@@ -392,7 +391,8 @@ def _check_times(msg: MachinePayload, now_ms: int) -> None:
             bad = lo_v if lo_v < MIN_TS_MS else hi_v
             raise WireError(
                 "bad_timestamp",
-                f"timestamp {bad} ms is outside [{MIN_TS_MS}, now+{FUTURE_SLACK_MS}] (UTC epoch ms)",
+                f"timestamp {bad} ms is outside [{MIN_TS_MS}, now+{FUTURE_SLACK_MS}] "
+                "(UTC epoch ms)",
             )
 
 

@@ -15,6 +15,7 @@ Streams:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -56,9 +57,14 @@ class SourceFileNotFoundError(SourceError, FileNotFoundError):
     """The file a source was asked to read does not exist."""
 
 
+@functools.lru_cache(maxsize=4096)
+def _is_valid_field_name(name: str) -> bool:
+    return FIELD_NAME_RE.match(name) is not None
+
+
 def check_field_name(name: str) -> str:
     """Return ``name`` if it matches :data:`FIELD_NAME_RE`, else raise :class:`SourceError`."""
-    if not FIELD_NAME_RE.match(name):
+    if not _is_valid_field_name(name):
         raise SourceError(
             f"field name {name!r} is invalid: expected 1-64 characters matching "
             f"{FIELD_NAME_RE.pattern}"

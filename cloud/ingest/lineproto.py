@@ -1,0 +1,409 @@
+"""Wire messages -> InfluxDB line protocol (the ingest hot path).
+
+Line protocol reference (InfluxDB 1.x/2.x/3.x):
+https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/ ::
+
+    measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [ts]
+
+- measurement: escape ``,`` and space with ``\\``; tag keys/values and field keys: escape
+  ``,``, ``=`` and space. Line protocol cannot carry a newline in any of them, and 1.x and
+  2.x disagree on whether ``\\\\`` is an escape, so names containing ``\\n``, ``\\r`` or
+  ``\\\\`` are refused (:func:`escape_key` raises ``ValueError``).
+- string field values are double-quoted, with ``"`` and ``\\`` escaped by ``\\``.
+- floats are written in the shortest form that round-trips (``repr``-equivalent, e.g.
+  ``41.2``, ``1e+16``); integers get the ``i`` suffix; booleans are ``true``/``false``.
+- tags are sorted by key, as InfluxDB recommends for write performance.
+
+Mapping of Renkei messages (one row -> one point, timestamp precision **ms**):
+
+=====================  ===================  ==================================================
+topic                  measurement          tags / fields / time
+=====================  ===================  ==================================================
+machine ``{kind}``     ``{kind}``           tags firm, site, area, line, machine, gw + payload
+                                            ``tags``; fields = the non-null values of the row;
+                                            time = ``ts_ms[i]``. Rows whose values are all
+                                            null are skipped.
+machine ``event``      ``event``            same tags; string fields code, severity, message;
+                                            time = ``t_ms``
+``_gw/{gw}/state``     ``gateway_state``    tags firm, site, gw; ``online`` (0i/1i),
+                                            ``config_version``, ``agent_version`` and one
+                                            string field ``model.{name}`` per loaded model;
+                                            time = ``sent_ms``
+``_gw/{gw}/health``    ``gateway_health``   tags firm, site, gw; integer fields seq,
+                                            outbox_backlog, outbox_bytes, dropped_total,
+                                            published_total; time = ``sent_ms``
+=====================  ===================  ==================================================
+
+Speed: a machine message is column-oriented JSON; line protocol is row-oriented. Instead of
+formatting value by value in Python (``repr`` alone costs ~200 ns per float here), every
+column is serialised in one call (``orjson.dumps``, shortest round-trip floats), turned into
+per-row tokens with ``bytes.replace``/``bytes.split`` and transposed with strided slice
+assignment into one list that is joined once. All per-value work happens in C; Python work
+is per column and per message. See ``bench/bench_ingest.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Final, NamedTuple
+
+import orjson
+
+from renkei.wire import (
+    FUTURE_SLACK_MS,
+    MIN_TS_MS,
+    GatewayHealth,
+    GatewayState,
+    GatewayTopic,
+    MachineKind,
+    MachinePayload,
+    MachineTopic,
+    WireError,
+    decode_gateway_payload,
+    decode_machine_payload,
+    parse_topic,
+)
+
+__all__ = [
+    "DEADLETTER_MEASUREMENT",
+    "Encoded",
+    "encode_deadletter_point",
+    "encode_gateway_health",
+    "encode_gateway_state",
+    "encode_machine",
+    "encode_message",
+    "escape_key",
+    "escape_measurement",
+    "format_point",
+    "format_value",
+    "quote_string",
+]
+
+#: Measurement the ingest writes one point to per dead letter (tags reason, worker).
+DEADLETTER_MEASUREMENT: Final = "ingest_deadletters"
+GATEWAY_STATE_MEASUREMENT: Final = "gateway_state"
+GATEWAY_HEALTH_MEASUREMENT: Final = "gateway_health"
+
+#: Names InfluxDB refuses as tag or field keys (1.x: ``time``; 2.x/3.x: ``_field``,
+#: ``_measurement``). A message using one is dead-lettered as ``invalid_payload``
+#: instead of being refused by the store.
+RESERVED_KEYS: Final = frozenset({"time", "_field", "_measurement"})
+_TOPIC_TAG_KEYS: Final = frozenset({"firm", "site", "area", "line", "machine", "gw"})
+_INT64_MAX: Final = 2**63 - 1
+
+_MEAS_ESC: Final = str.maketrans({",": "\\,", " ": "\\ "})
+_KEY_ESC: Final = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
+_STR_ESC: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
+_FORBIDDEN_IN_NAMES: Final = ("\n", "\r", "\\")
+
+FieldValue = float | int | str | bool
+
+
+class Encoded(NamedTuple):
+    """Line protocol for one message.
+
+    Attributes:
+        body: ``\\n``-terminated lines (empty when the message carries no values).
+        points: number of lines (points) in ``body``.
+        values: number of field values in ``body``.
+    """
+
+    body: bytes
+    points: int
+    values: int
+
+
+EMPTY: Final = Encoded(b"", 0, 0)
+
+
+# --------------------------------------------------------------------------- primitives
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not name:
+        raise ValueError(f"{kind} must not be empty")
+    for ch in _FORBIDDEN_IN_NAMES:
+        if ch in name:
+            raise ValueError(f"{kind} {name!r} contains {ch!r}, which line protocol cannot carry")
+
+
+def escape_measurement(name: str) -> str:
+    """Escape a measurement name (``,`` and space).
+
+    Raises:
+        ValueError: empty, starts with ``#`` (a comment line), or contains a newline,
+            carriage return or backslash.
+    """
+    _check_name("measurement", name)
+    if name.startswith("#"):
+        raise ValueError(f"measurement {name!r} would be read as a comment line")
+    return name.translate(_MEAS_ESC)
+
+
+def escape_key(name: str) -> str:
+    """Escape a tag key, tag value or field key (``,``, ``=`` and space).
+
+    Raises:
+        ValueError: empty, or contains a newline, carriage return or backslash.
+    """
+    _check_name("tag/field name", name)
+    return name.translate(_KEY_ESC)
+
+
+def quote_string(value: str) -> str:
+    """A string field value: double-quoted, ``\\`` and ``"`` escaped (newlines allowed)."""
+    return '"' + value.translate(_STR_ESC) + '"'
+
+
+def format_value(value: FieldValue) -> str:
+    """Format one field value: float (round-trip ``repr``), ``{n}i`` integer, bool, string.
+
+    Raises:
+        ValueError: NaN or infinite float, or an integer outside int64.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
+            raise ValueError(f"integer {value} is outside int64")
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"float {value!r} is not finite; line protocol has no NaN/inf")
+        return repr(value)
+    return quote_string(value)
+
+
+def format_point(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue],
+    time: int | None = None,
+) -> bytes:
+    """One line of line protocol (with trailing ``\\n``), tags sorted by key.
+
+    ``time`` is in whatever precision the body is written with (the ingest uses ms).
+
+    Raises:
+        ValueError: no fields, or a name/value that line protocol cannot carry.
+    """
+    if not fields:
+        raise ValueError("a point needs at least one field")
+    parts = [escape_measurement(measurement)]
+    for key in sorted(tags):
+        parts.append(f",{escape_key(key)}={escape_key(tags[key])}")
+    parts.append(" ")
+    parts.append(",".join(f"{escape_key(k)}={format_value(v)}" for k, v in fields.items()))
+    if time is not None:
+        parts.append(f" {int(time)}")
+    parts.append("\n")
+    return "".join(parts).encode()
+
+
+# --------------------------------------------------------------------------- machine messages
+
+
+def _head(topic: MachineTopic, msg: MachinePayload) -> bytes:
+    tags = {
+        "firm": topic.firm,
+        "site": topic.site,
+        "area": topic.area,
+        "line": topic.line,
+        "machine": topic.machine,
+        "gw": msg.gw,
+    }
+    for key, value in msg.tags.items():
+        if key in _TOPIC_TAG_KEYS:
+            raise WireError("invalid_payload", f"tags.{key} collides with the topic tag {key!r}")
+        if key in RESERVED_KEYS:
+            raise WireError("invalid_payload", f"tags.{key}: {key!r} is reserved by InfluxDB")
+        tags[key] = value
+    # Topic levels, gw and tag keys/values are [A-Za-z0-9_.-]: nothing to escape.
+    return (topic.kind.value + "".join(f",{k}={tags[k]}" for k in sorted(tags))).encode()
+
+
+def encode_machine(topic: MachineTopic, msg: MachinePayload) -> Encoded:
+    """Line protocol for a validated machine message (see the module docstring).
+
+    Raises:
+        WireError: ``invalid_payload`` when a payload tag collides with a topic tag, or a
+            tag/field name is reserved by InfluxDB (``time``, ``_field``, ``_measurement``).
+    """
+    head = _head(topic, msg)
+    if msg.kind is MachineKind.EVENT:
+        return _encode_events(head, msg)
+    n_rows = len(msg.ts_ms)
+    if n_rows == 0 or not msg.fields:
+        return EMPTY
+    reserved = RESERVED_KEYS.intersection(msg.fields)
+    if reserved:
+        raise WireError("invalid_payload", f"field name(s) {sorted(reserved)} reserved by InfluxDB")
+
+    names = list(msg.fields)
+    dumped = [orjson.dumps(col) for col in msg.fields.values()]
+    # orjson writes None as ``null``; no float it writes contains an ``n``.
+    nulls = [d.count(b"null") if b"n" in d else 0 for d in dumped]
+    values = n_rows * len(dumped) - sum(nulls)
+    # A column without nulls goes first, so every row starts with a real field and needs
+    # no fix-up. Without one, rows are marked and fixed after the join (slower, rare).
+    first = next((j for j, k in enumerate(nulls) if k == 0), None)
+    marker = first is None
+    order = list(range(len(names)))
+    if first is not None and first != 0:
+        order.remove(first)
+        order.insert(0, first)
+
+    stride = len(names) + 1
+    flat: list[bytes] = [b""] * (n_rows * stride + 1)
+    flat[0] = head + (b"\x02" if marker else b"")
+    for pos, j in enumerate(order):
+        name = names[j].encode()
+        sep = (b" " if pos == 0 and not marker else b",") + name + b"="
+        inner = dumped[j][1:-1]
+        col = sep + inner.replace(b",", b"\x00" + sep)
+        if nulls[j]:
+            col = col.replace(sep + b"null", b"")
+        flat[1 + pos :: stride] = col.split(b"\x00")
+    ts_inner = orjson.dumps(msg.ts_ms)[1:-1]
+    ts_tokens = (b" " + ts_inner.replace(b",", b"\n" + flat[0] + b"\x00 ") + b"\n").split(b"\x00")
+    flat[stride::stride] = ts_tokens
+    body = b"".join(flat)
+    if not marker:
+        return Encoded(body, n_rows, values)
+    if b"\x02 " in body:  # rows whose values are all null: drop them
+        body = b"\n".join([ln for ln in body.split(b"\n") if b"\x02 " not in ln])
+    body = body.replace(b"\x02,", b" ")
+    return Encoded(body, body.count(b"\n"), values)
+
+
+def _encode_events(head: bytes, msg: MachinePayload) -> Encoded:
+    lines = [
+        b"%s code=%s,message=%s,severity=%s %d\n"
+        % (
+            head,
+            quote_string(ev.code).encode(),
+            quote_string(ev.message).encode(),
+            quote_string(ev.severity).encode(),
+            ev.t_ms,
+        )
+        for ev in msg.events
+    ]
+    return Encoded(b"".join(lines), len(lines), 3 * len(lines))
+
+
+# --------------------------------------------------------------------------- gateway messages
+
+
+def _check_sent_ms(sent_ms: int, now_ms: int) -> None:
+    if not MIN_TS_MS <= sent_ms <= now_ms + FUTURE_SLACK_MS:
+        raise WireError(
+            "bad_timestamp",
+            f"sent_ms {sent_ms} is outside [{MIN_TS_MS}, now+{FUTURE_SLACK_MS}] (UTC epoch ms)",
+        )
+
+
+def _gateway_tags(topic: GatewayTopic) -> dict[str, str]:
+    return {"firm": topic.firm, "site": topic.site, "gw": topic.gateway}
+
+
+def encode_gateway_state(topic: GatewayTopic, state: GatewayState, *, now_ms: int) -> Encoded:
+    """``gateway_state`` point for a birth / Last Will message (see the module docstring).
+
+    Raises:
+        WireError: ``bad_timestamp`` for an absurd ``sent_ms``; ``invalid_payload`` for a
+            model name line protocol cannot carry (newline, backslash).
+    """
+    _check_sent_ms(state.sent_ms, now_ms)
+    fields: dict[str, FieldValue] = {
+        "online": int(state.online),
+        "config_version": state.config_version,
+        "agent_version": state.agent_version,
+    }
+    for name, version in state.models.items():
+        fields[f"model.{name}"] = version
+    try:
+        body = format_point(GATEWAY_STATE_MEASUREMENT, _gateway_tags(topic), fields, state.sent_ms)
+    except ValueError as exc:
+        raise WireError("invalid_payload", str(exc)) from None
+    return Encoded(body, 1, len(fields))
+
+
+def encode_gateway_health(topic: GatewayTopic, health: GatewayHealth, *, now_ms: int) -> Encoded:
+    """``gateway_health`` point (integer fields).
+
+    Raises:
+        WireError: ``bad_timestamp`` for an absurd ``sent_ms``; ``invalid_payload`` for a
+            counter beyond int64.
+    """
+    _check_sent_ms(health.sent_ms, now_ms)
+    fields: dict[str, FieldValue] = {
+        "seq": health.seq,
+        "outbox_backlog": health.outbox_backlog,
+        "outbox_bytes": health.outbox_bytes,
+        "dropped_total": health.dropped_total,
+        "published_total": health.published_total,
+    }
+    try:
+        body = format_point(
+            GATEWAY_HEALTH_MEASUREMENT, _gateway_tags(topic), fields, health.sent_ms
+        )
+    except ValueError as exc:
+        raise WireError("invalid_payload", str(exc)) from None
+    return Encoded(body, 1, len(fields))
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def encode_message(topic: str, payload: bytes, *, now_ms: int) -> Encoded:
+    """Validate one MQTT message with :mod:`renkei.wire` and encode it.
+
+    Args:
+        topic: the MQTT topic.
+        payload: the MQTT payload bytes.
+        now_ms: current UTC epoch ms, for the future-timestamp check.
+
+    Returns:
+        The message's line protocol (``EMPTY`` for a valid message without values).
+
+    Raises:
+        WireError: the message breaks the wire contract; ``reason`` is the dead-letter
+            reason (``bad_topic``, ``oversize``, ``malformed_json``, ``schema_version``,
+            ``invalid_payload``, ``bad_timestamp``).
+    """
+    parsed = parse_topic(topic)
+    if isinstance(parsed, MachineTopic):
+        msg = decode_machine_payload(payload, now_ms=now_ms)
+        if msg.kind is not parsed.kind:
+            raise WireError(
+                "invalid_payload",
+                f"payload kind {msg.kind.value!r} differs from topic kind {parsed.kind.value!r}",
+            )
+        return encode_machine(parsed, msg)
+    gw_msg = decode_gateway_payload(payload, parsed.kind)
+    if isinstance(gw_msg, GatewayState):
+        return encode_gateway_state(parsed, gw_msg, now_ms=now_ms)
+    return encode_gateway_health(parsed, gw_msg, now_ms=now_ms)
+
+
+def encode_deadletter_point(
+    *, reason: str, worker: str, topic: str, detail: str, time_ms: int
+) -> bytes:
+    """The ``ingest_deadletters`` point recorded for one dead letter.
+
+    Tags ``reason`` and ``worker``; fields ``count=1i`` (sum it for dashboards),
+    ``topic`` and ``detail`` (truncated to 512 characters). ``time_ms`` must be unique
+    per worker and reason, or points overwrite each other.
+    """
+    return format_point(
+        DEADLETTER_MEASUREMENT,
+        {"reason": _safe_name(reason), "worker": _safe_name(worker)},
+        {"count": 1, "topic": topic[:512], "detail": detail[:512]},
+        time_ms,
+    )
+
+
+def _safe_name(value: str) -> str:
+    cleaned = "".join("_" if ch in _FORBIDDEN_IN_NAMES else ch for ch in value)
+    return cleaned or "_"

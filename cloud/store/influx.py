@@ -1,0 +1,287 @@
+"""InfluxDB through the v1-compatible HTTP API.
+
+Only two endpoints are used, which InfluxDB 1.x serves natively and InfluxDB 2.x (v1
+compatibility API, with a DBRP mapping) and InfluxDB 3.x also serve:
+
+- ``POST /write?db=&rp=&precision=ms`` with a line-protocol body
+  (https://docs.influxdata.com/influxdb/v1/tools/api/#write-http-endpoint); success is
+  ``204 No Content``.
+- ``GET|POST /query?db=&q=&epoch=ms`` with InfluxQL
+  (https://docs.influxdata.com/influxdb/v1/tools/api/#query-http-endpoint).
+
+Authentication: ``Authorization: Token <token>`` (2.x/3.x tokens) or HTTP Basic with
+username/password (1.x users; 2.x accepts a token as the password).
+
+Error mapping (the boundary: no ``httpx`` exception leaves this module)::
+
+    connection refused/reset, timeout, protocol error  -> StoreUnavailable
+    5xx, 429, 401, 403, 404 (database not found)      -> StoreUnavailable (retryable)
+    other 4xx (400 type conflict / parse error, 413)  -> StoreRejected (with the server text)
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from cloud._exceptions import ConfigError, StoreRejected, StoreUnavailable
+from cloud.store.base import FieldValue, Precision, Row
+
+__all__ = ["InfluxSettings", "InfluxStore", "quote_ident", "quote_literal"]
+
+_RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
+
+
+class InfluxSettings(BaseModel):
+    """Where and how to reach InfluxDB (immutable).
+
+    Attributes:
+        url: base URL, e.g. ``http://influxdb:8086`` (http or https).
+        database: database (1.x) or DBRP-mapped database name (2.x) or database (3.x).
+        token: API token, sent as ``Authorization: Token ...``. Exclusive with username.
+        username, password: HTTP Basic credentials (1.x users).
+        retention_policy: ``rp=`` for writes and queries; ``None`` = the default policy.
+        timeout_s: per-request timeout, seconds (connect timeout is at most 5 s).
+        gzip: compress write bodies (``Content-Encoding: gzip``): less network, more CPU.
+        create_database: whether :meth:`InfluxStore.ensure_database` issues
+            ``CREATE DATABASE`` (1.x); turn off for 2.x/3.x where databases are
+            provisioned otherwise.
+        verify_tls: verify the server certificate for https URLs.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = "http://127.0.0.1:8086"
+    database: str = Field(default="renkei", min_length=1)
+    token: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    retention_policy: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    gzip: bool = False
+    create_database: bool = True
+    verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        url = httpx.URL(value)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError(f"InfluxDB url must be http(s)://host[:port], got {value!r}")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_auth(self) -> InfluxSettings:
+        if self.token is not None and self.username is not None:
+            raise ValueError("give either token or username/password, not both")
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        return self
+
+
+def quote_ident(name: str) -> str:
+    """An InfluxQL identifier in double quotes (``"`` and ``\\`` escaped)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_literal(value: str) -> str:
+    """An InfluxQL string literal in single quotes (``'`` and ``\\`` escaped)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class InfluxStore:
+    """:class:`~cloud.store.base.TimeSeriesStore` backed by InfluxDB's v1 HTTP API.
+
+    Args:
+        settings: connection settings.
+        transport: an ``httpx`` transport to use instead of the network (tests of error
+            mapping); ``None`` for the real network.
+
+    Raises:
+        ConfigError: invalid settings.
+
+    One ``httpx.Client`` with keep-alive is shared by all calls; it is thread-safe.
+    """
+
+    def __init__(
+        self, *, settings: InfluxSettings, transport: httpx.BaseTransport | None = None
+    ) -> None:
+        if not isinstance(settings, InfluxSettings):
+            raise ConfigError("settings must be an InfluxSettings")
+        self.settings = settings
+        headers = {"User-Agent": "renkei-cloud"}
+        auth: httpx.BasicAuth | None = None
+        if settings.token is not None:
+            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+        elif settings.username is not None and settings.password is not None:
+            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+        self._client = httpx.Client(
+            base_url=settings.url,
+            headers=headers,
+            auth=auth,
+            timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 5.0)),
+            verify=settings.verify_tls,
+            transport=transport,
+        )
+        self._closed = threading.Event()
+
+    # ------------------------------------------------------------------ protocol
+
+    def ensure_database(self) -> None:
+        """``CREATE DATABASE`` (idempotent in InfluxDB 1.x) unless disabled in settings.
+
+        Raises:
+            StoreUnavailable: server unreachable or failing.
+            StoreRejected: the server refuses the statement (e.g. 2.x without
+                permission); set ``create_database=False`` for such servers.
+        """
+        if not self.settings.create_database:
+            return
+        self._query(f"CREATE DATABASE {quote_ident(self.settings.database)}", post=True)
+
+    def write_lines(self, body: bytes, *, precision: Precision = "ms") -> None:
+        """``POST /write`` a line-protocol body. See :class:`TimeSeriesStore`.
+
+        Raises:
+            StoreUnavailable: connection error, timeout, 5xx/429/401/403/404.
+            StoreRejected: other 4xx, e.g. ``partial write: field type conflict`` (1.x
+                then has written the body's other points).
+        """
+        if not body:
+            return
+        params = {"db": self.settings.database, "precision": precision}
+        if self.settings.retention_policy:
+            params["rp"] = self.settings.retention_policy
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        content = body
+        if self.settings.gzip:
+            content = gzip.compress(body, compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+        response = self._send("POST", "/write", params=params, content=content, headers=headers)
+        self._check(response, "write")
+
+    def count(self, measurement: str, field: str, *, where: Mapping[str, str] | None = None) -> int:
+        """``SELECT count("field") FROM "measurement" [WHERE tag = 'v' AND ...]``."""
+        q = f"SELECT count({quote_ident(field)}) FROM {quote_ident(measurement)}"
+        if where:
+            q += " WHERE " + " AND ".join(
+                f"{quote_ident(k)} = {quote_literal(v)}" for k, v in where.items()
+            )
+        results = self._query(q)
+        series = results[0].get("series") or []
+        return sum(int(s["values"][0][1] or 0) for s in series)
+
+    def last(
+        self, measurement: str, fields: Sequence[str], *, group_by: Sequence[str] = ()
+    ) -> list[Row]:
+        """One ``SELECT last(f) ... GROUP BY tags`` statement per field, in one request.
+
+        (A single statement with several ``last()`` would report time 0, so each field
+        gets its own statement and the row time is the newest of them.)
+        """
+        if not fields:
+            return []
+        group = ""
+        if group_by:
+            group = " GROUP BY " + ",".join(quote_ident(t) for t in group_by)
+        statements = [
+            f"SELECT last({quote_ident(f)}) FROM {quote_ident(measurement)}{group}" for f in fields
+        ]
+        results = self._query(";".join(statements))
+        latest: dict[tuple[str, ...], dict[str, tuple[int, FieldValue]]] = {}
+        for name, result in zip(fields, results, strict=False):
+            for s in result.get("series") or []:
+                tags = s.get("tags") or {}
+                key = tuple(str(tags.get(t, "")) for t in group_by)
+                for t_ms, value in s.get("values") or []:
+                    if value is not None:
+                        latest.setdefault(key, {})[name] = (int(t_ms), value)
+        return [
+            Row(
+                tags=dict(zip(group_by, key, strict=True)),
+                time_ms=max(t for t, _ in latest[key].values()),
+                values={f: latest[key][f][1] for f in fields if f in latest[key]},
+            )
+            for key in sorted(latest)
+        ]
+
+    def close(self) -> None:
+        """Close the HTTP connection pool (idempotent)."""
+        if not self._closed.is_set():
+            self._closed.set()
+            self._client.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        if self._closed.is_set():
+            raise StoreUnavailable("InfluxStore is closed")
+        try:
+            return self._client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise StoreUnavailable(f"InfluxDB {path} timed out: {exc!r}") from exc
+        except httpx.RequestError as exc:
+            raise StoreUnavailable(f"InfluxDB {path} unreachable: {exc!r}") from exc
+        except RuntimeError as exc:  # httpx: "Cannot send a request, as the client has been closed"
+            raise StoreUnavailable(f"InfluxDB client unusable: {exc}") from exc
+
+    @staticmethod
+    def _error_text(response: httpx.Response) -> str:
+        text = response.text
+        try:
+            body = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text.strip()[:2000]
+        if isinstance(body, dict):
+            for key in ("error", "message"):
+                if isinstance(body.get(key), str):
+                    return str(body[key])[:2000]
+        return text.strip()[:2000]
+
+    def _check(self, response: httpx.Response, what: str) -> None:
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        detail = self._error_text(response)
+        message = f"InfluxDB {what} failed: HTTP {status}: {detail}"
+        if status >= 500 or status in _RETRYABLE_4XX:
+            retry_after: float | None = None
+            header = response.headers.get("Retry-After")
+            if header is not None:
+                try:
+                    retry_after = max(0.0, float(header))
+                except ValueError:
+                    retry_after = None
+            raise StoreUnavailable(message, status=status, detail=detail, retry_after_s=retry_after)
+        raise StoreRejected(message, status=status, detail=detail)
+
+    def _query(self, q: str, *, post: bool = False) -> list[dict[str, Any]]:
+        params = {"q": q, "db": self.settings.database, "epoch": "ms"}
+        if self.settings.retention_policy:
+            params["rp"] = self.settings.retention_policy
+        if post:
+            response = self._send("POST", "/query", data=params)
+        else:
+            response = self._send("GET", "/query", params=params)
+        self._check(response, "query")
+        try:
+            body = orjson.loads(response.content)
+            results: list[dict[str, Any]] = body["results"]
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise StoreUnavailable(
+                f"InfluxDB query answer is not InfluxQL JSON: {response.text[:200]!r}"
+            ) from exc
+        for result in results:
+            if "error" in result:
+                raise StoreRejected(
+                    f"InfluxQL error: {result['error']}",
+                    status=response.status_code,
+                    detail=str(result["error"]),
+                )
+        return results

@@ -1,0 +1,319 @@
+"""The gateway agent: sources → features → model → outbox → MQTT.
+
+One :class:`GatewayAgent` serves all machines of a gateway config. Its main thread paces
+every machine's source to the wall clock, runs each :class:`~edge.pipeline.MachinePipeline`
+(features, anomaly model, packing), and every ``publish.flush_interval_s`` writes the packed
+messages to the durable :class:`~edge.outbox.Outbox` in one transaction. The
+:class:`~edge.publisher.Publisher` thread sends them at QoS 1 and deletes each one only after
+its PUBACK. A reading is therefore either still in memory for at most one flush interval
+(lost only if the process dies within it; sources replay/resample from their device), or on
+disk until the broker has it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig
+from edge.inference import AnomalyModel
+from edge.outbox import Outbox, OutboxFullError, OutboxSettings
+from edge.pipeline import MachinePipeline
+from edge.publisher import MqttSettings, Publisher
+from edge.sources.base import SampleBlock, Source
+from renkei import __version__
+from renkei.wire import GatewayHealth, GatewayState, encode, gateway_topic
+
+__all__ = ["AgentStats", "GatewayAgent", "build_source", "source_streams"]
+
+log = logging.getLogger(__name__)
+
+_IDLE_SLEEP_S: Final = 0.5
+#: On a clean stop, how long the agent waits for the outbox to be delivered, seconds.
+_STOP_DRAIN_S: Final = 5.0
+
+
+@dataclass
+class AgentStats:
+    """Counters of a running agent (read by the demo's live view and health messages)."""
+
+    blocks: int = 0
+    rows_enqueued: int = 0
+    messages_enqueued: int = 0
+    sources_finished: int = 0
+    machines: dict[str, dict[str, float | int | str | None]] = field(default_factory=dict)
+
+
+def source_streams(source: Source) -> set[str]:
+    """The streams a source yields (``slow``, ``vibration``, ``shot``)."""
+    from edge.sources.base import STREAMS
+    from edge.sources.replay import ReplaySource
+    from edge.sources.simulated import SimulatedCell
+
+    if isinstance(source, ReplaySource):
+        return {source.stream}
+    if isinstance(source, SimulatedCell):
+        return {s for s in STREAMS if source.stream_fields(s)}
+    raise TypeError(f"unknown source type {type(source).__name__}")
+
+
+def build_source(machine: MachineConfig, *, start_ms: int | None = None) -> Source:
+    """Create the source a machine config describes.
+
+    Raises:
+        edge.sources.SourceError: the data file is missing or malformed.
+    """
+    src = machine.source
+    if isinstance(src, ReplaySourceConfig):
+        from edge.sources.replay import ReplayOptions, ReplaySource
+
+        return ReplaySource(
+            ReplayOptions(
+                path=src.path,
+                preset=src.preset,
+                # Features are computed in the recording's own time scale (the models were
+                # trained on it); re-basing to "now" happens at publish time (TimeMap).
+                timestamps="keep",
+                loop=src.loop,
+            )
+        )
+    from edge.sources.simulated import FaultSpec, SimulatedCell, SimulatorOptions
+
+    return SimulatedCell(
+        SimulatorOptions(
+            seed=src.seed,
+            slow_rate_hz=src.slow_rate_hz,
+            vibration_rate_hz=src.vibration_rate_hz,
+            extra_slow_channels=src.extra_slow_channels,
+            cycle_time_s=src.cycle_time_s,
+            start_ms=start_ms,
+            faults=tuple(
+                FaultSpec(kind=f.kind, start_s=f.start_s, ramp_s=f.ramp_s, severity=f.severity)
+                for f in src.faults
+            ),
+        )
+    )
+
+
+class _Stream:
+    """A machine's block iterator with its pacing state."""
+
+    def __init__(self, machine: MachineConfig, blocks: Iterator[SampleBlock]) -> None:
+        self.machine = machine
+        self.blocks = blocks
+        self.pace = machine.source.speed
+        self.first_ms: float | None = None
+        self.wall0 = time.monotonic()
+
+    def due(self, block: SampleBlock) -> float:
+        end = block.end_ms
+        if self.first_ms is None:
+            self.first_ms = float(block.t_ms[0])
+        return self.wall0 + (end - self.first_ms) / 1000.0 / self.pace
+
+
+class GatewayAgent:
+    """Runs a gateway: every machine's pipeline plus the outbox and the MQTT publisher.
+
+    Args:
+        config: the validated gateway config.
+        password: MQTT password (the config names an env var; the CLI resolves it).
+        now_ms: clock used for rebased replay start times (tests may pin it).
+
+    Raises:
+        edge.outbox.OutboxError: the outbox database cannot be opened.
+        edge.inference.ModelError: a model fails its integrity check or does not fit.
+        edge.sources.SourceError: a source's data is missing or malformed.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: GatewayConfig,
+        password: str | None = None,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.config = config
+        self.stats = AgentStats()
+        self._stop = threading.Event()
+        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self._health_seq = 0
+        self.models: dict[str, AnomalyModel] = {}
+        self.pipelines: dict[str, MachinePipeline] = {}
+        for m in config.machines:
+            model = None
+            if m.model is not None:
+                model = AnomalyModel.load(model_dir=m.model.dir, expected_sha256=m.model.sha256)
+                self.models[m.id] = model
+            self.pipelines[m.id] = MachinePipeline(machine=m, gateway=config, model=model)
+        config.outbox_path.parent.mkdir(parents=True, exist_ok=True)
+        self.outbox_settings = OutboxSettings(
+            path=config.outbox_path,
+            max_bytes=config.outbox.max_bytes,
+            when_full=config.outbox.when_full,
+            drain_rate_msgs_per_s=config.outbox.drain_rate_msgs_per_s,
+            max_inflight=config.outbox.max_inflight,
+        )
+        self.outbox = Outbox(settings=self.outbox_settings)
+        mq = config.mqtt
+        self.state_topic = gateway_topic(
+            firm=config.firm, site=config.site, gateway=config.gateway_id, kind="state"
+        )
+        self.publisher = Publisher(
+            settings=MqttSettings(
+                host=mq.host,
+                port=mq.port,
+                client_id=mq.client_id or config.gateway_id,
+                username=mq.username,
+                password=password,
+                tls_ca_file=mq.tls_ca_file,
+                tls_cert_file=mq.tls_cert_file,
+                tls_key_file=mq.tls_key_file,
+                keepalive_s=mq.keepalive_s,
+                protocol=mq.protocol,
+            ),
+            outbox=self.outbox,
+            outbox_settings=self.outbox_settings,
+            state_topic=self.state_topic,
+            birth=lambda: self._state(online=True),
+            death=self._state(online=False),
+            health=self._health,
+            health_interval_s=config.publish.health_interval_s,
+        )
+
+    # ----------------------------------------------------------------- state/health
+
+    def _state(self, *, online: bool) -> bytes:
+        return encode(
+            GatewayState(
+                v=1,
+                gw=self.config.gateway_id,
+                online=online,
+                sent_ms=self._now_ms(),
+                config_version=self.config.config_version,
+                agent_version=__version__,
+                models={m.name: m.version for m in self.models.values()},
+            )
+        )
+
+    def _health(self) -> tuple[str, bytes]:
+        st = self.outbox.stats()
+        pub = self.publisher.stats()
+        self._health_seq += 1
+        topic = gateway_topic(
+            firm=self.config.firm, site=self.config.site, gateway=self.config.gateway_id,
+            kind="health",
+        )
+        return topic, encode(
+            GatewayHealth(
+                v=1,
+                gw=self.config.gateway_id,
+                seq=self._health_seq,
+                sent_ms=self._now_ms(),
+                outbox_backlog=st.backlog_msgs,
+                outbox_bytes=st.backlog_bytes,
+                dropped_total=st.dropped_total,
+                published_total=pub.acked_total,
+            )
+        )
+
+    # ----------------------------------------------------------------- main loop
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (thread-safe)."""
+        self._stop.set()
+
+    def run(self, *, duration_s: float | None = None) -> AgentStats:
+        """Run until :meth:`stop`, ``duration_s`` elapses, or every source is exhausted.
+
+        On the way out the pending rows are flushed to the outbox, the publisher gets up to
+        5 s to deliver the outbox, and a clean offline state is published.
+        """
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        self.publisher.start()
+        try:
+            self._loop(deadline)
+        finally:
+            self._flush()
+            self._await_delivery(timeout_s=_STOP_DRAIN_S)
+            self.publisher.stop(timeout_s=5.0)
+            self.outbox.close()
+        return self.stats
+
+    def _await_delivery(self, *, timeout_s: float) -> None:
+        """On a clean stop, give the publisher a bounded time to empty the outbox.
+
+        Whatever is left stays on disk and is sent by the next start.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and self.publisher.stats().connected:
+            if self.outbox.stats().backlog_msgs == 0:
+                return
+            self.publisher.notify()
+            time.sleep(0.05)
+
+    def _loop(self, deadline: float | None) -> None:
+        start_ms = self._now_ms()
+        heap: list[tuple[float, int, SampleBlock, _Stream]] = []
+        tie = 0
+        for m in self.config.machines:
+            source = build_source(m, start_ms=start_ms)
+            stream = _Stream(m, iter(source.blocks()))
+            self.pipelines[m.id].start(publish_start_ms=start_ms, streams=source_streams(source))
+            block = next(stream.blocks, None)
+            if block is not None:
+                heapq.heappush(heap, (stream.due(block), tie, block, stream))
+                tie += 1
+        flush_every = self.config.publish.flush_interval_s
+        next_flush = time.monotonic() + flush_every
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if deadline is not None and now >= deadline:
+                break
+            if now >= next_flush:
+                self._flush()
+                next_flush = now + flush_every
+            if not heap:
+                self._stop.wait(_IDLE_SLEEP_S)
+                if deadline is None and all(p.finished for p in self.pipelines.values()):
+                    break
+                continue
+            due, _, block, stream = heap[0]
+            wait = min(due, next_flush) - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            if wait > 0:
+                self._stop.wait(wait)
+                continue
+            heapq.heappop(heap)
+            self.stats.blocks += 1
+            self.pipelines[stream.machine.id].process(block)
+            nxt = next(stream.blocks, None)
+            if nxt is None:
+                self.pipelines[stream.machine.id].finish()
+                self.stats.sources_finished += 1
+            else:
+                heapq.heappush(heap, (stream.due(nxt), tie, nxt, stream))
+                tie += 1
+
+    def _flush(self) -> None:
+        max_rows = self.config.publish.max_rows_per_message
+        items = []
+        for p in self.pipelines.values():
+            items.extend(p.drain(max_rows))
+        if not items:
+            return
+        try:
+            self.outbox.enqueue_many(items)
+            self.stats.messages_enqueued += len(items)
+        except OutboxFullError as exc:
+            # reject_new policy: the outbox counted and logged the refused messages.
+            self.stats.messages_enqueued += len(exc.accepted)
+        self.publisher.notify()
+        for mid, p in self.pipelines.items():
+            self.stats.machines[mid] = p.status()

@@ -1,0 +1,79 @@
+"""``renkei edge`` commands: run a gateway agent, export the config JSON Schema."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from edge.config import ConfigError, json_schema, load_config
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True)
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "firmware-config" / "schema.json"
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Gateway YAML config.")],
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+    log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
+) -> None:
+    """Run a gateway agent until SIGINT/SIGTERM (or --duration, or the sources end)."""
+    from edge.agent import GatewayAgent
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    password = None
+    if cfg.mqtt.password_env:
+        password = os.environ.get(cfg.mqtt.password_env)
+        if password is None:
+            typer.echo(
+                f"{config}: mqtt.password_env: environment variable "
+                f"{cfg.mqtt.password_env} is not set",
+                err=True,
+            )
+            raise typer.Exit(2)
+    agent = GatewayAgent(config=cfg, password=password)
+    signal.signal(signal.SIGTERM, lambda *_: agent.stop())
+    signal.signal(signal.SIGINT, lambda *_: agent.stop())
+    stats = agent.run(duration_s=duration)
+    typer.echo(
+        f"stopped: {stats.blocks} blocks, {stats.messages_enqueued} messages enqueued",
+        err=True,
+    )
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON Schema.")] = (
+        SCHEMA_PATH
+    ),
+    check: Annotated[
+        bool, typer.Option("--check", help="Fail if the file differs instead of writing it.")
+    ] = False,
+) -> None:
+    """Export the gateway config JSON Schema (default: firmware-config/schema.json)."""
+    text = json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
+    if check:
+        if not out.is_file() or out.read_text() != text:
+            typer.echo(f"{out} is out of date; run `renkei edge schema`", err=True)
+            raise typer.Exit(1)
+        return
+    out.write_text(text)
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,289 @@
+"""One machine's pipeline: sample blocks → features → anomaly model → packed messages.
+
+Data flow per stream of a :class:`~edge.sources.base.SampleBlock`:
+
+- ``slow``: raw rows → ``telemetry`` messages (if enabled); window statistics → features.
+- ``vibration``: waveform → window features (never published raw).
+- ``shot``: one row per shot → ``shot`` messages (raw values + per-shot features).
+
+Completed feature windows (slow and vibration windows of the same end time are merged) go to
+``features`` messages, are scored by the machine's ONNX model when its inputs are window
+features, and produce ``anomaly`` rows (``score``, ``threshold``, ``is_anomaly``) plus
+``event`` messages at anomaly onset/clear. Shots are scored instead when the model's inputs
+are shot features. Ground-truth labels, when the source has them, go to ``label`` messages.
+
+Timestamps: features are computed in the source's own time scale (what the models were
+trained on); with ``timestamps: rebase`` published times are ``start + (t - t0) / speed``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import numpy as np
+import orjson
+
+from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig
+from edge.features import ShotFeatures, Windower
+from edge.inference import AnomalyModel, ModelInputError
+from edge.packing import RowBuffer
+from edge.sources.base import SampleBlock
+from renkei.wire import SCHEMA_VERSION, MachineKind, machine_topic
+
+__all__ = ["MachinePipeline", "OutboxItem"]
+
+#: (topic, payload builder taking the sequence number) — what the outbox enqueues.
+OutboxItem = tuple[str, Callable[[int], bytes]]
+
+_MAX_EVENTS_KEPT: Final = 20
+
+
+class MachinePipeline:
+    """Features, inference and packing for one machine. Owned by the agent's main thread."""
+
+    def __init__(
+        self, *, machine: MachineConfig, gateway: GatewayConfig, model: AnomalyModel | None
+    ) -> None:
+        self.machine = machine
+        self.model = model
+        self._topics = {
+            kind: machine_topic(
+                firm=gateway.firm, site=gateway.site, area=machine.area, line=machine.line,
+                machine=machine.id, kind=kind,
+            )
+            for kind in MachineKind
+        }
+        gw = gateway.gateway_id
+        model_tags = {"model": model.name} if model is not None else {}
+        self._buffers = {
+            kind: RowBuffer(
+                kind=kind, gateway_id=gw, tags=model_tags if kind is MachineKind.ANOMALY else {}
+            )
+            for kind in MachineKind
+            if kind is not MachineKind.EVENT
+        }
+        self._gw = gw
+        self._events: list[dict[str, Any]] = []
+        self._windowers: dict[str, Windower] = {}
+        self._shot_features = ShotFeatures()
+        self._pending: dict[int, dict[str, float]] = {}
+        self._pending_label: dict[int, int] = {}
+        self._reported: dict[int, set[str]] = {}
+        self._window_streams: set[str] = set()
+        self._last_window: dict[str, int] = {}
+        src = machine.source
+        self._rebase = not (isinstance(src, ReplaySourceConfig) and src.timestamps == "keep")
+        self._speed = src.speed
+        self._t0: int | None = None
+        self._pub0 = 0
+        self._model_on_shots = False
+        if model is not None:
+            self._model_inputs = list(model.input_names)
+            self._model_on_shots = model.manifest.feature_kind == "shot"
+            trained_w = model.manifest.window_s
+            if not self._model_on_shots and trained_w is not None and trained_w != machine.window_s:
+                raise ModelInputError(
+                    f"machine {machine.id}: model {model.name} was trained on {trained_w} s "
+                    f"windows but window_s is {machine.window_s}; set window_s: {trained_w}"
+                )
+        # status for health / live view
+        self.rows = 0
+        self.finished = False
+        self.anomalous = False
+        self.anomalies = 0
+        self.last_score: float | None = None
+        self.last_label: int | None = None
+        self.last_event: str | None = None
+        self.recent_events: list[str] = []
+        self.scored = 0
+        self.unscored = 0
+
+    # ----------------------------------------------------------------- time
+
+    def start(self, *, publish_start_ms: int, streams: set[str]) -> None:
+        """Prepare for a source run.
+
+        Args:
+            publish_start_ms: published time of the first sample when re-basing (UTC ms).
+            streams: the streams the source yields; a feature window is complete once every
+                windowed stream (``slow``, ``vibration``) among them has reported it.
+        """
+        self._pub0 = publish_start_ms
+        self._window_streams = {s for s in streams if s in ("slow", "vibration")}
+
+    def _pub_ms(self, t_ms: int) -> int:
+        if not self._rebase:
+            return int(t_ms)
+        if self._t0 is None:
+            self._t0 = int(t_ms)
+        return self._pub0 + round((int(t_ms) - self._t0) / self._speed)
+
+    # ----------------------------------------------------------------- input
+
+    def process(self, block: SampleBlock) -> None:
+        """Consume one block of the machine's source."""
+        if self._t0 is None and self._rebase:
+            self._t0 = int(block.t_ms[0])
+        self.rows += block.n_samples if block.stream != "vibration" else 0
+        if block.stream == "shot":
+            self._process_shots(block)
+            return
+        if block.stream == "slow" and self.machine.publish_telemetry:
+            buf = self._buffers[MachineKind.TELEMETRY]
+            names = list(block.fields)
+            cols = [block.fields[n] for n in names]
+            for i, t in enumerate(block.t_ms.tolist()):
+                buf.add(self._pub_ms(t), {n: float(c[i]) for n, c in zip(names, cols)})
+        windower = self._windowers.get(block.stream)
+        if windower is None:
+            windower = self._windowers[block.stream] = Windower(
+                stream=block.stream, window_s=self.machine.window_s
+            )
+        for row in windower.push(block):
+            self._add_window(block.stream, row.t_ms, row.values, row.label)
+
+    def finish(self) -> None:
+        """The source is exhausted: flush partial windows."""
+        for stream, windower in self._windowers.items():
+            for row in windower.flush():
+                self._add_window(stream, row.t_ms, row.values, row.label)
+        for key in sorted(self._pending):
+            self._emit_window(key)
+        self.finished = True
+
+    def _process_shots(self, block: SampleBlock) -> None:
+        shots = self._buffers[MachineKind.SHOT]
+        labels = self._buffers[MachineKind.LABEL]
+        names = list(block.fields)
+        for i, t in enumerate(block.t_ms.tolist()):
+            raw = {n: float(block.fields[n][i]) for n in names}
+            feats = self._shot_features.update(raw)
+            pub = self._pub_ms(t)
+            shots.add(pub, {**raw, **feats})
+            label = None if block.labels is None else int(block.labels[i])
+            if label is not None and self.machine.publish_labels:
+                labels.add(pub, {"fault": float(label)})
+            if self._model_on_shots:
+                self._score(pub, {**raw, **feats}, label)
+
+    # ----------------------------------------------------------------- windows
+
+    def _add_window(
+        self, stream: str, t_ms: int, values: Mapping[str, float], label: int | None
+    ) -> None:
+        self._last_window[stream] = max(t_ms, self._last_window.get(stream, t_ms))
+        self._pending.setdefault(t_ms, {}).update(values)
+        if label is not None:
+            self._pending_label[t_ms] = max(label, self._pending_label.get(t_ms, 0))
+        self._reported.setdefault(t_ms, set()).add(stream)
+        oldest_latest = min(self._last_window.values())
+        for key in sorted(self._pending):
+            complete = self._reported[key] >= self._window_streams
+            if complete or key < oldest_latest:
+                self._emit_window(key)
+            else:
+                break
+
+    def _emit_window(self, key: int) -> None:
+        values = self._pending.pop(key)
+        label = self._pending_label.pop(key, None)
+        self._reported.pop(key, None)
+        pub = self._pub_ms(key)
+        self._buffers[MachineKind.FEATURES].add(pub, values)
+        if label is not None and self.machine.publish_labels:
+            self._buffers[MachineKind.LABEL].add(pub, {"fault": float(label)})
+        if self.model is not None and not self._model_on_shots:
+            self._score(pub, values, label)
+
+    # ----------------------------------------------------------------- model
+
+    def _score(self, pub_ms: int, values: Mapping[str, float], label: int | None) -> None:
+        assert self.model is not None
+        try:
+            x = np.array([[values[n] for n in self._model_inputs]], dtype=np.float32)
+        except KeyError:
+            self.unscored += 1
+            return
+        if not np.all(np.isfinite(x)):
+            self.unscored += 1
+            return
+        score = float(self.model.score(x)[0])
+        if not math.isfinite(score):
+            self.unscored += 1
+            return
+        self.scored += 1
+        threshold = float(self.model.threshold)
+        is_anomaly = score > threshold
+        self.last_score = score
+        self.last_label = label
+        self._buffers[MachineKind.ANOMALY].add(
+            pub_ms, {"score": score, "threshold": threshold, "is_anomaly": float(is_anomaly)}
+        )
+        if is_anomaly != self.anomalous:
+            self.anomalous = is_anomaly
+            if is_anomaly:
+                self.anomalies += 1
+            code = "anomaly_onset" if is_anomaly else "anomaly_cleared"
+            message = f"{self.model.name} score {score:.3g} vs threshold {threshold:.3g}"
+            self._events.append(
+                {
+                    "t_ms": pub_ms,
+                    "code": code,
+                    "severity": "warning" if is_anomaly else "info",
+                    "message": message,
+                }
+            )
+            self.last_event = code
+            self.recent_events = ([*self.recent_events, f"{code}: {message}"])[
+                -_MAX_EVENTS_KEPT:
+            ]
+
+    # ----------------------------------------------------------------- output
+
+    def drain(self, max_rows: int) -> list[OutboxItem]:
+        """Pending rows packed into messages (at most ``max_rows`` rows each)."""
+        items: list[OutboxItem] = []
+        for kind, buf in self._buffers.items():
+            topic = self._topics[kind]
+            items.extend((topic, build) for build in buf.drain(max_rows))
+        if self._events:
+            events, self._events = self._events, []
+            items.append((self._topics[MachineKind.EVENT], self._event_builder(events)))
+        return items
+
+    def _event_builder(self, events: list[dict[str, Any]]) -> Callable[[int], bytes]:
+        gw = self._gw
+
+        def build(seq: int) -> bytes:
+            import time
+
+            return orjson.dumps(
+                {
+                    "v": SCHEMA_VERSION,
+                    "gw": gw,
+                    "seq": seq,
+                    "sent_ms": time.time_ns() // 1_000_000,
+                    "kind": MachineKind.EVENT.value,
+                    "events": events,
+                }
+            )
+
+        return build
+
+    def status(self) -> dict[str, Any]:
+        """A snapshot for the health message and the demo's live view."""
+        src = self.machine.source
+        return {
+            "source": f"{src.type}:{getattr(src, 'preset', 'cell')}",
+            "rows": self.rows,
+            "score": self.last_score,
+            "threshold": None if self.model is None else float(self.model.threshold),
+            "anomaly": self.anomalous,
+            "anomalies": self.anomalies,
+            "last_event": self.last_event,
+            "events": list(self.recent_events[-3:]),
+            "label": self.last_label,
+            "finished": self.finished,
+        }

@@ -1,0 +1,781 @@
+"""MQTT publisher: drains the durable outbox to the broker with QoS 1 (paho-mqtt 2.x).
+
+The :class:`Publisher` owns one paho client (``CallbackAPIVersion.VERSION2``; MQTT 5 by
+default, 3.1.1 selectable) and one *pump* thread. The agent writes messages to the
+:class:`~edge.outbox.Outbox` and calls :meth:`Publisher.notify`; the pump publishes them
+and deletes each one only after its PUBACK. A message is therefore on disk from the moment
+``enqueue`` returns until the broker has taken responsibility for it.
+
+State topic, birth and Last Will
+    The client registers a Last Will: ``death`` retained, QoS 1, on ``state_topic``. On
+    every (re)connect the pump first publishes ``birth()`` retained, QoS 1, on the same
+    topic; a clean :meth:`Publisher.stop` publishes ``death`` retained before
+    disconnecting (a normal DISCONNECT suppresses the Will). So the retained state is
+    ``online=false`` whenever the gateway is not connected, whichever way it left.
+
+Live data versus backlog
+    At each connect the pump takes a *watermark*: the highest outbox id at that moment.
+    Records with ``id <= watermark`` are backlog (buffered during the outage, or at
+    start-up) and are published in id order at most ``drain_rate_msgs_per_s`` (token
+    bucket), using at most 3/4 of the in-flight window. Records enqueued after the
+    watermark are live and are published as soon as :meth:`notify` wakes the pump (or
+    within 0.25 s without it). Live data therefore keeps flowing while a long backlog
+    drains, and the drain cannot flood the broker or the cloud ingest.
+
+In-flight window and acknowledgements
+    At most ``max_inflight`` outbox records are unacknowledged at once (clamped to the
+    broker's MQTT 5 Receive Maximum). On a successful PUBACK (on_publish with a success
+    reason code; "no matching subscribers" counts as success) the record is acked in the
+    outbox; acks are committed in batches (every 50 ms or 256 records, and on disconnect
+    and stop). A PUBACK with a failure reason code (MQTT 5: not authorized, quota
+    exceeded, payload format invalid, ...) does *not* delete the record: it is kept,
+    counted in :class:`PublisherStats`, logged once per reason code, and re-published
+    with exponential backoff (``puback_retry_min_s`` .. ``puback_retry_max_s``) until the
+    broker accepts it. It is never dropped by the publisher.
+
+Retries and poison messages
+    A record gets a *strike* when its PUBACK is a failure or when the connection drops
+    while it is in flight. Struck records leave the id-ordered live/backlog streams and
+    are re-published when their backoff expires: after one strike together with the
+    others, after two or more *one at a time*. Some brokers close the connection instead
+    of (or after) refusing a PUBLISH -- MQTT 3.1.1 allows it [MQTT-3.3.5-2], and
+    Mosquitto 2.0.11 does it with ``max_queued_messages 0`` -- so a "poison" message
+    would otherwise kill every connection as soon as the backlog reached it and block
+    everything behind it. With strikes it costs one reconnect per backoff period
+    (at most every ``puback_retry_max_s``) while all other data flows.
+
+paho's own retransmission (the design decision)
+    paho keeps every unacknowledged QoS>0 message in memory and, after a reconnect,
+    re-sends it by itself (DUP flag) right after CONNACK. The outbox already is the
+    durable copy; two re-senders would double the duplicates, and paho's copy dies with
+    the process anyway. So the outbox is the *only* re-sender:
+
+    1. Clean start: MQTT 5 ``clean_start=True`` with session expiry 0 (3.1.1:
+       ``clean_session=True``). A gateway only publishes; a persistent session would
+       carry no state the outbox does not already have.
+    2. ``on_connect`` calls ``client.drop_out_messages()``. paho runs ``on_connect``
+       before its re-send loop in the CONNACK handler, so its stale copies (and anything
+       queued while disconnected) are discarded before they go out.
+    3. ``max_inflight_messages_set(0)`` and ``max_queued_messages_set(0)``: paho sends at
+       once and never holds messages in its own queue; the pump bounds the window.
+    4. On disconnect the pump forgets all in-flight message ids (they are meaningless on
+       a new connection) and strikes those records; after the reconnect it re-publishes
+       them from the outbox once their backoff expires (``puback_retry_min_s``, 1 s by
+       default, for a first strike), and drains the rest of the backlog in id order at
+       the drain rate.
+
+    No message is lost: it leaves the disk only after a PUBACK. Duplicates are bounded
+    by (a) records in flight at a disconnect whose PUBACK was lost, at most
+    ``max_inflight`` per disconnect, and (b) PUBACKs received but not yet committed when
+    the process dies, at most ~50 ms of traffic. Both are harmless downstream (ingest
+    writes are idempotent by series and timestamp); ``PublisherStats.resent_total``
+    counts every re-publication (an upper bound on case a).
+
+Health
+    Every ``health_interval_s`` while connected, the pump publishes ``health()``
+    directly (QoS 1, not retained, not via the outbox: a stale health sample is worthless).
+
+Threads and errors
+    paho's network thread only appends events (connect, disconnect, PUBACK) to a queue;
+    the pump thread does everything else, so the outbox is used by exactly one publisher
+    thread. If the pump fails (a database error, or an exception from ``birth()`` /
+    ``health()``), it logs the traceback, publishes ``death`` retained, disconnects, and
+    :meth:`Publisher.stop` re-raises the error as :class:`PublisherError`;
+    ``PublisherStats.pump_error`` shows it meanwhile.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from edge.outbox import Outbox, OutboxRecord, OutboxSettings
+from renkei.wire import GatewayTopic, WireError, parse_topic
+
+__all__ = ["MqttSettings", "Publisher", "PublisherError", "PublisherStats"]
+
+log = logging.getLogger(__name__)
+
+#: Acks are committed to the outbox at least this often, seconds ...
+_ACK_FLUSH_S: Final = 0.05
+#: ... or when this many are pending.
+_ACK_FLUSH_N: Final = 256
+#: Longest the pump sleeps; also the live-data poll interval without notify(), seconds.
+_IDLE_S: Final = 0.25
+#: Records read from the outbox per query.
+_PEEK_N: Final = 256
+#: Window slots kept free for birth, health and state messages (not outbox records).
+_RESERVED_SLOTS: Final = 4
+
+
+class PublisherError(RuntimeError):
+    """The publisher was misused (started twice) or its pump thread failed."""
+
+
+class MqttSettings(BaseModel):
+    """Broker connection settings (frozen)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host: str
+    port: Annotated[int, Field(ge=1, le=65_535)] = 1883
+    client_id: str | None = None
+    """MQTT client id; ``None`` = the gateway id from the state topic."""
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    """Use TLS. Implied by any ``tls_*`` file; alone it verifies the broker against the
+    system CA store."""
+    tls_ca_file: Path | None = None
+    """PEM CA bundle that signed the broker certificate."""
+    tls_cert_file: Path | None = None
+    """PEM client certificate (mutual TLS); needs ``tls_key_file``."""
+    tls_key_file: Path | None = None
+    """PEM private key of ``tls_cert_file``."""
+    keepalive_s: Annotated[int, Field(ge=5, le=65_535)] = 30
+    """MQTT keep-alive, seconds; the broker fires the Last Will after 1.5x this."""
+    qos: Literal[1, 2] = 1
+    """QoS of birth, Last Will, clean-stop state and health messages. Outbox records
+    keep the QoS they were enqueued with (default 1). QoS 0 is not offered here: it has
+    no PUBACK, so delivery could not be confirmed."""
+    protocol: Literal["5", "3.1.1"] = "5"
+    reconnect_min_s: Annotated[float, Field(gt=0)] = 1.0
+    """First reconnect delay after a lost connection, seconds (doubles per failure)."""
+    reconnect_max_s: Annotated[float, Field(gt=0)] = 60.0
+    """Longest reconnect delay, seconds."""
+    puback_retry_min_s: Annotated[float, Field(gt=0)] = 1.0
+    """First re-publish delay after a PUBACK with a failure reason code, seconds."""
+    puback_retry_max_s: Annotated[float, Field(gt=0)] = 60.0
+    """Longest re-publish delay for a record the broker keeps refusing, seconds."""
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether the connection uses TLS."""
+        return self.tls or self.tls_ca_file is not None or self.tls_cert_file is not None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> MqttSettings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file must be given together")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must be <= reconnect_max_s")
+        if self.puback_retry_min_s > self.puback_retry_max_s:
+            raise ValueError("puback_retry_min_s must be <= puback_retry_max_s")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherStats:
+    """A snapshot of the publisher's counters (since :meth:`Publisher.start`)."""
+
+    connected: bool
+    connects_total: int
+    disconnects_total: int
+    acked_total: int
+    """Outbox records acknowledged by the broker (PUBACK success)."""
+    puback_failures_total: int
+    """PUBACKs with a failure reason code (records kept and retried)."""
+    puback_failures_by_reason: dict[str, int]
+    resent_total: int
+    """Records published again after a refusal or an interrupted attempt (see the module
+    docstring: the upper bound on duplicates)."""
+    inflight: int
+    """Outbox records published and not yet acknowledged."""
+    retry_pending: int
+    """Records refused by the broker, waiting for their backoff to re-publish."""
+    backlog_draining: bool
+    """True while records older than the last connect are being drained."""
+    health_published_total: int
+    pump_error: str | None
+    """``repr`` of the exception that stopped the pump thread, else ``None``."""
+
+
+# ------------------------------------------------------------------ pump events
+
+
+@dataclass(frozen=True, slots=True)
+class _Connected:
+    receive_max: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Disconnected:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Puback:
+    mid: int
+    reason: ReasonCode
+
+
+_Event = _Connected | _Disconnected | _Puback
+
+
+@dataclass(slots=True)
+class _Flight:
+    record_id: int
+    kind: Literal["live", "backlog", "retry", "solo"]
+
+
+@dataclass(slots=True)
+class _Counters:
+    connects_total: int = 0
+    disconnects_total: int = 0
+    acked_total: int = 0
+    puback_failures_total: int = 0
+    puback_failures_by_reason: dict[str, int] = field(default_factory=dict)
+    resent_total: int = 0
+    health_published_total: int = 0
+
+
+class Publisher:
+    """Publishes the outbox to an MQTT broker (see the module docstring).
+
+    Args:
+        settings: broker connection settings.
+        outbox: the durable outbox to drain (the caller opens and closes it).
+        outbox_settings: supplies ``drain_rate_msgs_per_s`` and ``max_inflight``.
+        state_topic: ``renkei/v1/{firm}/{site}/_gw/{gateway}/state``; birth, Last Will
+            and clean-stop state are published here, retained.
+        birth: builds the birth payload (``GatewayState`` with ``online=True``); called
+            on every connect, on the pump thread.
+        death: the Last Will / clean-stop payload (``GatewayState`` ``online=False``).
+        health: returns ``(topic, payload)`` of a health message, or ``None`` for none.
+        health_interval_s: seconds between health messages while connected.
+
+    Raises:
+        ValueError: ``state_topic`` is not a gateway state topic of the v1 tree, or
+            ``health_interval_s`` is not positive.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: MqttSettings,
+        outbox: Outbox,
+        outbox_settings: OutboxSettings,
+        state_topic: str,
+        birth: Callable[[], bytes],
+        death: bytes,
+        health: Callable[[], tuple[str, bytes]] | None = None,
+        health_interval_s: float = 30.0,
+    ) -> None:
+        try:
+            parsed = parse_topic(state_topic)
+        except WireError as exc:
+            raise ValueError(f"state_topic: {exc}") from exc
+        if not isinstance(parsed, GatewayTopic) or parsed.kind != "state":
+            raise ValueError(f"state_topic {state_topic!r} must be .../_gw/{{gateway}}/state")
+        if health_interval_s <= 0:
+            raise ValueError(f"health_interval_s must be > 0, got {health_interval_s}")
+        self._settings = settings
+        self._outbox = outbox
+        self._rate = outbox_settings.drain_rate_msgs_per_s
+        self._max_inflight = outbox_settings.max_inflight
+        self._state_topic = state_topic
+        self._birth = birth
+        self._death = bytes(death)
+        self._health = health
+        self._health_interval_s = health_interval_s
+        self._client_id = settings.client_id or parsed.gateway
+        self._client = self._make_client()
+
+        # Shared between paho's thread / callers and the pump.
+        self._events: collections.deque[_Event] = collections.deque()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._stop_drain_deadline = 0.0
+        self._thread: threading.Thread | None = None
+        self._started = False
+        self._stopped = False
+        self._crash: BaseException | None = None
+        self._connack_reasons_logged: set[str] = set()
+
+        # Pump-thread state (read, never written, by stats()).
+        self._c = _Counters()
+        self._stats_lock = threading.Lock()
+        self._connected = False
+        self._window = self._max_inflight
+        self._inflight: dict[int, _Flight] = {}
+        self._inflight_ids: set[int] = set()
+        self._backlog_inflight = 0
+        self._watermark = -1
+        self._live_cursor = -1
+        self._backlog_cursor = -1
+        self._backlog_active = False
+        self._tokens = 0.0
+        self._last_refill = 0.0
+        self._batch = max(1.0, self._rate * 0.05)
+        self._burst = max(2.0 * self._batch, self._rate * 0.25)
+        self._retry: dict[int, tuple[float, int]] = {}  # id -> (due, attempts)
+        self._retry_heap: list[tuple[float, int]] = []
+        self._reasons_logged: set[str] = set()
+        self._solo_queue: collections.deque[int] = collections.deque()
+        self._solo_inflight = False
+        self._pending_acks: list[int] = []
+        self._pending_since = 0.0
+        self._next_health = 0.0
+
+    # ------------------------------------------------------------------ paho client
+
+    def _make_client(self) -> mqtt.Client:
+        s = self._settings
+        v5 = s.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self._client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        client.max_inflight_messages_set(0)
+        client.max_queued_messages_set(0)
+        # paho computes the delays in float seconds; its annotation says int.
+        client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)  # type: ignore[arg-type]
+        client.will_set(self._state_topic, self._death, qos=s.qos, retain=True)
+        if s.username is not None:
+            client.username_pw_set(
+                s.username, None if s.password is None else s.password.get_secret_value()
+            )
+        if s.uses_tls:
+            client.tls_set(
+                ca_certs=None if s.tls_ca_file is None else str(s.tls_ca_file),
+                certfile=None if s.tls_cert_file is None else str(s.tls_cert_file),
+                keyfile=None if s.tls_key_file is None else str(s.tls_key_file),
+            )
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_connect_fail = self._on_connect_fail
+        return client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            name = str(reason_code)
+            if name not in self._connack_reasons_logged:
+                self._connack_reasons_logged.add(name)
+                log.warning(
+                    "broker %s:%d refused the connection: %s (will retry)",
+                    self._settings.host,
+                    self._settings.port,
+                    name,
+                )
+            return
+        # Runs before paho's own re-send loop: discard its in-memory copies so that only
+        # the outbox re-sends (module docstring, "paho's own retransmission").
+        client.drop_out_messages()
+        receive_max = getattr(properties, "ReceiveMaximum", None)
+        self._post(_Connected(int(receive_max) if receive_max is not None else None))
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._post(_Disconnected(str(reason_code)))
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._post(_Puback(mid, reason_code))
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        log.debug("broker %s:%d unreachable; retrying", self._settings.host, self._settings.port)
+
+    def _post(self, event: _Event) -> None:
+        self._events.append(event)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Connect in the background and start publishing; returns at once.
+
+        A broker that is down is retried with backoff (``reconnect_min_s`` ..
+        ``reconnect_max_s``); messages stay in the outbox meanwhile.
+
+        Raises:
+            PublisherError: called twice.
+        """
+        if self._started:
+            raise PublisherError("Publisher.start() called twice")
+        self._started = True
+        s = self._settings
+        if s.protocol == "5":
+            self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s, clean_start=True)
+        else:
+            self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._run, name="renkei-publisher", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Wake the pump after an enqueue so the new (live) message goes out at once."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop cleanly: wait (up to half of ``timeout_s``) for in-flight PUBACKs, commit
+        acks, publish ``death`` retained on the state topic, then disconnect.
+
+        Unacknowledged records stay in the outbox for the next start. Idempotent.
+
+        Args:
+            timeout_s: upper bound for the whole stop, seconds.
+
+        Raises:
+            PublisherError: the pump thread had failed (the original error is chained).
+        """
+        if self._stopped or not self._started:
+            self._stopped = True
+            return
+        self._stopped = True
+        deadline = time.monotonic() + timeout_s
+        self._stop_drain_deadline = time.monotonic() + timeout_s / 2
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._crash is None:
+            self._publish_death(deadline)
+        self._client.disconnect()
+        self._client.loop_stop()
+        if self._crash is not None:
+            raise PublisherError(f"publisher pump failed: {self._crash!r}") from self._crash
+
+    def stats(self) -> PublisherStats:
+        """A snapshot of the counters (safe to call from any thread)."""
+        c = self._c
+        with self._stats_lock:
+            by_reason = dict(c.puback_failures_by_reason)
+        return PublisherStats(
+            connected=self._connected,
+            connects_total=c.connects_total,
+            disconnects_total=c.disconnects_total,
+            acked_total=c.acked_total,
+            puback_failures_total=c.puback_failures_total,
+            puback_failures_by_reason=by_reason,
+            resent_total=c.resent_total,
+            inflight=len(self._inflight),
+            retry_pending=len(self._retry),
+            backlog_draining=self._backlog_active,
+            health_published_total=c.health_published_total,
+            pump_error=None if self._crash is None else repr(self._crash),
+        )
+
+    def _publish_death(self, deadline: float) -> None:
+        if not self._client.is_connected():
+            return
+        info = self._client.publish(
+            self._state_topic, self._death, qos=self._settings.qos, retain=True
+        )
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+        if not info.is_published():
+            log.warning(
+                "clean stop: the offline state was not acknowledged in time; the broker "
+                "keeps the previous state until the Last Will fires"
+            )
+
+    # ------------------------------------------------------------------ pump thread
+
+    def _run(self) -> None:
+        try:
+            self._pump()
+        except BaseException as exc:  # surfaced by stats() and re-raised by stop()
+            self._crash = exc
+            log.critical("publisher pump stopped; no more messages will be sent", exc_info=exc)
+            self._publish_death(time.monotonic() + 2.0)
+            self._client.disconnect()
+            self._connected = False
+
+    def _pump(self) -> None:
+        while True:
+            self._wake.clear()
+            self._drain_events()
+            now = time.monotonic()
+            stopping = self._stopping.is_set()
+            if stopping and (
+                not self._connected or not self._inflight or now >= self._stop_drain_deadline
+            ):
+                self._flush_acks(now, force=True)
+                return
+            if self._connected and not stopping:
+                self._publish_live()
+                self._publish_retries(now)
+                self._publish_backlog(now)
+                self._publish_health(now)
+            self._flush_acks(now, force=False)
+            self._wake.wait(self._sleep_for(time.monotonic()))
+
+    def _drain_events(self) -> None:
+        while self._events:
+            ev = self._events.popleft()
+            if isinstance(ev, _Puback):
+                self._handle_puback(ev)
+            elif isinstance(ev, _Connected):
+                self._handle_connected(ev)
+            else:
+                self._handle_disconnected(ev)
+
+    def _handle_connected(self, ev: _Connected) -> None:
+        now = time.monotonic()
+        self._forget_inflight()
+        self._connected = True
+        self._c.connects_total += 1
+        window = self._max_inflight
+        if ev.receive_max is not None:
+            window = min(window, max(1, ev.receive_max - _RESERVED_SLOTS))
+        self._window = window
+        self._watermark = self._outbox.last_id()
+        self._live_cursor = self._watermark
+        self._backlog_cursor = -1
+        self._backlog_active = True
+        self._tokens = 0.0
+        self._last_refill = now
+        self._next_health = now
+        # Records to retry keep their backoff across reconnects; in-flight ones had left
+        # the heap, so rebuild it from the table.
+        self._retry_heap = [(due, rid) for rid, (due, _) in self._retry.items()]
+        heapq.heapify(self._retry_heap)
+        self._solo_queue.clear()
+        self._client.publish(self._state_topic, self._birth(), qos=self._settings.qos, retain=True)
+        backlog = self._outbox.stats().backlog_msgs
+        log.info(
+            "connected to %s:%d as %s; %d buffered messages drain at <= %.0f msg/s",
+            self._settings.host,
+            self._settings.port,
+            self._client_id,
+            backlog,
+            self._rate,
+        )
+
+    def _handle_disconnected(self, ev: _Disconnected) -> None:
+        if not self._connected:
+            return
+        self._connected = False
+        self._c.disconnects_total += 1
+        n = len(self._inflight)
+        self._forget_inflight()
+        self._flush_acks(time.monotonic(), force=True)
+        log.warning(
+            "disconnected from %s:%d (%s); %d unacknowledged messages stay in the outbox "
+            "and are re-sent after the reconnect",
+            self._settings.host,
+            self._settings.port,
+            ev.reason,
+            n,
+        )
+
+    def _forget_inflight(self) -> None:
+        """The connection is gone: its message ids mean nothing any more. Every record that
+        was in flight gets a strike and is retried with backoff, so that a message which
+        makes the broker drop the connection cannot block the backlog behind it."""
+        for rid in sorted(self._inflight_ids):
+            self._strike(rid)
+        self._inflight.clear()
+        self._inflight_ids.clear()
+        self._backlog_inflight = 0
+        self._solo_inflight = False
+
+    def _handle_puback(self, ev: _Puback) -> None:
+        flight = self._inflight.pop(ev.mid, None)
+        if flight is None:
+            return  # birth/health/state, or a message of a previous connection
+        self._inflight_ids.discard(flight.record_id)
+        if flight.kind == "backlog":
+            self._backlog_inflight -= 1
+        elif flight.kind == "solo":
+            self._solo_inflight = False
+        if ev.reason.is_failure:
+            self._refused(flight.record_id, ev.reason)
+            return
+        self._retry.pop(flight.record_id, None)
+        if not self._pending_acks:
+            self._pending_since = time.monotonic()
+        self._pending_acks.append(flight.record_id)
+        self._c.acked_total += 1
+
+    def _refused(self, record_id: int, reason: ReasonCode) -> None:
+        name = str(reason)
+        self._c.puback_failures_total += 1
+        with self._stats_lock:
+            by = self._c.puback_failures_by_reason
+            by[name] = by.get(name, 0) + 1
+        self._strike(record_id)
+        if name not in self._reasons_logged:
+            self._reasons_logged.add(name)
+            log.warning(
+                "broker refused message seq %d with PUBACK reason %r (0x%02x); it stays in "
+                "the outbox and is retried with backoff (logged once per reason)",
+                record_id,
+                name,
+                reason.value,
+            )
+
+    def _strike(self, record_id: int) -> None:
+        """Schedule a record for another attempt with exponential backoff."""
+        s = self._settings
+        attempts = self._retry.get(record_id, (0.0, 0))[1] + 1
+        delay = min(s.puback_retry_max_s, s.puback_retry_min_s * 2.0 ** min(attempts - 1, 30))
+        due = time.monotonic() + delay
+        self._retry[record_id] = (due, attempts)
+        heapq.heappush(self._retry_heap, (due, record_id))
+
+    def _publish_record(
+        self, rec: OutboxRecord, kind: Literal["live", "backlog", "retry", "solo"]
+    ) -> bool:
+        info = self._client.publish(rec.topic, rec.payload, qos=rec.qos, retain=rec.retain)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False  # connection lost; a disconnect event follows
+        self._inflight[info.mid] = _Flight(rec.id, kind)
+        self._inflight_ids.add(rec.id)
+        if kind == "backlog":
+            self._backlog_inflight += 1
+        elif kind == "solo":
+            self._solo_inflight = True
+        if kind in ("retry", "solo"):
+            self._c.resent_total += 1
+        return True
+
+    def _publish_live(self) -> None:
+        while self._connected:
+            room = self._window - len(self._inflight)
+            if room <= 0:
+                return
+            want = min(room, _PEEK_N)
+            recs = self._outbox.peek(self._live_cursor, want)
+            for rec in recs:
+                if rec.id in self._retry or rec.id in self._inflight_ids:
+                    self._live_cursor = rec.id
+                    continue
+                if not self._publish_record(rec, "live"):
+                    return
+                self._live_cursor = rec.id
+            if len(recs) < want:
+                return
+
+    def _publish_backlog(self, now: float) -> None:
+        if not self._backlog_active:
+            return
+        self._tokens = min(self._burst, self._tokens + (now - self._last_refill) * self._rate)
+        self._last_refill = now
+        backlog_window = max(1, self._window - max(1, self._window // 4))
+        room = min(backlog_window - self._backlog_inflight, self._window - len(self._inflight))
+        n = min(int(self._tokens), room)
+        if n <= 0:
+            return
+        recs = self._outbox.peek(self._backlog_cursor, n)
+        for rec in recs:
+            if rec.id > self._watermark:
+                self._backlog_done()
+                return
+            if rec.id in self._retry or rec.id in self._inflight_ids:
+                self._backlog_cursor = rec.id
+                continue
+            if not self._publish_record(rec, "backlog"):
+                return
+            self._tokens -= 1.0
+            self._backlog_cursor = rec.id
+        if len(recs) < n or self._backlog_cursor >= self._watermark:
+            self._backlog_done()
+
+    def _backlog_done(self) -> None:
+        self._backlog_active = False
+        log.info("backlog up to seq %d published", self._watermark)
+
+    def _publish_retries(self, now: float) -> None:
+        """Re-publish due records: those with one strike together, those with two or more
+        one at a time (so a poison message cannot take innocent ones down with it)."""
+        heap = self._retry_heap
+        room = self._window - len(self._inflight)
+        batch: list[int] = []
+        while heap and heap[0][0] <= now and len(batch) < room:
+            when, rid = heapq.heappop(heap)
+            entry = self._retry.get(rid)
+            if entry is None or entry[0] != when or rid in self._inflight_ids:
+                continue  # stale heap entry (acked, re-scheduled, or in flight)
+            if entry[1] >= 2:
+                self._solo_queue.append(rid)
+            else:
+                batch.append(rid)
+        if batch:
+            found = {rec.id: rec for rec in self._outbox.get(batch)}
+            for rid in batch:
+                rec = found.get(rid)
+                if rec is None:  # dropped by the full policy meanwhile
+                    self._retry.pop(rid, None)
+                elif not self._publish_record(rec, "retry"):
+                    return  # connection lost; the heap is rebuilt at the next connect
+        while self._solo_queue and not self._solo_inflight and room > len(batch):
+            rid = self._solo_queue.popleft()
+            if rid not in self._retry or rid in self._inflight_ids:
+                continue
+            recs = self._outbox.get([rid])
+            if not recs:
+                self._retry.pop(rid, None)
+                continue
+            if not self._publish_record(recs[0], "solo"):
+                return
+
+    def _publish_health(self, now: float) -> None:
+        if self._health is None or now < self._next_health:
+            return
+        self._next_health = now + self._health_interval_s
+        topic, payload = self._health()
+        info = self._client.publish(topic, payload, qos=self._settings.qos)
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            self._c.health_published_total += 1
+
+    def _flush_acks(self, now: float, *, force: bool) -> None:
+        if not self._pending_acks:
+            return
+        if (
+            force
+            or len(self._pending_acks) >= _ACK_FLUSH_N
+            or now - self._pending_since >= _ACK_FLUSH_S
+        ):
+            ids, self._pending_acks = self._pending_acks, []
+            self._outbox.ack(ids)
+
+    def _sleep_for(self, now: float) -> float:
+        t = _IDLE_S
+        if self._pending_acks:
+            t = min(t, self._pending_since + _ACK_FLUSH_S - now)
+        if self._stopping.is_set():
+            t = min(t, max(0.0, self._stop_drain_deadline - now))
+        elif self._connected:
+            if self._backlog_active:
+                t = min(t, max(0.0, self._batch - self._tokens) / self._rate)
+            if self._retry_heap:
+                t = min(t, self._retry_heap[0][0] - now)
+            if self._health is not None:
+                t = min(t, self._next_health - now)
+        return max(t, 0.001)

@@ -1,0 +1,134 @@
+"""Ingest under faults: a ``kill -9`` of the ingest process, and a 30 s InfluxDB outage.
+
+Exact point counts after recovery prove no loss and no duplicates.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from cloud.ingest.loadgen import QoS1Publisher
+from cloud.ingest.worker import IngestWorker
+from tests.integration.test_ingest_worker import (
+    ROWS,
+    assert_exact,
+    count,
+    messages,
+    running,
+    settings_for,
+    store_for,
+    wait_until,
+)
+from tests.services import REPO, InfluxDB, Mosquitto
+
+
+def start_ingest(
+    broker: Mosquitto, influx: InfluxDB, database: str, client_id: str, log: Path
+) -> subprocess.Popen[bytes]:
+    """``python -m cloud.ingest`` as a real OS process, logging to ``log``."""
+    argv = [
+        sys.executable,
+        "-m",
+        "cloud.ingest",
+        "--broker",
+        broker.url,
+        "--influx",
+        influx.url,
+        "--database",
+        database,
+        "--client-id",
+        client_id,
+        "--batch-max-delay-s",
+        "0.05",
+        "--retry-max-s",
+        "1",
+        "--stats-interval-s",
+        "0",
+    ]
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    subscribed = log.read_bytes().count(b"subscribed to")
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"ingest exited with {proc.returncode}:\n{log.read_text()}")
+        return log.read_bytes().count(b"subscribed to") > subscribed
+
+    wait_until(ready, 20, "the ingest process to subscribe")
+    return proc
+
+
+def test_kill_9_mid_stream_then_restart(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+) -> None:
+    client_id = f"ingest-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "ingest.log"
+    total = 150
+    proc = start_ingest(mosquitto, influxdb, database, client_id, log)
+    procs = [proc]
+    try:
+        with QoS1Publisher(host="127.0.0.1", port=mosquitto.port, window=10) as pub:
+            batch = messages(range(total))
+
+            def publish() -> None:
+                for i in range(0, total, 5):
+                    pub.publish_many(batch[i : i + 5])
+                    time.sleep(0.02)
+
+            sender = threading.Thread(target=publish, daemon=True)
+            sender.start()
+            wait_until(lambda: count(influxdb, database) >= 20 * ROWS, 30, "some points")
+            proc.kill()  # SIGKILL: no flush, no ack, no DISCONNECT
+            proc.wait(10)
+            written_at_kill = count(influxdb, database)
+            assert written_at_kill < total * ROWS, "the stream should still be running"
+            time.sleep(0.5)
+            proc = start_ingest(mosquitto, influxdb, database, client_id, log)
+            procs.append(proc)
+            sender.join(60)
+            assert not sender.is_alive()
+            assert_exact(influxdb, database, total * ROWS, timeout_s=60)
+        # A clean stop (SIGTERM) exits 0.
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0, log.read_text()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+@pytest.mark.slow
+def test_influxdb_outage_of_30_s_loses_nothing(
+    mosquitto: Mosquitto, influxdb_own: InfluxDB, database: str
+) -> None:
+    influx = influxdb_own
+    settings = settings_for(mosquitto, keepalive_s=5, retry_max_s=2.0)
+    worker = IngestWorker(settings=settings, store=store_for(influx, database))
+    with running(worker), QoS1Publisher(host="127.0.0.1", port=mosquitto.port) as pub:
+        pub.publish_many(messages(range(0, 40)))
+        assert_exact(influx, database, 40 * ROWS)
+        influx.stop()
+        stopped_at = time.monotonic()
+        pub.publish_many(messages(range(40, 100)))  # the broker accepts; the store is down
+        wait_until(lambda: worker.stats().store_retries >= 3, 20, "store retries")
+        assert worker.stats().acked == 40, "nothing may be acked while the store is down"
+        time.sleep(max(0.0, 30 - (time.monotonic() - stopped_at)))
+        influx.start()
+        pub.publish_many(messages(range(100, 140)))
+        assert_exact(influx, database, 140 * ROWS, timeout_s=60)
+        wait_until(lambda: worker.stats().acked == 140, 10, "all acked")
+        stats = worker.stats()
+        # Keepalives went on during the outage (keepalive 5 s << 30 s): one connection.
+        assert stats.connects == 1, stats
+        assert stats.points == 140 * ROWS
