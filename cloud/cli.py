@@ -67,6 +67,14 @@ def ingest(
         int, typer.Option(envvar="RENKEI_MAX_BUFFERED_MESSAGES")
     ] = 1000,
     gzip: Annotated[bool, typer.Option(envvar="RENKEI_INFLUX_GZIP")] = False,
+    retire: Annotated[
+        bool,
+        typer.Option(
+            envvar="RENKEI_RETIRE",
+            help="on SIGINT/SIGTERM, unsubscribe, drain and end the MQTT session (scale-in: "
+            "this client id will not come back)",
+        ),
+    ] = False,
     stats_interval_s: Annotated[
         float, typer.Option(help="log the counters every N seconds (0 = never)")
     ] = 60.0,
@@ -105,17 +113,17 @@ def ingest(
         typer.echo(f"invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        _run_until_signal(worker, stats_interval_s)
+        _run_until_signal(worker, stats_interval_s, retire=retire)
     finally:
         store.close()
 
 
-def _run_until_signal(worker: IngestWorker, stats_interval_s: float) -> None:
+def _run_until_signal(worker: IngestWorker, stats_interval_s: float, *, retire: bool) -> None:
     """Run the worker in a thread; SIGINT/SIGTERM ask it to stop, then wait for it."""
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
-        worker.stop()
+        log.info("signal %d: %s", signum, "retiring" if retire else "stopping")
+        worker.stop(retire=retire)
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=worker.run, name="ingest-writer")
@@ -128,7 +136,7 @@ def _run_until_signal(worker: IngestWorker, stats_interval_s: float) -> None:
                 next_stats += stats_interval_s
                 log.info("stats: %s", worker.stats())
     finally:
-        worker.stop()
+        worker.stop(retire=retire)
         thread.join()
         for s, handler in previous.items():
             signal.signal(s, handler)

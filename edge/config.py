@@ -73,6 +73,10 @@ class MqttConfig(BaseModel):
     tls_key_file: Path | None = None
     keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
     protocol: Literal["5", "3.1.1"] = "5"
+    wait_for_ingest: Level | None = "renkei-ingest"
+    """Ingest share group whose heartbeat must be seen after every (re)connect before
+    outbox data is published (see :mod:`renkei.wire`, "Ingest heartbeat"); ``null``
+    publishes at once (only safe when no broker restart can happen unnoticed)."""
 
 
 class OutboxConfig(BaseModel):

@@ -50,11 +50,6 @@ class RowBuffer:
             if len(col) == n:
                 col.append(None)
 
-    def add_columns(self, t_ms: list[int], columns: Mapping[str, list[float | None]]) -> None:
-        """Append many rows at once (columns already cleaned of NaN)."""
-        for i, t in enumerate(t_ms):
-            self.add(t, {k: (v[i] if v[i] is not None else math.nan) for k, v in columns.items()})
-
     def drain(self, max_rows: int) -> list[Callable[[int], bytes]]:
         """Empty the buffer into payload builders; each takes the sequence number.
 

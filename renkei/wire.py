@@ -9,6 +9,16 @@ Topic tree (ISA-95 levels: enterprise = firm, site, area, line, cell = machine):
     renkei/v1/{firm}/{site}/_gw/{gateway}/state                retained birth / Last Will
     renkei/v1/{firm}/{site}/_gw/{gateway}/health               outbox backlog, drops, counters
     renkei/dlq/v1/{reason}                                     dead letters (cloud ingest)
+    renkei/host/v1/{group}/heartbeat                           ingest liveness (QoS 0)
+
+Ingest heartbeat (the Sparkplug B "primary host application" idea): every ingest worker of
+share group ``{group}`` publishes a :class:`HostHeartbeat` (QoS 0, not retained) about once a
+second *while its subscription is active*. Brokers do not keep shared subscriptions across
+their own restart (checked with Mosquitto 2.0.11 and 2.0.21), so right after a broker
+restart a gateway's QoS 1 data would be acknowledged and then delivered to nobody. A gateway
+therefore holds its outbox after every (re)connect until it has received a live heartbeat of
+its ingest group: proof that a subscriber exists on this broker incarnation. Once it exists,
+the subscription lives in the worker's persistent session, which queues while it is away.
 
 Every level is 1-64 characters of ``[A-Za-z0-9_.-]`` (no ``/``, ``+``, ``#``, spaces), so
 a topic level is always a valid InfluxDB tag value without escaping.
@@ -54,6 +64,7 @@ from pydantic import (
 
 __all__ = [
     "DEADLETTER_PREFIX",
+    "HOST_PREFIX",
     "MAX_PAYLOAD_BYTES",
     "MAX_ROWS",
     "SCHEMA_VERSION",
@@ -63,6 +74,7 @@ __all__ = [
     "GatewayHealth",
     "GatewayState",
     "GatewayTopic",
+    "HostHeartbeat",
     "Level",
     "MachineKind",
     "MachinePayload",
@@ -73,6 +85,7 @@ __all__ = [
     "decode_machine_payload",
     "encode",
     "gateway_topic",
+    "host_heartbeat_topic",
     "machine_topic",
     "parse_topic",
 ]
@@ -80,6 +93,7 @@ __all__ = [
 SCHEMA_VERSION: Final = 1
 TOPIC_ROOT: Final = "renkei/v1"
 DEADLETTER_PREFIX: Final = "renkei/dlq/v1"
+HOST_PREFIX: Final = "renkei/host/v1"
 #: Largest payload the ingest accepts, bytes. Gateways split messages well below it.
 MAX_PAYLOAD_BYTES: Final = 1_048_576
 #: Most rows (timestamps) one machine message may carry.
@@ -181,6 +195,12 @@ def gateway_topic(*, firm: str, site: str, gateway: str, kind: Literal["state", 
     return f"{TOPIC_ROOT}/{firm}/{site}/_gw/{gateway}/{kind}"
 
 
+def host_heartbeat_topic(group: str) -> str:
+    """Topic on which the ingest workers of share group ``group`` publish heartbeats."""
+    _check_level("group", group)
+    return f"{HOST_PREFIX}/{group}/heartbeat"
+
+
 def deadletter_topic(reason: str) -> str:
     """Dead-letter topic for ``reason`` (a :class:`WireError` reason code)."""
     return f"{DEADLETTER_PREFIX}/{reason}"
@@ -201,8 +221,9 @@ def parse_topic(topic: str) -> MachineTopic | GatewayTopic:
         _check_level("firm", parts[2])
         _check_level("site", parts[3])
         _check_level("gateway", parts[5])
+        gw_kind: Literal["state", "health"] = "state" if parts[6] == "state" else "health"
         return GatewayTopic.model_construct(
-            firm=parts[2], site=parts[3], gateway=parts[5], kind=parts[6]
+            firm=parts[2], site=parts[3], gateway=parts[5], kind=gw_kind
         )
     if len(parts) == 8:
         for name, value in zip(("firm", "site", "area", "line", "machine"), parts[2:7]):
@@ -303,6 +324,17 @@ class GatewayHealth(BaseModel):
     """Messages dropped by the outbox's full policy since the outbox was created."""
     published_total: Annotated[int, Field(ge=0)]
     """Messages acknowledged by the broker since the agent started."""
+
+
+class HostHeartbeat(BaseModel):
+    """An ingest worker's liveness beat on ``renkei/host/v1/{group}/heartbeat``."""
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    group: Level
+    client_id: str
+    sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
 
 
 class DeadLetter(BaseModel):

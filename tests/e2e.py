@@ -57,11 +57,11 @@ class Witness:
         )
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
-        self.client.reconnect_delay_set(0.1, 1)
+        self.client.reconnect_delay_set(1, 1)
         from paho.mqtt.packettypes import PacketTypes
         from paho.mqtt.properties import Properties
 
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect("127.0.0.1", port, clean_start=False, properties=props)
         self.client.loop_start()

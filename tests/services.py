@@ -134,6 +134,11 @@ class Mosquitto(_Process):
         self.binary = _binary("mosquitto", ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"])
         conf = MOSQUITTO_CONF.read_text()
         conf += f"\nlistener {self.port} 127.0.0.1\npersistence_location {self.workdir}/\n"
+        if os.geteuid() == 0 and "\nuser " not in f"\n{extra_conf}":
+            # Started as root, Mosquitto switches to user "mosquitto", which cannot write
+            # its persistence file into the test's private temp dir: sessions and queued
+            # messages would silently not survive a restart.
+            conf += "user root\n"
         conf += extra_conf
         self.conf_path = self.workdir / "mosquitto.conf"
         self.conf_path.write_text(conf)

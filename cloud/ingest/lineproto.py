@@ -132,12 +132,14 @@ def escape_measurement(name: str) -> str:
     """Escape a measurement name (``,`` and space).
 
     Raises:
-        ValueError: empty, starts with ``#`` (a comment line), or contains a newline,
-            carriage return or backslash.
+        ValueError: empty, starts with ``#`` (a comment line) or a tab (stripped by
+            InfluxDB), or contains a newline, carriage return or backslash.
     """
     _check_name("measurement", name)
     if name.startswith("#"):
         raise ValueError(f"measurement {name!r} would be read as a comment line")
+    if name.startswith("\t"):
+        raise ValueError(f"measurement {name!r}: InfluxDB strips a line's leading tabs")
     return name.translate(_MEAS_ESC)
 
 

@@ -61,6 +61,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from cloud._exceptions import ConfigError, IngestError, StoreRejected, StoreUnavailable
+from cloud.ingest.heartbeat import Heartbeat
 from cloud.ingest.lineproto import Encoded, encode_deadletter_point, encode_message
 from cloud.store.base import TimeSeriesStore
 from renkei.wire import DeadLetter, WireError, deadletter_topic
@@ -111,6 +112,7 @@ class IngestSettings(BaseModel):
             Receive Maximum, 1..65535); bounds memory.
         stop_timeout_s: on stop, how long to keep trying to flush before giving up (the
             unflushed messages stay unacknowledged and are redelivered later).
+        retire_timeout_s: on ``stop(retire=True)``, how long draining may take.
         deadletter_max_bytes: largest dead-letter packet to publish when the broker does
             not announce its Maximum Packet Size; bigger originals are truncated in the
             dead letter (with their size and SHA-256 in ``detail``).
@@ -128,6 +130,10 @@ class IngestSettings(BaseModel):
     share_group: str | None = "renkei-ingest"
     protocol: Literal["5", "3.1.1"] = "5"
     topic_filter: str = "renkei/v1/#"
+    heartbeat_group: str | None = None
+    """Group named in the liveness heartbeat gateways wait for (``mqtt.wait_for_ingest``);
+    default: ``share_group``, or ``"renkei-ingest"`` for a plain subscription."""
+    heartbeat_interval_s: float = Field(default=1.0, gt=0, le=60)
     keepalive_s: int = Field(default=30, ge=5, le=65535)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=2**32 - 1)
     batch_max_lines: int = Field(default=5000, ge=1)
@@ -137,6 +143,7 @@ class IngestSettings(BaseModel):
     retry_max_s: float = Field(default=30.0, gt=0)
     max_buffered_messages: int = Field(default=1000, ge=1, le=65535)
     stop_timeout_s: float = Field(default=10.0, ge=0)
+    retire_timeout_s: float = Field(default=120.0, ge=0)
     deadletter_max_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
     deadletter_points: bool = True
     tls_ca_file: str | None = None
@@ -323,6 +330,8 @@ class IngestWorker:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._subscribed = threading.Event()
+        self._unsubscribed = threading.Event()
+        self._retire = False
         self._started = False
         self._deadline = float("inf")
         self._conn_lock = threading.Lock()
@@ -357,36 +366,58 @@ class IngestWorker:
         log.info(
             "ingest %s: connecting to %s, subscribing %s", s.client_id, s.broker_url, s.subscription
         )
+        heartbeat = Heartbeat(
+            client=self._client,
+            group=s.heartbeat_group or s.share_group or "renkei-ingest",
+            client_id=s.client_id,
+            interval_s=s.heartbeat_interval_s,
+            active=lambda: self._subscribed.is_set() and not self._stopping.is_set(),
+        )
         try:
             try:
                 self._ensure_database()
             except StoreUnavailable as exc:
                 self._error(f"store unavailable at start ({exc}); will retry before writing")
             self._connect()
+            heartbeat.start()
             while not self._stopping.is_set():
                 batch = self._collect(limit=None)
                 if batch:
                     self._process(batch)
-            # Clean stop: flush what was received before the stop, within stop_timeout_s.
-            pending = self._queue.qsize()
-            while pending > 0 and time.monotonic() < self._deadline:
-                batch = self._collect(limit=pending)
-                if not batch:
-                    break
-                pending -= len(batch)
-                self._process(batch)
+            if self._retire:
+                self._drain_and_unsubscribe()
+            else:
+                # Clean stop: flush what was received before the stop, within the timeout.
+                pending = self._queue.qsize()
+                while pending > 0 and time.monotonic() < self._deadline:
+                    batch = self._collect(limit=pending)
+                    if not batch:
+                        break
+                    pending -= len(batch)
+                    self._process(batch)
         finally:
+            heartbeat.stop()
             self._disconnect()
             self._stopped.set()
             log.info("ingest %s stopped: %s", s.client_id, self.stats())
 
-    def stop(self) -> None:
+    def stop(self, *, retire: bool = False) -> None:
         """Ask :meth:`run` to return: flush within ``stop_timeout_s``, ack, disconnect.
+
+        The broker keeps the session (and queues messages for it) until this client id
+        connects again. With ``retire=True`` (scale-in: this client id will not come
+        back), the worker instead unsubscribes, drains what the broker had already
+        routed to its session (within ``retire_timeout_s``) and ends the session (MQTT 5
+        Session Expiry 0). This matters with shared subscriptions on Mosquitto, which
+        keeps routing a share of the stream to the offline sessions of a group.
 
         Returns immediately; safe from any thread and from signal handlers.
         """
         if not self._stopping.is_set():
-            self._deadline = time.monotonic() + self.settings.stop_timeout_s
+            s = self.settings
+            self._retire = retire
+            timeout = s.stop_timeout_s + (s.retire_timeout_s if retire else 0.0)
+            self._deadline = time.monotonic() + timeout
             self._stopping.set()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -432,7 +463,10 @@ class IngestWorker:
             reconnect_on_failure=True,
         )
         client.max_queued_messages_set(0)
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # Reconnect quickly: with Mosquitto 2.0 a broker restart forgets *shared*
+        # subscriptions of sessions (plain ones are restored), so messages published
+        # between the restart and this worker's re-subscription reach no one.
+        client.reconnect_delay_set(min_delay=1, max_delay=2)
         if s.username is not None:
             client.username_pw_set(
                 s.username, s.password.get_secret_value() if s.password is not None else None
@@ -449,6 +483,7 @@ class IngestWorker:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     def _connect(self) -> None:
@@ -465,7 +500,12 @@ class IngestWorker:
         self._client.loop_start()
 
     def _disconnect(self) -> None:
-        self._client.disconnect()
+        if self._retire and self.settings.protocol == "5" and self._unsubscribed.is_set():
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0  # end the session now
+            self._client.disconnect(properties=props)
+        else:
+            self._client.disconnect()
         self._client.loop_stop()
         with self._conn_lock:
             self._connected = False
@@ -515,6 +555,41 @@ class IngestWorker:
             return
         log.info("ingest %s subscribed to %s", self.settings.client_id, self.settings.subscription)
         self._subscribed.set()
+
+    def _on_unsubscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        log.info("ingest %s unsubscribed (%s)", self.settings.client_id, reasons)
+        self._unsubscribed.set()
+
+    def _drain_and_unsubscribe(self) -> None:
+        """Retire: unsubscribe, then process until the session has been idle for 1 s."""
+        s = self.settings
+        if not self._connected:
+            self._error("cannot retire: not connected to the broker")
+            return
+        self._client.unsubscribe(s.subscription)
+        while not self._unsubscribed.wait(0.1):
+            if time.monotonic() > self._deadline or not self._connected:
+                self._error("no UNSUBACK from the broker; session kept")
+                return
+            batch = self._collect(limit=self._queue.qsize())
+            self._process(batch)
+        idle_since = time.monotonic()
+        while time.monotonic() < self._deadline:
+            batch = self._collect(limit=None)
+            if batch:
+                self._process(batch)
+                idle_since = time.monotonic()
+            elif self._queue.empty() and time.monotonic() - idle_since >= 1.0:
+                log.info("ingest %s drained; ending its session", s.client_id)
+                return
+        self._error("retire timeout: messages may remain in the session")
 
     def _on_disconnect(
         self,
@@ -639,11 +714,15 @@ class IngestWorker:
             for w in works:
                 if w.reason is not None:
                     self._publish_deadletter(w)
-            rejected = self._write(works)
-            for w in rejected:
+            rejected = []
+            for w in self._write(works):
+                if w.reason is not None:  # only its dead-letter counter point was refused
+                    self._error(f"store rejected the dead-letter counter point: {w.detail}")
+                    continue
                 log.warning("store rejected message on %s: %s", w.msg.topic, w.detail)
                 self._mark_dead(w, REASON_STORE_REJECTED, w.detail)
                 self._publish_deadletter(w)
+                rejected.append(w)
             if rejected and self.settings.deadletter_points:
                 for w in self._write(rejected):
                     self._error(f"store rejected the dead-letter counter point: {w.detail}")
@@ -741,9 +820,15 @@ class IngestWorker:
             self._dead[work.reason] += 1
 
     def _envelope(self, msg: _Inbound, reason: str, detail: str) -> bytes:
-        topic = self._topic_text(msg)
+        """The dead letter's JSON, never larger than the broker's Maximum Packet Size
+        (a bigger publish would make an MQTT 5 broker drop the connection, and the
+        original would come back forever)."""
+        topic = _clip(self._topic_text(msg), 1024)
+        detail = _clip(detail, 2048)
         payload = msg.payload
-        room = self._max_packet - 1024 - 2 * len(topic.encode()) - 2 * len(detail.encode())
+        # JSON escaping may turn one character into six bytes (\u00XX).
+        overhead = 512 + 6 * (len(topic.encode()) + len(detail.encode())) + len(reason)
+        room = self._max_packet - overhead
         if len(payload) * 4 // 3 + 4 > room:
             keep = max(0, room * 3 // 4 - 4)
             digest = hashlib.sha256(payload).hexdigest()
@@ -808,6 +893,10 @@ class IngestWorker:
         log.warning("%s", text)
         with self._stats_lock:
             self._last_error = text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _split_body(body: bytes, limit: int) -> list[bytes]:

@@ -53,19 +53,19 @@ class LiveView:
         for agent in self.run.agents:
             ob = agent.outbox.stats()
             for m in agent.config.machines:
-                st = agent.stats.machines.get(m.id, {})
-                anomalous = bool(st.get("anomaly"))
+                mst = agent.stats.machines.get(m.id, {})
+                anomalous = bool(mst.get("anomaly"))
                 state = Text("ANOMALY", style="bold red") if anomalous else Text(
                     "normal", style="green")
-                if st.get("finished"):
+                if mst.get("finished"):
                     state = Text("finished", style="dim")
                 machines.add_row(
-                    agent.config.gateway_id, m.id, str(st.get("source", m.source.type)),
-                    _fmt(st.get("rows")), state, _fmt(st.get("score")),
-                    _fmt(st.get("threshold")), _fmt(st.get("anomalies")),
-                    _fmt(st.get("last_event")), str(ob.backlog_msgs), str(ob.dropped_total),
+                    agent.config.gateway_id, m.id, str(mst.get("source", m.source.type)),
+                    _fmt(mst.get("rows")), state, _fmt(mst.get("score")),
+                    _fmt(mst.get("threshold")), _fmt(mst.get("anomalies")),
+                    _fmt(mst.get("last_event")), str(ob.backlog_msgs), str(ob.dropped_total),
                 )
-                for e in st.get("events", []) or []:  # type: ignore[union-attr]
+                for e in mst.get("events", []) or []:  # type: ignore[union-attr]
                     events.append(f"{m.id}: {e}")
         msg_rate, fv_rate = self._ingest_rates()
         worker = self.run.worker

@@ -44,7 +44,7 @@ def test_full_replay_of_real_dataset_file(
 ) -> None:
     """SKAB valve1/1.csv replayed completely: one telemetry point per CSV row, exactly."""
     data_dir = require_data_dir()
-    csv = data_dir / "skab" / "valve1" / "1.csv"
+    csv = data_dir / "skab" / "data" / "valve1" / "1.csv"
     n_rows = sum(1 for _ in csv.open()) - 1
     witness = Witness(port=mosquitto.port)
     ingest = start_ingest(broker_port=mosquitto.port, influx_url=influxdb.url,

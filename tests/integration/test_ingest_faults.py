@@ -22,12 +22,15 @@ from tests.integration.test_ingest_worker import (
     assert_exact,
     count,
     messages,
+    persistent_mosquitto,
     running,
     settings_for,
     store_for,
     wait_until,
 )
 from tests.services import REPO, InfluxDB, Mosquitto
+
+__all__ = ["persistent_mosquitto"]  # a fixture, used by name below
 
 
 def start_ingest(
@@ -132,3 +135,29 @@ def test_influxdb_outage_of_30_s_loses_nothing(
         # Keepalives went on during the outage (keepalive 5 s << 30 s): one connection.
         assert stats.connects == 1, stats
         assert stats.points == 140 * ROWS
+
+
+def test_batch_held_across_a_reconnect_is_never_acked_on_the_new_connection(
+    persistent_mosquitto: Mosquitto, influxdb_own: InfluxDB, database: str
+) -> None:
+    """Packet ids are per connection: a batch received before a reconnect is dropped
+    unacknowledged (the broker redelivers it), never acked with stale ids."""
+    broker, influx = persistent_mosquitto, influxdb_own
+    worker = IngestWorker(settings=settings_for(broker), store=store_for(influx, database))
+    with running(worker), QoS1Publisher(host="127.0.0.1", port=broker.port) as pub:
+        pub.publish_many(messages(range(10)))
+        assert_exact(influx, database, 10 * ROWS)
+        influx.stop()
+        pub.publish_many(messages(range(10, 30)))
+        wait_until(lambda: worker.stats().store_retries >= 2, 20, "the worker holding a batch")
+        broker.restart()  # the held batch's connection ends
+        wait_until(lambda: worker.stats().subscribed, 20, "reconnected")
+        influx.start()
+        assert_exact(influx, database, 30 * ROWS, timeout_s=40)
+        wait_until(lambda: worker.stats().acked == 30, 10, "30 acks")
+        stats = worker.stats()
+        assert stats.connects == 2
+        # The 20 held messages arrived twice (before and after the reconnect) and were
+        # acknowledged once, on the connection that delivered them last.
+        assert stats.messages >= 40, stats
+        assert stats.acked == 30, stats

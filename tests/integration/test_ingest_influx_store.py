@@ -75,9 +75,7 @@ def test_type_conflict_is_rejected_with_influx_text(influx_store: InfluxStore) -
         influx_store.write_lines(b"m f= 1")
 
 
-def test_unreachable_and_missing_database_are_retryable(
-    influxdb: InfluxDB, database: str
-) -> None:
+def test_unreachable_and_missing_database_are_retryable(influxdb: InfluxDB, database: str) -> None:
     down = InfluxStore(
         settings=InfluxSettings(url=f"http://127.0.0.1:{free_port()}", database=database)
     )

@@ -277,6 +277,27 @@ def test_two_workers_share_the_stream(
         assert s1.points + s2.points == 100 * ROWS
 
 
+def test_retired_worker_stops_taking_a_share(
+    mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+) -> None:
+    """Mosquitto routes a share to *offline* group members; a retired worker is no member."""
+    w1 = IngestWorker(settings=settings_for(mosquitto), store=store_for(influxdb, database))
+    w2 = IngestWorker(settings=settings_for(mosquitto), store=store_for(influxdb, database))
+    t1 = threading.Thread(target=w1.run, daemon=True)
+    t1.start()
+    assert w1.wait_ready(15)
+    with running(w2), QoS1Publisher(host="127.0.0.1", port=mosquitto.port) as pub:
+        pub.publish_many(messages(range(40)))
+        w1.stop(retire=True)
+        t1.join(30)
+        assert not t1.is_alive()
+        got_before = w2.stats().messages
+        pub.publish_many(messages(range(40, 80)))
+        assert_exact(influxdb, database, 80 * ROWS)
+        assert w2.stats().messages - got_before == 40  # the whole stream, nothing parked
+        assert w1.stats().messages + w2.stats().messages == 80
+
+
 # --------------------------------------------------------------------------- f) broker restart
 
 
@@ -329,8 +350,11 @@ def test_mqtt_311_plain_subscription(
         pub.publish_many(messages(range(20, 40)))  # queued in the clean_session=False session
         mosquitto.restart()
         assert pub.wait_connected(15)
+        # A plain subscription is restored from the broker's persistence, so messages
+        # published after the restart, before the worker is back, are queued too.
+        pub.publish_many(messages(range(40, 60)))
         with running(IngestWorker(settings=settings, store=store)):
-            assert_exact(influxdb, database, 40 * ROWS)
+            assert_exact(influxdb, database, 60 * ROWS)
 
 
 def test_gateway_state_and_health_points(

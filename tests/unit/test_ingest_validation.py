@@ -128,6 +128,8 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner),
     max_leaves=30,
 )
+
+
 def _safe_dumps(value: object) -> bytes:
     try:
         return orjson.dumps(value)

@@ -27,7 +27,7 @@ def store_answering(
         seen.append(request)
         return httpx.Response(status, content=body, headers=headers)
 
-    s = InfluxSettings(url="http://influx.test:8086", database="d b", **settings)  # type: ignore[arg-type]
+    s = InfluxSettings(url="http://influx.test:8086", database="d b", **settings)
     return InfluxStore(settings=s, transport=httpx.MockTransport(handler)), seen
 
 
@@ -82,7 +82,8 @@ def test_connection_refused_and_closed_client_are_unavailable() -> None:
 
 
 def test_query_error_in_results_is_rejected() -> None:
-    store, _ = store_answering(200, b'{"results":[{"statement_id":0,"error":"database not found"}]}')
+    answer = b'{"results":[{"statement_id":0,"error":"database not found"}]}'
+    store, _ = store_answering(200, answer)
     with pytest.raises(StoreRejected, match="database not found"):
         store.count("m", "f")
 

@@ -83,7 +83,7 @@ def test_last_takes_latest_value_per_field_and_group(store: SqliteStore) -> None
 def test_field_type_conflict_is_rejected_and_writes_nothing(store: SqliteStore) -> None:
     store.write_lines(b"m f=1 1")
     with pytest.raises(StoreRejected, match="field type conflict"):
-        store.write_lines(b"m g=1 2\nm f=\"s\" 3")
+        store.write_lines(b'm g=1 2\nm f="s" 3')
     assert store.count("m", "g") == 0
     with pytest.raises(StoreRejected, match="field type conflict"):
         store.write_lines(b"n x=1i 1\nn x=1 2")  # conflict inside one body
@@ -122,7 +122,7 @@ def test_event_and_gateway_strings(store: SqliteStore) -> None:
             "seq": 1,
             "sent_ms": T0,
             "kind": "event",
-            "events": [{"t_ms": T0, "code": "x", "severity": "alarm", "message": "a\nb \"c\""}],
+            "events": [{"t_ms": T0, "code": "x", "severity": "alarm", "message": 'a\nb "c"'}],
         }
     )
     enc = encode_message(machine_topic_for(1, kind="event"), event, now_ms=T0)

@@ -1,0 +1,28 @@
+"""Run every benchmark in order: ``python -m bench`` (or ``./dev bench``).
+
+Each benchmark starts its own real Mosquitto / InfluxDB on free loopback ports, is bounded
+in time, and prints a table; ``bench/RESULTS.md`` records the figures of the last run on
+the reference machine (2 cores).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHES = ("bench.bench_ingest", "bench.bench_gateway", "bench.bench_outbox")
+
+
+def main() -> int:
+    only = sys.argv[1:]
+    for name in BENCHES:
+        if only and not any(o in name for o in only):
+            continue
+        print(f"\n=== {name} ===", flush=True)
+        module = importlib.import_module(name)
+        module.main()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
