@@ -176,6 +176,7 @@ class GatewayAgent:
                 tls_key_file=mq.tls_key_file,
                 keepalive_s=mq.keepalive_s,
                 protocol=mq.protocol,
+                wait_for_ingest=mq.wait_for_ingest,
             ),
             outbox=self.outbox,
             outbox_settings=self.outbox_settings,

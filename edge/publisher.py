@@ -44,6 +44,15 @@ Retries and poison messages
     everything behind it. With strikes it costs one reconnect per backoff period
     (at most every ``puback_retry_max_s``) while all other data flows.
 
+Ingest gate (``wait_for_ingest``)
+    A broker acknowledges a QoS 1 PUBLISH even when no subscription matches, and
+    Mosquitto (2.0.11 and 2.0.21 checked) does not restore *shared* subscriptions after
+    its own restart. With the gate set, the client subscribes to the ingest group's
+    heartbeat topic on every connect and publishes no outbox record until a live
+    heartbeat arrives: proof that an ingest subscription exists on this broker
+    incarnation (the Sparkplug B "primary host" rule). Birth, Last Will and health
+    messages are not held. Records wait on disk meanwhile; nothing is dropped by the gate.
+
 paho's own retransmission (the design decision)
     paho keeps every unacknowledged QoS>0 message in memory and, after a reconnect,
     re-sends it by itself (DUP flag) right after CONNACK. The outbox already is the
@@ -103,7 +112,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from edge.outbox import Outbox, OutboxRecord, OutboxSettings
-from renkei.wire import GatewayTopic, WireError, parse_topic
+from renkei.wire import GatewayTopic, WireError, host_heartbeat_topic, parse_topic
 
 __all__ = ["MqttSettings", "Publisher", "PublisherError", "PublisherStats"]
 
@@ -119,6 +128,8 @@ _IDLE_S: Final = 0.25
 _PEEK_N: Final = 256
 #: Window slots kept free for birth, health and state messages (not outbox records).
 _RESERVED_SLOTS: Final = 4
+#: While the ingest gate is closed, warn this often, seconds.
+_GATE_LOG_EVERY_S: Final = 30.0
 
 
 class PublisherError(RuntimeError):
@@ -160,6 +171,10 @@ class MqttSettings(BaseModel):
     """First re-publish delay after a PUBACK with a failure reason code, seconds."""
     puback_retry_max_s: Annotated[float, Field(gt=0)] = 60.0
     """Longest re-publish delay for a record the broker keeps refusing, seconds."""
+    wait_for_ingest: str | None = None
+    """Ingest group whose heartbeat (``renkei/host/v1/{group}/heartbeat``) must arrive
+    after every (re)connect before outbox records are published; ``None`` = no gate.
+    See "Ingest gate" in the module docstring."""
 
     @property
     def uses_tls(self) -> bool:
@@ -196,6 +211,8 @@ class PublisherStats:
     """Outbox records published and not yet acknowledged."""
     retry_pending: int
     """Records refused by the broker, waiting for their backoff to re-publish."""
+    waiting_for_ingest: bool
+    """Connected, but holding records until the ingest group's heartbeat arrives."""
     backlog_draining: bool
     """True while records older than the last connect are being drained."""
     health_published_total: int
@@ -222,7 +239,12 @@ class _Puback:
     reason: ReasonCode
 
 
-_Event = _Connected | _Disconnected | _Puback
+@dataclass(frozen=True, slots=True)
+class _Heartbeat:
+    """A live heartbeat of the ingest group arrived."""
+
+
+_Event = _Connected | _Disconnected | _Puback | _Heartbeat
 
 
 @dataclass(slots=True)
@@ -314,6 +336,13 @@ class Publisher:
         self._inflight_ids: set[int] = set()
         self._backlog_inflight = 0
         self._watermark = -1
+        self._heartbeat_topic = (
+            None
+            if settings.wait_for_ingest is None
+            else host_heartbeat_topic(settings.wait_for_ingest)
+        )
+        self._ingest_seen = self._heartbeat_topic is None
+        self._gate_logged_at = 0.0
         self._live_cursor = -1
         self._backlog_cursor = -1
         self._backlog_active = False
@@ -360,6 +389,7 @@ class Publisher:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_connect_fail = self._on_connect_fail
+        client.on_message = self._on_message
         return client
 
     def _on_connect(
@@ -384,6 +414,8 @@ class Publisher:
         # Runs before paho's own re-send loop: discard its in-memory copies so that only
         # the outbox re-sends (module docstring, "paho's own retransmission").
         client.drop_out_messages()
+        if self._heartbeat_topic is not None:
+            client.subscribe(self._heartbeat_topic, qos=0)
         receive_max = getattr(properties, "ReceiveMaximum", None)
         self._post(_Connected(int(receive_max) if receive_max is not None else None))
 
@@ -406,6 +438,10 @@ class Publisher:
         properties: Properties | None,
     ) -> None:
         self._post(_Puback(mid, reason_code))
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self._heartbeat_topic and not msg.retain:
+            self._post(_Heartbeat())
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         log.debug("broker %s:%d unreachable; retrying", self._settings.host, self._settings.port)
@@ -485,6 +521,7 @@ class Publisher:
             resent_total=c.resent_total,
             inflight=len(self._inflight),
             retry_pending=len(self._retry),
+            waiting_for_ingest=self._connected and not self._ingest_seen,
             backlog_draining=self._backlog_active,
             health_published_total=c.health_published_total,
             pump_error=None if self._crash is None else repr(self._crash),
@@ -528,9 +565,12 @@ class Publisher:
                 self._flush_acks(now, force=True)
                 return
             if self._connected and not stopping:
-                self._publish_live()
-                self._publish_retries(now)
-                self._publish_backlog(now)
+                if self._ingest_seen:
+                    self._publish_live()
+                    self._publish_retries(now)
+                    self._publish_backlog(now)
+                else:
+                    self._log_gate_wait(now)
                 self._publish_health(now)
             self._flush_acks(now, force=False)
             self._wake.wait(self._sleep_for(time.monotonic()))
@@ -542,6 +582,13 @@ class Publisher:
                 self._handle_puback(ev)
             elif isinstance(ev, _Connected):
                 self._handle_connected(ev)
+            elif isinstance(ev, _Heartbeat):
+                if not self._ingest_seen:
+                    self._ingest_seen = True
+                    log.info(
+                        "ingest group %s is subscribed (heartbeat seen); publishing",
+                        self._settings.wait_for_ingest,
+                    )
             else:
                 self._handle_disconnected(ev)
 
@@ -554,6 +601,8 @@ class Publisher:
         if ev.receive_max is not None:
             window = min(window, max(1, ev.receive_max - _RESERVED_SLOTS))
         self._window = window
+        self._ingest_seen = self._heartbeat_topic is None
+        self._gate_logged_at = now
         self._watermark = self._outbox.last_id()
         self._live_cursor = self._watermark
         self._backlog_cursor = -1
@@ -576,6 +625,16 @@ class Publisher:
             backlog,
             self._rate,
         )
+
+    def _log_gate_wait(self, now: float) -> None:
+        if now - self._gate_logged_at >= _GATE_LOG_EVERY_S:
+            self._gate_logged_at = now
+            log.warning(
+                "connected, but no heartbeat from ingest group %s yet: holding %d messages "
+                "in the outbox until an ingest is subscribed",
+                self._settings.wait_for_ingest,
+                self._outbox.stats().backlog_msgs,
+            )
 
     def _handle_disconnected(self, ev: _Disconnected) -> None:
         if not self._connected:
@@ -687,9 +746,7 @@ class Publisher:
             return
         self._tokens = min(self._burst, self._tokens + (now - self._last_refill) * self._rate)
         self._last_refill = now
-        backlog_window = max(1, self._window - max(1, self._window // 4))
-        room = min(backlog_window - self._backlog_inflight, self._window - len(self._inflight))
-        n = min(int(self._tokens), room)
+        n = min(int(self._tokens), self._backlog_room())
         if n <= 0:
             return
         recs = self._outbox.peek(self._backlog_cursor, n)
@@ -706,6 +763,11 @@ class Publisher:
             self._backlog_cursor = rec.id
         if len(recs) < n or self._backlog_cursor >= self._watermark:
             self._backlog_done()
+
+    def _backlog_room(self) -> int:
+        """Free in-flight slots for backlog records (at most 3/4 of the window)."""
+        backlog_window = max(1, self._window - max(1, self._window // 4))
+        return min(backlog_window - self._backlog_inflight, self._window - len(self._inflight))
 
     def _backlog_done(self) -> None:
         self._backlog_active = False
@@ -772,9 +834,10 @@ class Publisher:
         if self._stopping.is_set():
             t = min(t, max(0.0, self._stop_drain_deadline - now))
         elif self._connected:
-            if self._backlog_active:
+            if self._backlog_active and self._backlog_room() > 0:
+                # (with no room, the next PUBACK wakes the pump)
                 t = min(t, max(0.0, self._batch - self._tokens) / self._rate)
-            if self._retry_heap:
+            if self._retry_heap and len(self._inflight) < self._window:
                 t = min(t, self._retry_heap[0][0] - now)
             if self._health is not None:
                 t = min(t, self._next_health - now)

@@ -11,10 +11,10 @@ Sub-commands are defined next to the code they run and mounted here:
 from __future__ import annotations
 
 import typer
-from models.cli import app as models_app
 
 from cloud.cli import app as cloud_app
 from edge.cli import app as edge_app
+from models.cli import app as models_app
 from renkei.demo.cli import demo
 
 app = typer.Typer(

@@ -7,6 +7,7 @@ broker delivers; every test bounds its waits by time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import subprocess
@@ -112,9 +113,14 @@ class Collector:
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *a: self.subscribed.set()
         self.client.on_message = self._on_message
-        props = Properties(PacketTypes.CONNECT)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600 if persistent else 0
-        self.client.connect("127.0.0.1", port, keepalive=10, properties=props)
+        # clean_start=False from the first connect, as the ingest does: Mosquitto 2.0.11
+        # does not save a session that began with clean_start=1 across a broker restart,
+        # whatever its Session Expiry Interval.
+        self.client.connect(
+            "127.0.0.1", port, keepalive=10, clean_start=not persistent, properties=props
+        )
         self.client.loop_start()
         assert self.subscribed.wait(10), "collector did not get its SUBACK"
 
@@ -205,7 +211,7 @@ def gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
         kw: dict[str, object] = {"reconnect_min_s": 0.2, "reconnect_max_s": 1.0}
         kw.update(mqtt_kw)
         pub = Publisher(
-            settings=MqttSettings(host="127.0.0.1", port=broker.port, **kw),  # type: ignore[arg-type]
+            settings=MqttSettings(host="127.0.0.1", port=broker.port, **kw),
             outbox=ob,
             outbox_settings=os_,
             state_topic=STATE,
@@ -220,10 +226,8 @@ def gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
 
     yield make
     for g in made:
-        try:
+        with contextlib.suppress(PublisherError):  # asserted on by the test that caused it
             g.publisher.stop(timeout_s=2.0)
-        except PublisherError:
-            pass  # the test that provoked it has asserted on it
         g.outbox.close()
 
 

@@ -29,7 +29,7 @@ TOPIC = machine_topic(firm="acme", site="s1", area="a1", line="l1", machine="m1"
 
 
 def _settings(tmp_path: Path, **kw: object) -> OutboxSettings:
-    return OutboxSettings(path=tmp_path / "outbox.sqlite3", **kw)  # type: ignore[arg-type]
+    return OutboxSettings(path=tmp_path / "outbox.sqlite3", **kw)
 
 
 def _wire(seq: int) -> bytes:

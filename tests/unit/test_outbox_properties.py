@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -32,6 +33,10 @@ TOPICS = st.sampled_from(
 PAYLOADS = st.binary(max_size=64) | st.builds(
     lambda n, unit: (unit * n)[:n], st.integers(300, 1500), st.binary(min_size=1, max_size=7)
 )
+
+
+def _const(payload: bytes) -> Callable[[int], bytes]:
+    return lambda seq: payload
 
 
 class OutboxMachine(RuleBasedStateMachine):
@@ -85,7 +90,7 @@ class OutboxMachine(RuleBasedStateMachine):
 
     @rule(items=st.lists(st.tuples(TOPICS, PAYLOADS), max_size=6))
     def enqueue_many(self, items: list[tuple[str, bytes]]) -> None:
-        seqs = self.ob.enqueue_many([OutboxItem(t, (lambda s, p=p: p), 1, False) for t, p in items])
+        seqs = self.ob.enqueue_many([OutboxItem(t, _const(p)) for t, p in items])
         assert seqs == [self._model_add(t, p, False) for t, p in items]
 
     @rule(data=st.data())
