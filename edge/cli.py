@@ -30,6 +30,9 @@ def run(
 ) -> None:
     """Run a gateway agent until SIGINT/SIGTERM (or --duration, or the sources end)."""
     from edge.agent import GatewayAgent
+    from edge.inference import ModelError
+    from edge.outbox import OutboxError
+    from edge.sources.base import SourceError
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -49,7 +52,12 @@ def run(
                 err=True,
             )
             raise typer.Exit(2)
-    agent = GatewayAgent(config=cfg, password=password)
+    try:
+        agent = GatewayAgent(config=cfg, password=password)
+    except (OutboxError, ModelError, SourceError, OSError) as exc:
+        # Start-up problems that are the operator's to fix: say what and where, no traceback.
+        typer.echo(f"{config}: cannot start gateway {cfg.gateway_id}: {exc}", err=True)
+        raise typer.Exit(2) from None
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
     stats = agent.run(duration_s=duration)

@@ -256,7 +256,8 @@ def load_config(path: Path | str, *, data_dir: Path | None = None) -> GatewayCon
     env_state = os.environ.get("RENKEI_STATE_DIR")
     if env_state:
         raw["state_dir"] = env_state
-    raw.setdefault("config_version", hashlib.sha256(text.encode()).hexdigest()[:12])
+    # Always derived from the file's bytes; a value written in the file is ignored.
+    raw["config_version"] = hashlib.sha256(text.encode()).hexdigest()[:12]
     try:
         cfg = GatewayConfig.model_validate(raw)
     except ValidationError as exc:
@@ -291,7 +292,11 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
             updates["model"] = m.model.model_copy(update={"dir": (base / m.model.dir).resolve()})
         machines.append(m.model_copy(update=updates) if updates else m)
     for i, m in enumerate(machines):
-        if isinstance(m.source, ReplaySourceConfig) and not m.source.path.is_file():
+        if (
+            isinstance(m.source, ReplaySourceConfig)
+            and m.source.path.is_absolute()  # a relative one was reported above
+            and not m.source.path.is_file()
+        ):
             problems.append((f"machines[{i}].source.path", f"no such file: {m.source.path}"))
         if m.model is not None and not (m.model.dir / "manifest.json").is_file():
             problems.append(

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 
 import orjson
 
-from renkei.wire import SCHEMA_VERSION, MachineKind
+from renkei.wire import MAX_FIELDS, MAX_PAYLOAD_BYTES, SCHEMA_VERSION, MachineKind
 
 __all__ = ["RowBuffer"]
 
@@ -29,6 +29,7 @@ class RowBuffer:
         self.tags = dict(tags)
         self._ts: list[int] = []
         self._cols: dict[str, list[float | None]] = {}
+        self._last_ts: int | None = None  # survives drain(): the series goes on
 
     def __len__(self) -> int:
         return len(self._ts)
@@ -36,10 +37,11 @@ class RowBuffer:
     def add(self, t_ms: int, values: Mapping[str, float]) -> None:
         """Append one row at ``t_ms`` (UTC epoch ms). NaN/inf become ``null``."""
         n = len(self._ts)
-        if self._ts and t_ms <= self._ts[-1]:
+        if self._last_ts is not None and t_ms <= self._last_ts:
             # Rows must be increasing in time within a series; a row at the same ms would
             # overwrite the previous point in the store, so it is nudged by 1 ms.
-            t_ms = self._ts[-1] + 1
+            t_ms = self._last_ts + 1
+        self._last_ts = int(t_ms)
         self._ts.append(int(t_ms))
         for name, value in values.items():
             col = self._cols.get(name)
@@ -61,34 +63,52 @@ class RowBuffer:
             return []
         ts, cols = self._ts, self._cols
         self._ts, self._cols = [], {}
+        names = list(cols)
+        # Fields of one point may travel in several messages (the store merges them).
+        groups = [names[i : i + MAX_FIELDS] for i in range(0, len(names), MAX_FIELDS)] or [[]]
         builders: list[Callable[[int], bytes]] = []
         for start in range(0, len(ts), max_rows):
             end = start + max_rows
-            part_ts = ts[start:end]
-            part_cols = {k: v[start:end] for k, v in cols.items()}
-            builders.append(self._builder(part_ts, part_cols))
+            for group in groups:
+                self._split(ts[start:end], {k: cols[k][start:end] for k in group}, builders)
         return builders
+
+    def _split(
+        self, ts: list[int], cols: dict[str, list[float | None]],
+        out: list[Callable[[int], bytes]],
+    ) -> None:
+        """Halve the rows until the payload (with the widest seq and sent_ms) fits."""
+        big = 2**63 - 1
+        if len(ts) > 1 and len(self._dump(ts, cols, big, big)) > MAX_PAYLOAD_BYTES:
+            mid = len(ts) // 2
+            self._split(ts[:mid], {k: v[:mid] for k, v in cols.items()}, out)
+            self._split(ts[mid:], {k: v[mid:] for k, v in cols.items()}, out)
+        else:
+            out.append(self._builder(ts, cols))
+
+    def _dump(
+        self, ts: list[int], cols: dict[str, list[float | None]], seq: int, sent_ms: int
+    ) -> bytes:
+        return orjson.dumps(
+            {
+                "v": SCHEMA_VERSION,
+                "gw": self.gateway_id,
+                "seq": seq,
+                "sent_ms": sent_ms,
+                "kind": self.kind.value,
+                "ts_ms": ts,
+                "fields": cols,
+                "tags": self.tags,
+            }
+        )
 
     def _builder(
         self, ts: list[int], cols: dict[str, list[float | None]]
     ) -> Callable[[int], bytes]:
-        gw, kind, tags = self.gateway_id, self.kind.value, self.tags
-
         def build(seq: int) -> bytes:
             # Built directly (not via pydantic) on the gateway hot path; the shape is the
             # v1 MachinePayload, which tests check by decoding with renkei.wire.
-            return orjson.dumps(
-                {
-                    "v": SCHEMA_VERSION,
-                    "gw": gw,
-                    "seq": seq,
-                    "sent_ms": _now_ms(),
-                    "kind": kind,
-                    "ts_ms": ts,
-                    "fields": cols,
-                    "tags": tags,
-                }
-            )
+            return self._dump(ts, cols, seq, _now_ms())
 
         return build
 

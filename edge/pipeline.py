@@ -64,6 +64,9 @@ class MachinePipeline:
             for kind in MachineKind
             if kind is not MachineKind.EVENT
         }
+        # Shot labels have their own buffer: sharing one with window labels would nudge a
+        # window label emitted after a later shot label off its window's timestamp.
+        self._shot_labels = RowBuffer(kind=MachineKind.LABEL, gateway_id=gw, tags={})
         self._gw = gw
         self._events: list[dict[str, Any]] = []
         self._windowers: dict[str, Windower] = {}
@@ -78,6 +81,7 @@ class MachinePipeline:
         self._speed = src.speed
         self._t0: int | None = None
         self._pub0 = 0
+        self._started = False
         self._model_on_shots = False
         if model is not None:
             self._model_inputs = list(model.input_names)
@@ -111,6 +115,7 @@ class MachinePipeline:
                 windowed stream (``slow``, ``vibration``) among them has reported it.
         """
         self._pub0 = publish_start_ms
+        self._started = True
         self._window_streams = {s for s in streams if s in ("slow", "vibration")}
 
     def _pub_ms(self, t_ms: int) -> int:
@@ -123,7 +128,13 @@ class MachinePipeline:
     # ----------------------------------------------------------------- input
 
     def process(self, block: SampleBlock) -> None:
-        """Consume one block of the machine's source."""
+        """Consume one block of the machine's source.
+
+        Raises:
+            RuntimeError: :meth:`start` was not called first.
+        """
+        if not self._started:
+            raise RuntimeError(f"machine {self.machine.id}: call start() before process()")
         if self._t0 is None and self._rebase:
             self._t0 = int(block.t_ms[0])
         self.rows += block.n_samples if block.stream != "vibration" else 0
@@ -155,7 +166,7 @@ class MachinePipeline:
 
     def _process_shots(self, block: SampleBlock) -> None:
         shots = self._buffers[MachineKind.SHOT]
-        labels = self._buffers[MachineKind.LABEL]
+        labels = self._shot_labels
         names = list(block.fields)
         for i, t in enumerate(block.t_ms.tolist()):
             raw = {n: float(block.fields[n][i]) for n in names}
@@ -248,6 +259,8 @@ class MachinePipeline:
         for kind, buf in self._buffers.items():
             topic = self._topics[kind]
             items.extend((topic, build) for build in buf.drain(max_rows))
+        label_topic = self._topics[MachineKind.LABEL]
+        items.extend((label_topic, build) for build in self._shot_labels.drain(max_rows))
         if self._events:
             events, self._events = self._events, []
             items.append((self._topics[MachineKind.EVENT], self._event_builder(events)))

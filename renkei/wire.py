@@ -109,6 +109,10 @@ _FIELD_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Level = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+#: JSON integers only (no bools, numeric strings or floats), 0 <= x < 2**63.
+WireInt = Annotated[int, Field(strict=True, ge=0, lt=2**63)]
+#: JSON numbers only (no bools or numeric strings).
+WireFloat = Annotated[float, Field(strict=True)]
 
 
 class WireError(ValueError):
@@ -185,7 +189,13 @@ def machine_topic(
     levels = {"firm": firm, "site": site, "area": area, "line": line, "machine": machine}
     for name, value in levels.items():
         _check_level(name, value)
-    return f"{TOPIC_ROOT}/{firm}/{site}/{area}/{line}/{machine}/{MachineKind(kind).value}"
+    try:
+        kind_value = MachineKind(kind).value
+    except ValueError:
+        raise WireError(
+            "bad_topic", f"kind {kind!r} is not one of {[k.value for k in MachineKind]}"
+        ) from None
+    return f"{TOPIC_ROOT}/{firm}/{site}/{area}/{line}/{machine}/{kind_value}"
 
 
 def gateway_topic(*, firm: str, site: str, gateway: str, kind: Literal["state", "health"]) -> str:
@@ -256,7 +266,7 @@ class Event(BaseModel):
 
     model_config = _STRICT
 
-    t_ms: Annotated[int, Field(ge=0)]
+    t_ms: WireInt
     code: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.\-]{1,64}$")]
     severity: Literal["info", "warning", "alarm"]
     message: Annotated[str, StringConstraints(max_length=512)] = ""
@@ -269,11 +279,11 @@ class MachinePayload(BaseModel):
 
     v: Literal[1]
     gw: Level
-    seq: Annotated[int, Field(ge=0, lt=2**63)]
-    sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
+    seq: WireInt
+    sent_ms: WireInt
     kind: MachineKind
-    ts_ms: Annotated[list[Annotated[int, Field(ge=0, lt=2**63)]], Field(max_length=MAX_ROWS)] = []
-    fields: Annotated[dict[FieldName, list[float | None]], Field(max_length=MAX_FIELDS)] = {}
+    ts_ms: Annotated[list[WireInt], Field(max_length=MAX_ROWS)] = []
+    fields: Annotated[dict[FieldName, list[WireFloat | None]], Field(max_length=MAX_FIELDS)] = {}
     tags: Annotated[dict[FieldName, Level], Field(max_length=8)] = {}
     events: Annotated[list[Event], Field(max_length=MAX_ROWS)] = []
 
@@ -407,7 +417,8 @@ def _load_object(raw: bytes) -> dict[str, object]:
         raise WireError(
             "malformed_json", f"payload must be a JSON object, got {type(obj).__name__}"
         )
-    if obj.get("v") != SCHEMA_VERSION:
+    v = obj.get("v")
+    if type(v) is not int or v != SCHEMA_VERSION:  # not True, 1.0 or "1"
         raise WireError(
             "schema_version", f"v={obj.get('v')!r}; this ingest accepts v={SCHEMA_VERSION}"
         )

@@ -33,8 +33,8 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import welch
-from scipy.stats import kurtosis
+
+from edge.features.spectral import kurtosis_fisher, welch_psd
 
 __all__ = [
     "DEFAULT_BANDS_HZ",
@@ -166,11 +166,10 @@ def vibration_features(x: FloatArray, fs_hz: float,
     if rms > 0:
         out[f"{p}_crest"] = peak / rms
     if np.ptp(finite) > 0:
-        out[f"{p}_kurtosis"] = float(kurtosis(finite, fisher=True, bias=True))
+        out[f"{p}_kurtosis"] = kurtosis_fisher(finite)
     if finite.size != x.size or x.size < 8:
         return out
-    f, psd = welch(x, fs=fs_hz, window="hann", nperseg=min(config.welch_nperseg, x.size),
-                   detrend="constant", scaling="density")
+    f, psd = welch_psd(x, fs_hz, config.welch_nperseg)
     df = float(f[1] - f[0])
     iso = (f >= _ISO_BAND_HZ[0]) & (f <= _ISO_BAND_HZ[1])
     vel_psd = psd[iso] * (G_N * 1000.0 / (2 * np.pi * f[iso])) ** 2  # (mm/s)^2/Hz

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import lfilter
 
 from edge.sources.faults import FaultSchedule
 
@@ -71,7 +70,8 @@ class VibrationModel:
         fs, rng = self._fs, self._rng
         t_s = (n0 + np.arange(n)) / fs
         t0, t1 = n0 / fs, (n0 + n) / fs
-        wear = self._faults.severity("bearing_wear", np.array([t0, t1]))
+        # severity over the block's own samples (t1 is exclusive: the next block's start)
+        wear = self._faults.severity("bearing_wear", t_s[[0, -1]])
         x = _NOISE_G * (1.0 + 0.5 * wear.max()) * rng.standard_normal(n)
         for (order, amp), phase in zip(_HARMONICS, self._phases, strict=True):
             if order == 1.0:
@@ -80,6 +80,10 @@ class VibrationModel:
         impacts = self._impacts(t0, t1, n0, n)
         if impacts is not None or np.any(self._zi != 0.0):
             drive = np.zeros(n) if impacts is None else impacts
+            # Imported here: only bearing impacts need it, and scipy.signal costs a gateway
+            # ~80 MB of memory (see edge.features.spectral).
+            from scipy.signal import lfilter
+
             y, self._zi = lfilter(self._b, self._a, drive, zi=self._zi)
             if not np.any(np.abs(self._zi) > 1e-12):
                 self._zi = np.zeros(2)
