@@ -54,7 +54,8 @@ def welch_psd(x: FloatArray, fs_hz: float, nperseg: int) -> tuple[FloatArray, Fl
         psd[1:] *= 2.0
     else:
         psd[1:-1] *= 2.0
-    return np.fft.rfftfreq(nperseg, 1.0 / fs_hz), psd
+    freqs: FloatArray = np.fft.rfftfreq(nperseg, 1.0 / fs_hz).astype(np.float64)
+    return freqs, np.asarray(psd, dtype=np.float64)
 
 
 def kurtosis_fisher(x: FloatArray) -> float:
