@@ -41,6 +41,7 @@ import orjson
 import psutil
 
 from cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_topic_for
+from tests.e2e import ingest_argv
 from tests.services import REPO, InfluxDB, Mosquitto, ServiceError
 
 STEP_MS = 10
@@ -111,25 +112,14 @@ def servers(workdir: Path) -> Iterator[tuple[Mosquitto, InfluxDB]]:
 def ingest_process(
     broker: Mosquitto, influx: InfluxDB, database: str, log: Path
 ) -> Iterator[psutil.Process]:
-    argv = [
-        sys.executable,
-        "-m",
-        "cloud.ingest",
-        "--broker",
-        broker.url,
-        "--influx",
-        influx.url,
-        "--database",
-        database,
-        "--client-id",
-        f"bench-{uuid.uuid4().hex[:6]}",
+    argv = ingest_argv(
+        broker_url=broker.url, influx_url=influx.url, database=database,
+        client_id=f"bench-{uuid.uuid4().hex[:6]}",
         # A fresh group per run: Mosquitto keeps routing a share of a group's messages to
         # the offline persistent sessions of earlier runs' workers.
-        "--share-group",
-        f"bench-{uuid.uuid4().hex[:6]}",
-        "--stats-interval-s",
-        "0",
-    ]
+        share_group=f"bench-{uuid.uuid4().hex[:6]}",
+        extra=["--stats-interval-s", "0"],
+    )
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
     try:

@@ -20,7 +20,9 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from renkei.wire import MachineTopic, parse_topic
+from tests.services import InfluxDB, Mosquitto
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -192,12 +195,82 @@ def start_agent(config: Path, log: Path, *, duration_s: float | None = None) -> 
     return Proc(argv, log)
 
 
+def ingest_argv(
+    *, broker_url: str, influx_url: str, database: str, client_id: str,
+    share_group: str | None = "renkei-ingest", extra: Sequence[str] = (),
+) -> list[str]:
+    """Command line of a real ingest process (``python -m cloud.ingest``)."""
+    argv = [sys.executable, "-m", "cloud.ingest", "--broker", broker_url, "--influx",
+            influx_url, "--database", database, "--client-id", client_id]
+    argv += ["--share-group", share_group or ""]
+    return argv + list(extra)
+
+
 def start_ingest(
     *, broker_port: int, influx_url: str, database: str, log: Path,
     client_id: str = "ingest-1", share_group: str | None = "renkei-ingest",
 ) -> Proc:
-    argv = [sys.executable, "-m", "cloud.ingest", "--broker", f"mqtt://127.0.0.1:{broker_port}",
-            "--influx", influx_url, "--database", database, "--client-id", client_id]
-    if share_group:
-        argv += ["--share-group", share_group]
-    return Proc(argv, log)
+    return Proc(
+        ingest_argv(broker_url=f"mqtt://127.0.0.1:{broker_port}", influx_url=influx_url,
+                    database=database, client_id=client_id, share_group=share_group),
+        log,
+    )
+
+
+@dataclass
+class Rig:
+    """A running pipeline for one end-to-end test: witness, ingest(s), agent(s)."""
+
+    tmp: Path
+    broker: Mosquitto
+    influx: InfluxDB
+    database: str
+    witness: Witness
+    configs: list[Path]
+    ingests: list[Proc] = field(default_factory=list)
+    agents: list[Proc] = field(default_factory=list)
+
+    def start_ingest(self, client_id: str = "ingest-1") -> Proc:
+        n = len(self.ingests)
+        proc = start_ingest(broker_port=self.broker.port, influx_url=self.influx.url,
+                            database=self.database, log=self.tmp / f"ingest{n}.log",
+                            client_id=client_id)
+        self.ingests.append(proc)
+        return proc
+
+    def start_agent(self, index: int = 0) -> Proc:
+        n = len(self.agents)
+        proc = start_agent(self.configs[index], self.tmp / f"agent{n}.log")
+        self.agents.append(proc)
+        return proc
+
+    def stop_all(self) -> None:
+        for a in self.agents:
+            a.kill9()
+        for i in self.ingests:
+            i.terminate()
+        self.witness.close()
+
+
+@contextmanager
+def pipeline_rig(
+    tmp: Path, broker: Mosquitto, influx: InfluxDB, database: str, *,
+    gateways: Sequence[dict[str, Any]] = ({},), ingest_ids: Sequence[str] = ("ingest-1",),
+) -> Iterator[Rig]:
+    """Start a witness, the ingest worker(s) and one agent per gateway override dict."""
+    witness = Witness(port=broker.port)
+    configs = [
+        write_gateway_config(tmp / f"gw{i}.yaml", port=broker.port,
+                             state_dir=tmp / f"state{i}", **overrides)
+        for i, overrides in enumerate(gateways)
+    ]
+    rig = Rig(tmp=tmp, broker=broker, influx=influx, database=database, witness=witness,
+              configs=configs)
+    try:
+        for cid in ingest_ids:
+            rig.start_ingest(cid)
+        for i in range(len(configs)):
+            rig.start_agent(i)
+        yield rig
+    finally:
+        rig.stop_all()

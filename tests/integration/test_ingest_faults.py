@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -17,6 +16,7 @@ import pytest
 
 from cloud.ingest.loadgen import QoS1Publisher
 from cloud.ingest.worker import IngestWorker
+from tests.e2e import ingest_argv
 from tests.integration.test_ingest_worker import (
     ROWS,
     assert_exact,
@@ -37,25 +37,10 @@ def start_ingest(
     broker: Mosquitto, influx: InfluxDB, database: str, client_id: str, log: Path
 ) -> subprocess.Popen[bytes]:
     """``python -m cloud.ingest`` as a real OS process, logging to ``log``."""
-    argv = [
-        sys.executable,
-        "-m",
-        "cloud.ingest",
-        "--broker",
-        broker.url,
-        "--influx",
-        influx.url,
-        "--database",
-        database,
-        "--client-id",
-        client_id,
-        "--batch-max-delay-s",
-        "0.05",
-        "--retry-max-s",
-        "1",
-        "--stats-interval-s",
-        "0",
-    ]
+    argv = ingest_argv(
+        broker_url=broker.url, influx_url=influx.url, database=database, client_id=client_id,
+        extra=["--batch-max-delay-s", "0.05", "--retry-max-s", "1", "--stats-interval-s", "0"],
+    )
     with open(log, "ab") as out:
         proc = subprocess.Popen(
             argv, cwd=REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
