@@ -1,0 +1,22 @@
+"""Alembic environment for the registry (configured by :mod:`cloud.registry.migrate`)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from cloud.registry.db import make_engine
+from cloud.registry.models import Base
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+assert url, "sqlalchemy.url must be set by cloud.registry.migrate"
+engine = make_engine(url)
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+engine.dispose()
