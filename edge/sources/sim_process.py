@@ -63,7 +63,7 @@ class CycleSchedule:
     """Generates cycles one after another (lazily) and keeps the ones still needed."""
 
     def __init__(self, *, cycle_time_s: float, jitter_s: float,
-                 mold_setpoint_C: float,  # noqa: N803 (unit suffix)
+                 mold_setpoint_C: float,
                  initial_shot_count: int, faults: FaultSchedule,
                  rng: np.random.Generator) -> None:
         self._T = cycle_time_s
@@ -77,7 +77,7 @@ class CycleSchedule:
         self._next_index = 0
 
     def _new_cycle(self) -> Cycle:
-        T, rng, f = self._T, self._rng, self._faults  # noqa: N806 (T = cycle time, s)
+        T, rng, f = self._T, self._rng, self._faults
         t0 = self._next_start
         heat = f.severity_at("heater_band_failure", t0)
         cool = f.severity_at("cooling_blockage", t0)
@@ -162,9 +162,9 @@ class SlowModel:
     """
 
     def __init__(self, *,
-                 barrel_setpoints_C: tuple[float, ...],  # noqa: N803 (unit suffix)
+                 barrel_setpoints_C: tuple[float, ...],
                  heater_zone: int,
-                 mold_setpoint_C: float,  # noqa: N803 (unit suffix)
+                 mold_setpoint_C: float,
                  extra_channels: int, faults: FaultSchedule,
                  rng: np.random.Generator) -> None:
         self._sp = np.asarray(barrel_setpoints_C, dtype=np.float64)

@@ -84,9 +84,9 @@ class SimulatorOptions:
     streams: tuple[Stream, ...] = STREAMS
     slow_rate_hz: float = 10.0
     slow_block_s: float = 1.0
-    barrel_setpoints_C: tuple[float, ...] = _DEFAULT_SETPOINTS  # noqa: N815 (unit suffix)
+    barrel_setpoints_C: tuple[float, ...] = _DEFAULT_SETPOINTS
     heater_zone: int = 3
-    mold_setpoint_C: float = 50.0  # noqa: N815 (unit suffix)
+    mold_setpoint_C: float = 50.0
     extra_slow_channels: int = 0
     vibration_rate_hz: float = 10_000.0
     vibration_block_s: float = 1.0
