@@ -1,0 +1,94 @@
+"""Spare production capacity: shift calendars, availability, spare hours, weekly roll-ups.
+
+Pipeline (all hours; dates are site-local, default time zone Asia/Tokyo)::
+
+    ShiftCalendar ──► available_h ─┐
+    Booking (uploaded plans) ──────┼─► compute_spare ──► rollup ──► to_catenax_json
+    recent_availability (InfluxDB) ┘   (machine × day)   (class ×    (CX-0128
+                                                          day/week)  WeekBasedCapacityGroup)
+
+- :mod:`~cloud.capacity.calendar`: weekly shift pattern, holidays, exceptions.
+- :mod:`~cloud.capacity.availability`: share of scheduled time a machine ran (telemetry).
+- :mod:`~cloud.capacity.spare`: ``spare = max(0, available - booked - expected downtime)``.
+- :mod:`~cloud.capacity.classes`: capability classes (process + size band).
+- :mod:`~cloud.capacity.rollup`: per class, per day or ISO week (DCM mapping documented).
+- :mod:`~cloud.capacity.catenax`: Catena-X CX-0128 JSON export and its pydantic model.
+"""
+
+from cloud.capacity.availability import (
+    DEFAULT_MEASUREMENT,
+    DEFAULT_WINDOW_DAYS,
+    AvailabilityEstimate,
+    availability_from_daily,
+    daily_up_hours,
+    recent_availability,
+    recent_availability_details,
+)
+from cloud.capacity.calendar import (
+    DEFAULT_TIMEZONE,
+    ShiftCalendar,
+    available_hours,
+    available_hours_matrix,
+    day_start_utc,
+    local_date,
+)
+from cloud.capacity.catenax import (
+    UNIT_HOUR,
+    DcmCapacity,
+    WeekBasedCapacityGroup,
+    capacity_group_id,
+    to_catenax_json,
+)
+from cloud.capacity.classes import (
+    FORCE_BANDS_KN,
+    KN_PER_TONF,
+    CapabilityClass,
+    capability_class,
+    parse_capability_class,
+)
+from cloud.capacity.rollup import CapacityPoint, CapacitySeries, Granularity, rollup
+from cloud.capacity.spare import (
+    DEFAULT_AVAILABILITY_RATIO,
+    HORIZON_DAYS,
+    Booking,
+    SpareCapacity,
+    compute_spare,
+)
+from cloud.capacity.weeks import iso_week_label, iso_week_monday
+
+__all__ = [
+    "DEFAULT_AVAILABILITY_RATIO",
+    "DEFAULT_MEASUREMENT",
+    "DEFAULT_TIMEZONE",
+    "DEFAULT_WINDOW_DAYS",
+    "FORCE_BANDS_KN",
+    "HORIZON_DAYS",
+    "KN_PER_TONF",
+    "UNIT_HOUR",
+    "AvailabilityEstimate",
+    "Booking",
+    "CapabilityClass",
+    "CapacityPoint",
+    "CapacitySeries",
+    "DcmCapacity",
+    "Granularity",
+    "ShiftCalendar",
+    "SpareCapacity",
+    "WeekBasedCapacityGroup",
+    "availability_from_daily",
+    "available_hours",
+    "available_hours_matrix",
+    "capability_class",
+    "capacity_group_id",
+    "compute_spare",
+    "daily_up_hours",
+    "day_start_utc",
+    "iso_week_label",
+    "iso_week_monday",
+    "local_date",
+    "parse_capability_class",
+    "recent_availability",
+    "recent_availability_details",
+    "rollup",
+    "to_catenax_json",
+]
