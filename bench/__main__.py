@@ -10,7 +10,12 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHES = ("bench.bench_ingest", "bench.bench_gateway", "bench.bench_outbox")
+BENCHES = (
+    "bench.bench_ingest",
+    "bench.bench_gateway",
+    "bench.bench_outbox",
+    "bench.bench_planner",
+)
 
 
 def main() -> int:
@@ -20,6 +25,8 @@ def main() -> int:
             continue
         print(f"\n=== {name} ===", flush=True)
         module = importlib.import_module(name)
+        # Each benchmark parses only its own options; the names given here select them.
+        sys.argv = [name]
         module.main()
     return 0
 
