@@ -38,7 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Set
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from cloud.planner.types import CompatRules, MachineSpec, MoldSpec
 
@@ -62,22 +62,8 @@ RuleCode = Literal[
     "axes",
     "envelope",
 ]
-#: Every rule code, in the order failures are reported.
-RULE_CODES: tuple[RuleCode, ...] = (
-    "process",
-    "certifications",
-    "clamp_force",
-    "tie_bar",
-    "mold_height",
-    "shot_weight",
-    "locating_ring",
-    "resin",
-    "mold_weight",
-    "tonnage",
-    "bed",
-    "axes",
-    "envelope",
-)
+#: Every rule code, in the order failures are reported (the order of ``RuleCode``).
+RULE_CODES: tuple[RuleCode, ...] = get_args(RuleCode)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
