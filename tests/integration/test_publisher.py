@@ -160,13 +160,17 @@ class Collector:
 
 
 def _retained_state(port: int) -> bool | None:
-    """``online`` of the retained state message a new subscriber gets, or ``None``."""
+    """``online`` of the retained state message a new subscriber gets, or ``None``.
+
+    A state published live while this subscriber is being set up arrives with
+    ``retain=0`` (MQTT 3.3.1.3: the flag is set only on retained-message delivery);
+    it is not the retained copy, so it is ignored and callers poll again.
+    """
     c = Collector(port, STATE, persistent=False)
     try:
-        _wait(lambda: bool(c.states()), 2.0)
-        states = c.states()
-        assert all(retain for _, retain in states)
-        return states[-1][0] if states else None
+        _wait(lambda: any(retain for _, retain in c.states()), 2.0)
+        retained = [online for online, retain in c.states() if retain]
+        return retained[-1] if retained else None
     finally:
         c.close()
 
