@@ -70,8 +70,19 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         witness = Witness(port=broker.port, client_id="bench-witness")
         cfg = reference_config(tmp / "gw.yaml", port=broker.port, state_dir=tmp / "state")
         agent = Proc(
-            [sys.executable, "-m", "renkei.cli", "edge", "run", "--config", str(cfg),
-             "--log-level", "WARNING", "--duration", str(WARMUP_S + args.seconds + 5)],
+            [
+                sys.executable,
+                "-m",
+                "renkei.cli",
+                "edge",
+                "run",
+                "--config",
+                str(cfg),
+                "--log-level",
+                "WARNING",
+                "--duration",
+                str(WARMUP_S + args.seconds + 5),
+            ],
             tmp / "agent.log",
         )
         try:

@@ -113,7 +113,9 @@ def ingest_process(
     broker: Mosquitto, influx: InfluxDB, database: str, log: Path
 ) -> Iterator[psutil.Process]:
     argv = ingest_argv(
-        broker_url=broker.url, influx_url=influx.url, database=database,
+        broker_url=broker.url,
+        influx_url=influx.url,
+        database=database,
         client_id=f"bench-{uuid.uuid4().hex[:6]}",
         # A fresh group per run: Mosquitto keeps routing a share of a group's messages to
         # the offline persistent sessions of earlier runs' workers.

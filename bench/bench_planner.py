@@ -82,7 +82,12 @@ class Scenario:
 
 
 def make_scenario(
-    *, n_jobs: int, n_machines: int, n_firms: int, seed: int, max_sites: int | None,
+    *,
+    n_jobs: int,
+    n_machines: int,
+    n_firms: int,
+    seed: int,
+    max_sites: int | None,
     load: float = 1.0,
 ) -> Scenario:
     """Generate the fleet, jobs and context described in the module docstring."""
@@ -103,8 +108,8 @@ def make_scenario(
     }
     site_certs = {
         s[0]: frozenset(
-            (["ISO9001"] if rng.random() < 0.8 else []) + (
-                ["IATF16949"] if rng.random() < 0.3 else [])
+            (["ISO9001"] if rng.random() < 0.8 else [])
+            + (["IATF16949"] if rng.random() < 0.3 else [])
         )
         for s in sites
     }
@@ -116,30 +121,54 @@ def make_scenario(
         sid, fid, lat, lon = sites[si]
         mid = f"m-{i:05d}"
         kind = rng.random()
-        common = {"machine_id": mid, "firm_id": fid, "site_id": sid, "site_lat_deg": lat,
-                  "site_lon_deg": lon, "resins": site_resins[sid],
-                  "certifications": site_certs[sid], "disrupted": bool(rng.random() < 0.02)}
+        common = {
+            "machine_id": mid,
+            "firm_id": fid,
+            "site_id": sid,
+            "site_lat_deg": lat,
+            "site_lon_deg": lon,
+            "resins": site_resins[sid],
+            "certifications": site_certs[sid],
+            "disrupted": bool(rng.random() < 0.02),
+        }
         if kind < 0.80:
             kn = float(rng.choice(SERIES_KN))
             tie = _tie(kn)
-            machines.append(MachineSpec(
-                **common, clamp_force_kN=kn, tie_bar_h_mm=round(tie), tie_bar_v_mm=round(
-                    0.95 * tie), min_mold_height_mm=round(0.35 * tie),
-                max_mold_height_mm=round(1.1 * tie),
-                shot_capacity_g=round(_shot_cap(kn) * float(rng.choice([0.7, 1.0, 1.4]))),
-                locating_ring_mm=_ring(kn) if rng.random() < 0.85 else 150.0,
-            ))
+            machines.append(
+                MachineSpec(
+                    **common,
+                    clamp_force_kN=kn,
+                    tie_bar_h_mm=round(tie),
+                    tie_bar_v_mm=round(0.95 * tie),
+                    min_mold_height_mm=round(0.35 * tie),
+                    max_mold_height_mm=round(1.1 * tie),
+                    shot_capacity_g=round(_shot_cap(kn) * float(rng.choice([0.7, 1.0, 1.4]))),
+                    locating_ring_mm=_ring(kn) if rng.random() < 0.85 else 150.0,
+                )
+            )
         elif kind < 0.95:
-            machines.append(MachineSpec(
-                **common, process="press", tonnage_kN=float(rng.choice([800, 1500, 2500])),
-                bed_width_mm=1200.0, bed_depth_mm=800.0, min_mold_height_mm=250.0,
-                max_mold_height_mm=450.0,
-            ))
+            machines.append(
+                MachineSpec(
+                    **common,
+                    process="press",
+                    tonnage_kN=float(rng.choice([800, 1500, 2500])),
+                    bed_width_mm=1200.0,
+                    bed_depth_mm=800.0,
+                    min_mold_height_mm=250.0,
+                    max_mold_height_mm=450.0,
+                )
+            )
         else:
-            machines.append(MachineSpec(
-                **common, process="machining", axes=int(rng.choice([3, 5])),
-                envelope_x_mm=800.0, envelope_y_mm=500.0, envelope_z_mm=500.0,
-            ))
+            machines.append(
+                MachineSpec(
+                    **common,
+                    process="machining",
+                    axes=int(rng.choice([3, 5])),
+                    envelope_x_mm=800.0,
+                    envelope_y_mm=500.0,
+                    envelope_z_mm=500.0,
+                )
+            )
         spare[mid] = 0.0 if rng.random() < 0.3 else float(rng.uniform(10, 150))
     molds: list[MoldSpec] = []
     jobs: list[Job] = []
@@ -149,7 +178,8 @@ def make_scenario(
         cav = int(rng.choice([1, 2, 4, 8]))
         cycle = float(rng.uniform(18, 60))
         mold = MoldSpec(
-            mold_id=f"mold-{j:04d}", owner_firm_id=REQUESTER,
+            mold_id=f"mold-{j:04d}",
+            owner_firm_id=REQUESTER,
             width_mm=round(tie * rng.uniform(0.6, 0.98)),
             height_mm=round(0.95 * tie * rng.uniform(0.6, 0.98)),
             thickness_mm=round(tie * rng.uniform(0.45, 0.95)),
@@ -157,31 +187,43 @@ def make_scenario(
             required_clamp_force_kN=round(kn * rng.uniform(0.55, 0.9)),
             shot_weight_g=round(_shot_cap(kn) * rng.uniform(0.25, 0.75), 1),
             resin=str(rng.choice(RESINS, p=RESIN_P / RESIN_P.sum())),
-            locating_ring_mm=_ring(kn), cavities=cav, cycle_time_s=round(cycle, 1),
+            locating_ring_mm=_ring(kn),
+            cavities=cav,
+            cycle_time_s=round(cycle, 1),
         )
         molds.append(mold)
         weekly_h = load * float(rng.uniform(4, 40))
-        jobs.append(Job(
-            job_id=f"job-{j:04d}", part_id=f"part-{j:04d}", mold_id=mold.mold_id,
-            weekly_volume_parts=int(weekly_h * 3600 / cycle * cav),
-            window_start=HORIZON[0], window_end=HORIZON[1],
-            required_certifications=frozenset({"IATF16949"}) if rng.random() < 0.2
-            else frozenset(),
-        ))
+        jobs.append(
+            Job(
+                job_id=f"job-{j:04d}",
+                part_id=f"part-{j:04d}",
+                mold_id=mold.mold_id,
+                weekly_volume_parts=int(weekly_h * 3600 / cycle * cav),
+                window_start=HORIZON[0],
+                window_end=HORIZON[1],
+                required_certifications=frozenset({"IATF16949"})
+                if rng.random() < 0.2
+                else frozenset(),
+            )
+        )
     firms = sorted({s[1] for s in sites} - {REQUESTER})
     sharing = frozenset(f for f in firms if rng.random() < 0.6)
     others = [s[0] for s in sites[1:]]
     disrupted = frozenset(s for s in others if rng.random() < 0.03)
     lat0, lon0 = sites[0][2], sites[0][3]
     context = PlanContext(
-        requester_firm_id=REQUESTER, origin_site_id=sites[0][0], origin_lat_deg=lat0,
-        origin_lon_deg=lon0, horizon_start=HORIZON[0], horizon_end=HORIZON[1],
-        sharing_firm_ids=sharing, disrupted_site_ids=disrupted,
+        requester_firm_id=REQUESTER,
+        origin_site_id=sites[0][0],
+        origin_lat_deg=lat0,
+        origin_lon_deg=lon0,
+        horizon_start=HORIZON[0],
+        horizon_end=HORIZON[1],
+        sharing_firm_ids=sharing,
+        disrupted_site_ids=disrupted,
         zones=(DisruptionZone(center_lat_deg=lat0, center_lon_deg=lon0, radius_km=60.0),),
         search=SearchSettings(max_sites=max_sites),
     )
-    return Scenario(machines=machines, molds=molds, jobs=jobs, spare_hours=spare,
-                    context=context)
+    return Scenario(machines=machines, molds=molds, jobs=jobs, spare_hours=spare, context=context)
 
 
 def _row(label: str, value: str) -> str:
@@ -198,29 +240,37 @@ def report(plan: TakeoverPlan, *, wall_s: float, gen_s: float) -> str:
         "|---|---|",
         _row("jobs × machines", f"{s.jobs} × {s.machines}"),
         _row("compatible / eligible pairs", f"{s.compatible_pairs} / {s.eligible_pairs}"),
-        _row("(job, site) options / searched by the MILP",
-             f"{s.options} / {s.searched_options}"),
+        _row("(job, site) options / searched by the MILP", f"{s.options} / {s.searched_options}"),
         _row("scenario generation (not timed)", f"{gen_s:.2f} s"),
-        _row("build (compat, eligibility, options, results, reasons)",
-             f"{s.build_time_s:.2f} s"),
-        _row("greedy start", f"{s.greedy_time_s:.3f} s: {s.greedy_covered_hours:.0f} h, "
-                             f"{s.greedy_transport_km:.0f} km"),
-        _row("MILP neighbourhood search",
-             f"{s.search_time_s:.2f} s ({s.milp_time_s:.2f} s HiGHS), {s.neighbourhoods} "
-             f"MILPs, {s.accepted} adopted, {s.passes} passes, {s.stage_timeouts} "
-             f"stage timeouts"),
-        _row("largest MILP variables / constraints",
-             f"{s.max_variables} / {s.max_constraints}"),
+        _row("build (compat, eligibility, options, results, reasons)", f"{s.build_time_s:.2f} s"),
+        _row(
+            "greedy start",
+            f"{s.greedy_time_s:.3f} s: {s.greedy_covered_hours:.0f} h, "
+            f"{s.greedy_transport_km:.0f} km",
+        ),
+        _row(
+            "MILP neighbourhood search",
+            f"{s.search_time_s:.2f} s ({s.milp_time_s:.2f} s HiGHS), {s.neighbourhoods} "
+            f"MILPs, {s.accepted} adopted, {s.passes} passes, {s.stage_timeouts} "
+            f"stage timeouts",
+        ),
+        _row("largest MILP variables / constraints", f"{s.max_variables} / {s.max_constraints}"),
         _row("**total plan_takeover**", f"**{wall_s:.2f} s** (target ≤ 5 s)"),
-        _row("hours covered", f"{plan.covered_hours:.0f} / {plan.needed_hours:.0f} h "
-                              f"(**{100 * plan.coverage:.1f} %**)"),
-        _row("jobs fully covered",
-             f"{sum(j.unmet is None for j in plan.jobs)} / {len(plan.jobs)}"),
-        _row("unmet parts by reason", ", ".join(
-            f"{k} {v} ({100 * v / max(need_parts, 1):.1f} %)" for k, v in unmet.items()
-        ) or "none"),
-        _row("partner firms / transport", f"{len(plan.partner_firm_ids)} firms, "
-                                          f"{plan.transport_km:.0f} km"),
+        _row(
+            "hours covered",
+            f"{plan.covered_hours:.0f} / {plan.needed_hours:.0f} h "
+            f"(**{100 * plan.coverage:.1f} %**)",
+        ),
+        _row("jobs fully covered", f"{sum(j.unmet is None for j in plan.jobs)} / {len(plan.jobs)}"),
+        _row(
+            "unmet parts by reason",
+            ", ".join(f"{k} {v} ({100 * v / max(need_parts, 1):.1f} %)" for k, v in unmet.items())
+            or "none",
+        ),
+        _row(
+            "partner firms / transport",
+            f"{len(plan.partner_firm_ids)} firms, {plan.transport_km:.0f} km",
+        ),
     ]
     return "\n".join(lines)
 
@@ -240,13 +290,24 @@ def main(argv: list[str] | None = None) -> int:
     if any(e.startswith("-") for e in extra):
         ap.error(f"unrecognized arguments: {' '.join(extra)}")
     t0 = time.perf_counter()
-    sc = make_scenario(n_jobs=args.jobs, n_machines=args.machines, n_firms=args.firms,
-                       seed=args.seed, max_sites=args.max_sites or None, load=args.load)
+    sc = make_scenario(
+        n_jobs=args.jobs,
+        n_machines=args.machines,
+        n_firms=args.firms,
+        seed=args.seed,
+        max_sites=args.max_sites or None,
+        load=args.load,
+    )
     gen_s = time.perf_counter() - t0
     for _ in range(max(1, args.repeat)):
         t1 = time.perf_counter()
-        plan = plan_takeover(jobs=sc.jobs, molds=sc.molds, machines=sc.machines,
-                             spare_hours=sc.spare_hours, context=sc.context)
+        plan = plan_takeover(
+            jobs=sc.jobs,
+            molds=sc.molds,
+            machines=sc.machines,
+            spare_hours=sc.spare_hours,
+            context=sc.context,
+        )
         wall = time.perf_counter() - t1
         print(report(plan, wall_s=wall, gen_s=gen_s), flush=True)
         print()

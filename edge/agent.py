@@ -207,7 +207,9 @@ class GatewayAgent:
         pub = self.publisher.stats()
         self._health_seq += 1
         topic = gateway_topic(
-            firm=self.config.firm, site=self.config.site, gateway=self.config.gateway_id,
+            firm=self.config.firm,
+            site=self.config.site,
+            gateway=self.config.gateway_id,
             kind="health",
         )
         return topic, encode(

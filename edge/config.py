@@ -299,9 +299,7 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
         ):
             problems.append((f"machines[{i}].source.path", f"no such file: {m.source.path}"))
         if m.model is not None and not (m.model.dir / "manifest.json").is_file():
-            problems.append(
-                (f"machines[{i}].model.dir", f"no manifest.json in {m.model.dir}")
-            )
+            problems.append((f"machines[{i}].model.dir", f"no manifest.json in {m.model.dir}"))
     if problems:
         raise ConfigError(file, problems)
     return cfg.model_copy(update={"machines": machines})

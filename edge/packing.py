@@ -74,7 +74,9 @@ class RowBuffer:
         return builders
 
     def _split(
-        self, ts: list[int], cols: dict[str, list[float | None]],
+        self,
+        ts: list[int],
+        cols: dict[str, list[float | None]],
         out: list[Callable[[int], bytes]],
     ) -> None:
         """Halve the rows until the payload (with the widest seq and sent_ms) fits."""

@@ -50,8 +50,12 @@ class MachinePipeline:
         self.model = model
         self._topics = {
             kind: machine_topic(
-                firm=gateway.firm, site=gateway.site, area=machine.area, line=machine.line,
-                machine=machine.id, kind=kind,
+                firm=gateway.firm,
+                site=gateway.site,
+                area=machine.area,
+                line=machine.line,
+                machine=machine.id,
+                kind=kind,
             )
             for kind in MachineKind
         }
@@ -247,9 +251,7 @@ class MachinePipeline:
                 }
             )
             self.last_event = code
-            self.recent_events = ([*self.recent_events, f"{code}: {message}"])[
-                -_MAX_EVENTS_KEPT:
-            ]
+            self.recent_events = ([*self.recent_events, f"{code}: {message}"])[-_MAX_EVENTS_KEPT:]
 
     # ----------------------------------------------------------------- output
 

@@ -113,8 +113,15 @@ class Witness:
         for topic, p in self.machine_messages():
             if topic.kind.value != kind or field not in p.get("fields", {}):
                 continue
-            series = (topic.firm, topic.site, topic.area, topic.line, topic.machine, p["gw"],
-                      tuple(sorted(p.get("tags", {}).items())))
+            series = (
+                topic.firm,
+                topic.site,
+                topic.area,
+                topic.line,
+                topic.machine,
+                p["gw"],
+                tuple(sorted(p.get("tags", {}).items())),
+            )
             for t, v in zip(p["ts_ms"], p["fields"][field]):
                 if v is not None:
                     keys.add((series, t))
@@ -136,8 +143,13 @@ def write_gateway_config(path: Path, *, port: int, state_dir: Path, **overrides:
                 "id": "imm-1",
                 "area": "molding",
                 "line": "line-1",
-                "source": {"type": "simulated", "seed": 1, "vibration_rate_hz": 10000,
-                           "slow_rate_hz": 10, "cycle_time_s": 2},
+                "source": {
+                    "type": "simulated",
+                    "seed": 1,
+                    "vibration_rate_hz": 10000,
+                    "slow_rate_hz": 10,
+                    "cycle_time_s": 2,
+                },
                 "window_s": 1,
                 "model": {"dir": str(REPO / "models" / "artifacts" / "cell-t2")},
             }
@@ -161,7 +173,11 @@ class Proc:
         self.log = log
         with open(log, "ab") as fh:
             self.proc = subprocess.Popen(
-                argv, stdout=fh, stderr=subprocess.STDOUT, env=_env(), cwd=REPO,
+                argv,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=_env(),
+                cwd=REPO,
                 start_new_session=True,
             )
 
@@ -188,31 +204,66 @@ class Proc:
 
 
 def start_agent(config: Path, log: Path, *, duration_s: float | None = None) -> Proc:
-    argv = [sys.executable, "-m", "renkei.cli", "edge", "run", "--config", str(config),
-            "--log-level", "WARNING"]
+    argv = [
+        sys.executable,
+        "-m",
+        "renkei.cli",
+        "edge",
+        "run",
+        "--config",
+        str(config),
+        "--log-level",
+        "WARNING",
+    ]
     if duration_s is not None:
         argv += ["--duration", str(duration_s)]
     return Proc(argv, log)
 
 
 def ingest_argv(
-    *, broker_url: str, influx_url: str, database: str, client_id: str,
-    share_group: str | None = "renkei-ingest", extra: Sequence[str] = (),
+    *,
+    broker_url: str,
+    influx_url: str,
+    database: str,
+    client_id: str,
+    share_group: str | None = "renkei-ingest",
+    extra: Sequence[str] = (),
 ) -> list[str]:
     """Command line of a real ingest process (``python -m cloud.ingest``)."""
-    argv = [sys.executable, "-m", "cloud.ingest", "--broker", broker_url, "--influx",
-            influx_url, "--database", database, "--client-id", client_id]
+    argv = [
+        sys.executable,
+        "-m",
+        "cloud.ingest",
+        "--broker",
+        broker_url,
+        "--influx",
+        influx_url,
+        "--database",
+        database,
+        "--client-id",
+        client_id,
+    ]
     argv += ["--share-group", share_group or ""]
     return argv + list(extra)
 
 
 def start_ingest(
-    *, broker_port: int, influx_url: str, database: str, log: Path,
-    client_id: str = "ingest-1", share_group: str | None = "renkei-ingest",
+    *,
+    broker_port: int,
+    influx_url: str,
+    database: str,
+    log: Path,
+    client_id: str = "ingest-1",
+    share_group: str | None = "renkei-ingest",
 ) -> Proc:
     return Proc(
-        ingest_argv(broker_url=f"mqtt://127.0.0.1:{broker_port}", influx_url=influx_url,
-                    database=database, client_id=client_id, share_group=share_group),
+        ingest_argv(
+            broker_url=f"mqtt://127.0.0.1:{broker_port}",
+            influx_url=influx_url,
+            database=database,
+            client_id=client_id,
+            share_group=share_group,
+        ),
         log,
     )
 
@@ -232,9 +283,13 @@ class Rig:
 
     def start_ingest(self, client_id: str = "ingest-1") -> Proc:
         n = len(self.ingests)
-        proc = start_ingest(broker_port=self.broker.port, influx_url=self.influx.url,
-                            database=self.database, log=self.tmp / f"ingest{n}.log",
-                            client_id=client_id)
+        proc = start_ingest(
+            broker_port=self.broker.port,
+            influx_url=self.influx.url,
+            database=self.database,
+            log=self.tmp / f"ingest{n}.log",
+            client_id=client_id,
+        )
         self.ingests.append(proc)
         return proc
 
@@ -254,18 +309,25 @@ class Rig:
 
 @contextmanager
 def pipeline_rig(
-    tmp: Path, broker: Mosquitto, influx: InfluxDB, database: str, *,
-    gateways: Sequence[dict[str, Any]] = ({},), ingest_ids: Sequence[str] = ("ingest-1",),
+    tmp: Path,
+    broker: Mosquitto,
+    influx: InfluxDB,
+    database: str,
+    *,
+    gateways: Sequence[dict[str, Any]] = ({},),
+    ingest_ids: Sequence[str] = ("ingest-1",),
 ) -> Iterator[Rig]:
     """Start a witness, the ingest worker(s) and one agent per gateway override dict."""
     witness = Witness(port=broker.port)
     configs = [
-        write_gateway_config(tmp / f"gw{i}.yaml", port=broker.port,
-                             state_dir=tmp / f"state{i}", **overrides)
+        write_gateway_config(
+            tmp / f"gw{i}.yaml", port=broker.port, state_dir=tmp / f"state{i}", **overrides
+        )
         for i, overrides in enumerate(gateways)
     ]
-    rig = Rig(tmp=tmp, broker=broker, influx=influx, database=database, witness=witness,
-              configs=configs)
+    rig = Rig(
+        tmp=tmp, broker=broker, influx=influx, database=database, witness=witness, configs=configs
+    )
     try:
         for cid in ingest_ids:
             rig.start_ingest(cid)

@@ -62,7 +62,9 @@ class Heartbeat:
         while not self._stop.is_set():
             if self._active():
                 beat = HostHeartbeat(
-                    v=1, group=self._group, client_id=self._client_id,
+                    v=1,
+                    group=self._group,
+                    client_id=self._client_id,
                     sent_ms=time.time_ns() // 1_000_000,
                 )
                 info = self._client.publish(self._topic, encode(beat), qos=0, retain=False)

@@ -92,9 +92,9 @@ def build_options(
     inv = inv.reshape(-1)
     o_job = (okeys // n_sites).astype(np.intp)
     o_site = (okeys % n_sites).astype(np.intp)
-    o_cap = np.bincount(
-        inv, weights=machine_capacity_h[pair_machine], minlength=len(okeys)
-    ).astype(np.float64)
+    o_cap = np.bincount(inv, weights=machine_capacity_h[pair_machine], minlength=len(okeys)).astype(
+        np.float64
+    )
     o_dist = haversine_km_array(
         job_lat_deg[o_job], job_lon_deg[o_job], site_lat_deg[o_site], site_lon_deg[o_site]
     )

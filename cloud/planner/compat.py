@@ -157,8 +157,9 @@ def check_compat(
                 f"needs {_g(needed_kN)} kN incl. {margin_pct} % margin, "
                 f"machine {_g(machine.clamp_force_kN)} kN",
             )
-        if not _fits(mold.width_mm, mold.height_mm, machine.tie_bar_h_mm, machine.tie_bar_v_mm,
-                     rot):
+        if not _fits(
+            mold.width_mm, mold.height_mm, machine.tie_bar_h_mm, machine.tie_bar_v_mm, rot
+        ):
             fail(
                 "tie_bar",
                 f"mold {_g(mold.width_mm)} x {_g(mold.height_mm)} mm does not pass tie bars "
@@ -177,8 +178,9 @@ def check_compat(
             r.locating_ring_tolerance_mm
         ) or (r.allow_locating_ring_adapter and mold.locating_ring_mm < machine.locating_ring_mm)
         if not ring_ok:
-            adapter = " (adapter allowed for smaller rings)" if r.allow_locating_ring_adapter \
-                else ""
+            adapter = (
+                " (adapter allowed for smaller rings)" if r.allow_locating_ring_adapter else ""
+            )
             fail(
                 "locating_ring",
                 f"mold ring {_g(mold.locating_ring_mm)} mm, machine "
@@ -212,8 +214,9 @@ def check_compat(
                 f"needs {_g(needed_kN)} kN incl. {margin_pct} % margin, "
                 f"press {_g(machine.tonnage_kN)} kN",
             )
-        if not _fits(mold.width_mm, mold.height_mm, machine.bed_width_mm, machine.bed_depth_mm,
-                     rot):
+        if not _fits(
+            mold.width_mm, mold.height_mm, machine.bed_width_mm, machine.bed_depth_mm, rot
+        ):
             fail(
                 "bed",
                 f"die {_g(mold.width_mm)} x {_g(mold.height_mm)} mm exceeds bed "
@@ -225,8 +228,7 @@ def check_compat(
         if mold.required_axes is not None and not _le(mold.required_axes, machine.axes):
             fail("axes", f"needs {mold.required_axes} axes, machine {machine.axes}")
         if not (
-            _fits(mold.width_mm, mold.height_mm, machine.envelope_x_mm, machine.envelope_y_mm,
-                  rot)
+            _fits(mold.width_mm, mold.height_mm, machine.envelope_x_mm, machine.envelope_y_mm, rot)
             and _le(mold.thickness_mm, machine.envelope_z_mm)
         ):
             fail(

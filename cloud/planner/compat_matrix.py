@@ -61,16 +61,23 @@ class Vocabulary:
 
     @classmethod
     def build(
-        cls, machines: Sequence[MachineSpec], molds: Sequence[MoldSpec],
+        cls,
+        machines: Sequence[MachineSpec],
+        molds: Sequence[MoldSpec],
         certifications: Sequence[Set[str]],
     ) -> Vocabulary:
         """The union of every resin and certification named by the inputs."""
-        resins = sorted({r for m in machines for r in m.resins}
-                        | {m.resin for m in molds if m.resin is not None})
-        certs = sorted({c for m in machines for c in m.certifications}
-                       | {c for s in certifications for c in s})
-        return cls(resins={r: i for i, r in enumerate(resins)},
-                   certifications={c: i for i, c in enumerate(certs)})
+        resins = sorted(
+            {r for m in machines for r in m.resins}
+            | {m.resin for m in molds if m.resin is not None}
+        )
+        certs = sorted(
+            {c for m in machines for c in m.certifications} | {c for s in certifications for c in s}
+        )
+        return cls(
+            resins={r: i for i, r in enumerate(resins)},
+            certifications={c: i for i, c in enumerate(certs)},
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,8 +179,9 @@ def demand_arrays(
         req_kN=col("required_clamp_force_kN"),
         shot_g=col("shot_weight_g"),
         ring_mm=col("locating_ring_mm"),
-        resin=np.array([-1 if m.resin is None else vocab.resins[m.resin] for m in molds],
-                       dtype=np.intp),
+        resin=np.array(
+            [-1 if m.resin is None else vocab.resins[m.resin] for m in molds], dtype=np.intp
+        ),
         req_axes=col("required_axes", 0.0),
         certs=certs,
     )

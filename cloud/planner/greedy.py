@@ -128,8 +128,10 @@ def greedy_repair(
     for j in np.argsort(-unmet, kind="stable").tolist():
         if unmet[j] <= 1e-6 or opts.job_start[j] == opts.job_start[j + 1]:
             continue
-        lo, hi = int(opts.option_pair_start[opts.job_start[j]]), int(
-            opts.option_pair_start[opts.job_start[j + 1]])
+        lo, hi = (
+            int(opts.option_pair_start[opts.job_start[j]]),
+            int(opts.option_pair_start[opts.job_start[j + 1]]),
+        )
         own = {p: float(hours[p]) for p in range(lo, hi) if hours[p] > 0}
         placer.apply(own, -1.0)
         q, got = placer.place(j, float(job_hours[j]))

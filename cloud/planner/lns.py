@@ -137,8 +137,9 @@ class _Search:
                 out.append(j)
         return out
 
-    def group(self, seeds: list[int], start: int, a: Assignment, done: set[int]) -> tuple[
-            list[int], int]:
+    def group(
+        self, seeds: list[int], start: int, a: Assignment, done: set[int]
+    ) -> tuple[list[int], int]:
         """Grow one neighbourhood from ``seeds[start:]``; returns it and the next seed."""
         o, n_max = self.o, self.s.neighbourhood_jobs
         holders: dict[int, list[int]] = {}
@@ -162,11 +163,17 @@ class _Search:
                 cur = int(a.job_option[k])
                 # A seed looks at nearer sites (or any, if unmet); the jobs in its way at
                 # any of their other sites (they may have to move away to make room).
-                limit = np.inf if k != seed or cur < 0 or cov[k] < self.h[k] - _EPS_H \
+                limit = (
+                    np.inf
+                    if k != seed or cur < 0 or cov[k] < self.h[k] - _EPS_H
                     else float(o.option_distance_km[cur])
+                )
                 lo, hi = int(o.job_start[k]), int(o.job_start[k + 1])
-                qs = [q for q in range(lo, hi) if o.option_searched[q] and q != cur
-                      and o.option_distance_km[q] < limit][:_OPTIONS_PER_JOB]
+                qs = [
+                    q
+                    for q in range(lo, hi)
+                    if o.option_searched[q] and q != cur and o.option_distance_km[q] < limit
+                ][:_OPTIONS_PER_JOB]
                 for q in qs:
                     for p in range(int(o.option_pair_start[q]), int(o.option_pair_start[q + 1])):
                         for k2 in holders.get(int(o.pair_machine[p]), ()):
@@ -194,8 +201,9 @@ class _Search:
         job_local = np.searchsorted(jobs, o.option_job[qs])
         machines, pair_mach = np.unique(o.pair_machine[pairs], return_inverse=True)
         group_hours = np.where(in_group[o.pair_job], a.pair_hours, 0.0)
-        others = np.bincount(o.pair_machine, weights=a.pair_hours - group_hours,
-                             minlength=len(self.cap))
+        others = np.bincount(
+            o.pair_machine, weights=a.pair_hours - group_hours, minlength=len(self.cap)
+        )
         cap = np.clip(self.cap - others, 0.0, None)[machines]
         # Partner firms already used by jobs outside the group cost nothing.
         cov = a.covered_hours(o, self.n_jobs)
@@ -209,14 +217,20 @@ class _Search:
         option_firm = np.full(len(qs), -1, dtype=np.intp)
         option_firm[counted] = firm_local.reshape(-1)
         problem = TakeoverProblem(
-            job_hours=self.h[jobs], job_weight=self.w[jobs], machine_capacity_h=cap,
-            pair_job=job_local[pair_opt], pair_machine=pair_mach.reshape(-1),
-            pair_option=pair_opt, option_job=job_local,
-            option_distance_km=o.option_distance_km[qs], option_firm=option_firm,
+            job_hours=self.h[jobs],
+            job_weight=self.w[jobs],
+            machine_capacity_h=cap,
+            pair_job=job_local[pair_opt],
+            pair_machine=pair_mach.reshape(-1),
+            pair_option=pair_opt,
+            option_job=job_local,
+            option_distance_km=o.option_distance_km[qs],
+            option_firm=option_firm,
             n_firms=len(firm_ids),
         )
-        sol = solve_takeover(problem, self.s,
-                             time_limit_s=max(0.01, deadline - time.perf_counter()))
+        sol = solve_takeover(
+            problem, self.s, time_limit_s=max(0.01, deadline - time.perf_counter())
+        )
         t = self.tally
         t.neighbourhoods += 1
         t.milp_time_s += sum(st.time_s for st in sol.stages)
@@ -235,15 +249,17 @@ class _Search:
         new = Assignment(job_option=job_option, pair_hours=hours)
         old_s = self._score(a, jobs, free)
         new_s = self._score(new, jobs, free)
-        if new_s.better_than(old_s, rel_tol=self.s.coverage_tolerance,
-                             km_tol=self.s.distance_tolerance_km):
+        if new_s.better_than(
+            old_s, rel_tol=self.s.coverage_tolerance, km_tol=self.s.distance_tolerance_km
+        ):
             t.accepted += 1
             return new
         return None
 
     def _score(self, a: Assignment, jobs: Idx, free: NDArray[np.bool_]) -> Score:
-        return score(self.o, a, jobs=jobs, job_weight=self.w, option_firm=self.firm,
-                     free_firms=free)
+        return score(
+            self.o, a, jobs=jobs, job_weight=self.w, option_firm=self.firm, free_firms=free
+        )
 
 
 def improve(
@@ -272,8 +288,15 @@ def improve(
         The improved assignment (never worse than ``start``) and :class:`LnsStats`.
     """
     deadline = time.perf_counter() + settings.time_budget_s
-    search = _Search(opts, job_hours=job_hours, job_weight=job_weight, capacity_h=capacity_h,
-                     option_firm=option_firm, n_firms=n_firms, settings=settings)
+    search = _Search(
+        opts,
+        job_hours=job_hours,
+        job_weight=job_weight,
+        capacity_h=capacity_h,
+        option_firm=option_firm,
+        n_firms=n_firms,
+        settings=settings,
+    )
     a = start
     passes = 0
     exact = False
@@ -284,8 +307,11 @@ def improve(
         exact = search.tally.stage_timeouts == 0
     else:
         improved = True
-        while improved and time.perf_counter() < deadline and (
-                settings.max_passes is None or passes < settings.max_passes):
+        while (
+            improved
+            and time.perf_counter() < deadline
+            and (settings.max_passes is None or passes < settings.max_passes)
+        ):
             improved = False
             passes += 1
             seeds = search.seeds(a)
@@ -302,8 +328,13 @@ def improve(
                     improved = True
     t = search.tally
     return a, LnsStats(
-        neighbourhoods=t.neighbourhoods, accepted=t.accepted, passes=passes, exact=exact,
-        milp_time_s=t.milp_time_s, max_variables=t.max_variables,
-        max_constraints=t.max_constraints, stage_timeouts=t.stage_timeouts,
+        neighbourhoods=t.neighbourhoods,
+        accepted=t.accepted,
+        passes=passes,
+        exact=exact,
+        milp_time_s=t.milp_time_s,
+        max_variables=t.max_variables,
+        max_constraints=t.max_constraints,
+        stage_timeouts=t.stage_timeouts,
         first_stages=t.first_stages,
     )

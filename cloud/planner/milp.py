@@ -128,9 +128,7 @@ class TakeoverSolution:
     n_constraints: int
 
 
-def _rows(
-    p: TakeoverProblem, *, with_firms: bool
-) -> tuple[csr_array, F64, F64]:
+def _rows(p: TakeoverProblem, *, with_firms: bool) -> tuple[csr_array, F64, F64]:
     """The constraint matrix ``lb <= A v <= ub`` over ``v = [x, s, u, z]``."""
     P, Q, J, K = len(p.pair_job), len(p.option_job), len(p.job_hours), len(p.machine_capacity_h)
     nvar = P + J + Q + p.n_firms
@@ -141,8 +139,14 @@ def _rows(
         np.bincount(p.pair_option, weights=p.machine_capacity_h[p.pair_machine], minlength=Q),
     )
     r_cap, r_dem, r_link, r_one = 0, K, K + J, K + J + Q
-    rows = [r_cap + p.pair_machine, r_dem + p.pair_job, r_dem + ar_j, r_link + p.pair_option,
-            r_link + ar_q, r_one + p.option_job]
+    rows = [
+        r_cap + p.pair_machine,
+        r_dem + p.pair_job,
+        r_dem + ar_j,
+        r_link + p.pair_option,
+        r_link + ar_q,
+        r_one + p.option_job,
+    ]
     cols = [ar_p, ar_p, P + ar_j, ar_p, col_u, col_u]
     vals = [np.ones(P), np.ones(P), np.ones(J), np.ones(P), -m_q, np.ones(Q)]
     lbs = [np.full(K, -np.inf), p.job_hours, np.full(Q, -np.inf), np.full(J, -np.inf)]
@@ -198,8 +202,13 @@ def solve_takeover(
     P, Q, J, F = len(p.pair_job), len(p.option_job), len(p.job_hours), p.n_firms
     nvar = P + J + Q + F
     if P == 0:
-        return TakeoverSolution(pair_hours=np.zeros(0), option_used=np.zeros(Q, dtype=np.bool_),
-                                stages=(), n_variables=0, n_constraints=0)
+        return TakeoverSolution(
+            pair_hours=np.zeros(0),
+            option_used=np.zeros(Q, dtype=np.bool_),
+            stages=(),
+            n_variables=0,
+            n_constraints=0,
+        )
     deadline = time.perf_counter() + time_limit_s
     a_base, lb_base, ub_base = _rows(p, with_firms=False)
     x_ub = np.minimum(p.machine_capacity_h[p.pair_machine], p.job_hours[p.pair_job])
@@ -219,8 +228,9 @@ def solve_takeover(
         out: Bool = v[P + J : P + J + Q] > 0.5
         return out
 
-    def run(name: StageName, c: F64, cons: list[LinearConstraint],
-            value: Callable[[F64], float]) -> None:
+    def run(
+        name: StageName, c: F64, cons: list[LinearConstraint], value: Callable[[F64], float]
+    ) -> None:
         nonlocal best
         options: dict[str, Any] = {
             "time_limit": max(0.01, deadline - time.perf_counter()),
@@ -235,11 +245,17 @@ def solve_takeover(
         if ok:
             best = np.asarray(res.x, dtype=np.float64)
         gap = getattr(res, "mip_gap", None)
-        stages.append(StageResult(
-            name=name, status=int(res.status), message=str(res.message),
-            objective=value(best) if ok and best is not None else None,
-            mip_gap=None if gap is None else float(gap), time_s=dt, adopted=ok,
-        ))
+        stages.append(
+            StageResult(
+                name=name,
+                status=int(res.status),
+                message=str(res.message),
+                objective=value(best) if ok and best is not None else None,
+                mip_gap=None if gap is None else float(gap),
+                time_s=dt,
+                adopted=ok,
+            )
+        )
 
     def covered(v: F64) -> float:
         return float(p.job_weight @ p.job_hours - c_unmet @ v)
@@ -251,8 +267,13 @@ def solve_takeover(
     # Stage 1: maximise weighted covered hours = minimise weighted unmet hours s.
     run("coverage", c_unmet, [base], covered)
     if best is None:
-        return TakeoverSolution(pair_hours=np.zeros(P), option_used=np.zeros(Q, dtype=np.bool_),
-                                stages=tuple(stages), n_variables=nvar, n_constraints=n_cons)
+        return TakeoverSolution(
+            pair_hours=np.zeros(P),
+            option_used=np.zeros(Q, dtype=np.bool_),
+            stages=tuple(stages),
+            n_variables=nvar,
+            n_constraints=n_cons,
+        )
     if covered(best) > 1e-9:
         # Stage 2: keep the unmet hours (within tolerance), minimise transport km. The
         # bound is on the few s variables (not on all x), which HiGHS propagates into
@@ -270,9 +291,18 @@ def solve_takeover(
             keep_dist = LinearConstraint(
                 c_dist[None, :], -np.inf, dist + settings.distance_tolerance_km
             )
-            run("partners", c_firms,
-                [LinearConstraint(a_firm, lb_firm, ub_firm), keep_cov, keep_dist], partners)
+            run(
+                "partners",
+                c_firms,
+                [LinearConstraint(a_firm, lb_firm, ub_firm), keep_cov, keep_dist],
+                partners,
+            )
             n_cons = a_firm.shape[0] + 2
     hours, chosen = _clean(p, best)
-    return TakeoverSolution(pair_hours=hours, option_used=chosen, stages=tuple(stages),
-                            n_variables=nvar, n_constraints=int(n_cons))
+    return TakeoverSolution(
+        pair_hours=hours,
+        option_used=chosen,
+        stages=tuple(stages),
+        n_variables=nvar,
+        n_constraints=int(n_cons),
+    )

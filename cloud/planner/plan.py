@@ -139,16 +139,31 @@ def plan_takeover(
 
     # 1. Demand.
     need_parts = np.array(
-        [needed_parts(j, horizon_start=context.horizon_start, horizon_end=context.horizon_end)
-         for j in jobs], dtype=np.int64)
+        [
+            needed_parts(j, horizon_start=context.horizon_start, horizon_end=context.horizon_end)
+            for j in jobs
+        ],
+        dtype=np.int64,
+    )
     rate = np.array([parts_per_hour(m) for m in job_molds], dtype=np.float64)
-    need_h = np.array([hours_for_parts(float(p), m) for p, m in zip(need_parts, job_molds)],
-                      dtype=np.float64)
+    need_h = np.array(
+        [hours_for_parts(float(p), m) for p, m in zip(need_parts, job_molds)], dtype=np.float64
+    )
     weight = np.array([j.priority for j in jobs], dtype=np.float64)
-    job_lat = np.array([context.origin_lat_deg if m.location_lat_deg is None
-                        else m.location_lat_deg for m in job_molds], dtype=np.float64)
-    job_lon = np.array([context.origin_lon_deg if m.location_lon_deg is None
-                        else m.location_lon_deg for m in job_molds], dtype=np.float64)
+    job_lat = np.array(
+        [
+            context.origin_lat_deg if m.location_lat_deg is None else m.location_lat_deg
+            for m in job_molds
+        ],
+        dtype=np.float64,
+    )
+    job_lon = np.array(
+        [
+            context.origin_lon_deg if m.location_lon_deg is None else m.location_lon_deg
+            for m in job_molds
+        ],
+        dtype=np.float64,
+    )
 
     # 2-3. Compatibility and eligibility.
     demands = demand_arrays(job_molds, job_certs, vocab)
@@ -159,17 +174,25 @@ def plan_takeover(
 
     # 4. Options (job, site), nearest first; the search rule for the MILP.
     opts = build_options(
-        n_jobs=n_jobs, pair_job=pair_job.astype(np.intp), pair_machine=pair_machine.astype(
-            np.intp), machine_site=fleet.machine_site, machine_capacity_h=fleet.capacity_h,
-        site_lat_deg=fleet.site_lat_deg, site_lon_deg=fleet.site_lon_deg,
-        job_lat_deg=job_lat, job_lon_deg=job_lon, job_hours=need_h, settings=context.search,
+        n_jobs=n_jobs,
+        pair_job=pair_job.astype(np.intp),
+        pair_machine=pair_machine.astype(np.intp),
+        machine_site=fleet.machine_site,
+        machine_capacity_h=fleet.capacity_h,
+        site_lat_deg=fleet.site_lat_deg,
+        site_lon_deg=fleet.site_lon_deg,
+        job_lat_deg=job_lat,
+        job_lon_deg=job_lon,
+        job_hours=need_h,
+        settings=context.search,
     )
     site_firm = [fleet.site_firm_ids[s] for s in range(len(fleet.site_ids))]
     partner_ids = sorted(set(site_firm) - {context.requester_firm_id})
     partner_index = {f: i for i, f in enumerate(partner_ids)}
     site_partner = np.array([partner_index.get(f, -1) for f in site_firm], dtype=np.intp)
-    option_firm = site_partner[opts.option_site] if len(site_partner) else np.zeros(
-        0, dtype=np.intp)
+    option_firm = (
+        site_partner[opts.option_site] if len(site_partner) else np.zeros(0, dtype=np.intp)
+    )
 
     # 5. Greedy start, then MILP neighbourhood search.
     t_greedy = time.perf_counter()
@@ -177,11 +200,17 @@ def plan_takeover(
     t_search = time.perf_counter()
     all_jobs = np.arange(n_jobs, dtype=np.intp)
     start_score = score(opts, start, jobs=all_jobs, job_weight=weight, option_firm=option_firm)
-    improved, lns = improve(opts, start, job_hours=need_h, job_weight=weight,
-                            capacity_h=fleet.capacity_h, option_firm=option_firm,
-                            n_firms=len(partner_ids), settings=context.solver)
-    final, repaired = greedy_repair(opts, improved, job_hours=need_h,
-                                    capacity_h=fleet.capacity_h)
+    improved, lns = improve(
+        opts,
+        start,
+        job_hours=need_h,
+        job_weight=weight,
+        capacity_h=fleet.capacity_h,
+        option_firm=option_firm,
+        n_firms=len(partner_ids),
+        settings=context.solver,
+    )
+    final, repaired = greedy_repair(opts, improved, job_hours=need_h, capacity_h=fleet.capacity_h)
     t_done = time.perf_counter()
 
     # Results.
@@ -201,15 +230,24 @@ def plan_takeover(
         covered_parts[j] = total
         job, mold = jobs[j], job_molds[j]
         dist = float(opts.option_distance_km[final.job_option[j]])
-        for p, parts in sorted(zip(ps, _split_parts(raw, total)),
-                               key=lambda t: fleet.machines[int(opts.pair_machine[t[0]])]
-                               .machine_id):
+        for p, parts in sorted(
+            zip(ps, _split_parts(raw, total)),
+            key=lambda t: fleet.machines[int(opts.pair_machine[t[0]])].machine_id,
+        ):
             m = fleet.machines[int(opts.pair_machine[p])]
-            allocations.append(Allocation(
-                job_id=job.job_id, part_id=job.part_id, mold_id=mold.mold_id,
-                machine_id=m.machine_id, firm_id=m.firm_id, site_id=m.site_id,
-                hours=float(hours[p]), parts=parts, distance_km=dist,
-            ))
+            allocations.append(
+                Allocation(
+                    job_id=job.job_id,
+                    part_id=job.part_id,
+                    mold_id=mold.mold_id,
+                    machine_id=m.machine_id,
+                    firm_id=m.firm_id,
+                    site_id=m.site_id,
+                    hours=float(hours[p]),
+                    parts=parts,
+                    distance_km=dist,
+                )
+            )
 
     # 6. Reasons for the unmet rest.
     unmet_rows = np.flatnonzero(covered_parts < need_parts)
@@ -227,9 +265,13 @@ def plan_takeover(
             covered_hours=covered_h[unmet_rows],
             compatible=compatible[unmet_rows],
         )
-        explained = explain_unmet(rows, fleet=fleet, residual_h=residual,
-                                  rules=context.rules,
-                                  requester_firm_id=context.requester_firm_id)
+        explained = explain_unmet(
+            rows,
+            fleet=fleet,
+            residual_h=residual,
+            rules=context.rules,
+            requester_firm_id=context.requester_firm_id,
+        )
         unmet_by_job = dict(zip(unmet_rows.tolist(), explained))
 
     outcomes = []
@@ -237,31 +279,57 @@ def plan_takeover(
         q = int(final.job_option[j])
         placed = q >= 0 and covered_h[j] > 0
         site = int(opts.option_site[q]) if placed else -1
-        outcomes.append(JobOutcome(
-            job_id=job.job_id, part_id=job.part_id, mold_id=job.mold_id,
-            needed_parts=int(need_parts[j]), needed_hours=float(need_h[j]),
-            covered_parts=int(covered_parts[j]), covered_hours=float(covered_h[j]),
-            site_id=fleet.site_ids[site] if placed else None,
-            firm_id=fleet.site_firm_ids[site] if placed else None,
-            distance_km=float(opts.option_distance_km[q]) if placed else None,
-            unmet=unmet_by_job.get(j),
-        ))
-    partners = sorted({o.firm_id for o in outcomes
-                       if o.firm_id is not None and o.firm_id != context.requester_firm_id})
+        outcomes.append(
+            JobOutcome(
+                job_id=job.job_id,
+                part_id=job.part_id,
+                mold_id=job.mold_id,
+                needed_parts=int(need_parts[j]),
+                needed_hours=float(need_h[j]),
+                covered_parts=int(covered_parts[j]),
+                covered_hours=float(covered_h[j]),
+                site_id=fleet.site_ids[site] if placed else None,
+                firm_id=fleet.site_firm_ids[site] if placed else None,
+                distance_km=float(opts.option_distance_km[q]) if placed else None,
+                unmet=unmet_by_job.get(j),
+            )
+        )
+    partners = sorted(
+        {
+            o.firm_id
+            for o in outcomes
+            if o.firm_id is not None and o.firm_id != context.requester_firm_id
+        }
+    )
     transport = sum(o.distance_km for o in outcomes if o.distance_km is not None)
     total_s = time.perf_counter() - t_start
     stats = PlanStats(
-        jobs=n_jobs, machines=len(fleet.machines), compatible_pairs=int(compatible.sum()),
-        eligible_pairs=len(pair_job), options=len(opts.option_job),
+        jobs=n_jobs,
+        machines=len(fleet.machines),
+        compatible_pairs=int(compatible.sum()),
+        eligible_pairs=len(pair_job),
+        options=len(opts.option_job),
         searched_options=int(opts.option_searched.sum()),
-        greedy_covered_hours=start_score.covered, greedy_transport_km=start_score.distance_km,
-        neighbourhoods=lns.neighbourhoods, accepted=lns.accepted, passes=lns.passes,
-        exact=lns.exact, max_variables=lns.max_variables, max_constraints=lns.max_constraints,
-        stage_timeouts=lns.stage_timeouts, repaired_jobs=repaired,
-        build_time_s=total_s - (t_done - t_greedy), greedy_time_s=t_search - t_greedy,
-        search_time_s=t_done - t_search, milp_time_s=lns.milp_time_s,
+        greedy_covered_hours=start_score.covered,
+        greedy_transport_km=start_score.distance_km,
+        neighbourhoods=lns.neighbourhoods,
+        accepted=lns.accepted,
+        passes=lns.passes,
+        exact=lns.exact,
+        max_variables=lns.max_variables,
+        max_constraints=lns.max_constraints,
+        stage_timeouts=lns.stage_timeouts,
+        repaired_jobs=repaired,
+        build_time_s=total_s - (t_done - t_greedy),
+        greedy_time_s=t_search - t_greedy,
+        search_time_s=t_done - t_search,
+        milp_time_s=lns.milp_time_s,
         first_stages=lns.first_stages,
     )
-    return TakeoverPlan(allocations=tuple(allocations), jobs=tuple(outcomes),
-                        partner_firm_ids=tuple(partners), transport_km=float(transport),
-                        stats=stats)
+    return TakeoverPlan(
+        allocations=tuple(allocations),
+        jobs=tuple(outcomes),
+        partner_firm_ids=tuple(partners),
+        transport_km=float(transport),
+        stats=stats,
+    )

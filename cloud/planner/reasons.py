@@ -75,8 +75,10 @@ def explain_unmet(
     not_shared = ~st.stopped & ~st.shared
     n_sites = max(len(fleet.site_ids), 1)
     masks = rule_failure_masks(rows.demands, fleet.arrays, rules)
-    n_fail = sum((m.astype(np.int32) for m in masks.values()), np.zeros(
-        rows.compatible.shape, dtype=np.int32))
+    n_fail = sum(
+        (m.astype(np.int32) for m in masks.values()),
+        np.zeros(rows.compatible.shape, dtype=np.int32),
+    )
     out: list[Unmet] = []
     for r in range(len(rows.job_index)):
         comp = rows.compatible[r]
@@ -94,8 +96,9 @@ def explain_unmet(
         elif counts.eligible > 0:
             reason = "no_capacity"
             left = elig & (residual_h > _EPS_H)
-            site_cap = np.bincount(fleet.machine_site[elig], weights=fleet.capacity_h[elig],
-                                   minlength=n_sites)
+            site_cap = np.bincount(
+                fleet.machine_site[elig], weights=fleet.capacity_h[elig], minlength=n_sites
+            )
             detail = (
                 f"{counts.eligible} compatible eligible machines at "
                 f"{int((site_cap > 0).sum())} sites with {site_cap.sum():.1f} h spare before "
@@ -113,23 +116,24 @@ def explain_unmet(
         else:
             reason = "only_inside_zone"
             detail = (
-                f"all {counts.stopped} compatible machines are stopped or inside the "
-                f"disrupted zone"
+                f"all {counts.stopped} compatible machines are stopped or inside the disrupted zone"
             )
         rule_counts: dict[RuleCode, int] = {}
         for code in RULE_CODES:
             n = int(masks[code][r].sum())
             if n:
                 rule_counts[code] = n
-        out.append(Unmet(
-            reason=reason,
-            parts=int(rows.parts[r]),
-            hours=float(rows.hours[r]),
-            detail=detail,
-            compatible=counts,
-            rule_failure_counts=rule_counts,
-            near_misses=_near_misses(rows, r, fleet, masks["process"][r], n_fail[r], rules),
-        ))
+        out.append(
+            Unmet(
+                reason=reason,
+                parts=int(rows.parts[r]),
+                hours=float(rows.hours[r]),
+                detail=detail,
+                compatible=counts,
+                rule_failure_counts=rule_counts,
+                near_misses=_near_misses(rows, r, fleet, masks["process"][r], n_fail[r], rules),
+            )
+        )
     return out
 
 
@@ -145,14 +149,26 @@ def _near_misses(
     if len(cand) == 0:
         return ()
     site = fleet.machine_site[cand]
-    dist = haversine_km_array(rows.lat_deg[r], rows.lon_deg[r], fleet.site_lat_deg[site],
-                              fleet.site_lon_deg[site])
+    dist = haversine_km_array(
+        rows.lat_deg[r], rows.lon_deg[r], fleet.site_lat_deg[site], fleet.site_lon_deg[site]
+    )
     pick = np.lexsort((dist, n_fail[cand]))[:_NEAR_MISSES]
     out: list[NearMiss] = []
     for i in pick:
         m = fleet.machines[int(cand[i])]
-        res = check_compat(mold=rows.molds[r], machine=m,
-                           required_certifications=rows.certifications[r], rules=rules)
-        out.append(NearMiss(machine_id=m.machine_id, firm_id=m.firm_id, site_id=m.site_id,
-                            distance_km=float(dist[i]), failures=res.failures))
+        res = check_compat(
+            mold=rows.molds[r],
+            machine=m,
+            required_certifications=rows.certifications[r],
+            rules=rules,
+        )
+        out.append(
+            NearMiss(
+                machine_id=m.machine_id,
+                firm_id=m.firm_id,
+                site_id=m.site_id,
+                distance_km=float(dist[i]),
+                failures=res.failures,
+            )
+        )
     return tuple(out)

@@ -44,7 +44,10 @@ __all__ = [
 UnmetReason = Literal["no_compatible_machine", "no_capacity", "not_shared", "only_inside_zone"]
 #: Reasons in precedence order.
 UNMET_REASONS: tuple[UnmetReason, ...] = (
-    "no_compatible_machine", "no_capacity", "not_shared", "only_inside_zone"
+    "no_compatible_machine",
+    "no_capacity",
+    "not_shared",
+    "only_inside_zone",
 )
 
 

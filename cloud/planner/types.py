@@ -218,8 +218,9 @@ class MoldSpec:
         imm = self.process == "injection_molding"
         for name in ("width_mm", "height_mm", "thickness_mm", "weight_kg", "cycle_time_s"):
             _positive(name, getattr(self, name), required=True)
-        _positive("required_clamp_force_kN", self.required_clamp_force_kN, required=True,
-                  allow_zero=True)
+        _positive(
+            "required_clamp_force_kN", self.required_clamp_force_kN, required=True, allow_zero=True
+        )
         if not isinstance(self.cavities, int) or self.cavities < 1:
             raise PlannerInputError(f"cavities must be an int >= 1, got {self.cavities!r}")
         _positive("shot_weight_g", self.shot_weight_g, required=imm)
@@ -277,9 +278,7 @@ class Job:
         if self.window_end <= self.window_start:
             raise PlannerInputError(f"job {self.job_id}: window_end must be after window_start")
         _positive("priority", self.priority, required=True)
-        object.__setattr__(
-            self, "required_certifications", frozenset(self.required_certifications)
-        )
+        object.__setattr__(self, "required_certifications", frozenset(self.required_certifications))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -323,8 +322,12 @@ class CompatRules:
         _positive("shot_max_fraction", self.shot_max_fraction, required=True)
         if self.shot_min_fraction > self.shot_max_fraction:
             raise PlannerInputError("shot_min_fraction must be <= shot_max_fraction")
-        _positive("locating_ring_tolerance_mm", self.locating_ring_tolerance_mm,
-                  required=True, allow_zero=True)
+        _positive(
+            "locating_ring_tolerance_mm",
+            self.locating_ring_tolerance_mm,
+            required=True,
+            allow_zero=True,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -418,8 +421,9 @@ class SolverSettings:
             raise PlannerInputError("max_passes must be >= 1 or None")
         _positive("mip_rel_gap", self.mip_rel_gap, required=True, allow_zero=True)
         _positive("coverage_tolerance", self.coverage_tolerance, required=True, allow_zero=True)
-        _positive("distance_tolerance_km", self.distance_tolerance_km, required=True,
-                  allow_zero=True)
+        _positive(
+            "distance_tolerance_km", self.distance_tolerance_km, required=True, allow_zero=True
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

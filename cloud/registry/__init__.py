@@ -1,4 +1,9 @@
-"""The registry: firms, sites, lines, machines, molds, API credentials (SQLAlchemy)."""
+"""The registry (SQLAlchemy): firms, sites, lines, machines, molds, API credentials,
+sharing grants and the audit log (:mod:`.sharing`), bookings, gateway states,
+disruptions and takeover plans (:mod:`.operations`).
+
+Importing this package registers every table on :data:`Base.metadata`.
+"""
 
 from cloud.registry.bulk import (
     RegistryImportError,
@@ -20,19 +25,57 @@ from cloud.registry.models import (
     Role,
     Site,
 )
+from cloud.registry.operations import (
+    AssignmentStatus,
+    CapacityBooking,
+    Disruption,
+    DisruptionSource,
+    DisruptionStatus,
+    GatewayStatus,
+    TakeoverAssignment,
+    TakeoverJob,
+    TakeoverRequest,
+    TakeoverStatus,
+    VolumeUnit,
+)
+from cloud.registry.sharing import (
+    AuditEvent,
+    GranteeKind,
+    PartnerGroup,
+    PartnerGroupMember,
+    ShareGranularity,
+    SharingGrant,
+)
 
 __all__ = [
     "ApiCredential",
+    "AssignmentStatus",
+    "AuditEvent",
     "Base",
+    "CapacityBooking",
+    "Disruption",
+    "DisruptionSource",
+    "DisruptionStatus",
     "Firm",
+    "GatewayStatus",
+    "GranteeKind",
     "Line",
     "Machine",
     "Mold",
+    "PartnerGroup",
+    "PartnerGroupMember",
     "Principal",
     "Process",
     "RegistryImportError",
     "Role",
+    "ShareGranularity",
+    "SharingGrant",
     "Site",
+    "TakeoverAssignment",
+    "TakeoverJob",
+    "TakeoverRequest",
+    "TakeoverStatus",
+    "VolumeUnit",
     "export_csv",
     "export_document",
     "import_csv",

@@ -107,8 +107,10 @@ def export_csv(session: Session, *, firm_ids: set[str] | None = None) -> dict[st
         for row in getattr(doc, table):
             values = row.model_dump(mode="json")
             writer.writerow(
-                {k: ";".join(v) if k in _LIST_FIELDS else ("" if v is None else v)
-                 for k, v in values.items()}
+                {
+                    k: ";".join(v) if k in _LIST_FIELDS else ("" if v is None else v)
+                    for k, v in values.items()
+                }
             )
         out[f"{table}.csv"] = buf.getvalue()
     return out
@@ -128,7 +130,8 @@ def import_csv(session: Session, files: Mapping[str, str]) -> dict[str, int]:
         for line_no, raw in enumerate(csv.DictReader(io.StringIO(text)), start=2):
             row: dict[str, Any] = {
                 k: ([x for x in v.split(";") if x] if k in _LIST_FIELDS else v)
-                for k, v in raw.items() if v not in ("", None) or k in _LIST_FIELDS
+                for k, v in raw.items()
+                if v not in ("", None) or k in _LIST_FIELDS
             }
             try:
                 rows.append(schema.model_validate(row).model_dump())

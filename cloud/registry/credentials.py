@@ -46,7 +46,7 @@ def verify_key(session: Session, key: str) -> Principal | None:
     """The principal of a valid, unrevoked key, else ``None`` (constant-time compare)."""
     if not key.startswith(_PREFIX):
         return None
-    key_id, sep, secret = key[len(_PREFIX):].partition("_")
+    key_id, sep, secret = key[len(_PREFIX) :].partition("_")
     if not sep or not secret:
         return None
     cred = session.get(ApiCredential, key_id)

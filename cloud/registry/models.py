@@ -92,6 +92,9 @@ class Firm(Base):
     name: Mapped[str] = mapped_column(String(200))
     region: Mapped[str] = mapped_column(String(64), index=True)
     """Region (e.g. ``kansai``) used by regional supporters' aggregates."""
+    bpnl: Mapped[str | None] = mapped_column(String(16), default=None)
+    """Catena-X Business Partner Number (legal entity, ``BPNL`` + 12 characters), used as
+    supplier/customer in DCM exports; ``None`` when the firm has none."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
 
     sites: Mapped[list[Site]] = relationship(back_populates="firm", cascade="all, delete-orphan")
@@ -115,6 +118,9 @@ class Site(Base):
     """Resin codes the site can dry and process (PP, ABS, PA66-GF30, PC, ...)."""
     certifications: Mapped[list[str]] = mapped_column(default=list)
     """Quality certifications of the site (ISO9001, IATF16949, ...)."""
+    calendar: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    """The site's shift calendar (:class:`cloud.capacity.ShiftCalendar` as JSON); ``None``
+    means the API's default calendar (``ApiSettings.default_weekly_hours``)."""
 
     firm: Mapped[Firm] = relationship(back_populates="sites")
     lines: Mapped[list[Line]] = relationship(back_populates="site", cascade="all, delete-orphan")

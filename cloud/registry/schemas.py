@@ -38,6 +38,8 @@ class FirmCreate(BaseModel):
     id: Id
     name: Annotated[str, Field(min_length=1, max_length=200)]
     region: Annotated[str, Field(min_length=1, max_length=64)]
+    bpnl: Annotated[str, Field(pattern=r"^BPNL[0-9A-Z]{12}$")] | None = None
+    """Catena-X Business Partner Number of the legal entity (``BPNL`` + 12 characters)."""
 
 
 class FirmPublic(FirmCreate):
@@ -95,8 +97,13 @@ class _MachineFields(BaseModel):
 
 _REQUIRED_BY_PROCESS: dict[Process, tuple[str, ...]] = {
     Process.INJECTION_MOLDING: (
-        "clamp_force_kN", "tie_bar_h_mm", "tie_bar_v_mm", "min_mold_height_mm",
-        "max_mold_height_mm", "shot_capacity_g", "locating_ring_mm",
+        "clamp_force_kN",
+        "tie_bar_h_mm",
+        "tie_bar_v_mm",
+        "min_mold_height_mm",
+        "max_mold_height_mm",
+        "shot_capacity_g",
+        "locating_ring_mm",
     ),
     Process.PRESS: ("tonnage_kN", "bed_width_mm", "bed_depth_mm"),
     Process.MACHINING: ("axes", "envelope_x_mm", "envelope_y_mm", "envelope_z_mm"),

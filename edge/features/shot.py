@@ -45,7 +45,8 @@ class ShotConfig:
 
     alpha: float = 0.05
     no_dev_fields: frozenset[str] = field(
-        default_factory=lambda: frozenset({"shot_count", "lower_workpiece_id"}))
+        default_factory=lambda: frozenset({"shot_count", "lower_workpiece_id"})
+    )
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha <= 1:
@@ -77,8 +78,9 @@ class ShotFeatures:
         ValueError: (from ``push``) for a block of another stream or one missing a field.
     """
 
-    def __init__(self, fields: Sequence[str] | None = None,
-                 config: ShotConfig = ShotConfig()) -> None:
+    def __init__(
+        self, fields: Sequence[str] | None = None, config: ShotConfig = ShotConfig()
+    ) -> None:
         self._config = config
         self._fields: tuple[str, ...] | None = None
         if fields is not None:
@@ -117,8 +119,9 @@ class ShotFeatures:
         xd = x[self._dev_mask]
         dev = xd - self._ref
         ok = np.isfinite(xd)
-        self._ref = np.where(ok, np.where(np.isnan(self._ref), xd,
-                                          self._ref + self._config.alpha * dev), self._ref)
+        self._ref = np.where(
+            ok, np.where(np.isnan(self._ref), xd, self._ref + self._config.alpha * dev), self._ref
+        )
         return np.concatenate((x, dev))
 
     def push(self, block: SampleBlock) -> list[FeatureRow]:
@@ -136,8 +139,11 @@ class ShotFeatures:
         for j in range(values.shape[1]):
             feats = self._step(values[:, j])
             label = None if block.labels is None else int(block.labels[j])
-            rows.append(FeatureRow(int(block.t_ms[j]),
-                                   dict(zip(self._names, feats.tolist(), strict=True)), label))
+            rows.append(
+                FeatureRow(
+                    int(block.t_ms[j]), dict(zip(self._names, feats.tolist(), strict=True)), label
+                )
+            )
         return rows
 
     def flush(self) -> list[FeatureRow]:

@@ -46,8 +46,9 @@ def slow_features_matrix(t_ms: npt.NDArray[np.int64], values: FloatArray) -> Flo
         ValueError: on mismatched shapes.
     """
     if values.ndim != 2 or values.shape[1] != t_ms.shape[0]:
-        raise ValueError(f"values must be (k, n) with n = len(t_ms) = {t_ms.shape[0]}, got "
-                         f"{values.shape}")
+        raise ValueError(
+            f"values must be (k, n) with n = len(t_ms) = {t_ms.shape[0]}, got {values.shape}"
+        )
     k, n = values.shape
     out = np.full((k, 4), np.nan)
     if n == 0:
@@ -73,8 +74,9 @@ def slow_features_matrix(t_ms: npt.NDArray[np.int64], values: FloatArray) -> Flo
     return out
 
 
-def slow_features(t_ms: npt.NDArray[np.int64], fields: Mapping[str, FloatArray]
-                  ) -> dict[str, float]:
+def slow_features(
+    t_ms: npt.NDArray[np.int64], fields: Mapping[str, FloatArray]
+) -> dict[str, float]:
     """Mean/min/max/slope of every field of a window.
 
     Args:

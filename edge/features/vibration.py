@@ -49,7 +49,10 @@ FloatArray = npt.NDArray[np.float64]
 G_N: Final = 9.80665  # standard gravity, m/s^2
 #: Default bands; ``None`` as upper edge means fs/2.
 DEFAULT_BANDS_HZ: Final[tuple[tuple[float, float | None], ...]] = (
-    (0.0, 500.0), (500.0, 2000.0), (2000.0, None))
+    (0.0, 500.0),
+    (500.0, 2000.0),
+    (2000.0, None),
+)
 _ISO_BAND_HZ: Final = (10.0, 1000.0)
 
 
@@ -93,16 +96,14 @@ def _edges(band: tuple[float, float | None], fs_hz: float) -> tuple[float, float
     return lo, fs_hz / 2 if hi is None else hi
 
 
-def vibration_feature_names(fs_hz: float, config: VibrationConfig = VibrationConfig()
-                            ) -> list[str]:
+def vibration_feature_names(fs_hz: float, config: VibrationConfig = VibrationConfig()) -> list[str]:
     """The names :func:`vibration_features` returns for ``fs_hz``, in order.
 
     Raises:
         ValueError: if a band is empty or outside [0, fs/2].
     """
     p = config.prefix
-    names = [f"{p}_rms_g", f"{p}_peak_g", f"{p}_crest", f"{p}_kurtosis",
-             f"{p}_velocity_rms_mm_s"]
+    names = [f"{p}_rms_g", f"{p}_peak_g", f"{p}_crest", f"{p}_kurtosis", f"{p}_velocity_rms_mm_s"]
     for band in config.bands_hz:
         lo, hi = _edges(band, fs_hz)
         if not 0 <= lo < hi <= fs_hz / 2:
@@ -134,8 +135,9 @@ def _envelope_power(x: FloatArray, fs_hz: float, env: EnvelopeConfig) -> float:
     return float(power[(e_f >= lo_e) & (e_f < hi_e)].sum())
 
 
-def vibration_features(x: FloatArray, fs_hz: float,
-                       config: VibrationConfig = VibrationConfig()) -> dict[str, float]:
+def vibration_features(
+    x: FloatArray, fs_hz: float, config: VibrationConfig = VibrationConfig()
+) -> dict[str, float]:
     """Features of one acceleration window.
 
     Args:
@@ -174,7 +176,7 @@ def vibration_features(x: FloatArray, fs_hz: float,
     iso = (f >= _ISO_BAND_HZ[0]) & (f <= _ISO_BAND_HZ[1])
     vel_psd = psd[iso] * (G_N * 1000.0 / (2 * np.pi * f[iso])) ** 2  # (mm/s)^2/Hz
     out[f"{p}_velocity_rms_mm_s"] = float(np.sqrt(vel_psd.sum() * df))
-    band_names = names[5:5 + len(config.bands_hz)]
+    band_names = names[5 : 5 + len(config.bands_hz)]
     for name, band in zip(band_names, config.bands_hz, strict=True):
         lo, hi = _edges(band, fs_hz)
         sel = (f >= lo) & (f < hi) if hi < fs_hz / 2 else (f >= lo)

@@ -73,9 +73,14 @@ class Windower:
             sampling rate change.
     """
 
-    def __init__(self, *, stream: Stream, window_s: float,
-                 features: WindowFeatures | None = None,
-                 fields: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        stream: Stream,
+        window_s: float,
+        features: WindowFeatures | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> None:
         if stream not in ("slow", "vibration"):
             raise ValueError(f"Windower handles 'slow' and 'vibration', not {stream!r}")
         w_ms = round(window_s * 1000)
@@ -84,8 +89,11 @@ class Windower:
         self._stream: Stream = stream
         self._w_ms = int(w_ms)
         if features is None:
-            features = (_slow_window_features if stream == "slow"
-                        else _vibration_features_fn(_DEFAULT_VIBRATION, None))
+            features = (
+                _slow_window_features
+                if stream == "slow"
+                else _vibration_features_fn(_DEFAULT_VIBRATION, None)
+            )
         self._features = features
         self._fields: tuple[str, ...] | None = tuple(fields) if fields is not None else None
         self._fs: float | None = None
@@ -112,13 +120,15 @@ class Windower:
             self._fields = tuple(block.fields)
         unknown = [f for f in block.fields if f not in self._fields]
         if unknown:
-            raise ValueError(f"block has fields {unknown} not in the windower's fields "
-                             f"{list(self._fields)}")
+            raise ValueError(
+                f"block has fields {unknown} not in the windower's fields {list(self._fields)}"
+            )
         n = block.n_samples
         if n == 0:
             return []
-        values = np.vstack([block.fields[f] if f in block.fields else np.full(n, np.nan)
-                            for f in self._fields])
+        values = np.vstack(
+            [block.fields[f] if f in block.fields else np.full(n, np.nan) for f in self._fields]
+        )
         if self._stream == "vibration":
             return self._push_waveform(block, values)
         return self._push_rows(block, values)
@@ -161,14 +171,22 @@ class Windower:
     def _advance(self, k: int, out: list[FeatureRow]) -> None:
         """Make window ``k`` the open one, closing an older open window."""
         if self._k is not None and k < self._k:
-            raise ValueError(f"block data at window {k} is older than the open window "
-                             f"{self._k} (blocks must be in time order)")
+            raise ValueError(
+                f"block data at window {k} is older than the open window "
+                f"{self._k} (blocks must be in time order)"
+            )
         if self._k is not None and k > self._k:
             out.extend(self._close())
         self._k = k
 
-    def _add(self, values: FloatArray, block: SampleBlock, start: int, stop: int,
-             t: npt.NDArray[np.int64] | None) -> None:
+    def _add(
+        self,
+        values: FloatArray,
+        block: SampleBlock,
+        start: int,
+        stop: int,
+        t: npt.NDArray[np.int64] | None,
+    ) -> None:
         self._parts.append(values)
         if t is not None:
             self._t_parts.append(t)
@@ -185,8 +203,14 @@ class Windower:
         if self._t_parts:
             t = self._t_parts[0] if len(self._t_parts) == 1 else np.concatenate(self._t_parts)
         start_ms = self._k * self._w_ms
-        data = WindowData(start_ms=start_ms, end_ms=start_ms + self._w_ms, fields=self._fields,
-                          values=values, t_ms=t, sample_rate_hz=self._fs)
+        data = WindowData(
+            start_ms=start_ms,
+            end_ms=start_ms + self._w_ms,
+            fields=self._fields,
+            values=values,
+            t_ms=t,
+            sample_rate_hz=self._fs,
+        )
         row = FeatureRow(data.end_ms, self._features(data), self._label)
         self._parts, self._t_parts, self._label = [], [], None
         return [row]
@@ -209,13 +233,15 @@ def slow_windower(window_s: float = 10.0, fields: Sequence[str] | None = None) -
 
     Feature names: :func:`edge.features.slow.slow_feature_names` of the fields.
     """
-    return Windower(stream="slow", window_s=window_s, features=_slow_window_features,
-                    fields=fields)
+    return Windower(stream="slow", window_s=window_s, features=_slow_window_features, fields=fields)
 
 
-def vibration_windower(window_s: float = 1.0, config: VibrationConfig = _DEFAULT_VIBRATION,
-                       prefixes: Mapping[str, str] | None = None,
-                       fields: Sequence[str] | None = None) -> Windower:
+def vibration_windower(
+    window_s: float = 1.0,
+    config: VibrationConfig = _DEFAULT_VIBRATION,
+    prefixes: Mapping[str, str] | None = None,
+    fields: Sequence[str] | None = None,
+) -> Windower:
     """Windower of the ``vibration`` stream computing
     :func:`edge.features.vibration.vibration_features` per waveform field.
 
@@ -231,26 +257,36 @@ def vibration_windower(window_s: float = 1.0, config: VibrationConfig = _DEFAULT
         ValueError: (when the first window closes) if the stream has several fields and
             ``prefixes`` does not name a prefix for each.
     """
-    return Windower(stream="vibration", window_s=window_s,
-                    features=_vibration_features_fn(config, prefixes), fields=fields)
+    return Windower(
+        stream="vibration",
+        window_s=window_s,
+        features=_vibration_features_fn(config, prefixes),
+        fields=fields,
+    )
 
 
-def _vibration_features_fn(config: VibrationConfig, prefixes: Mapping[str, str] | None
-                           ) -> WindowFeatures:
+def _vibration_features_fn(
+    config: VibrationConfig, prefixes: Mapping[str, str] | None
+) -> WindowFeatures:
     def features(data: WindowData) -> dict[str, float]:
         assert data.sample_rate_hz is not None
         if prefixes is None and len(data.fields) != 1:
-            raise ValueError(f"vibration stream has fields {list(data.fields)}: pass "
-                             f"prefixes={{field: prefix}} to name their features")
+            raise ValueError(
+                f"vibration stream has fields {list(data.fields)}: pass "
+                f"prefixes={{field: prefix}} to name their features"
+            )
         out: dict[str, float] = {}
         for i, name in enumerate(data.fields):
             cfg = config
             if prefixes is not None:
                 if name not in prefixes:
                     raise ValueError(f"no feature prefix for vibration field {name!r}")
-                cfg = VibrationConfig(prefix=prefixes[name], bands_hz=config.bands_hz,
-                                      welch_nperseg=config.welch_nperseg,
-                                      envelope=config.envelope)
+                cfg = VibrationConfig(
+                    prefix=prefixes[name],
+                    bands_hz=config.bands_hz,
+                    welch_nperseg=config.welch_nperseg,
+                    envelope=config.envelope,
+                )
             out.update(vibration_features(data.values[i], data.sample_rate_hz, cfg))
         return out
 

@@ -99,8 +99,10 @@ class SampleBlock:
         if self.stream not in STREAMS:
             raise SourceError(f"stream {self.stream!r} is not one of {STREAMS}")
         if self.t_ms.dtype != np.int64 or self.t_ms.ndim != 1:
-            raise SourceError(f"t_ms must be a 1-D int64 array, got {self.t_ms.dtype} "
-                              f"with shape {self.t_ms.shape}")
+            raise SourceError(
+                f"t_ms must be a 1-D int64 array, got {self.t_ms.dtype} "
+                f"with shape {self.t_ms.shape}"
+            )
         waveform = self.stream == "vibration"
         if waveform != (self.sample_rate_hz is not None):
             raise SourceError(
@@ -109,8 +111,9 @@ class SampleBlock:
             )
         if waveform:
             if self.t_ms.shape != (1,):
-                raise SourceError(f"a vibration block has t_ms of shape (1,), got "
-                                  f"{self.t_ms.shape}")
+                raise SourceError(
+                    f"a vibration block has t_ms of shape (1,), got {self.t_ms.shape}"
+                )
             if self.sample_rate_hz is None or not self.sample_rate_hz > 0:
                 raise SourceError(f"sample_rate_hz must be > 0, got {self.sample_rate_hz!r}")
         elif self.t_ms.size > 1 and not bool(np.all(np.diff(self.t_ms) > 0)):
@@ -119,12 +122,14 @@ class SampleBlock:
         for name, values in self.fields.items():
             check_field_name(name)
             if values.dtype != np.float64 or values.shape != (n,):
-                raise SourceError(f"field {name!r} must be float64 of shape ({n},), got "
-                                  f"{values.dtype} {values.shape}")
-        if self.labels is not None and (self.labels.dtype != np.int16
-                                        or self.labels.shape != (n,)):
-            raise SourceError(f"labels must be int16 of shape ({n},), got "
-                              f"{self.labels.dtype} {self.labels.shape}")
+                raise SourceError(
+                    f"field {name!r} must be float64 of shape ({n},), got "
+                    f"{values.dtype} {values.shape}"
+                )
+        if self.labels is not None and (self.labels.dtype != np.int16 or self.labels.shape != (n,)):
+            raise SourceError(
+                f"labels must be int16 of shape ({n},), got {self.labels.dtype} {self.labels.shape}"
+            )
 
     @property
     def n_samples(self) -> int:

@@ -92,16 +92,20 @@ class CsvTable:
             values = np.array(text, dtype=np.float64)
         except ValueError:
             values = None
-        bad = (np.ones(len(cells), dtype=bool) if values is None
-               else ~np.isfinite(values) & ~is_missing)
+        bad = (
+            np.ones(len(cells), dtype=bool)
+            if values is None
+            else ~np.isfinite(values) & ~is_missing
+        )
         for i in np.flatnonzero(bad):
             try:
                 ok = np.isfinite(float(text[i]))
             except ValueError:
                 ok = False
             if not ok:
-                allowed = f" or one of the missing-value markers {sorted(missing)}" if missing \
-                    else ""
+                allowed = (
+                    f" or one of the missing-value markers {sorted(missing)}" if missing else ""
+                )
                 raise SourceError(
                     f"{self.path}: line {self.line_numbers[i]}, column {name!r}: value "
                     f"{cells[i]!r} is not a finite number (decimal separator {decimal!r})"
@@ -124,8 +128,9 @@ class CsvTable:
             SourceError: naming file, line, column(s) and value of an unparsable timestamp.
         """
         parts = [self.strings(c) for c in columns]
-        text = list(parts[0]) if len(parts) == 1 else [" ".join(p) for p in zip(*parts,
-                                                                              strict=True)]
+        text = (
+            list(parts[0]) if len(parts) == 1 else [" ".join(p) for p in zip(*parts, strict=True)]
+        )
         if fmt == _ISO_SECONDS and all(_ISO_SECONDS_RE.fullmatch(s) for s in text):
             try:  # fast path: numpy's ISO-8601 parser, ~100x faster than strptime
                 return np.array(text, dtype="datetime64[ms]").astype(np.int64)

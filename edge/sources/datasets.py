@@ -57,9 +57,12 @@ def require_data_dir() -> Path:
     if path is not None:
         return path
     env = os.environ.get(DATA_DIR_ENV)
-    where = (f"{DATA_DIR_ENV}={env!r} is not a directory" if env
-             else f"{DATA_DIR_ENV} is unset and no ancestor of {Path(__file__).parent} "
-                  f"contains {_RELATIVE}")
+    where = (
+        f"{DATA_DIR_ENV}={env!r} is not a directory"
+        if env
+        else f"{DATA_DIR_ENV} is unset and no ancestor of {Path(__file__).parent} "
+        f"contains {_RELATIVE}"
+    )
     message = f"datasets folder not found: {where}"
     if os.environ.get("CI"):
         pytest.fail(message)

@@ -24,12 +24,14 @@ __all__ = ["FAULT_CODES", "FaultKind", "FaultSchedule", "FaultSpec"]
 FaultKind = Literal["heater_band_failure", "bearing_wear", "cooling_blockage", "mold_wear"]
 
 #: Stable ground-truth label codes of the simulator (0 = normal, not listed).
-FAULT_CODES: Final[Mapping[str, int]] = MappingProxyType({
-    "heater_band_failure": 1,
-    "bearing_wear": 2,
-    "cooling_blockage": 3,
-    "mold_wear": 4,
-})
+FAULT_CODES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "heater_band_failure": 1,
+        "bearing_wear": 2,
+        "cooling_blockage": 3,
+        "mold_wear": 4,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +62,9 @@ class FaultSpec:
         if not (np.isfinite(self.ramp_s) and self.ramp_s >= 0):
             raise SourceError(f"fault {self.kind}: ramp_s must be >= 0, got {self.ramp_s!r}")
         if not 0 < self.severity <= 1:
-            raise SourceError(f"fault {self.kind}: severity must be in (0, 1], got "
-                              f"{self.severity!r}")
+            raise SourceError(
+                f"fault {self.kind}: severity must be in (0, 1], got {self.severity!r}"
+            )
 
 
 class FaultSchedule:

@@ -67,14 +67,16 @@ __all__ = [
 PresetName = Literal["skab", "nab", "kassel"]
 
 #: Stable label codes of the Kassel CPC ``class_value`` families (0 = reference runs).
-KASSEL_CLASS_CODES: Final[Mapping[str, int]] = MappingProxyType({
-    "reference": 0,
-    "cooling_time": 1,
-    "injection_velocity": 2,
-    "switching_point": 3,
-    "mold_temperature": 4,
-    "glass_fiber_content": 5,
-})
+KASSEL_CLASS_CODES: Final[Mapping[str, int]] = MappingProxyType(
+    {
+        "reference": 0,
+        "cooling_time": 1,
+        "injection_velocity": 2,
+        "switching_point": 3,
+        "mold_temperature": 4,
+        "glass_fiber_content": 5,
+    }
+)
 _KASSEL_CLASS_RE: Final = re.compile(r"^([a-z_]+?)(?:_\d+)+$")
 
 
@@ -129,12 +131,38 @@ _SKAB_COLUMNS: Final = {
 _KASSEL_SETPOINTS: Final = tuple(f"T{n}" for n in (*range(801, 807), *range(831, 838)))
 _KASSEL_ACTUALS: Final = tuple(f"{c}I" for c in _KASSEL_SETPOINTS)
 _KASSEL_PARAMS: Final = (
-    "t4052", "V403", "V301I", "t4015", "Q304", "Q305", "V304", "V305", "V4065", "p4055",
-    "p4072", "t4018", "Q311", "Q312", "Q313", "p311", "p312", "p313", "t311", "t312", "t313",
-    "V4062", "t4012", "t007",
+    "t4052",
+    "V403",
+    "V301I",
+    "t4015",
+    "Q304",
+    "Q305",
+    "V304",
+    "V305",
+    "V4065",
+    "p4055",
+    "p4072",
+    "t4018",
+    "Q311",
+    "Q312",
+    "Q313",
+    "p311",
+    "p312",
+    "p313",
+    "t311",
+    "t312",
+    "t313",
+    "V4062",
+    "t4012",
+    "t007",
 )
-_KASSEL_UNIT: Final = {"T": ("C", "°C"), "t": ("s", "s"), "V": ("cm3", "cm³"),
-                       "Q": ("cm3_s", "cm³/s"), "p": ("bar", "bar")}
+_KASSEL_UNIT: Final = {
+    "T": ("C", "°C"),
+    "t": ("s", "s"),
+    "V": ("cm3", "cm³"),
+    "Q": ("cm3_s", "cm³/s"),
+    "p": ("bar", "bar"),
+}
 
 
 def _kassel_columns() -> dict[str, tuple[str, str]]:
@@ -158,29 +186,51 @@ def _units(cols: Mapping[str, tuple[str, str]]) -> Mapping[str, str]:
     return MappingProxyType({f: u for f, u in cols.values()})
 
 
-PRESETS: Final[Mapping[PresetName, Preset]] = MappingProxyType({
-    "skab": Preset(
-        stream="slow", columns=_columns(_SKAB_COLUMNS), units=_units(_SKAB_COLUMNS),
-        delimiter=";", decimal=".", time_columns=("datetime",),
-        time_format="%Y-%m-%d %H:%M:%S", label_column="anomaly", label_optional=True,
-    ),
-    "nab": Preset(
-        stream="slow", columns=_columns(_NAB_COLUMNS), units=_units(_NAB_COLUMNS),
-        delimiter=",", decimal=".", time_columns=("timestamp",),
-        time_format="%Y-%m-%d %H:%M:%S", time_repair="shift", nab_labels=True,
-    ),
-    "kassel": Preset(
-        stream="shot", columns=_columns(_KASSEL_COLUMNS), units=_units(_KASSEL_COLUMNS),
-        delimiter=";", decimal=",", time_columns=("date", "time"),
-        time_format="%d.%m.%Y %H:%M:%S", label_column="class_value",
-        label_codes=KASSEL_CLASS_CODES, missing_values=frozenset({""}),
-        zero_is_missing=frozenset({"weight"}), unknown_time=("time", "00:00:00"),
-    ),
-})
+PRESETS: Final[Mapping[PresetName, Preset]] = MappingProxyType(
+    {
+        "skab": Preset(
+            stream="slow",
+            columns=_columns(_SKAB_COLUMNS),
+            units=_units(_SKAB_COLUMNS),
+            delimiter=";",
+            decimal=".",
+            time_columns=("datetime",),
+            time_format="%Y-%m-%d %H:%M:%S",
+            label_column="anomaly",
+            label_optional=True,
+        ),
+        "nab": Preset(
+            stream="slow",
+            columns=_columns(_NAB_COLUMNS),
+            units=_units(_NAB_COLUMNS),
+            delimiter=",",
+            decimal=".",
+            time_columns=("timestamp",),
+            time_format="%Y-%m-%d %H:%M:%S",
+            time_repair="shift",
+            nab_labels=True,
+        ),
+        "kassel": Preset(
+            stream="shot",
+            columns=_columns(_KASSEL_COLUMNS),
+            units=_units(_KASSEL_COLUMNS),
+            delimiter=";",
+            decimal=",",
+            time_columns=("date", "time"),
+            time_format="%d.%m.%Y %H:%M:%S",
+            label_column="class_value",
+            label_codes=KASSEL_CLASS_CODES,
+            missing_values=frozenset({""}),
+            zero_is_missing=frozenset({"weight"}),
+            unknown_time=("time", "00:00:00"),
+        ),
+    }
+)
 
 
-def parse_labels(table: CsvTable, column: str, codes: Mapping[str, int] | None
-                 ) -> npt.NDArray[np.int16]:
+def parse_labels(
+    table: CsvTable, column: str, codes: Mapping[str, int] | None
+) -> npt.NDArray[np.int16]:
     """Label codes of ``column``, int16 ``(len(table),)``.
 
     With ``codes`` (Kassel), a cell ``family`` or ``family_<digits>[_<digits>…]`` maps to
@@ -207,8 +257,10 @@ def parse_labels(table: CsvTable, column: str, codes: Mapping[str, int] | None
             if value.is_integer() and -32768 <= value <= 32767:
                 code = int(value)
         if code is None:
-            raise SourceError(f"{table.path}: line {table.line_numbers[i]}, column {column!r}: "
-                              f"label {cell!r} is not {expected}")
+            raise SourceError(
+                f"{table.path}: line {table.line_numbers[i]}, column {column!r}: "
+                f"label {cell!r} is not {expected}"
+            )
         out[i] = code
     return out
 
@@ -233,11 +285,15 @@ def nab_window_labels(path: Path, t_ms: npt.NDArray[np.int64]) -> npt.NDArray[np
         windows = json.loads(windows_path.read_text(encoding="utf-8")).get(key)
         if windows is None:
             return None
-        bounds = np.array([[np.datetime64(s.replace(" ", "T"), "ms") for s in w]
-                           for w in windows], dtype="datetime64[ms]").astype(np.int64)
+        bounds = np.array(
+            [[np.datetime64(s.replace(" ", "T"), "ms") for s in w] for w in windows],
+            dtype="datetime64[ms]",
+        ).astype(np.int64)
     except (ValueError, TypeError, AttributeError) as exc:
-        raise SourceError(f"{windows_path}: cannot read windows for {key!r}: expected "
-                          f"[[start, end], ...] timestamps ({exc})") from exc
+        raise SourceError(
+            f"{windows_path}: cannot read windows for {key!r}: expected "
+            f"[[start, end], ...] timestamps ({exc})"
+        ) from exc
     labels = np.zeros(t_ms.size, dtype=np.int16)
     for start, end in bounds.reshape(-1, 2):
         labels[(t_ms >= start) & (t_ms <= end)] = 1

@@ -109,8 +109,9 @@ class ReplayOptions:
     def __post_init__(self) -> None:
         object.__setattr__(self, "path", Path(self.path))
         if self.preset is not None and self.preset not in PRESETS:
-            raise SourceError(f"unknown preset {self.preset!r}; expected one of "
-                              f"{sorted(PRESETS)} or None")
+            raise SourceError(
+                f"unknown preset {self.preset!r}; expected one of {sorted(PRESETS)} or None"
+            )
         if self.preset is None and not self.time_columns:
             raise SourceError(f"{self.path}: time_columns is required without a preset")
         if self.stream == "vibration":
@@ -122,8 +123,10 @@ class ReplayOptions:
         if self.timestamps not in ("rebase", "keep"):
             raise SourceError(f"timestamps must be 'rebase' or 'keep', got {self.timestamps!r}")
         if self.timestamps == "keep" and (self.speed != 1.0 or self.start_ms is not None):
-            raise SourceError("timestamps='keep' replays the file's own times: speed and "
-                              "start_ms need timestamps='rebase'")
+            raise SourceError(
+                "timestamps='keep' replays the file's own times: speed and "
+                "start_ms need timestamps='rebase'"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,8 +151,11 @@ def _resolve(opts: ReplayOptions) -> Preset:
         label_column=label_column if opts.use_labels else None,
         label_optional=(base.label_optional if base and opts.label_column is None else False),
         label_codes=base.label_codes if base else None,
-        missing_values=(opts.missing_values if opts.missing_values is not None
-                        else (base.missing_values if base else frozenset())),
+        missing_values=(
+            opts.missing_values
+            if opts.missing_values is not None
+            else (base.missing_values if base else frozenset())
+        ),
         zero_is_missing=base.zero_is_missing if base else frozenset(),
         unknown_time=base.unknown_time if base else None,
         time_repair=opts.time_repair or (base.time_repair if base else "error"),
@@ -174,8 +180,9 @@ def _load(path: Path, spec: Preset) -> _Recording:
         labels = nab_window_labels(path, t_ms)  # on the original (unrepaired) stamps
     elif spec.label_column and (table.has_column(spec.label_column) or not spec.label_optional):
         labels = parse_labels(table, spec.label_column, spec.label_codes)
-    t_ms, order = make_increasing(t_ms, policy=spec.time_repair, path=path,
-                                  line_numbers=table.line_numbers)
+    t_ms, order = make_increasing(
+        t_ms, policy=spec.time_repair, path=path, line_numbers=table.line_numbers
+    )
     columns = spec.columns or _default_columns(table, spec)
     fields: dict[str, npt.NDArray[np.float64]] = {}
     for column, name in columns.items():
@@ -215,12 +222,15 @@ class ReplaySource:
             raise SourceError(f"{options.path}: no data rows")
         self._rec = rec
         self._units = MappingProxyType(
-            {name: self._spec.units.get(name, "") for name in rec.fields})
+            {name: self._spec.units.get(name, "") for name in rec.fields}
+        )
         t0 = int(rec.t_ms[0])
         self._rel_ms = np.round((rec.t_ms - t0) / options.speed).astype(np.int64)
         if rec.t_ms.size > 1 and not bool(np.all(np.diff(self._rel_ms) > 0)):
-            raise SourceError(f"{options.path}: speed {options.speed} maps distinct rows to "
-                              f"the same millisecond; use a lower speed")
+            raise SourceError(
+                f"{options.path}: speed {options.speed} maps distinct rows to "
+                f"the same millisecond; use a lower speed"
+            )
         span = int(rec.t_ms[-1]) - t0 + median_step_ms(rec.t_ms)
         self._period_ms = max(round(span / options.speed), int(self._rel_ms[-1]) + 1)
 

@@ -36,8 +36,13 @@ FloatArray = npt.NDArray[np.float64]
 
 #: Shot-stream fields and units, in output order.
 SHOT_UNITS: Final = {
-    "cycle_time_s": "s", "cushion_mm": "mm", "injection_time_s": "s", "dosing_time_s": "s",
-    "cavity_pressure_peak_bar": "bar", "mold_temp_C": "°C", "part_weight_g": "g",
+    "cycle_time_s": "s",
+    "cushion_mm": "mm",
+    "injection_time_s": "s",
+    "dosing_time_s": "s",
+    "cavity_pressure_peak_bar": "bar",
+    "mold_temp_C": "°C",
+    "part_weight_g": "g",
     "shot_count": "",
 }
 
@@ -62,10 +67,16 @@ class Cycle:
 class CycleSchedule:
     """Generates cycles one after another (lazily) and keeps the ones still needed."""
 
-    def __init__(self, *, cycle_time_s: float, jitter_s: float,
-                 mold_setpoint_C: float,
-                 initial_shot_count: int, faults: FaultSchedule,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        *,
+        cycle_time_s: float,
+        jitter_s: float,
+        mold_setpoint_C: float,
+        initial_shot_count: int,
+        faults: FaultSchedule,
+        rng: np.random.Generator,
+    ) -> None:
         self._T = cycle_time_s
         self._jitter = jitter_s
         self._mold_C = mold_setpoint_C
@@ -99,10 +110,17 @@ class CycleSchedule:
             "part_weight_g": 84.7 + 0.12 * z[6] + 1.2 * wear - 0.5 * cool,
             "shot_count": float(self._count0 + self._next_index + 1),
         }
-        cycle = Cycle(index=self._next_index, start_s=t0, inj_start_s=inj_start,
-                      inj_end_s=inj_start + inj, hold_end_s=hold_end,
-                      dose_end_s=min(hold_end + dose, open_start), open_start_s=open_start,
-                      end_s=t0 + duration, shot=shot)
+        cycle = Cycle(
+            index=self._next_index,
+            start_s=t0,
+            inj_start_s=inj_start,
+            inj_end_s=inj_start + inj,
+            hold_end_s=hold_end,
+            dose_end_s=min(hold_end + dose, open_start),
+            open_start_s=open_start,
+            end_s=t0 + duration,
+            shot=shot,
+        )
         self._next_start = cycle.end_s
         self._next_index += 1
         return cycle
@@ -129,8 +147,11 @@ class CycleSchedule:
     def release_before(self, index: int, t_s: float) -> None:
         """Forget cycles with index < ``index`` that also ended before ``t_s``."""
         keep = 0
-        while (keep < len(self._cycles) and self._cycles[keep].index < index
-               and self._cycles[keep].end_s < t_s):
+        while (
+            keep < len(self._cycles)
+            and self._cycles[keep].index < index
+            and self._cycles[keep].end_s < t_s
+        ):
             keep += 1
         if keep:
             del self._cycles[:keep]
@@ -148,8 +169,12 @@ def _cycle_arrays(cycles: list[Cycle], t_s: FloatArray) -> dict[str, FloatArray]
 
 
 BASE_SLOW_UNITS: Final = {
-    "injection_pressure_bar": "bar", "clamp_force_kN": "kN", "motor_current_A": "A",
-    "heater_current_A": "A", "oil_temp_C": "°C", "mold_temp_C": "°C",
+    "injection_pressure_bar": "bar",
+    "clamp_force_kN": "kN",
+    "motor_current_A": "A",
+    "heater_current_A": "A",
+    "oil_temp_C": "°C",
+    "mold_temp_C": "°C",
 }
 
 
@@ -161,12 +186,16 @@ class SlowModel:
     ``cooling_circuit{j}_flow_l_min`` and ``cooling_circuit{j}_return_temp_C``.
     """
 
-    def __init__(self, *,
-                 barrel_setpoints_C: tuple[float, ...],
-                 heater_zone: int,
-                 mold_setpoint_C: float,
-                 extra_channels: int, faults: FaultSchedule,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        *,
+        barrel_setpoints_C: tuple[float, ...],
+        heater_zone: int,
+        mold_setpoint_C: float,
+        extra_channels: int,
+        faults: FaultSchedule,
+        rng: np.random.Generator,
+    ) -> None:
         self._sp = np.asarray(barrel_setpoints_C, dtype=np.float64)
         self._zone = heater_zone - 1
         self._mold_C = mold_setpoint_C
@@ -178,8 +207,11 @@ class SlowModel:
         self.units: dict[str, str] = {f"barrel_zone{i + 1}_temp_C": "°C" for i in range(nz)}
         self.units.update(BASE_SLOW_UNITS)
         self._extras: list[tuple[str, int]] = []
-        kinds = (("hot_runner_zone{}_temp_C", "°C"), ("cooling_circuit{}_flow_l_min", "L/min"),
-                 ("cooling_circuit{}_return_temp_C", "°C"))
+        kinds = (
+            ("hot_runner_zone{}_temp_C", "°C"),
+            ("cooling_circuit{}_flow_l_min", "L/min"),
+            ("cooling_circuit{}_return_temp_C", "°C"),
+        )
         for e in range(extra_channels):
             pattern, unit = kinds[e % 3]
             j = e // 3 + 1
@@ -197,14 +229,16 @@ class SlowModel:
         inject = (t_s >= c["inj_start_s"]) & (t_s < c["inj_end_s"])
         hold = (t_s >= c["inj_end_s"]) & (t_s < c["hold_end_s"])
         dose = (t_s >= c["hold_end_s"]) & (t_s < c["dose_end_s"])
-        closed = (t_s >= c["start_s"] + 0.5 * (c["inj_start_s"] - c["start_s"])) \
-            & (t_s < c["open_start_s"])
+        closed = (t_s >= c["start_s"] + 0.5 * (c["inj_start_s"] - c["start_s"])) & (
+            t_s < c["open_start_s"]
+        )
         moving = ~closed & ~inject
         out: dict[str, FloatArray] = {}
         # barrel zones: set-point + PID limit cycle + noise; failed band sags
         nz = self._sp.size
-        osc = np.sin(2 * np.pi * t_s[None, :] / self._pid_period_s[:, None]
-                     + self._pid_phase[:, None])
+        osc = np.sin(
+            2 * np.pi * t_s[None, :] / self._pid_period_s[:, None] + self._pid_phase[:, None]
+        )
         sag = np.zeros(nz)
         sag[self._zone] = 30.0
         if self._zone > 0:
@@ -214,15 +248,19 @@ class SlowModel:
         temps = self._sp[:, None] + 0.4 * osc + 0.15 * noise[:nz] - sag[:, None] * heat[None, :]
         for i in range(nz):
             out[f"barrel_zone{i + 1}_temp_C"] = temps[i]
-        ramp = np.clip((t_s - c["inj_start_s"]) / np.maximum(c["inj_end_s"] - c["inj_start_s"],
-                                                            1e-3), 0.0, 1.0)
+        ramp = np.clip(
+            (t_s - c["inj_start_s"]) / np.maximum(c["inj_end_s"] - c["inj_start_s"], 1e-3), 0.0, 1.0
+        )
         out["injection_pressure_bar"] = (
             np.select([inject, hold, dose], [300.0 + 800.0 * ramp, 600.0, 80.0], 5.0)
-            * (1 + 0.01 * noise[nz]) + 2.0 * noise[nz])
+            * (1 + 0.01 * noise[nz])
+            + 2.0 * noise[nz]
+        )
         out["clamp_force_kN"] = np.where(closed, 800.0, 0.0) + 2.0 * noise[nz + 1]
-        out["motor_current_A"] = (np.select([inject, hold, dose, moving],
-                                            [48.0, 30.0, 35.0 + 6.0 * heat, 25.0], 12.0)
-                                  + 0.5 * noise[nz + 2])
+        out["motor_current_A"] = (
+            np.select([inject, hold, dose, moving], [48.0, 30.0, 35.0 + 6.0 * heat, 25.0], 12.0)
+            + 0.5 * noise[nz + 2]
+        )
         duty = 0.45 - 0.05 * osc  # PID output, anti-phase with the temperature
         band_amps = 8.0 * duty
         band_amps[self._zone] *= 1.0 - heat
@@ -230,11 +268,16 @@ class SlowModel:
             if 0 <= nb < nz:
                 band_amps[nb] *= 1.0 + 0.3 * heat
         out["heater_current_A"] = band_amps.sum(axis=0) + 0.3 * noise[nz + 3]
-        out["oil_temp_C"] = (45.0 + 1.5 * np.sin(2 * np.pi * t_s / 900.0) + 2.0 * wear
-                             + 0.05 * noise[nz + 4])
+        out["oil_temp_C"] = (
+            45.0 + 1.5 * np.sin(2 * np.pi * t_s / 900.0) + 2.0 * wear + 0.05 * noise[nz + 4]
+        )
         since_inj = np.maximum(t_s - c["inj_start_s"], 0.0)
-        out["mold_temp_C"] = (self._mold_C + 12.0 * cool + 0.8 * np.exp(-since_inj / 5.0)
-                              * (t_s >= c["inj_start_s"]) + 0.1 * noise[nz + 5])
+        out["mold_temp_C"] = (
+            self._mold_C
+            + 12.0 * cool
+            + 0.8 * np.exp(-since_inj / 5.0) * (t_s >= c["inj_start_s"])
+            + 0.1 * noise[nz + 5]
+        )
         base = nz + len(BASE_SLOW_UNITS)
         for e, (name, kind) in enumerate(self._extras):
             z = noise[base + e]

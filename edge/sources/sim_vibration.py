@@ -45,8 +45,16 @@ class VibrationModel:
         rng: random generator of this stream.
     """
 
-    def __init__(self, *, fs_hz: float, shaft_hz: float, bpfo_order: float,
-                 resonance_hz: float, faults: FaultSchedule, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        *,
+        fs_hz: float,
+        shaft_hz: float,
+        bpfo_order: float,
+        resonance_hz: float,
+        faults: FaultSchedule,
+        rng: np.random.Generator,
+    ) -> None:
         self._fs = fs_hz
         self._f0 = shaft_hz
         self._bpfo = bpfo_order * shaft_hz

@@ -106,23 +106,35 @@ class SimulatorOptions:
         need(all(s in STREAMS for s in self.streams), f"streams must be in {STREAMS}")
         need(self.duration_s is None or self.duration_s > 0, "duration_s must be > 0")
         need(0 < self.slow_rate_hz <= 1000, "slow_rate_hz must be in (0, 1000]")
-        need(_whole(self.slow_block_s * self.slow_rate_hz) >= 1,
-             "slow_block_s * slow_rate_hz must be a whole number >= 1")
+        need(
+            _whole(self.slow_block_s * self.slow_rate_hz) >= 1,
+            "slow_block_s * slow_rate_hz must be a whole number >= 1",
+        )
         need(len(self.barrel_setpoints_C) >= 1, "barrel_setpoints_C must not be empty")
-        need(1 <= self.heater_zone <= len(self.barrel_setpoints_C),
-             f"heater_zone must be in 1..{len(self.barrel_setpoints_C)}")
+        need(
+            1 <= self.heater_zone <= len(self.barrel_setpoints_C),
+            f"heater_zone must be in 1..{len(self.barrel_setpoints_C)}",
+        )
         need(self.extra_slow_channels >= 0, "extra_slow_channels must be >= 0")
         need(self.vibration_rate_hz >= 5000, "vibration_rate_hz must be >= 5000")
-        need(_whole(self.vibration_block_s * self.vibration_rate_hz) >= 1
-             and _whole(self.vibration_block_s * 1000) >= 1,
-             "vibration_block_s must be whole milliseconds and whole samples")
-        need(0 < self.resonance_hz < 0.45 * self.vibration_rate_hz,
-             "resonance_hz must be in (0, 0.45 * vibration_rate_hz)")
-        need(self.pump_speed_rpm > 0 and self.bpfo_order > 0,
-             "pump_speed_rpm and bpfo_order must be > 0")
+        need(
+            _whole(self.vibration_block_s * self.vibration_rate_hz) >= 1
+            and _whole(self.vibration_block_s * 1000) >= 1,
+            "vibration_block_s must be whole milliseconds and whole samples",
+        )
+        need(
+            0 < self.resonance_hz < 0.45 * self.vibration_rate_hz,
+            "resonance_hz must be in (0, 0.45 * vibration_rate_hz)",
+        )
+        need(
+            self.pump_speed_rpm > 0 and self.bpfo_order > 0,
+            "pump_speed_rpm and bpfo_order must be > 0",
+        )
         need(self.cycle_time_s >= 2.0, "cycle_time_s must be >= 2 s")
-        need(0 <= self.cycle_jitter_s <= 0.05 * self.cycle_time_s,
-             "cycle_jitter_s must be in [0, 0.05 * cycle_time_s]")
+        need(
+            0 <= self.cycle_jitter_s <= 0.05 * self.cycle_time_s,
+            "cycle_jitter_s must be in [0, 0.05 * cycle_time_s]",
+        )
         need(all(isinstance(f, FaultSpec) for f in self.faults), "faults must be FaultSpec")
 
 
@@ -142,15 +154,22 @@ class SimulatedCell:
 
     def __init__(self, options: SimulatorOptions | None = None) -> None:
         self.options = options or SimulatorOptions()
-        probe = SlowModel(barrel_setpoints_C=self.options.barrel_setpoints_C,
-                          heater_zone=self.options.heater_zone,
-                          mold_setpoint_C=self.options.mold_setpoint_C,
-                          extra_channels=self.options.extra_slow_channels,
-                          faults=FaultSchedule(()), rng=np.random.default_rng(0))
+        probe = SlowModel(
+            barrel_setpoints_C=self.options.barrel_setpoints_C,
+            heater_zone=self.options.heater_zone,
+            mold_setpoint_C=self.options.mold_setpoint_C,
+            extra_channels=self.options.extra_slow_channels,
+            faults=FaultSchedule(()),
+            rng=np.random.default_rng(0),
+        )
         self._slow_units = MappingProxyType(dict(probe.units))
-        self._units = MappingProxyType({**self.stream_fields("slow"),
-                                        **self.stream_fields("vibration"),
-                                        **self.stream_fields("shot")})
+        self._units = MappingProxyType(
+            {
+                **self.stream_fields("slow"),
+                **self.stream_fields("vibration"),
+                **self.stream_fields("shot"),
+            }
+        )
 
     def stream_fields(self, stream: Stream) -> Mapping[str, str]:
         """Field name -> unit of one stream (empty if the stream is disabled)."""
@@ -178,24 +197,38 @@ class SimulatedCell:
         seeds = np.random.SeedSequence(opts.seed).spawn(4)
         rngs = [np.random.Generator(np.random.PCG64(s)) for s in seeds]
         faults = FaultSchedule(opts.faults)
-        cycles = CycleSchedule(cycle_time_s=opts.cycle_time_s, jitter_s=opts.cycle_jitter_s,
-                               mold_setpoint_C=opts.mold_setpoint_C,
-                               initial_shot_count=opts.initial_shot_count, faults=faults,
-                               rng=rngs[0])
-        state = _Progress(shot_next=0 if "shot" in opts.streams else 1 << 62,
-                          slow_t_s=0.0 if "slow" in opts.streams else math.inf)
+        cycles = CycleSchedule(
+            cycle_time_s=opts.cycle_time_s,
+            jitter_s=opts.cycle_jitter_s,
+            mold_setpoint_C=opts.mold_setpoint_C,
+            initial_shot_count=opts.initial_shot_count,
+            faults=faults,
+            rng=rngs[0],
+        )
+        state = _Progress(
+            shot_next=0 if "shot" in opts.streams else 1 << 62,
+            slow_t_s=0.0 if "slow" in opts.streams else math.inf,
+        )
         gens: list[Iterator[SampleBlock]] = []
         if "slow" in opts.streams:
-            model = SlowModel(barrel_setpoints_C=opts.barrel_setpoints_C,
-                              heater_zone=opts.heater_zone, mold_setpoint_C=opts.mold_setpoint_C,
-                              extra_channels=opts.extra_slow_channels, faults=faults,
-                              rng=rngs[1])
+            model = SlowModel(
+                barrel_setpoints_C=opts.barrel_setpoints_C,
+                heater_zone=opts.heater_zone,
+                mold_setpoint_C=opts.mold_setpoint_C,
+                extra_channels=opts.extra_slow_channels,
+                faults=faults,
+                rng=rngs[1],
+            )
             gens.append(_slow_blocks(opts, start_ms, model, cycles, faults, state))
         if "vibration" in opts.streams:
-            vib = VibrationModel(fs_hz=opts.vibration_rate_hz,
-                                 shaft_hz=opts.pump_speed_rpm / 60.0,
-                                 bpfo_order=opts.bpfo_order, resonance_hz=opts.resonance_hz,
-                                 faults=faults, rng=rngs[2])
+            vib = VibrationModel(
+                fs_hz=opts.vibration_rate_hz,
+                shaft_hz=opts.pump_speed_rpm / 60.0,
+                bpfo_order=opts.bpfo_order,
+                resonance_hz=opts.resonance_hz,
+                faults=faults,
+                rng=rngs[2],
+            )
             gens.append(_vibration_blocks(opts, start_ms, vib, faults))
         if "shot" in opts.streams:
             gens.append(_shot_blocks(opts, start_ms, cycles, faults, state))
@@ -210,9 +243,14 @@ class _Progress:
     slow_t_s: float
 
 
-def _slow_blocks(opts: SimulatorOptions, start_ms: int, model: SlowModel,
-                 cycles: CycleSchedule, faults: FaultSchedule, state: _Progress
-                 ) -> Iterator[SampleBlock]:
+def _slow_blocks(
+    opts: SimulatorOptions,
+    start_ms: int,
+    model: SlowModel,
+    cycles: CycleSchedule,
+    faults: FaultSchedule,
+    state: _Progress,
+) -> Iterator[SampleBlock]:
     rate = opts.slow_rate_hz
     n_block = _whole(opts.slow_block_s * rate)
     limit = math.inf if opts.duration_s is None else opts.duration_s
@@ -224,14 +262,19 @@ def _slow_blocks(opts: SimulatorOptions, start_ms: int, model: SlowModel,
         fields = model.sample(t_s, cycles.covering(float(t_s[0]), float(t_s[-1])))
         state.slow_t_s = float(t_s[0])
         cycles.release_before(state.shot_next, state.slow_t_s)
-        yield SampleBlock(stream="slow",
-                          t_ms=start_ms + np.round(t_s * 1000.0).astype(np.int64),
-                          fields=fields, labels=faults.labels(t_s), sample_rate_hz=None)
+        yield SampleBlock(
+            stream="slow",
+            t_ms=start_ms + np.round(t_s * 1000.0).astype(np.int64),
+            fields=fields,
+            labels=faults.labels(t_s),
+            sample_rate_hz=None,
+        )
         i0 += n_block
 
 
-def _vibration_blocks(opts: SimulatorOptions, start_ms: int, model: VibrationModel,
-                      faults: FaultSchedule) -> Iterator[SampleBlock]:
+def _vibration_blocks(
+    opts: SimulatorOptions, start_ms: int, model: VibrationModel, faults: FaultSchedule
+) -> Iterator[SampleBlock]:
     fs = opts.vibration_rate_hz
     n_block = _whole(opts.vibration_block_s * fs)
     limit = math.inf if opts.duration_s is None else opts.duration_s
@@ -240,15 +283,23 @@ def _vibration_blocks(opts: SimulatorOptions, start_ms: int, model: VibrationMod
         n = min(n_block, math.ceil(limit * fs) - n0) if opts.duration_s else n_block
         x = model.block(n0, n)
         t_s = (n0 + np.arange(n)) / fs
-        yield SampleBlock(stream="vibration",
-                          t_ms=np.array([start_ms + round(n0 * 1000.0 / fs)], dtype=np.int64),
-                          fields={VIBRATION_FIELD: x}, labels=faults.labels(t_s),
-                          sample_rate_hz=fs)
+        yield SampleBlock(
+            stream="vibration",
+            t_ms=np.array([start_ms + round(n0 * 1000.0 / fs)], dtype=np.int64),
+            fields={VIBRATION_FIELD: x},
+            labels=faults.labels(t_s),
+            sample_rate_hz=fs,
+        )
         n0 += n
 
 
-def _shot_blocks(opts: SimulatorOptions, start_ms: int, cycles: CycleSchedule,
-                 faults: FaultSchedule, state: _Progress) -> Iterator[SampleBlock]:
+def _shot_blocks(
+    opts: SimulatorOptions,
+    start_ms: int,
+    cycles: CycleSchedule,
+    faults: FaultSchedule,
+    state: _Progress,
+) -> Iterator[SampleBlock]:
     limit = math.inf if opts.duration_s is None else opts.duration_s
     k = 0
     while True:
@@ -259,7 +310,10 @@ def _shot_blocks(opts: SimulatorOptions, start_ms: int, cycles: CycleSchedule,
         state.shot_next = k
         cycles.release_before(state.shot_next, state.slow_t_s)
         t = np.array([cycle.end_s])
-        yield SampleBlock(stream="shot",
-                          t_ms=start_ms + np.round(t * 1000.0).astype(np.int64),
-                          fields={name: np.array([v]) for name, v in cycle.shot.items()},
-                          labels=faults.labels(np.array([cycle.start_s])), sample_rate_hz=None)
+        yield SampleBlock(
+            stream="shot",
+            t_ms=start_ms + np.round(t * 1000.0).astype(np.int64),
+            fields={name: np.array([v]) for name, v in cycle.shot.items()},
+            labels=faults.labels(np.array([cycle.start_s])),
+            sample_rate_hz=None,
+        )

@@ -32,8 +32,7 @@ def median_step_ms(t_ms: IntArray) -> int:
     return int(np.median(steps)) if steps.size else 1000
 
 
-def impute_unknown_times(t_ms: IntArray, unknown: npt.NDArray[np.bool_], *, path: Path
-                         ) -> IntArray:
+def impute_unknown_times(t_ms: IntArray, unknown: npt.NDArray[np.bool_], *, path: Path) -> IntArray:
     """Fill unknown timestamps by interpolating in row order.
 
     Rows between two known rows get linearly interpolated times (the file order is the
@@ -58,7 +57,7 @@ def impute_unknown_times(t_ms: IntArray, unknown: npt.NDArray[np.bool_], *, path
     filled = np.interp(idx, known, t_ms[known].astype(np.float64))
     first, last = known[0], known[-1]
     filled[:first] = t_ms[first] - (first - idx[:first]) * step
-    filled[last + 1:] = t_ms[last] + (idx[last + 1:] - last) * step
+    filled[last + 1 :] = t_ms[last] + (idx[last + 1 :] - last) * step
     return np.round(filled).astype(np.int64)
 
 

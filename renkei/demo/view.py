@@ -46,8 +46,19 @@ class LiveView:
 
     def render(self) -> Group:
         machines = Table(title="Machines (gateway → MQTT → ingest → store)", expand=True)
-        for col in ("gateway", "machine", "source", "rows", "state", "anomaly score",
-                    "threshold", "anomalies", "last event", "outbox backlog", "dropped"):
+        for col in (
+            "gateway",
+            "machine",
+            "source",
+            "rows",
+            "state",
+            "anomaly score",
+            "threshold",
+            "anomalies",
+            "last event",
+            "outbox backlog",
+            "dropped",
+        ):
             machines.add_column(col, overflow="fold")
         events: list[str] = []
         for agent in self.run.agents:
@@ -55,15 +66,25 @@ class LiveView:
             for m in agent.config.machines:
                 mst = agent.stats.machines.get(m.id, {})
                 anomalous = bool(mst.get("anomaly"))
-                state = Text("ANOMALY", style="bold red") if anomalous else Text(
-                    "normal", style="green")
+                state = (
+                    Text("ANOMALY", style="bold red")
+                    if anomalous
+                    else Text("normal", style="green")
+                )
                 if mst.get("finished"):
                     state = Text("finished", style="dim")
                 machines.add_row(
-                    agent.config.gateway_id, m.id, str(mst.get("source", m.source.type)),
-                    _fmt(mst.get("rows")), state, _fmt(mst.get("score")),
-                    _fmt(mst.get("threshold")), _fmt(mst.get("anomalies")),
-                    _fmt(mst.get("last_event")), str(ob.backlog_msgs), str(ob.dropped_total),
+                    agent.config.gateway_id,
+                    m.id,
+                    str(mst.get("source", m.source.type)),
+                    _fmt(mst.get("rows")),
+                    state,
+                    _fmt(mst.get("score")),
+                    _fmt(mst.get("threshold")),
+                    _fmt(mst.get("anomalies")),
+                    _fmt(mst.get("last_event")),
+                    str(ob.backlog_msgs),
+                    str(ob.dropped_total),
                 )
                 for e in mst.get("events", []) or []:  # type: ignore[union-attr]
                     events.append(f"{m.id}: {e}")
@@ -76,8 +97,9 @@ class LiveView:
             ingest.add_row("field values", f"{st.field_values:,}", f"{fv_rate:,.0f}/s")
             ingest.add_row("points written", f"{st.points:,}", "")
             dl = sum(st.dead_letters.values())
-            ingest.add_row("dead letters", str(dl), ", ".join(
-                f"{k}={v}" for k, v in st.dead_letters.items()))
+            ingest.add_row(
+                "dead letters", str(dl), ", ".join(f"{k}={v}" for k, v in st.dead_letters.items())
+            )
         uptime = time.monotonic() - self._started
         footer = Text(f"running {uptime:,.0f} s · Ctrl-C stops cleanly", style="dim")
         recent = Text("\n".join(events[-8:]) or "no events yet", style="yellow")

@@ -19,9 +19,21 @@ pytestmark = pytest.mark.slow
 def _run_demo(tmp_path: Path, env_extra: dict[str, str], seconds: int) -> str:
     env = dict(os.environ, COLUMNS="200", **env_extra)
     proc = subprocess.run(
-        [sys.executable, "-m", "renkei.cli", "demo", "--duration", str(seconds),
-         "--state-dir", str(tmp_path / "state")],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=seconds + 90,
+        [
+            sys.executable,
+            "-m",
+            "renkei.cli",
+            "demo",
+            "--duration",
+            str(seconds),
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 90,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]

@@ -63,13 +63,22 @@ def test_full_replay_of_real_dataset_file(
     n_rows = sum(1 for _ in csv.open()) - 1
     gateway = {
         "gateway_id": "gw-skab-e2e",
-        "machines": [{
-            "id": "pump-1", "area": "utilities", "line": "water-loop",
-            "source": {"type": "replay", "preset": "skab", "path": str(csv), "speed": 500,
-                       "timestamps": "keep"},
-            "window_s": 10,
-            "model": {"dir": str(REPO / "models" / "artifacts" / "skab-pump-t2")},
-        }],
+        "machines": [
+            {
+                "id": "pump-1",
+                "area": "utilities",
+                "line": "water-loop",
+                "source": {
+                    "type": "replay",
+                    "preset": "skab",
+                    "path": str(csv),
+                    "speed": 500,
+                    "timestamps": "keep",
+                },
+                "window_s": 10,
+                "model": {"dir": str(REPO / "models" / "artifacts" / "skab-pump-t2")},
+            }
+        ],
     }
     with pipeline_rig(tmp_path, mosquitto, influxdb, database, gateways=[gateway]) as rig:
         agent = rig.agents[0]
@@ -138,8 +147,14 @@ def test_two_ingest_workers_on_shared_subscription(
     tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
 ) -> None:
     gateways = [{"gateway_id": "gw-e2e-01"}, {"gateway_id": "gw-e2e-02"}]
-    with pipeline_rig(tmp_path, mosquitto, influxdb, database, gateways=gateways,
-                      ingest_ids=("ingest-1", "ingest-2")) as rig:
+    with pipeline_rig(
+        tmp_path,
+        mosquitto,
+        influxdb,
+        database,
+        gateways=gateways,
+        ingest_ids=("ingest-1", "ingest-2"),
+    ) as rig:
         time.sleep(6)
         counts = _finish(rig, *SIM_FIELDS)
         assert set(counts) == {"gw-e2e-01", "gw-e2e-02"}

@@ -38,7 +38,10 @@ def start_ingest(
 ) -> subprocess.Popen[bytes]:
     """``python -m cloud.ingest`` as a real OS process, logging to ``log``."""
     argv = ingest_argv(
-        broker_url=broker.url, influx_url=influx.url, database=database, client_id=client_id,
+        broker_url=broker.url,
+        influx_url=influx.url,
+        database=database,
+        client_id=client_id,
         extra=["--batch-max-delay-s", "0.05", "--retry-max-s", "1", "--stats-interval-s", "0"],
     )
     with open(log, "ab") as out:

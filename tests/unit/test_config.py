@@ -157,8 +157,7 @@ def test_state_dir_env_overrides_file(tmp_path: Path, monkeypatch: pytest.Monkey
     assert loaded.outbox_path == tmp_path / "state" / "gw-test" / "outbox.sqlite3"
 
 
-def test_state_dir_env_without_file_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                          ) -> None:
+def test_state_dir_env_without_file_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RENKEI_STATE_DIR", str(tmp_path / "st"))
     cfg = load_config(_write(tmp_path, _base()))
     assert cfg.outbox_path == tmp_path / "st" / "gw-test" / "outbox.sqlite3"
@@ -218,16 +217,37 @@ def test_relative_replay_path_resolved_against_data_dir(tmp_path: Path) -> None:
         (lambda c: c["machines"][0].update(id="m/1"), "machines[0].id", "m/1"),
         (lambda c: c.update(gateway_id="gw 1"), "gateway_id", "gw 1"),
         (lambda c: c.update(machines=[]), "machines", "[]"),
-        (lambda c: c.update(publish={"max_rows_per_message": 0}),
-         "publish.max_rows_per_message", "0"),
-        (lambda c: c["machines"][0]["source"].update(faults=[{"kind": "rust", "start_s": 1}]),
-         "machines[0].source.faults[0].kind", "rust"),
-        (lambda c: c["machines"][0].update(model={"dir": "x", "sha256": "abc"}),
-         "machines[0].model.sha256", "abc"),
+        (
+            lambda c: c.update(publish={"max_rows_per_message": 0}),
+            "publish.max_rows_per_message",
+            "0",
+        ),
+        (
+            lambda c: c["machines"][0]["source"].update(faults=[{"kind": "rust", "start_s": 1}]),
+            "machines[0].source.faults[0].kind",
+            "rust",
+        ),
+        (
+            lambda c: c["machines"][0].update(model={"dir": "x", "sha256": "abc"}),
+            "machines[0].model.sha256",
+            "abc",
+        ),
         (lambda c: c.pop("firm"), "firm", "Field required"),
     ],
-    ids=["speed", "port", "source-type", "unknown-key", "window", "level", "gateway-id",
-         "no-machines", "max-rows", "fault-kind", "sha256", "missing"],
+    ids=[
+        "speed",
+        "port",
+        "source-type",
+        "unknown-key",
+        "window",
+        "level",
+        "gateway-id",
+        "no-machines",
+        "max-rows",
+        "fault-kind",
+        "sha256",
+        "missing",
+    ],
 )
 def test_schema_violation_names_file_key_and_value(
     tmp_path: Path, change: Any, key_path: str, value: str

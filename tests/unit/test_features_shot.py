@@ -9,10 +9,12 @@ from edge.features import ShotConfig, ShotFeatures, shot_feature_names
 from edge.sources import SampleBlock
 
 
-def _shots(t_ms: list[int], weight: list[float], count: list[float],
-           labels: list[int] | None = None) -> SampleBlock:
+def _shots(
+    t_ms: list[int], weight: list[float], count: list[float], labels: list[int] | None = None
+) -> SampleBlock:
     return SampleBlock(
-        stream="shot", t_ms=np.array(t_ms, dtype=np.int64),
+        stream="shot",
+        t_ms=np.array(t_ms, dtype=np.int64),
         fields={"part_weight_g": np.array(weight), "shot_count": np.array(count, dtype=np.float64)},
         labels=None if labels is None else np.array(labels, dtype=np.int16),
         sample_rate_hz=None,
@@ -21,7 +23,10 @@ def _shots(t_ms: list[int], weight: list[float], count: list[float],
 
 def test_names() -> None:
     assert shot_feature_names(["part_weight_g", "shot_count"]) == [
-        "part_weight_g", "shot_count", "part_weight_g_dev"]
+        "part_weight_g",
+        "shot_count",
+        "part_weight_g_dev",
+    ]
 
 
 def test_ewma_deviation_and_labels() -> None:
@@ -44,8 +49,10 @@ def test_ewma_deviation_and_labels() -> None:
 def test_update_matches_push() -> None:
     a, b = ShotFeatures(), ShotFeatures()
     rows = a.push(_shots([1, 2], [10.0, 11.0], [1, 2]))
-    dicts = [b.update({"part_weight_g": 10.0, "shot_count": 1.0}),
-             b.update({"part_weight_g": 11.0, "shot_count": 2.0})]
+    dicts = [
+        b.update({"part_weight_g": 10.0, "shot_count": 1.0}),
+        b.update({"part_weight_g": 11.0, "shot_count": 2.0}),
+    ]
     for r, d in zip(rows, dicts, strict=True):
         assert r.values.keys() == d.keys()
         assert np.allclose(list(r.values.values()), list(d.values()), equal_nan=True)

@@ -14,11 +14,20 @@ def test_names_and_ramp_slope() -> None:
     t = 1_700_000_000_000 + 100 * np.arange(50, dtype=np.int64)  # 10 Hz, 5 s
     ramp = 20.0 + 0.5 * (t - t[0]) / 1000.0
     f = slow_features(t, {"oil_temp_C": ramp, "clamp_force_kN": np.full(50, 800.0)})
-    assert list(f) == slow_feature_names(["oil_temp_C", "clamp_force_kN"]) == [
-        "oil_temp_C_mean", "oil_temp_C_min", "oil_temp_C_max", "oil_temp_C_slope_per_s",
-        "clamp_force_kN_mean", "clamp_force_kN_min", "clamp_force_kN_max",
-        "clamp_force_kN_slope_per_s",
-    ]
+    assert (
+        list(f)
+        == slow_feature_names(["oil_temp_C", "clamp_force_kN"])
+        == [
+            "oil_temp_C_mean",
+            "oil_temp_C_min",
+            "oil_temp_C_max",
+            "oil_temp_C_slope_per_s",
+            "clamp_force_kN_mean",
+            "clamp_force_kN_min",
+            "clamp_force_kN_max",
+            "clamp_force_kN_slope_per_s",
+        ]
+    )
     assert f["oil_temp_C_slope_per_s"] == pytest.approx(0.5)
     assert f["oil_temp_C_min"] == 20.0
     assert f["oil_temp_C_max"] == pytest.approx(22.45)
@@ -49,8 +58,10 @@ def test_empty_window_and_bad_shapes() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    a=st.floats(-1e3, 1e3), b=st.floats(-10.0, 10.0),
-    n=st.integers(2, 200), gaps=st.lists(st.integers(0, 199), max_size=20),
+    a=st.floats(-1e3, 1e3),
+    b=st.floats(-10.0, 10.0),
+    n=st.integers(2, 200),
+    gaps=st.lists(st.integers(0, 199), max_size=20),
 )
 def test_linear_signal_with_gaps(a: float, b: float, n: int, gaps: list[int]) -> None:
     t = 1_000 * np.cumsum(np.ones(n, dtype=np.int64))

@@ -20,8 +20,14 @@ from edge.features.spectral import kurtosis_fisher, welch_psd
 )
 def test_welch_matches_scipy(n: int, nperseg: int, seed: int) -> None:
     x = np.random.default_rng(seed).normal(size=n) + 0.3
-    f_ref, p_ref = welch(x, fs=10_000.0, window="hann", nperseg=min(nperseg, n),
-                         detrend="constant", scaling="density")
+    f_ref, p_ref = welch(
+        x,
+        fs=10_000.0,
+        window="hann",
+        nperseg=min(nperseg, n),
+        detrend="constant",
+        scaling="density",
+    )
     f, p = welch_psd(x, 10_000.0, nperseg)
     np.testing.assert_allclose(f, f_ref, rtol=1e-12)
     np.testing.assert_allclose(p, p_ref, rtol=1e-9, atol=1e-18)

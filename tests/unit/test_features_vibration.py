@@ -24,14 +24,21 @@ def _sine(amp: float, freq: float, n: int = 10_000) -> np.ndarray:
 
 def test_names_are_deterministic() -> None:
     assert vibration_feature_names(FS) == [
-        "vib_rms_g", "vib_peak_g", "vib_crest", "vib_kurtosis", "vib_velocity_rms_mm_s",
-        "vib_band_0_500Hz_g2", "vib_band_500_2000Hz_g2", "vib_band_2000_5000Hz_g2",
+        "vib_rms_g",
+        "vib_peak_g",
+        "vib_crest",
+        "vib_kurtosis",
+        "vib_velocity_rms_mm_s",
+        "vib_band_0_500Hz_g2",
+        "vib_band_500_2000Hz_g2",
+        "vib_band_2000_5000Hz_g2",
         "vib_env_5_500Hz_g2",
     ]
     cfg = VibrationConfig(prefix="fan", bands_hz=((12.5, 100.0),), envelope=None)
     assert vibration_feature_names(12_000.0, cfg)[-1] == "fan_band_12p5_100Hz_g2"
-    assert list(vibration_features(np.zeros(64), 12_000.0, cfg)) == \
-        vibration_feature_names(12_000.0, cfg)
+    assert list(vibration_features(np.zeros(64), 12_000.0, cfg)) == vibration_feature_names(
+        12_000.0, cfg
+    )
 
 
 def test_sine_rms_crest_kurtosis_band_and_velocity() -> None:
@@ -67,8 +74,10 @@ def test_envelope_detects_impacts() -> None:
     healthy = 0.05 * rng.standard_normal(n)
     env = EnvelopeConfig(demod_band_hz=(2000.0, None), band_hz=(50.0, 400.0))
     cfg = VibrationConfig(envelope=env)
-    assert vibration_features(faulty, FS, cfg)["vib_env_50_400Hz_g2"] > \
-        20 * vibration_features(healthy, FS, cfg)["vib_env_50_400Hz_g2"]
+    assert (
+        vibration_features(faulty, FS, cfg)["vib_env_50_400Hz_g2"]
+        > 20 * vibration_features(healthy, FS, cfg)["vib_env_50_400Hz_g2"]
+    )
 
 
 def test_nan_handling() -> None:
@@ -103,8 +112,7 @@ def test_scaling_property(scale: float, seed: int) -> None:
     assert b["vib_peak_g"] == pytest.approx(scale * a["vib_peak_g"], rel=1e-9)
     assert b["vib_crest"] == pytest.approx(a["vib_crest"], rel=1e-9)
     assert b["vib_kurtosis"] == pytest.approx(a["vib_kurtosis"], rel=1e-6, abs=1e-9)
-    assert b["vib_band_0_500Hz_g2"] == pytest.approx(scale**2 * a["vib_band_0_500Hz_g2"],
-                                                     rel=1e-9)
+    assert b["vib_band_0_500Hz_g2"] == pytest.approx(scale**2 * a["vib_band_0_500Hz_g2"], rel=1e-9)
 
 
 def test_cwru_outer_race_fault_vs_normal() -> None:

@@ -21,13 +21,23 @@ T0 = 1_700_000_000_000  # a multiple of 10 s
 
 
 def _slow(t_ms: np.ndarray, x: np.ndarray, labels: np.ndarray | None = None) -> SampleBlock:
-    return SampleBlock(stream="slow", t_ms=t_ms.astype(np.int64), fields={"oil_temp_C": x},
-                       labels=labels, sample_rate_hz=None)
+    return SampleBlock(
+        stream="slow",
+        t_ms=t_ms.astype(np.int64),
+        fields={"oil_temp_C": x},
+        labels=labels,
+        sample_rate_hz=None,
+    )
 
 
 def _vib(t0_ms: int, x: np.ndarray, fs: float = 1000.0) -> SampleBlock:
-    return SampleBlock(stream="vibration", t_ms=np.array([t0_ms], dtype=np.int64),
-                       fields={"pump_vibration_g": x}, labels=None, sample_rate_hz=fs)
+    return SampleBlock(
+        stream="vibration",
+        t_ms=np.array([t0_ms], dtype=np.int64),
+        fields={"pump_vibration_g": x},
+        labels=None,
+        sample_rate_hz=fs,
+    )
 
 
 def test_slow_windows_match_direct_features() -> None:
@@ -38,7 +48,7 @@ def test_slow_windows_match_direct_features() -> None:
     w = slow_windower(10.0)
     rows = []
     for i in range(0, 250, 7):  # blocks that straddle window boundaries
-        rows += w.push(_slow(t[i:i + 7], x[i:i + 7], labels[i:i + 7]))
+        rows += w.push(_slow(t[i : i + 7], x[i : i + 7], labels[i : i + 7]))
     assert [r.t_ms for r in rows] == [T0 + 10_000, T0 + 20_000]
     rows += w.flush()
     assert rows[-1].t_ms == T0 + 30_000  # partial last window
@@ -89,9 +99,13 @@ def test_vibration_window_closes_at_exact_block_end() -> None:
 
 
 def test_multi_channel_vibration_needs_prefixes() -> None:
-    block = SampleBlock(stream="vibration", t_ms=np.array([T0], dtype=np.int64),
-                        fields={"a_g": np.zeros(10_000), "b_g": np.ones(10_000)}, labels=None,
-                        sample_rate_hz=10_000.0)
+    block = SampleBlock(
+        stream="vibration",
+        t_ms=np.array([T0], dtype=np.int64),
+        fields={"a_g": np.zeros(10_000), "b_g": np.ones(10_000)},
+        labels=None,
+        sample_rate_hz=10_000.0,
+    )
     with pytest.raises(ValueError, match="prefixes"):
         vibration_windower(1.0).push(block)
     rows = vibration_windower(1.0, prefixes={"a_g": "va", "b_g": "vb"}).push(block)
@@ -101,8 +115,12 @@ def test_multi_channel_vibration_needs_prefixes() -> None:
 
 def test_simulated_cell_end_to_end() -> None:
     """Windows over the simulator: labels carried, bearing fault visible in window features."""
-    opts = SimulatorOptions(start_ms=T0, duration_s=30, streams=("slow", "vibration"),
-                            faults=(FaultSpec("bearing_wear", 15.0, 0.0, 0.5),))
+    opts = SimulatorOptions(
+        start_ms=T0,
+        duration_s=30,
+        streams=("slow", "vibration"),
+        faults=(FaultSpec("bearing_wear", 15.0, 0.0, 0.5),),
+    )
     slow, vib = slow_windower(5.0), vibration_windower(1.0)
     rows: dict[str, list[FeatureRow]] = {"slow": [], "vibration": []}
     for block in SimulatedCell(opts).blocks():

@@ -22,14 +22,16 @@ from renkei.wire import (
 T0 = 1_700_000_000_000
 
 
-def _buffer(kind: MachineKind = MachineKind.TELEMETRY,
-            tags: dict[str, str] | None = None) -> RowBuffer:
+def _buffer(
+    kind: MachineKind = MachineKind.TELEMETRY, tags: dict[str, str] | None = None
+) -> RowBuffer:
     return RowBuffer(kind=kind, gateway_id="gw-pack", tags=tags or {})
 
 
 def _decode_all(buf: RowBuffer, max_rows: int, first_seq: int = 0) -> list[MachinePayload]:
-    return [decode_machine_payload(build(first_seq + i))
-            for i, build in enumerate(buf.drain(max_rows))]
+    return [
+        decode_machine_payload(build(first_seq + i)) for i, build in enumerate(buf.drain(max_rows))
+    ]
 
 
 def _column(msgs: list[MachinePayload], name: str) -> list[float | None]:
@@ -50,8 +52,10 @@ def test_many_rows_split_into_messages_of_at_most_max_rows() -> None:
     assert buf.drain(1_000) == []
 
 
-@pytest.mark.parametrize(("n", "max_rows", "expected"),
-                         [(1, 1, [1]), (5, 1, [1] * 5), (10, 5, [5, 5]), (10, 10_000, [10])])
+@pytest.mark.parametrize(
+    ("n", "max_rows", "expected"),
+    [(1, 1, [1]), (5, 1, [1] * 5), (10, 5, [5, 5]), (10, 10_000, [10])],
+)
 def test_message_sizes(n: int, max_rows: int, expected: list[int]) -> None:
     buf = _buffer()
     for i in range(n):
@@ -158,8 +162,11 @@ def test_rows_after_drain_go_to_new_messages_only() -> None:
 rows = st.lists(
     st.tuples(
         st.integers(min_value=-5_000, max_value=5_000),
-        st.dictionaries(st.sampled_from(["a", "b", "c", "d_1"]),
-                        st.floats(allow_nan=True, allow_infinity=True), max_size=4),
+        st.dictionaries(
+            st.sampled_from(["a", "b", "c", "d_1"]),
+            st.floats(allow_nan=True, allow_infinity=True),
+            max_size=4,
+        ),
     ),
     max_size=60,
 )
@@ -181,13 +188,18 @@ def test_packing_properties(data: list[tuple[int, dict[str, float]]], max_rows: 
         assert set(m.fields) == names
     for name in names:
         got = _column(msgs, name)
-        want = [v if (v := values.get(name)) is not None and math.isfinite(v) else None
-                for _, values in data]
+        want = [
+            v if (v := values.get(name)) is not None and math.isfinite(v) else None
+            for _, values in data
+        ]
         assert got == want
 
 
-@pytest.mark.parametrize(("n_rows", "n_fields"), [(10, MAX_FIELDS + 11), (MAX_ROWS, 32)],
-                         ids=["267-fields", "10000x32-rows"])
+@pytest.mark.parametrize(
+    ("n_rows", "n_fields"),
+    [(10, MAX_FIELDS + 11), (MAX_ROWS, 32)],
+    ids=["267-fields", "10000x32-rows"],
+)
 def test_packed_messages_respect_wire_limits(n_rows: int, n_fields: int) -> None:
     """Both shapes are allowed by the gateway config (extra_slow_channels <= 256,
     max_rows_per_message <= 10000)."""

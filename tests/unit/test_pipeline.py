@@ -32,8 +32,11 @@ SECONDS = 30
 
 def _gateway(**machine: Any) -> GatewayConfig:
     m: dict[str, Any] = {
-        "id": "imm-1", "area": "molding", "line": "line-1",
-        "source": {"type": "simulated", "seed": 7}, "window_s": 1,
+        "id": "imm-1",
+        "area": "molding",
+        "line": "line-1",
+        "source": {"type": "simulated", "seed": 7},
+        "window_s": 1,
         "model": {"dir": str(CELL_MODEL)},
     }
     m.update(machine)
@@ -47,10 +50,17 @@ def cell_model() -> AnomalyModel:
     return AnomalyModel.load(model_dir=CELL_MODEL)
 
 
-def _blocks(*, seed: int = 7, start_ms: int = SRC_START, seconds: float = SECONDS,
-            faults: tuple[FaultSpec, ...] = (), extra: int = 0) -> list[SampleBlock]:
-    opts = SimulatorOptions(seed=seed, start_ms=start_ms, duration_s=seconds, faults=faults,
-                            extra_slow_channels=extra)
+def _blocks(
+    *,
+    seed: int = 7,
+    start_ms: int = SRC_START,
+    seconds: float = SECONDS,
+    faults: tuple[FaultSpec, ...] = (),
+    extra: int = 0,
+) -> list[SampleBlock]:
+    opts = SimulatorOptions(
+        seed=seed, start_ms=start_ms, duration_s=seconds, faults=faults, extra_slow_channels=extra
+    )
     return list(SimulatedCell(opts).blocks())
 
 
@@ -70,9 +80,16 @@ class Run:
         return [v for p in self.of(kind) for v in p.fields[name]]
 
 
-def _run(model: AnomalyModel | None, blocks: Iterable[SampleBlock], *,
-         gateway: GatewayConfig | None = None, drain_every: int = 7, finish: bool = False,
-         pub_start: int = PUB_START, max_rows: int = 1_000) -> Run:
+def _run(
+    model: AnomalyModel | None,
+    blocks: Iterable[SampleBlock],
+    *,
+    gateway: GatewayConfig | None = None,
+    drain_every: int = 7,
+    finish: bool = False,
+    pub_start: int = PUB_START,
+    max_rows: int = 1_000,
+) -> Run:
     """Feed blocks like the agent does, draining every few blocks; decode every message."""
     gw = gateway or _gateway()
     pipe = MachinePipeline(machine=gw.machines[0], gateway=gw, model=model)
@@ -134,11 +151,21 @@ def test_config_file_to_pipeline(tmp_path: Path, cell_model: AnomalyModel) -> No
 
 def test_topics_and_payloads(normal_run: Run) -> None:
     kinds = {t.kind for t, _ in normal_run.messages}
-    assert kinds == {MachineKind.TELEMETRY, MachineKind.FEATURES, MachineKind.ANOMALY,
-                     MachineKind.SHOT, MachineKind.LABEL}
+    assert kinds == {
+        MachineKind.TELEMETRY,
+        MachineKind.FEATURES,
+        MachineKind.ANOMALY,
+        MachineKind.SHOT,
+        MachineKind.LABEL,
+    }
     for topic, payload in normal_run.messages:
         assert (topic.firm, topic.site, topic.area, topic.line, topic.machine) == (
-            "acme", "osaka", "molding", "line-1", "imm-1")
+            "acme",
+            "osaka",
+            "molding",
+            "line-1",
+            "imm-1",
+        )
         assert payload.kind is topic.kind
         assert payload.gw == "gw-pipe"
 
@@ -233,7 +260,7 @@ def test_unaligned_start_each_window_once(cell_model: AnomalyModel, offset_ms: i
     anomaly = run.ts(MachineKind.ANOMALY)
     # only the first, partial window may lack a complete feature set
     assert run.pipeline.unscored <= 1
-    assert anomaly == feats[run.pipeline.unscored:]
+    assert anomaly == feats[run.pipeline.unscored :]
 
 
 def test_finish_flushes_last_window_once(cell_model: AnomalyModel) -> None:
@@ -287,8 +314,13 @@ def test_bearing_wear_raises_anomaly_onset(fault_run: Run) -> None:
     assert fault_run.pipeline.anomalies >= 1
     assert fault_run.pipeline.status()["last_event"] is not None
     # once the fault is established every window is flagged
-    flags = dict(zip(fault_run.ts(MachineKind.ANOMALY),
-                     fault_run.column(MachineKind.ANOMALY, "is_anomaly"), strict=True))
+    flags = dict(
+        zip(
+            fault_run.ts(MachineKind.ANOMALY),
+            fault_run.column(MachineKind.ANOMALY, "is_anomaly"),
+            strict=True,
+        )
+    )
     late = {t: f for t, f in flags.items() if t > _pub(SRC_START + 7_000)}
     assert late
     assert set(late.values()) == {1.0}
@@ -297,9 +329,15 @@ def test_bearing_wear_raises_anomaly_onset(fault_run: Run) -> None:
 def test_bearing_wear_labels(fault_run: Run) -> None:
     code = float(FAULT_CODES["bearing_wear"])
     feats = set(fault_run.ts(MachineKind.FEATURES))
-    labels = {t: v for t, v in zip(fault_run.ts(MachineKind.LABEL),
-                                   fault_run.column(MachineKind.LABEL, "fault"), strict=True)
-              if t in feats}
+    labels = {
+        t: v
+        for t, v in zip(
+            fault_run.ts(MachineKind.LABEL),
+            fault_run.column(MachineKind.LABEL, "fault"),
+            strict=True,
+        )
+        if t in feats
+    }
     fault_pub = _pub(SRC_START + int(FAULT_AT_S * 1000))
     assert {v for t, v in labels.items() if t <= fault_pub} == {0.0}
     assert {v for t, v in labels.items() if t > fault_pub} == {code}
@@ -307,22 +345,27 @@ def test_bearing_wear_labels(fault_run: Run) -> None:
 
 def test_no_alarm_before_fault_starts(fault_run: Run) -> None:
     fault_pub = _pub(SRC_START + int(FAULT_AT_S * 1000))
-    flags = zip(fault_run.ts(MachineKind.ANOMALY),
-                fault_run.column(MachineKind.ANOMALY, "is_anomaly"), strict=True)
+    flags = zip(
+        fault_run.ts(MachineKind.ANOMALY),
+        fault_run.column(MachineKind.ANOMALY, "is_anomaly"),
+        strict=True,
+    )
     assert [t for t, f in flags if t <= fault_pub and f] == []
 
 
 def test_window_labels_at_window_times(cell_model: AnomalyModel) -> None:
     # seed 9: first shot ends at 20.124 s, before window [19 s, 20 s) is emitted
     run = _run(cell_model, _blocks(seed=9))
-    stray = set(run.ts(MachineKind.LABEL)) - set(run.ts(MachineKind.FEATURES)) - set(
-        run.ts(MachineKind.SHOT))
+    stray = (
+        set(run.ts(MachineKind.LABEL))
+        - set(run.ts(MachineKind.FEATURES))
+        - set(run.ts(MachineKind.SHOT))
+    )
     assert stray == set()
 
 
 def test_wide_cell_features_are_valid_messages() -> None:
-    gw = _gateway(model=None, source={"type": "simulated", "seed": 7,
-                                      "extra_slow_channels": 60})
+    gw = _gateway(model=None, source={"type": "simulated", "seed": 7, "extra_slow_channels": 60})
     run = _run(None, _blocks(seconds=3, extra=60), gateway=gw)
     assert run.of(MachineKind.FEATURES)
 

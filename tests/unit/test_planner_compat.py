@@ -27,8 +27,12 @@ from cloud.planner.compat_matrix import (
 from tests.unit.test_planner_support import imm, mold
 
 
-def codes(m: MoldSpec, x: MachineSpec, rules: CompatRules | None = None,
-          certs: frozenset[str] = frozenset()) -> tuple[str, ...]:
+def codes(
+    m: MoldSpec,
+    x: MachineSpec,
+    rules: CompatRules | None = None,
+    certs: frozenset[str] = frozenset(),
+) -> tuple[str, ...]:
     return check_compat(mold=m, machine=x, required_certifications=certs, rules=rules).codes
 
 
@@ -122,16 +126,19 @@ def test_resin_must_be_processed_at_the_site() -> None:
     r = check_compat(mold=mold(resin="PA66-GF30"), machine=imm(resins=("PP", "ABS")))
     assert r.codes == ("resin",)
     assert "PA66-GF30 not processed at site F1-S (has ABS, PP)" in r.failures[0].message
-    assert check_compat(mold=mold(resin="PA66-GF30"),
-                        machine=imm(resins=("PP", "PA66-GF30"))).ok
+    assert check_compat(mold=mold(resin="PA66-GF30"), machine=imm(resins=("PP", "PA66-GF30"))).ok
 
 
 def test_certifications_must_be_a_subset() -> None:
     x = imm(certs=("ISO9001",))
     assert codes(mold(), x, certs=frozenset({"IATF16949"})) == ("certifications",)
     assert codes(mold(), x, certs=frozenset({"ISO9001"})) == ()
-    assert codes(mold(), imm(certs=("ISO9001", "IATF16949")),
-                 certs=frozenset({"IATF16949", "ISO9001"})) == ()
+    assert (
+        codes(
+            mold(), imm(certs=("ISO9001", "IATF16949")), certs=frozenset({"IATF16949", "ISO9001"})
+        )
+        == ()
+    )
 
 
 def test_mold_weight_only_when_machine_has_a_limit() -> None:
@@ -142,52 +149,107 @@ def test_mold_weight_only_when_machine_has_a_limit() -> None:
 
 def test_process_mismatch_reports_process_only() -> None:
     press = MachineSpec(
-        machine_id="p1", firm_id="F1", site_id="F1-S", site_lat_deg=35.5, site_lon_deg=137.0,
-        process="press", tonnage_kN=100.0, bed_width_mm=100.0, bed_depth_mm=100.0,
-        min_mold_height_mm=10.0, max_mold_height_mm=20.0,
+        machine_id="p1",
+        firm_id="F1",
+        site_id="F1-S",
+        site_lat_deg=35.5,
+        site_lon_deg=137.0,
+        process="press",
+        tonnage_kN=100.0,
+        bed_width_mm=100.0,
+        bed_depth_mm=100.0,
+        min_mold_height_mm=10.0,
+        max_mold_height_mm=20.0,
     )
     assert codes(mold(), press) == ("process",)
     assert codes(mold(), press, certs=frozenset({"IATF16949"})) == ("process", "certifications")
 
 
 def test_press_rules() -> None:
-    die = MoldSpec(mold_id="D1", owner_firm_id="REQ", process="press", width_mm=1000,
-                   height_mm=700, thickness_mm=400, weight_kg=2000,
-                   required_clamp_force_kN=2000, cycle_time_s=3)
+    die = MoldSpec(
+        mold_id="D1",
+        owner_firm_id="REQ",
+        process="press",
+        width_mm=1000,
+        height_mm=700,
+        thickness_mm=400,
+        weight_kg=2000,
+        required_clamp_force_kN=2000,
+        cycle_time_s=3,
+    )
     press = MachineSpec(
-        machine_id="p1", firm_id="F1", site_id="F1-S", site_lat_deg=35.5, site_lon_deg=137.0,
-        process="press", tonnage_kN=2200.0, bed_width_mm=1000.0, bed_depth_mm=700.0,
-        min_mold_height_mm=300.0, max_mold_height_mm=400.0,
+        machine_id="p1",
+        firm_id="F1",
+        site_id="F1-S",
+        site_lat_deg=35.5,
+        site_lon_deg=137.0,
+        process="press",
+        tonnage_kN=2200.0,
+        bed_width_mm=1000.0,
+        bed_depth_mm=700.0,
+        min_mold_height_mm=300.0,
+        max_mold_height_mm=400.0,
     )
     assert codes(die, press) == ()  # 2000 × 1.1 = 2200, bed and die height at the limit
-    small = dataclasses.replace(press, tonnage_kN=2199.0, bed_depth_mm=699.0,
-                                max_mold_height_mm=399.0)
+    small = dataclasses.replace(
+        press, tonnage_kN=2199.0, bed_depth_mm=699.0, max_mold_height_mm=399.0
+    )
     assert codes(die, small) == ("mold_height", "tonnage", "bed")
 
 
 def test_machining_rules() -> None:
-    part = MoldSpec(mold_id="F1", owner_firm_id="REQ", process="machining", width_mm=800,
-                    height_mm=500, thickness_mm=400, weight_kg=50,
-                    required_clamp_force_kN=0, cycle_time_s=600, required_axes=5)
+    part = MoldSpec(
+        mold_id="F1",
+        owner_firm_id="REQ",
+        process="machining",
+        width_mm=800,
+        height_mm=500,
+        thickness_mm=400,
+        weight_kg=50,
+        required_clamp_force_kN=0,
+        cycle_time_s=600,
+        required_axes=5,
+    )
     mc = MachineSpec(
-        machine_id="c1", firm_id="F1", site_id="F1-S", site_lat_deg=35.5, site_lon_deg=137.0,
-        process="machining", axes=5, envelope_x_mm=800.0, envelope_y_mm=500.0,
+        machine_id="c1",
+        firm_id="F1",
+        site_id="F1-S",
+        site_lat_deg=35.5,
+        site_lon_deg=137.0,
+        process="machining",
+        axes=5,
+        envelope_x_mm=800.0,
+        envelope_y_mm=500.0,
         envelope_z_mm=400.0,
     )
     assert codes(part, mc) == ()
-    assert codes(part, dataclasses.replace(mc, axes=3, envelope_z_mm=399.0)) == (
-        "axes", "envelope")
+    assert codes(part, dataclasses.replace(mc, axes=3, envelope_z_mm=399.0)) == ("axes", "envelope")
     turned = dataclasses.replace(mc, envelope_x_mm=500.0, envelope_y_mm=800.0)
     assert codes(part, turned) == ("envelope",)
     assert codes(part, turned, CompatRules(allow_mold_rotation=True)) == ()
 
 
 def test_all_failures_listed_in_rule_order() -> None:
-    bad = imm(clamp_kN=500, tie_h=300, tie_v=300, max_h=300, shot_g=5000, ring=120,
-              resins=("ABS",), certs=())
+    bad = imm(
+        clamp_kN=500,
+        tie_h=300,
+        tie_v=300,
+        max_h=300,
+        shot_g=5000,
+        ring=120,
+        resins=("ABS",),
+        certs=(),
+    )
     got = codes(mold(), bad, certs=frozenset({"IATF16949"}))
-    assert got == ("certifications", "clamp_force", "tie_bar", "mold_height", "shot_weight",
-                   "locating_ring", "resin")
+    assert got == (
+        "certifications",
+        "clamp_force",
+        "tie_bar",
+        "mold_height",
+        "shot_weight",
+        "locating_ring",
+        "resin",
+    )
     assert list(got) == [c for c in RULE_CODES if c in got]
 
 
@@ -246,12 +308,13 @@ RULES = st.builds(
 @given(
     machines=st.lists(MACHINES, min_size=1, max_size=6),
     molds=st.lists(MOLDS, min_size=1, max_size=4),
-    certs=st.lists(st.sets(st.sampled_from(["ISO9001", "IATF16949"])), min_size=4,
-                   max_size=4),
+    certs=st.lists(st.sets(st.sampled_from(["ISO9001", "IATF16949"])), min_size=4, max_size=4),
     rules=RULES,
 )
 def test_matrix_agrees_with_scalar_rules(
-    machines: list[MachineSpec], molds: list[MoldSpec], certs: list[set[str]],
+    machines: list[MachineSpec],
+    molds: list[MoldSpec],
+    certs: list[set[str]],
     rules: CompatRules,
 ) -> None:
     machines = [dataclasses.replace(m, machine_id=f"m{i}") for i, m in enumerate(machines)]
@@ -263,8 +326,9 @@ def test_matrix_agrees_with_scalar_rules(
     masks = rule_failure_masks(d, x, rules)
     for i, m in enumerate(molds):
         for k, mach in enumerate(machines):
-            scalar = check_compat(mold=m, machine=mach, required_certifications=demand_certs[i],
-                                  rules=rules)
+            scalar = check_compat(
+                mold=m, machine=mach, required_certifications=demand_certs[i], rules=rules
+            )
             vector = tuple(c for c in RULE_CODES if masks[c][i, k])
             assert vector == scalar.codes
             assert bool(ok[i, k]) is scalar.ok

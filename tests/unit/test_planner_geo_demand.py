@@ -32,8 +32,14 @@ def test_haversine_array_broadcasts_and_matches_scalar() -> None:
 
 
 def _job(weekly: int, start: date, end: date) -> Job:
-    return Job(job_id="J", part_id="P", mold_id="M1", weekly_volume_parts=weekly,
-               window_start=start, window_end=end)
+    return Job(
+        job_id="J",
+        part_id="P",
+        mold_id="M1",
+        weekly_volume_parts=weekly,
+        window_start=start,
+        window_end=end,
+    )
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,9 @@ def plan(
     ctx: PlanContext | None = None,
 ) -> TakeoverPlan:
     return plan_takeover(
-        jobs=jobs, molds=molds or [mold()], machines=machines,
+        jobs=jobs,
+        molds=molds or [mold()],
+        machines=machines,
         spare_hours=spare if spare is not None else {m.machine_id: 40.0 for m in machines},
         context=ctx or context(),
     )
@@ -111,8 +113,12 @@ def test_mold_goes_to_one_site_only() -> None:
 
 
 def test_priority_decides_contention() -> None:
-    p = plan([imm("a")], [job("low", "M1", priority=1.0), job("high", "M2", priority=2.0)],
-             [mold("M1"), mold("M2")], spare={"a": 10.0})
+    p = plan(
+        [imm("a")],
+        [job("low", "M1", priority=1.0), job("high", "M2", priority=2.0)],
+        [mold("M1"), mold("M2")],
+        spare={"a": 10.0},
+    )
     by_id = {o.job_id: o for o in p.jobs}
     assert by_id["high"].covered_parts == 2400
     assert by_id["low"].covered_parts == 0
@@ -156,7 +162,8 @@ def test_reason_no_compatible_machine_with_rule_failures() -> None:
     assert unmet.rule_failure_counts == {"clamp_force": 2}
     assert [n.machine_id for n in unmet.near_misses] == ["a", "b"]  # nearest first on ties
     assert unmet.near_misses[0].failures[0].message == (
-        "clamp_force: needs 5500 kN incl. 10 % margin, machine 1500 kN")
+        "clamp_force: needs 5500 kN incl. 10 % margin, machine 1500 kN"
+    )
 
 
 def test_reason_no_capacity() -> None:
@@ -167,8 +174,11 @@ def test_reason_no_capacity() -> None:
 
 
 def test_reason_only_inside_zone() -> None:
-    ms = [imm("in", km=30), imm("flag", firm="F2", km=100, disrupted=True),
-          imm("site", firm="F3", km=100)]
+    ms = [
+        imm("in", km=30),
+        imm("flag", firm="F2", km=100, disrupted=True),
+        imm("site", firm="F3", km=100),
+    ]
     p = plan(ms, [job()], ctx=context(disrupted_sites=("F3-S",)))
     unmet = p.jobs[0].unmet
     assert unmet is not None and unmet.reason == "only_inside_zone"
@@ -189,8 +199,11 @@ def test_reason_precedence() -> None:
     assert unmet is not None and unmet.reason == "not_shared"
     assert unmet.compatible.stopped == 1 and unmet.compatible.not_shared == 1
     # An eligible but full machine makes it no_capacity; the other facts stay visible.
-    p = plan([imm("full", km=100), imm("ns", firm="F9", km=100)], [job()],
-             spare={"full": 0.0, "ns": 100.0})
+    p = plan(
+        [imm("full", km=100), imm("ns", firm="F9", km=100)],
+        [job()],
+        spare={"full": 0.0, "ns": 100.0},
+    )
     unmet = p.jobs[0].unmet
     assert unmet is not None and unmet.reason == "no_capacity"
     assert unmet.compatible.not_shared == 1
@@ -226,8 +239,7 @@ def test_empty_inputs() -> None:
         ([imm("a")], [job("J", "nope")], {}, "unknown mold"),
         ([imm("a")], [job("J1"), job("J2")], {}, "merge them"),
         ([imm("a")], [job()], {"a": -1.0}, "spare hours"),
-        ([imm("a", firm="F1", site="S"), imm("b", firm="F2", site="S")], [job()], {},
-         "belongs to"),
+        ([imm("a", firm="F1", site="S"), imm("b", firm="F2", site="S")], [job()], {}, "belongs to"),
     ],
 )
 def test_invalid_input_raises(

@@ -56,11 +56,22 @@ def imm(
     """An injection-molding machine ``km`` north of the origin (compatible with mold())."""
     lat, lon = north(km)
     return MachineSpec(
-        machine_id=machine_id, firm_id=firm, site_id=site or f"{firm}-S", site_lat_deg=lat,
-        site_lon_deg=lon, clamp_force_kN=clamp_kN, tie_bar_h_mm=tie_h, tie_bar_v_mm=tie_v,
-        min_mold_height_mm=min_h, max_mold_height_mm=max_h, shot_capacity_g=shot_g,
-        locating_ring_mm=ring, resins=frozenset(resins), certifications=frozenset(certs),
-        disrupted=disrupted, **kw,
+        machine_id=machine_id,
+        firm_id=firm,
+        site_id=site or f"{firm}-S",
+        site_lat_deg=lat,
+        site_lon_deg=lon,
+        clamp_force_kN=clamp_kN,
+        tie_bar_h_mm=tie_h,
+        tie_bar_v_mm=tie_v,
+        min_mold_height_mm=min_h,
+        max_mold_height_mm=max_h,
+        shot_capacity_g=shot_g,
+        locating_ring_mm=ring,
+        resins=frozenset(resins),
+        certifications=frozenset(certs),
+        disrupted=disrupted,
+        **kw,
     )
 
 
@@ -81,10 +92,19 @@ def mold(
 ) -> MoldSpec:
     """An injection mold that fits :func:`imm` defaults (1200 kN × 1.1 = 1320 <= 1500)."""
     return MoldSpec(
-        mold_id=mold_id, owner_firm_id=REQ, width_mm=width, height_mm=height,
-        thickness_mm=thickness, weight_kg=weight, required_clamp_force_kN=clamp_kN,
-        shot_weight_g=shot_g, resin=resin, locating_ring_mm=ring, cavities=cavities,
-        cycle_time_s=cycle_s, **kw,
+        mold_id=mold_id,
+        owner_firm_id=REQ,
+        width_mm=width,
+        height_mm=height,
+        thickness_mm=thickness,
+        weight_kg=weight,
+        required_clamp_force_kN=clamp_kN,
+        shot_weight_g=shot_g,
+        resin=resin,
+        locating_ring_mm=ring,
+        cavities=cavities,
+        cycle_time_s=cycle_s,
+        **kw,
     )
 
 
@@ -98,8 +118,13 @@ def job(
 ) -> Job:
     """A job needing ``parts`` in the one-week horizon."""
     return Job(
-        job_id=job_id, part_id=f"P-{job_id}", mold_id=mold_id, weekly_volume_parts=parts,
-        window_start=START, window_end=END, required_certifications=frozenset(certs),
+        job_id=job_id,
+        part_id=f"P-{job_id}",
+        mold_id=mold_id,
+        weekly_volume_parts=parts,
+        window_start=START,
+        window_end=END,
+        required_certifications=frozenset(certs),
         priority=priority,
     )
 
@@ -115,11 +140,18 @@ def context(
 ) -> PlanContext:
     """The requester's context: origin ``REQ-S0``, one zone around it."""
     return PlanContext(
-        requester_firm_id=REQ, origin_site_id="REQ-S0", origin_lat_deg=ORIGIN_LAT,
-        origin_lon_deg=ORIGIN_LON, horizon_start=START, horizon_end=END,
+        requester_firm_id=REQ,
+        origin_site_id="REQ-S0",
+        origin_lat_deg=ORIGIN_LAT,
+        origin_lon_deg=ORIGIN_LON,
+        horizon_start=START,
+        horizon_end=END,
         sharing_firm_ids=frozenset(sharing),
-        zones=(DisruptionZone(center_lat_deg=ORIGIN_LAT, center_lon_deg=ORIGIN_LON,
-                              radius_km=radius_km),),
+        zones=(
+            DisruptionZone(
+                center_lat_deg=ORIGIN_LAT, center_lon_deg=ORIGIN_LON, radius_km=radius_km
+            ),
+        ),
         disrupted_site_ids=frozenset(disrupted_sites),
         rules=rules or CompatRules(),
         search=search or SearchSettings(),

@@ -28,27 +28,78 @@ from cloud.registry import (
 from cloud.registry.migrate import upgrade
 
 DOC: dict[str, list[dict[str, Any]]] = {
-    "firms": [{"id": "acme", "name": "Acme Molding", "region": "kansai"},
-              {"id": "beta", "name": "Beta Plastics", "region": "tohoku"}],
-    "sites": [{"id": "acme-osaka", "firm_id": "acme", "name": "Osaka", "latitude_deg": 34.69,
-               "longitude_deg": 135.50, "region": "kansai", "resins": ["PP", "ABS"],
-               "certifications": ["ISO9001"]},
-              {"id": "beta-sendai", "firm_id": "beta", "name": "Sendai", "latitude_deg": 38.27,
-               "longitude_deg": 140.87, "region": "tohoku", "resins": ["PP"]}],
-    "lines": [{"id": "acme-osaka-l1", "site_id": "acme-osaka", "name": "Line 1"},
-              {"id": "beta-sendai-l1", "site_id": "beta-sendai", "name": "Line 1"}],
-    "machines": [
-        {"id": "acme-imm-1", "firm_id": "acme", "line_id": "acme-osaka-l1", "name": "IMM 1",
-         "process": "injection_molding", "clamp_force_kN": 1500, "tie_bar_h_mm": 560,
-         "tie_bar_v_mm": 510, "min_mold_height_mm": 200, "max_mold_height_mm": 550,
-         "shot_capacity_g": 400, "locating_ring_mm": 100},
-        {"id": "beta-press-1", "firm_id": "beta", "line_id": "beta-sendai-l1", "name": "P1",
-         "process": "press", "tonnage_kN": 2000, "bed_width_mm": 1200, "bed_depth_mm": 800},
+    "firms": [
+        {"id": "acme", "name": "Acme Molding", "region": "kansai"},
+        {"id": "beta", "name": "Beta Plastics", "region": "tohoku"},
     ],
-    "molds": [{"id": "acme-m1", "firm_id": "acme", "name": "Cover", "width_mm": 450,
-               "height_mm": 400, "thickness_mm": 320, "weight_kg": 380,
-               "required_clamp_force_kN": 1100, "shot_weight_g": 180, "resin": "PP",
-               "cavities": 2, "locating_ring_mm": 100, "cycle_time_s": 32}],
+    "sites": [
+        {
+            "id": "acme-osaka",
+            "firm_id": "acme",
+            "name": "Osaka",
+            "latitude_deg": 34.69,
+            "longitude_deg": 135.50,
+            "region": "kansai",
+            "resins": ["PP", "ABS"],
+            "certifications": ["ISO9001"],
+        },
+        {
+            "id": "beta-sendai",
+            "firm_id": "beta",
+            "name": "Sendai",
+            "latitude_deg": 38.27,
+            "longitude_deg": 140.87,
+            "region": "tohoku",
+            "resins": ["PP"],
+        },
+    ],
+    "lines": [
+        {"id": "acme-osaka-l1", "site_id": "acme-osaka", "name": "Line 1"},
+        {"id": "beta-sendai-l1", "site_id": "beta-sendai", "name": "Line 1"},
+    ],
+    "machines": [
+        {
+            "id": "acme-imm-1",
+            "firm_id": "acme",
+            "line_id": "acme-osaka-l1",
+            "name": "IMM 1",
+            "process": "injection_molding",
+            "clamp_force_kN": 1500,
+            "tie_bar_h_mm": 560,
+            "tie_bar_v_mm": 510,
+            "min_mold_height_mm": 200,
+            "max_mold_height_mm": 550,
+            "shot_capacity_g": 400,
+            "locating_ring_mm": 100,
+        },
+        {
+            "id": "beta-press-1",
+            "firm_id": "beta",
+            "line_id": "beta-sendai-l1",
+            "name": "P1",
+            "process": "press",
+            "tonnage_kN": 2000,
+            "bed_width_mm": 1200,
+            "bed_depth_mm": 800,
+        },
+    ],
+    "molds": [
+        {
+            "id": "acme-m1",
+            "firm_id": "acme",
+            "name": "Cover",
+            "width_mm": 450,
+            "height_mm": 400,
+            "thickness_mm": 320,
+            "weight_kg": 380,
+            "required_clamp_force_kN": 1100,
+            "shot_weight_g": 180,
+            "resin": "PP",
+            "cavities": 2,
+            "locating_ring_mm": 100,
+            "cycle_time_s": 32,
+        }
+    ],
 }
 
 
@@ -95,8 +146,10 @@ def test_csv_round_trip(engine: Engine) -> None:
 
 def test_invalid_rows_are_all_reported_and_nothing_written(engine: Engine) -> None:
     bad = dict(DOC)
-    bad["machines"] = [{**DOC["machines"][0], "clamp_force_kN": -5},
-                       {**DOC["machines"][1], "tonnage_kN": None}]
+    bad["machines"] = [
+        {**DOC["machines"][0], "clamp_force_kN": -5},
+        {**DOC["machines"][1], "tonnage_kN": None},
+    ]
     with pytest.raises(RegistryImportError) as err, session_scope(engine) as s:
         import_document(s, bad)
     text = str(err.value)

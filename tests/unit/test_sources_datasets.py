@@ -14,8 +14,7 @@ def test_env_var_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert find_data_dir() == tmp_path
 
 
-def test_env_var_to_missing_dir_gives_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                           ) -> None:
+def test_env_var_to_missing_dir_gives_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "missing"))
     assert find_data_dir() is None
 
@@ -28,8 +27,9 @@ def test_walks_up_to_shared_datasets(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert find_data_dir(start=deep) == tmp_path / "shared" / "datasets"
 
 
-def test_require_fails_in_ci_and_skips_otherwise(tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_require_fails_in_ci_and_skips_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "missing"))
     monkeypatch.setenv("CI", "1")
     with pytest.raises(pytest.fail.Exception, match="missing"):

@@ -12,8 +12,16 @@ import pytest
 from edge.sources import FIELD_NAME_RE, KASSEL_CLASS_CODES, ReplayOptions, ReplaySource
 from edge.sources.datasets import require_data_dir
 
-SKAB_FIELDS = ["accel1_rms_g", "accel2_rms_g", "current_A", "pressure_bar", "temperature_C",
-               "thermocouple_C", "voltage_V", "flow_rate_l_min"]
+SKAB_FIELDS = [
+    "accel1_rms_g",
+    "accel2_rms_g",
+    "current_A",
+    "pressure_bar",
+    "temperature_C",
+    "thermocouple_C",
+    "voltage_V",
+    "flow_rate_l_min",
+]
 
 
 def _ms(text: str) -> int:
@@ -28,8 +36,9 @@ def data_dir() -> Path:
 
 @pytest.fixture(scope="module")
 def skab0(data_dir: Path) -> ReplaySource:
-    return ReplaySource(ReplayOptions(path=data_dir / "skab/data/valve1/0.csv", preset="skab",
-                                      timestamps="keep"))
+    return ReplaySource(
+        ReplayOptions(path=data_dir / "skab/data/valve1/0.csv", preset="skab", timestamps="keep")
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +50,20 @@ def nab(data_dir: Path) -> ReplaySource:
 @pytest.fixture(scope="module")
 def kassel(data_dir: Path) -> ReplaySource:
     path = data_dir / "molding/kassel_cpc_lower_workpiece/static_data.csv"
-    return ReplaySource(ReplayOptions(path=path, preset="kassel", timestamps="keep",
-                                      block_rows=500))
+    return ReplaySource(
+        ReplayOptions(path=path, preset="kassel", timestamps="keep", block_rows=500)
+    )
 
 
 def _collect(src: ReplaySource) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray | None]:
     blocks = list(src.blocks())
     t = np.concatenate([b.t_ms for b in blocks])
     fields = {k: np.concatenate([b.fields[k] for b in blocks]) for k in blocks[0].fields}
-    labels = None if blocks[0].labels is None else np.concatenate(
-        [b.labels for b in blocks if b.labels is not None])
+    labels = (
+        None
+        if blocks[0].labels is None
+        else np.concatenate([b.labels for b in blocks if b.labels is not None])
+    )
     return t, fields, labels
 
 
@@ -68,8 +81,14 @@ def test_skab_valve1_file(skab0: ReplaySource) -> None:
 
 
 def test_skab_anomaly_free_has_no_labels(data_dir: Path) -> None:
-    src = ReplaySource(ReplayOptions(path=data_dir / "skab/data/anomaly-free/anomaly-free.csv",
-                                     preset="skab", block_rows=1000, start_ms=0))
+    src = ReplaySource(
+        ReplayOptions(
+            path=data_dir / "skab/data/anomaly-free/anomaly-free.csv",
+            preset="skab",
+            block_rows=1000,
+            start_ms=0,
+        )
+    )
     t, fields, labels = _collect(src)
     assert t.size == 9405
     assert np.all(np.diff(t) > 0)
@@ -102,9 +121,16 @@ def test_kassel_static_data(kassel: ReplaySource) -> None:
     assert np.all(np.diff(t) > 0)
     assert len(kassel.fields) == 52
     assert all(FIELD_NAME_RE.match(name) for name in kassel.fields)
-    for name, unit in [("T801_C", "°C"), ("T801I_C", "°C"), ("t4052_s", "s"),
-                       ("V403_cm3", "cm³"), ("Q304_cm3_s", "cm³/s"), ("p4055_bar", "bar"),
-                       ("weight_g", "g"), ("t007_s", "s")]:
+    for name, unit in [
+        ("T801_C", "°C"),
+        ("T801I_C", "°C"),
+        ("t4052_s", "s"),
+        ("V403_cm3", "cm³"),
+        ("Q304_cm3_s", "cm³/s"),
+        ("p4055_bar", "bar"),
+        ("weight_g", "g"),
+        ("t007_s", "s"),
+    ]:
         assert kassel.fields[name] == unit
     assert np.isnan(fields["weight_g"]).sum() == 2853  # weight 0 = not weighed
     assert np.isnan(fields["t4052_s"]).sum() == 32  # empty cells
@@ -127,8 +153,9 @@ def test_kassel_static_data(kassel: ReplaySource) -> None:
 
 def test_rebase_speed_and_keep(data_dir: Path, skab0: ReplaySource) -> None:
     path = data_dir / "skab/data/valve1/0.csv"
-    fast = ReplaySource(ReplayOptions(path=path, preset="skab", start_ms=1_000, speed=4.0,
-                                      block_rows=64))
+    fast = ReplaySource(
+        ReplayOptions(path=path, preset="skab", start_ms=1_000, speed=4.0, block_rows=64)
+    )
     t_fast = np.concatenate([b.t_ms for b in fast.blocks()])
     t_keep = skab0.recorded_t_ms
     assert t_fast[0] == 1_000
@@ -137,8 +164,7 @@ def test_rebase_speed_and_keep(data_dir: Path, skab0: ReplaySource) -> None:
 
 def test_loop_continues_timeline(data_dir: Path) -> None:
     path = data_dir / "skab/data/valve1/0.csv"
-    src = ReplaySource(ReplayOptions(path=path, preset="skab", start_ms=0, loop=True,
-                                     speed=2.0))
+    src = ReplaySource(ReplayOptions(path=path, preset="skab", start_ms=0, loop=True, speed=2.0))
     blocks = list(itertools.islice(src.blocks(), 2 * 1147 + 1))
     t = np.array([b.t_ms[0] for b in blocks])
     assert np.all(np.diff(t) > 0)
@@ -150,8 +176,9 @@ def test_loop_continues_timeline(data_dir: Path) -> None:
 
 def test_keep_with_loop_shifts_later_passes(data_dir: Path, skab0: ReplaySource) -> None:
     path = data_dir / "skab/data/valve1/0.csv"
-    src = ReplaySource(ReplayOptions(path=path, preset="skab", timestamps="keep", loop=True,
-                                     block_rows=1147))
+    src = ReplaySource(
+        ReplayOptions(path=path, preset="skab", timestamps="keep", loop=True, block_rows=1147)
+    )
     first, second = itertools.islice(src.blocks(), 2)
     assert np.array_equal(first.t_ms, skab0.recorded_t_ms)
     assert second.t_ms[0] == first.t_ms[-1] + 1000

@@ -9,8 +9,10 @@ import pytest
 
 from edge.sources import ReplayOptions, ReplaySource, SourceError, sanitize_field_name
 
-SKAB_HEADER = ("datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;"
-               "Thermocouple;Voltage;Volume Flow RateRMS;anomaly;changepoint")
+SKAB_HEADER = (
+    "datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;"
+    "Thermocouple;Voltage;Volume Flow RateRMS;anomaly;changepoint"
+)
 
 
 def _write(tmp_path: Path, text: str, name: str = "data.csv") -> Path:
@@ -20,8 +22,9 @@ def _write(tmp_path: Path, text: str, name: str = "data.csv") -> Path:
 
 
 def _skab_row(second: int, current: str = "1.33", anomaly: str = "0.0") -> str:
-    return (f"2020-03-09 10:14:{second:02d};0.02;0.04;{current};0.05;79.3;26.0;233.0;32.0;"
-            f"{anomaly};0.0")
+    return (
+        f"2020-03-09 10:14:{second:02d};0.02;0.04;{current};0.05;79.3;26.0;233.0;32.0;{anomaly};0.0"
+    )
 
 
 def test_missing_file_is_file_not_found(tmp_path: Path) -> None:
@@ -80,26 +83,42 @@ def test_timestamp_policies(tmp_path: Path) -> None:
     path = _write(tmp_path, text)
     with pytest.raises(SourceError, match=r"line 2 .* followed by line 3"):
         ReplaySource(ReplayOptions(path=path, time_columns=("t",)))
-    src = ReplaySource(ReplayOptions(path=path, time_columns=("t",), time_repair="sort",
-                                     block_rows=10, start_ms=0))
+    src = ReplaySource(
+        ReplayOptions(path=path, time_columns=("t",), time_repair="sort", block_rows=10, start_ms=0)
+    )
     block = next(src.blocks())
     assert block.t_ms.tolist() == [0, 1000, 2000]
     assert block.fields["x"].tolist() == [1.0, 2.0, 3.0]
-    src = ReplaySource(ReplayOptions(path=path, time_columns=("t",), time_repair="shift",
-                                     block_rows=10, start_ms=0))
+    src = ReplaySource(
+        ReplayOptions(
+            path=path, time_columns=("t",), time_repair="shift", block_rows=10, start_ms=0
+        )
+    )
     block = next(src.blocks())
     assert block.fields["x"].tolist() == [2.0, 1.0, 3.0]  # file order kept
     assert np.all(np.diff(block.t_ms) > 0)
 
 
 def test_generic_csv_defaults_and_labels(tmp_path: Path) -> None:
-    text = "date;time;Oil Temp;2nd;fault\n01.02.2024;10:00:00;40,5;1;0\n" \
-           "01.02.2024;10:00:01;41,0;;2\n"
+    text = (
+        "date;time;Oil Temp;2nd;fault\n01.02.2024;10:00:00;40,5;1;0\n01.02.2024;10:00:01;41,0;;2\n"
+    )
     path = _write(tmp_path, text)
-    src = ReplaySource(ReplayOptions(
-        path=path, delimiter=";", decimal=",", time_columns=("date", "time"),
-        time_format="%d.%m.%Y %H:%M:%S", label_column="fault", missing_values=frozenset({""}),
-        stream="shot", timestamps="keep", block_rows=5, units={"Oil_Temp": "°C"}))
+    src = ReplaySource(
+        ReplayOptions(
+            path=path,
+            delimiter=";",
+            decimal=",",
+            time_columns=("date", "time"),
+            time_format="%d.%m.%Y %H:%M:%S",
+            label_column="fault",
+            missing_values=frozenset({""}),
+            stream="shot",
+            timestamps="keep",
+            block_rows=5,
+            units={"Oil_Temp": "°C"},
+        )
+    )
     assert dict(src.fields) == {"Oil_Temp": "°C", "_2nd": ""}
     block = next(src.blocks())
     assert block.stream == "shot"
@@ -114,8 +133,11 @@ def test_kassel_unknown_class_is_error(tmp_path: Path) -> None:
     cols = "upper_workpiece_id;lower_workpiece_id;class_value;date;time"
     path = _write(tmp_path, f"{cols}\n1;1;broken_heater_3;05.06.2024;10:00:00\n")
     with pytest.raises(SourceError, match=r"'class_value'.*'broken_heater_3'"):
-        ReplaySource(ReplayOptions(path=path, preset="kassel",
-                                   columns={"lower_workpiece_id": "lower_workpiece_id"}))
+        ReplaySource(
+            ReplayOptions(
+                path=path, preset="kassel", columns={"lower_workpiece_id": "lower_workpiece_id"}
+            )
+        )
 
 
 @pytest.mark.parametrize(

@@ -73,11 +73,9 @@ def test_structure_rates_and_order() -> None:
 
 
 def test_infinite_without_duration_and_shot_counter_start() -> None:
-    cell = SimulatedCell(SimulatorOptions(start_ms=0, streams=("shot",),
-                                          initial_shot_count=1000))
+    cell = SimulatedCell(SimulatorOptions(start_ms=0, streams=("shot",), initial_shot_count=1000))
     shots = list(itertools.islice(cell.blocks(), 5))
-    assert [b.fields["shot_count"][0] for b in shots] == [1001.0, 1002.0, 1003.0, 1004.0,
-                                                          1005.0]
+    assert [b.fields["shot_count"][0] for b in shots] == [1001.0, 1002.0, 1003.0, 1004.0, 1005.0]
 
 
 def test_labels_follow_fault_schedule() -> None:
@@ -86,8 +84,11 @@ def test_labels_follow_fault_schedule() -> None:
     slow = _stream(blocks, "slow")
     t = np.concatenate([b.t_ms for b in slow]) - START
     labels = np.concatenate([b.labels for b in slow if b.labels is not None])
-    expected = np.where(t >= 30_000, FAULT_CODES["mold_wear"],
-                        np.where(t >= 10_000, FAULT_CODES["cooling_blockage"], 0))
+    expected = np.where(
+        t >= 30_000,
+        FAULT_CODES["mold_wear"],
+        np.where(t >= 10_000, FAULT_CODES["cooling_blockage"], 0),
+    )
     assert np.array_equal(labels, expected)
     vib = _stream(blocks, "vibration")
     assert vib[9].labels is not None
@@ -97,8 +98,9 @@ def test_labels_follow_fault_schedule() -> None:
 
 
 def test_bearing_wear_raises_kurtosis_crest_and_hf_energy() -> None:
-    blocks = _run(duration_s=20, streams=("vibration",),
-                  faults=(FaultSpec("bearing_wear", 10.0, 0.0, 0.3),))
+    blocks = _run(
+        duration_s=20, streams=("vibration",), faults=(FaultSpec("bearing_wear", 10.0, 0.0, 0.3),)
+    )
     feats = [vibration_features(b.fields["pump_vibration_g"], 10_000.0) for b in blocks]
     healthy, worn = feats[:10], feats[11:]
     for name in ("vib_kurtosis", "vib_crest", "vib_band_2000_5000Hz_g2", "vib_env_5_500Hz_g2"):
@@ -107,8 +109,12 @@ def test_bearing_wear_raises_kurtosis_crest_and_hf_energy() -> None:
 
 
 def test_cooling_blockage_heats_mold_and_lengthens_cycle() -> None:
-    blocks = _run(duration_s=400, streams=("slow", "shot"), extra_slow_channels=3,
-                  faults=(FaultSpec("cooling_blockage", 200.0, 0.0, 1.0),))
+    blocks = _run(
+        duration_s=400,
+        streams=("slow", "shot"),
+        extra_slow_channels=3,
+        faults=(FaultSpec("cooling_blockage", 200.0, 0.0, 1.0),),
+    )
     slow, shot = _stream(blocks, "slow"), _stream(blocks, "shot")
     mold = _concat(slow, "mold_temp_C")
     assert mold[2100:].mean() - mold[:1900].mean() > 10.0
@@ -120,8 +126,12 @@ def test_cooling_blockage_heats_mold_and_lengthens_cycle() -> None:
 
 
 def test_heater_band_failure_sags_zone_and_current() -> None:
-    blocks = _run(duration_s=60, streams=("slow",), heater_zone=2,
-                  faults=(FaultSpec("heater_band_failure", 30.0, 0.0, 1.0),))
+    blocks = _run(
+        duration_s=60,
+        streams=("slow",),
+        heater_zone=2,
+        faults=(FaultSpec("heater_band_failure", 30.0, 0.0, 1.0),),
+    )
     zone2 = _concat(blocks, "barrel_zone2_temp_C")
     zone5 = _concat(blocks, "barrel_zone5_temp_C")
     current = _concat(blocks, "heater_current_A")
@@ -131,8 +141,9 @@ def test_heater_band_failure_sags_zone_and_current() -> None:
 
 
 def test_mold_wear_adds_weight_and_drops_cavity_pressure() -> None:
-    blocks = _run(duration_s=2000, streams=("shot",),
-                  faults=(FaultSpec("mold_wear", 1000.0, 0.0, 1.0),))
+    blocks = _run(
+        duration_s=2000, streams=("shot",), faults=(FaultSpec("mold_wear", 1000.0, 0.0, 1.0),)
+    )
     t = np.array([b.t_ms[0] for b in blocks]) - START
     before, after = t < 1_000_000, t > 1_030_000
     weight, peak = _concat(blocks, "part_weight_g"), _concat(blocks, "cavity_pressure_peak_bar")

@@ -38,8 +38,13 @@ GOOD = {"firm": "acme", "site": "plant-1", "area": "molding", "line": "l1", "mac
 
 def _payload(**over: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "v": 1, "gw": "gw-01", "seq": 7, "sent_ms": NOW, "kind": "telemetry",
-        "ts_ms": [T0, T0 + 100], "fields": {"a": [1.5, None], "b": [0.0, -2.0]},
+        "v": 1,
+        "gw": "gw-01",
+        "seq": 7,
+        "sent_ms": NOW,
+        "kind": "telemetry",
+        "ts_ms": [T0, T0 + 100],
+        "fields": {"a": [1.5, None], "b": [0.0, -2.0]},
     }
     base.update(over)
     return base
@@ -189,66 +194,122 @@ BAD_PAYLOADS: list[tuple[str, str, bytes]] = [
     ("array", "malformed_json", b"[1, 2]"),
     ("number", "malformed_json", b"42"),
     ("bad-utf8", "malformed_json", b'{"v": 1, "gw": "\xff"}'),
-    ("nan-literal", "malformed_json",
-     orjson.dumps(_payload()).replace(b"1.5", b"NaN")),
-    ("infinity-literal", "malformed_json",
-     orjson.dumps(_payload()).replace(b"1.5", b"Infinity")),
-    ("minus-infinity-literal", "malformed_json",
-     orjson.dumps(_payload()).replace(b"1.5", b"-Infinity")),
+    ("nan-literal", "malformed_json", orjson.dumps(_payload()).replace(b"1.5", b"NaN")),
+    ("infinity-literal", "malformed_json", orjson.dumps(_payload()).replace(b"1.5", b"Infinity")),
+    (
+        "minus-infinity-literal",
+        "malformed_json",
+        orjson.dumps(_payload()).replace(b"1.5", b"-Infinity"),
+    ),
     ("1e999", "malformed_json", orjson.dumps(_payload()).replace(b"1.5", b"1e999")),
     ("nan-string", "invalid_payload", orjson.dumps(_payload(fields={"a": ["NaN", 1.0]}))),
     ("v2", "schema_version", orjson.dumps(_payload(v=2))),
     ("v0", "schema_version", orjson.dumps(_payload(v=0))),
     ("v-string", "schema_version", orjson.dumps(_payload(v="1"))),
     ("v-null", "schema_version", orjson.dumps(_payload(v=None))),
-    ("v-missing", "schema_version",
-     orjson.dumps({k: v for k, v in _payload().items() if k != "v"})),
+    (
+        "v-missing",
+        "schema_version",
+        orjson.dumps({k: v for k, v in _payload().items() if k != "v"}),
+    ),
     ("ragged-short", "invalid_payload", orjson.dumps(_payload(fields={"a": [1.0]}))),
     ("ragged-long", "invalid_payload", orjson.dumps(_payload(fields={"a": [1.0, 2.0, 3.0]}))),
     ("extra-key", "invalid_payload", orjson.dumps(_payload(extra=1))),
-    ("missing-gw", "invalid_payload",
-     orjson.dumps({k: v for k, v in _payload().items() if k != "gw"})),
-    ("missing-seq", "invalid_payload",
-     orjson.dumps({k: v for k, v in _payload().items() if k != "seq"})),
-    ("missing-kind", "invalid_payload",
-     orjson.dumps({k: v for k, v in _payload().items() if k != "kind"})),
-    ("missing-sent", "invalid_payload",
-     orjson.dumps({k: v for k, v in _payload().items() if k != "sent_ms"})),
+    (
+        "missing-gw",
+        "invalid_payload",
+        orjson.dumps({k: v for k, v in _payload().items() if k != "gw"}),
+    ),
+    (
+        "missing-seq",
+        "invalid_payload",
+        orjson.dumps({k: v for k, v in _payload().items() if k != "seq"}),
+    ),
+    (
+        "missing-kind",
+        "invalid_payload",
+        orjson.dumps({k: v for k, v in _payload().items() if k != "kind"}),
+    ),
+    (
+        "missing-sent",
+        "invalid_payload",
+        orjson.dumps({k: v for k, v in _payload().items() if k != "sent_ms"}),
+    ),
     ("bad-kind", "invalid_payload", orjson.dumps(_payload(kind="state"))),
     ("bad-gw", "invalid_payload", orjson.dumps(_payload(gw="gw/1"))),
     ("negative-seq", "invalid_payload", orjson.dumps(_payload(seq=-1))),
     ("bad-field-name", "invalid_payload", orjson.dumps(_payload(fields={"1a": [1.0, 2.0]}))),
     ("bad-tag", "invalid_payload", orjson.dumps(_payload(tags={"model": "a b"}))),
-    ("too-many-tags", "invalid_payload",
-     orjson.dumps(_payload(tags={f"t{i}": "x" for i in range(9)}))),
-    ("events-on-telemetry", "invalid_payload",
-     orjson.dumps(_payload(events=[{"t_ms": T0, "code": "x", "severity": "info"}]))),
+    (
+        "too-many-tags",
+        "invalid_payload",
+        orjson.dumps(_payload(tags={f"t{i}": "x" for i in range(9)})),
+    ),
+    (
+        "events-on-telemetry",
+        "invalid_payload",
+        orjson.dumps(_payload(events=[{"t_ms": T0, "code": "x", "severity": "info"}])),
+    ),
     ("rows-on-event", "invalid_payload", orjson.dumps(_payload(kind="event"))),
-    ("bad-severity", "invalid_payload",
-     orjson.dumps(_payload(kind="event", ts_ms=[], fields={},
-                           events=[{"t_ms": T0, "code": "x", "severity": "fatal"}]))),
-    ("bad-event-code", "invalid_payload",
-     orjson.dumps(_payload(kind="event", ts_ms=[], fields={},
-                           events=[{"t_ms": T0, "code": "Bad Code", "severity": "info"}]))),
+    (
+        "bad-severity",
+        "invalid_payload",
+        orjson.dumps(
+            _payload(
+                kind="event",
+                ts_ms=[],
+                fields={},
+                events=[{"t_ms": T0, "code": "x", "severity": "fatal"}],
+            )
+        ),
+    ),
+    (
+        "bad-event-code",
+        "invalid_payload",
+        orjson.dumps(
+            _payload(
+                kind="event",
+                ts_ms=[],
+                fields={},
+                events=[{"t_ms": T0, "code": "Bad Code", "severity": "info"}],
+            )
+        ),
+    ),
     ("ts-before-1990", "bad_timestamp", orjson.dumps(_payload(ts_ms=[MIN_TS_MS - 1, T0]))),
     ("ts-zero", "bad_timestamp", orjson.dumps(_payload(ts_ms=[0, 1]))),
-    ("ts-future", "bad_timestamp",
-     orjson.dumps(_payload(ts_ms=[T0, NOW + FUTURE_SLACK_MS + 1]))),
-    ("event-before-1990", "bad_timestamp",
-     orjson.dumps(_payload(kind="event", ts_ms=[], fields={},
-                           events=[{"t_ms": 5, "code": "x", "severity": "info"}]))),
-    ("event-future", "bad_timestamp",
-     orjson.dumps(_payload(kind="event", ts_ms=[], fields={},
-                           events=[{"t_ms": NOW + FUTURE_SLACK_MS + 1, "code": "x",
-                                    "severity": "info"}]))),
+    ("ts-future", "bad_timestamp", orjson.dumps(_payload(ts_ms=[T0, NOW + FUTURE_SLACK_MS + 1]))),
+    (
+        "event-before-1990",
+        "bad_timestamp",
+        orjson.dumps(
+            _payload(
+                kind="event",
+                ts_ms=[],
+                fields={},
+                events=[{"t_ms": 5, "code": "x", "severity": "info"}],
+            )
+        ),
+    ),
+    (
+        "event-future",
+        "bad_timestamp",
+        orjson.dumps(
+            _payload(
+                kind="event",
+                ts_ms=[],
+                fields={},
+                events=[{"t_ms": NOW + FUTURE_SLACK_MS + 1, "code": "x", "severity": "info"}],
+            )
+        ),
+    ),
     ("oversize", "oversize", b" " * (MAX_PAYLOAD_BYTES + 1)),
-    ("oversize-valid-json", "oversize",
-     orjson.dumps(_payload()) + b" " * MAX_PAYLOAD_BYTES),
+    ("oversize-valid-json", "oversize", orjson.dumps(_payload()) + b" " * MAX_PAYLOAD_BYTES),
 ]
 
 
-@pytest.mark.parametrize(("reason", "raw"), [(r, b) for _, r, b in BAD_PAYLOADS],
-                         ids=[i for i, _, _ in BAD_PAYLOADS])
+@pytest.mark.parametrize(
+    ("reason", "raw"), [(r, b) for _, r, b in BAD_PAYLOADS], ids=[i for i, _, _ in BAD_PAYLOADS]
+)
 def test_bad_payload_reason(reason: str, raw: bytes) -> None:
     assert _reason(raw) == reason
 
@@ -303,27 +364,34 @@ def test_any_bytes_decode_or_wire_error(raw: bytes) -> None:
         msg = exc
     if isinstance(msg, WireError):
         assert msg.reason in {
-            "malformed_json", "schema_version", "invalid_payload", "bad_timestamp",
+            "malformed_json",
+            "schema_version",
+            "invalid_payload",
+            "bad_timestamp",
         }
     else:
         assert isinstance(msg, MachinePayload)
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 PAYLOAD_KEYS = ["v", "gw", "seq", "sent_ms", "kind", "ts_ms", "fields", "tags", "events", "x"]
 
 
-@given(st.dictionaries(st.sampled_from(PAYLOAD_KEYS), json_values, max_size=4),
-       st.lists(st.sampled_from(PAYLOAD_KEYS), max_size=3))
-def test_mutated_payload_decodes_or_wire_error(
-    override: dict[str, Any], drop: list[str]
-) -> None:
+@given(
+    st.dictionaries(st.sampled_from(PAYLOAD_KEYS), json_values, max_size=4),
+    st.lists(st.sampled_from(PAYLOAD_KEYS), max_size=3),
+)
+def test_mutated_payload_decodes_or_wire_error(override: dict[str, Any], drop: list[str]) -> None:
     """Near-valid JSON objects (the interesting inputs) also only raise WireError."""
     obj = {k: v for k, v in _payload().items() if k not in drop}
     obj.update(override)
@@ -353,20 +421,24 @@ def machine_payloads(draw: st.DrawFn) -> MachinePayload:
     }
     if kind is MachineKind.EVENT:
         text = st.text(alphabet=st.characters(codec="utf-8"), max_size=40)
-        common["events"] = draw(st.lists(st.builds(
-            Event,
-            t_ms=ts_strategy,
-            code=st.from_regex(r"[a-z0-9_.\-]{1,64}", fullmatch=True),
-            severity=st.sampled_from(["info", "warning", "alarm"]),
-            message=text,
-        ), max_size=5))
+        common["events"] = draw(
+            st.lists(
+                st.builds(
+                    Event,
+                    t_ms=ts_strategy,
+                    code=st.from_regex(r"[a-z0-9_.\-]{1,64}", fullmatch=True),
+                    severity=st.sampled_from(["info", "warning", "alarm"]),
+                    message=text,
+                ),
+                max_size=5,
+            )
+        )
         return MachinePayload(**common)
     ts = draw(st.lists(ts_strategy, max_size=20))
     value = st.none() | st.floats(allow_nan=False, allow_infinity=False)
     names = draw(st.lists(field_names, max_size=6, unique=True))
     common["ts_ms"] = ts
-    common["fields"] = {n: draw(st.lists(value, min_size=len(ts), max_size=len(ts)))
-                        for n in names}
+    common["fields"] = {n: draw(st.lists(value, min_size=len(ts), max_size=len(ts))) for n in names}
     return MachinePayload(**common)
 
 

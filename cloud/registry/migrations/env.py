@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from cloud.registry import Base  # the package registers every table
 from cloud.registry.db import make_engine
-from cloud.registry.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")

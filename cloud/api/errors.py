@@ -1,0 +1,134 @@
+"""API error responses: one JSON shape for every 4xx, third-party errors mapped here.
+
+Every error body is ``{"error": {"code": str, "message": str, "detail": ...}}``:
+
+- ``401 unauthenticated``: no, malformed, unknown or revoked API key.
+- ``403 forbidden``: the role may not call this endpoint, or not for this firm.
+- ``404 not_found``: no such object *in this firm* (objects of other firms are not
+  revealed).
+- ``409 conflict``: the request contradicts the current state (duplicate id, answering an
+  assignment twice, confirming a dismissed disruption).
+- ``422 invalid``: the body, query or path failed validation; ``detail`` lists each
+  problem with its location (``body.jobs[2].mold_id``), the value and what was expected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from cloud.planner import PlannerInputError
+from cloud.registry import RegistryImportError
+
+__all__ = ["ApiError", "Conflict", "Forbidden", "Invalid", "NotFound", "Unauthenticated", "install"]
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a stable code and details for the client."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+class Unauthenticated(ApiError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(ApiError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "conflict"
+
+
+class Invalid(ApiError):
+    status = 422
+    code = "invalid"
+
+
+def _body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "detail": jsonable_encoder(detail)}}
+
+
+def _validation_detail(errors: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in errors:
+        loc = ".".join(str(p) for p in e.get("loc", ()))
+        item = {"loc": loc, "msg": e.get("msg", ""), "type": e.get("type", "")}
+        if "input" in e:
+            item["input"] = e["input"]
+        out.append(item)
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(
+            _body(exc.code, exc.message, exc.detail), status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = _validation_detail(list(exc.errors()))
+        first = detail[0] if detail else {"loc": "", "msg": ""}
+        return JSONResponse(
+            _body("invalid", f"{first['loc']}: {first['msg']}", detail), status_code=422
+        )
+
+    @app.exception_handler(ValidationError)
+    async def _model(request: Request, exc: ValidationError) -> JSONResponse:
+        # a model checked inside an endpoint (e.g. a PATCH merged with the stored row)
+        detail = _validation_detail(list(exc.errors()))
+        first = detail[0] if detail else {"loc": "", "msg": ""}
+        return JSONResponse(
+            _body("invalid", f"{first['loc'] or exc.title}: {first['msg']}", detail),
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(
+            _body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(RegistryImportError)
+    async def _import(request: Request, exc: RegistryImportError) -> JSONResponse:
+        detail = [{"loc": where, "msg": msg} for where, msg in exc.problems]
+        return JSONResponse(_body("invalid", str(exc), detail), status_code=422)
+
+    @app.exception_handler(PlannerInputError)
+    async def _planner(request: Request, exc: PlannerInputError) -> JSONResponse:
+        return JSONResponse(_body("invalid", str(exc)), status_code=422)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        return JSONResponse(
+            _body("conflict", "the change conflicts with existing data", str(exc.orig)),
+            status_code=409,
+        )

@@ -1,0 +1,37 @@
+"""One router per resource; :data:`ROUTERS` is the order they are mounted in."""
+
+from fastapi import APIRouter
+
+from cloud.api.routers import (
+    assignments,
+    audit,
+    bookings,
+    capacity,
+    credentials,
+    disruptions,
+    firms,
+    gateways,
+    me,
+    policies,
+    regions,
+    registry,
+    takeovers,
+)
+
+__all__ = ["ROUTERS"]
+
+ROUTERS: tuple[APIRouter, ...] = (
+    me.router,
+    firms.router,
+    credentials.router,
+    registry.router,
+    bookings.router,
+    capacity.router,
+    policies.router,
+    audit.router,
+    gateways.router,
+    disruptions.router,
+    takeovers.router,
+    assignments.router,
+    regions.router,
+)

@@ -1,0 +1,5 @@
+"""Router: assignments (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["assignments"])

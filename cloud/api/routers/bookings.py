@@ -1,0 +1,5 @@
+"""Router: bookings (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["bookings"])

@@ -1,0 +1,5 @@
+"""Router: capacity (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["capacity"])

@@ -1,0 +1,5 @@
+"""Router: disruptions (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["disruptions"])

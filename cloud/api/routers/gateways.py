@@ -1,0 +1,5 @@
+"""Router: gateways (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["gateways"])

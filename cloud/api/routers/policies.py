@@ -1,0 +1,5 @@
+"""Router: policies (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["policies"])

@@ -1,0 +1,5 @@
+"""Router: regions (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["regions"])

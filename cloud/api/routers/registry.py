@@ -1,0 +1,311 @@
+"""A firm's own registry: sites (and their shift calendars), lines, machines, molds,
+and bulk JSON import/export of all of it.
+
+Every object lives under ``/firms/{firm_id}``; an object of another firm is reported as
+not found. Bodies carry the firm id too (the registry's bulk format); it must equal the
+path's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.api.deps import SessionDep, authorize
+from cloud.api.errors import Conflict, Invalid, NotFound
+from cloud.capacity import ShiftCalendar
+from cloud.registry import Base, Line, Machine, Mold, Site, export_document, import_document
+from cloud.registry.schemas import (
+    LineCreate,
+    LinePublic,
+    MachineCreate,
+    MachinePublic,
+    MachineUpdate,
+    MoldCreate,
+    MoldPublic,
+    RegistryDocument,
+    SiteCreate,
+    SitePublic,
+)
+
+router = APIRouter(tags=["registry"])
+
+T = TypeVar("T", bound=Base)
+
+
+def _same_firm(firm_id: str, body_firm_id: str) -> None:
+    if body_firm_id != firm_id:
+        raise Invalid(
+            f"body.firm_id {body_firm_id!r} differs from the path's firm {firm_id!r}",
+            detail=[{"loc": "body.firm_id", "msg": f"expected {firm_id!r}"}],
+        )
+
+
+def _owned(session: Session, orm: type[T], obj_id: str, firm_id: str) -> T:
+    obj = session.get(orm, obj_id)
+    owner = None if obj is None else _firm_of(obj)
+    if obj is None or owner != firm_id:
+        raise NotFound(f"no {orm.__tablename__} {obj_id!r} in firm {firm_id!r}")
+    return obj
+
+
+def _firm_of(obj: Any) -> str:
+    if isinstance(obj, Line):
+        return obj.site.firm_id
+    return str(obj.firm_id)
+
+
+def _create(session: Session, orm: type[T], obj_id: str, values: dict[str, Any]) -> T:
+    if session.get(orm, obj_id) is not None:
+        raise Conflict(f"{orm.__tablename__} {obj_id!r} exists")
+    obj = orm(**values)
+    session.add(obj)
+    session.flush()
+    return obj
+
+
+# -------------------------------------------------------------------------- bulk
+
+
+@router.get(
+    "/firms/{firm_id}/registry",
+    name="registry.export",
+    dependencies=[authorize("registry.export")],
+)
+def export_registry(firm_id: str, session: SessionDep) -> RegistryDocument:
+    """The firm's whole registry as one JSON document (the bulk format)."""
+    return export_document(session, firm_ids={firm_id})
+
+
+@router.put(
+    "/firms/{firm_id}/registry",
+    name="registry.import",
+    dependencies=[authorize("registry.import")],
+)
+def import_registry(firm_id: str, body: RegistryDocument, session: SessionDep) -> dict[str, int]:
+    """Create or update the rows of a registry document (idempotent).
+
+    Every row must belong to the path's firm (422 naming the first row that does not).
+    """
+    for table in ("firms", "sites", "machines", "molds"):
+        for i, row in enumerate(getattr(body, table)):
+            owner = row.id if table == "firms" else row.firm_id
+            if owner != firm_id:
+                raise Invalid(
+                    f"{table}[{i}] belongs to firm {owner!r}, not {firm_id!r}",
+                    detail=[{"loc": f"body.{table}[{i}]", "msg": f"expected firm {firm_id!r}"}],
+                )
+    sites = {s.id for s in body.sites} | set(
+        session.scalars(select(Site.id).where(Site.firm_id == firm_id))
+    )
+    for i, line in enumerate(body.lines):
+        if line.site_id not in sites:
+            raise Invalid(
+                f"lines[{i}].site_id {line.site_id!r} is not a site of firm {firm_id!r}",
+                detail=[{"loc": f"body.lines[{i}].site_id", "msg": "unknown site"}],
+            )
+    return import_document(session, body)
+
+
+# -------------------------------------------------------------------------- sites
+
+
+@router.get("/firms/{firm_id}/sites", name="sites.list", dependencies=[authorize("sites.list")])
+def list_sites(firm_id: str, session: SessionDep) -> list[SitePublic]:
+    rows = session.scalars(select(Site).where(Site.firm_id == firm_id).order_by(Site.id))
+    return [SitePublic.model_validate(s) for s in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/sites",
+    name="sites.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("sites.create")],
+)
+def create_site(firm_id: str, body: SiteCreate, session: SessionDep) -> SitePublic:
+    _same_firm(firm_id, body.firm_id)
+    return SitePublic.model_validate(_create(session, Site, body.id, body.model_dump()))
+
+
+@router.get(
+    "/firms/{firm_id}/sites/{site_id}", name="sites.get", dependencies=[authorize("sites.get")]
+)
+def get_site(firm_id: str, site_id: str, session: SessionDep) -> SitePublic:
+    return SitePublic.model_validate(_owned(session, Site, site_id, firm_id))
+
+
+@router.delete(
+    "/firms/{firm_id}/sites/{site_id}",
+    name="sites.delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("sites.delete")],
+)
+def delete_site(firm_id: str, site_id: str, session: SessionDep) -> None:
+    """Delete a site with its lines and machines."""
+    session.delete(_owned(session, Site, site_id, firm_id))
+
+
+@router.get(
+    "/firms/{firm_id}/sites/{site_id}/calendar",
+    name="sites.calendar.get",
+    dependencies=[authorize("sites.calendar.get")],
+)
+def get_calendar(firm_id: str, site_id: str, session: SessionDep) -> ShiftCalendar | None:
+    """The site's shift calendar; ``null`` = the platform default."""
+    site = _owned(session, Site, site_id, firm_id)
+    return None if site.calendar is None else ShiftCalendar.model_validate(site.calendar)
+
+
+@router.put(
+    "/firms/{firm_id}/sites/{site_id}/calendar",
+    name="sites.calendar.put",
+    dependencies=[authorize("sites.calendar.put")],
+)
+def put_calendar(
+    firm_id: str, site_id: str, body: ShiftCalendar, session: SessionDep
+) -> ShiftCalendar:
+    """Set the site's shift calendar (weekly hours Mon..Sun, holidays, exceptions)."""
+    site = _owned(session, Site, site_id, firm_id)
+    site.calendar = body.model_dump(mode="json")
+    return body
+
+
+# -------------------------------------------------------------------------- lines
+
+
+@router.get("/firms/{firm_id}/lines", name="lines.list", dependencies=[authorize("lines.list")])
+def list_lines(firm_id: str, session: SessionDep) -> list[LinePublic]:
+    rows = session.scalars(select(Line).join(Site).where(Site.firm_id == firm_id).order_by(Line.id))
+    return [LinePublic.model_validate(x) for x in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/lines",
+    name="lines.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("lines.create")],
+)
+def create_line(firm_id: str, body: LineCreate, session: SessionDep) -> LinePublic:
+    site = session.get(Site, body.site_id)
+    if site is None or site.firm_id != firm_id:
+        raise Invalid(
+            f"body.site_id {body.site_id!r} is not a site of firm {firm_id!r}",
+            detail=[{"loc": "body.site_id", "msg": "unknown site"}],
+        )
+    return LinePublic.model_validate(_create(session, Line, body.id, body.model_dump()))
+
+
+@router.delete(
+    "/firms/{firm_id}/lines/{line_id}",
+    name="lines.delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("lines.delete")],
+)
+def delete_line(firm_id: str, line_id: str, session: SessionDep) -> None:
+    session.delete(_owned(session, Line, line_id, firm_id))
+
+
+# -------------------------------------------------------------------------- machines
+
+
+@router.get(
+    "/firms/{firm_id}/machines", name="machines.list", dependencies=[authorize("machines.list")]
+)
+def list_machines(firm_id: str, session: SessionDep) -> list[MachinePublic]:
+    rows = session.scalars(select(Machine).where(Machine.firm_id == firm_id).order_by(Machine.id))
+    return [MachinePublic.model_validate(m) for m in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/machines",
+    name="machines.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("machines.create")],
+)
+def create_machine(firm_id: str, body: MachineCreate, session: SessionDep) -> MachinePublic:
+    _same_firm(firm_id, body.firm_id)
+    line = session.get(Line, body.line_id)
+    if line is None or line.site.firm_id != firm_id:
+        raise Invalid(
+            f"body.line_id {body.line_id!r} is not a line of firm {firm_id!r}",
+            detail=[{"loc": "body.line_id", "msg": "unknown line"}],
+        )
+    return MachinePublic.model_validate(_create(session, Machine, body.id, body.model_dump()))
+
+
+@router.get(
+    "/firms/{firm_id}/machines/{machine_id}",
+    name="machines.get",
+    dependencies=[authorize("machines.get")],
+)
+def get_machine(firm_id: str, machine_id: str, session: SessionDep) -> MachinePublic:
+    return MachinePublic.model_validate(_owned(session, Machine, machine_id, firm_id))
+
+
+@router.patch(
+    "/firms/{firm_id}/machines/{machine_id}",
+    name="machines.update",
+    dependencies=[authorize("machines.update")],
+)
+def update_machine(
+    firm_id: str, machine_id: str, body: MachineUpdate, session: SessionDep
+) -> MachinePublic:
+    """Change some attributes; the result must still be a valid machine (422 otherwise)."""
+    machine = _owned(session, Machine, machine_id, firm_id)
+    current = MachinePublic.model_validate(machine).model_dump()
+    merged = {**current, **body.model_dump(exclude_unset=True)}
+    MachineCreate.model_validate(merged)  # re-check process attributes and height range
+    for key, value in body.model_dump(exclude_unset=True).items():
+        setattr(machine, key, value)
+    session.flush()
+    return MachinePublic.model_validate(machine)
+
+
+@router.delete(
+    "/firms/{firm_id}/machines/{machine_id}",
+    name="machines.delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("machines.delete")],
+)
+def delete_machine(firm_id: str, machine_id: str, session: SessionDep) -> None:
+    session.delete(_owned(session, Machine, machine_id, firm_id))
+
+
+# -------------------------------------------------------------------------- molds
+
+
+@router.get("/firms/{firm_id}/molds", name="molds.list", dependencies=[authorize("molds.list")])
+def list_molds(firm_id: str, session: SessionDep) -> list[MoldPublic]:
+    rows = session.scalars(select(Mold).where(Mold.firm_id == firm_id).order_by(Mold.id))
+    return [MoldPublic.model_validate(m) for m in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/molds",
+    name="molds.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("molds.create")],
+)
+def create_mold(firm_id: str, body: MoldCreate, session: SessionDep) -> MoldPublic:
+    _same_firm(firm_id, body.firm_id)
+    return MoldPublic.model_validate(_create(session, Mold, body.id, body.model_dump()))
+
+
+@router.get(
+    "/firms/{firm_id}/molds/{mold_id}", name="molds.get", dependencies=[authorize("molds.get")]
+)
+def get_mold(firm_id: str, mold_id: str, session: SessionDep) -> MoldPublic:
+    return MoldPublic.model_validate(_owned(session, Mold, mold_id, firm_id))
+
+
+@router.delete(
+    "/firms/{firm_id}/molds/{mold_id}",
+    name="molds.delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("molds.delete")],
+)
+def delete_mold(firm_id: str, mold_id: str, session: SessionDep) -> None:
+    session.delete(_owned(session, Mold, mold_id, firm_id))

@@ -1,0 +1,5 @@
+"""Router: takeovers (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter(tags=["takeovers"])
