@@ -22,7 +22,7 @@ from cloud._exceptions import ConfigError
 from cloud.ingest.worker import IngestSettings, IngestWorker
 from cloud.store.influx import InfluxSettings, InfluxStore
 
-__all__ = ["app", "ingest"]
+__all__ = ["api", "app", "ingest"]
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False)
 
@@ -140,3 +140,29 @@ def _run_until_signal(worker: IngestWorker, stats_interval_s: float, *, retire: 
         thread.join()
         for s, handler in previous.items():
             signal.signal(s, handler)
+
+
+@app.command("api")
+def api(
+    host: Annotated[str, typer.Option(envvar="RENKEI_API_HOST")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="RENKEI_API_PORT")] = 8000,
+    log_level: Annotated[str, typer.Option(envvar="RENKEI_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Serve the registry, sharing, capacity and takeover API and the partner web page.
+
+    Configured by ``RENKEI_API_*`` variables (see ``cloud.api.ApiSettings``), e.g.
+    ``RENKEI_API_DATABASE_URL=postgresql+psycopg://...``; the schema is migrated first.
+    """
+    import uvicorn
+
+    from cloud.api import ApiSettings, create_app
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        settings = ApiSettings()
+    except ValidationError as exc:
+        typer.echo(f"invalid configuration (RENKEI_API_*): {exc}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower())
