@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
@@ -31,6 +31,7 @@ from cloud.registry import Principal, Role, verify_key
 __all__ = [
     "AppState",
     "ClockDep",
+    "DbId",
     "PrincipalDep",
     "ServicesDep",
     "SessionDep",
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 Clock = Callable[[], datetime]
+
+DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="database id (64-bit)")]
+"""An integer row id in a path; out-of-range values are a 422, not a database error."""
 
 
 @dataclass
@@ -74,7 +78,13 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(_session)]
-SettingsDep = Annotated[ApiSettings, Depends(lambda request: state_of(request).settings)]
+
+
+def _settings(request: Request) -> ApiSettings:
+    return state_of(request).settings
+
+
+SettingsDep = Annotated[ApiSettings, Depends(_settings)]
 
 
 def _services(request: Request) -> AppState:
@@ -82,7 +92,13 @@ def _services(request: Request) -> AppState:
 
 
 ServicesDep = Annotated[AppState, Depends(_services)]
-ClockDep = Annotated[datetime, Depends(lambda request: state_of(request).clock())]
+
+
+def _now(request: Request) -> datetime:
+    return state_of(request).clock()
+
+
+ClockDep = Annotated[datetime, Depends(_now)]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer rk_...`")
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="API key `rk_...`")

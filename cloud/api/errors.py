@@ -126,6 +126,11 @@ def install(app: FastAPI) -> None:
     async def _planner(request: Request, exc: PlannerInputError) -> JSONResponse:
         return JSONResponse(_body("invalid", str(exc)), status_code=422)
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # a number too large for the database's 64-bit integers (SQLite raises this)
+        return JSONResponse(_body("invalid", f"number out of range: {exc}"), status_code=422)
+
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
         return JSONResponse(
