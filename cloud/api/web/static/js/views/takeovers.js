@@ -1,0 +1,224 @@
+// View (b): the signed-in firm's takeover requests (it was disrupted) and their plans.
+// GET /firms/{firm}/takeovers (list) and /firms/{firm}/takeovers/{id} (plan detail:
+// jobs with needed / covered / accepted parts and unmet volume with reasons, and the
+// assignments to partner machines with the partners' answers).
+
+import { api } from "../api.js";
+import { byId, h, replace, table } from "../dom.js";
+import { dayBefore, formatDateRange, formatHours, formatNumber, formatParts, t } from "../i18n.js";
+import { assignmentStatusLabel, reasonLabel, takeoverStatusLabel } from "../labels.js";
+import { firmPath } from "../state.js";
+import { run } from "../ui.js";
+
+let list = null;
+let detail = null;
+
+function items(data) {
+  if (Array.isArray(data)) return data;
+  return (data && (data.items || data.results || data.takeovers)) || [];
+}
+
+/** Show the list, and the plan of request `id` if given (route #takeovers/<id>). */
+export async function enter(id) {
+  const data = await run(() => api(firmPath("/takeovers")));
+  if (data !== undefined) {
+    list = items(data);
+    renderList();
+  }
+  if (id) {
+    const plan = await run(() => api(firmPath(`/takeovers/${encodeURIComponent(id)}`)));
+    detail = plan || null;
+  } else {
+    detail = null;
+  }
+  renderDetail();
+  if (detail) byId("takeover-plan").focus();
+}
+
+/** Forget everything shown (sign-out). */
+export function reset() {
+  list = null;
+  detail = null;
+  replace(byId("takeover-list"));
+  replace(byId("takeover-detail"));
+}
+
+/** Re-render in the current language. */
+export function rerender() {
+  if (list) renderList();
+  renderDetail();
+}
+
+function windowText(r) {
+  // window_end is exclusive: show the last day of the window
+  return formatDateRange(r.window_start, dayBefore(r.window_end));
+}
+
+function coverage(r) {
+  const jobs = r.jobs || [];
+  const s = r.summary || {};
+  const needed = jobs.length ? jobs.reduce((a, j) => a + Number(j.needed_parts || 0), 0) : s.needed_parts;
+  const covered = jobs.length ? jobs.reduce((a, j) => a + Number(j.covered_parts || 0), 0) : s.covered_parts;
+  const accepted = jobs.length ? jobs.reduce((a, j) => a + Number(j.accepted_parts || 0), 0) : s.accepted_parts;
+  return { needed, covered, accepted };
+}
+
+function coverageText(r) {
+  const c = coverage(r);
+  if (c.needed === undefined || c.needed === null) return "—";
+  const pct = c.needed > 0 ? formatNumber((100 * (c.covered || 0)) / c.needed, 0) : "100";
+  return t("takeovers.coverage", { covered: formatParts(c.covered || 0), needed: formatParts(c.needed), pct });
+}
+
+function renderList() {
+  if (!list.length) {
+    replace(byId("takeover-list"), h("p", { class: "empty", id: "takeovers-empty" }, t("takeovers.none")));
+    return;
+  }
+  const rows = list.map((r) =>
+    h(
+      "tr",
+      { dataset: { requestId: r.id } },
+      h("th", { scope: "row" }, r.id),
+      h("td", {}, h("span", { class: `badge status-${r.status}` }, takeoverStatusLabel(r.status))),
+      h("td", {}, windowText(r)),
+      h("td", {}, r.origin_site_id),
+      h("td", { class: "num" }, formatNumber(r.revision, 0)),
+      h("td", {}, coverageText(r)),
+      h("td", {}, h("a", { href: `#takeovers/${encodeURIComponent(r.id)}`, class: "button-link" }, t("takeovers.open_plan"))),
+    ),
+  );
+  replace(
+    byId("takeover-list"),
+    table({
+      cls: "data takeovers",
+      caption: t("takeovers.list_caption"),
+      head: [
+        t("takeovers.col_request"),
+        t("takeovers.col_status"),
+        t("takeovers.col_window"),
+        t("takeovers.col_origin"),
+        h("th", { scope: "col", class: "num" }, t("takeovers.col_revision")),
+        t("takeovers.col_coverage"),
+        h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, t("common.actions"))),
+      ],
+      rows,
+    }),
+  );
+}
+
+function unmetList(job) {
+  const unmet = job.unmet || [];
+  if (!unmet.length) return h("span", { class: "ok" }, t("takeover.fully_covered"));
+  return h(
+    "ul",
+    { class: "unmet" },
+    unmet.map((u) =>
+      h(
+        "li",
+        { dataset: { reason: u.reason } },
+        t("takeover.unmet_item", { parts: formatParts(u.parts), reason: reasonLabel(u.reason) }),
+      ),
+    ),
+  );
+}
+
+function jobsTable(r) {
+  const rows = (r.jobs || []).map((j) =>
+    h(
+      "tr",
+      { dataset: { jobId: j.job_id } },
+      h("th", { scope: "row" }, j.job_id),
+      h("td", {}, j.part_id),
+      h("td", {}, j.mold_id),
+      h("td", { class: "num" }, formatNumber(j.needed_parts, 0)),
+      h("td", { class: "num" }, formatNumber(j.covered_parts, 0)),
+      h("td", { class: "num" }, formatNumber(j.accepted_parts, 0)),
+      h("td", { class: "unmet-cell" }, unmetList(j)),
+    ),
+  );
+  return table({
+    cls: "data jobs",
+    caption: t("takeover.jobs_caption"),
+    head: [
+      t("takeover.col_job"),
+      t("takeover.col_part"),
+      t("takeover.col_mold"),
+      h("th", { scope: "col", class: "num" }, t("takeover.col_needed")),
+      h("th", { scope: "col", class: "num" }, t("takeover.col_covered")),
+      h("th", { scope: "col", class: "num" }, t("takeover.col_accepted")),
+      t("takeover.col_unmet"),
+    ],
+    rows,
+  });
+}
+
+function assignmentsTable(r) {
+  const assignments = r.assignments || [];
+  if (!assignments.length) return h("p", { class: "empty" }, t("takeover.no_assignments"));
+  const rows = assignments.map((a) =>
+    h(
+      "tr",
+      { dataset: { assignmentId: a.id, status: a.status } },
+      h("th", { scope: "row" }, `#${a.id}`),
+      h("td", {}, a.job_id),
+      h("td", {}, a.partner_firm_name || a.partner_firm_id),
+      h("td", {}, a.site_id),
+      h("td", {}, a.machine_id || t("takeover.machine_hidden")),
+      h("td", { class: "num" }, formatHours(a.hours)),
+      h("td", { class: "num" }, formatNumber(a.parts, 0)),
+      h("td", { class: "num" }, t("unit.km", { n: formatNumber(a.transport_km, 0) })),
+      h("td", { class: "status" }, h("span", { class: `badge status-${a.status}` }, assignmentStatusLabel(a.status))),
+      h("td", { class: "num" }, formatNumber(a.revision, 0)),
+    ),
+  );
+  return table({
+    cls: "data plan-assignments",
+    caption: t("takeover.assignments_caption"),
+    head: [
+      t("takeover.col_assignment"),
+      t("takeover.col_job"),
+      t("takeover.col_partner"),
+      t("takeover.col_site"),
+      t("takeover.col_machine"),
+      h("th", { scope: "col", class: "num" }, t("takeover.col_hours")),
+      h("th", { scope: "col", class: "num" }, t("takeover.col_parts")),
+      h("th", { scope: "col", class: "num" }, t("takeover.col_transport")),
+      t("takeover.col_status"),
+      h("th", { scope: "col", class: "num" }, t("takeovers.col_revision")),
+    ],
+    rows,
+  });
+}
+
+function renderDetail() {
+  if (!detail) {
+    replace(byId("takeover-detail"));
+    return;
+  }
+  const r = detail;
+  const c = coverage(r);
+  const facts = [
+    [t("takeovers.col_status"), takeoverStatusLabel(r.status)],
+    [t("takeovers.col_window"), windowText(r)],
+    [t("takeovers.col_origin"), r.origin_site_id],
+    [t("takeover.disruption"), r.disruption_id ?? "—"],
+    [t("takeovers.col_revision"), formatNumber(r.revision, 0)],
+    [t("takeover.col_needed"), formatParts(c.needed)],
+    [t("takeover.col_covered"), formatParts(c.covered)],
+    [t("takeover.col_accepted"), formatParts(c.accepted)],
+  ];
+  replace(
+    byId("takeover-detail"),
+    h(
+      "section",
+      { class: "card plan", id: "takeover-plan", tabindex: "-1", dataset: { requestId: r.id, revision: r.revision }, "aria-labelledby": "plan-title" },
+      h("h2", { id: "plan-title" }, t("takeover.title", { id: r.id })),
+      h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))),
+      h("h3", {}, t("takeover.jobs")),
+      jobsTable(r),
+      h("h3", {}, t("takeover.assignments")),
+      assignmentsTable(r),
+    ),
+  );
+}
