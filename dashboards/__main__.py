@@ -1,0 +1,5 @@
+"""``python -m dashboards [build|check|push|verify]`` (default: build)."""
+
+from dashboards.cli import app
+
+app(prog_name="python -m dashboards")

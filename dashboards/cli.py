@@ -1,0 +1,127 @@
+"""``renkei dashboards ...`` commands (typer), also ``python -m dashboards``.
+
+- ``build``: regenerate ``dashboards/generated`` and ``dashboards/provisioning``.
+- ``check``: exit 1 if the committed files differ from the generator (drift).
+- ``push``: provision a running Grafana over its HTTP API (idempotent).
+- ``verify``: run every panel query and alert rule against an InfluxDB (a smoke test of
+  a live installation; same emulation as the integration tests).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=False, pretty_exceptions_show_locals=False)
+
+
+@app.callback(invoke_without_command=True)
+def _default(ctx: typer.Context) -> None:
+    """Dashboards and alert rules as code (default command: build)."""
+    if ctx.invoked_subcommand is None:
+        build()
+
+
+@app.command("build")
+def build() -> None:
+    """Regenerate the dashboard JSON and the Grafana provisioning files."""
+    from dashboards.build import ROOT, render, write
+
+    changed = write()
+    for path in changed:
+        typer.echo(f"wrote {path.relative_to(ROOT.parent)}")
+    typer.echo(f"{len(render())} files, {len(changed)} changed")
+
+
+@app.command("check")
+def check() -> None:
+    """Fail (exit 1) when the committed generated files differ from the generator."""
+    from dashboards.build import check as drift
+
+    stale = drift()
+    for rel in stale:
+        typer.echo(f"out of date: dashboards/{rel}", err=True)
+    if stale:
+        typer.echo("run: python -m dashboards build", err=True)
+        raise typer.Exit(1)
+    typer.echo("dashboards are up to date")
+
+
+@app.command("push")
+def push(
+    grafana: Annotated[
+        str, typer.Option("--grafana", envvar="GRAFANA_URL", help="Grafana base URL")
+    ],
+    influx_url: Annotated[
+        str,
+        typer.Option(
+            "--influx-url", envvar="RENKEI_INFLUX_URL", help="InfluxDB URL as Grafana sees it"
+        ),
+    ],
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="GRAFANA_TOKEN", help="service-account token"),
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", envvar="GRAFANA_USER")] = None,
+    password: Annotated[str | None, typer.Option("--password", envvar="GRAFANA_PASSWORD")] = None,
+    influx_database: Annotated[
+        str, typer.Option("--influx-database", envvar="RENKEI_INFLUX_DATABASE")
+    ] = "renkei",
+    influx_user: Annotated[
+        str | None, typer.Option("--influx-user", envvar="RENKEI_INFLUX_USERNAME")
+    ] = None,
+    influx_password: Annotated[
+        str | None, typer.Option("--influx-password", envvar="RENKEI_INFLUX_PASSWORD")
+    ] = None,
+    influx_token: Annotated[
+        str | None,
+        typer.Option("--influx-token", envvar="RENKEI_INFLUX_TOKEN", help="InfluxDB 2.x/3.x"),
+    ] = None,
+    editable_rules: Annotated[
+        bool, typer.Option(help="keep the alert rules editable in Grafana's UI")
+    ] = False,
+) -> None:
+    """Create or update the folder, datasource, dashboards and alert rules in Grafana."""
+    from dashboards.push import push as do_push
+
+    report = do_push(
+        grafana,
+        token=token,
+        user=user,
+        password=password,
+        influx_url=influx_url,
+        influx_database=influx_database,
+        influx_user=influx_user,
+        influx_password=influx_password,
+        influx_token=influx_token,
+        editable_rules=editable_rules,
+    )
+    for (kind, uid), action in report.actions.items():
+        typer.echo(f"{kind:<12} {uid:<36} {action}")
+
+
+@app.command("verify")
+def verify(
+    influx_url: Annotated[
+        str, typer.Option("--influx-url", envvar="RENKEI_INFLUX_URL")
+    ] = "http://127.0.0.1:8086",
+    influx_database: Annotated[
+        str, typer.Option("--influx-database", envvar="RENKEI_INFLUX_DATABASE")
+    ] = "renkei",
+) -> None:
+    """Run every panel query (All selected) and evaluate every alert rule now."""
+    from dashboards.verify import run_alerts, run_panels
+
+    now_ms = time.time_ns() // 1_000_000
+    failures = 0
+    for line, ok in run_panels(influx_url, influx_database, now_ms=now_ms):
+        failures += not ok
+        typer.echo(line)
+    for line in run_alerts(influx_url, influx_database, now_ms=now_ms):
+        typer.echo(line)
+    if failures:
+        raise typer.Exit(1)

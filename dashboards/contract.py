@@ -1,0 +1,259 @@
+"""The InfluxDB measurements the dashboards and alert rules read: names, tags, fields.
+
+Two kinds of measurements:
+
+- **Written today** by the ingest (:mod:`cloud.ingest.lineproto`, one point per wire row):
+  ``telemetry``, ``features``, ``anomaly``, ``shot``, ``label``, ``event``,
+  ``gateway_state``, ``gateway_health`` and ``ingest_deadletters``.
+- **Contract for producers that do not write yet** (the RUL and mold remaining-shots
+  models, the model rollout and the capacity service): ``rul``, ``mold``, ``model_deploy``
+  and ``capacity``. Their names and fields are fixed here and in ``dashboards/README.md``;
+  the ``*_point`` functions below produce exactly that line protocol (via
+  :func:`cloud.ingest.lineproto.format_point`), so a producer can call them instead of
+  re-implementing the format. Until the producers exist, the integration tests write such
+  points themselves (derived from the simulator's ground truth) with these functions.
+
+Machine tags everywhere: ``firm``, ``site``, ``area``, ``line``, ``machine``, ``gw`` (the
+topic levels of :mod:`renkei.wire`). Gateway measurements carry ``firm``, ``site``, ``gw``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from cloud.capacity.calendar import day_start_utc
+from cloud.capacity.spare import SpareCapacity
+from cloud.ingest.lineproto import (
+    DEADLETTER_MEASUREMENT,
+    GATEWAY_HEALTH_MEASUREMENT,
+    GATEWAY_STATE_MEASUREMENT,
+    FieldValue,
+    format_point,
+)
+
+__all__ = [
+    "ANOMALY",
+    "CAPACITY",
+    "DEADLETTERS",
+    "EVENT",
+    "FEATURES",
+    "GATEWAY_HEALTH",
+    "GATEWAY_STATE",
+    "LABEL",
+    "MODEL_DEPLOY",
+    "MOLD",
+    "RUL",
+    "SHOT",
+    "TELEMETRY",
+    "MachineTags",
+    "capacity_points",
+    "model_deploy_point",
+    "mold_point",
+    "rul_point",
+]
+
+TELEMETRY: Final = "telemetry"
+FEATURES: Final = "features"
+ANOMALY: Final = "anomaly"
+"""Fields ``score``, ``threshold``, ``is_anomaly`` (0.0/1.0); tag ``model``."""
+SHOT: Final = "shot"
+"""One point per shot: the shot's values (``cycle_time_s``, ``shot_count``, ...) and
+their ``*_dev`` deviations from the running reference (:mod:`edge.features.shot`)."""
+LABEL: Final = "label"
+EVENT: Final = "event"
+"""String fields ``code`` (``anomaly_onset``/``anomaly_cleared``), ``severity``, ``message``."""
+GATEWAY_STATE: Final = GATEWAY_STATE_MEASUREMENT
+GATEWAY_HEALTH: Final = GATEWAY_HEALTH_MEASUREMENT
+DEADLETTERS: Final = DEADLETTER_MEASUREMENT
+
+RUL: Final = "rul"
+"""Remaining useful life of a machine (component), one point per model output."""
+MOLD: Final = "mold"
+"""Mold usage and predicted remaining shots, one point per shot or per model output."""
+MODEL_DEPLOY: Final = "model_deploy"
+"""Outcome of one model deployment attempt on one gateway."""
+CAPACITY: Final = "capacity"
+"""Spare capacity of one machine on one site-local day."""
+
+DeployResult = Literal["succeeded", "rejected", "rolled_back"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MachineTags:
+    """The tags of a machine point (topic levels of :mod:`renkei.wire` plus the gateway)."""
+
+    firm: str
+    site: str
+    area: str
+    line: str
+    machine: str
+    gw: str
+
+    def as_dict(self) -> dict[str, str]:
+        """The tags as a mapping (for :func:`cloud.ingest.lineproto.format_point`)."""
+        return {
+            "firm": self.firm,
+            "site": self.site,
+            "area": self.area,
+            "line": self.line,
+            "machine": self.machine,
+            "gw": self.gw,
+        }
+
+
+def rul_point(
+    tags: MachineTags,
+    *,
+    time_ms: int,
+    model: str,
+    rul_cycles: float,
+    rul_p10: float,
+    rul_p90: float,
+    component: str | None = None,
+    rul_h: float | None = None,
+) -> bytes:
+    """One ``rul`` point (line protocol, ms precision).
+
+    Args:
+        tags: the machine's tags.
+        time_ms: time of the model output, UTC epoch ms.
+        model: name of the RUL model (tag ``model``).
+        rul_cycles: median remaining useful life, machine cycles (shots).
+        rul_p10: 10 % quantile (pessimistic bound), cycles. The alert uses this one.
+        rul_p90: 90 % quantile (optimistic bound), cycles.
+        component: optional tag, e.g. ``pump_bearing``, ``heater_band_3``.
+        rul_h: optional median remaining life in hours at the current cycle time.
+
+    Raises:
+        ValueError: non-finite numbers, or a tag value line protocol cannot carry.
+    """
+    extra = {"model": model}
+    if component is not None:
+        extra["component"] = component
+    fields: dict[str, FieldValue] = {
+        "rul_cycles": float(rul_cycles),
+        "rul_p10": float(rul_p10),
+        "rul_p90": float(rul_p90),
+    }
+    if rul_h is not None:
+        fields["rul_h"] = float(rul_h)
+    return format_point(RUL, {**tags.as_dict(), **extra}, fields, time_ms)
+
+
+def mold_point(
+    tags: MachineTags,
+    *,
+    time_ms: int,
+    mold: str,
+    shot_count: int,
+    shots_since_maintenance: int,
+    maintenance_interval_shots: int,
+    remaining_shots: float,
+    remaining_shots_p10: float | None = None,
+    remaining_shots_p90: float | None = None,
+    ideal_cycle_time_s: float | None = None,
+) -> bytes:
+    """One ``mold`` point (line protocol, ms precision).
+
+    Args:
+        tags: tags of the machine the mold is mounted on.
+        time_ms: UTC epoch ms (a shot's time, or the model output's).
+        mold: mold id of the registry (tag ``mold``).
+        shot_count: the mold's lifetime shot counter.
+        shots_since_maintenance: shots since the last maintenance.
+        maintenance_interval_shots: the mold's maintenance interval (registry).
+        remaining_shots: shots until maintenance is due: the smaller of
+            ``maintenance_interval_shots - shots_since_maintenance`` and the wear model's
+            prediction. The alert uses this one.
+        remaining_shots_p10, remaining_shots_p90: the wear model's uncertainty band.
+        ideal_cycle_time_s: the mold's nominal cycle time (registry), for OEE performance.
+
+    Raises:
+        ValueError: non-finite numbers, or a tag value line protocol cannot carry.
+    """
+    fields: dict[str, FieldValue] = {
+        "shot_count": int(shot_count),
+        "shots_since_maintenance": int(shots_since_maintenance),
+        "maintenance_interval_shots": int(maintenance_interval_shots),
+        "remaining_shots": float(remaining_shots),
+    }
+    optional = {
+        "remaining_shots_p10": remaining_shots_p10,
+        "remaining_shots_p90": remaining_shots_p90,
+        "ideal_cycle_time_s": ideal_cycle_time_s,
+    }
+    fields.update({k: float(v) for k, v in optional.items() if v is not None})
+    return format_point(MOLD, {**tags.as_dict(), "mold": mold}, fields, time_ms)
+
+
+def model_deploy_point(
+    *,
+    firm: str,
+    site: str,
+    gw: str,
+    model: str,
+    version: str,
+    result: DeployResult,
+    stage: str,
+    deployment: int,
+    finished_ms: int,
+    reason: str = "",
+) -> bytes:
+    """One ``model_deploy`` point: a :class:`renkei.wire.DeployResult` of a gateway report.
+
+    Tags ``firm``, ``site``, ``gw``, ``model``, ``version``, ``result``, ``stage``; fields
+    ``deployment`` (integer id) and ``reason`` (string); time ``finished_ms``. A retained
+    report delivered again rewrites the same point (same series and time).
+
+    Raises:
+        ValueError: a tag value line protocol cannot carry.
+    """
+    tags = {
+        "firm": firm,
+        "site": site,
+        "gw": gw,
+        "model": model,
+        "version": version,
+        "result": result,
+        "stage": stage,
+    }
+    fields: dict[str, FieldValue] = {"deployment": int(deployment), "reason": reason[:512]}
+    return format_point(MODEL_DEPLOY, tags, fields, finished_ms)
+
+
+def capacity_points(
+    spare: SpareCapacity,
+    *,
+    machine_tags: Mapping[str, Mapping[str, str]],
+    timezone: str = "Asia/Tokyo",
+) -> bytes:
+    """``capacity`` points of a :func:`cloud.capacity.compute_spare` result.
+
+    One point per machine and site-local day, stamped at the day's local midnight (UTC
+    epoch ms), tags from ``machine_tags[machine]`` (``firm``, ``site``, ``area``,
+    ``line``, ``machine``), fields ``available_h``, ``booked_h``, ``downtime_h``,
+    ``spare_h`` and ``availability_ratio`` (all floats, hours), ``ratio_measured`` (0/1).
+    Writing the same horizon again overwrites the points (same series and times).
+
+    Raises:
+        KeyError: a machine of ``spare`` has no entry in ``machine_tags``.
+    """
+    lines: list[bytes] = []
+    for day_index, day in enumerate(spare.dates):
+        start: datetime = day_start_utc(timezone, day)
+        time_ms = int(start.astimezone(UTC).timestamp() * 1000)
+        for row, machine in enumerate(spare.machines):
+            tags = {**machine_tags[machine], "machine": machine}
+            fields: dict[str, FieldValue] = {
+                "available_h": float(spare.available_h[row, day_index]),
+                "booked_h": float(spare.booked_h[row, day_index]),
+                "downtime_h": float(spare.downtime_h[row, day_index]),
+                "spare_h": float(spare.spare_h[row, day_index]),
+                "availability_ratio": float(spare.availability_ratio[row]),
+                "ratio_measured": int(bool(spare.ratio_measured[row])),
+            }
+            lines.append(format_point(CAPACITY, tags, fields, time_ms))
+    return b"".join(lines)

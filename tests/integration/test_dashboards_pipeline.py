@@ -1,0 +1,553 @@
+"""Dashboards and alert rules against a real InfluxDB filled by the real pipeline.
+
+One module-scoped fill (about a minute) runs real gateway agents → Mosquitto → ingest →
+InfluxDB:
+
+- ``gw-osaka-01``: four simulated cells, one injected fault each (heater band failure,
+  bearing wear, cooling-channel blockage, mold wear; onset at 80 s simulated time);
+- ``gw-osaka-02``: two fault-free simulated cells (the *normal run*);
+- ``gw-kassel-01``, ``gw-skab-01``, ``gw-nab-01``: replays of the real Kassel, SKAB and
+  NAB datasets; the NAB gateway is killed with SIGKILL early (gateway offline);
+- ``gw-osaka-03``: a gateway whose outbox is held (it waits for an ingest group that does
+  not exist), so its backlog grows;
+- three malformed messages published near the end (dead letters).
+
+The measurements no producer writes yet (``rul``, ``mold``, ``model_deploy``,
+``capacity``) are written afterwards with :mod:`dashboards.contract`: RUL and mold
+remaining shots derived from the simulator's ground-truth labels in InfluxDB (a stand-in
+for the models being built), capacity from :func:`cloud.capacity.compute_spare`.
+
+Every panel query of the committed dashboard JSON is then run as Grafana would run it
+(variables = All, macros expanded for the dashboard's default range ending at the end of
+the fill) and must return rows with the expected columns; every alert rule is evaluated at
+chosen instants and must fire on the injected faults and not on the normal run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from cloud.capacity import Booking, ShiftCalendar, compute_spare
+from cloud.capacity.calendar import local_date
+from dashboards import contract
+from dashboards.alerts import RULES, RuleSpec
+from dashboards.boards import build_boards
+from dashboards.build import ROOT
+from dashboards.emulate import AlertEvaluation, Runner, evaluate_rule, influx_runner
+from dashboards.panels import Board
+from dashboards.verify import PanelRun, run_board
+from edge.sources.datasets import require_data_dir
+from tests.e2e import REPO, Proc, start_agent, start_ingest, wait_for, write_gateway_config
+from tests.services import InfluxDB, Mosquitto
+
+pytestmark = pytest.mark.slow
+
+FAULTS = {
+    "imm-heater": "heater_band_failure",
+    "imm-bearing": "bearing_wear",
+    "imm-cooling": "cooling_blockage",
+    "imm-mold": "mold_wear",
+}
+NORMAL = ("imm-normal-1", "imm-normal-2")
+#: Faults the window anomaly model (cell-t2) detects; it is blind to mold wear (its
+#: manifest: mold_wear recall 0), which the mold rule covers instead.
+DETECTABLE = {"imm-heater", "imm-bearing", "imm-cooling"}
+FILL_S = 60.0
+SIM_SPEED = 8.0
+FAULT_START_S = 80.0
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Fill:
+    """What the module fixture produced."""
+
+    influx: InfluxDB
+    database: str
+    run: Runner
+    start_ms: int
+    end_ms: int
+    kill_ms: int
+    deadletters_ms: int
+    onsets: dict[str, int] = field(default_factory=dict)
+
+
+def _sim(machine: str, line: str, seed: int, fault: str | None, speed: float) -> dict[str, Any]:
+    faults = (
+        [{"kind": fault, "start_s": FAULT_START_S, "ramp_s": 30.0, "severity": 1.0}]
+        if fault
+        else []
+    )
+    return {
+        "id": machine,
+        "area": "molding",
+        "line": line,
+        "source": {
+            "type": "simulated",
+            "seed": seed,
+            "speed": speed,
+            "cycle_time_s": 20,
+            "faults": faults,
+        },
+        "window_s": 1,
+        "model": {"dir": str(REPO / "models" / "artifacts" / "cell-t2")},
+    }
+
+
+def _replay(
+    machine: str, area: str, line: str, preset: str, path: Path, speed: float, window_s: float
+) -> dict[str, Any]:
+    model = {"kassel": "kassel-shot-t2", "skab": "skab-pump-t2", "nab": "nab-temp-t2"}[preset]
+    return {
+        "id": machine,
+        "area": area,
+        "line": line,
+        "source": {
+            "type": "replay",
+            "preset": preset,
+            "path": str(path),
+            "speed": speed,
+            "timestamps": "rebase",
+            "loop": True,
+        },
+        "window_s": window_s,
+        "model": {"dir": str(REPO / "models" / "artifacts" / model)},
+    }
+
+
+def _gateways(data: Path) -> dict[str, dict[str, Any]]:
+    return {
+        "gw-osaka-01": {
+            "firm": "demo-molding",
+            "site": "osaka",
+            "machines": [
+                _sim(m, "line-1", 11 + i, fault, SIM_SPEED)
+                for i, (m, fault) in enumerate(FAULTS.items())
+            ],
+        },
+        "gw-osaka-02": {
+            "firm": "demo-molding",
+            "site": "osaka",
+            "machines": [_sim(m, "line-2", 21 + i, None, SIM_SPEED) for i, m in enumerate(NORMAL)],
+        },
+        "gw-kassel-01": {
+            "firm": "demo-molding",
+            "site": "kassel",
+            "machines": [
+                _replay(
+                    "imm-265995",
+                    "molding",
+                    "line-1",
+                    "kassel",
+                    data / "molding" / "kassel_cpc_lower_workpiece" / "static_data.csv",
+                    2000,
+                    60,
+                )
+            ],
+        },
+        "gw-skab-01": {
+            "firm": "demo-pumps",
+            "site": "skoltech-lab",
+            "machines": [
+                _replay(
+                    "pump-1",
+                    "utilities",
+                    "water-loop",
+                    "skab",
+                    data / "skab" / "data" / "valve1" / "1.csv",
+                    50,
+                    10,
+                )
+            ],
+        },
+        "gw-nab-01": {
+            "firm": "demo-plant",
+            "site": "plant-a",
+            "machines": [
+                _replay(
+                    "machine-7",
+                    "assembly",
+                    "line-2",
+                    "nab",
+                    data
+                    / "nab"
+                    / "data"
+                    / "realKnownCause"
+                    / "machine_temperature_system_failure.csv",
+                    100_000,
+                    3600,
+                )
+            ],
+        },
+        "gw-osaka-03": {
+            "firm": "demo-molding",
+            "site": "osaka",
+            "machines": [_sim("imm-held", "line-3", 31, None, 1.0)],
+        },
+    }
+
+
+def _write(influx: InfluxDB, database: str, body: bytes) -> None:
+    req = urllib.request.Request(
+        f"{influx.url}/write?db={database}&precision=ms", data=body, method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 204
+
+
+def _publish_dead_letters(port: int) -> None:
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dlq-injector")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    base = "renkei/v1/demo-molding/osaka/molding/line-1/imm-heater"
+    infos = [
+        client.publish(f"{base}/telemetry", b"{not json", qos=1),
+        client.publish(f"{base}/bogus", b'{"v": 1}', qos=1),
+        client.publish(f"{base}/telemetry", b'{"v": 2, "gw": "gw-osaka-01"}', qos=1),
+    ]
+    for info in infos:
+        info.wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
+def _write_standins(influx: InfluxDB, database: str, run: Runner, end_ms: int) -> dict[str, int]:
+    """RUL, mold, model-deployment and capacity points (see the module docstring).
+
+    Returns:
+        machine -> onset time (ms) of its injected fault (first non-zero label).
+    """
+    onsets: dict[str, int] = {}
+    for s in run('SELECT first("fault") FROM "label" WHERE "fault" > 0 GROUP BY "machine"'):
+        onsets[s["tags"]["machine"]] = int(s["values"][0][0])
+    lines: list[bytes] = []
+    shots = run(
+        f'SELECT "shot_count" FROM "shot" WHERE time <= {end_ms}ms '
+        'AND "machine" =~ /^imm-/ GROUP BY "firm", "site", "area", "line", "machine", "gw"'
+    )
+    for s in shots:
+        tags = contract.MachineTags(**s["tags"])
+        onset = onsets.get(tags.machine)
+        shots_at_onset: float | None = None
+        for t_ms, count in s["values"]:
+            after = onset is not None and t_ms >= onset
+            if after and shots_at_onset is None:
+                shots_at_onset = count
+            since_onset = count - shots_at_onset if after and shots_at_onset is not None else 0
+            decay = max(0.0, 1.0 - since_onset / 25.0)
+            # RUL stand-in: end of life 400 cycles after a detectable fault's onset.
+            rul = 400.0 * decay if after and tags.machine in DETECTABLE else 5000.0 - count
+            lines.append(
+                contract.rul_point(
+                    tags,
+                    time_ms=t_ms,
+                    model="rul-standin",
+                    rul_cycles=rul,
+                    rul_p10=0.7 * rul,
+                    rul_p90=1.3 * rul,
+                )
+            )
+            interval = 100_000
+            since = 40_000 + int(count)
+            remaining = float(interval - since)
+            if after and tags.machine == "imm-mold":
+                remaining = min(remaining, 3000.0 * decay)
+            lines.append(
+                contract.mold_point(
+                    tags,
+                    time_ms=t_ms,
+                    mold=f"M-{tags.machine}",
+                    shot_count=250_000 + int(count),
+                    shots_since_maintenance=since,
+                    maintenance_interval_shots=interval,
+                    remaining_shots=remaining,
+                    remaining_shots_p10=0.8 * remaining,
+                    remaining_shots_p90=1.2 * remaining,
+                    ideal_cycle_time_s=20.0,
+                )
+            )
+    lines.append(
+        contract.model_deploy_point(
+            firm="demo-molding",
+            site="osaka",
+            gw="gw-osaka-01",
+            model="cell-t2",
+            version="1.0.0",
+            result="succeeded",
+            stage="done",
+            deployment=1,
+            finished_ms=end_ms - 30_000,
+        )
+    )
+    lines.append(
+        contract.model_deploy_point(
+            firm="demo-pumps",
+            site="skoltech-lab",
+            gw="gw-skab-01",
+            model="skab-pump-t2",
+            version="1.1.0",
+            result="rolled_back",
+            stage="probation",
+            deployment=2,
+            finished_ms=end_ms - 20_000,
+            reason="probation: non-finite scores",
+        )
+    )
+    calendar = ShiftCalendar.from_shifts(
+        {"mon": [8, 8], "tue": [8, 8], "wed": [8, 8], "thu": [8, 8], "fri": [8, 8], "sat": [8]}
+    )
+    today = local_date(calendar, datetime.fromtimestamp(end_ms / 1000, UTC))
+    machines = [*FAULTS, *NORMAL]
+    spare = compute_spare(
+        machines,
+        start=today,
+        default_calendar=calendar,
+        bookings=[Booking(machine_id="imm-normal-1", start=today, hours=12.0)],
+        availability={"imm-normal-2": 0.95},
+    )
+    line_of = {m: "line-1" for m in FAULTS} | {m: "line-2" for m in NORMAL}
+    lines.append(
+        contract.capacity_points(
+            spare,
+            machine_tags={
+                m: {"firm": "demo-molding", "site": "osaka", "area": "molding", "line": line_of[m]}
+                for m in machines
+            },
+        )
+    )
+    _write(influx, database, b"".join(lines))
+    return onsets
+
+
+@pytest.fixture(scope="module")
+def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fill]:
+    """Run the pipeline once for the whole module (see the module docstring)."""
+    data = require_data_dir()
+    tmp = tmp_path_factory.mktemp("dashboards")
+    broker = Mosquitto(workdir=tmp / "mosquitto")
+    broker.start()
+    database = f"t_dash_{int(time.time())}"
+    agents: dict[str, Proc] = {}
+    ingest = start_ingest(
+        broker_port=broker.port,
+        influx_url=influxdb_shared.url,
+        database=database,
+        log=tmp / "ingest.log",
+    )
+    run = influx_runner(influxdb_shared.url, database)
+    try:
+        start_ms = _now_ms()
+        for gw, overrides in _gateways(data).items():
+            mqtt_cfg: dict[str, Any] = {"host": "127.0.0.1", "port": broker.port, "keepalive_s": 5}
+            if gw == "gw-osaka-03":
+                mqtt_cfg["wait_for_ingest"] = "renkei-nobody"
+            config = write_gateway_config(
+                tmp / f"{gw}.yaml",
+                port=broker.port,
+                state_dir=tmp / f"state-{gw}",
+                gateway_id=gw,
+                mqtt=mqtt_cfg,
+                **overrides,
+            )
+            agents[gw] = start_agent(config, tmp / f"{gw}.log")
+
+        def nab_health() -> bool:
+            try:
+                series = run('SELECT count("seq") FROM "gateway_health" WHERE "gw" = \'gw-nab-01\'')
+            except Exception:
+                return False
+            return bool(series) and series[0]["values"][0][1] >= 3
+
+        wait_for(nab_health, 60, f"gw-nab-01 health\n{agents['gw-nab-01'].tail()}", 0.2)
+        agents["gw-nab-01"].kill9()
+        kill_ms = _now_ms()
+        deadline = start_ms + int(FILL_S * 1000)
+        time.sleep(max(0.0, (deadline - 12_000 - _now_ms()) / 1000))
+        deadletters_ms = _now_ms()
+        _publish_dead_letters(broker.port)
+        time.sleep(max(0.0, (deadline - _now_ms()) / 1000))
+        for gw, agent in agents.items():
+            assert gw == "gw-nab-01" or agent.alive(), agent.tail()
+        end_ms = _now_ms()
+        for agent in agents.values():
+            agent.kill9()
+        time.sleep(3)  # the ingest writes what it holds (batches of < 1 s)
+        onsets = _write_standins(influxdb_shared, database, run, end_ms)
+        yield Fill(
+            influx=influxdb_shared,
+            database=database,
+            run=run,
+            start_ms=start_ms,
+            end_ms=end_ms,
+            kill_ms=kill_ms,
+            deadletters_ms=deadletters_ms,
+            onsets=onsets,
+        )
+    finally:
+        for agent in agents.values():
+            agent.kill9()
+        ingest.terminate()
+        broker.kill()
+
+
+def _model(board: Board) -> dict[str, Any]:
+    committed: dict[str, Any] = json.loads(
+        (ROOT / "generated" / f"{board.uid}.json").read_text(encoding="utf-8")
+    )
+    return committed
+
+
+BOARDS = {b.uid: b for b in build_boards()}
+
+
+# --------------------------------------------------------------------------- panels
+
+
+@pytest.mark.parametrize("uid", sorted(BOARDS))
+def test_every_panel_query_returns_rows_with_expected_columns(fill: Fill, uid: str) -> None:
+    board = BOARDS[uid]
+    runs = run_board(board, _model(board), fill.run, now_ms=fill.end_ms)
+    spec_refs = {(p.panel_id, t.ref_id) for p in board.panels for t in p.targets}
+    assert {(r.panel_id, r.ref_id) for r in runs} == spec_refs, "a panel query was not run"
+    failed = [
+        f"#{r.panel_id} {r.ref_id} {r.title}: {r.problems}\n  {r.query}" for r in runs if not r.ok
+    ]
+    assert not failed, "\n".join(failed)
+
+
+def test_single_machine_selection_narrows_every_machine_panel(fill: Fill) -> None:
+    board = BOARDS["renkei-machine-detail"]
+    runs = run_board(
+        board,
+        _model(board),
+        fill.run,
+        now_ms=fill.end_ms,
+        variables={"site": ["osaka"], "line": ["line-1"], "machine": ["imm-bearing"]},
+    )
+    by_title: dict[str, PanelRun] = {r.title: r for r in runs}
+    for r in runs:
+        assert r.ok, (r.title, r.problems, r.query)
+        machines = {
+            (s.get("tags") or {}).get("machine")
+            or dict(zip(s["columns"], s["values"][0])).get("machine")
+            for s in r.answer
+        }
+        assert machines == {"imm-bearing"}, (r.title, machines)
+    score = next(r for t, r in by_title.items() if "Anomaly score" in t)
+    assert '"machine" =~ /^imm-bearing$/' in score.query
+
+
+def test_plant_overview_oee_and_heat_map_values(fill: Fill) -> None:
+    board = BOARDS["renkei-plant-overview"]
+    runs = run_board(board, _model(board), fill.run, now_ms=fill.end_ms)
+    oee_run = next(r for r in runs if r.expressions)
+    oee = {dict(n.labels)["machine"]: n.value for n in oee_run.expressions["OEE"]}
+    # OEE exists where all three factors exist: the simulated cells (shots with cycle times).
+    assert set(oee) >= {*FAULTS, *NORMAL}, oee
+    assert "pump-1" not in oee  # SKAB: no shots, hence no performance and no OEE
+    for machine, value in oee.items():
+        assert value is not None and 0.0 <= value <= 1.0, (machine, value)
+    # The machines with a detected fault lose quality (flagged windows), the normal don't.
+    quality = {dict(n.labels)["machine"]: n.value for n in oee_run.expressions["rQ"]}
+    for machine in DETECTABLE:
+        q = quality[machine]
+        assert q is not None and q < 0.9, quality
+    for machine in NORMAL:
+        q = quality[machine]
+        assert q is not None and q > 0.97, quality
+    heat = next(r for r in runs if "heat map" in r.title)
+    peak = {
+        s["tags"]["machine"]: max(v[1] for v in s["values"] if v[1] is not None)
+        for s in heat.answer
+        if any(v[1] is not None for v in s["values"])
+    }
+    assert all(peak[m] > 1.0 for m in DETECTABLE), peak
+    alarms = next(r for r in runs if "Active alarms" in r.title)
+    active = {s["tags"]["machine"] for s in alarms.answer}
+    assert active >= DETECTABLE, active
+    assert not active & set(NORMAL), active
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def _rule(uid: str) -> RuleSpec:
+    return next(r for r in RULES if r.uid == uid)
+
+
+def _evaluate(fill: Fill, uid: str, at_ms: int) -> AlertEvaluation:
+    ev = evaluate_rule(_rule(uid).to_file(), fill.run, now_ms=at_ms)
+    assert ev.rule_state != "Error", ev.error
+    return ev
+
+
+def test_anomaly_rule_fires_on_detectable_faults_not_on_normal_run(fill: Fill) -> None:
+    ev = _evaluate(fill, "renkei-anomaly-persistent", fill.end_ms)
+    firing = ev.firing_values("machine")
+    assert firing >= DETECTABLE, ev.values
+    assert not firing & {*NORMAL, "imm-mold"}, ev.values
+    for machine in NORMAL:
+        assert ev.states[_labels_of(ev, machine)] == "Normal"
+    # Before its fault's onset each faulty machine was normal too.
+    for machine in DETECTABLE:
+        before = _evaluate(fill, "renkei-anomaly-persistent", fill.onsets[machine] - 1)
+        assert machine not in before.firing_values("machine"), before.values
+
+
+def _labels_of(ev: AlertEvaluation, machine: str) -> tuple[tuple[str, str], ...]:
+    return next(labels for labels in ev.states if dict(labels).get("machine") == machine)
+
+
+def test_rul_rule_fires_after_fault_onset_only(fill: Fill) -> None:
+    ev = _evaluate(fill, "renkei-rul-low", fill.end_ms)
+    assert ev.firing_values("machine") == DETECTABLE, ev.values
+    assert {dict(labels)["machine"] for labels in ev.states} >= {*FAULTS, *NORMAL}
+    earliest = min(fill.onsets[m] for m in DETECTABLE)
+    before = _evaluate(fill, "renkei-rul-low", earliest - 1)
+    assert before.firing() == set(), before.values
+
+
+def test_mold_rule_fires_on_mold_wear_only(fill: Fill) -> None:
+    ev = _evaluate(fill, "renkei-mold-maintenance-due", fill.end_ms)
+    assert ev.firing_values("machine") == {"imm-mold"}, ev.values
+    assert ev.firing_values("mold") == {"M-imm-mold"}
+    before = _evaluate(fill, "renkei-mold-maintenance-due", fill.onsets["imm-mold"] - 1)
+    assert before.firing() == set(), before.values
+
+
+def test_gateway_offline_rule_fires_for_the_killed_gateway_only(fill: Fill) -> None:
+    ev = _evaluate(fill, "renkei-gateway-offline", fill.end_ms)
+    assert ev.firing_values("gw") == {"gw-nab-01"}, ev.values
+    seen = {dict(labels)["gw"] for labels in ev.states}
+    assert seen >= {"gw-osaka-01", "gw-osaka-02", "gw-osaka-03", "gw-kassel-01", "gw-skab-01"}
+    before = _evaluate(fill, "renkei-gateway-offline", fill.kill_ms - 1)
+    assert before.firing() == set(), before.values
+
+
+def test_backlog_rule_fires_for_the_held_gateway_only(fill: Fill) -> None:
+    ev = _evaluate(fill, "renkei-outbox-backlog-growing", fill.end_ms)
+    assert ev.firing_values("gw") == {"gw-osaka-03"}, ev.values
+    assert {dict(labels)["gw"] for labels in ev.states} >= {"gw-osaka-01", "gw-osaka-02"}
+
+
+def test_dead_letter_rule_fires_after_the_bad_messages_only(fill: Fill) -> None:
+    before = _evaluate(fill, "renkei-dead-letters", fill.deadletters_ms - 1)
+    assert before.rule_state == "Normal" and not before.states, before
+    ev = _evaluate(fill, "renkei-dead-letters", fill.end_ms)
+    assert ev.firing_values("reason") == {"malformed_json", "bad_topic", "schema_version"}, (
+        ev.values
+    )
