@@ -1,0 +1,36 @@
+"""Disaster detection: gateway birth / Last Will states and suspected disruptions.
+
+- :mod:`.suspect`: the pure rule deciding when a site's gateways going offline looks
+  like a disruption (:func:`find_suspicion`).
+- :mod:`.store`: upserting gateway states and raising suspected disruptions in the
+  registry.
+- :mod:`.watch`: the MQTT watcher (``renkei cloud watch``).
+
+A suspected disruption is confirmed or dismissed by the firm through the API
+(``/firms/{firm_id}/disruptions/{id}/confirm|dismiss``).
+"""
+
+from cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
+from cloud.disruption.suspect import (
+    GatewaySnapshot,
+    SuspectRules,
+    Suspicion,
+    as_utc,
+    find_suspicion,
+)
+from cloud.disruption.watch import STATE_FILTER, DisruptionWatcher, WatchSettings, WatchStats
+
+__all__ = [
+    "STATE_FILTER",
+    "DisruptionWatcher",
+    "GatewaySnapshot",
+    "StateOutcome",
+    "SuspectRules",
+    "Suspicion",
+    "WatchSettings",
+    "WatchStats",
+    "apply_gateway_state",
+    "as_utc",
+    "check_site",
+    "find_suspicion",
+]

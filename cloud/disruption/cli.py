@@ -1,0 +1,107 @@
+"""``renkei cloud watch``: run the disruption watcher until SIGINT/SIGTERM.
+
+Options can also be given as environment variables (shown in ``--help``). The suspicion
+thresholds come from the API's settings (``RENKEI_API_SUSPECT_WINDOW_S``,
+``RENKEI_API_SUSPECT_OFFLINE_FRACTION``, ``RENKEI_API_SUSPECT_MIN_GATEWAYS``,
+``RENKEI_API_ZONE_RADIUS_KM``), so the watcher and the API agree on them.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr, ValidationError
+
+__all__ = ["watch_command"]
+
+log = logging.getLogger("cloud.disruption")
+
+
+def watch_command(
+    broker: Annotated[
+        str, typer.Option(envvar="RENKEI_BROKER", help="mqtt://host:port or mqtts://host:port")
+    ] = "mqtt://127.0.0.1:1883",
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RENKEI_API_DATABASE_URL",
+            help="registry database URL (default: the API's default)",
+        ),
+    ] = None,
+    mqtt_username: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_USERNAME")] = None,
+    mqtt_password: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_PASSWORD")] = None,
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RENKEI_WATCH_CLIENT_ID",
+            help="stable MQTT client id (its persistent session); default renkei-watch-<host>",
+        ),
+    ] = None,
+    tls_ca_file: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_TLS_CA_FILE")] = None,
+    migrate: Annotated[
+        bool, typer.Option(help="bring the registry schema to the newest revision first")
+    ] = True,
+    stats_interval_s: Annotated[
+        float, typer.Option(help="log the counters every N seconds (0 = never)")
+    ] = 60.0,
+    log_level: Annotated[str, typer.Option(envvar="RENKEI_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Watch gateway birth / Last Will states and raise suspected disruptions."""
+    from cloud.api.settings import ApiSettings
+    from cloud.disruption.suspect import SuspectRules
+    from cloud.disruption.watch import DisruptionWatcher, WatchSettings
+    from cloud.registry import make_engine
+    from cloud.registry.migrate import upgrade
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        api = ApiSettings()
+        if database_url:
+            api = api.model_copy(update={"database_url": database_url})
+        rules = SuspectRules(
+            window_s=api.suspect_window_s,
+            offline_fraction=api.suspect_offline_fraction,
+            min_gateways=api.suspect_min_gateways,
+            zone_radius_km=api.zone_radius_km,
+        )
+        settings = WatchSettings(
+            broker_url=broker,
+            username=mqtt_username,
+            password=SecretStr(mqtt_password) if mqtt_password is not None else None,
+            tls_ca_file=tls_ca_file,
+            **({"client_id": client_id} if client_id else {}),
+        )
+    except (ValidationError, ValueError) as exc:
+        typer.echo(f"invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
+    engine = make_engine(api.database_url)
+    try:
+        if migrate:
+            upgrade(engine.url.render_as_string(hide_password=False))
+        watcher = DisruptionWatcher(settings=settings, engine=engine, rules=rules)
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: stopping", signum)
+            stop.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        watcher.start()
+        try:
+            interval = stats_interval_s if stats_interval_s > 0 else None
+            while not stop.wait(interval):
+                log.info("stats: %s", watcher.stats())
+        finally:
+            watcher.stop()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            log.info("watch stopped: %s", watcher.stats())
+    finally:
+        engine.dispose()

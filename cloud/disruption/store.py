@@ -1,0 +1,230 @@
+"""Registry side of the watcher: gateway states and suspected disruptions (SQLAlchemy).
+
+Ordering of state messages (:func:`apply_gateway_state`)
+    The retained state topic carries two kinds of payload with different ``sent_ms``
+    semantics (see :mod:`edge.publisher` and :mod:`edge.agent`):
+
+    - a *birth* (``online=true``) is built on every connect: its ``sent_ms`` is the
+      connect time, a reliable order key;
+    - a *death* (``online=false``, the Last Will and the clean-stop message) is built once
+      when the gateway agent starts: its ``sent_ms`` is the agent's start time, *older*
+      than every birth of that agent. Ordering deaths by ``sent_ms`` would therefore
+      discard every Last Will.
+
+    So births are ordered by ``sent_ms``: a birth not newer than the stored birth is a
+    stale or redelivered copy and is ignored, unless it is a *retained* copy for a gateway
+    stored as offline (a retained message is the broker's current state). A death applies
+    to a gateway stored as online, in arrival order: the broker delivers one topic's
+    messages in order and the watcher acknowledges in order, so a redelivery never
+    overtakes a newer state. A death for a gateway already offline changes nothing.
+    Known limit: a gateway whose clock runs backwards (no RTC, before NTP) has its births
+    ignored until one is newer than the last birth seen; a birth/death sequence number in
+    the payload (Sparkplug ``bdSeq``) would remove both this limit and the special case
+    for deaths.
+
+Offline time
+    A death's ``sent_ms`` is not when the gateway went offline, so ``changed_at`` of an
+    offline transition is the watcher's receipt time. Exception: a *retained* copy
+    (delivered because the subscription is new) may be arbitrarily old, so for a gateway
+    seen for the first time that way ``changed_at`` is the payload's ``sent_ms`` (a lower
+    bound). Known limit: after an outage of the watcher itself, deaths queued in its
+    session are timestamped when they arrive, i.e. close together; if most of a site's
+    gateways are still offline by then a suspicion is raised, which the firm dismisses.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.disruption.suspect import (
+    GatewaySnapshot,
+    SuspectRules,
+    as_utc,
+    find_suspicion,
+)
+from cloud.registry import (
+    Disruption,
+    DisruptionSource,
+    DisruptionStatus,
+    GatewayStatus,
+    Site,
+)
+from renkei.wire import GatewayState
+
+__all__ = ["StateOutcome", "apply_gateway_state", "check_site", "judged_until"]
+
+log = logging.getLogger("cloud.disruption")
+
+OPEN_STATUSES = (DisruptionStatus.SUSPECTED, DisruptionStatus.CONFIRMED)
+"""Disruption statuses that count as open (the site is, or may be, stopped)."""
+
+
+class StateOutcome(enum.StrEnum):
+    """What :func:`apply_gateway_state` did with one state message."""
+
+    NEW_ONLINE = "new_online"
+    NEW_OFFLINE = "new_offline"
+    WENT_ONLINE = "went_online"
+    WENT_OFFLINE = "went_offline"
+    REFRESHED = "refreshed"
+    """A newer birth of a gateway already online (config or model versions updated)."""
+    STALE = "stale"
+    """An older or repeated birth, or a death of a gateway already offline: ignored."""
+
+    @property
+    def offline(self) -> bool:
+        """The gateway is now offline because of this message (check the site)."""
+        return self in (StateOutcome.NEW_OFFLINE, StateOutcome.WENT_OFFLINE)
+
+
+def _from_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000.0, tz=UTC)
+
+
+def _birth_ms(row: GatewayStatus) -> int:
+    value = (row.birth or {}).get("sent_ms")
+    return value if isinstance(value, int) else -1
+
+
+def apply_gateway_state(
+    session: Session,
+    *,
+    firm_id: str,
+    site_id: str,
+    gateway_id: str,
+    state: GatewayState,
+    received_at: datetime,
+    retained: bool = False,
+) -> StateOutcome:
+    """Upsert the :class:`GatewayStatus` of one gateway from one state message.
+
+    See the module docstring for the ordering rules and what ``changed_at`` means.
+
+    Args:
+        firm_id, site_id, gateway_id: the topic levels.
+        state: the decoded payload (``state.gw`` should equal ``gateway_id``).
+        received_at: when the watcher received the message (aware UTC).
+        retained: the message is a retained copy (MQTT retain flag on delivery).
+
+    Returns:
+        What changed (:class:`StateOutcome`).
+    """
+    received_at = as_utc(received_at)
+    row = session.get(GatewayStatus, (firm_id, site_id, gateway_id))
+    payload: dict[str, Any] = state.model_dump(mode="json")
+    if row is None:
+        if state.online:
+            changed = _from_ms(state.sent_ms)
+            birth = payload
+        else:
+            changed = _from_ms(state.sent_ms) if retained else received_at
+            birth = {}
+        session.add(
+            GatewayStatus(
+                firm_id=firm_id,
+                site_id=site_id,
+                gateway_id=gateway_id,
+                online=state.online,
+                changed_at=changed,
+                birth=birth,
+            )
+        )
+        session.flush()
+        return StateOutcome.NEW_ONLINE if state.online else StateOutcome.NEW_OFFLINE
+    if state.online:
+        if state.sent_ms <= _birth_ms(row) and not (retained and not row.online):
+            return StateOutcome.STALE
+        row.birth = payload
+        if row.online:
+            return StateOutcome.REFRESHED
+        row.online = True
+        row.changed_at = _from_ms(state.sent_ms)
+        return StateOutcome.WENT_ONLINE
+    if not row.online:
+        return StateOutcome.STALE
+    row.online = False
+    row.changed_at = received_at
+    return StateOutcome.WENT_OFFLINE
+
+
+def judged_until(disruptions: list[Disruption]) -> datetime | None:
+    """Latest moment a person judged the site: decisions and ends of closed disruptions,
+    and the offline times listed as evidence of dismissed suspicions."""
+    times: list[datetime] = []
+    for d in disruptions:
+        if d.status not in (DisruptionStatus.DISMISSED, DisruptionStatus.ENDED):
+            continue
+        times.extend(as_utc(t) for t in (d.decided_at, d.end) if t is not None)
+        for item in (d.detail or {}).get("offline", []):
+            try:
+                times.append(as_utc(datetime.fromisoformat(str(item["offline_at"]))))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return max(times, default=None)
+
+
+def check_site(
+    session: Session, *, firm_id: str, site_id: str, rules: SuspectRules
+) -> Disruption | None:
+    """Raise a suspected disruption for the site if its gateways say so.
+
+    Applies :func:`cloud.disruption.suspect.find_suspicion` to the site's stored gateway
+    states and disruptions. The new :class:`Disruption` has ``status=suspected``,
+    ``source=last_will``, ``start`` = first offline time of the group,
+    ``radius_km=rules.zone_radius_km`` and the evidence in ``detail``.
+
+    Returns:
+        The new disruption, or ``None`` (no suspicion, one is open already, or the site
+        is not registered under ``firm_id``: logged, since a disruption needs a site).
+    """
+    gateways = session.scalars(
+        select(GatewayStatus).where(
+            GatewayStatus.firm_id == firm_id, GatewayStatus.site_id == site_id
+        )
+    ).all()
+    disruptions = list(
+        session.scalars(
+            select(Disruption).where(Disruption.firm_id == firm_id, Disruption.site_id == site_id)
+        )
+    )
+    suspicion = find_suspicion(
+        [
+            GatewaySnapshot(gateway_id=g.gateway_id, online=g.online, changed_at=g.changed_at)
+            for g in gateways
+        ],
+        rules=rules,
+        open_disruption=any(d.status in OPEN_STATUSES for d in disruptions),
+        judged_until=judged_until(disruptions),
+    )
+    if suspicion is None:
+        return None
+    site = session.get(Site, site_id)
+    if site is None or site.firm_id != firm_id:
+        log.warning(
+            "gateways of %s/%s look like a disruption, but site %r is not registered for "
+            "firm %r; no disruption raised",
+            firm_id,
+            site_id,
+            site_id,
+            firm_id,
+        )
+        return None
+    disruption = Disruption(
+        firm_id=firm_id,
+        site_id=site_id,
+        status=DisruptionStatus.SUSPECTED,
+        source=DisruptionSource.LAST_WILL,
+        start=suspicion.start,
+        radius_km=rules.zone_radius_km,
+        note="",
+        detail=suspicion.detail(),
+    )
+    session.add(disruption)
+    session.flush()
+    return disruption

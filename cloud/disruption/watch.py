@@ -1,0 +1,501 @@
+"""The disruption watcher: gateway birth / Last Will states from MQTT into the registry.
+
+``renkei cloud watch`` runs one :class:`DisruptionWatcher`. It subscribes (MQTT 5, QoS 1,
+persistent session: ``clean_start=False`` with a Session Expiry Interval, so states
+published while it is down are queued by the broker) to
+``renkei/v1/+/+/_gw/+/state`` and, for every message:
+
+1. decodes it (:func:`renkei.wire.parse_topic`, :func:`renkei.wire.decode_gateway_payload`);
+   a malformed topic or payload, or a payload whose ``gw`` differs from the topic's
+   gateway, is logged, counted (``WatchStats.malformed``) and acknowledged: it can never
+   stop the watcher;
+2. upserts the gateway's :class:`~cloud.registry.GatewayStatus`
+   (:func:`cloud.disruption.store.apply_gateway_state`, which explains the ordering);
+3. when a gateway went offline, checks its site and raises a suspected
+   :class:`~cloud.registry.Disruption` if most of the site's gateways went offline
+   together (:func:`cloud.disruption.store.check_site`);
+4. acknowledges the message (PUBACK) only after the database transaction committed.
+
+Threads: paho's network thread only queues messages; one worker thread does the database
+work in arrival order, retrying with exponential backoff while the database is
+unavailable (the message stays unacknowledged meanwhile). As in the ingest
+(:mod:`cloud.ingest.worker`), every message carries the connection generation it arrived
+on, and it is acknowledged only on that same connection (packet ids are per connection;
+after a reconnect the broker redelivers unacknowledged messages itself).
+
+The subscription asks for retained messages only when it is new (MQTT 5 Retain Handling
+1): the first start syncs every gateway's current state; reconnects to the persistent
+session do not replay them.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
+
+from cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
+from cloud.disruption.suspect import SuspectRules
+from renkei.wire import GatewayState, GatewayTopic, WireError, decode_gateway_payload, parse_topic
+
+__all__ = ["STATE_FILTER", "DisruptionWatcher", "WatchSettings", "WatchStats"]
+
+log = logging.getLogger("cloud.disruption")
+
+#: The topic filter of every gateway's retained birth / Last Will state.
+STATE_FILTER: Final = "renkei/v1/+/+/_gw/+/state"
+
+_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
+
+
+def _default_client_id() -> str:
+    host = "".join(ch if ch in _ID_CHARS else "-" for ch in socket.gethostname())
+    return f"renkei-watch-{host}"[:64]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class WatchSettings(BaseModel):
+    """Broker connection of the watcher (immutable).
+
+    Attributes:
+        broker_url: ``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` (TLS).
+        client_id: MQTT client id; stable across restarts (the persistent session is
+            keyed by it) and unique per watcher process.
+        username, password: MQTT credentials.
+        topic_filter: what to watch (default :data:`STATE_FILTER`).
+        keepalive_s: MQTT keepalive, seconds.
+        session_expiry_s: how long the broker keeps the session (and queues states)
+            while the watcher is down, seconds.
+        max_inflight: unacknowledged messages the broker may send at once (MQTT 5
+            Receive Maximum); bounds the watcher's queue.
+        retry_min_s, retry_max_s: backoff bounds while the database is unavailable.
+        tls_ca_file: CA bundle for ``mqtts://`` (default: system CAs).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    broker_url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = Field(default_factory=_default_client_id)
+    username: str | None = None
+    password: SecretStr | None = None
+    topic_filter: str = STATE_FILTER
+    keepalive_s: int = Field(default=30, ge=5, le=65535)
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=2**32 - 1)
+    max_inflight: int = Field(default=1000, ge=1, le=65535)
+    retry_min_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    tls_ca_file: str | None = None
+
+    @field_validator("broker_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError(f"broker_url must be mqtt://host[:port] or mqtts://..., got {value!r}")
+        _ = parts.port  # raises ValueError on a bad port
+        return value
+
+    @field_validator("client_id")
+    @classmethod
+    def _check_client_id(cls, value: str) -> str:
+        if not value or len(value) > 64 or not set(value) <= _ID_CHARS:
+            raise ValueError("client_id must be 1-64 characters of [A-Za-z0-9_.-]")
+        return value
+
+    @property
+    def host(self) -> str:
+        """Broker host name."""
+        return urlsplit(self.broker_url).hostname or ""
+
+    @property
+    def port(self) -> int:
+        """Broker port (default 1883, or 8883 for ``mqtts``)."""
+        parts = urlsplit(self.broker_url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        """Whether ``broker_url`` asks for TLS."""
+        return urlsplit(self.broker_url).scheme == "mqtts"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchStats:
+    """A snapshot of the watcher's counters (since it was created).
+
+    Attributes:
+        messages: state messages received.
+        applied: messages that changed a gateway's stored state.
+        stale: older, repeated or redundant states ignored.
+        malformed: messages with a bad topic or payload (logged, acknowledged, dropped).
+        suspicions: suspected disruptions raised.
+        db_retries: database attempts that failed and were retried.
+        errors: unexpected processing errors (logged; the message was acknowledged).
+        connects: successful MQTT connections.
+        connected, subscribed: the connection / subscription is up now.
+        last_error: the most recent error text.
+    """
+
+    messages: int = 0
+    applied: int = 0
+    stale: int = 0
+    malformed: int = 0
+    suspicions: int = 0
+    db_retries: int = 0
+    errors: int = 0
+    connects: int = 0
+    connected: bool = False
+    subscribed: bool = False
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Inbound:
+    gen: int
+    mid: int
+    qos: int
+    topic: str | None
+    payload: bytes
+    retained: bool
+    received_at: datetime
+
+
+class DisruptionWatcher:
+    """Watches gateway states and raises suspected disruptions (see the module docs).
+
+    Args:
+        settings: broker connection.
+        engine: the registry database.
+        rules: suspicion thresholds (from ``ApiSettings``: ``suspect_*``,
+            ``zone_radius_km``).
+        clock: current UTC time (receipt time of messages).
+
+    Usage::
+
+        watcher = DisruptionWatcher(settings=WatchSettings(...), engine=engine, rules=rules)
+        watcher.start()          # returns at once; connects and retries in the background
+        ...
+        watcher.stop()           # unprocessed messages stay unacknowledged (redelivered)
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: WatchSettings,
+        engine: Engine,
+        rules: SuspectRules,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.rules = rules
+        self._clock = clock
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._queue: queue.Queue[_Inbound] = queue.Queue()
+        self._stopping = threading.Event()
+        self._subscribed = threading.Event()
+        self._conn_lock = threading.Lock()
+        self._gen = 0
+        self._connected = False
+        self._counts: Counter[str] = Counter()
+        self._stats_lock = threading.Lock()
+        self._last_error: str | None = None
+        self._thread: threading.Thread | None = None
+        self._client = self._make_client()
+
+    # ------------------------------------------------------------------ public API
+
+    def start(self) -> None:
+        """Connect in the background and start processing; returns at once.
+
+        Raises:
+            RuntimeError: called twice.
+        """
+        if self._thread is not None:
+            raise RuntimeError("DisruptionWatcher.start() called twice")
+        s = self.settings
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = s.session_expiry_s
+        props.ReceiveMaximum = s.max_inflight
+        log.info(
+            "watch %s: connecting to %s, subscribing %s", s.client_id, s.broker_url, s.topic_filter
+        )
+        self._client.connect_async(
+            s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+        )
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._work, name="renkei-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop processing and disconnect (the broker keeps the session). Idempotent.
+
+        Args:
+            timeout_s: how long to wait for the message being processed to finish.
+        """
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._client.disconnect()
+        self._client.loop_stop()
+        with self._conn_lock:
+            self._connected = False
+            self._gen += 1
+        self._subscribed.clear()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Wait until connected and subscribed; ``False`` on timeout."""
+        return self._subscribed.wait(timeout)
+
+    def stats(self) -> WatchStats:
+        """A consistent snapshot of the counters (any thread)."""
+        with self._stats_lock:
+            c = self._counts
+            return WatchStats(
+                messages=c["messages"],
+                applied=c["applied"],
+                stale=c["stale"],
+                malformed=c["malformed"],
+                suspicions=c["suspicions"],
+                db_retries=c["db_retries"],
+                errors=c["errors"],
+                connects=c["connects"],
+                connected=self._connected,
+                subscribed=self._subscribed.is_set(),
+                last_error=self._last_error,
+            )
+
+    def handle(
+        self, topic: str | None, payload: bytes, *, retained: bool, received_at: datetime
+    ) -> StateOutcome | None:
+        """Process one state message in its own transaction (what the worker thread does).
+
+        Returns:
+            The state change, or ``None`` for a malformed message (logged and counted).
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: the database failed (the caller retries).
+        """
+        parsed = self._decode(topic, payload)
+        if parsed is None:
+            return None
+        where, state = parsed
+        with self._sessions() as session:
+            try:
+                outcome = apply_gateway_state(
+                    session,
+                    firm_id=where.firm,
+                    site_id=where.site,
+                    gateway_id=where.gateway,
+                    state=state,
+                    received_at=received_at,
+                    retained=retained,
+                )
+                raised = None
+                if outcome.offline:
+                    raised = check_site(
+                        session, firm_id=where.firm, site_id=where.site, rules=self.rules
+                    )
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        self._count("stale" if outcome is StateOutcome.STALE else "applied")
+        if raised is not None:
+            self._count("suspicions")
+            log.warning(
+                "suspected disruption %d at %s/%s: %d of %d gateways offline since %s",
+                raised.id,
+                where.firm,
+                where.site,
+                len(raised.detail.get("offline", [])),
+                raised.detail.get("gateways_total", 0),
+                raised.start.isoformat(),
+            )
+        return outcome
+
+    # ------------------------------------------------------------------ internals
+
+    def _decode(
+        self, topic: str | None, payload: bytes
+    ) -> tuple[GatewayTopic, GatewayState] | None:
+        try:
+            if topic is None:
+                raise WireError("bad_topic", "topic is not valid UTF-8")
+            where = parse_topic(topic)
+            if not isinstance(where, GatewayTopic) or where.kind != "state":
+                raise WireError("bad_topic", f"{topic!r} is not a gateway state topic")
+            state = decode_gateway_payload(payload, "state")
+            if not isinstance(state, GatewayState):  # pragma: no cover - kind="state"
+                raise WireError("invalid_payload", "not a gateway state")
+            if state.gw != where.gateway:
+                raise WireError(
+                    "invalid_payload",
+                    f"payload gw {state.gw!r} differs from the topic's gateway {where.gateway!r}",
+                )
+        except WireError as exc:
+            self._count("malformed")
+            log.warning("ignoring malformed gateway state on %r: %s", topic, exc)
+            return None
+        return where, state
+
+    def _count(self, name: str, n: int = 1) -> None:
+        with self._stats_lock:
+            self._counts[name] += n
+
+    def _error(self, text: str) -> None:
+        with self._stats_lock:
+            self._last_error = text
+        log.warning("watch %s: %s", self.settings.client_id, text)
+
+    def _work(self) -> None:
+        s = self.settings
+        while not self._stopping.is_set():
+            try:
+                item = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            delay = s.retry_min_s
+            while True:
+                try:
+                    self.handle(
+                        item.topic,
+                        item.payload,
+                        retained=item.retained,
+                        received_at=item.received_at,
+                    )
+                    break
+                except SQLAlchemyError as exc:
+                    self._count("db_retries")
+                    self._error(f"database error, retrying in {delay:.1f} s: {exc}")
+                    if self._stopping.wait(delay):
+                        return  # unacknowledged: the broker redelivers it
+                    delay = min(s.retry_max_s, delay * 2)
+                except Exception as exc:  # a bug must not stall the stream
+                    self._count("errors")
+                    log.exception("watch: failed on a message on %r; skipping it", item.topic)
+                    self._error(f"{type(exc).__name__}: {exc}")
+                    break
+            self._ack(item)
+
+    def _ack(self, item: _Inbound) -> None:
+        if item.qos == 0:
+            return
+        with self._conn_lock:
+            if item.gen == self._gen and self._connected:
+                self._client.ack(item.mid, item.qos)
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5,
+            manual_ack=True,
+            reconnect_on_failure=True,
+        )
+        client.reconnect_delay_set(min_delay=1, max_delay=10)
+        if s.username is not None:
+            client.username_pw_set(
+                s.username, s.password.get_secret_value() if s.password is not None else None
+            )
+        if s.tls:
+            client.tls_set(ca_certs=s.tls_ca_file)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self._error(f"broker refused the connection: {reason}")
+            return
+        with self._conn_lock:
+            self._gen += 1
+            self._connected = True
+        self._count("connects")
+        log.info(
+            "watch %s connected (session present: %s)",
+            self.settings.client_id,
+            flags.session_present,
+        )
+        client.subscribe(
+            self.settings.topic_filter,
+            options=SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB),
+        )
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reasons: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        failed = [rc for rc in reasons if rc.is_failure]
+        if failed:
+            self._error(f"broker refused subscription {self.settings.topic_filter}: {failed[0]}")
+            return
+        log.info("watch %s subscribed to %s", self.settings.client_id, self.settings.topic_filter)
+        self._subscribed.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._conn_lock:
+            self._connected = False
+            self._gen += 1
+        self._subscribed.clear()
+        if not self._stopping.is_set():
+            self._error(f"disconnected from broker: {reason}")
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic: str | None = message.topic
+        except UnicodeDecodeError:
+            topic = None
+        self._count("messages")
+        self._queue.put(
+            _Inbound(
+                gen=self._gen,  # written by this (network) thread's callbacks and stop()
+                mid=message.mid,
+                qos=message.qos,
+                topic=topic,
+                payload=bytes(message.payload),
+                retained=bool(message.retain),
+                received_at=self._clock(),
+            )
+        )

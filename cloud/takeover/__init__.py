@@ -1,0 +1,37 @@
+"""Takeover requests: a disrupted firm's jobs planned onto partners' machines.
+
+- :mod:`.convert`: registry rows -> :mod:`cloud.planner` inputs (pure).
+- :mod:`.service`: loading machines, sharing, zones and spare hours for a request,
+  planning and re-planning it, and its summary.
+
+The HTTP side is :mod:`cloud.api.routers.takeovers` (the disrupted firm) and
+:mod:`cloud.api.routers.assignments` (the partners).
+"""
+
+from cloud.takeover.service import (
+    LIVE,
+    Demand,
+    Fleet,
+    Outcome,
+    Placement,
+    PlanRun,
+    load_fleet,
+    plan_demands,
+    plan_initial,
+    refresh_summary,
+    replan,
+)
+
+__all__ = [
+    "LIVE",
+    "Demand",
+    "Fleet",
+    "Outcome",
+    "Placement",
+    "PlanRun",
+    "load_fleet",
+    "plan_demands",
+    "plan_initial",
+    "refresh_summary",
+    "replan",
+]

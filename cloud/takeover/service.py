@@ -1,0 +1,523 @@
+"""Planning and re-planning takeover requests against the registry.
+
+A plan is computed from (:func:`load_fleet`):
+
+- **machines**: every registry machine, converted by :mod:`cloud.takeover.convert`. The
+  requester's own machines and those of firms whose sharing policy opens the machine's
+  capability class to the requester (:func:`cloud.api.policy.views_for`) can be planned
+  on; every other machine is passed masked, so it only counts for the ``not_shared``
+  reason. Rows the planner cannot use (e.g. a press without a die-height range) are
+  skipped and counted (``summary.plan.skipped_machines``).
+- **zones**: the request's zone (origin site + ``zone_radius_km``) and the zone of every
+  *confirmed* disruption (of any firm) overlapping the request window; those sites are
+  stopped too.
+- **spare hours** per machine over the window (:func:`cloud.api.capacity_service.spare_for`)
+  minus the hours of live (proposed or accepted) assignments of every *open* takeover
+  request on the same machine, pro-rated to the days its window shares with this one
+  (this request's own live assignments count in full).
+
+Each plan run (:func:`plan_demands`) plans *exact* part volumes (see
+:mod:`cloud.takeover.convert`): the whole need at creation (:func:`plan_initial`), the
+remaining need of every job at a re-plan (:func:`replan`). A re-plan keeps accepted and
+proposed assignments; a job that still has any is *pinned* to their site (its mold goes
+there, and a mold is in one place), and machines that declined a job are excluded for
+that job (planned with 0 spare hours, so the reason reads ``no_capacity``). Jobs are
+planned together by one :func:`cloud.planner.plan_takeover` call per distinct (pin,
+exclusions) group, sharing the spare hours in that order.
+
+Unmet reasons are the planner's (``no_compatible_machine``, ``no_capacity``,
+``not_shared``, ``only_inside_zone``), except that a pinned job's
+``no_compatible_machine`` reads ``no_capacity``: its mold already runs at that site, so
+what is missing is capacity there.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cloud.planner import (
+    DisruptionZone,
+    MachineSpec,
+    PlanContext,
+    PlannerInputError,
+    SolverSettings,
+    plan_takeover,
+)
+from cloud.registry import (
+    AssignmentStatus,
+    Disruption,
+    DisruptionStatus,
+    Line,
+    Machine,
+    Mold,
+    Site,
+    TakeoverAssignment,
+    TakeoverJob,
+    TakeoverRequest,
+    TakeoverStatus,
+)
+from cloud.takeover.convert import (
+    MASK_SUFFIX,
+    exact_horizon,
+    machine_spec,
+    masked_id,
+    mold_spec,
+    planner_job,
+    prorated_hours,
+    zone,
+)
+
+if TYPE_CHECKING:
+    from cloud.api.deps import AppState
+
+__all__ = [
+    "LIVE",
+    "Demand",
+    "Fleet",
+    "Outcome",
+    "Placement",
+    "PlanRun",
+    "load_fleet",
+    "plan_demands",
+    "plan_initial",
+    "refresh_summary",
+    "replan",
+]
+
+LIVE = (AssignmentStatus.PROPOSED, AssignmentStatus.ACCEPTED)
+"""Assignment statuses that hold a partner's hours and cover volume."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Demand:
+    """Parts of one job to plan in one run.
+
+    Attributes:
+        pin_site_id: only machines of this site may take it (its mold goes there).
+        excluded_machine_ids: machines that declined this job.
+    """
+
+    job_id: str
+    part_id: str
+    mold_id: str
+    resin: str | None
+    certifications: tuple[str, ...]
+    parts: int
+    pin_site_id: str | None = None
+    excluded_machine_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Placement:
+    """Hours and parts of one job on one machine (a new assignment)."""
+
+    job_id: str
+    machine_id: str
+    firm_id: str
+    site_id: str
+    hours: float
+    parts: int
+    distance_km: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What a run did for one demand: parts newly covered, the rest and why."""
+
+    job_id: str
+    covered_parts: int
+    unmet_parts: int
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRun:
+    """Result of :func:`plan_demands`."""
+
+    placements: tuple[Placement, ...]
+    outcomes: Mapping[str, Outcome]
+    time_s: float
+    exact: bool
+    planner_calls: int
+
+
+@dataclass(slots=True, kw_only=True)
+class Fleet:
+    """The planner's world for one request (see the module docstring).
+
+    Attributes:
+        specs: every usable machine (masked ones included).
+        spare_h: spare hours left in the window per plannable machine; updated as runs
+            place volume.
+        shared_machines: plannable machines (own + shared); skipped_machines: registry
+            rows the planner cannot use.
+    """
+
+    requester_firm_id: str
+    origin: Site
+    window: tuple[date, date]
+    specs: list[MachineSpec]
+    spare_h: dict[str, float]
+    sharing_firm_ids: frozenset[str]
+    zones: tuple[DisruptionZone, ...]
+    disrupted_site_ids: frozenset[str]
+    shared_machines: int = 0
+    skipped_machines: int = 0
+    solver: SolverSettings = field(default_factory=SolverSettings)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, dtime(0), tzinfo=UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def load_fleet(
+    state: AppState, session: Session, request: TakeoverRequest, *, now: datetime
+) -> Fleet:
+    """Machines, spare hours, sharing and zones for planning ``request`` (module docs)."""
+    # Imported here: cloud.api imports the routers, which import this module.
+    from cloud.api.capacity_service import spare_for
+    from cloud.api.policy import machine_class_id, views_for
+
+    origin = session.get(Site, request.origin_site_id)
+    if origin is None:  # pragma: no cover - FK
+        raise PlannerInputError(f"origin site {request.origin_site_id!r} does not exist")
+    requester = request.firm_id
+    window = (request.window_start, request.window_end)
+    views = views_for(session, viewer_firm_id=requester, now=now)
+    specs: list[MachineSpec] = []
+    plannable: list[str] = []
+    skipped = 0
+    rows = session.execute(
+        select(Machine, Site)
+        .join(Line, Machine.line_id == Line.id)
+        .join(Site, Line.site_id == Site.id)
+        .order_by(Machine.id)
+    ).all()
+    for machine, site in rows:
+        try:
+            class_id = machine_class_id(machine)
+        except ValueError:
+            skipped += 1
+            continue
+        view = views.get(machine.firm_id)
+        shared = machine.firm_id == requester or (view is not None and view.allows(class_id))
+        try:
+            specs.append(machine_spec(machine, site, masked=not shared))
+        except PlannerInputError:
+            skipped += 1
+            continue
+        if shared:
+            plannable.append(machine.id)
+    spare_h: dict[str, float] = {}
+    days = (request.window_end - request.window_start).days
+    if plannable and days > 0:
+        spare = spare_for(
+            state, session, machine_ids=plannable, start=request.window_start, days=days
+        )
+        totals = spare.spare_h.sum(axis=1)
+        spare_h = {mid: float(totals[i]) for mid, i in spare.machine_index.items()}
+        held = session.execute(
+            select(TakeoverAssignment, TakeoverRequest)
+            .join(TakeoverRequest, TakeoverAssignment.request_id == TakeoverRequest.id)
+            .where(TakeoverRequest.status == TakeoverStatus.OPEN)
+            .where(TakeoverAssignment.status.in_(LIVE))
+            .where(TakeoverAssignment.machine_id.in_(plannable))
+        ).all()
+        for a, r in held:
+            if a.machine_id in spare_h:
+                used = prorated_hours(a.hours, of=(r.window_start, r.window_end), within=window)
+                spare_h[a.machine_id] = max(0.0, spare_h[a.machine_id] - used)
+    zones = [zone(origin, request.zone_radius_km)]
+    stopped = {origin.id}
+    confirmed = session.execute(
+        select(Disruption, Site)
+        .join(Site, Disruption.site_id == Site.id)
+        .where(Disruption.status == DisruptionStatus.CONFIRMED)
+    ).all()
+    for d, site in confirmed:
+        starts_before_end = _aware(d.start) < _midnight(request.window_end)
+        ends_after_start = d.end is None or _aware(d.end) > _midnight(request.window_start)
+        if starts_before_end and ends_after_start:
+            zones.append(zone(site, d.radius_km))
+            stopped.add(site.id)
+    return Fleet(
+        requester_firm_id=requester,
+        origin=origin,
+        window=window,
+        specs=specs,
+        spare_h=spare_h,
+        sharing_firm_ids=frozenset(views),
+        zones=tuple(zones),
+        disrupted_site_ids=frozenset(stopped | {masked_id(s) for s in stopped}),
+        shared_machines=len(plannable),
+        skipped_machines=skipped,
+    )
+
+
+def plan_demands(fleet: Fleet, demands: Sequence[Demand], molds: Mapping[str, Mold]) -> PlanRun:
+    """Plan ``demands`` on ``fleet`` (one planner call per (pin, exclusions) group).
+
+    ``fleet.spare_h`` is reduced by every placement, so later groups (and the caller)
+    see what is left.
+
+    Args:
+        molds: the registry molds the demands name, by id.
+
+    Raises:
+        cloud.planner.PlannerInputError: inconsistent inputs (e.g. two demands of one
+            group naming one mold).
+    """
+    t0 = time.perf_counter()
+    groups: dict[tuple[str | None, frozenset[str]], list[Demand]] = defaultdict(list)
+    for d in demands:
+        if d.parts > 0:
+            groups[d.pin_site_id, d.excluded_machine_ids].append(d)
+    placements: list[Placement] = []
+    outcomes: dict[str, Outcome] = {}
+    exact, calls = True, 0
+    horizon = exact_horizon(fleet.window[0])
+    for (pin, excluded), group in groups.items():
+        specs = fleet.specs if pin is None else [s for s in fleet.specs if s.site_id == pin]
+        if not specs:
+            for d in group:
+                reason = "no_capacity" if pin is not None else "no_compatible_machine"
+                outcomes[d.job_id] = Outcome(
+                    job_id=d.job_id, covered_parts=0, unmet_parts=d.parts, reason=reason
+                )
+            continue
+        spare = {
+            s.machine_id: 0.0 if s.machine_id in excluded else fleet.spare_h.get(s.machine_id, 0.0)
+            for s in specs
+        }
+        jobs = [
+            planner_job(
+                job_id=d.job_id,
+                part_id=d.part_id,
+                mold_id=d.mold_id,
+                parts=d.parts,
+                required_certifications=d.certifications,
+                horizon_start=horizon[0],
+            )
+            for d in group
+        ]
+        mold_specs = [
+            mold_spec(molds[d.mold_id], origin=fleet.origin, resin=d.resin) for d in group
+        ]
+        context = PlanContext(
+            requester_firm_id=fleet.requester_firm_id,
+            origin_site_id=fleet.origin.id,
+            origin_lat_deg=fleet.origin.latitude_deg,
+            origin_lon_deg=fleet.origin.longitude_deg,
+            horizon_start=horizon[0],
+            horizon_end=horizon[1],
+            sharing_firm_ids=fleet.sharing_firm_ids,
+            zones=fleet.zones,
+            disrupted_site_ids=fleet.disrupted_site_ids,
+            solver=fleet.solver,
+        )
+        plan = plan_takeover(
+            jobs=jobs, molds=mold_specs, machines=specs, spare_hours=spare, context=context
+        )
+        calls += 1
+        exact = exact and plan.stats.exact
+        for a in plan.allocations:
+            if a.firm_id.endswith(MASK_SUFFIX):  # pragma: no cover - never eligible
+                continue
+            placements.append(
+                Placement(
+                    job_id=a.job_id,
+                    machine_id=a.machine_id,
+                    firm_id=a.firm_id,
+                    site_id=a.site_id,
+                    hours=a.hours,
+                    parts=a.parts,
+                    distance_km=a.distance_km,
+                )
+            )
+            fleet.spare_h[a.machine_id] = max(0.0, fleet.spare_h.get(a.machine_id, 0.0) - a.hours)
+        for o in plan.jobs:
+            why = None if o.unmet is None else str(o.unmet.reason)
+            if pin is not None and why == "no_compatible_machine":
+                why = "no_capacity"
+            unmet = o.needed_parts - o.covered_parts
+            outcomes[o.job_id] = Outcome(
+                job_id=o.job_id,
+                covered_parts=o.covered_parts,
+                unmet_parts=unmet,
+                reason=(why or "no_capacity") if unmet > 0 else None,
+            )
+    return PlanRun(
+        placements=tuple(placements),
+        outcomes=outcomes,
+        time_s=time.perf_counter() - t0,
+        exact=exact,
+        planner_calls=calls,
+    )
+
+
+def _molds(session: Session, jobs: Sequence[TakeoverJob]) -> dict[str, Mold]:
+    ids = {j.mold_id for j in jobs}
+    return {m.id: m for m in session.scalars(select(Mold).where(Mold.id.in_(ids)))}
+
+
+def _apply(request: TakeoverRequest, fleet: Fleet, run: PlanRun, *, now: datetime) -> None:
+    """Store a run: new proposed assignments (current revision), coverage, summary."""
+    for p in run.placements:
+        if p.parts <= 0:
+            continue  # a sliver of hours that makes no whole part
+        request.assignments.append(
+            TakeoverAssignment(
+                job_id=p.job_id,
+                partner_firm_id=p.firm_id,
+                site_id=p.site_id,
+                machine_id=p.machine_id,
+                hours=p.hours,
+                parts=p.parts,
+                transport_km=p.distance_km,
+                revision=request.revision,
+                status=AssignmentStatus.PROPOSED,
+            )
+        )
+    covered: dict[str, int] = defaultdict(int)
+    for a in request.assignments:
+        if a.status in LIVE:
+            covered[a.job_id] += a.parts
+    for job in request.jobs:
+        job.covered_parts = covered[job.job_id]
+        out = run.outcomes.get(job.job_id)
+        rest = max(0, job.needed_parts - job.covered_parts)
+        if rest == 0:
+            job.unmet = []
+        elif out is not None and out.reason is not None:
+            job.unmet = [{"parts": rest, "reason": out.reason}]
+        # else: not re-planned in this run (keeps its previous reason)
+    refresh_summary(
+        request,
+        plan={
+            "revision": request.revision,
+            "planned_at": now.isoformat().replace("+00:00", "Z"),
+            "time_s": round(run.time_s, 3),
+            "exact": run.exact,
+            "planner_calls": run.planner_calls,
+            "shared_machines": fleet.shared_machines,
+            "skipped_machines": fleet.skipped_machines,
+        },
+    )
+
+
+def plan_initial(
+    state: AppState, session: Session, request: TakeoverRequest, *, now: datetime
+) -> None:
+    """Plan a new request's jobs in full (revision 1): proposed assignments, coverage,
+    unmet reasons and summary. ``request.jobs`` must carry ``needed_parts``."""
+    fleet = load_fleet(state, session, request, now=now)
+    demands = [
+        Demand(
+            job_id=j.job_id,
+            part_id=j.part_id,
+            mold_id=j.mold_id,
+            resin=j.resin,
+            certifications=tuple(j.required_certifications),
+            parts=j.needed_parts,
+        )
+        for j in request.jobs
+    ]
+    run = plan_demands(fleet, demands, _molds(session, request.jobs))
+    _apply(request, fleet, run, now=now)
+
+
+def replan(state: AppState, session: Session, request: TakeoverRequest, *, now: datetime) -> None:
+    """Re-plan every job's remaining volume (needed − live assignments) as a new revision.
+
+    Accepted and proposed assignments stay; declined machines are excluded per job; jobs
+    with live assignments are pinned to their site (module docstring). Increments
+    ``request.revision``; the new assignments carry it.
+    """
+    request.revision += 1
+    by_job: dict[str, list[TakeoverAssignment]] = defaultdict(list)
+    for a in request.assignments:
+        by_job[a.job_id].append(a)
+    demands = []
+    for j in request.jobs:
+        mine = by_job[j.job_id]
+        live = [a for a in mine if a.status in LIVE]
+        accepted = [a for a in live if a.status is AssignmentStatus.ACCEPTED]
+        pin = (accepted or live)[0].site_id if live else None
+        demands.append(
+            Demand(
+                job_id=j.job_id,
+                part_id=j.part_id,
+                mold_id=j.mold_id,
+                resin=j.resin,
+                certifications=tuple(j.required_certifications),
+                parts=max(0, j.needed_parts - sum(a.parts for a in live)),
+                pin_site_id=pin,
+                excluded_machine_ids=frozenset(
+                    a.machine_id for a in mine if a.status is AssignmentStatus.DECLINED
+                ),
+            )
+        )
+    fleet = load_fleet(state, session, request, now=now)
+    run = plan_demands(fleet, demands, _molds(session, request.jobs))
+    _apply(request, fleet, run, now=now)
+
+
+def refresh_summary(request: TakeoverRequest, *, plan: dict[str, Any] | None = None) -> None:
+    """Recompute ``request.summary`` from its jobs and assignments.
+
+    Shape::
+
+        {"needed_parts", "covered_parts", "accepted_parts", "unmet_parts": int,
+         "coverage": covered / needed (1.0 if nothing is needed),
+         "unmet_parts_by_reason": {reason: parts},
+         "transport_km": km the molds travel to the sites of live assignments,
+         "partner_firms": number of other firms with live assignments,
+         "assignments": {status: count},
+         "plan": {"revision", "planned_at", "time_s", "exact", "planner_calls",
+                  "shared_machines", "skipped_machines"}}   # the latest plan run
+
+    Args:
+        plan: statistics of a plan run that just happened; ``None`` keeps the previous.
+    """
+    needed = sum(j.needed_parts for j in request.jobs)
+    covered = sum(j.covered_parts for j in request.jobs)
+    accepted = sum(a.parts for a in request.assignments if a.status is AssignmentStatus.ACCEPTED)
+    by_reason: dict[str, int] = defaultdict(int)
+    for j in request.jobs:
+        for u in j.unmet:
+            by_reason[str(u["reason"])] += int(u["parts"])
+    counts: dict[str, int] = {s.value: 0 for s in AssignmentStatus}
+    moves: dict[tuple[str, str], float] = {}
+    partners: set[str] = set()
+    for a in request.assignments:
+        counts[a.status.value] += 1
+        if a.status in LIVE:
+            moves[a.job_id, a.site_id] = a.transport_km
+            if a.partner_firm_id != request.firm_id:
+                partners.add(a.partner_firm_id)
+    previous = (request.summary or {}).get("plan", {})
+    request.summary = {
+        "needed_parts": needed,
+        "covered_parts": covered,
+        "accepted_parts": accepted,
+        "unmet_parts": max(0, needed - covered),
+        "coverage": 1.0 if needed == 0 else round(covered / needed, 6),
+        "unmet_parts_by_reason": dict(sorted(by_reason.items())),
+        "transport_km": round(sum(moves.values()), 3),
+        "partner_firms": len(partners),
+        "assignments": counts,
+        "plan": plan if plan is not None else previous,
+    }
