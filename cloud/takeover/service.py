@@ -233,7 +233,9 @@ def load_fleet(
             select(TakeoverAssignment, TakeoverRequest)
             .join(TakeoverRequest, TakeoverAssignment.request_id == TakeoverRequest.id)
             .where(TakeoverRequest.status == TakeoverStatus.OPEN)
-            .where(TakeoverAssignment.status.in_(LIVE))
+            # accepted assignments are capacity bookings of the partner by now (see
+            # cloud.api.routers.assignments), which spare_for has already subtracted
+            .where(TakeoverAssignment.status == AssignmentStatus.PROPOSED)
             .where(TakeoverAssignment.machine_id.in_(plannable))
         ).all()
         for a, r in held:

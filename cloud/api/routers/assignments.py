@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
@@ -29,6 +29,7 @@ from cloud.api.errors import Conflict, NotFound
 from cloud.api.routers.takeovers import require_open
 from cloud.registry import (
     AssignmentStatus,
+    CapacityBooking,
     Firm,
     Mold,
     Principal,
@@ -189,6 +190,26 @@ def list_assignments(
     return out
 
 
+def _book(session: Session, a: TakeoverAssignment, req: TakeoverRequest) -> None:
+    """Book the accepted hours on the partner's machine, spread evenly over the window.
+
+    From then on the partner's own capacity, its shared spare capacity and every later
+    takeover plan see those hours as taken (the planner subtracts only *proposed*
+    assignments itself, see :func:`cloud.takeover.service.load_fleet`).
+    """
+    days = max(1, (req.window_end - req.window_start).days)
+    session.add(
+        CapacityBooking(
+            firm_id=a.partner_firm_id,
+            machine_id=a.machine_id,
+            start=req.window_start,
+            end=req.window_end - timedelta(days=1),
+            hours_per_day=min(24.0, a.hours / days),
+            reference=f"takeover {req.id} assignment {a.id} (job {a.job_id})",
+        )
+    )
+
+
 def _answer(
     firm_id: str,
     assignment_id: int,
@@ -219,6 +240,7 @@ def _answer(
     if decision is AssignmentStatus.DECLINED:
         replan(services, session, req, now=now)
     else:
+        _book(session, a, req)
         refresh_summary(req)
     session.flush()
     row = session.execute(_query().where(TakeoverAssignment.id == a.id)).one()
