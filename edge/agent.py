@@ -8,6 +8,10 @@ messages to the durable :class:`~edge.outbox.Outbox` in one transaction. The
 its PUBACK. A reading is therefore either still in memory for at most one flush interval
 (lost only if the process dies within it; sources replay/resample from their device), or on
 disk until the broker has it.
+
+With a ``rollout`` section in the config, a :class:`~edge.rollout.ModelRollout` receives
+model deployments; its model switches run on the main thread between two blocks
+(:meth:`~edge.rollout.MainThreadCalls.run_pending` in the loop).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig
 from edge.inference import AnomalyModel
@@ -28,6 +32,9 @@ from edge.publisher import MqttSettings, Publisher
 from edge.sources.base import SampleBlock, Source
 from renkei import __version__
 from renkei.wire import GatewayHealth, GatewayState, encode, gateway_topic
+
+if TYPE_CHECKING:
+    from edge.rollout import ModelRollout
 
 __all__ = ["AgentStats", "GatewayAgent", "build_source", "source_streams"]
 
@@ -124,6 +131,7 @@ class GatewayAgent:
         config: the validated gateway config.
         password: MQTT password (the config names an env var; the CLI resolves it).
         now_ms: clock used for rebased replay start times (tests may pin it).
+        api_key: API key for model downloads (``rollout.api_key_env``; the CLI resolves it).
 
     Raises:
         edge.outbox.OutboxError: the outbox database cannot be opened.
@@ -137,6 +145,7 @@ class GatewayAgent:
         config: GatewayConfig,
         password: str | None = None,
         now_ms: Callable[[], int] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.config = config
         self.stats = AgentStats()
@@ -145,12 +154,23 @@ class GatewayAgent:
         self._health_seq = 0
         self.models: dict[str, AnomalyModel] = {}
         self.pipelines: dict[str, MachinePipeline] = {}
+        self.rollout: ModelRollout | None = None
+        if config.rollout is not None:
+            from edge.rollout import ModelRollout
+
+            self.rollout = ModelRollout(
+                config=config, api_key=api_key, password=password, now_ms=self._now_ms
+            )
         for m in config.machines:
             model = None
             if m.model is not None:
                 model = AnomalyModel.load(model_dir=m.model.dir, expected_sha256=m.model.sha256)
+                if self.rollout is not None:
+                    model = self.rollout.restore(m, model)
                 self.models[m.id] = model
             self.pipelines[m.id] = MachinePipeline(machine=m, gateway=config, model=model)
+        if self.rollout is not None:
+            self.rollout.attach(self)
         config.outbox_path.parent.mkdir(parents=True, exist_ok=True)
         self.outbox_settings = OutboxSettings(
             path=config.outbox_path,
@@ -239,9 +259,13 @@ class GatewayAgent:
         """
         deadline = None if duration_s is None else time.monotonic() + duration_s
         self.publisher.start()
+        if self.rollout is not None:
+            self.rollout.start()
         try:
             self._loop(deadline)
         finally:
+            if self.rollout is not None:
+                self.rollout.stop()
             self._flush()
             self._await_delivery(timeout_s=_STOP_DRAIN_S)
             self.publisher.stop(timeout_s=5.0)
@@ -275,6 +299,8 @@ class GatewayAgent:
         flush_every = self.config.publish.flush_interval_s
         next_flush = time.monotonic() + flush_every
         while not self._stop.is_set():
+            if self.rollout is not None:
+                self.rollout.calls.run_pending()
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break

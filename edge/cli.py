@@ -52,8 +52,18 @@ def run(
                 err=True,
             )
             raise typer.Exit(2)
+    api_key = None
+    if cfg.rollout is not None and cfg.rollout.api_key_env:
+        api_key = os.environ.get(cfg.rollout.api_key_env)
+        if api_key is None:
+            typer.echo(
+                f"{config}: rollout.api_key_env: environment variable "
+                f"{cfg.rollout.api_key_env} is not set",
+                err=True,
+            )
+            raise typer.Exit(2)
     try:
-        agent = GatewayAgent(config=cfg, password=password)
+        agent = GatewayAgent(config=cfg, password=password, api_key=api_key)
     except (OutboxError, ModelError, SourceError, OSError) as exc:
         # Start-up problems that are the operator's to fix: say what and where, no traceback.
         typer.echo(f"{config}: cannot start gateway {cfg.gateway_id}: {exc}", err=True)

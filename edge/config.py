@@ -14,6 +14,9 @@ Relative paths in a config are resolved as follows:
 - ``state_dir`` (outbox location): ``RENKEI_STATE_DIR`` env var, else the value in the
   file, else ``/var/lib/renkei``; the outbox is ``{state_dir}/{gateway_id}/outbox.sqlite3``
   unless ``outbox.path`` is given.
+- ``rollout``: optional; enables remote model deployments (:mod:`edge.rollout`). Deployed
+  models are kept in ``{state_dir}/{gateway_id}/models/``; ``rollout.tls_ca_file`` is
+  used as written.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ __all__ = [
     "OutboxConfig",
     "PublishConfig",
     "ReplaySourceConfig",
+    "RolloutConfig",
+    "ShadowConfig",
     "SimulatedSourceConfig",
     "json_schema",
     "load_config",
@@ -170,6 +175,63 @@ class MachineConfig(BaseModel):
     """Publish ground-truth labels when the source has them (datasets, simulator)."""
 
 
+class ShadowConfig(BaseModel):
+    """The shadow check a deployed model must pass before it replaces the running one.
+
+    The candidate scores the machine's most recent feature windows (or shots) next to the
+    running model; it is refused unless every score is finite, the 95th percentile of its
+    per-row latency is within ``latency_budget_ms``, and the share of rows it flags
+    (``score > threshold`` of *its* manifest) is at most ``max_alarm_fraction`` -- or at
+    most what the running model flags on the same rows, if that is more.
+    """
+
+    model_config = _FROZEN
+
+    min_windows: Annotated[int, Field(ge=1, le=256)] = 8
+    """Recent rows needed (all machines running the model together; at most 256 kept)."""
+    wait_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    """How long to wait for ``min_windows`` rows before refusing the deployment, s."""
+    latency_budget_ms: Annotated[float, Field(gt=0)] = 50.0
+    max_alarm_fraction: Annotated[float, Field(ge=0, le=1)] = 0.5
+
+
+class RolloutConfig(BaseModel):
+    """Remote model deployments (see :mod:`edge.rollout` and :mod:`models.signing`)."""
+
+    model_config = _FROZEN
+
+    api_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/[^\s]*)?$")]
+    """Base URL of the Renkei API the artifacts are downloaded from (``http(s)://host:port``;
+    the ``/api/v1/models/...`` paths are appended)."""
+    api_key_env: str | None = "RENKEI_GATEWAY_API_KEY"
+    """Environment variable holding the API key (an operator or engineer key of the firm)."""
+    tls_ca_file: Path | None = None
+    """PEM CA bundle for an ``https`` API with a private CA."""
+    trusted_keys: Annotated[list[str], Field(min_length=1, max_length=16)]
+    """Public keys (``ed25519:<base64>``) whose model signatures this gateway accepts; a
+    deployed model signed by any other key, or unsigned, is refused."""
+    groups: Annotated[list[Level], Field(max_length=32)] = []
+    """Rollout groups this gateway belongs to (targets ``group:NAME``)."""
+    shadow: ShadowConfig = ShadowConfig()
+    probation_windows: Annotated[int, Field(ge=0, le=10_000)] = 5
+    """After the switch, rows the new model must score with finite results (within
+    ``probation_s``), else the previous model is restored."""
+    probation_s: Annotated[float, Field(ge=0, le=86_400)] = 60.0
+    max_model_bytes: Annotated[int, Field(ge=1024)] = 64 * 1_048_576
+
+    @field_validator("trusted_keys")
+    @classmethod
+    def _parse_keys(cls, keys: list[str]) -> list[str]:
+        from models.signing import SigningKeyError, parse_public_key
+
+        for i, k in enumerate(keys):
+            try:
+                parse_public_key(k)
+            except SigningKeyError as exc:
+                raise ValueError(f"trusted_keys[{i}]: {exc}") from None
+        return keys
+
+
 class GatewayConfig(BaseModel):
     """A gateway agent's whole configuration."""
 
@@ -183,6 +245,8 @@ class GatewayConfig(BaseModel):
     outbox: OutboxConfig = OutboxConfig()
     publish: PublishConfig = PublishConfig()
     machines: Annotated[list[MachineConfig], Field(min_length=1)]
+    rollout: RolloutConfig | None = None
+    """Remote model deployments; ``null`` (default) = models only from this file."""
     config_version: str = ""
     """Filled by :func:`load_config` with the sha256 (first 12 hex) of the file."""
 
@@ -194,6 +258,11 @@ class GatewayConfig(BaseModel):
         if dup:
             raise ValueError(f"machine ids must be unique; repeated: {sorted(dup)}")
         return machines
+
+    @property
+    def models_dir(self) -> Path:
+        """Where deployed models and the rollout state are kept."""
+        return self.state_dir / self.gateway_id / "models"
 
     @property
     def outbox_path(self) -> Path:

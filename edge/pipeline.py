@@ -12,13 +12,22 @@ features, and produce ``anomaly`` rows (``score``, ``threshold``, ``is_anomaly``
 ``event`` messages at anomaly onset/clear. Shots are scored instead when the model's inputs
 are shot features. Ground-truth labels, when the source has them, go to ``label`` messages.
 
+Model switch (:mod:`edge.rollout`): the pipeline keeps its last :data:`RECENT_ROWS` feature
+windows and shots (:meth:`MachinePipeline.recent_rows`, for the shadow check of a deployed
+model) and :meth:`MachinePipeline.set_model` replaces the model between two rows, on the
+agent's main thread, so scoring never sees a half-loaded model. A score that is not finite,
+or a model that raises while scoring, leaves the row unscored and is counted
+(``nonfinite_scores``, ``model_errors``) for the new model's probation.
+
 Timestamps: features are computed in the source's own time scale (what the models were
 trained on); with ``timestamps: rebase`` published times are ``start + (t - t0) / speed``.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -32,12 +41,16 @@ from edge.packing import RowBuffer
 from edge.sources.base import SampleBlock
 from renkei.wire import SCHEMA_VERSION, MachineKind, machine_topic
 
-__all__ = ["MachinePipeline", "OutboxItem"]
+__all__ = ["RECENT_ROWS", "MachinePipeline", "OutboxItem"]
+
+log = logging.getLogger(__name__)
 
 #: (topic, payload builder taking the sequence number) — what the outbox enqueues.
 OutboxItem = tuple[str, Callable[[int], bytes]]
 
 _MAX_EVENTS_KEPT: Final = 20
+#: Feature windows (and shots) kept per machine for the shadow check of a new model.
+RECENT_ROWS: Final = 256
 
 
 class MachinePipeline:
@@ -87,15 +100,15 @@ class MachinePipeline:
         self._pub0 = 0
         self._started = False
         self._model_on_shots = False
+        self._model_inputs: list[str] = []
         if model is not None:
+            self.check_model(model)
             self._model_inputs = list(model.input_names)
             self._model_on_shots = model.manifest.feature_kind == "shot"
-            trained_w = model.manifest.window_s
-            if not self._model_on_shots and trained_w is not None and trained_w != machine.window_s:
-                raise ModelInputError(
-                    f"machine {machine.id}: model {model.name} was trained on {trained_w} s "
-                    f"windows but window_s is {machine.window_s}; set window_s: {trained_w}"
-                )
+        self._recent: dict[str, deque[dict[str, float]]] = {
+            "window": deque(maxlen=RECENT_ROWS),
+            "shot": deque(maxlen=RECENT_ROWS),
+        }
         # status for health / live view
         self.rows = 0
         self.finished = False
@@ -107,6 +120,38 @@ class MachinePipeline:
         self.recent_events: list[str] = []
         self.scored = 0
         self.unscored = 0
+        self.nonfinite_scores = 0
+        self.model_errors = 0
+
+    # ----------------------------------------------------------------- model switch
+
+    def check_model(self, model: AnomalyModel) -> None:
+        """Raise :class:`ModelInputError` if ``model`` cannot serve this machine (a window
+        model trained on another ``window_s``)."""
+        trained_w = model.manifest.window_s
+        on_shots = model.manifest.feature_kind == "shot"
+        if not on_shots and trained_w is not None and trained_w != self.machine.window_s:
+            raise ModelInputError(
+                f"machine {self.machine.id}: model {model.name} was trained on {trained_w} s "
+                f"windows but window_s is {self.machine.window_s}; set window_s: {trained_w}"
+            )
+
+    def set_model(self, model: AnomalyModel) -> None:
+        """Score with ``model`` from the next row on. Call between rows (agent main thread).
+
+        Raises:
+            ModelInputError: ``model`` does not fit the machine; nothing was changed.
+        """
+        self.check_model(model)
+        self._model_inputs = list(model.input_names)
+        self._model_on_shots = model.manifest.feature_kind == "shot"
+        self._buffers[MachineKind.ANOMALY].tags["model"] = model.name
+        self.model = model
+
+    def recent_rows(self, kind: str) -> list[dict[str, float]]:
+        """Copies of the last :data:`RECENT_ROWS` feature rows of ``kind`` (``window`` or
+        ``shot``), oldest first. Call on the agent main thread."""
+        return [dict(r) for r in self._recent[kind]]
 
     # ----------------------------------------------------------------- time
 
@@ -176,12 +221,14 @@ class MachinePipeline:
             raw = {n: float(block.fields[n][i]) for n in names}
             feats = self._shot_features.update(raw)
             pub = self._pub_ms(t)
-            shots.add(pub, {**raw, **feats})
+            row = {**raw, **feats}
+            shots.add(pub, row)
+            self._recent["shot"].append(row)
             label = None if block.labels is None else int(block.labels[i])
             if label is not None and self.machine.publish_labels:
                 labels.add(pub, {"fault": float(label)})
             if self._model_on_shots:
-                self._score(pub, {**raw, **feats}, label)
+                self._score(pub, row, label)
 
     # ----------------------------------------------------------------- windows
 
@@ -207,6 +254,7 @@ class MachinePipeline:
         self._reported.pop(key, None)
         pub = self._pub_ms(key)
         self._buffers[MachineKind.FEATURES].add(pub, values)
+        self._recent["window"].append(values)
         if label is not None and self.machine.publish_labels:
             self._buffers[MachineKind.LABEL].add(pub, {"fault": float(label)})
         if self.model is not None and not self._model_on_shots:
@@ -224,9 +272,17 @@ class MachinePipeline:
         if not np.all(np.isfinite(x)):
             self.unscored += 1
             return
-        score = float(self.model.score(x)[0])
+        try:
+            score = float(self.model.score(x)[0])
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            self.unscored += 1
+            self.model_errors += 1
+            if self.model_errors == 1:
+                log.error("machine %s: model %s failed: %s", self.machine.id, self.model.name, exc)
+            return
         if not math.isfinite(score):
             self.unscored += 1
+            self.nonfinite_scores += 1
             return
         self.scored += 1
         threshold = float(self.model.threshold)

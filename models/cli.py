@@ -1,4 +1,5 @@
-"""``renkei models`` commands: list the training profiles, train one (or all), verify."""
+"""``renkei models`` commands: list the training profiles, train one (or all), verify; sign,
+publish and deploy models (:mod:`models.registry_cli`)."""
 
 from __future__ import annotations
 
@@ -78,3 +79,10 @@ def verify(
         typer.echo(f"REFUSED: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"OK {model!r}")
+
+
+# Registry and rollout: keygen, trust, publish, releases, deploy, rollback, status, pin,
+# unpin, fleet (see models.registry_cli).
+from models.registry_cli import register as _register_rollout  # noqa: E402
+
+_register_rollout(app)

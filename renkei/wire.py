@@ -10,6 +10,8 @@ Topic tree (ISA-95 levels: enterprise = firm, site, area, line, cell = machine):
     renkei/v1/{firm}/{site}/_gw/{gateway}/health               outbox backlog, drops, counters
     renkei/dlq/v1/{reason}                                     dead letters (cloud ingest)
     renkei/host/v1/{group}/heartbeat                           ingest liveness (QoS 0)
+    renkei/rollout/v1/{firm}/{site}/{gateway}/desired          models a gateway should run
+    renkei/rollout/v1/{firm}/{site}/{gateway}/report           models it runs, last results
 
 Ingest heartbeat (the Sparkplug B "primary host application" idea): every ingest worker of
 share group ``{group}`` publishes a :class:`HostHeartbeat` (QoS 0, not retained) about once a
@@ -40,6 +42,31 @@ Payload: one JSON object (UTF-8) per MQTT message, many readings packed column-w
 - ``events`` (``kind == "event"`` only): list of ``{"t_ms", "code", "severity", "message"}``.
 - ``state`` payloads (``_gw/{gateway}/state``) use :class:`GatewayState`.
 
+Model rollout (control plane, :class:`ModelDesired` and :class:`ModelReport`): the rollout
+controller (:mod:`cloud.rollout`) publishes, per gateway, the *whole* set of models the
+gateway should run on ``.../{gateway}/desired`` (retained, QoS 1), so a gateway that is
+offline gets its desired state when it reconnects. Each entry names the deployment it
+belongs to and carries the Ed25519 signature over the model (:mod:`models.signing`); the
+gateway verifies it against its own trusted keys, downloads the artifact over HTTP from the
+API, checks it, and answers on ``.../{gateway}/report`` (retained, QoS 1) with the models it
+runs and the outcome of the last attempt per model name. It attempts every
+``(model name, deployment)`` entry once. Both topics live *outside* ``renkei/v1/#`` on
+purpose: the ingest subscribes to ``renkei/v1/#`` and dead-letters topics it does not
+know, and broker ACLs can grant a gateway read on its ``desired`` and write on its
+``report`` topic only::
+
+    {"v": 1, "gw": "gw-01", "sent_ms": 1700000000000,
+     "models": {"skab-pump-t2": {"version": "1.1.0", "sha256": "<64 hex>",
+                "manifest_sha256": "<64 hex>", "key_id": "<16 hex>",
+                "signature": "<base64>", "deployment": 7}}}
+
+    {"v": 1, "gw": "gw-01", "sent_ms": 1700000000000, "groups": ["pilot"],
+     "models": {"skab-pump-t2": {"version": "1.1.0", "sha256": "<64 hex>",
+                "previous_version": "1.0.0", "machines": ["pump-1"], "source": "deployed"}},
+     "results": {"skab-pump-t2": {"deployment": 7, "version": "1.1.0",
+                 "status": "succeeded", "stage": "done", "reason": "",
+                 "finished_ms": 1700000000000, "checks": {"windows": 32}}}}
+
 Ingest turns a row into one InfluxDB point: measurement = kind, tags = topic levels +
 ``gw`` + ``tags``, timestamp = ``ts_ms``. A redelivered message therefore rewrites the same
 points (same series and timestamp), which is what makes at-least-once delivery duplicate-free.
@@ -67,9 +94,12 @@ __all__ = [
     "HOST_PREFIX",
     "MAX_PAYLOAD_BYTES",
     "MAX_ROWS",
+    "ROLLOUT_PREFIX",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
     "DeadLetter",
+    "DeployResult",
+    "DesiredModel",
     "Event",
     "GatewayHealth",
     "GatewayState",
@@ -79,21 +109,29 @@ __all__ = [
     "MachineKind",
     "MachinePayload",
     "MachineTopic",
+    "ModelDesired",
+    "ModelReport",
+    "RolloutTopic",
+    "RunningModel",
     "WireError",
     "deadletter_topic",
     "decode_gateway_payload",
     "decode_machine_payload",
+    "decode_rollout_payload",
     "encode",
     "gateway_topic",
     "host_heartbeat_topic",
     "machine_topic",
+    "parse_rollout_topic",
     "parse_topic",
+    "rollout_topic",
 ]
 
 SCHEMA_VERSION: Final = 1
 TOPIC_ROOT: Final = "renkei/v1"
 DEADLETTER_PREFIX: Final = "renkei/dlq/v1"
 HOST_PREFIX: Final = "renkei/host/v1"
+ROLLOUT_PREFIX: Final = "renkei/rollout/v1"
 #: Largest payload the ingest accepts, bytes. Gateways split messages well below it.
 MAX_PAYLOAD_BYTES: Final = 1_048_576
 #: Most rows (timestamps) one machine message may carry.
@@ -173,6 +211,17 @@ class GatewayTopic(BaseModel):
     kind: Literal["state", "health"]
 
 
+class RolloutTopic(BaseModel):
+    """The levels of ``renkei/rollout/v1/{firm}/{site}/{gateway}/{desired|report}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    firm: Level
+    site: Level
+    gateway: Level
+    kind: Literal["desired", "report"]
+
+
 def _check_level(name: str, value: str) -> str:
     if not _LEVEL_RE.match(value):
         raise WireError(
@@ -209,6 +258,38 @@ def host_heartbeat_topic(group: str) -> str:
     """Topic on which the ingest workers of share group ``group`` publish heartbeats."""
     _check_level("group", group)
     return f"{HOST_PREFIX}/{group}/heartbeat"
+
+
+def rollout_topic(*, firm: str, site: str, gateway: str, kind: Literal["desired", "report"]) -> str:
+    """Build a model-rollout topic (desired state or report of one gateway).
+
+    Raises:
+        WireError: ``bad_topic`` on a bad level.
+    """
+    for name, value in {"firm": firm, "site": site, "gateway": gateway}.items():
+        _check_level(name, value)
+    return f"{ROLLOUT_PREFIX}/{firm}/{site}/{gateway}/{kind}"
+
+
+def parse_rollout_topic(topic: str) -> RolloutTopic:
+    """Parse ``renkei/rollout/v1/{firm}/{site}/{gateway}/{desired|report}``.
+
+    Raises:
+        WireError: ``bad_topic`` when the topic has another shape or a level is invalid.
+    """
+    parts = topic.split("/")
+    if len(parts) != 7 or "/".join(parts[:3]) != ROLLOUT_PREFIX:
+        raise WireError(
+            "bad_topic",
+            f"topic {topic!r} is not {ROLLOUT_PREFIX}/firm/site/gateway/desired|report",
+        )
+    if parts[6] not in ("desired", "report"):
+        raise WireError("bad_topic", f"rollout topic {topic!r} must end in desired|report")
+    _check_level("firm", parts[3])
+    _check_level("site", parts[4])
+    _check_level("gateway", parts[5])
+    kind: Literal["desired", "report"] = "desired" if parts[6] == "desired" else "report"
+    return RolloutTopic.model_construct(firm=parts[3], site=parts[4], gateway=parts[5], kind=kind)
 
 
 def deadletter_topic(reason: str) -> str:
@@ -347,6 +428,108 @@ class HostHeartbeat(BaseModel):
     sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
 
 
+#: Model names: the rule of ``models.manifest.ModelManifest.name``.
+ModelNameStr = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+#: Semantic version ``MAJOR.MINOR.PATCH[-pre][+build]`` (the manifest's ``version``).
+SemVer = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+        r"(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$",
+        max_length=64,
+    ),
+]
+Sha256Str = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+_MAX_MODELS: Final = 64
+
+
+class DesiredModel(BaseModel):
+    """One model a gateway should run (an entry of :class:`ModelDesired`).
+
+    The gateway trusts nothing here except what the signature proves: ``signature`` is an
+    Ed25519 signature (base64, 64 bytes) by key ``key_id`` over
+    :func:`models.signing.signing_message` ``(name, version, sha256, manifest_sha256)``.
+    Empty ``signature``/``key_id`` = unsigned (the gateway refuses it and says so).
+    """
+
+    model_config = _STRICT
+
+    version: SemVer
+    sha256: Sha256Str
+    """SHA-256 (hex) of the ONNX bytes."""
+    manifest_sha256: Sha256Str
+    """SHA-256 (hex) of the exact ``manifest.json`` bytes."""
+    key_id: Annotated[str, StringConstraints(pattern=r"^([0-9a-f]{16})?$")] = ""
+    signature: Annotated[str, StringConstraints(max_length=128)] = ""
+    deployment: Annotated[int, Field(strict=True, ge=1, lt=2**63)]
+    """Id of the cloud deployment this entry belongs to (reports refer to it)."""
+
+
+class ModelDesired(BaseModel):
+    """Retained desired state of one gateway on ``renkei/rollout/v1/.../{gateway}/desired``."""
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    gw: Level
+    sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
+    models: Annotated[dict[ModelNameStr, DesiredModel], Field(max_length=_MAX_MODELS)] = {}
+    """Model name -> the version to run. Names not listed are left as they are."""
+
+
+class RunningModel(BaseModel):
+    """A model a gateway runs now (an entry of :class:`ModelReport`)."""
+
+    model_config = _STRICT
+
+    version: SemVer
+    sha256: Sha256Str
+    previous_version: SemVer | None = None
+    """The version that ran before the last successful switch (rollback target)."""
+    machines: Annotated[list[Level], Field(max_length=256)] = []
+    """Machines scoring with it."""
+    source: Literal["config", "deployed"] = "config"
+    """``config``: the model directory of the gateway config; ``deployed``: a rollout."""
+
+
+class DeployResult(BaseModel):
+    """Outcome of the gateway's attempt at one :class:`DesiredModel` entry.
+
+    ``status``: ``succeeded`` (the new version runs), ``rejected`` (it never ran; the
+    previous model was kept) or ``rolled_back`` (it ran, failed its probation, and the
+    previous model was restored). ``stage`` is where the attempt ended: ``verify``
+    (signature, trusted key, config pin), ``download``, ``load`` (hashes, manifest, graph,
+    fit to the machine), ``shadow`` (check on recent windows), ``switch``, ``probation``
+    or ``done``.
+    """
+
+    model_config = _STRICT
+
+    deployment: Annotated[int, Field(strict=True, ge=1, lt=2**63)]
+    version: SemVer
+    status: Literal["succeeded", "rejected", "rolled_back"]
+    stage: Literal["verify", "download", "load", "shadow", "switch", "probation", "done"]
+    reason: Annotated[str, StringConstraints(max_length=2000)] = ""
+    finished_ms: Annotated[int, Field(ge=0, lt=2**63)]
+    checks: Annotated[dict[FieldName, WireFloat], Field(max_length=32)] = {}
+    """Shadow/probation numbers: ``windows``, ``latency_p95_ms``, ``alarm_fraction``, ..."""
+
+
+class ModelReport(BaseModel):
+    """Retained model state of one gateway on ``renkei/rollout/v1/.../{gateway}/report``."""
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    gw: Level
+    sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
+    groups: Annotated[list[Level], Field(max_length=32)] = []
+    """Rollout groups of the gateway (from its config), for ``group:NAME`` targets."""
+    models: Annotated[dict[ModelNameStr, RunningModel], Field(max_length=_MAX_MODELS)] = {}
+    results: Annotated[dict[ModelNameStr, DeployResult], Field(max_length=_MAX_MODELS)] = {}
+    """Model name -> the last deployment attempt for that name."""
+
+
 class DeadLetter(BaseModel):
     """What the ingest publishes on ``renkei/dlq/v1/{reason}`` for a rejected message."""
 
@@ -398,6 +581,20 @@ def decode_gateway_payload(
     obj = _load_object(raw)
     model: type[GatewayState] | type[GatewayHealth] = (
         GatewayState if kind == "state" else GatewayHealth
+    )
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise WireError("invalid_payload", _summarise(exc)) from None
+
+
+def decode_rollout_payload(
+    raw: bytes, kind: Literal["desired", "report"]
+) -> ModelDesired | ModelReport:
+    """Validate a rollout ``desired`` or ``report`` message. Raises :class:`WireError`."""
+    obj = _load_object(raw)
+    model: type[ModelDesired] | type[ModelReport] = (
+        ModelDesired if kind == "desired" else ModelReport
     )
     try:
         return model.model_validate(obj)

@@ -128,4 +128,19 @@ RULES: dict[str, Rule] = {
     # regional supporters
     "regions.list": _r("global", S, A),
     "regions.get": _r("global", S, A),
+    # model registry (platform-wide; gateways download with an operator/engineer key)
+    "models.list": _r("global", O, E, A),
+    "models.publish": _r("global", E, A),
+    "models.get": _r("global", O, E, A),
+    "models.artifact": _r("global", O, E, A),
+    "model_keys.list": _r("global", E, A),
+    "model_keys.create": _r("global", A),
+    "model_keys.revoke": _r("global", A),
+    # model rollout of one firm's gateways
+    "deployments.list": _r("own", O, E, A),
+    "deployments.create": _r("own", E, A),
+    "deployments.get": _r("own", O, E, A),
+    "fleet.get": _r("own", O, E, A),
+    "fleet.pin": _r("own", E, A),
+    "fleet.unpin": _r("own", E, A),
 }

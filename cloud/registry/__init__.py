@@ -1,6 +1,7 @@
 """The registry (SQLAlchemy): firms, sites, lines, machines, molds, API credentials,
 sharing grants and the audit log (:mod:`.sharing`), bookings, gateway states,
-disruptions and takeover plans (:mod:`.operations`).
+disruptions and takeover plans (:mod:`.operations`), the model registry and rollout
+state (:mod:`.models_registry`).
 
 Importing this package registers every table on :data:`Base.metadata`.
 """
@@ -24,6 +25,17 @@ from cloud.registry.models import (
     Process,
     Role,
     Site,
+)
+from cloud.registry.models_registry import (
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    DeploymentTarget,
+    FleetGateway,
+    FleetModel,
+    ModelRelease,
+    ModelSigningKey,
+    TargetStatus,
 )
 from cloud.registry.operations import (
     AssignmentStatus,
@@ -53,14 +65,22 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CapacityBooking",
+    "Deployment",
+    "DeploymentKind",
+    "DeploymentStatus",
+    "DeploymentTarget",
     "Disruption",
     "DisruptionSource",
     "DisruptionStatus",
     "Firm",
+    "FleetGateway",
+    "FleetModel",
     "GatewayStatus",
     "GranteeKind",
     "Line",
     "Machine",
+    "ModelRelease",
+    "ModelSigningKey",
     "Mold",
     "PartnerGroup",
     "PartnerGroupMember",
@@ -75,6 +95,7 @@ __all__ = [
     "TakeoverJob",
     "TakeoverRequest",
     "TakeoverStatus",
+    "TargetStatus",
     "VolumeUnit",
     "export_csv",
     "export_document",

@@ -12,6 +12,7 @@ from cloud.api.routers import (
     firms,
     gateways,
     me,
+    models,
     policies,
     regions,
     registry,
@@ -34,4 +35,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     takeovers.router,
     assignments.router,
     regions.router,
+    models.router,
 )

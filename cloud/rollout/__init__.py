@@ -1,0 +1,18 @@
+"""Model rollout, cloud side: deployment state machine (:mod:`.service`) and the MQTT
+controller that drives it (:mod:`.controller`, run with ``python -m cloud.rollout``).
+
+The gateway side is :mod:`edge.rollout`; the messages between them are in
+:mod:`renkei.wire` (``ModelDesired``, ``ModelReport``); signatures in :mod:`models.signing`.
+"""
+
+from cloud.rollout.controller import RolloutController, RolloutSettings
+from cloud.rollout.service import RolloutError, create_deployment, record_report, step
+
+__all__ = [
+    "RolloutController",
+    "RolloutError",
+    "RolloutSettings",
+    "create_deployment",
+    "record_report",
+    "step",
+]

@@ -1,0 +1,335 @@
+"""The rollout controller: drives deployments between the registry database and MQTT.
+
+One process (``python -m cloud.rollout``) with one MQTT client and the registry engine:
+
+1. subscribes (QoS 1) to every gateway's model report,
+   ``renkei/rollout/v1/+/+/+/report``; reports are retained, so after any (re)connect it
+   sees each gateway's latest state, including results it missed while it was down;
+2. every ``tick_s`` (and at once when a report arrives) stores the reports
+   (:func:`cloud.rollout.service.record_report`), advances the active deployments
+   (:func:`cloud.rollout.service.step`) and publishes the desired state
+   (:func:`cloud.rollout.service.desired_state`) of every gateway whose desired state
+   changed, retained at QoS 1 on ``renkei/rollout/v1/{firm}/{site}/{gateway}/desired``.
+   The "changed" mark is cleared only after the broker's PUBACK, in the same transaction,
+   so a broker outage delays desired states but never loses one. After every (re)connect
+   all desired states are published again (cheap, and it restores them on a broker that
+   lost its retained store).
+
+The API only writes ``pending`` deployments; everything after that happens here, so the
+canary logic keeps working while no engineer's CLI is waiting, and results reported while
+the controller was down are picked up from the retained reports.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cloud.registry import FleetGateway, FleetModel, make_engine
+from cloud.rollout import service
+from renkei.wire import (
+    ROLLOUT_PREFIX,
+    ModelReport,
+    WireError,
+    decode_rollout_payload,
+    encode,
+    parse_rollout_topic,
+    rollout_topic,
+)
+
+__all__ = ["REPORT_FILTER", "ControllerStats", "RolloutController", "RolloutSettings"]
+
+log = logging.getLogger(__name__)
+
+#: Topic filter of every gateway's model report.
+REPORT_FILTER: Final = f"{ROLLOUT_PREFIX}/+/+/+/report"
+_PUBACK_WAIT_S: Final = 5.0
+
+
+class RolloutSettings(BaseModel):
+    """Settings of the rollout controller (frozen).
+
+    Attributes:
+        database_url: SQLAlchemy URL of the registry (the API's ``RENKEI_API_DATABASE_URL``).
+        broker_url: ``mqtt://host:port`` or ``mqtts://host:port``.
+        client_id: MQTT client id (one controller per broker).
+        tick_s: period of the deployment step, seconds.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    database_url: str
+    broker_url: str = "mqtt://127.0.0.1:1883"
+    client_id: str = "renkei-rollout"
+    username: str | None = None
+    password: SecretStr | None = None
+    tls_ca_file: Path | None = None
+    protocol: Literal["5", "3.1.1"] = "5"
+    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    tick_s: float = Field(default=0.5, gt=0, le=60)
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStats:
+    """Counters since start."""
+
+    connected: bool
+    reports: int
+    malformed: int
+    desired_published: int
+    steps: int
+    last_error: str | None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class RolloutController:
+    """See the module docstring.
+
+    Args:
+        settings: controller settings.
+        engine: registry engine (default: ``make_engine(settings.database_url)``).
+        clock: current UTC time (tests may pin it).
+    """
+
+    def __init__(
+        self,
+        settings: RolloutSettings,
+        *,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self._own_engine = engine is None
+        self.engine = engine or make_engine(settings.database_url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._clock = clock
+        self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._connected = False
+        self._resend_all = False
+        self._thread: threading.Thread | None = None
+        self._n = {"reports": 0, "malformed": 0, "desired": 0, "steps": 0}
+        self._last_error: str | None = None
+        self._client = self._make_client()
+
+    # ------------------------------------------------------------------ MQTT
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        v5 = s.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        if s.username is not None:
+            client.username_pw_set(
+                s.username, None if s.password is None else s.password.get_secret_value()
+            )
+        if urlsplit(s.broker_url).scheme == "mqtts" or s.tls_ca_file is not None:
+            client.tls_set(ca_certs=None if s.tls_ca_file is None else str(s.tls_ca_file))
+        client.reconnect_delay_set(1, 30)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("rollout: broker refused the connection: %s", reason_code)
+            return
+        client.subscribe(REPORT_FILTER, qos=1)
+        self._connected = True
+        self._resend_all = True
+        self._wake.set()
+        log.info("rollout controller connected to %s", self.settings.broker_url)
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._connected = False
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._inbox.put((msg.topic, bytes(msg.payload)))
+        self._wake.set()
+
+    # ------------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Connect and run the loop in a background thread; returns at once."""
+        self._thread = threading.Thread(target=self.run, name="renkei-rollout", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the loop and disconnect (thread- and signal-safe)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout_s)
+
+    def run(self) -> None:
+        """Run until :meth:`stop` (blocking)."""
+        parts = urlsplit(self.settings.broker_url)
+        host = parts.hostname or "127.0.0.1"
+        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+        if self.settings.protocol == "5":
+            self._client.connect_async(
+                host, port, keepalive=self.settings.keepalive_s, clean_start=True
+            )
+        else:
+            self._client.connect_async(host, port, keepalive=self.settings.keepalive_s)
+        self._client.loop_start()
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                try:
+                    self.tick()
+                except Exception as exc:  # keep driving; a DB hiccup must not end it
+                    self._last_error = repr(exc)
+                    log.exception("rollout controller step failed; retrying")
+                self._wake.wait(self.settings.tick_s)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+            if self._own_engine:
+                self.engine.dispose()
+
+    def stats(self) -> ControllerStats:
+        """A snapshot of the counters."""
+        return ControllerStats(
+            connected=self._connected,
+            reports=self._n["reports"],
+            malformed=self._n["malformed"],
+            desired_published=self._n["desired"],
+            steps=self._n["steps"],
+            last_error=self._last_error,
+        )
+
+    # ------------------------------------------------------------------ one tick
+
+    def tick(self) -> None:
+        """Store queued reports, step the deployments, publish changed desired states."""
+        now = self._clock()
+        with self._sessions() as session, session.begin():
+            while True:
+                try:
+                    topic, payload = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                self._record(session, topic, payload, now)
+            service.step(session, now=now)
+            self._n["steps"] += 1
+        if self._connected:
+            self._publish_desired(resend_all=self._resend_all)
+
+    def _record(self, session: Session, topic: str, payload: bytes, now: datetime) -> None:
+        try:
+            where = parse_rollout_topic(topic)
+            if where.kind != "report":
+                raise WireError("bad_topic", f"{topic!r} is not a report topic")
+            report = decode_rollout_payload(payload, "report")
+            if not isinstance(report, ModelReport):  # pragma: no cover - kind="report"
+                raise WireError("invalid_payload", "not a report")
+            if report.gw != where.gateway:
+                raise WireError(
+                    "invalid_payload",
+                    f"payload gw {report.gw!r} differs from the topic's {where.gateway!r}",
+                )
+        except WireError as exc:
+            self._n["malformed"] += 1
+            log.warning("ignoring malformed model report on %r: %s", topic, exc)
+            return
+        service.record_report(
+            session, firm_id=where.firm, site_id=where.site, report=report, now=now
+        )
+        self._n["reports"] += 1
+
+    def _publish_desired(self, *, resend_all: bool) -> None:
+        with self._sessions() as session:
+            query = select(FleetGateway)
+            if resend_all:
+                query = query.where(
+                    FleetGateway.gateway_id.in_(
+                        select(FleetModel.gateway_id).where(FleetModel.desired_version.is_not(None))
+                    )
+                    | FleetGateway.desired_dirty.is_(True)
+                )
+            else:
+                query = query.where(FleetGateway.desired_dirty.is_(True))
+            keys = [(g.firm_id, g.gateway_id) for g in session.scalars(query)]
+        all_ok = True
+        for firm_id, gateway_id in keys:
+            all_ok &= self._publish_one(firm_id, gateway_id)
+        if resend_all and all_ok:
+            self._resend_all = False
+
+    def _publish_one(self, firm_id: str, gateway_id: str) -> bool:
+        # Only this thread changes desired states (service.step), so nothing can change
+        # between reading it here and clearing the mark after the PUBACK.
+        now_ms = int(self._clock().timestamp() * 1000)
+        with self._sessions() as session:
+            found = service.desired_state(
+                session, firm_id=firm_id, gateway_id=gateway_id, now_ms=now_ms
+            )
+        if found is None:
+            return True
+        site_id, desired = found
+        topic = rollout_topic(firm=firm_id, site=site_id, gateway=gateway_id, kind="desired")
+        info = self._client.publish(topic, encode(desired), qos=1, retain=True)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            return False
+        deadline = time.monotonic() + _PUBACK_WAIT_S
+        while not info.is_published() and time.monotonic() < deadline:
+            if self._stop.is_set() or not self._connected:
+                return False
+            try:
+                info.wait_for_publish(0.1)
+            except RuntimeError:  # connection lost meanwhile
+                return False
+        if not info.is_published():
+            return False
+        with self._sessions() as session, session.begin():
+            gw = session.get(FleetGateway, (firm_id, gateway_id))
+            if gw is not None:
+                gw.desired_dirty = False
+        self._n["desired"] += 1
+        log.info(
+            "desired state of %s/%s: %s",
+            firm_id,
+            gateway_id,
+            {n: (m.version, m.deployment) for n, m in desired.models.items()},
+        )
+        return True

@@ -1,0 +1,14 @@
+"""Remote model deployments on the gateway (see :mod:`edge.rollout.manager`).
+
+- :mod:`.manager`: :class:`ModelRollout` (desired state -> verify -> download -> shadow
+  check -> atomic switch -> probation -> report);
+- :mod:`.store`: deployed releases and ``state.json`` under the gateway's state directory;
+- :mod:`.fetch`: artifact download over HTTP(S) (standard library only);
+- :mod:`.shadow`: the shadow check on recent feature rows.
+"""
+
+from edge.rollout.manager import MainThreadCalls, ModelRollout
+from edge.rollout.shadow import ShadowResult, shadow_check
+from edge.rollout.store import ModelStore
+
+__all__ = ["MainThreadCalls", "ModelRollout", "ModelStore", "ShadowResult", "shadow_check"]

@@ -1,0 +1,660 @@
+"""Gateway-side model rollout: desired state in, verified atomic model switch, report out.
+
+:class:`ModelRollout` is created by :class:`edge.agent.GatewayAgent` when the config has a
+``rollout`` section. It owns a second MQTT client (``{client_id}-rollout``, clean start;
+the data publisher and its outbox are untouched) that subscribes to the gateway's retained
+desired state and publishes its retained report (:mod:`renkei.wire`, "Model rollout"),
+and one worker thread that handles each ``(model name, deployment)`` entry once:
+
+1. **verify** -- the Ed25519 signature of the entry (:mod:`models.signing`) by a key in
+   ``rollout.trusted_keys`` (never the registry's word); a ``model.sha256`` pinned in the
+   gateway config must equal the entry's digest;
+2. **download** -- manifest and ONNX over HTTP from ``rollout.api_url``
+   (:mod:`edge.rollout.fetch`), unless the release is already in the local store; the
+   ONNX and manifest digests must equal the *signed* ones (a tampered artifact stops here);
+3. **load** -- from the store directory, re-checking both digests, the manifest's name,
+   version and hash, the graph (:meth:`edge.inference.AnomalyModel.load`) and the fit to
+   every machine that runs the model (window length);
+4. **shadow** -- :func:`edge.rollout.shadow.shadow_check` on the machines' recent rows
+   (waits up to ``shadow.wait_s`` for ``shadow.min_windows`` of them);
+5. **switch** -- on the agent's main thread, between two rows, for every machine running
+   the model at once (:meth:`edge.pipeline.MachinePipeline.set_model`): the pipeline never
+   sees a half-loaded model;
+6. **probation** -- the next ``probation_windows`` live rows (at most ``probation_s``)
+   must score finite without errors, else the previous model is switched back
+   (``rolled_back``);
+7. **done** -- the store's ``state.json`` records the new active release (it replaces the
+   config's model at the next start, after the same verification) and the result.
+
+Any failure keeps (or restores) the previous model; the report says which stage failed
+and why. The outcome of every attempt is persisted, so a retained desired state that was
+already attempted is not attempted again after a reconnect or restart.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import math
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol, TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from pydantic import ValidationError
+
+from edge.config import GatewayConfig, MachineConfig
+from edge.inference import AnomalyModel, ModelError, ModelInputError, ModelIntegrityError
+from edge.pipeline import MachinePipeline
+from edge.rollout.fetch import FetchError, fetch_release
+from edge.rollout.shadow import shadow_check
+from edge.rollout.store import ActiveModel, ModelStore
+from models.manifest import MANIFEST_FILE, ModelManifest
+from models.signing import (
+    ModelSignature,
+    SignatureError,
+    TrustedKeys,
+    sha256_hex,
+    verify_model,
+)
+from renkei.wire import (
+    DeployResult,
+    DesiredModel,
+    ModelDesired,
+    ModelReport,
+    RunningModel,
+    WireError,
+    decode_rollout_payload,
+    encode,
+    rollout_topic,
+)
+
+__all__ = ["MainThreadCalls", "ModelRollout"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Longest wait for the agent's main loop to run a call (swap, snapshot), seconds.
+_MAIN_TIMEOUT_S: Final = 30.0
+_POLL_S: Final = 0.2
+
+Status = Literal["succeeded", "rejected", "rolled_back"]
+Stage = Literal["verify", "download", "load", "shadow", "switch", "probation", "done"]
+
+
+class MainThreadCalls:
+    """Calls queued by other threads and run by the agent's main loop between rows."""
+
+    def __init__(self) -> None:
+        self._q: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
+            queue.SimpleQueue()
+        )
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        """Queue ``fn``; its result (or exception) arrives in the returned future."""
+        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._q.put((fn, fut))
+        return fut
+
+    def run_pending(self) -> None:
+        """Run every queued call (main thread only)."""
+        while True:
+            try:
+                fn, fut = self._q.get_nowait()
+            except queue.Empty:
+                return
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+
+class _AgentLike(Protocol):
+    """What the rollout needs of :class:`edge.agent.GatewayAgent`."""
+
+    config: GatewayConfig
+    models: dict[str, AnomalyModel]
+    pipelines: dict[str, MachinePipeline]
+
+
+class _Outcome(Exception):
+    """Ends an attempt early with this result."""
+
+    def __init__(
+        self, status: Status, stage: Stage, reason: str, checks: dict[str, float] | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.status: Status = status
+        self.stage: Stage = stage
+        self.reason = reason
+        self.checks = checks or {}
+
+
+class _Stopped(Exception):
+    """The agent is stopping; abandon the attempt without recording it."""
+
+
+class ModelRollout:
+    """See the module docstring.
+
+    Args:
+        config: gateway config with a ``rollout`` section.
+        api_key: API key for downloads (the CLI reads ``rollout.api_key_env``).
+        password: MQTT password (as for the data publisher).
+        now_ms: clock, UTC epoch ms.
+
+    Raises:
+        ValueError: the config has no ``rollout`` section.
+        OSError: the model store directory cannot be created.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: GatewayConfig,
+        api_key: str | None = None,
+        password: str | None = None,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        if config.rollout is None:
+            raise ValueError("ModelRollout needs a config with a rollout section")
+        self.config = config
+        self.cfg = config.rollout
+        self.trusted = TrustedKeys(self.cfg.trusted_keys)
+        self.store = ModelStore(config.models_dir)
+        self.calls = MainThreadCalls()
+        self._api_key = api_key
+        self._password = password
+        self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
+        self._agent: _AgentLike | None = None
+        self._source: dict[str, Literal["config", "deployed"]] = {}
+        self._restored: dict[str, AnomalyModel | None] = {}
+        self._desired: ModelDesired | None = None
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.desired_topic = rollout_topic(
+            firm=config.firm, site=config.site, gateway=config.gateway_id, kind="desired"
+        )
+        self.report_topic = rollout_topic(
+            firm=config.firm, site=config.site, gateway=config.gateway_id, kind="report"
+        )
+        self.attempts = 0
+        self._client = self._make_client()
+
+    # ------------------------------------------------------------------ start-up
+
+    def restore(self, machine: MachineConfig, config_model: AnomalyModel) -> AnomalyModel:
+        """The model ``machine`` should start with: the active deployed release of the same
+        name if it verifies and fits, else ``config_model`` (called by the agent)."""
+        name = config_model.name
+        active = self.store.state.active.get(name)
+        self._source.setdefault(name, "config")
+        if active is None:
+            return config_model
+        if name not in self._restored:
+            try:
+                self._restored[name] = self._load_verified(
+                    name, active.entry, self.store.root / active.dir
+                )
+            except _Outcome as exc:
+                log.error(
+                    "deployed model %s %s does not verify (%s); using the config's %s",
+                    name,
+                    active.entry.version,
+                    exc.reason,
+                    config_model.version,
+                )
+                self._restored[name] = None
+        model = self._restored[name]
+        if model is None:
+            return config_model
+        pin = machine.model.sha256 if machine.model is not None else None
+        w = model.manifest.window_s
+        if pin is not None and pin != model.sha256:
+            log.error("machine %s pins %s; using the config's model", machine.id, pin[:12])
+            return config_model
+        if model.manifest.feature_kind == "window" and w is not None and w != machine.window_s:
+            log.error("deployed %s needs window_s %s; using the config's model", name, w)
+            return config_model
+        self._source[name] = "deployed"
+        log.info("machine %s runs deployed model %s %s", machine.id, name, model.version)
+        return model
+
+    def attach(self, agent: _AgentLike) -> None:
+        """Bind to the agent whose pipelines this rollout switches."""
+        self._agent = agent
+
+    def start(self) -> None:
+        """Connect to the broker and start the worker thread; returns at once."""
+        mq = self.config.mqtt
+        if mq.protocol == "5":
+            self._client.connect_async(mq.host, mq.port, keepalive=mq.keepalive_s, clean_start=True)
+        else:
+            self._client.connect_async(mq.host, mq.port, keepalive=mq.keepalive_s)
+        self._client.loop_start()
+        self._thread = threading.Thread(target=self._work, name="renkei-rollout", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the worker (an unfinished attempt is abandoned, not recorded) and
+        disconnect. Call from the agent's main thread (it runs the worker's pending calls
+        meanwhile)."""
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout_s
+        while self._thread is not None and self._thread.is_alive():
+            self.calls.run_pending()
+            if time.monotonic() >= deadline:
+                log.warning("rollout worker did not stop within %.0f s", timeout_s)
+                break
+            self._thread.join(0.05)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    # ------------------------------------------------------------------ MQTT
+
+    def _make_client(self) -> mqtt.Client:
+        mq = self.config.mqtt
+        v5 = mq.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"{mq.client_id or self.config.gateway_id}-rollout",
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            clean_session=None if v5 else True,
+        )
+        client.reconnect_delay_set(1, 30)
+        if mq.username is not None:
+            client.username_pw_set(mq.username, self._password)
+        if mq.tls_ca_file is not None or mq.tls_cert_file is not None:
+            client.tls_set(
+                ca_certs=None if mq.tls_ca_file is None else str(mq.tls_ca_file),
+                certfile=None if mq.tls_cert_file is None else str(mq.tls_cert_file),
+                keyfile=None if mq.tls_key_file is None else str(mq.tls_key_file),
+            )
+        client.on_connect = self._on_connect
+        client.on_message = self._on_message
+        return client
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: Any,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.warning("rollout: broker refused the connection: %s", reason_code)
+            return
+        client.subscribe(self.desired_topic, qos=1)
+        self.publish_report()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic != self.desired_topic:
+            return
+        try:
+            desired = decode_rollout_payload(bytes(msg.payload), "desired")
+        except WireError as exc:
+            log.warning("ignoring malformed desired state: %s", exc)
+            return
+        if not isinstance(desired, ModelDesired) or desired.gw != self.config.gateway_id:
+            log.warning("ignoring a desired state for another gateway on %s", msg.topic)
+            return
+        with self._lock:
+            self._desired = desired
+        self._wake.set()
+
+    def report(self) -> ModelReport:
+        """The current report: models running, their previous versions, last results."""
+        running: dict[str, dict[str, Any]] = {}
+        agent = self._agent
+        for mid, m in list(agent.models.items()) if agent is not None else []:
+            entry = running.get(m.name)
+            if entry is None:
+                running[m.name] = {
+                    "version": m.version,
+                    "sha256": m.sha256,
+                    "previous_version": self.store.state.previous_version.get(m.name),
+                    "machines": [mid],
+                    "source": self._source.get(m.name, "config"),
+                }
+            else:
+                entry["machines"].append(mid)
+        return ModelReport(
+            v=1,
+            gw=self.config.gateway_id,
+            sent_ms=self._now_ms(),
+            groups=list(self.cfg.groups),
+            models={name: RunningModel(**e) for name, e in running.items()},
+            results=dict(self.store.state.results),
+        )
+
+    def publish_report(self) -> None:
+        """Publish :meth:`report` retained (QoS 1); a no-op while disconnected (every
+        connect publishes the latest one)."""
+        if not self._client.is_connected():
+            return
+        self._client.publish(self.report_topic, encode(self.report()), qos=1, retain=True)
+
+    # ------------------------------------------------------------------ worker
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            with self._lock:
+                desired = self._desired
+            if desired is None or self._agent is None:
+                continue
+            for name, entry in sorted(desired.models.items()):
+                if self._stop.is_set():
+                    return
+                if self.store.state.attempted.get(name) == entry.deployment:
+                    continue
+                try:
+                    result = self._attempt(name, entry)
+                except _Stopped:
+                    return
+                except Exception:  # never let the worker die; the entry is retried later
+                    log.exception(
+                        "deployment %d of %s: cannot record the result", entry.deployment, name
+                    )
+                    continue
+                st = self.store.state
+                st.attempted[name] = entry.deployment
+                st.results[name] = result
+                try:
+                    self.store.save()
+                except OSError as exc:
+                    log.error("cannot save the rollout state: %s", exc)
+                self.attempts += 1
+                log.log(
+                    logging.INFO if result.status == "succeeded" else logging.WARNING,
+                    "deployment %d of %s %s: %s at %s%s",
+                    entry.deployment,
+                    name,
+                    entry.version,
+                    result.status,
+                    result.stage,
+                    f" ({result.reason})" if result.reason else "",
+                )
+                self.publish_report()
+
+    def _attempt(self, name: str, entry: DesiredModel) -> DeployResult:
+        status: Status = "succeeded"
+        stage: Stage = "done"
+        reason = ""
+        checks: dict[str, float] = {}
+        try:
+            checks = self._apply(name, entry)
+        except _Outcome as out:
+            status, stage, reason, checks = out.status, out.stage, out.reason, out.checks
+        except _Stopped:
+            raise
+        except Exception as exc:  # a bug must not kill the worker; the model stays as is
+            log.exception("deployment %d of %s failed unexpectedly", entry.deployment, name)
+            status, stage, reason = "rejected", "load", f"unexpected error: {exc!r}"
+        return DeployResult(
+            deployment=entry.deployment,
+            version=entry.version,
+            status=status,
+            stage=stage,
+            reason=reason[:2000],
+            finished_ms=self._now_ms(),
+            checks={k: float(v) for k, v in checks.items() if math.isfinite(v)},
+        )
+
+    def _apply(self, name: str, entry: DesiredModel) -> dict[str, float]:
+        agent = self._agent
+        assert agent is not None
+        machines = [mid for mid, m in list(agent.models.items()) if m.name == name]
+        if not machines:
+            raise _Outcome(
+                "rejected",
+                "verify",
+                f"no machine of gateway {self.config.gateway_id} runs model {name}",
+            )
+        current = agent.models[machines[0]]
+        if current.version == entry.version and current.sha256 == entry.sha256:
+            self._verify_signature(name, entry)
+            return {"already_running": 1.0}
+        self._verify_signature(name, entry)
+        by_id = {m.id: m for m in self.config.machines}
+        for mid in machines:
+            mc = by_id[mid].model
+            if mc is not None and mc.sha256 is not None and mc.sha256 != entry.sha256:
+                raise _Outcome(
+                    "rejected",
+                    "verify",
+                    f"machine {mid}: the gateway config pins model sha256 {mc.sha256}; "
+                    f"refusing {entry.sha256}",
+                )
+        release_dir = self.store.cached(name, entry)
+        if release_dir is None:
+            release_dir = self._download(name, entry)
+        model = self._load_verified(name, entry, release_dir)
+        for mid in machines:
+            try:
+                agent.pipelines[mid].check_model(model)
+            except ModelInputError as exc:
+                raise _Outcome("rejected", "load", str(exc)) from None
+        rows = self._recent_rows(machines, model)
+        shadow = shadow_check(model, current, rows, self.cfg.shadow)
+        if not shadow.ok:
+            raise _Outcome("rejected", "shadow", shadow.reason, shadow.checks)
+        checks = dict(shadow.checks)
+        previous = {mid: agent.models[mid] for mid in machines}
+        before = self._main(lambda: self._switch(agent, dict.fromkeys(machines, model)), "switch")
+        try:
+            checks |= self._probation(agent, machines, before)
+        except _Outcome as out:
+            self._main(lambda: self._switch(agent, previous), "switch")
+            out.checks = checks | out.checks
+            raise
+        st = self.store.state
+        st.previous_version[name] = current.version
+        st.active[name] = ActiveModel(name=name, entry=entry, dir=self.store.relative(release_dir))
+        self._source[name] = "deployed"
+        self.store.prune(name)
+        return checks
+
+    # ------------------------------------------------------------------ steps
+
+    def _verify_signature(self, name: str, entry: DesiredModel) -> None:
+        sig = (
+            ModelSignature(key_id=entry.key_id, signature=entry.signature)
+            if entry.signature and entry.key_id
+            else None
+        )
+        try:
+            verify_model(
+                sig,
+                self.trusted,
+                name=name,
+                version=entry.version,
+                sha256=entry.sha256,
+                manifest_sha256=entry.manifest_sha256,
+            )
+        except (SignatureError, ValidationError) as exc:
+            code = exc.reason if isinstance(exc, SignatureError) else "malformed"
+            raise _Outcome("rejected", "verify", f"{code}: {exc}") from None
+
+    def _download(self, name: str, entry: DesiredModel) -> Path:
+        try:
+            manifest, onnx = fetch_release(
+                api_url=self.cfg.api_url,
+                name=name,
+                version=entry.version,
+                api_key=self._api_key,
+                max_bytes=self.cfg.max_model_bytes,
+                tls_ca_file=self.cfg.tls_ca_file,
+            )
+        except FetchError as exc:
+            raise _Outcome("rejected", "download", str(exc)) from None
+        self._check_digests(entry, manifest, onnx)
+        try:
+            onnx_file = ModelManifest.model_validate_json(manifest).onnx_file
+        except ValidationError as exc:  # pragma: no cover - the digest is signed
+            raise _Outcome("rejected", "load", f"invalid manifest: {exc}") from None
+        sig = ModelSignature(key_id=entry.key_id, signature=entry.signature)
+        return self.store.put(
+            name, entry, manifest=manifest, onnx_file=onnx_file, onnx=onnx, signature=sig
+        )
+
+    @staticmethod
+    def _check_digests(entry: DesiredModel, manifest: bytes, onnx: bytes) -> None:
+        got = sha256_hex(onnx)
+        if got != entry.sha256:
+            raise _Outcome(
+                "rejected",
+                "verify",
+                f"sha256 mismatch: the model bytes hash to {got}, the signed desired state "
+                f"says {entry.sha256} (tampered or corrupted artifact)",
+            )
+        got = sha256_hex(manifest)
+        if got != entry.manifest_sha256:
+            raise _Outcome(
+                "rejected",
+                "verify",
+                f"sha256 mismatch: manifest.json hashes to {got}, the signed desired state "
+                f"says {entry.manifest_sha256} (tampered or corrupted manifest)",
+            )
+
+    def _load_verified(self, name: str, entry: DesiredModel, release_dir: Path) -> AnomalyModel:
+        """Verify signature and digests of a release directory, then load it."""
+        self._verify_signature(name, entry)
+        try:
+            manifest = (release_dir / MANIFEST_FILE).read_bytes()
+            parsed = ModelManifest.model_validate_json(manifest)
+            onnx = (release_dir / parsed.onnx_file).read_bytes()
+        except (OSError, ValidationError) as exc:
+            raise _Outcome("rejected", "load", f"cannot read release: {exc}") from None
+        self._check_digests(entry, manifest, onnx)
+        if (parsed.name, parsed.version) != (name, entry.version):
+            raise _Outcome(
+                "rejected",
+                "verify",
+                f"manifest is {parsed.name}@{parsed.version}, expected {name}@{entry.version}",
+            )
+        try:
+            return AnomalyModel.load(model_dir=release_dir, expected_sha256=entry.sha256)
+        except ModelIntegrityError as exc:
+            raise _Outcome("rejected", "verify", str(exc)) from None
+        except ModelError as exc:
+            raise _Outcome("rejected", "load", str(exc)) from None
+
+    def _recent_rows(self, machines: list[str], model: AnomalyModel) -> list[dict[str, float]]:
+        agent = self._agent
+        assert agent is not None
+        kind = model.manifest.feature_kind
+        names = model.input_names
+        need = self.cfg.shadow.min_windows
+        deadline = time.monotonic() + self.cfg.shadow.wait_s
+
+        def snapshot() -> list[dict[str, float]]:
+            return [r for mid in machines for r in agent.pipelines[mid].recent_rows(kind)]
+
+        while True:
+            rows = self._main(snapshot, "shadow")
+            usable = sum(
+                all(n in r and r[n] == r[n] and abs(r[n]) != float("inf") for n in names)
+                for r in rows
+            )
+            if usable >= need or time.monotonic() >= deadline:
+                return rows
+            self._sleep(0.5)
+
+    @staticmethod
+    def _switch(
+        agent: _AgentLike, targets: dict[str, AnomalyModel]
+    ) -> dict[str, tuple[int, int, int]]:
+        """Main thread: machine ``mid`` scores with ``targets[mid]`` from its next row on;
+        all or nothing. Returns the pipelines' (scored, non-finite, errors) counters."""
+        previous = {mid: agent.models[mid] for mid in targets}
+        done: list[str] = []
+        try:
+            for mid, model in targets.items():
+                agent.pipelines[mid].set_model(model)
+                agent.models[mid] = model
+                done.append(mid)
+        except BaseException:
+            for mid in done:
+                agent.pipelines[mid].set_model(previous[mid])
+                agent.models[mid] = previous[mid]
+            raise
+        return {
+            mid: (p.scored, p.nonfinite_scores, p.model_errors)
+            for mid, p in ((mid, agent.pipelines[mid]) for mid in targets)
+        }
+
+    def _probation(
+        self, agent: _AgentLike, machines: list[str], before: dict[str, tuple[int, int, int]]
+    ) -> dict[str, float]:
+        want = self.cfg.probation_windows
+        if want == 0:
+            return {}
+        deadline = time.monotonic() + self.cfg.probation_s
+
+        def counts() -> dict[str, tuple[int, int, int]]:
+            return {
+                mid: (
+                    agent.pipelines[mid].scored,
+                    agent.pipelines[mid].nonfinite_scores,
+                    agent.pipelines[mid].model_errors,
+                )
+                for mid in machines
+            }
+
+        while True:
+            now = self._main(counts, "probation")
+            scored = sum(now[m][0] - before[m][0] for m in machines)
+            nonfinite = sum(now[m][1] - before[m][1] for m in machines)
+            errors = sum(now[m][2] - before[m][2] for m in machines)
+            checks = {
+                "probation_scored": float(scored),
+                "probation_nonfinite": float(nonfinite),
+                "probation_errors": float(errors),
+            }
+            if nonfinite or errors:
+                raise _Outcome(
+                    "rolled_back",
+                    "probation",
+                    f"in live use the model gave {nonfinite} non-finite scores and "
+                    f"{errors} errors; previous model restored",
+                    checks,
+                )
+            if scored >= want or time.monotonic() >= deadline:
+                return checks
+            self._sleep(_POLL_S)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _main(self, fn: Callable[[], T], stage: Stage) -> T:
+        """Run ``fn`` on the agent's main thread and wait for it."""
+        fut = self.calls.submit(fn)
+        deadline = time.monotonic() + _MAIN_TIMEOUT_S
+        while True:
+            try:
+                return fut.result(timeout=0.1)
+            except TimeoutError:
+                if self._stop.is_set() and fut.cancel():
+                    raise _Stopped() from None
+                if time.monotonic() >= deadline and fut.cancel():
+                    raise _Outcome(
+                        "rejected", stage, "the agent's main loop did not respond"
+                    ) from None
+
+    def _sleep(self, seconds: float) -> None:
+        if self._stop.wait(seconds):
+            raise _Stopped()
