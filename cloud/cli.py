@@ -1,5 +1,9 @@
 """``renkei cloud ...`` commands (typer). Mounted by ``renkei.cli`` as ``renkei cloud``.
 
+- ``ingest``: MQTT -> InfluxDB ingest worker; ``api``: the registry/sharing/takeover API and
+  the partner web page; ``watch``: gateway states and suspected disruptions (Last Will);
+  ``rollout``: advances model deployments; ``export`` / ``import``: a firm's archive.
+
 ``renkei cloud ingest`` (or ``python -m cloud.ingest``) runs the MQTT -> InfluxDB ingest
 worker until SIGINT/SIGTERM, then stops cleanly: flushes what it holds, acknowledges it,
 disconnects. Every option can also be given as an environment variable (shown in
@@ -166,3 +170,34 @@ def api(
         typer.echo(f"invalid configuration (RENKEI_API_*): {exc}", err=True)
         raise typer.Exit(2) from None
     uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level.lower())
+
+
+def _register_portability() -> None:
+    """``renkei cloud export`` / ``renkei cloud import`` (:mod:`cloud.portability.cli`)."""
+    from cloud.portability.cli import export_command, import_command
+
+    app.command("export")(export_command)
+    app.command("import")(import_command)
+
+
+_register_portability()
+
+
+def _register_watch() -> None:
+    """``renkei cloud watch`` (:mod:`cloud.disruption.cli`)."""
+    from cloud.disruption.cli import watch_command
+
+    app.command("watch")(watch_command)
+
+
+_register_watch()
+
+
+def _register_rollout() -> None:
+    """``renkei cloud rollout`` (:mod:`cloud.rollout`): advances model deployments."""
+    from cloud.rollout.__main__ import rollout
+
+    app.command("rollout")(rollout)
+
+
+_register_rollout()

@@ -27,7 +27,11 @@ app = typer.Typer(
 )
 app.command("demo")(demo)
 app.add_typer(edge_app, name="edge", help="Gateway agent: sources, features, models, outbox, MQTT.")
-app.add_typer(cloud_app, name="cloud", help="Cloud services: MQTT ingest into InfluxDB.")
+app.add_typer(
+    cloud_app,
+    name="cloud",
+    help="Cloud services: ingest, API + partner web page, disruption watch, model rollout, firm export/import.",
+)
 app.add_typer(models_app, name="models", help="Train and inspect anomaly models (ONNX).")
 app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards and alert rules as code.")
 
