@@ -30,7 +30,7 @@ app.add_typer(edge_app, name="edge", help="Gateway agent: sources, features, mod
 app.add_typer(
     cloud_app,
     name="cloud",
-    help="Cloud services: ingest, API + partner web page, disruption watch, model rollout, firm export/import.",
+    help="Cloud services: ingest, API + web page, disruption watch, model rollout, export/import.",
 )
 app.add_typer(models_app, name="models", help="Train and inspect anomaly models (ONNX).")
 app.add_typer(dashboards_app, name="dashboards", help="Grafana dashboards and alert rules as code.")
