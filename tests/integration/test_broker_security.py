@@ -1,0 +1,743 @@
+"""docker-compose.yml's broker security, run for real: TLS, per-user passwords, the ACL.
+
+The broker here is the one compose runs, not a look-alike: ``deploy/mosquitto/entrypoint.sh``
+builds the password file from ``mqtt-user-<name>`` secret files (one per MQTT user that
+compose gives the mosquitto service) and starts Mosquitto with
+``deploy/mosquitto/compose.conf``, which includes ``deploy/mosquitto/renkei.conf`` and
+uses ``deploy/mosquitto/acl`` as they are. The test only substitutes the container paths,
+the listener port (a free loopback port) and ``user`` (root may not hand the test's private
+temp dir to the mosquitto user), and generates a throwaway CA and server certificate with
+``cryptography``. Every wait is bounded.
+
+Proven: a gateway publishes under its own prefix over TLS and the ingest user receives it;
+wrong passwords, unknown users, anonymous clients, plain-text MQTT and untrusted
+certificates are refused; a gateway can neither publish (nor leave a Last Will) under
+another gateway's, site's or firm's prefix, nor forge ingest heartbeats, dead letters or
+its own desired models, nor read other gateways' data; the cloud users have only their
+rights; and the real edge agent and ingest worker connect with TLS and credentials,
+configured exactly as docker-compose.yml configures them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from tests.e2e import wait_for
+from tests.services import InfluxDB, ServiceError, _tail, _wait_port, free_port
+
+REPO = Path(__file__).resolve().parents[2]
+MOSQ = REPO / "deploy" / "mosquitto"
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+GW1, GW2, GW3 = "gw-compose-sim-01", "gw-compose-sim-02", "gw-compose-sim-03"
+#: gateway -> (firm, site), as in deploy/compose/gateways/ and the ACL
+SITES = {
+    GW1: ("demo-molding", "osaka"),
+    GW2: ("demo-molding", "osaka"),
+    GW3: ("demo-press", "kobe"),
+}
+NOT_AUTHORIZED = 135
+BAD_CREDENTIALS = 134
+
+
+def machine_topic(gw: str, machine: str = "imm-x", kind: str = "telemetry") -> str:
+    firm, site = SITES[gw]
+    return f"renkei/v1/{firm}/{site}/molding/line-1/{machine}/{kind}"
+
+
+def state_topic(gw: str) -> str:
+    firm, site = SITES[gw]
+    return f"renkei/v1/{firm}/{site}/_gw/{gw}/state"
+
+
+def rollout_topic(gw: str, kind: str) -> str:
+    firm, site = SITES[gw]
+    return f"renkei/rollout/v1/{firm}/{site}/{gw}/{kind}"
+
+
+# --------------------------------------------------------------------- PKI
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def make_ca(directory: Path, name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A throwaway CA (ECDSA P-256, one day); writes ``ca.crt``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "ca.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key
+
+
+def make_server_cert(
+    directory: Path, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+) -> None:
+    """The broker's certificate for localhost/127.0.0.1/mosquitto: server.crt, server.key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mosquitto")]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName("mosquitto"),
+                    x509.DNSName("localhost"),
+                    x509.IPAddress(ipaddress.IPv4Address("127.0.0.1")),
+                ]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (directory / "server.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(directory / "server.key", key)
+
+
+# --------------------------------------------------------------------- the broker
+
+
+def render_compose_conf(
+    workdir: Path, *, port: int, auth: Path, data: Path, include_dir: Path
+) -> Path:
+    """compose.conf with only its container paths, listener port and ``user`` replaced.
+
+    Every replaced line must exist exactly once and every other line stays as it is, so a
+    change to compose.conf either runs here unchanged or fails this test loudly.
+    """
+    text = (MOSQ / "compose.conf").read_text()
+    subs = {
+        "include_dir /mosquitto/config/renkei.d": f"include_dir {include_dir}",
+        "password_file /mosquitto/auth/passwd": f"password_file {auth}/passwd",
+        "acl_file /mosquitto/config/acl": f"acl_file {MOSQ / 'acl'}",
+        "persistence_location /mosquitto/data/": f"persistence_location {data}/",
+        "listener 8883": f"listener {port} 127.0.0.1",
+        "certfile /mosquitto/auth/server.crt": f"certfile {auth}/server.crt",
+        "keyfile /mosquitto/auth/server.key": f"keyfile {auth}/server.key",
+        "cafile /mosquitto/auth/ca.crt": f"cafile {auth}/ca.crt",
+        # As root, Mosquitto would switch to "mosquitto", which cannot enter pytest's
+        # private temp dir; as another user, `user` is ignored.
+        "user mosquitto": "user root" if os.geteuid() == 0 else "user mosquitto",
+    }
+    lines = text.splitlines()
+    for old in subs:
+        assert lines.count(old) == 1, f"compose.conf: expected the line {old!r} once"
+    rendered = [subs.get(line, line) for line in lines]
+    container_paths = [ln for ln in rendered if " /mosquitto/" in ln and not ln.startswith("#")]
+    assert not container_paths, f"compose.conf: container paths left: {container_paths}"
+    path = workdir / "compose.conf"
+    path.write_text("\n".join(rendered) + "\n")
+    return path
+
+
+def broker_users() -> list[str]:
+    """The MQTT users compose gives the broker (its mqtt-user-* secrets)."""
+    names = [s for s in COMPOSE["services"]["mosquitto"]["secrets"] if isinstance(s, str)]
+    return [s.removeprefix("mqtt-user-") for s in names if s.startswith("mqtt-user-")]
+
+
+def mosquitto_binary() -> str:
+    for c in ("/usr/sbin/mosquitto", "/usr/bin/mosquitto"):
+        if os.access(c, os.X_OK):
+            return c
+    found = shutil.which("mosquitto")
+    if not found:
+        raise ServiceError("mosquitto not found; install the Debian package mosquitto")
+    return found
+
+
+def entrypoint_env(secrets_dir: Path, auth: Path, conf: Path, data: Path) -> dict[str, str]:
+    return {
+        "PATH": f"/usr/sbin:/usr/bin:/bin:{os.environ.get('PATH', '')}",
+        "RENKEI_SECRETS": str(secrets_dir),
+        "RENKEI_MOSQUITTO_AUTH": str(auth),
+        "RENKEI_MOSQUITTO_CONF": str(conf),
+        "RENKEI_MOSQUITTO_DATA": str(data),
+        "RENKEI_MOSQUITTO_OWNER": "root",
+        "RENKEI_MOSQUITTO_BIN": mosquitto_binary(),
+    }
+
+
+@dataclass
+class Broker:
+    """The compose broker running on a loopback port."""
+
+    port: int
+    ca_file: Path
+    passwords: dict[str, str]
+    workdir: Path
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "broker.log"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    work = tmp_path_factory.mktemp("secure-broker")
+    secrets_dir, auth, data, include = (work / n for n in ("secrets", "auth", "data", "renkei.d"))
+    for d in (secrets_dir, include):
+        d.mkdir()
+    # The same renkei.conf compose mounts into renkei.d/.
+    (include / "renkei.conf").symlink_to(MOSQ / "renkei.conf")
+    ca, ca_key = make_ca(work / "pki", "Renkei test CA")
+    make_server_cert(work / "pki", ca, ca_key)
+    for secret, name in (("mqtt-tls-ca", "ca.crt"), ("mqtt-tls-cert", "server.crt")):
+        shutil.copy(work / "pki" / name, secrets_dir / secret)
+    shutil.copy(work / "pki" / "server.key", secrets_dir / "mqtt-tls-key")
+    passwords = {user: secrets.token_urlsafe(24) for user in broker_users()}
+    for user, password in passwords.items():
+        # A trailing newline (as editors write it) is not part of the password.
+        (secrets_dir / f"mqtt-user-{user}").write_text(password + "\n")
+    port = free_port()
+    conf = render_compose_conf(work, port=port, auth=auth, data=data, include_dir=include)
+    log = open(work / "broker.log", "ab")  # noqa: SIM115 - owned by the child process
+    proc = subprocess.Popen(
+        ["sh", str(MOSQ / "entrypoint.sh")],
+        env=entrypoint_env(secrets_dir, auth, conf, data),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    server = Broker(
+        port=port, ca_file=work / "pki" / "ca.crt", passwords=passwords, workdir=work, proc=proc
+    )
+    try:
+        _wait_port(port, 15.0, proc, server.log)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+# --------------------------------------------------------------------- an MQTT client
+
+
+class Conn:
+    """One paho client with everything it saw recorded; never reconnects by itself."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        user: str | None,
+        password: str | None = None,
+        *,
+        client_id: str | None = None,
+        protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
+        tls: bool = True,
+        ca_file: Path | None = None,
+        will: str | None = None,
+    ) -> None:
+        self.connack: ReasonCode | None = None
+        self.got_connack = threading.Event()
+        self.closed = threading.Event()
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.acks: dict[int, ReasonCode | None] = {}
+        self.subacks: dict[int, list[ReasonCode]] = {}
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"t-{secrets.token_hex(4)}",
+            protocol=protocol,
+            reconnect_on_failure=False,
+        )
+        if user is not None:
+            self.client.username_pw_set(user, password)
+        if tls:
+            self.client.tls_set(ca_certs=str(ca_file or broker.ca_file))
+        if will is not None:
+            self.client.will_set(will, b'{"forged": true}', qos=1, retain=False)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", broker.port, keepalive=30)  # TCP + TLS handshake
+        self.client.loop_start()
+
+    # paho callbacks (network thread)
+    def _on_connect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any = None) -> None:
+        self.connack = rc
+        self.got_connack.set()
+
+    def _on_disconnect(self, *_: Any) -> None:
+        self.closed.set()
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: ReasonCode, _p: Any) -> None:
+        with self._lock:
+            self.acks[mid] = rc
+
+    def _on_subscribe(self, _c: Any, _u: Any, mid: int, rcs: list[ReasonCode], _p: Any) -> None:
+        with self._lock:
+            self.subacks[mid] = rcs
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain)))
+
+    # test side
+    def wait_connected(self, timeout_s: float = 10) -> ReasonCode | None:
+        """The CONNACK reason (None: the connection closed without one)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self.got_connack.is_set():
+            if self.closed.is_set():
+                break
+            time.sleep(0.01)
+        return self.connack
+
+    def publish(self, topic: str, payload: bytes = b"{}", *, qos: int = 1) -> ReasonCode | None:
+        """Publish and wait (bounded) for the PUBACK reason; None if the broker hung up."""
+        rc = self.wait_connected()
+        assert rc is not None and not rc.is_failure, f"not connected: {rc}"
+        info = self.client.publish(topic, payload, qos=qos)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with self._lock:
+                if info.mid in self.acks:
+                    return self.acks[info.mid]
+            if self.closed.is_set():
+                return None
+            time.sleep(0.01)
+        raise AssertionError(f"no PUBACK for {topic} within 10 s")
+
+    def subscribe(self, topic: str, qos: int = 1) -> list[ReasonCode]:
+        _, mid = self.client.subscribe(topic, qos=qos)
+        assert mid is not None
+        wait_for(lambda: mid in self.subacks, 10, f"SUBACK for {topic}", step_s=0.01)
+        return self.subacks[mid]
+
+    def topics(self) -> list[str]:
+        with self._lock:
+            return [t for t, _, _ in self.messages]
+
+    def tls_version(self) -> str | None:
+        sock = self.client.socket()
+        return sock.version() if isinstance(sock, ssl.SSLSocket) else None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.disconnect()
+        self.client.loop_stop()
+
+
+@contextlib.contextmanager
+def conn(
+    broker: Broker, user: str | None, password: str | None = None, **kw: Any
+) -> Iterator[Conn]:
+    c = Conn(broker, user, password, **kw)
+    try:
+        yield c
+    finally:
+        c.close()
+
+
+def login(broker: Broker, user: str, **kw: Any) -> contextlib.AbstractContextManager[Conn]:
+    """A connection as ``user`` with its right password."""
+    return conn(broker, user, broker.passwords[user], **kw)
+
+
+def connected(c: Conn) -> Conn:
+    rc = c.wait_connected()
+    assert rc is not None and not rc.is_failure, f"connection refused: {rc}"
+    return c
+
+
+# --------------------------------------------------------------------- tests
+
+
+def test_gateway_publishes_under_its_prefix_over_tls_and_ingest_receives(broker: Broker) -> None:
+    with login(broker, "renkei-ingest") as ingest, login(broker, GW1) as gw:
+        connected(ingest)
+        assert ingest.subscribe("$share/renkei-ingest/renkei/v1/#")[0].value == 1
+        connected(gw)
+        assert gw.tls_version() in ("TLSv1.2", "TLSv1.3")
+        own = [
+            machine_topic(GW1, "imm-sim-1", "telemetry"),
+            machine_topic(GW1, "imm-sim-1", "features"),
+            state_topic(GW1),
+            state_topic(GW1).replace("/state", "/health"),
+        ]
+        for topic in own:
+            rc = gw.publish(topic)
+            assert rc is not None and not rc.is_failure, (topic, rc)
+        wait_for(lambda: sorted(ingest.topics()) == sorted(own), 10, "ingest to receive all")
+
+
+@pytest.mark.parametrize(
+    ("user", "password"),
+    [
+        (GW1, "wrong-password-for-gw1"),
+        ("gw-not-registered", "whatever-it-is-12345"),
+        (GW1, None),
+        (None, None),
+    ],
+    ids=["wrong-password", "unknown-user", "no-password", "anonymous"],
+)
+def test_bad_credentials_are_refused(
+    broker: Broker, user: str | None, password: str | None
+) -> None:
+    with conn(broker, user, password) as c:
+        rc = c.wait_connected()
+        assert rc is not None and rc.value in (BAD_CREDENTIALS, NOT_AUTHORIZED), rc
+
+
+def test_another_gateways_password_does_not_work(broker: Broker) -> None:
+    with conn(broker, GW1, broker.passwords[GW2]) as c:
+        rc = c.wait_connected()
+        assert rc is not None and rc.is_failure
+
+
+def test_plain_text_and_untrusted_certificates_are_refused(broker: Broker, tmp_path: Path) -> None:
+    # MQTT without TLS on the (only) listener: no CONNACK, the broker hangs up.
+    with login(broker, GW1, tls=False) as plain:
+        assert plain.wait_connected(timeout_s=5) is None
+        assert plain.closed.wait(5)
+    # A client that trusts another CA refuses the broker's certificate.
+    make_ca(tmp_path, "someone else")
+    with pytest.raises(ssl.SSLCertVerificationError):
+        Conn(broker, GW1, broker.passwords[GW1], ca_file=tmp_path / "ca.crt")
+
+
+FORBIDDEN_FOR_GW1 = [
+    machine_topic(GW3),  # another firm
+    "renkei/v1/demo-molding/nagoya/molding/line-1/imm-x/telemetry",  # another site
+    state_topic(GW2),  # a sibling gateway's birth/death at the same site
+    state_topic(GW2).replace("/state", "/health"),
+    state_topic(GW3),
+    "renkei/host/v1/renkei-ingest/heartbeat",  # a forged ingest heartbeat
+    "renkei/dlq/v1/malformed_json",  # a forged dead letter
+    rollout_topic(GW1, "desired"),  # choosing its own models
+    rollout_topic(GW2, "report"),
+    "renkei/v1/demo-molding/osaka",  # its own prefix, but not a data topic
+]
+
+
+def test_gateway_cannot_publish_outside_its_prefix(broker: Broker) -> None:
+    with login(broker, "renkei-ingest") as spy:
+        connected(spy)
+        spy.subscribe("#")
+        for topic in FORBIDDEN_FOR_GW1:
+            # Mosquitto 2.0 answers a refused QoS 1 publish with PUBACK "Not authorized"
+            # (MQTT 5) and then closes the connection: one connection per attempt.
+            with login(broker, GW1) as gw:
+                rc = gw.publish(topic)
+                assert rc is None or rc.value == NOT_AUTHORIZED, (topic, rc)
+        # MQTT 3.1.1 has no refusal code: the broker acknowledges and drops the message.
+        with login(broker, GW1, protocol=MQTTProtocolVersion.MQTTv311) as gw311:
+            gw311.publish(machine_topic(GW3, "via-311"))
+        # A sentinel published afterwards arrives, so the refused ones were not delayed.
+        sentinel = machine_topic(GW1, "sentinel")
+        with login(broker, GW1) as gw:
+            assert gw.publish(sentinel) is not None
+        wait_for(lambda: sentinel in spy.topics(), 10, "the sentinel")
+        assert spy.topics() == [sentinel], f"forbidden messages were delivered: {spy.topics()}"
+
+
+def test_gateway_last_will_only_under_its_own_state_topic(broker: Broker) -> None:
+    with login(broker, "renkei-ingest") as spy:
+        connected(spy)
+        spy.subscribe("renkei/v1/#")
+        for will in (state_topic(GW2), state_topic(GW1)):
+            gw = Conn(broker, GW1, broker.passwords[GW1], will=will)
+            connected(gw)
+            # Drop the connection without DISCONNECT: the broker sends the Last Will.
+            sock = gw.client.socket()
+            assert isinstance(sock, socket.socket)
+            sock.shutdown(socket.SHUT_RDWR)
+            gw.client.loop_stop()
+        wait_for(lambda: state_topic(GW1) in spy.topics(), 10, "gw1's own Last Will")
+        time.sleep(0.3)
+        assert spy.topics() == [state_topic(GW1)], "a forged Last Will was delivered"
+
+
+def test_gateway_reads_only_its_heartbeat_and_desired_models(broker: Broker) -> None:
+    with (
+        login(broker, GW1) as gw1,
+        login(broker, GW3) as gw3,
+        login(broker, "renkei-ingest") as ingest,
+        login(broker, "renkei-rollout") as rollout,
+    ):
+        for c in (gw1, gw3, ingest, rollout):
+            connected(c)
+        # Mosquitto grants any subscription and filters each delivery by the ACL.
+        for topic in ("renkei/v1/#", "renkei/rollout/v1/#", "renkei/dlq/v1/#"):
+            gw1.subscribe(topic)
+        gw1.subscribe("renkei/host/v1/renkei-ingest/heartbeat")
+        gw3.subscribe(rollout_topic(GW3, "desired"))
+        assert gw3.publish(machine_topic(GW3)) is not None
+        assert rollout.publish(rollout_topic(GW3, "desired")) is not None
+        assert ingest.publish("renkei/dlq/v1/bad_topic") is not None
+        heartbeat = "renkei/host/v1/renkei-ingest/heartbeat"
+        assert ingest.publish(heartbeat, qos=0) is not None
+        wait_for(lambda: heartbeat in gw1.topics(), 10, "the ingest heartbeat at gw1")
+        wait_for(lambda: gw3.topics() == [rollout_topic(GW3, "desired")], 10, "gw3's models")
+        time.sleep(0.3)
+        assert gw1.topics() == [heartbeat], f"gw1 read foreign data: {gw1.topics()}"
+
+
+def test_cloud_users_have_only_their_rights(broker: Broker) -> None:
+    with login(broker, "renkei-watch") as watch, login(broker, GW1) as gw:
+        connected(watch)
+        watch.subscribe("renkei/v1/#")
+        connected(gw)
+        gw.publish(machine_topic(GW1))
+        gw.publish(state_topic(GW1))
+        wait_for(lambda: state_topic(GW1) in watch.topics(), 10, "the state at the watcher")
+        time.sleep(0.3)
+        assert watch.topics() == [state_topic(GW1)], "the watcher reads only states"
+    refused = {
+        "renkei-watch": [state_topic(GW1), "renkei/host/v1/renkei-ingest/heartbeat"],
+        "renkei-ingest": [machine_topic(GW1), state_topic(GW1), rollout_topic(GW1, "desired")],
+        "renkei-rollout": [machine_topic(GW1), rollout_topic(GW1, "report")],
+    }
+    allowed = {
+        "renkei-ingest": ["renkei/host/v1/renkei-ingest/heartbeat", "renkei/dlq/v1/bad_topic"],
+        "renkei-rollout": [rollout_topic(GW1, "desired")],
+    }
+    for user, topics in refused.items():
+        for topic in topics:
+            with login(broker, user) as c:
+                rc = c.publish(topic)
+                assert rc is None or rc.value == NOT_AUTHORIZED, (user, topic, rc)
+    for user, topics in allowed.items():
+        for topic in topics:
+            with login(broker, user) as c:
+                rc = c.publish(topic)
+                assert rc is not None and not rc.is_failure, (user, topic, rc)
+
+
+def _compose_env(service: str) -> dict[str, str]:
+    """A service's environment from docker-compose.yml (``${...}`` left for the caller)."""
+    env: dict[str, str] = COMPOSE["services"][service]["environment"]
+    return {k: str(v) for k, v in env.items()}
+
+
+def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            argv,
+            env={**os.environ, "PYTHONPATH": str(REPO), **env},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.mark.slow
+def test_edge_agent_and_ingest_worker_connect_with_tls_and_credentials(
+    broker: Broker, tmp_path: Path, influxdb: InfluxDB, database: str
+) -> None:
+    """The real ``renkei edge run`` and ``renkei cloud ingest``, configured as compose does.
+
+    The gateway runs deploy/compose/gateways/gw-compose-sim-01.yaml with only the broker
+    address, CA path and model directory replaced; the ingest gets ingest-1's environment
+    from docker-compose.yml with only the broker/InfluxDB addresses, the CA path and the
+    secrets filled in. The ingest trusts the private CA through SSL_CERT_FILE, as in compose.
+    """
+    host = f"mqtts://127.0.0.1:{broker.port}"
+    ingest_env = _compose_env("ingest-1")
+    assert ingest_env["RENKEI_BROKER"] == "mqtts://mosquitto:8883"
+    ingest_env.update(
+        RENKEI_BROKER=host,
+        SSL_CERT_FILE=str(broker.ca_file),
+        RENKEI_MQTT_TLS_CA_FILE=str(broker.ca_file),
+        RENKEI_MQTT_PASSWORD=broker.passwords[ingest_env["RENKEI_MQTT_USERNAME"]],
+        RENKEI_INFLUX_URL=influxdb.url,
+        RENKEI_INFLUX_DATABASE=database,
+        # the test InfluxDB 1.x has no users; it ignores credentials
+        RENKEI_INFLUX_USERNAME="renkei-ingest",
+        RENKEI_INFLUX_PASSWORD="unused-by-influxdb-1x",
+    )
+    assert not [v for v in ingest_env.values() if "${" in v], ingest_env
+    cfg_text = (REPO / "deploy" / "compose" / "gateways" / f"{GW1}.yaml").read_text()
+    replacements = {
+        "host: mosquitto": "host: 127.0.0.1",
+        "port: 8883": f"port: {broker.port}",
+        "tls_ca_file: /run/secrets/mqtt-tls-ca": f"tls_ca_file: {broker.ca_file}",
+        "/app/models/": f"{REPO}/models/",
+    }
+    for old, new in replacements.items():
+        assert cfg_text.count(old) == 1, old
+        cfg_text = cfg_text.replace(old, new)
+    config = tmp_path / f"{GW1}.yaml"
+    config.write_text(cfg_text)
+    watch_env = _compose_env("watch")
+    watch_env.update(
+        RENKEI_BROKER=host,
+        SSL_CERT_FILE=str(broker.ca_file),
+        RENKEI_MQTT_TLS_CA_FILE=str(broker.ca_file),
+        RENKEI_MQTT_PASSWORD=broker.passwords[watch_env["RENKEI_MQTT_USERNAME"]],
+        RENKEI_API_DATABASE_URL=f"sqlite:///{tmp_path / 'registry.sqlite3'}",
+    )
+    assert not [v for v in watch_env.values() if "${" in v], watch_env
+    gw_env = _compose_env("gateway-sim-01")
+    gw_env.update(
+        RENKEI_STATE_DIR=str(tmp_path / "state"),
+        RENKEI_MQTT_PASSWORD=broker.passwords[GW1],
+    )
+
+    ingest = _start(
+        [sys.executable, "-m", "renkei.cli", "cloud", "ingest", "--stats-interval-s", "0"],
+        ingest_env,
+        tmp_path / "ingest.log",
+    )
+    # compose runs it with --no-migrate (the API migrates); this registry is new.
+    watch = _start(
+        [sys.executable, "-m", "renkei.cli", "cloud", "watch", "--stats-interval-s", "0"],
+        watch_env,
+        tmp_path / "watch.log",
+    )
+    try:
+        wait_for(
+            lambda: "subscribed to" in (tmp_path / "watch.log").read_text(errors="replace"),
+            60,
+            "the watcher to subscribe over TLS",
+            step_s=0.2,
+        )
+    except AssertionError:
+        _stop(watch)
+        _stop(ingest)
+        raise
+    agent = _start(
+        [sys.executable, "-m", "renkei.cli", "edge", "run", "--config", str(config)],
+        gw_env,
+        tmp_path / "agent.log",
+    )
+    try:
+
+        def arrived() -> bool:
+            assert ingest.poll() is None, _tail(tmp_path / "ingest.log")
+            assert agent.poll() is None, _tail(tmp_path / "agent.log")
+            try:
+                return influxdb.count_points(database, "telemetry", "oil_temp_C") > 0
+            except (ServiceError, OSError):
+                return False
+
+        wait_for(arrived, 90, "gw1's telemetry in InfluxDB through TLS and ACL", step_s=0.5)
+        [series] = influxdb.query(
+            'SELECT last("online") FROM "gateway_state" GROUP BY "gw"', db=database
+        )
+        assert series["tags"]["gw"] == GW1
+    finally:
+        _stop(agent)
+        _stop(ingest)
+        _stop(watch)
+    for log in ("ingest.log", "agent.log", "watch.log"):
+        text = (tmp_path / log).read_text(errors="replace")
+        assert "refused the connection" not in text and "Traceback" not in text, text[-3000:]
+    # The watcher logged in over TLS and received gw1's birth state (its ACL: states only).
+    stats = re.search(r"watch stopped: .*", (tmp_path / "watch.log").read_text())
+    assert stats is not None, _tail(tmp_path / "watch.log")
+    assert re.search(r"messages=[1-9]", stats.group(0)) and "connects=1" in stats.group(0), (
+        stats.group(0)
+    )
+
+
+def test_entrypoint_refuses_to_start_without_users_or_tls(tmp_path: Path) -> None:
+    secrets_dir, auth, data = (tmp_path / n for n in ("secrets", "auth", "data"))
+    secrets_dir.mkdir()
+    env = entrypoint_env(secrets_dir, auth, tmp_path / "unused.conf", data)
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(MOSQ / "entrypoint.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    assert "no mqtt-user-* secrets" in run().stderr
+    (secrets_dir / "mqtt-user-gw-x").write_text("")
+    assert "is empty" in run().stderr
+    (secrets_dir / "mqtt-user-gw-x").write_text("a-good-long-password-123")
+    done = run()
+    assert done.returncode == 1 and "missing secret mqtt-tls-ca" in done.stderr
+    assert not (auth / "passwd").exists(), "no half-built password file is left in place"
