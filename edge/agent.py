@@ -30,6 +30,7 @@ from edge.outbox import Outbox, OutboxFullError, OutboxSettings
 from edge.pipeline import MachinePipeline
 from edge.publisher import MqttSettings, Publisher
 from edge.sources.base import SampleBlock, Source
+from edge.watchdog import Notifier
 from renkei import __version__
 from renkei.wire import GatewayHealth, GatewayState, encode, gateway_topic
 
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 _IDLE_SLEEP_S: Final = 0.5
 #: On a clean stop, how long the agent waits for the outbox to be delivered, seconds.
 _STOP_DRAIN_S: Final = 5.0
+_WATCHDOG_TICK_S: Final = 5.0
+"""Longest wait of the main loop, so systemd keep-alives (``WatchdogSec=60``) keep flowing
+even when ``publish.flush_interval_s`` is long."""
 
 
 @dataclass
@@ -146,8 +150,11 @@ class GatewayAgent:
         password: str | None = None,
         now_ms: Callable[[], int] | None = None,
         api_key: str | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.config = config
+        self.notifier = notifier if notifier is not None else Notifier.from_env()
+        """systemd notifications (READY, WATCHDOG keep-alives); a no-op outside systemd."""
         self.stats = AgentStats()
         self._stop = threading.Event()
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
@@ -261,9 +268,11 @@ class GatewayAgent:
         self.publisher.start()
         if self.rollout is not None:
             self.rollout.start()
+        self.notifier.ready(f"gateway {self.config.gateway_id} running")
         try:
             self._loop(deadline)
         finally:
+            self.notifier.stopping()
             if self.rollout is not None:
                 self.rollout.stop()
             self._flush()
@@ -299,6 +308,10 @@ class GatewayAgent:
         flush_every = self.config.publish.flush_interval_s
         next_flush = time.monotonic() + flush_every
         while not self._stop.is_set():
+            # systemd's watchdog restarts the agent when the main loop or the publisher
+            # thread hangs: keep-alives are sent only while both are alive
+            if self.publisher.alive:
+                self.notifier.keepalive()
             if self.rollout is not None:
                 self.rollout.calls.run_pending()
             now = time.monotonic()
@@ -308,12 +321,12 @@ class GatewayAgent:
                 self._flush()
                 next_flush = now + flush_every
             if not heap:
-                self._stop.wait(_IDLE_SLEEP_S)
+                self._stop.wait(min(_IDLE_SLEEP_S, _WATCHDOG_TICK_S))
                 if deadline is None and all(p.finished for p in self.pipelines.values()):
                     break
                 continue
             due, _, block, stream = heap[0]
-            wait = min(due, next_flush) - now
+            wait = min(due, next_flush, now + _WATCHDOG_TICK_S) - now
             if deadline is not None:
                 wait = min(wait, deadline - now)
             if wait > 0:

@@ -506,6 +506,11 @@ class Publisher:
         if self._crash is not None:
             raise PublisherError(f"publisher pump failed: {self._crash!r}") from self._crash
 
+    @property
+    def alive(self) -> bool:
+        """Whether the publisher thread is running (started and not stopped or crashed)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stats(self) -> PublisherStats:
         """A snapshot of the counters (safe to call from any thread)."""
         c = self._c

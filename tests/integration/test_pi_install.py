@@ -344,11 +344,6 @@ def test_installed_venv_holds_the_edge_part_only(installed: Install) -> None:
     help_ = run([str(installed.prefix / "bin" / "renkei-gateway"), "--help"], env)
     assert help_.returncode == 0 and "run" in help_.stdout, help_.stderr
     renkei = run([str(installed.prefix / "venv" / "bin" / "renkei"), "edge", "--help"], env)
-    if renkei.returncode != 0 and "No module named" in renkei.stderr:
-        pytest.xfail(
-            "`renkei edge --help` needs renkei/cli.py to import the cloud/dashboards command "
-            f"modules lazily (core-only install): {renkei.stderr.strip().splitlines()[-1]}"
-        )
     assert renkei.returncode == 0, renkei.stderr
     assert "run" in renkei.stdout
 
@@ -410,9 +405,6 @@ def test_installed_agent_runs_and_notifies_systemd(installed: Install, tmp_path:
         server.close()
     assert done.returncode == 0, done.stderr
     assert list(installed.state.glob("*/outbox.sqlite3")), "no outbox under the state dir"
-    wired = any("watchdog" in (REPO / "edge" / f).read_text() for f in ("agent.py", "cli.py"))
-    if not wired and not received:
-        pytest.xfail("the agent does not call edge.watchdog yet (READY=1 / WATCHDOG=1)")
     assert "READY=1" in received and "WATCHDOG=1" in received, received
 
 
