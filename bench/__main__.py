@@ -15,6 +15,8 @@ BENCHES = (
     "bench.bench_gateway",
     "bench.bench_outbox",
     "bench.bench_planner",
+    "bench.bench_capacity_search",
+    "bench.bench_inference",
 )
 
 

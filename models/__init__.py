@@ -3,7 +3,11 @@
 - :mod:`models.t2`: PCA Hotelling T² + SPE score (scikit-learn → ONNX);
 - :mod:`models.train`: ``fit_t2`` (fit + threshold from normal hold-out) and ``export``;
 - :mod:`models.manifest`: the manifest schema the gateway verifies (:mod:`edge.inference`);
-- :mod:`models.profiles`: the training recipes (``PROFILES``) run by :func:`train_profile`.
+- :mod:`models.profiles`: the training recipes (``PROFILES``) run by :func:`train_profile`
+  and re-scored by :func:`evaluate_profile`; ``kind="recipe"`` profiles bring their own
+  model family: :mod:`models.mahalanobis` (SKAB, CWRU), a one-sided z graph (NAB, scored
+  by :mod:`models.nab_scoring`), :mod:`models.rul` + :mod:`models.trees` (C-MAPSS, mold
+  maintenance); :mod:`models.artifact` writes their artifacts. Results: ``models/RESULTS.md``.
 
 Only the manifest and the profile registry are imported eagerly; training dependencies
 (scikit-learn, skl2onnx, onnx) load when a model is trained.
@@ -18,7 +22,14 @@ from typing import Final
 from models.manifest import ModelManifest
 from models.profiles import PROFILES, Profile
 
-__all__ = ["DEFAULT_ARTIFACTS_DIR", "PROFILES", "Profile", "default_data_dir", "train_profile"]
+__all__ = [
+    "DEFAULT_ARTIFACTS_DIR",
+    "PROFILES",
+    "Profile",
+    "default_data_dir",
+    "evaluate_profile",
+    "train_profile",
+]
 
 #: Where the trained models of the repository live (``models/artifacts/<name>/``).
 DEFAULT_ARTIFACTS_DIR: Final = Path(__file__).resolve().parent / "artifacts"
@@ -55,10 +66,12 @@ def train_profile(name: str, *, data_dir: Path, out_dir: Path) -> ModelManifest:
     """
     if name not in PROFILES:
         raise KeyError(f"unknown model profile {name!r}; known: {sorted(PROFILES)}")
+    profile = PROFILES[name]
+    if profile.kind == "recipe":
+        return profile.train(Path(data_dir), Path(out_dir) / name)
     from models.profiles._common import evaluate
     from models.train import export, fit_t2
 
-    profile = PROFILES[name]
     started = time.perf_counter()
     data = profile.build(Path(data_dir))
     model = fit_t2(
@@ -82,3 +95,28 @@ def train_profile(name: str, *, data_dir: Path, out_dir: Path) -> ModelManifest:
         metrics=metrics,
         notes=data.notes,
     )
+
+
+def evaluate_profile(name: str, *, data_dir: Path, model_dir: Path) -> dict[str, float]:
+    """Re-compute the evaluation numbers of the trained model in ``model_dir``.
+
+    The model is loaded as the gateway loads it (:class:`edge.inference.AnomalyModel`,
+    hash-checked; recipe profiles may read further outputs of the same verified bytes)
+    and scored on the profile's evaluation data; nothing is fitted.
+
+    Raises:
+        KeyError: unknown profile.
+        FileNotFoundError: data or model files missing.
+        edge.inference.ModelError: the artifact does not load.
+    """
+    if name not in PROFILES:
+        raise KeyError(f"unknown model profile {name!r}; known: {sorted(PROFILES)}")
+    profile = PROFILES[name]
+    if profile.kind == "recipe":
+        return profile.evaluate(Path(data_dir), Path(model_dir))
+    from edge.inference import AnomalyModel
+    from models.profiles._common import evaluate
+
+    model = AnomalyModel.load(model_dir=Path(model_dir))
+    data = profile.build(Path(data_dir))
+    return evaluate(model, data.eval_sets)

@@ -12,27 +12,50 @@ __all__ = ["CARD_FILE", "render_model_card", "write_model_card"]
 
 CARD_FILE: Final = "MODEL_CARD.md"
 
+#: Human-readable description and source module of each manifest ``algorithm``.
+ALGORITHM_TEXT: Final[dict[str, str]] = {
+    "pca_t2_spe": "PCA Hotelling T² + SPE/Q, `models/t2.py`",
+    "mahalanobis": "mean squared Mahalanobis distance to normal data, `models/mahalanobis.py`",
+    "one_sided_z": "one-sided z-score of a trailing mean, `models/profiles/nab_stream.py`",
+    "hgb_quantile_rul": (
+        "histogram gradient boosting, mean + 10/90 % quantile regressors, `models/rul.py`"
+    ),
+}
+
 
 def render_model_card(manifest: ModelManifest, *, notes: Sequence[str] = ()) -> str:
     """Markdown summary of ``manifest`` plus free-text ``notes`` paragraphs."""
     params = ", ".join(f"{k}={v}" for k, v in manifest.algorithm_params.items())
+    algo = (
+        f" ({ALGORITHM_TEXT[manifest.algorithm]})" if manifest.algorithm in ALGORITHM_TEXT else ""
+    )
+    task = (
+        f"remaining useful life (RUL capped at {manifest.rul_cap:g}); alarm when "
+        f"`score = rul_cap - rul > threshold`, i.e. predicted RUL < "
+        f"{(manifest.rul_cap or 0.0) - manifest.threshold:g}"
+        if manifest.task == "rul"
+        else "anomaly detection"
+    )
     features = (
         f"tumbling {manifest.window_s:g} s windows (gateway machine `window_s` must match)"
         if manifest.feature_kind == "window"
-        else "per-shot features"
+        else "one row per shot / machine cycle"
     )
     lines = [
         f"# Model card: {manifest.name} {manifest.version}",
         "",
         f"- Created: {manifest.created.strftime('%Y-%m-%dT%H:%M:%SZ')}",
-        f"- Algorithm: `{manifest.algorithm}` (PCA Hotelling T² + SPE/Q, `models/t2.py`); {params}",
+        f"- Task: {task}",
+        f"- Algorithm: `{manifest.algorithm}`{algo}; {params}",
         f"- ONNX file: `{manifest.onnx_file}`, sha256 `{manifest.sha256}`",
         f"- Threshold: {manifest.threshold:.6g} ({manifest.threshold_rule}); "
-        "alarm when `score > threshold`",
+        "alarm when `score > threshold`"
+        + (f" ({manifest.alarm_rule})" if manifest.alarm_rule else ""),
         f"- Features: {features}",
         f"- Training data: {manifest.training.data_source}",
         f"- Fitted on: {manifest.training.fitted_on} "
         f"({manifest.training.rows} fit rows, {manifest.training.holdout_rows} hold-out rows)",
+        "- Runtime: onnxruntime, CPU, 1 intra-op + 1 inter-op thread (`edge/inference.py`)",
         "",
         f"## Inputs (`{manifest.input_name}`: float32, shape (N, {len(manifest.inputs)}), "
         "column order)",

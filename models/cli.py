@@ -8,7 +8,13 @@ from typing import Annotated
 
 import typer
 
-from models import DEFAULT_ARTIFACTS_DIR, PROFILES, default_data_dir, train_profile
+from models import (
+    DEFAULT_ARTIFACTS_DIR,
+    PROFILES,
+    default_data_dir,
+    evaluate_profile,
+    train_profile,
+)
 
 __all__ = ["app"]
 
@@ -61,6 +67,57 @@ def train(
             f"{manifest.metrics.get('train_seconds', float('nan')):.1f} s -> "
             f"{out_dir / n}"
         )
+
+
+@app.command()
+def evaluate(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="Profile name (see `renkei models list`); all trained if omitted."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Datasets folder (default: RENKEI_DATA_DIR or "
+            "shared/datasets next to the repository).",
+        ),
+    ] = None,
+    artifacts: Annotated[
+        Path, typer.Option("--artifacts", help="Artifacts folder holding NAME/.")
+    ] = DEFAULT_ARTIFACTS_DIR,
+) -> None:
+    """Re-score the evaluation data with the trained artifact (as the gateway loads it) and
+    print every metric next to the value recorded in its manifest."""
+    from edge.inference import ModelError
+    from models.manifest import read_manifest
+
+    if name is not None and name not in PROFILES:
+        typer.echo(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}", err=True)
+        raise typer.Exit(2)
+    names = [name] if name else [n for n in PROFILES if (artifacts / n / "manifest.json").is_file()]
+    data = data_dir or default_data_dir()
+    mismatches = 0
+    for n in names:
+        model_dir = artifacts / n
+        try:
+            recorded = read_manifest(model_dir).metrics
+            metrics = evaluate_profile(n, data_dir=data, model_dir=model_dir)
+        except (FileNotFoundError, ValueError, ModelError) as exc:
+            typer.echo(f"{n}: {exc}", err=True)
+            raise typer.Exit(1) from None
+        typer.echo(f"== {n} ({model_dir})")
+        for key, value in metrics.items():
+            before = recorded.get(key)
+            same = before is not None and abs(before - value) <= 1e-6 * max(1.0, abs(value))
+            mismatches += int(before is not None and not same)
+            note = (
+                "" if before is None else ("  = manifest" if same else f"  ≠ manifest {before:.6g}")
+            )
+            typer.echo(f"  {key:60s} {value:12.6g}{note}")
+    if mismatches:
+        typer.echo(f"{mismatches} metric(s) differ from the manifests", err=True)
+        raise typer.Exit(1)
 
 
 @app.command()

@@ -46,6 +46,7 @@ MANIFEST_SCHEMA_VERSION: Final = 1
 MANIFEST_FILE: Final = "manifest.json"
 MODEL_FILE: Final = "model.onnx"
 
+_FITTED_ON_PREFIXES: Final = ("normal only: ", "supervised: ")
 _SEMVER_RE: Final = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 )
@@ -90,14 +91,18 @@ class TrainingInfo(BaseModel):
     holdout_rows: int = Field(ge=1)
     """Normal feature rows held out to set the threshold (never used to fit)."""
     fitted_on: str
-    """Plain statement of what was fitted on, starting with ``"normal only: "``."""
+    """Plain statement of what was fitted on, starting with ``"normal only: "`` (anomaly
+    models, fitted on normal data) or ``"supervised: "`` (``task`` ``"rul"``: regression on
+    labelled run-to-failure data; anomaly models may not use it, see
+    :class:`ModelManifest`)."""
 
     @field_validator("fitted_on")
     @classmethod
     def _normal_only(cls, value: str) -> str:
-        if not value.startswith("normal only: "):
+        if not value.startswith(_FITTED_ON_PREFIXES):
             raise ValueError(
                 "fitted_on must start with 'normal only: ' (models are fitted on normal data)"
+                " or, for RUL regressors only, 'supervised: '"
             )
         return value
 
@@ -149,6 +154,19 @@ class ModelManifest(BaseModel):
     """Evaluation numbers; names say the data part and unit (see MODEL_CARD.md)."""
     producer: dict[str, str] = Field(default_factory=dict)
     """Library versions used to produce the graph (informational)."""
+    task: Literal["anomaly", "rul"] = "anomaly"
+    """Optional (default ``"anomaly"``). ``"anomaly"``: ``score`` is an anomaly score fitted
+    on normal data only. ``"rul"``: a remaining-useful-life regressor; its outputs include
+    ``rul`` (and its uncertainty band, see ``outputs``) and ``score`` is the life consumed
+    beyond the healthy plateau (``rul_cap - rul``), so ``score > threshold`` still means
+    "alarm" (predicted RUL below ``rul_cap - threshold``)."""
+    rul_cap: float | None = None
+    """Optional, ``task`` ``"rul"`` only: the cap of the piecewise-linear RUL target (units
+    of the ``rul`` output)."""
+    alarm_rule: str = ""
+    """Optional: how alarms are derived from ``score > threshold`` when that is not the
+    plain per-row rule (e.g. "onsets only" or a consecutive-row rule applied inside the
+    graph); informational."""
 
     @field_validator("version")
     @classmethod
@@ -193,6 +211,13 @@ class ModelManifest(BaseModel):
             )
         if not self.threshold == self.threshold or self.threshold in (float("inf"), float("-inf")):
             raise ValueError("threshold must be finite")
+        if self.task == "anomaly" and not self.training.fitted_on.startswith("normal only: "):
+            raise ValueError(
+                "fitted_on must start with 'normal only: ' for anomaly models "
+                "(fitted on normal data)"
+            )
+        if (self.task == "rul") != (self.rul_cap is not None):
+            raise ValueError("rul_cap is required for task 'rul' and must be None otherwise")
         return self
 
     @property
@@ -204,7 +229,19 @@ class ModelManifest(BaseModel):
         """Serialise as indented JSON (UTF-8), ``created`` as ``YYYY-MM-DDTHH:MM:SSZ``."""
         data = self.model_dump(mode="json")
         data["created"] = self.created.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Optional fields added after schema 1 are written only when set, so a manifest
+        # that does not use them reads on gateways that predate them (extra="forbid").
+        for key, default in _OPTIONAL_DEFAULTS.items():
+            if data.get(key) == default:
+                del data[key]
         return orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+_OPTIONAL_DEFAULTS: Final[dict[str, object]] = {
+    "task": "anomaly",
+    "rul_cap": None,
+    "alarm_rule": "",
+}
 
 
 def write_manifest(manifest: ModelManifest, model_dir: Path) -> Path:

@@ -1,6 +1,15 @@
-"""Training profiles: which gateway features from which data, fitted on normal data only.
+"""Training profiles: which gateway features from which data, and how they are fitted.
 
-Each profile module has ``build(data_dir: Path) -> ProfileData``. Feature extraction is
+Two kinds of profile:
+
+- ``kind="t2"``: the module has ``build(data_dir: Path) -> ProfileData``; the model is the
+  PCA T²+Q of :mod:`models.train`, fitted on normal data only;
+- ``kind="recipe"``: the module has ``train(data_dir: Path, out_dir: Path) ->
+  ModelManifest`` (fit, threshold, export, evaluate; writes ``out_dir``) and
+  ``evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]`` (re-computes the
+  evaluation numbers with the exported artifact, loaded as the gateway loads it).
+
+For ``t2`` profiles: Feature extraction is
 never re-implemented here: the profiles replay the data through the gateway's own sources
 (:mod:`edge.sources`) and feature extractors (:mod:`edge.features`), see
 :mod:`models.profiles._features`.
@@ -16,9 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
+    from models.manifest import ModelManifest
     from models.profiles._common import ProfileData
 
 __all__ = ["PROFILES", "Profile"]
@@ -32,8 +42,10 @@ class Profile:
         name: model name (directory name under the artifacts folder).
         version: semantic version written to the manifest.
         summary: one line for CLI listings.
-        module: module holding ``build(data_dir) -> ProfileData``.
+        module: module holding ``build(data_dir) -> ProfileData`` (``t2``) or ``train`` and
+            ``evaluate`` (``recipe``).
         data_paths: data files it reads, relative to the data directory (for messages).
+        kind: ``"t2"`` or ``"recipe"`` (see the module docstring).
     """
 
     name: str
@@ -41,12 +53,25 @@ class Profile:
     summary: str
     module: str
     data_paths: tuple[str, ...]
+    kind: Literal["t2", "recipe"] = "t2"
 
     @property
     def build(self) -> Callable[[Path], ProfileData]:
         """The profile's ``build`` function (imports its module)."""
         builder: Callable[[Path], ProfileData] = importlib.import_module(self.module).build
         return builder
+
+    @property
+    def train(self) -> Callable[[Path, Path], ModelManifest]:
+        """A ``recipe`` profile's ``train(data_dir, out_dir)`` (imports its module)."""
+        fn: Callable[[Path, Path], ModelManifest] = importlib.import_module(self.module).train
+        return fn
+
+    @property
+    def evaluate(self) -> Callable[[Path, Path], dict[str, float]]:
+        """A ``recipe`` profile's ``evaluate(data_dir, model_dir)`` (imports its module)."""
+        fn: Callable[[Path, Path], dict[str, float]] = importlib.import_module(self.module).evaluate
+        return fn
 
 
 PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
@@ -69,7 +94,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="kassel-shot-t2",
-                version="1.0.0",
+                version="1.0.1",
                 summary="Kassel CPC injection molding: per-shot machine actuals, reference runs",
                 module="models.profiles.kassel",
                 data_paths=("molding/kassel_cpc_lower_workpiece/static_data.csv",),
@@ -80,6 +105,46 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 summary="Simulated molding cell: 1 s slow + pump vibration window features (fleet)",
                 module="models.profiles.cell",
                 data_paths=(),
+            ),
+            Profile(
+                name="skab-pump-mahal",
+                version="1.0.0",
+                summary="SKAB valve1: per-run baseline z, 10-row means, Mahalanobis (1 Hz rows)",
+                module="models.profiles.skab_z",
+                data_paths=("skab/data/valve1/*.csv",),
+                kind="recipe",
+            ),
+            Profile(
+                name="nab-temp-stream",
+                version="1.0.0",
+                summary="NAB machine temperature: one-sided z of the 24 h trailing mean",
+                module="models.profiles.nab_stream",
+                data_paths=("nab/data/realKnownCause/machine_temperature_system_failure.csv",),
+                kind="recipe",
+            ),
+            Profile(
+                name="cwru-bearing-mahal",
+                version="1.0.0",
+                summary="CWRU drive-end bearing: envelope/spectral window features, 12 kHz",
+                module="models.profiles.cwru",
+                data_paths=("bearing/cwru/*.mat",),
+                kind="recipe",
+            ),
+            Profile(
+                name="cmapss-fd001-rul",
+                version="1.0.0",
+                summary="C-MAPSS FD001 turbofan RUL: history features, boosted trees + quantiles",
+                module="models.profiles.cmapss",
+                data_paths=("cmapss/train_FD001.txt", "cmapss/test_FD001.txt"),
+                kind="recipe",
+            ),
+            Profile(
+                name="mold-maint-rul",
+                version="1.0.0",
+                summary="Simulated cell: shots to mold maintenance from counter + drift",
+                module="models.profiles.mold",
+                data_paths=(),
+                kind="recipe",
             ),
         )
     }

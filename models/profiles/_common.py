@@ -7,15 +7,28 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.metrics import binary_metrics, event_metrics, roc_auc
-from models.train import TrainedModel
 
-__all__ = ["EvalSet", "ProfileData", "evaluate", "require_file", "window_descriptions"]
+__all__ = ["EvalSet", "ProfileData", "Scorer", "evaluate", "require_file", "window_descriptions"]
+
+
+class Scorer(Protocol):
+    """What :func:`evaluate` needs: :class:`models.train.TrainedModel` (ONNX session of a
+    fresh fit) or :class:`edge.inference.AnomalyModel` (a loaded artifact)."""
+
+    @property
+    def threshold(self) -> float:
+        """Alarm when ``score > threshold``."""
+        ...
+
+    def score(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Anomaly scores (N,) of rows (N, F)."""
+        ...
 
 
 def require_file(data_dir: Path, relative: str) -> Path:
@@ -139,7 +152,7 @@ class ProfileData:
     descriptions: Mapping[str, str] = field(default_factory=dict)
 
 
-def evaluate(model: TrainedModel, eval_sets: Sequence[EvalSet]) -> dict[str, float]:
+def evaluate(model: Scorer, eval_sets: Sequence[EvalSet]) -> dict[str, float]:
     """Score every eval set with the exported ONNX graph and compute its metrics.
 
     Metric names: ``{set}.f1``, ``.far``, ``.mar``, ``.precision``, ``.recall``,

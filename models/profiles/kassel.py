@@ -92,6 +92,18 @@ def build(data_dir: Path) -> ProfileData:
             continue
         rows = ok & (table.labels == code)
         eval_sets.append(_vs_reference(code_of[code], ref_eval, table.x[rows]))
+    # Design-of-experiment centre points: runs of a family whose varied parameter is a
+    # recorded set-point, with every set-point equal to the reference runs' (normal by
+    # design). Identified from the set-point columns only, never from scores.
+    centre = _centre_point_runs(path, runs)
+    for family in _SETPOINT_FAMILIES:
+        code = KASSEL_CLASS_CODES[family]
+        rows = ok & (table.labels == code) & ~np.isin(runs, sorted(centre))
+        eval_sets.append(_vs_reference(f"{family}_without_centre_points", ref_eval, table.x[rows]))
+    for run in sorted({r for r in runs if r.startswith("injection_velocity")}):
+        rows = ok & (runs == run)
+        ev = _vs_reference(f"level_{run}", ref_eval, table.x[rows])
+        eval_sets.append(EvalSet(ev.name, ev.x, ev.labels, what="auc"))
     units = dict(src.fields)
     return ProfileData(
         names=list(FEATURES),
@@ -117,6 +129,10 @@ def build(data_dir: Path) -> ProfileData:
         notes=[
             "Protocol: the last 25 % of every reference run (never fitted) are the "
             "negatives; each deviation family's shots are the positives. "
+            "`*_without_centre_points`: the same without the design's centre-point runs "
+            "(injection_velocity_030_1/_2, switching_point_22_1: every recorded set-point "
+            "equals the reference, i.e. normal by design; identified from the set-point "
+            "columns). `level_*`: ROC-AUC of each injection-velocity level. "
             "`<family>.recall` = share of that family's shots above the threshold; "
             "`<family>.far` = share of held-out reference shots above it (same for all).",
             "Inputs are the machine's per-shot actual values only (see models/profiles/"
@@ -126,6 +142,42 @@ def build(data_dir: Path) -> ProfileData:
             "with all 7 inputs finite.",
         ],
     )
+
+
+#: Families whose varied parameter is a recorded set-point column (Q305 = injection flow of
+#: stage 2, V305 = switch-over volume; their reference values are 30 and 22).
+_SETPOINT_FAMILIES: Final = ("injection_velocity", "switching_point")
+_SETPOINT_COLUMNS: Final = (
+    *(f"T{n}" for n in (*range(801, 807), *range(831, 838))),
+    "V403",
+    "Q304",
+    "Q305",
+    "V304",
+    "V305",
+    *(f"{p}{n}" for p in ("Q", "p", "t") for n in (311, 312, 313)),
+)
+
+
+def _centre_point_runs(path: Path, runs: np.ndarray) -> set[str]:
+    """Runs of :data:`_SETPOINT_FAMILIES` whose median set-points equal the reference's.
+
+    The reference set-points are the median over reference shots with recorded (non-zero)
+    set-points (reference_04 has all set-points 0: not recorded).
+    """
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.DictReader(fh, delimiter=";"))
+    sp = np.array(
+        [[float(r[c].replace(",", ".") or "nan") for c in _SETPOINT_COLUMNS] for r in rows]
+    )
+    is_ref = np.char.startswith(runs.astype(str), "reference") & (np.nansum(sp, axis=1) > 0)
+    ref = np.nanmedian(sp[is_ref], axis=0)
+    centre = set()
+    for run in sorted(set(runs.tolist())):
+        if run.startswith(_SETPOINT_FAMILIES) and np.allclose(
+            np.nanmedian(sp[runs == run], axis=0), ref
+        ):
+            centre.add(run)
+    return centre
 
 
 def _vs_reference(name: str, negatives: np.ndarray, positives: np.ndarray) -> EvalSet:
