@@ -1,5 +1,328 @@
-"""Router: bookings (being built)."""
+"""A firm's own production plan: bookings of its machines (JSON and CSV upload).
 
-from fastapi import APIRouter
+A booking reserves ``hours_per_day`` hours (0–24 h) on a machine on every site-local date
+of ``[start, end]`` (inclusive; ``end`` defaults to ``start``). Spare capacity subtracts
+them. Bookings and their references (orders, customers) are never shown to other firms.
+
+CSV upload (``POST /firms/{firm_id}/bookings.csv``, body ``text/csv``): header
+``machine_id,start,end,hours_per_day,reference`` (``end`` and ``reference`` optional
+columns and values), dates ``YYYY-MM-DD`` (``YYYY/MM/DD`` as Excel writes it in Japan is
+accepted), UTF-8 (with or without BOM) or Shift_JIS (cp932). Every bad row is reported as
+``bookings.csv:{line}.{field}: problem`` (``loc`` + ``msg`` in the 422 detail list) and
+nothing is written. ``?replace=true`` (JSON and CSV) first deletes all of the firm's
+bookings, so a full plan can be re-uploaded daily.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cloud.api.capacity_index import CHANGED_FIRMS
+from cloud.api.deps import SessionDep, authorize
+from cloud.api.errors import Invalid, NotFound
+from cloud.registry import CapacityBooking, Machine
 
 router = APIRouter(tags=["bookings"])
+
+#: Most bookings in one request (JSON list or CSV rows).
+MAX_BOOKINGS = 50_000
+#: Largest CSV body accepted (bytes).
+MAX_CSV_BYTES = 20_000_000
+CSV_COLUMNS = ("machine_id", "start", "end", "hours_per_day", "reference")
+_REQUIRED_COLUMNS = ("machine_id", "start", "hours_per_day")
+_SLASH_DATE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
+
+
+class BookingCreate(BaseModel):
+    """One booking: ``hours_per_day`` hours on each date of ``[start, end]``.
+
+    Raises (as 422): ``end`` before ``start``, hours outside 0–24 or not finite.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    machine_id: Annotated[str, Field(min_length=1, max_length=64)]
+    start: date
+    end: date | None = None
+    """Last date booked (inclusive); default ``start``."""
+    hours_per_day: Annotated[float, Field(ge=0, le=24, allow_inf_nan=False)]
+    reference: Annotated[str, Field(max_length=200)] = ""
+    """The firm's own order or plan reference (never shown to other firms)."""
+
+    @field_validator("end")
+    @classmethod
+    def _range(cls, end: date | None, info: ValidationInfo) -> date | None:
+        start = info.data.get("start")
+        if end is not None and start is not None and end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        return end
+
+
+class BookingPublic(BaseModel):
+    """A stored booking (the firm's own view)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    machine_id: str
+    start: date
+    end: date
+    hours_per_day: float
+    reference: str
+    created_at: datetime
+
+
+def _foreign_machines(session: Session, firm_id: str, machine_ids: Sequence[str]) -> set[str]:
+    """The ids among ``machine_ids`` that are not machines of ``firm_id``."""
+    wanted = set(machine_ids)
+    own: set[str] = set()
+    ids = sorted(wanted)
+    for i in range(0, len(ids), 5000):
+        own.update(
+            session.scalars(
+                select(Machine.id).where(
+                    Machine.firm_id == firm_id, Machine.id.in_(ids[i : i + 5000])
+                )
+            )
+        )
+    return wanted - own
+
+
+def _store(
+    session: Session, firm_id: str, rows: Sequence[BookingCreate], *, replace: bool
+) -> list[BookingPublic]:
+    if replace:
+        session.execute(
+            delete(CapacityBooking).where(CapacityBooking.firm_id == firm_id),
+            execution_options={CHANGED_FIRMS: (firm_id,)},
+        )
+    objs = [
+        CapacityBooking(
+            firm_id=firm_id,
+            machine_id=b.machine_id,
+            start=b.start,
+            end=b.end or b.start,
+            hours_per_day=b.hours_per_day,
+            reference=b.reference,
+        )
+        for b in rows
+    ]
+    session.add_all(objs)
+    session.flush()
+    return [BookingPublic.model_validate(o) for o in objs]
+
+
+@router.get(
+    "/firms/{firm_id}/bookings", name="bookings.list", dependencies=[authorize("bookings.list")]
+)
+def list_bookings(
+    firm_id: str,
+    session: SessionDep,
+    machine_id: str | None = None,
+    since: Annotated[date | None, Query(description="only bookings ending on/after")] = None,
+    until: Annotated[date | None, Query(description="only bookings starting before")] = None,
+) -> list[BookingPublic]:
+    """The firm's bookings, by start date."""
+    stmt = select(CapacityBooking).where(CapacityBooking.firm_id == firm_id)
+    if machine_id is not None:
+        stmt = stmt.where(CapacityBooking.machine_id == machine_id)
+    if since is not None:
+        stmt = stmt.where(CapacityBooking.end >= since)
+    if until is not None:
+        stmt = stmt.where(CapacityBooking.start < until)
+    stmt = stmt.order_by(CapacityBooking.start, CapacityBooking.machine_id, CapacityBooking.id)
+    return [BookingPublic.model_validate(b) for b in session.scalars(stmt)]
+
+
+@router.post(
+    "/firms/{firm_id}/bookings",
+    name="bookings.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("bookings.create")],
+)
+def create_bookings(
+    firm_id: str,
+    body: Annotated[list[BookingCreate], Body(max_length=MAX_BOOKINGS)],
+    session: SessionDep,
+    replace: bool = False,
+) -> list[BookingPublic]:
+    """Add bookings (a JSON list); every machine must be one of the firm's (422 otherwise).
+
+    ``replace=true`` deletes all of the firm's bookings first.
+    """
+    foreign = _foreign_machines(session, firm_id, [b.machine_id for b in body])
+    if foreign:
+        detail = [
+            {
+                "loc": f"body[{i}].machine_id",
+                "msg": f"{b.machine_id!r} is not a machine of {firm_id!r}",
+            }
+            for i, b in enumerate(body)
+            if b.machine_id in foreign
+        ]
+        raise Invalid(
+            f"{len(detail)} booking(s) name machines not of firm {firm_id!r}", detail=detail
+        )
+    return _store(session, firm_id, body, replace=replace)
+
+
+async def _csv_body(request: Request) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_CSV_BYTES:
+        raise Invalid(f"bookings.csv is larger than {MAX_CSV_BYTES} bytes")
+    return body
+
+
+def _decode(raw: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp932"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise Invalid("bookings.csv is neither UTF-8 nor Shift_JIS (cp932) text")
+
+
+def _iso(value: str) -> str:
+    m = _SLASH_DATE.match(value)
+    return f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}" if m else value
+
+
+def parse_bookings_csv(text: str) -> tuple[list[tuple[int, BookingCreate]], list[tuple[str, str]]]:
+    """Parse a bookings CSV.
+
+    Returns:
+        ``(rows, problems)``: ``(line, booking)`` per valid row and ``(where, message)``
+        per problem, ``where`` = ``bookings.csv:{line}.{field}`` (line 1 = header).
+    """
+    reader = csv.reader(io.StringIO(text, newline=None))  # universal newlines: \r, \r\n
+    try:
+        return _parse_rows(reader)
+    except csv.Error as exc:  # e.g. an unterminated quote
+        return [], [(f"bookings.csv:{reader.line_num or 1}", f"not valid CSV: {exc}")]
+
+
+def _parse_rows(
+    reader: Any,
+) -> tuple[list[tuple[int, BookingCreate]], list[tuple[str, str]]]:
+    problems: list[tuple[str, str]] = []
+    try:
+        header = [h.strip() for h in next(reader)]
+    except StopIteration:
+        return [], [("bookings.csv:1", "empty file; expected a header " + ",".join(CSV_COLUMNS))]
+    for col in header:
+        if col not in CSV_COLUMNS:
+            problems.append((f"bookings.csv:1.{col}", f"unknown column; expected {CSV_COLUMNS}"))
+    for col in _REQUIRED_COLUMNS:
+        if col not in header:
+            problems.append((f"bookings.csv:1.{col}", "missing column"))
+    if problems:
+        return [], problems
+    rows: list[tuple[int, BookingCreate]] = []
+    line = reader.line_num
+    for record in reader:
+        line_no, line = line + 1, reader.line_num
+        if not any(v.strip() for v in record):
+            continue
+        if len(record) != len(header):
+            problems.append(
+                (f"bookings.csv:{line_no}", f"{len(record)} values for {len(header)} columns")
+            )
+            continue
+        values: dict[str, Any] = {}
+        for col, raw in zip(header, record, strict=True):
+            value = raw.strip()
+            if col in ("start", "end"):
+                value = _iso(value)
+            if value or col == "reference":
+                values[col] = value
+        try:
+            rows.append((line_no, BookingCreate.model_validate(values)))
+        except ValidationError as exc:
+            for e in exc.errors():
+                field = ".".join(str(p) for p in e["loc"]) or "row"
+                problems.append((f"bookings.csv:{line_no}.{field}", e["msg"]))
+        if len(rows) > MAX_BOOKINGS:
+            problems.append((f"bookings.csv:{line_no}", f"more than {MAX_BOOKINGS} rows"))
+            break
+    return rows, problems
+
+
+@router.post(
+    "/firms/{firm_id}/bookings.csv",
+    name="bookings.upload_csv",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("bookings.upload_csv")],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "machine_id,start,end,hours_per_day,reference\n"
+                    "m1,2026-11-24,2026-11-27,8,PO-4711\n",
+                }
+            },
+        }
+    },
+)
+def upload_bookings_csv(
+    firm_id: str,
+    raw: Annotated[bytes, Depends(_csv_body)],
+    session: SessionDep,
+    replace: bool = False,
+) -> list[BookingPublic]:
+    """Add bookings from CSV (see the module docstring); all rows or none."""
+    rows, problems = parse_bookings_csv(_decode(raw))
+    if rows:
+        foreign = _foreign_machines(session, firm_id, [b.machine_id for _, b in rows])
+        problems += [
+            (f"bookings.csv:{line}.machine_id", f"{b.machine_id!r} is not a machine of {firm_id!r}")
+            for line, b in rows
+            if b.machine_id in foreign
+        ]
+    if problems:
+        problems.sort(key=lambda p: _line_of(p[0]))
+        shown = "; ".join(f"{w}: {m}" for w, m in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise Invalid(
+            f"bookings.csv rejected, {len(problems)} problem(s): {shown}{more}",
+            detail=[{"loc": w, "msg": m} for w, m in problems],
+        )
+    return _store(session, firm_id, [b for _, b in rows], replace=replace)
+
+
+def _line_of(where: str) -> int:
+    tail = where.split(":", 1)[1]
+    head = tail.split(".", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+@router.delete(
+    "/firms/{firm_id}/bookings/{booking_id}",
+    name="bookings.delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("bookings.delete")],
+)
+def delete_booking(
+    firm_id: str, booking_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep
+) -> None:
+    """Delete one booking of the firm (404 if it is not the firm's)."""
+    booking = session.get(CapacityBooking, booking_id)
+    if booking is None or booking.firm_id != firm_id:
+        raise NotFound(f"no booking {booking_id} in firm {firm_id!r}")
+    session.delete(booking)

@@ -1,5 +1,433 @@
-"""Router: capacity (being built)."""
+"""Spare capacity: a firm's own (per machine and class), its Catena-X DCM export, and the
+search over partners' shared capacity (rules in :mod:`cloud.api.search`).
 
-from fastapi import APIRouter
+All hours are hours (h); dates are site-local (``settings.timezone``, default Asia/Tokyo).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from cloud.api import audit
+from cloud.api.capacity_index import index_service
+from cloud.api.capacity_service import spare_for
+from cloud.api.deps import AppState, ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
+from cloud.api.errors import Invalid, NotFound
+from cloud.api.policy import machine_class_id
+from cloud.api.search import SearchQuery, ViewCache, search
+from cloud.capacity import WeekBasedCapacityGroup, rollup, to_catenax_json
+from cloud.registry import Firm, Line, Machine
 
 router = APIRouter(tags=["capacity"])
+
+_VIEWS_KEY = "grant_views"
+#: ``start`` of the own-capacity view may be at most this many days from today.
+MAX_OFFSET_DAYS = 731
+
+
+# ------------------------------------------------------------------ response models
+
+
+class PeriodHours(BaseModel):
+    """One machine's hours in one period (day or ISO week)."""
+
+    period_start: date
+    """The day, or the Monday of the ISO week."""
+    days: int
+    """Days of the horizon inside the period."""
+    available_h: float
+    booked_h: float
+    downtime_h: float
+    """Expected downtime ``available_h × (1 - availability_ratio)``."""
+    spare_h: float
+
+
+class MachineCapacity(BaseModel):
+    """Capacity of one of the firm's machines."""
+
+    machine_id: str
+    name: str
+    capability_class: str
+    site_id: str
+    availability_ratio: float
+    ratio_measured: bool
+    """Whether the ratio was measured from telemetry (else the configured default)."""
+    spare_h_total: float
+    points: list[PeriodHours]
+
+
+class ClassPoint(BaseModel):
+    """One class in one period (DCM terms: maximum = available, actual = spare)."""
+
+    period_start: date
+    days: int
+    maximum_h: float
+    actual_h: float
+
+
+class ClassCapacity(BaseModel):
+    capability_class: str
+    machines: list[str]
+    points: list[ClassPoint]
+
+
+class OwnCapacity(BaseModel):
+    """``GET /firms/{firm_id}/capacity``."""
+
+    firm_id: str
+    start: date
+    days: int
+    granularity: Literal["day", "week"]
+    machines: list[MachineCapacity]
+    classes: list[ClassCapacity]
+
+
+class SearchPoint(BaseModel):
+    period_start: date
+    days: int
+    spare_h: float
+
+
+class SearchClass(BaseModel):
+    capability_class: str
+    machines: int
+    spare_h_total: float
+    points: list[SearchPoint]
+
+
+class SearchMachine(BaseModel):
+    machine_id: str
+    name: str
+    capability_class: str
+    site_id: str
+    region: str
+    clamp_force_kN: float | None
+    tie_bar_h_mm: float | None
+    tie_bar_v_mm: float | None
+    min_mold_height_mm: float | None
+    max_mold_height_mm: float | None
+    shot_capacity_g: float | None
+    locating_ring_mm: float | None
+    resins: list[str]
+    certifications: list[str]
+    spare_h_total: float
+
+
+class SearchFirm(BaseModel):
+    firm_id: str
+    firm_name: str
+    region: str
+    granularity: Literal["day", "week"]
+    machine_detail: bool
+    spare_h_total: float
+    classes: list[SearchClass]
+    machines: list[SearchMachine]
+    """Empty unless the firm shares machine detail with the caller."""
+
+
+class SearchResponse(BaseModel):
+    """``GET /capacity/search``."""
+
+    start: date
+    end: date
+    """Exclusive end of the window."""
+    total_spare_h: float
+    results: list[SearchFirm]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _today(state: AppState, now: Any) -> date:
+    result: date = now.astimezone(ZoneInfo(state.settings.timezone)).date()
+    return result
+
+
+def _periods(start: date, days: int, granularity: str) -> tuple[list[int], int]:
+    """Period start columns and how many to report (the rule of cloud.capacity.rollup)."""
+    if granularity == "day":
+        return list(range(days)), days
+    offsets = [0] + [j for j in range(1, days) if (start + timedelta(j)).weekday() == 0]
+    last = start + timedelta(days - 1)
+    return offsets, len(offsets) if last.weekday() == 6 else len(offsets) - 1
+
+
+def _views(state: AppState) -> ViewCache:
+    cache = state.services.get(_VIEWS_KEY)
+    if cache is None:
+        max_age = min(state.settings.capacity_cache_s, 30.0)
+        cache = state.services.setdefault(_VIEWS_KEY, ViewCache(max_age_s=max_age))
+    assert isinstance(cache, ViewCache)
+    return cache
+
+
+# ------------------------------------------------------------------ own capacity
+
+
+@router.get(
+    "/firms/{firm_id}/capacity", name="capacity.own", dependencies=[authorize("capacity.own")]
+)
+def own_capacity(
+    firm_id: str,
+    session: SessionDep,
+    state: ServicesDep,
+    now: ClockDep,
+    granularity: Literal["day", "week"] = "week",
+    start: Annotated[date | None, Query(description="first day; default today")] = None,
+    days: Annotated[int | None, Query(ge=1, le=366, description="default: horizon")] = None,
+) -> OwnCapacity:
+    """Available, booked, expected-downtime and spare hours of every machine of the firm
+    per day or ISO week, and the per-capability-class roll-up (:func:`cloud.capacity.rollup`).
+
+    Weeks follow the roll-up rule: a first partial week counts from ``start``; a trailing
+    week the horizon does not cover to its Sunday is left out.
+    """
+    if session.get(Firm, firm_id) is None:
+        raise NotFound(f"no firm {firm_id!r}")
+    today = _today(state, now)
+    start = start or today
+    days = days or state.settings.horizon_days
+    if abs((start - today).days) > MAX_OFFSET_DAYS:
+        raise Invalid(
+            f"query.start: must be within {MAX_OFFSET_DAYS} days of today ({today})",
+            detail=[{"loc": "query.start", "msg": f"within {MAX_OFFSET_DAYS} days of {today}"}],
+        )
+    machines = session.execute(
+        select(Machine, Line.site_id)
+        .join(Line, Machine.line_id == Line.id)
+        .where(Machine.firm_id == firm_id)
+        .order_by(Machine.id)
+    ).all()
+    classes = {m.id: machine_class_id(m) for m, _ in machines}
+    sp = spare_for(state, session, machine_ids=list(classes), start=start, days=days)
+    series = rollup(sp, classes, granularity=granularity)
+    offsets, keep = _periods(start, days, granularity)
+    bounds = offsets[:keep] + [offsets[keep] if keep < len(offsets) else days]
+    period_starts = [start + timedelta(o) for o in offsets[:keep]]
+    if granularity == "week":
+        period_starts = [p - timedelta(p.weekday()) for p in period_starts]
+
+    def per_period(values: Any) -> Any:
+        if not keep:
+            return np.zeros((values.shape[0], 0))
+        return np.add.reduceat(values[:, : bounds[-1]], offsets[:keep], axis=1)
+
+    sums = {
+        name: np.round(per_period(getattr(sp, name)), 3)
+        for name in ("available_h", "booked_h", "downtime_h", "spare_h")
+    }
+    out_machines = []
+    for machine, site_id in machines:
+        r = sp.machine_index[machine.id]
+        points = [
+            PeriodHours(
+                period_start=period_starts[p],
+                days=bounds[p + 1] - bounds[p],
+                available_h=float(sums["available_h"][r, p]),
+                booked_h=float(sums["booked_h"][r, p]),
+                downtime_h=float(sums["downtime_h"][r, p]),
+                spare_h=float(sums["spare_h"][r, p]),
+            )
+            for p in range(keep)
+        ]
+        out_machines.append(
+            MachineCapacity(
+                machine_id=machine.id,
+                name=machine.name,
+                capability_class=classes[machine.id],
+                site_id=site_id,
+                availability_ratio=float(sp.availability_ratio[r]),
+                ratio_measured=bool(sp.ratio_measured[r]),
+                spare_h_total=round(float(sp.spare_h[r, : bounds[-1]].sum()), 3),
+                points=points,
+            )
+        )
+    return OwnCapacity(
+        firm_id=firm_id,
+        start=start,
+        days=days,
+        granularity=granularity,
+        machines=out_machines,
+        classes=[
+            ClassCapacity(
+                capability_class=s.capability_class,
+                machines=list(s.machines),
+                points=[
+                    ClassPoint(
+                        period_start=p.period_start,
+                        days=p.days,
+                        maximum_h=round(p.maximum_h, 3),
+                        actual_h=round(p.actual_h, 3),
+                    )
+                    for p in s.points
+                ],
+            )
+            for s in series.values()
+        ],
+    )
+
+
+@router.get(
+    "/firms/{firm_id}/capacity/dcm",
+    name="capacity.dcm",
+    dependencies=[authorize("capacity.dcm")],
+    response_model=list[WeekBasedCapacityGroup],
+    response_model_by_alias=True,
+    response_model_exclude_none=True,
+)
+def capacity_dcm(
+    firm_id: str,
+    session: SessionDep,
+    state: ServicesDep,
+    now: ClockDep,
+    customer_bpnl: Annotated[
+        str, Query(pattern=r"^BPNL[a-zA-Z0-9]{12}$", description="the partner's BPNL")
+    ],
+) -> JSONResponse:
+    """Catena-X CX-0128 ``WeekBasedCapacityGroup`` documents, one per capability class,
+    for the horizon from today (ISO weeks; hours; supplier = the firm's BPNL).
+
+    Raises:
+        Invalid (422): the firm has no BPNL (set it with ``PATCH /firms/{firm_id}``).
+    """
+    firm = session.get(Firm, firm_id)
+    if firm is None:
+        raise NotFound(f"no firm {firm_id!r}")
+    if not firm.bpnl:
+        raise Invalid(
+            f"firm {firm_id!r} has no BPNL (Catena-X business partner number); set it with "
+            f'PATCH /firms/{firm_id} {{"bpnl": "BPNL..."}} before exporting DCM capacity',
+            detail=[{"loc": "firm.bpnl", "msg": "required for a DCM export"}],
+        )
+    machines = session.scalars(select(Machine).where(Machine.firm_id == firm_id)).all()
+    classes = {m.id: machine_class_id(m) for m in machines}
+    start = _today(state, now)
+    sp = spare_for(
+        state, session, machine_ids=list(classes), start=start, days=state.settings.horizon_days
+    )
+    docs = [
+        to_catenax_json(s, supplier=firm.bpnl, customer=customer_bpnl, changed_at=now)
+        for s in rollup(sp, classes, granularity="week").values()
+    ]
+    return JSONResponse(docs)
+
+
+# ------------------------------------------------------------------ partner search
+
+
+@router.get(
+    "/capacity/search",
+    name="capacity.search",
+    dependencies=[authorize("capacity.search")],
+    response_model=SearchResponse,
+)
+def search_capacity(
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    state: ServicesDep,
+    now: ClockDep,
+    process: Annotated[str | None, Query(max_length=64)] = None,
+    min_clamp_force_kN: Annotated[float | None, Query(ge=0)] = None,
+    max_clamp_force_kN: Annotated[float | None, Query(ge=0)] = None,
+    min_tie_bar_h_mm: Annotated[float | None, Query(ge=0)] = None,
+    min_tie_bar_v_mm: Annotated[float | None, Query(ge=0)] = None,
+    min_mold_height_mm: Annotated[
+        float | None, Query(ge=0, description="machine's maximum mold height >= this")
+    ] = None,
+    max_mold_height_mm: Annotated[
+        float | None, Query(ge=0, description="machine's minimum mold height <= this")
+    ] = None,
+    min_shot_capacity_g: Annotated[float | None, Query(ge=0)] = None,
+    resin: Annotated[str | None, Query(max_length=32)] = None,
+    certification: Annotated[str | None, Query(max_length=64)] = None,
+    region: Annotated[str | None, Query(max_length=64)] = None,
+    start: Annotated[date | None, Query(description="first day; default today")] = None,
+    end: Annotated[date | None, Query(description="exclusive; default start + 28 days")] = None,
+    min_spare_h: Annotated[float, Query(ge=0)] = 0.0,
+    limit: Annotated[int, Query(ge=1, le=500, description="most firms returned")] = 50,
+) -> Response:
+    """Spare hours of partner firms whose sharing policy opens them to the caller.
+
+    Results are per firm (most spare hours first), with per-class points at the firm's
+    shared granularity and, only if shared, per-machine detail. Privacy rules (whole class
+    groups without machine detail, whole ISO weeks at week granularity) are documented in
+    :mod:`cloud.api.search`. Each firm in the response gets one audit event.
+
+    Raises:
+        Invalid (422): ``start`` before today, ``end`` not after ``start`` or beyond the
+            horizon (today + ``horizon_days``).
+    """
+    today = _today(state, now)
+    horizon_end = today + timedelta(days=state.settings.horizon_days)
+    start = start or today
+    problems = []
+    if start < today:
+        problems.append({"loc": "query.start", "msg": f"must not be before today ({today})"})
+    if start >= horizon_end:
+        problems.append(
+            {"loc": "query.start", "msg": f"must be before the horizon end ({horizon_end})"}
+        )
+        start = today
+    end = end or min(start + timedelta(days=28), horizon_end)
+    if end <= start:
+        problems.append({"loc": "query.end", "msg": f"must be after start ({start})"})
+    if end > horizon_end:
+        problems.append(
+            {"loc": "query.end", "msg": f"must not be after the horizon end ({horizon_end})"}
+        )
+    if problems:
+        raise Invalid(f"{problems[0]['loc']}: {problems[0]['msg']}", detail=problems)
+    query = SearchQuery(
+        process=process,
+        min_clamp_force_kN=min_clamp_force_kN,
+        max_clamp_force_kN=max_clamp_force_kN,
+        min_tie_bar_h_mm=min_tie_bar_h_mm,
+        min_tie_bar_v_mm=min_tie_bar_v_mm,
+        min_mold_height_mm=min_mold_height_mm,
+        max_mold_height_mm=max_mold_height_mm,
+        min_shot_capacity_g=min_shot_capacity_g,
+        resin=resin,
+        certification=certification,
+        region=region,
+        start=start,
+        end=end,
+        min_spare_h=min_spare_h,
+        limit=limit,
+    )
+    service = index_service(state)
+    index = service.current(now=now)
+    views = _views(state).views(
+        session,
+        viewer_firm_id=principal.firm_id,
+        now=now,
+        grants_version=service.log.grants_version,
+    )
+    result = search(
+        index,
+        views,
+        query,
+        viewer_firm_id=principal.firm_id,
+        today=today,
+        horizon_days=state.settings.horizon_days,
+    )
+    for hit in result.hits:
+        audit.record(
+            session,
+            principal=principal,
+            owner_firm_id=hit.firm_id,
+            action="capacity.search",
+            resource=request.url.path,
+            detail=hit.audit_detail(query),
+            at=now,
+        )
+    return Response(orjson.dumps(result.payload), media_type="application/json")

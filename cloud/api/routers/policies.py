@@ -1,5 +1,289 @@
-"""Router: policies (being built)."""
+"""A firm's sharing policy: its grants and its partner groups.
 
-from fastapi import APIRouter
+Nothing of a firm is visible to other firms until it creates a grant (default deny; the
+interpretation of grants is :mod:`cloud.api.policy`). A grant opens one view:
+
+- to one firm (``grantee_kind=firm``, ``grantee_id`` = firm id, not the owner itself),
+- to every member of one of the owner's partner groups (``group``, ``grantee_id`` = the
+  group id), or
+- to regional supporters (``supporters``, ``grantee_id`` = a region such as ``kansai``,
+  or ``*`` for supporters of any region), who only ever see aggregates over at least
+  ``settings.supporter_min_firms`` firms;
+
+limited to capability classes (``injection_molding:1000-2000kN``) or whole processes
+(``injection_molding``); empty = all), at ``day`` or ``week`` granularity, optionally
+with machine detail, optionally until ``expires_at``.
+
+Deleting a group also deletes the grants made to it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+
+from cloud.api.deps import ClockDep, SessionDep, authorize
+from cloud.api.errors import Conflict, Invalid, NotFound
+from cloud.capacity import parse_capability_class
+from cloud.registry import (
+    Firm,
+    GranteeKind,
+    PartnerGroup,
+    PartnerGroupMember,
+    Process,
+    ShareGranularity,
+    SharingGrant,
+)
 
 router = APIRouter(tags=["policies"])
+
+Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+
+
+class GrantCreate(BaseModel):
+    """A new grant (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+    grantee_kind: GranteeKind
+    grantee_id: Annotated[str, Field(min_length=1, max_length=64)]
+    capability_classes: Annotated[list[str], Field(max_length=100)] = []
+    granularity: ShareGranularity = ShareGranularity.WEEK
+    machine_detail: bool = False
+    expires_at: AwareDatetime | None = None
+
+
+class GrantPublic(BaseModel):
+    """A stored grant."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int
+    owner_firm_id: str
+    grantee_kind: GranteeKind
+    grantee_id: str
+    capability_classes: list[str]
+    granularity: ShareGranularity
+    machine_detail: bool
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class GroupCreate(BaseModel):
+    """A new partner group of the owner firm."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Id
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    members: Annotated[list[Id], Field(max_length=10_000)] = []
+
+
+class GroupPublic(BaseModel):
+    id: str
+    owner_firm_id: str
+    name: str
+    members: list[str]
+    created_at: datetime
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; they are UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+def _grant_public(grant: SharingGrant) -> GrantPublic:
+    out = GrantPublic.model_validate(grant)
+    return out.model_copy(
+        update={"created_at": _aware(out.created_at), "expires_at": _aware(out.expires_at)}
+    )
+
+
+def _group_public(group: PartnerGroup) -> GroupPublic:
+    created = _aware(group.created_at)
+    assert created is not None
+    return GroupPublic(
+        id=group.id,
+        owner_firm_id=group.owner_firm_id,
+        name=group.name,
+        members=sorted(m.firm_id for m in group.members),
+        created_at=created,
+    )
+
+
+def _class_problem(entry: str) -> str | None:
+    """Why ``entry`` is not a capability class id or process name (``None`` if it is)."""
+    if entry in {p.value for p in Process}:
+        return None
+    try:
+        parse_capability_class(entry)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+# ------------------------------------------------------------------ grants
+
+
+@router.get("/firms/{firm_id}/grants", name="grants.list", dependencies=[authorize("grants.list")])
+def list_grants(firm_id: str, session: SessionDep) -> list[GrantPublic]:
+    """The firm's grants (including expired ones), oldest first."""
+    rows = session.scalars(
+        select(SharingGrant).where(SharingGrant.owner_firm_id == firm_id).order_by(SharingGrant.id)
+    )
+    return [_grant_public(g) for g in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/grants",
+    name="grants.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("grants.create")],
+)
+def create_grant(
+    firm_id: str, body: GrantCreate, session: SessionDep, now: ClockDep
+) -> GrantPublic:
+    """Open a view of the firm's capacity to a firm, a group or regional supporters.
+
+    Raises:
+        Invalid (422): unknown grantee firm or the owner itself; a group that is not the
+            owner's; an empty region; a capability class that does not parse; an
+            ``expires_at`` in the past.
+    """
+    if session.get(Firm, firm_id) is None:
+        raise NotFound(f"no firm {firm_id!r}")
+    problems: list[dict[str, str]] = []
+    kind, grantee = body.grantee_kind, body.grantee_id
+    if kind is GranteeKind.FIRM:
+        if grantee == firm_id:
+            problems.append({"loc": "body.grantee_id", "msg": "a firm cannot grant to itself"})
+        elif session.get(Firm, grantee) is None:
+            problems.append({"loc": "body.grantee_id", "msg": f"no firm {grantee!r}"})
+    elif kind is GranteeKind.GROUP:
+        group = session.get(PartnerGroup, grantee)
+        if group is None or group.owner_firm_id != firm_id:
+            problems.append(
+                {"loc": "body.grantee_id", "msg": f"no partner group {grantee!r} of {firm_id!r}"}
+            )
+    elif not grantee.strip():
+        problems.append({"loc": "body.grantee_id", "msg": "a region name or '*'"})
+    for i, entry in enumerate(body.capability_classes):
+        why = _class_problem(entry)
+        if why is not None:
+            problems.append(
+                {
+                    "loc": f"body.capability_classes[{i}]",
+                    "msg": f"{why}; expected a class id such as "
+                    "'injection_molding:1000-2000kN' or a process name",
+                }
+            )
+    if body.expires_at is not None and body.expires_at <= now:
+        problems.append({"loc": "body.expires_at", "msg": "must be in the future"})
+    if problems:
+        raise Invalid(f"{problems[0]['loc']}: {problems[0]['msg']}", detail=problems)
+    grant = SharingGrant(
+        owner_firm_id=firm_id,
+        grantee_kind=kind,
+        grantee_id=grantee,
+        capability_classes=list(dict.fromkeys(body.capability_classes)),
+        granularity=body.granularity,
+        machine_detail=body.machine_detail,
+        # SQLite keeps no UTC offset: store UTC wall time (read back as UTC).
+        expires_at=None if body.expires_at is None else body.expires_at.astimezone(UTC),
+        created_at=now.astimezone(UTC),
+    )
+    session.add(grant)
+    session.flush()
+    return _grant_public(grant)
+
+
+@router.delete(
+    "/firms/{firm_id}/grants/{grant_id}",
+    name="grants.delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("grants.delete")],
+)
+def delete_grant(
+    firm_id: str, grant_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep
+) -> None:
+    """Revoke a grant (effective for the next request)."""
+    grant = session.get(SharingGrant, grant_id)
+    if grant is None or grant.owner_firm_id != firm_id:
+        raise NotFound(f"no grant {grant_id} of firm {firm_id!r}")
+    session.delete(grant)
+
+
+# ------------------------------------------------------------------ groups
+
+
+@router.get("/firms/{firm_id}/groups", name="groups.list", dependencies=[authorize("groups.list")])
+def list_groups(firm_id: str, session: SessionDep) -> list[GroupPublic]:
+    """The firm's partner groups with their members."""
+    rows = session.scalars(
+        select(PartnerGroup).where(PartnerGroup.owner_firm_id == firm_id).order_by(PartnerGroup.id)
+    )
+    return [_group_public(g) for g in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/groups",
+    name="groups.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("groups.create")],
+)
+def create_group(
+    firm_id: str, body: GroupCreate, session: SessionDep, now: ClockDep
+) -> GroupPublic:
+    """Create a partner group.
+
+    Raises:
+        Conflict (409): the group id exists, or the firm has a group of that name.
+        Invalid (422): unknown member firms, or the owner itself as a member.
+    """
+    if session.get(Firm, firm_id) is None:
+        raise NotFound(f"no firm {firm_id!r}")
+    if session.get(PartnerGroup, body.id) is not None:
+        raise Conflict(f"partner group {body.id!r} exists")
+    members = list(dict.fromkeys(body.members))
+    known = set(session.scalars(select(Firm.id).where(Firm.id.in_(members))))
+    problems = [
+        {"loc": f"body.members[{i}]", "msg": f"no firm {m!r}"}
+        for i, m in enumerate(members)
+        if m not in known
+    ] + [
+        {"loc": f"body.members[{i}]", "msg": "the owner cannot be a member of its own group"}
+        for i, m in enumerate(members)
+        if m == firm_id
+    ]
+    if problems:
+        raise Invalid(f"{problems[0]['loc']}: {problems[0]['msg']}", detail=problems)
+    group = PartnerGroup(id=body.id, owner_firm_id=firm_id, name=body.name, created_at=now)
+    group.members = [PartnerGroupMember(firm_id=m) for m in members]
+    session.add(group)
+    session.flush()
+    return _group_public(group)
+
+
+@router.delete(
+    "/firms/{firm_id}/groups/{group_id}",
+    name="groups.delete",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("groups.delete")],
+)
+def delete_group(firm_id: str, group_id: str, session: SessionDep) -> None:
+    """Delete a partner group and the grants made to it."""
+    group = session.get(PartnerGroup, group_id)
+    if group is None or group.owner_firm_id != firm_id:
+        raise NotFound(f"no partner group {group_id!r} of firm {firm_id!r}")
+    for grant in session.scalars(
+        select(SharingGrant).where(
+            SharingGrant.owner_firm_id == firm_id,
+            SharingGrant.grantee_kind == GranteeKind.GROUP,
+            SharingGrant.grantee_id == group_id,
+        )
+    ):
+        session.delete(grant)
+    session.delete(group)
