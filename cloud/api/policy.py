@@ -120,26 +120,39 @@ def views_for(session: Session, *, viewer_firm_id: str, now: datetime) -> dict[s
     Returns:
         owner firm id -> :class:`SharedView`; the viewer itself is never included.
     """
-    groups = (
-        select(PartnerGroup.id)
-        .join(PartnerGroupMember, PartnerGroupMember.group_id == PartnerGroup.id)
-        .where(PartnerGroupMember.firm_id == viewer_firm_id)
-        .where(PartnerGroup.owner_firm_id == SharingGrant.owner_firm_id)
-    )
+    # The viewer's groups first (few rows, indexed by member), then the grants naming the
+    # viewer or one of those groups; the owner check follows in Python. A correlated
+    # subquery here cost 30–80 ms at 100k grants.
+    group_owner: dict[str, str] = {
+        group_id: owner
+        for group_id, owner in session.execute(
+            select(PartnerGroup.id, PartnerGroup.owner_firm_id)
+            .join(PartnerGroupMember, PartnerGroupMember.group_id == PartnerGroup.id)
+            .where(PartnerGroupMember.firm_id == viewer_firm_id)
+        )
+    }
+    conditions = [
+        (SharingGrant.grantee_kind == GranteeKind.FIRM)
+        & (SharingGrant.grantee_id == viewer_firm_id)
+    ]
+    if group_owner:
+        conditions.append(
+            (SharingGrant.grantee_kind == GranteeKind.GROUP)
+            & SharingGrant.grantee_id.in_(list(group_owner))
+        )
     stmt = (
         select(SharingGrant)
-        .where(
-            or_(
-                (SharingGrant.grantee_kind == GranteeKind.FIRM)
-                & (SharingGrant.grantee_id == viewer_firm_id),
-                (SharingGrant.grantee_kind == GranteeKind.GROUP)
-                & SharingGrant.grantee_id.in_(groups.scalar_subquery()),
-            )
-        )
+        .where(or_(*conditions))
         .where(_live(now))  # type: ignore[arg-type]
         .where(SharingGrant.owner_firm_id != viewer_firm_id)
     )
-    return _merge(session.scalars(stmt))
+    grants = [
+        g
+        for g in session.scalars(stmt)
+        if g.grantee_kind is not GranteeKind.GROUP
+        or group_owner.get(g.grantee_id) == g.owner_firm_id  # only the owner's own groups
+    ]
+    return _merge(grants)
 
 
 def supporter_firm_ids(session: Session, *, region: str | None, now: datetime) -> set[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -78,7 +79,7 @@ def test_access(
     url = _path(path, target)
     # Write requests get an empty JSON object: authorization is decided before the body
     # is validated, so an allowed call answers 4xx for the body, never 401/403.
-    kwargs = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
+    kwargs: dict[str, Any] = {"json": {}} if method in ("POST", "PUT", "PATCH") else {}
     # Destructive calls on objects that exist would change the shared fixture; they run
     # against ids that do not exist ("1"), except the firm itself.
     if method == "DELETE":
