@@ -155,7 +155,13 @@ def test_two_ingest_workers_on_shared_subscription(
         gateways=gateways,
         ingest_ids=("ingest-1", "ingest-2"),
     ) as rig:
-        time.sleep(6)
+        # run until both gateways have published a few messages (bounded: slow machines
+        # need longer to start two agents and two workers than a fixed sleep allows)
+        wait_for(
+            lambda: all(len(rig.witness.seqs().get(g["gateway_id"], ())) >= 5 for g in gateways),
+            60,
+            "both gateways publishing",
+        )
         counts = _finish(rig, *SIM_FIELDS)
         assert set(counts) == {"gw-e2e-01", "gw-e2e-02"}
         # Both workers took a share of the stream (each logs its counters on stop).

@@ -10,18 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
-from cloud.api.app import api_routes
 from cloud.registry import Role
 from tests.web.conftest import Live
 from tests.web.harness import Browser
 from tests.web.seed import HIT, KYOTO, NAGOYA, SENDAI, seed_network
-
-pytestmark = pytest.mark.skipif(
-    "capacity.search" not in {name for name, _, _ in api_routes()},
-    reason="GET /api/v1/capacity/search is not built yet (cloud/api/routers/capacity.py)",
-)
 
 START, END = "2026-11-30", "2026-12-13"
 """The search period as the form shows it (both days included)."""
