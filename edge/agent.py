@@ -98,6 +98,8 @@ def build_source(machine: MachineConfig, *, start_ms: int | None = None) -> Sour
     return SimulatedCell(
         SimulatorOptions(
             seed=src.seed,
+            streams=tuple(src.streams),
+            duration_s=src.duration_s,
             slow_rate_hz=src.slow_rate_hz,
             vibration_rate_hz=src.vibration_rate_hz,
             extra_slow_channels=src.extra_slow_channels,
@@ -160,6 +162,8 @@ class GatewayAgent:
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._health_seq = 0
         self.models: dict[str, AnomalyModel] = {}
+        self.rul_models: dict[str, list[AnomalyModel]] = {}
+        """Machine id -> its remaining-useful-life models (config ``models:``)."""
         self.pipelines: dict[str, MachinePipeline] = {}
         self.rollout: ModelRollout | None = None
         if config.rollout is not None:
@@ -175,7 +179,13 @@ class GatewayAgent:
                 if self.rollout is not None:
                     model = self.rollout.restore(m, model)
                 self.models[m.id] = model
-            self.pipelines[m.id] = MachinePipeline(machine=m, gateway=config, model=model)
+            rul_models = [
+                (r, AnomalyModel.load(model_dir=r.dir, expected_sha256=r.sha256)) for r in m.models
+            ]
+            self.rul_models[m.id] = [rm for _, rm in rul_models]
+            self.pipelines[m.id] = MachinePipeline(
+                machine=m, gateway=config, model=model, rul_models=rul_models
+            )
         if self.rollout is not None:
             self.rollout.attach(self)
         config.outbox_path.parent.mkdir(parents=True, exist_ok=True)
@@ -225,7 +235,10 @@ class GatewayAgent:
                 sent_ms=self._now_ms(),
                 config_version=self.config.config_version,
                 agent_version=__version__,
-                models={m.name: m.version for m in self.models.values()},
+                models={
+                    **{rm.name: rm.version for rms in self.rul_models.values() for rm in rms},
+                    **{m.name: m.version for m in self.models.values()},
+                },
             )
         )
 

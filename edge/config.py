@@ -10,7 +10,12 @@ Relative paths in a config are resolved as follows:
 
 - ``source.path`` of a replay source: against the datasets directory
   (``RENKEI_DATA_DIR``, else ``../shared/datasets`` beside the repository), unless absolute.
-- ``model.dir``: against the config file's directory, unless absolute.
+- ``model.dir`` and ``models[].dir``: against the config file's directory, unless absolute.
+- ``models``: optional remaining-useful-life models (manifest ``task: rul``) run next to the
+  anomaly ``model``; each is checked at start-up (manifest readable, ``task`` ``rul``,
+  inputs the gateway can compute, see :func:`edge.rul.plan_inputs`). With a ``mold``
+  section its output is published as ``mold`` rows, else as ``rul`` rows
+  (:mod:`edge.rul`).
 - ``state_dir`` (outbox location): ``RENKEI_STATE_DIR`` env var, else the value in the
   file, else ``/var/lib/renkei``; the outbox is ``{state_dir}/{gateway_id}/outbox.sqlite3``
   unless ``outbox.path`` is given.
@@ -37,11 +42,13 @@ __all__ = [
     "GatewayConfig",
     "MachineConfig",
     "ModelConfig",
+    "MoldConfig",
     "MqttConfig",
     "OutboxConfig",
     "PublishConfig",
     "ReplaySourceConfig",
     "RolloutConfig",
+    "RulModelConfig",
     "ShadowConfig",
     "SimulatedSourceConfig",
     "json_schema",
@@ -145,6 +152,15 @@ class SimulatedSourceConfig(BaseModel):
     cycle_time_s: Annotated[float, Field(gt=0)] = 20.0
     speed: Annotated[float, Field(gt=0, le=1000)] = 1.0
     faults: list[FaultConfig] = []
+    streams: Annotated[list[Literal["slow", "vibration", "shot"]], Field(min_length=1)] = [
+        "slow",
+        "vibration",
+        "shot",
+    ]
+    """Streams to simulate (each has its own random stream, so dropping one does not
+    change the others' data)."""
+    duration_s: Annotated[float, Field(gt=0)] | None = None
+    """Stop after this many simulated seconds (default: never)."""
 
 
 class ModelConfig(BaseModel):
@@ -155,6 +171,38 @@ class ModelConfig(BaseModel):
     dir: Path
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     """If set, the model must also match this hash (pinning), not only its manifest."""
+
+
+class MoldConfig(BaseModel):
+    """The mold a remaining-shots model watches (its output becomes ``mold`` rows)."""
+
+    model_config = _FROZEN
+
+    id: Level
+    """Mold id of the registry (tag ``mold``)."""
+    maintenance_interval_shots: Annotated[int, Field(ge=1)]
+    """Shots between two planned maintenances (registry), shots."""
+    shot_count_at_maintenance: Annotated[int, Field(ge=0)] = 0
+    """The shot counter (``shot_count`` of the shot stream) at the last maintenance."""
+    ideal_cycle_time_s: Annotated[float, Field(gt=0)] | None = None
+    """The mold's nominal cycle time (registry), s; published for OEE performance."""
+
+
+class RulModelConfig(BaseModel):
+    """A remaining-useful-life model (manifest ``task: rul``) run beside the anomaly model."""
+
+    model_config = _FROZEN
+
+    dir: Path
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """If set, the model must also match this hash (pinning), not only its manifest."""
+    baseline_rows: Annotated[int, Field(ge=1)] | None = None
+    """Rows of the frozen history baseline, when the manifest does not state it
+    (``algorithm_params`` ``baseline_rows``/``reference_shots``/``baseline_cycles``)."""
+    component: Level | None = None
+    """Optional ``component`` tag of the ``rul`` rows (e.g. ``pump_bearing``)."""
+    mold: MoldConfig | None = None
+    """Publish the output as ``mold`` rows for this mold instead of ``rul`` rows."""
 
 
 class MachineConfig(BaseModel):
@@ -169,6 +217,8 @@ class MachineConfig(BaseModel):
     window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     """Feature window length (tumbling, by data time)."""
     model: ModelConfig | None = None
+    models: Annotated[list[RulModelConfig], Field(max_length=8)] = []
+    """Remaining-useful-life models (see :class:`RulModelConfig`)."""
     publish_telemetry: bool = True
     """Publish raw slow signals (vibration waveforms are never published, only features)."""
     publish_labels: bool = True
@@ -359,6 +409,11 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
                 updates["source"] = m.source.model_copy(update={"path": root / m.source.path})
         if m.model is not None and not m.model.dir.is_absolute():
             updates["model"] = m.model.model_copy(update={"dir": (base / m.model.dir).resolve()})
+        if any(not r.dir.is_absolute() for r in m.models):
+            updates["models"] = [
+                r if r.dir.is_absolute() else r.model_copy(update={"dir": (base / r.dir).resolve()})
+                for r in m.models
+            ]
         machines.append(m.model_copy(update=updates) if updates else m)
     for i, m in enumerate(machines):
         if (
@@ -369,9 +424,50 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
             problems.append((f"machines[{i}].source.path", f"no such file: {m.source.path}"))
         if m.model is not None and not (m.model.dir / "manifest.json").is_file():
             problems.append((f"machines[{i}].model.dir", f"no manifest.json in {m.model.dir}"))
+        for j, r in enumerate(m.models):
+            problems += _check_rul_model(f"machines[{i}].models[{j}]", r)
     if problems:
         raise ConfigError(file, problems)
     return cfg.model_copy(update={"machines": machines})
+
+
+def _check_rul_model(key: str, cfg: RulModelConfig) -> list[tuple[str, str]]:
+    """Problems of one ``models[]`` entry: manifest missing/invalid, not a RUL model, a
+    ``mold`` section on a model that does not score shots, or inputs the gateway cannot
+    compute."""
+    from models.manifest import read_manifest
+
+    if not (cfg.dir / "manifest.json").is_file():
+        return [(f"{key}.dir", f"no manifest.json in {cfg.dir}")]
+    try:
+        manifest = read_manifest(cfg.dir)
+    except (ValidationError, ValueError) as exc:
+        first = str(exc).splitlines()[0]
+        return [(f"{key}.dir", f"invalid manifest.json in {cfg.dir}: {first}")]
+    if manifest.task != "rul":
+        return [
+            (
+                f"{key}.dir",
+                f"model {manifest.name} has task {manifest.task!r}, not 'rul'; "
+                "anomaly models go under 'model:'",
+            )
+        ]
+    problems: list[tuple[str, str]] = []
+    if cfg.mold is not None and manifest.feature_kind != "shot":
+        problems.append(
+            (
+                f"{key}.mold",
+                f"model {manifest.name} scores {manifest.feature_kind} rows; "
+                "a mold model must score shots (feature_kind 'shot')",
+            )
+        )
+    from edge.rul import RulPlanError, plan_inputs
+
+    try:
+        plan_inputs(manifest, baseline_rows=cfg.baseline_rows)
+    except RulPlanError as exc:
+        problems.append((f"{key}.dir", str(exc)))
+    return problems
 
 
 def json_schema() -> dict[str, Any]:

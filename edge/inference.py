@@ -177,6 +177,11 @@ class AnomalyModel:
             ModelInputError: non-numeric rows, wrong width or rank, or NaN/inf values (the
                 offending feature is named).
         """
+        x = self._check_rows(rows)
+        (out,) = self._session.run(["score"], {self._input_name: x})
+        return np.asarray(out, dtype=np.float64)
+
+    def _check_rows(self, rows: ArrayLike) -> NDArray[np.float32]:
         try:
             x = np.asarray(rows, dtype=np.float32)
         except (TypeError, ValueError) as exc:
@@ -191,8 +196,31 @@ class AnomalyModel:
         if not np.isfinite(x).all():
             bad = [self.input_names[i] for i in np.flatnonzero(~np.isfinite(x).all(axis=0))]
             raise ModelInputError(f"model {self.name}: non-finite values in features {bad}")
-        (out,) = self._session.run(["score"], {self._input_name: x})
-        return np.asarray(out, dtype=np.float64)
+        return x
+
+    def run_outputs(self, rows: ArrayLike) -> dict[str, NDArray[np.float64]]:
+        """Every output the manifest lists, for feature rows (e.g. ``rul``, ``rul_lo``,
+        ``rul_hi`` and ``score`` of a ``task == "rul"`` model, in the units of the manifest's
+        ``outputs``).
+
+        Args:
+            rows: (N, F) or a single row (F,), as for :meth:`score`.
+
+        Returns:
+            output name -> (N,) float64 values.
+
+        Raises:
+            ModelInputError: as :meth:`score`.
+            ModelError: the graph lacks an output the manifest lists.
+        """
+        x = self._check_rows(rows)
+        names = [o.name for o in self.manifest.outputs]
+        graph = {o.name for o in self._session.get_outputs()}
+        missing = [n for n in names if n not in graph]
+        if missing:
+            raise ModelError(f"model {self.name}: graph has no outputs {missing}")
+        values = self._session.run(names, {self._input_name: x})
+        return {n: np.asarray(v, dtype=np.float64).reshape(-1) for n, v in zip(names, values)}
 
     def row_from_features(self, features: Mapping[str, float]) -> NDArray[np.float32]:
         """Build one (1, F) input row from a feature-name → value mapping.

@@ -12,6 +12,13 @@ features, and produce ``anomaly`` rows (``score``, ``threshold``, ``is_anomaly``
 ``event`` messages at anomaly onset/clear. Shots are scored instead when the model's inputs
 are shot features. Ground-truth labels, when the source has them, go to ``label`` messages.
 
+Remaining-useful-life models (machine ``models:``, :mod:`edge.rul`) run next to the anomaly
+model on the rows of their manifest's ``feature_kind`` (shots, or feature windows): their
+inputs are computed with :class:`~edge.features.history.HistoryFeatures` where the manifest
+asks for history features, and their outputs go to ``mold`` rows (tag ``mold``) when the
+config names a mold, else to ``rul`` rows (tag ``model``, optional ``component``), each with
+the published time of the row it scored.
+
 Model switch (:mod:`edge.rollout`): the pipeline keeps its last :data:`RECENT_ROWS` feature
 windows and shots (:meth:`MachinePipeline.recent_rows`, for the shadow check of a deployed
 model) and :meth:`MachinePipeline.set_model` replaces the model between two rows, on the
@@ -28,20 +35,22 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import orjson
 
-from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig
+from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig, RulModelConfig
 from edge.features import ShotFeatures, Windower
 from edge.inference import AnomalyModel, ModelInputError
 from edge.packing import RowBuffer
+from edge.rul import MoldTracker, RulRunner, plan_inputs, rul_fields
 from edge.sources.base import SampleBlock
 from renkei.wire import SCHEMA_VERSION, MachineKind, machine_topic
 
-__all__ = ["RECENT_ROWS", "MachinePipeline", "OutboxItem"]
+__all__ = ["RECENT_ROWS", "MachinePipeline", "OutboxItem", "RulSink"]
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +62,45 @@ _MAX_EVENTS_KEPT: Final = 20
 RECENT_ROWS: Final = 256
 
 
+@dataclass(slots=True)
+class RulSink:
+    """One RUL model of a machine: its runner, its output buffer (kind ``mold`` or ``rul``)
+    and, for a mold model, the mold tracker."""
+
+    runner: RulRunner
+    buffer: RowBuffer
+    on_shots: bool
+    mold: MoldTracker | None = None
+
+    def push(self, pub_ms: int, row: Mapping[str, float]) -> None:
+        """Feed one row (published time ``pub_ms``, UTC epoch ms); buffer what it completes."""
+        for out in self.runner.push(pub_ms, row):
+            fields = self.mold.fields(out) if self.mold is not None else rul_fields(out)
+            if fields:
+                self.buffer.add(out.t_ms, fields)
+
+
 class MachinePipeline:
-    """Features, inference and packing for one machine. Owned by the agent's main thread."""
+    """Features, inference and packing for one machine. Owned by the agent's main thread.
+
+    Args:
+        machine: the machine's config.
+        gateway: the gateway's config (topic levels, gateway id).
+        model: the anomaly model, if any.
+        rul_models: the machine's ``models:`` entries with their loaded models (see
+            :mod:`edge.rul`).
+
+    Raises:
+        ModelInputError: a model does not fit the machine.
+    """
 
     def __init__(
-        self, *, machine: MachineConfig, gateway: GatewayConfig, model: AnomalyModel | None
+        self,
+        *,
+        machine: MachineConfig,
+        gateway: GatewayConfig,
+        model: AnomalyModel | None,
+        rul_models: Sequence[tuple[RulModelConfig, AnomalyModel]] = (),
     ) -> None:
         self.machine = machine
         self.model = model
@@ -79,7 +122,7 @@ class MachinePipeline:
                 kind=kind, gateway_id=gw, tags=model_tags if kind is MachineKind.ANOMALY else {}
             )
             for kind in MachineKind
-            if kind is not MachineKind.EVENT
+            if kind not in (MachineKind.EVENT, MachineKind.RUL, MachineKind.MOLD)
         }
         # Shot labels have their own buffer: sharing one with window labels would nudge a
         # window label emitted after a later shot label off its window's timestamp.
@@ -105,6 +148,7 @@ class MachinePipeline:
             self.check_model(model)
             self._model_inputs = list(model.input_names)
             self._model_on_shots = model.manifest.feature_kind == "shot"
+        self.rul: list[RulSink] = [self._rul_sink(cfg, m) for cfg, m in rul_models]
         self._recent: dict[str, deque[dict[str, float]]] = {
             "window": deque(maxlen=RECENT_ROWS),
             "shot": deque(maxlen=RECENT_ROWS),
@@ -122,6 +166,38 @@ class MachinePipeline:
         self.unscored = 0
         self.nonfinite_scores = 0
         self.model_errors = 0
+
+    def _rul_sink(self, cfg: RulModelConfig, model: AnomalyModel) -> RulSink:
+        from edge.rul import RulPlanError
+
+        try:
+            plan = plan_inputs(model.manifest, baseline_rows=cfg.baseline_rows)
+        except RulPlanError as exc:
+            raise ModelInputError(f"machine {self.machine.id}: {exc}") from None
+        on_shots = model.manifest.feature_kind == "shot"
+        if not on_shots:
+            self.check_model(model)
+        cap = float(model.manifest.rul_cap or 0.0)
+        if cfg.mold is not None:
+            if not on_shots:
+                raise ModelInputError(
+                    f"machine {self.machine.id}: mold model {model.name} must score shots"
+                )
+            tracker = MoldTracker(
+                rul_cap=cap,
+                maintenance_interval_shots=cfg.mold.maintenance_interval_shots,
+                shot_count_at_maintenance=cfg.mold.shot_count_at_maintenance,
+                ideal_cycle_time_s=cfg.mold.ideal_cycle_time_s,
+            )
+            buffer = RowBuffer(
+                kind=MachineKind.MOLD, gateway_id=self._gw, tags={"mold": cfg.mold.id}
+            )
+            return RulSink(RulRunner(model, plan), buffer, on_shots, tracker)
+        tags = {"model": model.name}
+        if cfg.component is not None:
+            tags["component"] = cfg.component
+        buffer = RowBuffer(kind=MachineKind.RUL, gateway_id=self._gw, tags=tags)
+        return RulSink(RulRunner(model, plan), buffer, on_shots)
 
     # ----------------------------------------------------------------- model switch
 
@@ -229,6 +305,9 @@ class MachinePipeline:
                 labels.add(pub, {"fault": float(label)})
             if self._model_on_shots:
                 self._score(pub, row, label)
+            for sink in self.rul:
+                if sink.on_shots:
+                    sink.push(pub, row)
 
     # ----------------------------------------------------------------- windows
 
@@ -259,6 +338,9 @@ class MachinePipeline:
             self._buffers[MachineKind.LABEL].add(pub, {"fault": float(label)})
         if self.model is not None and not self._model_on_shots:
             self._score(pub, values, label)
+        for sink in self.rul:
+            if not sink.on_shots:
+                sink.push(pub, values)
 
     # ----------------------------------------------------------------- model
 
@@ -317,6 +399,9 @@ class MachinePipeline:
         for kind, buf in self._buffers.items():
             topic = self._topics[kind]
             items.extend((topic, build) for build in buf.drain(max_rows))
+        for sink in self.rul:
+            topic = self._topics[sink.buffer.kind]
+            items.extend((topic, build) for build in sink.buffer.drain(max_rows))
         label_topic = self._topics[MachineKind.LABEL]
         items.extend((label_topic, build) for build in self._shot_labels.drain(max_rows))
         if self._events:

@@ -92,6 +92,7 @@ from pydantic import (
 __all__ = [
     "DEADLETTER_PREFIX",
     "HOST_PREFIX",
+    "INTEGER_FIELDS",
     "MAX_PAYLOAD_BYTES",
     "MAX_ROWS",
     "ROLLOUT_PREFIX",
@@ -182,6 +183,27 @@ class MachineKind(enum.StrEnum):
     """Ground-truth labels from a dataset or the simulator (``fault`` code as float)."""
     EVENT = "event"
     """Discrete events (anomaly onset/clear, machine state changes)."""
+    RUL = "rul"
+    """Remaining useful life per model output: ``rul_cycles`` (median), ``rul_p10``,
+    ``rul_p90`` (machine cycles), optional ``rul_h`` (hours); tag ``model`` (optional
+    ``component``). Contract: :mod:`dashboards.contract` ``rul``."""
+    MOLD = "mold"
+    """Mold usage and predicted remaining shots per shot: ``shot_count``,
+    ``shots_since_maintenance``, ``maintenance_interval_shots`` (whole numbers, written as
+    InfluxDB integers, see :data:`INTEGER_FIELDS`), ``remaining_shots`` and optional
+    ``remaining_shots_p10``/``_p90`` (shots); tag ``mold``. Contract:
+    :mod:`dashboards.contract` ``mold``."""
+
+
+#: Fields that carry whole numbers for a kind: on the wire they are JSON numbers like every
+#: field, but must be integral (``|x| < 2**53``), and the ingest writes them as InfluxDB
+#: integers (the measurement contract of :mod:`dashboards.contract`).
+INTEGER_FIELDS: Final[dict[MachineKind, frozenset[str]]] = {
+    MachineKind.MOLD: frozenset(
+        {"shot_count", "shots_since_maintenance", "maintenance_interval_shots"}
+    ),
+}
+_MAX_EXACT_INT: Final = 2**53
 
 
 # --------------------------------------------------------------------------- topics
@@ -376,6 +398,15 @@ class MachinePayload(BaseModel):
                 raise ValueError(
                     f"fields.{name} has {len(values)} values but ts_ms has {n} timestamps"
                 )
+        for name in INTEGER_FIELDS.get(self.kind, frozenset()).intersection(self.fields):
+            for value in self.fields[name]:
+                if value is not None and not (
+                    float(value).is_integer() and abs(value) < _MAX_EXACT_INT
+                ):
+                    raise ValueError(
+                        f"fields.{name} of kind {self.kind.value!r} must hold whole numbers "
+                        f"below 2**53, got {value!r}"
+                    )
         if self.kind is MachineKind.EVENT:
             if self.fields or self.ts_ms:
                 raise ValueError("event messages carry 'events', not 'ts_ms'/'fields'")

@@ -23,6 +23,12 @@ machine ``{kind}``     ``{kind}``           tags firm, site, area, line, machine
                                             ``tags``; fields = the non-null values of the row;
                                             time = ``ts_ms[i]``. Rows whose values are all
                                             null are skipped.
+machine ``mold``       ``mold``             as ``{kind}``, but the whole-number fields of
+                                            ``renkei.wire.INTEGER_FIELDS`` (``shot_count``,
+                                            ``shots_since_maintenance``,
+                                            ``maintenance_interval_shots``) are written as
+                                            integers (``123i``), as dashboards/contract.py
+                                            fixes; ``rul`` is the generic mapping.
 machine ``event``      ``event``            same tags; string fields code, severity, message;
                                             time = ``t_ms``
 ``_gw/{gw}/state``     ``gateway_state``    tags firm, site, gw; ``online`` (0i/1i),
@@ -52,6 +58,7 @@ import orjson
 
 from renkei.wire import (
     FUTURE_SLACK_MS,
+    INTEGER_FIELDS,
     MIN_TS_MS,
     GatewayHealth,
     GatewayState,
@@ -243,7 +250,11 @@ def encode_machine(topic: MachineTopic, msg: MachinePayload) -> Encoded:
         raise WireError("invalid_payload", f"field name(s) {sorted(reserved)} reserved by InfluxDB")
 
     names = list(msg.fields)
-    dumped = [orjson.dumps(col) for col in msg.fields.values()]
+    integer = INTEGER_FIELDS.get(msg.kind, frozenset())
+    dumped = [
+        _dump_integers(col) if name in integer else orjson.dumps(col)
+        for name, col in msg.fields.items()
+    ]
     # orjson writes None as ``null``; no float it writes contains an ``n``.
     nulls = [d.count(b"null") if b"n" in d else 0 for d in dumped]
     values = n_rows * len(dumped) - sum(nulls)
@@ -277,6 +288,11 @@ def encode_machine(topic: MachineTopic, msg: MachinePayload) -> Encoded:
         body = b"\n".join([ln for ln in body.split(b"\n") if b"\x02 " not in ln])
     body = body.replace(b"\x02,", b" ")
     return Encoded(body, body.count(b"\n"), values)
+
+
+def _dump_integers(col: list[float | None]) -> bytes:
+    """A column of whole numbers as ``[12i,null,...]`` (the wire checked they are whole)."""
+    return b"[" + b",".join(b"null" if v is None else b"%di" % int(v) for v in col) + b"]"
 
 
 def _encode_events(head: bytes, msg: MachinePayload) -> Encoded:

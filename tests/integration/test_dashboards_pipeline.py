@@ -41,7 +41,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from cloud.capacity import Booking, ShiftCalendar, compute_spare
 from cloud.capacity.calendar import local_date
 from dashboards import contract
-from dashboards.alerts import RULES, RuleSpec
+from dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
 from dashboards.boards import build_boards
 from dashboards.build import ROOT
 from dashboards.emulate import AlertEvaluation, Runner, evaluate_rule, influx_runner
@@ -375,7 +375,11 @@ def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) ->
         wait_for(nab_health, 60, f"gw-nab-01 health\n{agents['gw-nab-01'].tail()}", 0.2)
         agents["gw-nab-01"].kill9()
         kill_ms = _now_ms()
-        deadline = start_ms + int(FILL_S * 1000)
+        # The offline rule looks at the last OFFLINE_BUCKETS 15-s buckets (the newest still
+        # filling), so the killed gateway must be silent for that long plus one bucket
+        # before the fill ends, however long the start-up took on a loaded machine.
+        silent_ms = (OFFLINE_BUCKETS + 1) * 15_000 + 5_000
+        deadline = max(start_ms + int(FILL_S * 1000), kill_ms + silent_ms)
         time.sleep(max(0.0, (deadline - 12_000 - _now_ms()) / 1000))
         deadletters_ms = _now_ms()
         _publish_dead_letters(broker.port)
