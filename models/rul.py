@@ -1,7 +1,9 @@
 """Remaining-useful-life regressors: median + quantile gradient boosting, one ONNX graph.
 
 Three ``sklearn.ensemble.HistGradientBoostingRegressor`` models on the same features: the
-mean estimate (squared-error loss, fitted on all training groups) and two quantile models
+mean estimate (squared-error loss, fitted on all training groups; optionally the average of
+``mean_members`` models that differ only in their random seed, which matters with feature
+subsampling ``max_features < 1``) and two quantile models
 (pinball loss, Koenker & Bassett 1978) fitted on the training groups minus a calibration
 share; the band is then widened by split-conformal calibration on the held-out groups
 (conformalized quantile regression, Romano, Patterson & Candès 2019): ``q`` = the
@@ -41,7 +43,8 @@ class RulFit:
     """Three fitted regressors and the target cap.
 
     Attributes:
-        models: (mean, lower quantile, upper quantile) regressors.
+        models: (mean, lower quantile, upper quantile) regressors; each entry is one
+            regressor or a tuple of regressors whose predictions are averaged.
         cap: RUL cap (units of the target).
         quantiles: (lower, upper) quantile levels.
         n_features: input width.
@@ -68,6 +71,7 @@ def fit_rul(
     quantiles: tuple[float, float] = (0.1, 0.9),
     params: dict[str, Any] | None = None,
     seed: int = 0,
+    mean_members: int = 1,
 ) -> RulFit:
     """Fit the three regressors on rows ``x`` (N, F) and capped targets ``y`` (N,).
 
@@ -79,9 +83,12 @@ def fit_rul(
             history, like the rows that will be scored); default all rows of the held-out
             units.
         params: HistGradientBoostingRegressor keyword arguments shared by the three models.
+        mean_members: number of mean regressors (seeds ``seed .. seed + mean_members - 1``)
+            averaged into the ``rul`` output.
 
     Raises:
-        ValueError: shapes disagree, non-finite values, or a quantile outside (0, 1).
+        ValueError: shapes disagree, non-finite values, a quantile outside (0, 1), or
+            ``mean_members < 1``.
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
@@ -94,6 +101,8 @@ def fit_rul(
         raise ValueError("x and y must be finite")
     if not all(0 < q < 1 for q in quantiles) or quantiles[0] >= quantiles[1]:
         raise ValueError(f"quantiles must satisfy 0 < lo < hi < 1, got {quantiles}")
+    if mean_members < 1:
+        raise ValueError(f"mean_members must be >= 1, got {mean_members}")
     quant_rows = np.ones(ya.size, dtype=bool)
     calib = np.zeros(ya.size, dtype=bool)
     if groups is not None:
@@ -105,10 +114,13 @@ def fit_rul(
         quant_rows = ~in_held
         calib = in_held & (np.ones_like(in_held) if calib_mask is None else calib_mask)
     kw = {"random_state": seed, "early_stopping": False, **(params or {})}
+    mean_kw = [{**kw, "random_state": seed + k} for k in range(mean_members)]
     # One OpenMP thread: identical results on any machine, and no thread oversubscription
     # on a shared 2-core box (where OpenMP spinning made fits 5-100x slower).
     with threadpool_limits(limits=1, user_api="openmp"):
-        mean = HistGradientBoostingRegressor(loss="squared_error", **kw).fit(xa, ya)
+        means = tuple(
+            HistGradientBoostingRegressor(loss="squared_error", **k).fit(xa, ya) for k in mean_kw
+        )
         lo = HistGradientBoostingRegressor(loss="quantile", quantile=quantiles[0], **kw)
         lo.fit(xa[quant_rows], ya[quant_rows])
         hi = HistGradientBoostingRegressor(loss="quantile", quantile=quantiles[1], **kw)
@@ -121,13 +133,17 @@ def fit_rul(
         n = conformity.size
         level = min(1.0, np.ceil((n + 1) * (quantiles[1] - quantiles[0])) / n)
         adjust = float(np.quantile(conformity, level, method="higher"))
+    mean: Any = means[0] if mean_members == 1 else means
     return RulFit((mean, lo, hi), float(cap), quantiles, xa.shape[1], adjust, int(calib.sum()))
 
 
 def reference_outputs(fit: RulFit, x: NDArray[np.floating]) -> dict[str, NDArray[np.float64]]:
     """NumPy/scikit-learn reference of the ONNX outputs (rows cast to float32 first)."""
     xa = np.asarray(x, dtype=np.float32).astype(np.float64)
-    t = [np.asarray(m.predict(xa), dtype=np.float64) for m in fit.models]
+    t = [
+        np.mean([np.asarray(m.predict(xa), dtype=np.float64) for m in _members(e)], axis=0)
+        for e in fit.models
+    ]
     rul = np.clip(t[0], 0.0, fit.cap)
     return {
         "rul": rul,
@@ -135,6 +151,10 @@ def reference_outputs(fit: RulFit, x: NDArray[np.floating]) -> dict[str, NDArray
         "rul_hi": np.maximum(np.clip(t[2] + fit.band_adjust, 0.0, fit.cap), rul),
         "score": fit.cap - rul,
     }
+
+
+def _members(entry: Any) -> tuple[Any, ...]:
+    return tuple(entry) if isinstance(entry, (tuple, list)) else (entry,)
 
 
 def to_onnx_bytes(fit: RulFit, *, doc: str = "") -> bytes:

@@ -55,6 +55,29 @@ def test_rul_trees_parity_including_nan_and_threshold_ties() -> None:
     np.testing.assert_allclose(got["score"], 125.0 - got["rul"], atol=1e-4)
 
 
+def test_rul_mean_ensemble_parity_and_determinism() -> None:
+    """Averaged mean regressors (feature subsampling, seeds 0..K-1), as cmapss ships them."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1500, 6))
+    y = np.clip(60 + 20 * x[:, 0] - 8 * x[:, 3] + rng.normal(size=1500), 0, 125)
+    groups = np.repeat(np.arange(30), 50)
+    params = {"max_iter": 25, "max_leaf_nodes": 7, "max_features": 0.5}
+    fit = fit_rul(x, y, cap=125.0, groups=groups, params=params, mean_members=3)
+    assert isinstance(fit.models[0], tuple) and len(fit.models[0]) == 3
+    preds = [m.predict(x[:50].astype(np.float32).astype(np.float64)) for m in fit.models[0]]
+    assert np.max(np.abs(preds[0] - preds[1])) > 1e-6  # the members do differ
+    probe = np.vstack([x[:200], rng.normal(size=(200, 6)) * 3])
+    got = run_outputs(make_session(rul_onnx(fit)), probe)
+    ref = reference_outputs(fit, probe)
+    for key in ("rul", "rul_lo", "rul_hi", "score"):
+        assert np.max(np.abs(got[key] - ref[key])) < 1e-3, key
+    np.testing.assert_allclose(ref["rul"][:50], np.clip(np.mean(preds, axis=0), 0, 125))
+    again = fit_rul(x, y, cap=125.0, groups=groups, params=params, mean_members=3)
+    assert rul_onnx(again) == rul_onnx(fit)  # deterministic bytes
+    with pytest.raises(ValueError, match="mean_members"):
+        fit_rul(x, y, cap=125.0, mean_members=0)
+
+
 def test_nab_stream_graph_parity() -> None:
     from models.profiles.nab_stream import reference_scores as nab_ref
     from models.profiles.nab_stream import to_onnx_bytes as nab_onnx
