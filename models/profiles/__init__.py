@@ -132,7 +132,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="cmapss-fd001-rul",
-                version="1.0.0",
+                version="1.1.0",
                 summary="C-MAPSS FD001 turbofan RUL: history features, boosted trees + quantiles",
                 module="models.profiles.cmapss",
                 data_paths=("cmapss/train_FD001.txt", "cmapss/test_FD001.txt"),
