@@ -96,6 +96,7 @@ Threads and errors
 from __future__ import annotations
 
 import collections
+import contextlib
 import heapq
 import logging
 import threading
@@ -539,8 +540,14 @@ class Publisher:
             self._state_topic, self._death, qos=self._settings.qos, retain=True
         )
         if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
-            info.wait_for_publish(max(0.1, deadline - time.monotonic()))
-        if not info.is_published():
+            # paho raises when the connection dropped meanwhile: same as not acknowledged
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(max(0.1, deadline - time.monotonic()))
+        try:
+            published = info.is_published()
+        except (RuntimeError, ValueError):
+            published = False
+        if not published:
             log.warning(
                 "clean stop: the offline state was not acknowledged in time; the broker "
                 "keeps the previous state until the Last Will fires"
