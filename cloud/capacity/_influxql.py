@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from cloud._exceptions import StoreRejected, StoreUnavailable
-from cloud.store.influx import InfluxSettings
+from cloud.store.influx import InfluxSettings, http_client
 
 __all__ = ["run_query"]
 
@@ -30,19 +30,7 @@ _RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
 
 
 def _client(settings: InfluxSettings) -> httpx.Client:
-    headers = {"User-Agent": "renkei-cloud-capacity"}
-    auth: httpx.BasicAuth | None = None
-    if settings.token is not None:
-        headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
-    elif settings.username is not None and settings.password is not None:
-        auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
-    return httpx.Client(
-        base_url=settings.url,
-        headers=headers,
-        auth=auth,
-        timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 5.0)),
-        verify=settings.verify_tls,
-    )
+    return http_client(settings, user_agent="renkei-cloud-capacity")
 
 
 def run_query(settings: InfluxSettings, q: str) -> list[dict[str, Any]]:

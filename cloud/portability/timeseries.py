@@ -53,7 +53,13 @@ import orjson
 from cloud._exceptions import StoreRejected, StoreUnavailable
 from cloud.ingest.lineproto import escape_key, escape_measurement, quote_string
 from cloud.portability.errors import PortabilityError
-from cloud.store.influx import InfluxSettings, InfluxStore, quote_ident, quote_literal
+from cloud.store.influx import (
+    InfluxSettings,
+    InfluxStore,
+    http_client,
+    quote_ident,
+    quote_literal,
+)
 
 __all__ = [
     "FIELD_TYPES",
@@ -90,21 +96,10 @@ class InfluxReader:
         self.settings = settings
         # Uncompressed answers unless the settings ask for gzip: compressing costs
         # InfluxDB about as much CPU as the query itself (measured with 1.6 on loopback).
-        headers = {
-            "User-Agent": "renkei-portability",
-            "Accept-Encoding": "gzip" if settings.gzip else "identity",
-        }
-        auth: httpx.BasicAuth | None = None
-        if settings.token is not None:
-            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
-        elif settings.username is not None and settings.password is not None:
-            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
-        self._client = httpx.Client(
-            base_url=settings.url,
-            headers=headers,
-            auth=auth,
-            timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 5.0)),
-            verify=settings.verify_tls,
+        self._client = http_client(
+            settings,
+            user_agent="renkei-portability",
+            headers={"Accept-Encoding": "gzip" if settings.gzip else "identity"},
         )
 
     def close(self) -> None:

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from cloud._exceptions import ConfigError, StoreRejected, StoreUnavailable
 from cloud.store.base import FieldValue, Precision, Row
 
-__all__ = ["InfluxSettings", "InfluxStore", "quote_ident", "quote_literal"]
+__all__ = ["InfluxSettings", "InfluxStore", "http_client", "quote_ident", "quote_literal"]
 
 _RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
 
@@ -95,6 +95,39 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def http_client(
+    settings: InfluxSettings,
+    *,
+    user_agent: str,
+    headers: dict[str, str] | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> httpx.Client:
+    """An ``httpx.Client`` for the InfluxDB v1 HTTP API of ``settings``.
+
+    Token auth (``Authorization: Token ...``, InfluxDB 2.x/3.x) wins over Basic auth
+    (user/password, 1.x); the timeout and TLS verification come from ``settings``.
+
+    Args:
+        user_agent: the ``User-Agent`` naming the Renkei component.
+        headers: further request headers (e.g. ``Accept-Encoding``).
+        transport: an httpx transport (tests).
+    """
+    all_headers = {"User-Agent": user_agent, **(headers or {})}
+    auth: httpx.BasicAuth | None = None
+    if settings.token is not None:
+        all_headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
+    elif settings.username is not None and settings.password is not None:
+        auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
+    return httpx.Client(
+        base_url=settings.url,
+        headers=all_headers,
+        auth=auth,
+        timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 5.0)),
+        verify=settings.verify_tls,
+        transport=transport,
+    )
+
+
 class InfluxStore:
     """:class:`~cloud.store.base.TimeSeriesStore` backed by InfluxDB's v1 HTTP API.
 
@@ -115,20 +148,7 @@ class InfluxStore:
         if not isinstance(settings, InfluxSettings):
             raise ConfigError("settings must be an InfluxSettings")
         self.settings = settings
-        headers = {"User-Agent": "renkei-cloud"}
-        auth: httpx.BasicAuth | None = None
-        if settings.token is not None:
-            headers["Authorization"] = f"Token {settings.token.get_secret_value()}"
-        elif settings.username is not None and settings.password is not None:
-            auth = httpx.BasicAuth(settings.username, settings.password.get_secret_value())
-        self._client = httpx.Client(
-            base_url=settings.url,
-            headers=headers,
-            auth=auth,
-            timeout=httpx.Timeout(settings.timeout_s, connect=min(settings.timeout_s, 5.0)),
-            verify=settings.verify_tls,
-            transport=transport,
-        )
+        self._client = http_client(settings, user_agent="renkei-cloud", transport=transport)
         self._closed = threading.Event()
 
     # ------------------------------------------------------------------ protocol
