@@ -24,7 +24,15 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from cloud.api import audit
-from cloud.api.deps import AppState, ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
+from cloud.api.deps import (
+    AppState,
+    ClockDep,
+    DbId,
+    PrincipalDep,
+    ServicesDep,
+    SessionDep,
+    authorize,
+)
 from cloud.api.errors import Conflict, NotFound
 from cloud.api.routers.takeovers import require_open
 from cloud.registry import (
@@ -212,7 +220,7 @@ def _book(session: Session, a: TakeoverAssignment, req: TakeoverRequest) -> None
 
 def _answer(
     firm_id: str,
-    assignment_id: int,
+    assignment_id: DbId,
     *,
     decision: AssignmentStatus,
     note: str,
@@ -256,7 +264,7 @@ def _answer(
 )
 def accept_assignment(
     firm_id: str,
-    assignment_id: int,
+    assignment_id: DbId,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
@@ -286,7 +294,7 @@ def accept_assignment(
 )
 def decline_assignment(
     firm_id: str,
-    assignment_id: int,
+    assignment_id: DbId,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.api.deps import ClockDep, PrincipalDep, SessionDep, SettingsDep, authorize
+from cloud.api.deps import ClockDep, DbId, PrincipalDep, SessionDep, SettingsDep, authorize
 from cloud.api.errors import Conflict, Invalid, NotFound
 from cloud.disruption import as_utc
 from cloud.registry import Disruption, DisruptionSource, DisruptionStatus, Principal, Site
@@ -227,7 +227,7 @@ def declare_disruption(
 )
 def confirm_disruption(
     firm_id: str,
-    disruption_id: int,
+    disruption_id: DbId,
     session: SessionDep,
     principal: PrincipalDep,
     now: ClockDep,
@@ -254,7 +254,7 @@ def confirm_disruption(
 )
 def dismiss_disruption(
     firm_id: str,
-    disruption_id: int,
+    disruption_id: DbId,
     session: SessionDep,
     principal: PrincipalDep,
     now: ClockDep,
@@ -279,7 +279,7 @@ def dismiss_disruption(
 )
 def end_disruption(
     firm_id: str,
-    disruption_id: int,
+    disruption_id: DbId,
     session: SessionDep,
     principal: PrincipalDep,
     now: ClockDep,
