@@ -15,7 +15,8 @@ inter-op thread, sequential execution). Timed with ``time.perf_counter_ns`` arou
 Rows are drawn from a standard normal (inputs are not realistic values, but the graphs'
 cost does not depend on them, except the trees' paths, which this samples broadly).
 Also timed: one streaming step of :class:`edge.features.history.HistoryFeatures` with
-the SKAB and C-MAPSS configurations (the per-row feature cost the new models add).
+the SKAB, NAB and C-MAPSS configurations (the per-row feature cost the new models add),
+and the whole per-row path of the history anomaly models (inputs + score).
 """
 
 from __future__ import annotations
@@ -97,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\nStreaming history features, one row per push (edge.features.history):\n")
     print("| configuration | fields | p50 µs | p99 µs |")
     print("|---|---|---|---|")
-    from models.profiles import cmapss, skab_z
+    from models.profiles import cmapss, nab_stream, skab_z
 
     for label, n_fields, cfg in (
         ("SKAB (baseline 400, 10-row z-mean)", 6, skab_z.CONFIG),
+        ("NAB (288-row trailing mean)", 1, nab_stream.CONFIG),
         ("C-MAPSS (EWMA, slopes 20/40/80, drift, count)", 14, cmapss.CONFIG),
     ):
         hist = HistoryFeatures(n_fields, cfg)
@@ -115,7 +117,41 @@ def main(argv: list[str] | None = None) -> int:
 
         p50, p99, _ = _percentiles(step, args.iterations)
         print(f"| {label} | {n_fields} | {p50:.1f} | {p99:.1f} |")
+    _model_rows(args.iterations, rng)
     return 0
+
+
+def _model_rows(iterations: int, rng: np.random.Generator) -> None:
+    """Per row on the gateway for the history models: inputs + score, as the pipeline does."""
+    from edge.model_inputs import ModelInputs, plan_inputs
+
+    print("\nHistory model, one row = ModelInputs.push + AnomalyModel.score (edge.pipeline):\n")
+    print("| model | p50 µs | p99 µs | p99 ≤ 2 ms |")
+    print("|---|---|---|---|")
+    for name in ("skab-pump-mahal", "nab-temp-stream"):
+        model = AnomalyModel.load(model_dir=DEFAULT_ARTIFACTS_DIR / name)
+        plan = plan_inputs(model.manifest)
+        inputs: ModelInputs[None] = ModelInputs(plan)
+        rows = [
+            {f"{f}_mean": float(v) for f, v in zip(plan.fields, r, strict=True)}
+            for r in rng.normal(size=(1024, len(plan.fields)))
+        ]
+        for i in range(plan.rows_needed + 1):
+            inputs.push(0, rows[i % 1024], None)
+        steps = iter(range(10**9))
+
+        def one(
+            inputs: ModelInputs[None] = inputs,
+            model: AnomalyModel = model,
+            steps: Iterator[int] = steps,
+            rows: list[dict[str, float]] = rows,
+        ) -> object:
+            (done,) = inputs.push(0, rows[next(steps) % 1024], None)
+            assert done.x is not None
+            return model.score(done.x.astype(np.float32).reshape(1, -1))
+
+        p50, p99, _ = _percentiles(one, iterations)
+        print(f"| {name} | {p50:.1f} | {p99:.1f} | {'yes' if p99 <= 2000 else 'NO'} |")
 
 
 if __name__ == "__main__":

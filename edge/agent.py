@@ -24,7 +24,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig
+from edge.config import (
+    GatewayConfig,
+    MachineConfig,
+    ReplaySourceConfig,
+    WaveformReplaySourceConfig,
+)
 from edge.inference import AnomalyModel
 from edge.outbox import Outbox, OutboxFullError, OutboxSettings
 from edge.pipeline import MachinePipeline
@@ -65,8 +70,9 @@ def source_streams(source: Source) -> set[str]:
     from edge.sources.base import STREAMS
     from edge.sources.replay import ReplaySource
     from edge.sources.simulated import SimulatedCell
+    from edge.sources.waveform import WaveformSource
 
-    if isinstance(source, ReplaySource):
+    if isinstance(source, ReplaySource | WaveformSource):
         return {source.stream}
     if isinstance(source, SimulatedCell):
         return {s for s in STREAMS if source.stream_fields(s)}
@@ -90,6 +96,19 @@ def build_source(machine: MachineConfig, *, start_ms: int | None = None) -> Sour
                 # Features are computed in the recording's own time scale (the models were
                 # trained on it); re-basing to "now" happens at publish time (TimeMap).
                 timestamps="keep",
+                loop=src.loop,
+            )
+        )
+    if isinstance(src, WaveformReplaySourceConfig):
+        from edge.sources.waveform import WaveformOptions, WaveformSource
+
+        return WaveformSource(
+            WaveformOptions(
+                path=src.path,
+                sample_rate_hz=src.sample_rate_hz,
+                variable=src.variable,
+                decimate=src.decimate,
+                label=src.label,
                 loop=src.loop,
             )
         )

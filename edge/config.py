@@ -8,9 +8,15 @@ JSON Schema of the file is exported to ``firmware-config/schema.json`` by
 
 Relative paths in a config are resolved as follows:
 
-- ``source.path`` of a replay source: against the datasets directory
-  (``RENKEI_DATA_DIR``, else ``../shared/datasets`` beside the repository), unless absolute.
+- ``source.path`` of a ``replay`` or ``waveform_replay`` source: against the datasets
+  directory (``RENKEI_DATA_DIR``, else ``../shared/datasets`` beside the repository),
+  unless absolute.
 - ``model.dir`` and ``models[].dir``: against the config file's directory, unless absolute.
+- ``model``: the anomaly model; checked at start-up (manifest readable, inputs the gateway
+  can compute: row features, or history features of the rows' fields, see
+  :func:`edge.model_inputs.plan_inputs`).
+- ``vibration``: the vibration window features (Welch bands, envelope); a model's vibration
+  input names encode them (``vib_band_2000_4500Hz_g2``).
 - ``models``: optional remaining-useful-life models (manifest ``task: rul``) run next to the
   anomaly ``model``; each is checked at start-up (manifest readable, ``task`` ``rul``,
   inputs the gateway can compute, see :func:`edge.rul.plan_inputs`). With a ``mold``
@@ -29,11 +35,12 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from edge.features.vibration import EnvelopeConfig, VibrationConfig
 from renkei.wire import Level
 
 __all__ = [
@@ -139,6 +146,31 @@ class ReplaySourceConfig(BaseModel):
     loop: bool = False
 
 
+class WaveformReplaySourceConfig(BaseModel):
+    """Plays a recorded vibration waveform (``.mat``, e.g. a CWRU bearing record) as a live
+    ``vibration`` stream (:mod:`edge.sources.waveform`)."""
+
+    model_config = _FROZEN
+
+    type: Literal["waveform_replay"]
+    path: Path
+    """The ``.mat`` file (relative: to the datasets dir, like ``replay``)."""
+    sample_rate_hz: Annotated[float, Field(ge=1000, le=200_000)]
+    """Sampling rate of the recording, Hz (CWRU: 12000 or 48000)."""
+    variable: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """Waveform variable; default: the only ``*_DE_time`` (CWRU drive end)."""
+    decimate: Annotated[int, Field(ge=1, le=64)] = 1
+    """Down-sampling factor (FIR, zero phase), e.g. 4 for a 48 kHz record fed to a
+    12 kHz model."""
+    label: Annotated[int, Field(ge=0, le=32767)] | None = None
+    """Ground-truth fault code of the record (0 = normal), published as labels."""
+    speed: Annotated[float, Field(gt=0, le=1000)] = 1.0
+    loop: bool = False
+
+
+_FILE_SOURCES: Final = (ReplaySourceConfig, WaveformReplaySourceConfig)
+
+
 class SimulatedSourceConfig(BaseModel):
     """An injection-molding cell simulator (see :mod:`edge.sources.simulated`)."""
 
@@ -161,6 +193,52 @@ class SimulatedSourceConfig(BaseModel):
     change the others' data)."""
     duration_s: Annotated[float, Field(gt=0)] | None = None
     """Stop after this many simulated seconds (default: never)."""
+
+
+class EnvelopeSettings(BaseModel):
+    """Envelope analysis of the vibration features (:class:`edge.features.EnvelopeConfig`)."""
+
+    model_config = _FROZEN
+
+    demod_band_hz: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)] | None] = (
+        2000.0,
+        None,
+    )
+    """Band-pass before demodulation, Hz (upper ``null`` = fs/2)."""
+    band_hz: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)]] = (5.0, 500.0)
+    """Envelope-spectrum band whose power is reported, Hz."""
+
+
+class VibrationFeaturesConfig(BaseModel):
+    """What the machine's vibration windows compute (:func:`edge.features.vibration_features`).
+
+    A model's vibration inputs name these settings (``vib_band_2000_4500Hz_g2``,
+    ``vib_env_5_500Hz_g2``); ``cwru-bearing-mahal`` needs bands ``[[0, 500], [500, 2000],
+    [2000, 4500]]`` and envelope ``demod_band_hz: [2000, 4500]``."""
+
+    model_config = _FROZEN
+
+    prefix: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,15}$")] = "vib"
+    bands_hz: Annotated[
+        list[tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(gt=0)] | None]],
+        Field(min_length=1, max_length=16),
+    ] = [(0.0, 500.0), (500.0, 2000.0), (2000.0, None)]
+    """Welch bands ``[lo, hi]``, Hz (``hi`` ``null`` = fs/2)."""
+    welch_nperseg: Annotated[int, Field(ge=16, le=65536)] = 1024
+    envelope: EnvelopeSettings | None = EnvelopeSettings()
+    """Envelope settings; ``null`` = no envelope feature."""
+
+    def features(self) -> VibrationConfig:
+        """The :class:`edge.features.VibrationConfig` of these settings."""
+        env = self.envelope
+        return VibrationConfig(
+            prefix=self.prefix,
+            bands_hz=tuple(self.bands_hz),
+            welch_nperseg=self.welch_nperseg,
+            envelope=None
+            if env is None
+            else EnvelopeConfig(demod_band_hz=env.demod_band_hz, band_hz=env.band_hz),
+        )
 
 
 class ModelConfig(BaseModel):
@@ -213,9 +291,14 @@ class MachineConfig(BaseModel):
     id: Level
     area: Level
     line: Level
-    source: Annotated[ReplaySourceConfig | SimulatedSourceConfig, Field(discriminator="type")]
+    source: Annotated[
+        ReplaySourceConfig | WaveformReplaySourceConfig | SimulatedSourceConfig,
+        Field(discriminator="type"),
+    ]
     window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     """Feature window length (tumbling, by data time)."""
+    vibration: VibrationFeaturesConfig = VibrationFeaturesConfig()
+    """Vibration window features (bands, envelope)."""
     model: ModelConfig | None = None
     models: Annotated[list[RulModelConfig], Field(max_length=8)] = []
     """Remaining-useful-life models (see :class:`RulModelConfig`)."""
@@ -223,6 +306,10 @@ class MachineConfig(BaseModel):
     """Publish raw slow signals (vibration waveforms are never published, only features)."""
     publish_labels: bool = True
     """Publish ground-truth labels when the source has them (datasets, simulator)."""
+    recent_rows: Annotated[int, Field(ge=16, le=8192)] = 512
+    """Feature windows (and shots) kept for the shadow check of a deployed model. A model
+    with a history baseline needs its ``baseline_rows`` plus ``rollout.shadow.min_windows``
+    of them (``skab-pump-mahal``: 400 + 8)."""
 
 
 class ShadowConfig(BaseModel):
@@ -391,7 +478,7 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
     machines = []
     for i, m in enumerate(cfg.machines):
         updates: dict[str, Any] = {}
-        if isinstance(m.source, ReplaySourceConfig) and not m.source.path.is_absolute():
+        if isinstance(m.source, _FILE_SOURCES) and not m.source.path.is_absolute():
             root = data_dir
             if root is None:
                 from edge.sources.datasets import find_data_dir
@@ -417,18 +504,38 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
         machines.append(m.model_copy(update=updates) if updates else m)
     for i, m in enumerate(machines):
         if (
-            isinstance(m.source, ReplaySourceConfig)
+            isinstance(m.source, _FILE_SOURCES)
             and m.source.path.is_absolute()  # a relative one was reported above
             and not m.source.path.is_file()
         ):
             problems.append((f"machines[{i}].source.path", f"no such file: {m.source.path}"))
-        if m.model is not None and not (m.model.dir / "manifest.json").is_file():
-            problems.append((f"machines[{i}].model.dir", f"no manifest.json in {m.model.dir}"))
+        if m.model is not None:
+            problems += _check_model(f"machines[{i}].model", m.model)
         for j, r in enumerate(m.models):
             problems += _check_rul_model(f"machines[{i}].models[{j}]", r)
     if problems:
         raise ConfigError(file, problems)
     return cfg.model_copy(update={"machines": machines})
+
+
+def _check_model(key: str, cfg: ModelConfig) -> list[tuple[str, str]]:
+    """Problems of a machine's anomaly ``model``: manifest missing/invalid, or inputs the
+    gateway cannot compute (:func:`edge.model_inputs.plan_inputs`)."""
+    from edge.model_inputs import InputPlanError, plan_inputs
+    from models.manifest import ModelManifest
+
+    path = cfg.dir / "manifest.json"
+    if not path.is_file():
+        return [(f"{key}.dir", f"no manifest.json in {cfg.dir}")]
+    try:
+        manifest = ModelManifest.model_validate_json(path.read_bytes())
+    except (OSError, ValidationError) as exc:
+        return [(f"{key}.dir", f"{path}: invalid manifest: {str(exc).splitlines()[0]}")]
+    try:
+        plan_inputs(manifest)
+    except InputPlanError as exc:
+        return [(f"{key}.dir", str(exc))]
+    return []
 
 
 def _check_rul_model(key: str, cfg: RulModelConfig) -> list[tuple[str, str]]:

@@ -10,7 +10,11 @@ Completed feature windows (slow and vibration windows of the same end time are m
 ``features`` messages, are scored by the machine's ONNX model when its inputs are window
 features, and produce ``anomaly`` rows (``score``, ``threshold``, ``is_anomaly``) plus
 ``event`` messages at anomaly onset/clear. Shots are scored instead when the model's inputs
-are shot features. Ground-truth labels, when the source has them, go to ``label`` messages.
+are shot features. A model whose inputs are history features of the rows' fields (e.g.
+``skab-pump-mahal``: 10-row means of baseline z-scores; ``nab-temp-stream``: a 288-row
+mean) gets them from :class:`edge.model_inputs.ModelInputs`; rows of a history baseline are
+not scored (``baseline_pending`` in the status counts down). Ground-truth labels, when the
+source has them, go to ``label`` messages.
 
 Remaining-useful-life models (machine ``models:``, :mod:`edge.rul`) run next to the anomaly
 model on the rows of their manifest's ``feature_kind`` (shots, or feature windows): their
@@ -19,9 +23,10 @@ asks for history features, and their outputs go to ``mold`` rows (tag ``mold``) 
 config names a mold, else to ``rul`` rows (tag ``model``, optional ``component``), each with
 the published time of the row it scored.
 
-Model switch (:mod:`edge.rollout`): the pipeline keeps its last :data:`RECENT_ROWS` feature
-windows and shots (:meth:`MachinePipeline.recent_rows`, for the shadow check of a deployed
-model) and :meth:`MachinePipeline.set_model` replaces the model between two rows, on the
+Model switch (:mod:`edge.rollout`): the pipeline keeps its last ``recent_rows`` (machine
+config, default :data:`RECENT_ROWS`) feature windows and shots
+(:meth:`MachinePipeline.shadow_rows` turns them into a candidate's inputs for its shadow
+check) and :meth:`MachinePipeline.set_model` replaces the model between two rows, on the
 agent's main thread, so scoring never sees a half-loaded model. A score that is not finite,
 or a model that raises while scoring, leaves the row unscored and is counted
 (``nonfinite_scores``, ``model_errors``) for the new model's probation.
@@ -43,8 +48,10 @@ import numpy as np
 import orjson
 
 from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig, RulModelConfig
-from edge.features import ShotFeatures, Windower
+from edge.features import ShotFeatures, Windower, vibration_windower
 from edge.inference import AnomalyModel, ModelInputError
+from edge.model_inputs import InputPlan, InputPlanError, ModelInputs, ModelRow, batch_inputs
+from edge.model_inputs import plan_inputs as plan_model_inputs
 from edge.packing import RowBuffer
 from edge.rul import MoldTracker, RulRunner, plan_inputs, rul_fields
 from edge.sources.base import SampleBlock
@@ -58,8 +65,9 @@ log = logging.getLogger(__name__)
 OutboxItem = tuple[str, Callable[[int], bytes]]
 
 _MAX_EVENTS_KEPT: Final = 20
-#: Feature windows (and shots) kept per machine for the shadow check of a new model.
-RECENT_ROWS: Final = 256
+#: Default of the feature windows (and shots) kept per machine for the shadow check of a
+#: new model (machine ``recent_rows``).
+RECENT_ROWS: Final = 512
 
 
 @dataclass(slots=True)
@@ -78,6 +86,14 @@ class RulSink:
             fields = self.mold.fields(out) if self.mold is not None else rul_fields(out)
             if fields:
                 self.buffer.add(out.t_ms, fields)
+
+
+def _source_name(src: object) -> str:
+    preset = getattr(src, "preset", None)
+    if preset is not None:
+        return str(preset)
+    path = getattr(src, "path", None)
+    return "cell" if path is None else str(getattr(path, "name", path))
 
 
 class MachinePipeline:
@@ -143,16 +159,15 @@ class MachinePipeline:
         self._pub0 = 0
         self._started = False
         self._model_on_shots = False
-        self._model_inputs: list[str] = []
+        self._inputs: ModelInputs[int | None] | None = None
+        self._recent: dict[str, deque[dict[str, float]]] = {
+            "window": deque(maxlen=machine.recent_rows),
+            "shot": deque(maxlen=machine.recent_rows),
+        }
         if model is not None:
-            self.check_model(model)
-            self._model_inputs = list(model.input_names)
+            self._inputs = self._model_inputs(model)
             self._model_on_shots = model.manifest.feature_kind == "shot"
         self.rul: list[RulSink] = [self._rul_sink(cfg, m) for cfg, m in rul_models]
-        self._recent: dict[str, deque[dict[str, float]]] = {
-            "window": deque(maxlen=RECENT_ROWS),
-            "shot": deque(maxlen=RECENT_ROWS),
-        }
         # status for health / live view
         self.rows = 0
         self.finished = False
@@ -202,8 +217,12 @@ class MachinePipeline:
     # ----------------------------------------------------------------- model switch
 
     def check_model(self, model: AnomalyModel) -> None:
-        """Raise :class:`ModelInputError` if ``model`` cannot serve this machine (a window
-        model trained on another ``window_s``)."""
+        """Raise :class:`ModelInputError` if ``model`` cannot serve this machine: a window
+        model trained on another ``window_s``, or inputs the gateway cannot compute
+        (:func:`edge.model_inputs.plan_inputs`)."""
+        self._plan(model)
+
+    def _plan(self, model: AnomalyModel) -> InputPlan:
         trained_w = model.manifest.window_s
         on_shots = model.manifest.feature_kind == "shot"
         if not on_shots and trained_w is not None and trained_w != self.machine.window_s:
@@ -211,23 +230,61 @@ class MachinePipeline:
                 f"machine {self.machine.id}: model {model.name} was trained on {trained_w} s "
                 f"windows but window_s is {self.machine.window_s}; set window_s: {trained_w}"
             )
+        if model.manifest.task == "rul":
+            return InputPlan(names=model.input_names)  # planned by edge.rul
+        try:
+            return plan_model_inputs(model.manifest)
+        except InputPlanError as exc:
+            raise ModelInputError(f"machine {self.machine.id}: {exc}") from None
+
+    def _model_inputs(self, model: AnomalyModel) -> ModelInputs[int | None]:
+        """Streaming inputs of ``model``, warmed up on the recent rows of its kind (so a
+        history model switched in keeps scoring; its baseline = the oldest recent rows)."""
+        inputs: ModelInputs[int | None] = ModelInputs(self._plan(model))
+        if inputs.plan.history is not None:
+            for row in self._recent[model.manifest.feature_kind]:
+                inputs.push(0, row, None)
+        return inputs
 
     def set_model(self, model: AnomalyModel) -> None:
         """Score with ``model`` from the next row on. Call between rows (agent main thread).
 
+        A model with history inputs starts from the machine's recent rows (see
+        :meth:`shadow_rows`): its baseline is then the oldest of them.
+
         Raises:
             ModelInputError: ``model`` does not fit the machine; nothing was changed.
         """
-        self.check_model(model)
-        self._model_inputs = list(model.input_names)
+        inputs = self._model_inputs(model)
+        self._inputs = inputs
         self._model_on_shots = model.manifest.feature_kind == "shot"
         self._buffers[MachineKind.ANOMALY].tags["model"] = model.name
         self.model = model
 
     def recent_rows(self, kind: str) -> list[dict[str, float]]:
-        """Copies of the last :data:`RECENT_ROWS` feature rows of ``kind`` (``window`` or
-        ``shot``), oldest first. Call on the agent main thread."""
+        """Copies of the last ``recent_rows`` (machine config) feature rows of ``kind``
+        (``window`` or ``shot``), oldest first. Call on the agent main thread."""
         return [dict(r) for r in self._recent[kind]]
+
+    def shadow_rows(self, model: AnomalyModel) -> list[dict[str, float]]:
+        """``model``'s inputs on the recent rows of its kind, oldest first (for the shadow
+        check, :mod:`edge.rollout.shadow`): the rows themselves for a row-feature model, the
+        history features after the baseline (taken from the oldest recent rows) for a
+        history model (:func:`edge.model_inputs.batch_inputs`). Call on the agent main
+        thread.
+
+        Raises:
+            ModelInputError: as :meth:`check_model`.
+        """
+        plan = self._plan(model)
+        return batch_inputs(plan, self.recent_rows(model.manifest.feature_kind))
+
+    @property
+    def baseline_pending(self) -> int:
+        """Rows the anomaly model's history baseline still waits for (0 = scoring)."""
+        if self._inputs is None or self._inputs.ready:
+            return 0
+        return self._inputs.baseline_rows - self._inputs.collecting
 
     # ----------------------------------------------------------------- time
 
@@ -274,8 +331,10 @@ class MachinePipeline:
                 buf.add(self._pub_ms(t), {n: float(c[i]) for n, c in zip(names, cols)})
         windower = self._windowers.get(block.stream)
         if windower is None:
-            windower = self._windowers[block.stream] = Windower(
-                stream=block.stream, window_s=self.machine.window_s
+            windower = self._windowers[block.stream] = (
+                vibration_windower(self.machine.window_s, self.machine.vibration.features())
+                if block.stream == "vibration"
+                else Windower(stream=block.stream, window_s=self.machine.window_s)
             )
         for row in windower.push(block):
             self._add_window(block.stream, row.t_ms, row.values, row.label)
@@ -304,7 +363,7 @@ class MachinePipeline:
             if label is not None and self.machine.publish_labels:
                 labels.add(pub, {"fault": float(label)})
             if self._model_on_shots:
-                self._score(pub, row, label)
+                self._model_row(pub, row, label)
             for sink in self.rul:
                 if sink.on_shots:
                     sink.push(pub, row)
@@ -337,23 +396,27 @@ class MachinePipeline:
         if label is not None and self.machine.publish_labels:
             self._buffers[MachineKind.LABEL].add(pub, {"fault": float(label)})
         if self.model is not None and not self._model_on_shots:
-            self._score(pub, values, label)
+            self._model_row(pub, values, label)
         for sink in self.rul:
             if not sink.on_shots:
                 sink.push(pub, values)
 
     # ----------------------------------------------------------------- model
 
-    def _score(self, pub_ms: int, values: Mapping[str, float], label: int | None) -> None:
+    def _model_row(self, pub_ms: int, values: Mapping[str, float], label: int | None) -> None:
+        assert self._inputs is not None
+        for row in self._inputs.push(pub_ms, values, label):
+            self._score(row)
+
+    def _score(self, row: ModelRow[int | None]) -> None:
         assert self.model is not None
-        try:
-            x = np.array([[values[n] for n in self._model_inputs]], dtype=np.float32)
-        except KeyError:
+        if row.in_baseline:
+            return  # the history baseline's own rows are not scored (edge.model_inputs)
+        pub_ms, label = row.t_ms, row.payload
+        if row.x is None or not np.all(np.isfinite(row.x)):
             self.unscored += 1
             return
-        if not np.all(np.isfinite(x)):
-            self.unscored += 1
-            return
+        x = row.x.astype(np.float32).reshape(1, -1)
         try:
             score = float(self.model.score(x)[0])
         except Exception as exc:  # onnxruntime's errors derive from Exception only
@@ -432,7 +495,7 @@ class MachinePipeline:
         """A snapshot for the health message and the demo's live view."""
         src = self.machine.source
         return {
-            "source": f"{src.type}:{getattr(src, 'preset', 'cell')}",
+            "source": f"{src.type}:{_source_name(src)}",
             "rows": self.rows,
             "score": self.last_score,
             "threshold": None if self.model is None else float(self.model.threshold),
@@ -441,5 +504,6 @@ class MachinePipeline:
             "last_event": self.last_event,
             "events": list(self.recent_events[-3:]),
             "label": self.last_label,
+            "baseline_pending": self.baseline_pending,
             "finished": self.finished,
         }

@@ -2,16 +2,10 @@
 
 A RUL model (manifest ``task == "rul"``, :mod:`models.manifest`) scores rows of its
 ``feature_kind`` (one per shot / machine cycle, or one per feature window). Its inputs are
-either those rows' features themselves, or row-history features of some of their fields
-(:mod:`edge.features.history`); :func:`plan_inputs` reads which from the input names
-(``{f}_m{w}``, ``{f}_e{a}``, ``{f}_s{w}``, ``{f}_zm{w}``, ``{f}_d{a}``, ``rows_seen``) and
-checks that :func:`~edge.features.history.history_feature_names` rebuilds exactly the
-manifest's column order. The gateway then computes the inputs with the streaming
-:class:`~edge.features.history.HistoryFeatures`, which gives the numbers of the batch
-:func:`~edge.features.history.history_features` the training recipes use
-(e.g. :mod:`models.profiles.mold`). With a history baseline, nothing is scored during the
-first ``baseline_rows`` rows; the row that completes the baseline releases all of them, each
-with its own timestamp.
+those rows' features or history features of their fields, computed row by row by
+:class:`edge.model_inputs.ModelInputs` (the same path the anomaly models use); with a
+history baseline nothing is scored during the first ``baseline_rows`` rows, and the row that
+completes the baseline releases all of them, each with its own timestamp.
 
 Outputs (manifest ``outputs``): ``rul`` (median), optional ``rul_lo``/``rul_hi`` (10 % / 90 %
 band), in the manifest's units (cycles = shots for machine-cycle models). They become:
@@ -29,17 +23,15 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.features.history import HistoryConfig, HistoryFeatures, history_feature_names
 from edge.inference import AnomalyModel
+from edge.model_inputs import BASELINE_PARAM_KEYS, InputPlan, InputPlanError, ModelInputs, ModelRow
+from edge.model_inputs import plan_inputs as _plan_inputs
 from models.manifest import ModelManifest
 
 __all__ = [
@@ -55,43 +47,18 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``algorithm_params`` keys a manifest may state its history baseline length in (rows).
-BASELINE_PARAM_KEYS: Final = ("baseline_rows", "reference_shots", "baseline_cycles")
-_HISTORY_RE: Final = re.compile(
-    r"^(?P<field>.+)_(?:(?P<wkind>zm|m|s)(?P<w>\d+)|(?P<akind>e|d)(?P<a>\d+(?:p\d+)?(?:e[m]?\d+)?))$"
-)
 
-
-class RulPlanError(ValueError):
+class RulPlanError(InputPlanError):
     """A RUL model whose inputs or outputs the gateway cannot serve."""
 
 
-@dataclass(frozen=True, slots=True)
-class InputPlan:
-    """How the gateway computes a RUL model's inputs from its rows.
-
-    Attributes:
-        names: the model's inputs, in column order.
-        fields: row fields the history features are computed on (history plans only).
-        history: the history features' settings; ``None`` = inputs are row features.
-    """
-
-    names: tuple[str, ...]
-    fields: tuple[str, ...] = ()
-    history: HistoryConfig | None = None
-
-
-def _alpha(label: str) -> float:
-    return float(label.replace("p", ".").replace("m", "-"))
-
-
 def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) -> InputPlan:
-    """The :class:`InputPlan` of a ``task == "rul"`` manifest.
+    """The :class:`~edge.model_inputs.InputPlan` of a ``task == "rul"`` manifest.
 
     Args:
         manifest: the model's manifest.
         baseline_rows: history baseline length, rows; default: the manifest's
-            ``algorithm_params`` (:data:`BASELINE_PARAM_KEYS`).
+            ``algorithm_params`` (:data:`~edge.model_inputs.BASELINE_PARAM_KEYS`).
 
     Raises:
         RulPlanError: not a RUL model, no ``rul`` output, history inputs in an order the
@@ -101,62 +68,10 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
         raise RulPlanError(f"model {manifest.name} is not a RUL model (task {manifest.task!r})")
     if not any(o.name == "rul" for o in manifest.outputs):
         raise RulPlanError(f"model {manifest.name} has no 'rul' output")
-    names = manifest.input_names
-    fields: list[str] = []
-    groups: dict[str, list[float]] = {k: [] for k in ("m", "e", "s", "zm", "d")}
-    count = False
-    plain = []
-    for name in names:
-        if name == "rows_seen":
-            count = True
-            continue
-        match = _HISTORY_RE.match(name)
-        if match is None:
-            plain.append(name)
-            continue
-        field = match["field"]
-        if field not in fields:
-            fields.append(field)
-        kind = match["wkind"] or match["akind"]
-        value = float(match["w"]) if match["w"] else _alpha(match["a"])
-        if value not in groups[kind]:
-            groups[kind].append(value)
-    if not fields and not count:
-        return InputPlan(names=names)
-    if plain:
-        raise RulPlanError(
-            f"model {manifest.name}: inputs {plain} are neither history features nor "
-            "rows_seen; a model mixing both is not supported"
-        )
-    if baseline_rows is None and (groups["zm"] or groups["d"]):
-        params = manifest.algorithm_params
-        found = [params[k] for k in BASELINE_PARAM_KEYS if isinstance(params.get(k), int | float)]
-        if not found:
-            raise RulPlanError(
-                f"model {manifest.name}: baseline features need a baseline length; the "
-                f"manifest has none of algorithm_params {list(BASELINE_PARAM_KEYS)}, "
-                "set baseline_rows"
-            )
-        baseline_rows = int(found[0])
     try:
-        config = HistoryConfig(
-            mean_rows=tuple(int(w) for w in groups["m"]),
-            ewma_alphas=tuple(groups["e"]),
-            slope_rows=tuple(int(w) for w in groups["s"]),
-            baseline_rows=(baseline_rows or 0) if groups["zm"] or groups["d"] else 0,
-            zmean_rows=tuple(int(w) for w in groups["zm"]),
-            dev_alphas=tuple(groups["d"]),
-            count=count,
-        )
-        rebuilt = tuple(history_feature_names(fields, config))
-    except ValueError as exc:
-        raise RulPlanError(f"model {manifest.name}: history inputs: {exc}") from None
-    if rebuilt != names:
-        raise RulPlanError(
-            f"model {manifest.name}: inputs are not in the column order of "
-            "edge.features.history (grouped by feature kind, then parameter, then field)"
-        )
-    return InputPlan(names=names, fields=tuple(fields), history=config)
+        return _plan_inputs(manifest, baseline_rows=baseline_rows)
+    except InputPlanError as exc:
+        raise RulPlanError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,67 +111,51 @@ class RulRunner:
         self.model = model
         self.plan = plan
         self.rul_cap = float(model.manifest.rul_cap or 0.0)
-        self._history = (
-            None if plan.history is None else HistoryFeatures(len(plan.fields), plan.history)
-        )
-        self._pending: deque[tuple[int, dict[str, float]]] = deque()
-        self.baseline_rows = 0 if plan.history is None else plan.history.baseline_rows
-        self.rows = 0
-        """Rows completed so far (scored or not)."""
+        self._inputs: ModelInputs[None] = ModelInputs(plan)
+        self.baseline_rows = plan.rows_needed
         self.scored = 0
         self.unscored = 0
         self.model_errors = 0
 
+    @property
+    def rows(self) -> int:
+        """Rows completed so far (scored or not)."""
+        return self._inputs.rows
+
     def push(self, t_ms: int, row: Mapping[str, float]) -> list[RulOutput]:
         """Add one row (published time ``t_ms``, UTC epoch ms); return the rows it completes
         (none while a history baseline is collected, then the whole backlog)."""
-        if self._history is None:
-            try:
-                x = np.array([row[n] for n in self.plan.names], dtype=np.float64)
-            except KeyError:
-                return [self._unscored(t_ms, dict(row), None)]
-            return [self._score(t_ms, dict(row), x)]
-        self._pending.append((t_ms, dict(row)))
-        values = [row.get(f, math.nan) for f in self.plan.fields]
-        feats = self._history.push(np.array([values], dtype=np.float64))
-        out = []
-        for x in feats:
-            t, r = self._pending.popleft()
-            out.append(self._score(t, r, x))
-        return out
+        return [self._score(r) for r in self._inputs.push(t_ms, dict(row), None)]
 
-    def _unscored(
-        self, t_ms: int, row: dict[str, float], x: NDArray[np.float64] | None
-    ) -> RulOutput:
-        self.unscored += 1
-        self.rows += 1
-        return RulOutput(t_ms, row, x, None, None, None, self.rows <= self.baseline_rows)
-
-    def _score(self, t_ms: int, row: dict[str, float], x: NDArray[np.float64]) -> RulOutput:
-        if not np.all(np.isfinite(x)):
-            return self._unscored(t_ms, row, x)
+    def _score(self, r: ModelRow[None]) -> RulOutput:
+        row, x = dict(r.row), r.x
+        unscored = RulOutput(r.t_ms, row, x, None, None, None, r.in_baseline)
+        if x is None or not np.all(np.isfinite(x)):
+            self.unscored += 1
+            return unscored
         try:
             out = self.model.run_outputs(x.reshape(1, -1))
         except Exception as exc:  # onnxruntime's errors derive from Exception only
             self.model_errors += 1
+            self.unscored += 1
             if self.model_errors == 1:
                 log.error("RUL model %s failed: %s", self.model.name, exc)
-            return self._unscored(t_ms, row, x)
+            return unscored
         vals = {k: float(v[0]) for k, v in out.items()}
         rul = vals.get("rul")
         if rul is None or not math.isfinite(rul):
-            return self._unscored(t_ms, row, x)
+            self.unscored += 1
+            return unscored
         self.scored += 1
-        self.rows += 1
         lo, hi = vals.get("rul_lo"), vals.get("rul_hi")
         return RulOutput(
-            t_ms,
+            r.t_ms,
             row,
             x,
             rul,
             lo if lo is not None and math.isfinite(lo) else None,
             hi if hi is not None and math.isfinite(hi) else None,
-            self.rows <= self.baseline_rows,
+            r.in_baseline,
         )
 
 

@@ -557,13 +557,13 @@ class ModelRollout:
     def _recent_rows(self, machines: list[str], model: AnomalyModel) -> list[dict[str, float]]:
         agent = self._agent
         assert agent is not None
-        kind = model.manifest.feature_kind
         names = model.input_names
         need = self.cfg.shadow.min_windows
         deadline = time.monotonic() + self.cfg.shadow.wait_s
 
         def snapshot() -> list[dict[str, float]]:
-            return [r for mid in machines for r in agent.pipelines[mid].recent_rows(kind)]
+            # the candidate's inputs on each machine's recent rows (history features too)
+            return [r for mid in machines for r in agent.pipelines[mid].shadow_rows(model)]
 
         while True:
             rows = self._main(snapshot, "shadow")

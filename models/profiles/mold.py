@@ -254,8 +254,8 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
             "alarm (ideal 100).",
             "Gateway: shot stream → pass-through shot values of the 7 fields (edge.features."
             "ShotFeatures) → edge.features.history.HistoryFeatures(7, mold.CONFIG), reset at "
-            "each mold maintenance (the first 50 shots are the new reference). Not yet wired "
-            "into edge/pipeline.py.",
+            "each mold maintenance (the first 50 shots are the new reference); edge.rul turns "
+            "the output into `mold` rows (firmware-config/sim-cell.yaml).",
             "No published baseline: simulated data.",
         ],
     )

@@ -279,7 +279,8 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
             "k = 2.5/3/3.5.",
             "Gateway: machine `window_s: 300` (one 5 min sample per window), then "
             "edge.features.history.HistoryFeatures(1, HistoryConfig(mean_rows=(288,))) on "
-            "`machine_temperature_mean`. Not yet wired into edge/pipeline.py.",
+            "`machine_temperature_mean` (edge.model_inputs; firmware-config/nab-machine.yaml; "
+            "gateway parity: tests/integration/test_gateway_dataset_models.py).",
         ],
     )
 

@@ -322,7 +322,8 @@ def _notes(dropped: list[str]) -> list[str]:
         "Gateway: machine `window_s: 1` (1 Hz rows), then edge.features.history."
         "HistoryFeatures(6, HistoryConfig(baseline_rows=400, zmean_rows=(10,))) on the "
         "kept channels' `_mean` features, in the input order; no score during the "
-        "400-row commissioning period. Not yet wired into edge/pipeline.py.",
+        "400-row commissioning period (edge.model_inputs; firmware-config/skab-pump.yaml; "
+        "gateway parity: tests/integration/test_gateway_dataset_models.py).",
     ]
 
 

@@ -24,6 +24,7 @@ FIRMWARE_CONFIG = REPO / "firmware-config"
 DEMO_CONFIGS: tuple[tuple[str, bool], ...] = (
     ("skab-pump.yaml", True),
     ("nab-machine.yaml", True),
+    ("cwru-bearing.yaml", True),
     ("kassel-molding.yaml", True),
     ("sim-cell.yaml", False),
 )

@@ -71,6 +71,9 @@ class LiveView:
                     if anomalous
                     else Text("normal", style="green")
                 )
+                pending = mst.get("baseline_pending")
+                if isinstance(pending, int) and pending > 0:
+                    state = Text(f"baseline ({pending} rows to go)", style="yellow")
                 if mst.get("finished"):
                     state = Text("finished", style="dim")
                 machines.add_row(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from edge.config import (
     GatewayConfig,
     ReplaySourceConfig,
     SimulatedSourceConfig,
+    WaveformReplaySourceConfig,
     json_schema,
     load_config,
 )
@@ -92,7 +94,7 @@ def test_replay_examples_load(path: Path) -> None:
     data_dir = require_data_dir()
     cfg = load_config(path, data_dir=data_dir)
     for m in cfg.machines:
-        assert isinstance(m.source, ReplaySourceConfig)
+        assert isinstance(m.source, ReplaySourceConfig | WaveformReplaySourceConfig)
         assert m.source.path.is_file()
         assert m.source.path.is_relative_to(data_dir)
         assert m.model is not None
@@ -175,7 +177,7 @@ def test_relative_model_dir_resolved_against_config_file(
 ) -> None:
     model_dir = tmp_path / "models" / "mine"
     model_dir.mkdir(parents=True)
-    (model_dir / "manifest.json").write_text("{}", encoding="utf-8")
+    shutil.copy(CELL_MODEL / "manifest.json", model_dir / "manifest.json")
     path = _write(tmp_path, _base(model={"dir": "../models/mine"}), "conf/gw.yaml")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
@@ -344,3 +346,24 @@ def test_config_error_is_value_error(tmp_path: Path) -> None:
     err = _error(_write(tmp_path, _base(window_s="soon")))
     assert isinstance(err, ValueError)
     assert str(err).startswith("invalid gateway config")
+
+
+def test_anomaly_model_manifest_checked_at_load_with_its_key_path(tmp_path: Path) -> None:
+    model_dir = tmp_path / "broken"
+    model_dir.mkdir()
+    (model_dir / "manifest.json").write_text("{}", encoding="utf-8")
+    path = _write(tmp_path, _base(model={"dir": str(model_dir)}))
+    with pytest.raises(ConfigError, match=r"machines\[0\]\.model\.dir: .*invalid manifest"):
+        load_config(path)
+
+
+def test_waveform_source_and_vibration_settings_validated(tmp_path: Path) -> None:
+    machine = {
+        "source": {"type": "waveform_replay", "path": "/x.mat", "sample_rate_hz": 12},
+        "vibration": {"bands_hz": [[0, 500]], "envelope": {"demod_band_hz": [2000, 4500]}},
+    }
+    path = _write(tmp_path, _base(**machine))
+    with pytest.raises(
+        ConfigError, match=r"machines\[0\]\.source\.waveform_replay\.sample_rate_hz"
+    ):
+        load_config(path)

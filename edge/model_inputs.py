@@ -1,0 +1,265 @@
+"""What a model's inputs are made of, and computing them row by row on the gateway.
+
+A model scores rows of its manifest's ``feature_kind`` (one per feature window, or one per
+shot). Its inputs are either
+
+- **row features**: names of the row itself (``vib_rms_g``, ``temperature_C_mean``, ...);
+- **history features** of some of the row's *fields* (:mod:`edge.features.history`):
+  ``{f}_m{w}`` (trailing mean of ``w`` rows), ``{f}_e{a}`` (EWMA), ``{f}_s{w}`` (trailing
+  OLS slope), ``{f}_zm{w}`` / ``{f}_d{a}`` (against a frozen baseline of the first
+  ``baseline_rows`` rows) and ``rows_seen``.
+
+:func:`plan_inputs` reads which from the input names and checks that
+:func:`~edge.features.history.history_feature_names` rebuilds exactly the manifest's column
+order, so the streaming :class:`~edge.features.history.HistoryFeatures` on the gateway gives
+the numbers of the batch :func:`~edge.features.history.history_features` the training
+recipes used (e.g. :mod:`models.profiles.skab_z`, :mod:`models.profiles.nab_stream`,
+:mod:`models.profiles.mold`, :mod:`models.profiles.cmapss`).
+
+Field values (:func:`field_value`): a history field ``f`` is the row's ``f`` (a shot's
+value), else its ``f_mean`` (a feature window's mean of signal ``f``: with one sample per
+window, as the 1 s SKAB and 5 min NAB models use, the sample itself), else NaN.
+
+With a baseline, nothing is scored during the first ``baseline_rows`` rows (the training
+recipes do not evaluate them either); the row that completes the baseline releases them all,
+flagged :attr:`ModelRow.in_baseline`, each with its own time and payload.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Generic, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.features.history import (
+    HistoryConfig,
+    HistoryFeatures,
+    history_feature_names,
+    history_features,
+)
+from models.manifest import ModelManifest
+
+__all__ = [
+    "BASELINE_PARAM_KEYS",
+    "InputPlan",
+    "InputPlanError",
+    "ModelInputs",
+    "ModelRow",
+    "batch_inputs",
+    "field_value",
+    "plan_inputs",
+]
+
+#: ``algorithm_params`` keys a manifest may state its history baseline length in (rows).
+BASELINE_PARAM_KEYS: Final = ("baseline_rows", "reference_shots", "baseline_cycles")
+HISTORY_NAME_RE: Final = re.compile(
+    r"^(?P<field>.+)_(?:(?P<wkind>zm|m|s)(?P<w>\d+)|(?P<akind>e|d)(?P<a>\d+(?:p\d+)?(?:e[m]?\d+)?))$"
+)
+
+P = TypeVar("P")
+
+
+class InputPlanError(ValueError):
+    """A model whose inputs the gateway cannot compute (message names model and inputs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputPlan:
+    """How the gateway computes a model's inputs from its rows.
+
+    Attributes:
+        names: the model's inputs, in column order.
+        fields: row fields the history features are computed on (history plans only).
+        history: the history features' settings; ``None`` = inputs are row features.
+    """
+
+    names: tuple[str, ...]
+    fields: tuple[str, ...] = ()
+    history: HistoryConfig | None = None
+
+    @property
+    def rows_needed(self) -> int:
+        """Rows before the first input row is complete (the baseline; 0 without)."""
+        return 0 if self.history is None else self.history.baseline_rows
+
+
+def _alpha(label: str) -> float:
+    return float(label.replace("p", ".").replace("m", "-"))
+
+
+def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) -> InputPlan:
+    """The :class:`InputPlan` of a manifest (any task).
+
+    Args:
+        manifest: the model's manifest.
+        baseline_rows: history baseline length, rows; default: the manifest's
+            ``algorithm_params`` (:data:`BASELINE_PARAM_KEYS`).
+
+    Raises:
+        InputPlanError: inputs mixing row and history features, history inputs in an order
+            the gateway cannot rebuild, or baseline features without a baseline length.
+    """
+    names = manifest.input_names
+    fields: list[str] = []
+    groups: dict[str, list[float]] = {k: [] for k in ("m", "e", "s", "zm", "d")}
+    count = False
+    plain = []
+    for name in names:
+        if name == "rows_seen":
+            count = True
+            continue
+        match = HISTORY_NAME_RE.match(name)
+        if match is None:
+            plain.append(name)
+            continue
+        field = match["field"]
+        if field not in fields:
+            fields.append(field)
+        kind = match["wkind"] or match["akind"]
+        value = float(match["w"]) if match["w"] else _alpha(match["a"])
+        if value not in groups[kind]:
+            groups[kind].append(value)
+    if not fields and not count:
+        return InputPlan(names=names)
+    if plain:
+        raise InputPlanError(
+            f"model {manifest.name}: inputs {plain} are neither history features nor "
+            "rows_seen; a model mixing both is not supported"
+        )
+    if baseline_rows is None and (groups["zm"] or groups["d"]):
+        params = manifest.algorithm_params
+        found = [params[k] for k in BASELINE_PARAM_KEYS if isinstance(params.get(k), int | float)]
+        if not found:
+            raise InputPlanError(
+                f"model {manifest.name}: baseline features need a baseline length; the "
+                f"manifest has none of algorithm_params {list(BASELINE_PARAM_KEYS)}, "
+                "set baseline_rows"
+            )
+        baseline_rows = int(found[0])
+    try:
+        config = HistoryConfig(
+            mean_rows=tuple(int(w) for w in groups["m"]),
+            ewma_alphas=tuple(groups["e"]),
+            slope_rows=tuple(int(w) for w in groups["s"]),
+            baseline_rows=(baseline_rows or 0) if groups["zm"] or groups["d"] else 0,
+            zmean_rows=tuple(int(w) for w in groups["zm"]),
+            dev_alphas=tuple(groups["d"]),
+            count=count,
+        )
+        rebuilt = tuple(history_feature_names(fields, config))
+    except ValueError as exc:
+        raise InputPlanError(f"model {manifest.name}: history inputs: {exc}") from None
+    if rebuilt != names:
+        raise InputPlanError(
+            f"model {manifest.name}: inputs are not in the column order of "
+            "edge.features.history (grouped by feature kind, then parameter, then field)"
+        )
+    return InputPlan(names=names, fields=tuple(fields), history=config)
+
+
+def field_value(row: Mapping[str, float], field: str) -> float:
+    """A history field's value in a row: ``row[field]``, else ``row[field + "_mean"]``,
+    else NaN (see the module docstring)."""
+    value = row.get(field)
+    if value is None:
+        value = row.get(f"{field}_mean")
+    return math.nan if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow(Generic[P]):
+    """One row's model inputs.
+
+    Attributes:
+        t_ms: the row's time (as pushed), UTC epoch ms.
+        row: the row's features.
+        payload: what the caller pushed with the row (e.g. its label).
+        x: (F,) float64 inputs in the plan's column order, or ``None`` when the row lacks
+            one of them (row-feature plans). May hold NaN (a NaN field value).
+        in_baseline: the row is one of the history baseline's rows (not to be scored).
+    """
+
+    t_ms: int
+    row: Mapping[str, float]
+    payload: P
+    x: NDArray[np.float64] | None
+    in_baseline: bool = False
+
+
+class ModelInputs(Generic[P]):
+    """Streaming inputs of one model: push rows, get the rows whose inputs are complete.
+
+    Row-feature plans complete every row at once; history plans keep a
+    :class:`~edge.features.history.HistoryFeatures` (memory O(history rows · fields)) and
+    hold rows back while the baseline is collected. Not thread-safe.
+
+    Args:
+        plan: from :func:`plan_inputs`.
+    """
+
+    def __init__(self, plan: InputPlan) -> None:
+        self.plan = plan
+        self._history = (
+            None if plan.history is None else HistoryFeatures(len(plan.fields), plan.history)
+        )
+        self._pending: deque[tuple[int, Mapping[str, float], P]] = deque()
+        self.rows = 0
+        """Rows completed so far."""
+
+    @property
+    def baseline_rows(self) -> int:
+        """Rows of the frozen baseline (0 without)."""
+        return self.plan.rows_needed
+
+    @property
+    def ready(self) -> bool:
+        """Whether rows are completed as they come (no baseline, or it is frozen)."""
+        return self._history is None or self._history.ready
+
+    @property
+    def collecting(self) -> int:
+        """Rows held back while the baseline is collected (0 once it is frozen)."""
+        return len(self._pending)
+
+    def push(self, t_ms: int, row: Mapping[str, float], payload: P) -> list[ModelRow[P]]:
+        """Add one row; return the rows it completes, oldest first."""
+        if self._history is None:
+            self.rows += 1
+            try:
+                x = np.array([row[n] for n in self.plan.names], dtype=np.float64)
+            except KeyError:
+                return [ModelRow(t_ms, row, payload, None)]
+            return [ModelRow(t_ms, row, payload, x)]
+        self._pending.append((t_ms, row, payload))
+        values = [field_value(row, f) for f in self.plan.fields]
+        feats = self._history.push(np.array([values], dtype=np.float64))
+        out = []
+        for x in feats:
+            t, r, p = self._pending.popleft()
+            self.rows += 1
+            out.append(ModelRow(t, r, p, x, self.rows <= self.baseline_rows))
+        return out
+
+
+def batch_inputs(plan: InputPlan, rows: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
+    """The inputs of ``rows`` (oldest first) as rows of ``{input name: value}``.
+
+    Row-feature plans return the rows unchanged. History plans compute the batch
+    :func:`~edge.features.history.history_features` over the rows, taking the baseline from
+    the first ``baseline_rows`` of them, and return only the rows after it; nothing if there
+    are not more rows than that. Used for the shadow check of a candidate model on the
+    machine's recent rows (:mod:`edge.rollout.shadow`).
+    """
+    if plan.history is None:
+        return [dict(r) for r in rows]
+    if len(rows) <= plan.rows_needed:
+        return []
+    x = np.array([[field_value(r, f) for f in plan.fields] for r in rows], dtype=np.float64)
+    feats = history_features(x, plan.history)[plan.rows_needed :]
+    return [dict(zip(plan.names, f.tolist(), strict=True)) for f in feats]
