@@ -2,7 +2,9 @@
 
 - ``ingest``: MQTT -> InfluxDB ingest worker; ``api``: the registry/sharing/takeover API and
   the partner web page; ``watch``: gateway states and suspected disruptions (Last Will);
-  ``rollout``: advances model deployments; ``export`` / ``import``: a firm's archive.
+  ``rollout``: advances model deployments (and writes their outcomes, ``model_deploy``);
+  ``capacity-publish``: spare capacity of every machine to InfluxDB (``capacity``);
+  ``export`` / ``import``: a firm's archive.
 
 ``renkei cloud ingest`` (or ``python -m cloud.ingest``) runs the MQTT -> InfluxDB ingest
 worker until SIGINT/SIGTERM, then stops cleanly: flushes what it holds, acknowledges it,
@@ -23,11 +25,11 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 
-from cloud._exceptions import ConfigError
+from cloud._exceptions import ConfigError, StoreUnavailable
 from cloud.ingest.worker import IngestSettings, IngestWorker
-from cloud.store.influx import InfluxSettings, InfluxStore
+from cloud.store.influx import InfluxStore, influx_settings_from_options
 
-__all__ = ["api", "app", "ingest"]
+__all__ = ["api", "app", "capacity_publish", "ingest"]
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False)
 
@@ -104,12 +106,12 @@ def ingest(
             max_buffered_messages=max_buffered_messages,
             **extra,
         )
-        influx_settings = InfluxSettings(
+        influx_settings = influx_settings_from_options(
             url=influx,
             database=database,
-            token=SecretStr(token) if token is not None else None,
+            token=token,
             username=username,
-            password=SecretStr(password) if password is not None else None,
+            password=password,
             gzip=gzip,
         )
         store = InfluxStore(settings=influx_settings)
@@ -175,6 +177,123 @@ def api(
     # full collections stop walking them: capacity-search p99 113 -> 46 ms (bench/RESULTS.md).
     gc.freeze()
     uvicorn.run(application, host=host, port=port, log_level=log_level.lower())
+
+
+@app.command("capacity-publish")
+def capacity_publish(
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RENKEI_API_DATABASE_URL",
+            help="registry database URL (default: the API's default)",
+        ),
+    ] = None,
+    influx: Annotated[
+        str, typer.Option(envvar="RENKEI_INFLUX_URL", help="InfluxDB base URL (v1 HTTP API)")
+    ] = "http://127.0.0.1:8086",
+    database: Annotated[str, typer.Option(envvar="RENKEI_INFLUX_DATABASE")] = "renkei",
+    token: Annotated[
+        str | None, typer.Option(envvar="RENKEI_INFLUX_TOKEN", help="InfluxDB API token")
+    ] = None,
+    username: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_USERNAME")] = None,
+    password: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_PASSWORD")] = None,
+    horizon_days: Annotated[
+        int | None,
+        typer.Option(
+            envvar="RENKEI_CAPACITY_HORIZON_DAYS",
+            min=1,
+            max=366,
+            help="site-local days from today (default: the API's horizon, "
+            "RENKEI_API_HORIZON_DAYS, 84 = the capacity dashboard's range)",
+        ),
+    ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            envvar="RENKEI_CAPACITY_EVERY_S",
+            min=1.0,
+            help="publish every N seconds until SIGINT/SIGTERM (default: once, then exit)",
+        ),
+    ] = None,
+    log_level: Annotated[str, typer.Option(envvar="RENKEI_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Write the spare capacity of every registry machine to InfluxDB (``capacity``).
+
+    One point per machine and site-local day of the horizon, computed as the API does
+    (site calendars, bookings, availability measured from the telemetry in the same
+    InfluxDB); rewriting overwrites. Calendar defaults come from the API's settings
+    (``RENKEI_API_TIMEZONE``, ``RENKEI_API_DEFAULT_WEEKLY_HOURS``,
+    ``RENKEI_API_DEFAULT_AVAILABILITY_RATIO``), so the dashboard and the API agree. Exit
+    status: 0 written, 1 InfluxDB or the registry failed (one-shot), 2 bad configuration.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from cloud.api.settings import ApiSettings
+    from cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
+    from cloud.registry import make_engine
+
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
+    try:
+        influx_settings = influx_settings_from_options(
+            url=influx, database=database, token=token, username=username, password=password
+        )
+        api_settings = ApiSettings(
+            influx_url=influx_settings.url,
+            influx_database=influx_settings.database,
+            influx_token=influx_settings.token,
+            influx_username=influx_settings.username,
+            influx_password=influx_settings.password,
+        )
+        if database_url:
+            api_settings = api_settings.model_copy(update={"database_url": database_url})
+    except ValidationError as exc:
+        typer.echo(f"invalid configuration (RENKEI_API_*): {exc}", err=True)
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        typer.echo(f"invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
+    days = horizon_days or api_settings.horizon_days
+    store = InfluxStore(settings=influx_settings)
+    engine = make_engine(api_settings.database_url)
+    state = publisher_state(api_settings, engine=engine)
+    try:
+        if every is None:
+            try:
+                report = publish_capacity(state, store, days=days)
+            except StoreUnavailable as exc:
+                typer.echo(f"capacity-publish: InfluxDB {influx_settings.url}: {exc}", err=True)
+                raise typer.Exit(1) from None
+            except SQLAlchemyError as exc:
+                typer.echo(f"capacity-publish: registry database: {exc}", err=True)
+                raise typer.Exit(1) from None
+            if not report.ok:
+                typer.echo(
+                    f"capacity-publish: incomplete: machines left out {report.skipped_machines}, "
+                    f"firms InfluxDB refused {report.rejected_firms} (see the log)",
+                    err=True,
+                )
+                raise typer.Exit(1)
+            return
+        stop = threading.Event()
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            log.info("signal %d: stopping capacity-publish", signum)
+            stop.set()
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            run_periodic(
+                lambda: publish_capacity(state, store, days=days), every_s=every, stop=stop
+            )
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+    finally:
+        store.close()
+        engine.dispose()
 
 
 def _register_portability() -> None:

@@ -2,16 +2,24 @@
 
 Two kinds of measurements:
 
-- **Written today** by the ingest (:mod:`cloud.ingest.lineproto`, one point per wire row):
+- **Written by the ingest** (:mod:`cloud.ingest.lineproto`, one point per wire row):
   ``telemetry``, ``features``, ``anomaly``, ``shot``, ``label``, ``event``,
   ``gateway_state``, ``gateway_health`` and ``ingest_deadletters``.
-- **Contract for producers that do not write yet** (the RUL and mold remaining-shots
-  models, the model rollout and the capacity service): ``rul``, ``mold``, ``model_deploy``
-  and ``capacity``. Their names and fields are fixed here and in ``dashboards/README.md``;
-  the ``*_point`` functions below produce exactly that line protocol (via
-  :func:`cloud.ingest.lineproto.format_point`), so a producer can call them instead of
-  re-implementing the format. Until the producers exist, the integration tests write such
-  points themselves (derived from the simulator's ground truth) with these functions.
+- **Written by other producers**, whose names and fields are fixed here and in
+  ``dashboards/README.md``; the functions below produce exactly that line protocol (via
+  :func:`cloud.ingest.lineproto.format_point`), and the producers call them instead of
+  re-implementing the format:
+
+  - ``model_deploy`` (:func:`model_deploy_point`): the rollout controller
+    (:mod:`cloud.rollout.controller`, ``renkei cloud rollout --influx ...``), one point per
+    deployment result of each gateway report;
+  - ``capacity`` (:func:`capacity_points`): the capacity publisher
+    (:mod:`cloud.capacity.publish`, ``renkei cloud capacity-publish``), one point per
+    registry machine and site-local day of the horizon;
+  - ``rul`` and ``mold`` (:func:`rul_point`, :func:`mold_point`): the gateways' RUL and
+    mold remaining-shots models (wire kinds ``rul``/``mold``, written by the ingest in this
+    format). The dashboards pipeline test still writes its ``rul``/``mold`` points itself,
+    derived from the simulator's ground truth, with these functions.
 
 Machine tags everywhere: ``firm``, ``site``, ``area``, ``line``, ``machine``, ``gw`` (the
 topic levels of :mod:`renkei.wire`). Gateway measurements carry ``firm``, ``site``, ``gw``.

@@ -3,6 +3,9 @@ controller that drives it (:mod:`.controller`, run with ``python -m cloud.rollou
 
 The gateway side is :mod:`edge.rollout`; the messages between them are in
 :mod:`renkei.wire` (``ModelDesired``, ``ModelReport``); signatures in :mod:`models.signing`.
+With InfluxDB configured, the controller also writes every reported deployment outcome as
+a ``model_deploy`` point (:func:`dashboards.contract.model_deploy_point`) for the gateway
+fleet dashboard.
 """
 
 from cloud.rollout.controller import RolloutController, RolloutSettings

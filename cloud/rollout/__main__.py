@@ -1,8 +1,14 @@
-"""``python -m cloud.rollout``: run the rollout controller until SIGINT/SIGTERM.
+"""``python -m cloud.rollout`` (= ``renkei cloud rollout``): run the rollout controller until
+SIGINT/SIGTERM.
 
 Options can also be given as environment variables (``RENKEI_API_DATABASE_URL``,
 ``RENKEI_BROKER``, ``RENKEI_MQTT_USERNAME``, ``RENKEI_MQTT_PASSWORD``,
-``RENKEI_ROLLOUT_CLIENT_ID``).
+``RENKEI_ROLLOUT_CLIENT_ID``). The InfluxDB receiving the ``model_deploy`` points is
+named like ``renkei cloud ingest``'s: ``--influx`` / ``RENKEI_INFLUX_URL``, ``--database``
+/ ``RENKEI_INFLUX_DATABASE``, ``--token``, ``--username``, ``--password`` /
+``RENKEI_INFLUX_TOKEN``, ``RENKEI_INFLUX_USERNAME``, ``RENKEI_INFLUX_PASSWORD``. Without
+``--influx`` no points are written and the controller only drives deployments. A bad value
+stops start-up with exit status 2 and the option named.
 """
 
 from __future__ import annotations
@@ -12,9 +18,11 @@ import signal
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
+from cloud._exceptions import ConfigError
 from cloud.rollout.controller import RolloutController, RolloutSettings
+from cloud.store.influx import influx_settings_from_options
 
 __all__ = ["app", "rollout"]
 
@@ -34,24 +42,57 @@ def rollout(
     client_id: Annotated[
         str, typer.Option(envvar="RENKEI_ROLLOUT_CLIENT_ID", help="MQTT client id")
     ] = "renkei-rollout",
+    influx: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RENKEI_INFLUX_URL",
+            help="InfluxDB base URL (v1 HTTP API) for the model_deploy points; unset = none",
+        ),
+    ] = None,
+    database: Annotated[str, typer.Option(envvar="RENKEI_INFLUX_DATABASE")] = "renkei",
+    token: Annotated[
+        str | None, typer.Option(envvar="RENKEI_INFLUX_TOKEN", help="InfluxDB API token")
+    ] = None,
+    username: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_USERNAME")] = None,
+    password: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_PASSWORD")] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
 ) -> None:
-    """Drive model deployments: store gateway reports, publish desired states."""
-    from cloud.registry.migrate import upgrade
-
+    """Drive model deployments: store gateway reports, publish desired states, and write
+    each reported deployment outcome to InfluxDB (``model_deploy``) when ``--influx`` is set."""
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    upgrade(database_url)  # the registry schema, as `renkei cloud api` does at start
-    controller = RolloutController(
-        RolloutSettings(
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
+    try:
+        if influx is None and (token is not None or username is not None):
+            raise ConfigError(
+                "RENKEI_INFLUX_TOKEN/RENKEI_INFLUX_USERNAME are set but --influx / "
+                "RENKEI_INFLUX_URL is not: set the URL to write model_deploy points, or "
+                "unset the credentials"
+            )
+        settings = RolloutSettings(
             database_url=database_url,
             broker_url=broker,
             client_id=client_id,
             username=mqtt_username,
             password=None if mqtt_password is None else SecretStr(mqtt_password),
+            influx=None
+            if influx is None
+            else influx_settings_from_options(
+                url=influx, database=database, token=token, username=username, password=password
+            ),
         )
-    )
+    except (ValidationError, ConfigError) as exc:
+        typer.echo(f"invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from cloud.registry.migrate import upgrade
+
+    upgrade(database_url)  # the registry schema, as `renkei cloud api` does at start
+    controller = RolloutController(settings)
+    if settings.influx is None:
+        logging.getLogger("cloud.rollout").info(
+            "no InfluxDB (--influx / RENKEI_INFLUX_URL): model_deploy points are not written"
+        )
     signal.signal(signal.SIGTERM, lambda *_: controller.stop())
     signal.signal(signal.SIGINT, lambda *_: controller.stop())
     controller.run()

@@ -18,6 +18,25 @@ One process (``python -m cloud.rollout``) with one MQTT client and the registry 
 The API only writes ``pending`` deployments; everything after that happens here, so the
 canary logic keeps working while no engineer's CLI is waiting, and results reported while
 the controller was down are picked up from the retained reports.
+
+**Deployment outcomes in InfluxDB** (optional, ``RolloutSettings.influx``): every
+:class:`renkei.wire.DeployResult` of a valid report becomes one ``model_deploy`` point
+(:func:`dashboards.contract.model_deploy_point`: tags firm, site, gw, model, version,
+result, stage; fields deployment, reason; time ``finished_ms``), written with
+:class:`cloud.store.influx.InfluxStore` after the tick's registry transaction (also when
+that transaction failed: the points are the gateway's facts, not the registry's). The
+write never holds up the registry: the report's effect on the registry is stored first
+(its transaction does not depend on InfluxDB), and a failed write is logged at ERROR,
+kept in memory (at most ``influx_max_pending`` points, oldest dropped first) and retried
+on the following ticks with exponential backoff (1 s doubling up to
+``influx_retry_max_s``); a write InfluxDB rejects (HTTP 4xx other than auth/404) is
+logged and dropped. A point
+already written is not written again while the controller runs; after a restart the
+retained reports are delivered again and their points rewritten, which is idempotent
+(same series, same time). Points still held in memory when the controller stops are
+therefore not lost either: the next start rewrites them from the retained reports. While
+InfluxDB is unreachable each retry can block the tick for up to the InfluxDB timeout
+(``InfluxSettings.timeout_s``, default 10 s), at most once per backoff period.
 """
 
 from __future__ import annotations
@@ -41,8 +60,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cloud._exceptions import StoreError, StoreRejected
 from cloud.registry import FleetGateway, FleetModel, make_engine
 from cloud.rollout import service
+from cloud.store.influx import InfluxSettings, InfluxStore
+from dashboards.contract import model_deploy_point
 from renkei.wire import (
     ROLLOUT_PREFIX,
     ModelReport,
@@ -60,6 +82,7 @@ log = logging.getLogger(__name__)
 #: Topic filter of every gateway's model report.
 REPORT_FILTER: Final = f"{ROLLOUT_PREFIX}/+/+/+/report"
 _PUBACK_WAIT_S: Final = 5.0
+_INFLUX_FIRST_RETRY_S: Final = 1.0
 
 
 class RolloutSettings(BaseModel):
@@ -70,6 +93,12 @@ class RolloutSettings(BaseModel):
         broker_url: ``mqtt://host:port`` or ``mqtts://host:port``.
         client_id: MQTT client id (one controller per broker).
         tick_s: period of the deployment step, seconds.
+        influx: InfluxDB receiving the ``model_deploy`` points (the ``RENKEI_INFLUX_*``
+            options of ``renkei cloud ingest``); ``None`` = no points are written.
+        influx_retry_max_s: longest wait between two attempts to write held points after
+            a failed write, seconds.
+        influx_max_pending: most ``model_deploy`` points held in memory while InfluxDB is
+            unavailable; beyond it the oldest are dropped (and logged).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -83,11 +112,15 @@ class RolloutSettings(BaseModel):
     protocol: Literal["5", "3.1.1"] = "5"
     keepalive_s: int = Field(default=30, ge=5, le=3600)
     tick_s: float = Field(default=0.5, gt=0, le=60)
+    influx: InfluxSettings | None = None
+    influx_retry_max_s: float = Field(default=60.0, gt=0, le=3600)
+    influx_max_pending: int = Field(default=10_000, ge=1)
 
 
 @dataclass(frozen=True, slots=True)
 class ControllerStats:
-    """Counters since start."""
+    """Counters since start (``deploy_points_*``: ``model_deploy`` points, see the module
+    docstring; all 0 without InfluxDB)."""
 
     connected: bool
     reports: int
@@ -95,6 +128,10 @@ class ControllerStats:
     desired_published: int
     steps: int
     last_error: str | None
+    deploy_points_written: int = 0
+    deploy_points_pending: int = 0
+    deploy_points_dropped: int = 0
+    deploy_write_failures: int = 0
 
 
 def _utcnow() -> datetime:
@@ -128,8 +165,23 @@ class RolloutController:
         self._connected = False
         self._resend_all = False
         self._thread: threading.Thread | None = None
-        self._n = {"reports": 0, "malformed": 0, "desired": 0, "steps": 0}
+        self._n = {
+            "reports": 0,
+            "malformed": 0,
+            "desired": 0,
+            "steps": 0,
+            "points": 0,
+            "dropped": 0,
+            "write_failures": 0,
+        }
         self._last_error: str | None = None
+        self._store = None if settings.influx is None else InfluxStore(settings=settings.influx)
+        # model_deploy points not yet accepted by InfluxDB (line -> its (firm, gw, model)),
+        # oldest first, and the last line written per (firm, gw, model) (no rewrites).
+        self._pending: dict[bytes, tuple[str, str, str]] = {}
+        self._written: dict[tuple[str, str, str], bytes] = {}
+        self._write_failures_in_row = 0
+        self._retry_at = 0.0
         self._client = self._make_client()
 
     # ------------------------------------------------------------------ MQTT
@@ -226,6 +278,15 @@ class RolloutController:
             self._client.loop_stop()
             if self._own_engine:
                 self.engine.dispose()
+            if self._store is not None:
+                if self._pending:
+                    log.warning(
+                        "rollout: stopping with %d model_deploy point(s) not written to "
+                        "InfluxDB; they are rewritten from the retained reports at the next "
+                        "start",
+                        len(self._pending),
+                    )
+                self._store.close()
 
     def stats(self) -> ControllerStats:
         """A snapshot of the counters."""
@@ -236,22 +297,30 @@ class RolloutController:
             desired_published=self._n["desired"],
             steps=self._n["steps"],
             last_error=self._last_error,
+            deploy_points_written=self._n["points"],
+            deploy_points_pending=len(self._pending),
+            deploy_points_dropped=self._n["dropped"],
+            deploy_write_failures=self._n["write_failures"],
         )
 
     # ------------------------------------------------------------------ one tick
 
     def tick(self) -> None:
-        """Store queued reports, step the deployments, publish changed desired states."""
+        """Store queued reports, step the deployments, publish changed desired states, and
+        write the reports' ``model_deploy`` points (after the registry transaction)."""
         now = self._clock()
-        with self._sessions() as session, session.begin():
-            while True:
-                try:
-                    topic, payload = self._inbox.get_nowait()
-                except queue.Empty:
-                    break
-                self._record(session, topic, payload, now)
-            service.step(session, now=now)
-            self._n["steps"] += 1
+        try:
+            with self._sessions() as session, session.begin():
+                while True:
+                    try:
+                        topic, payload = self._inbox.get_nowait()
+                    except queue.Empty:
+                        break
+                    self._record(session, topic, payload, now)
+                service.step(session, now=now)
+                self._n["steps"] += 1
+        finally:
+            self._write_deploy_points()
         if self._connected:
             self._publish_desired(resend_all=self._resend_all)
 
@@ -272,10 +341,99 @@ class RolloutController:
             self._n["malformed"] += 1
             log.warning("ignoring malformed model report on %r: %s", topic, exc)
             return
+        self._queue_deploy_points(where.firm, where.site, report)
         service.record_report(
             session, firm_id=where.firm, site_id=where.site, report=report, now=now
         )
         self._n["reports"] += 1
+
+    # ------------------------------------------------------------------ InfluxDB
+
+    def _queue_deploy_points(self, firm: str, site: str, report: ModelReport) -> None:
+        """Hold the ``model_deploy`` point of each result of ``report`` not yet written."""
+        if self._store is None:
+            return
+        for model, res in report.results.items():
+            line = model_deploy_point(
+                firm=firm,
+                site=site,
+                gw=report.gw,
+                model=model,
+                version=res.version,
+                result=res.status,
+                stage=res.stage,
+                deployment=res.deployment,
+                finished_ms=res.finished_ms,
+                reason=res.reason,
+            )
+            key = (firm, report.gw, model)
+            if self._written.get(key) == line or line in self._pending:
+                continue
+            self._pending[line] = key
+        excess = len(self._pending) - self.settings.influx_max_pending
+        if excess > 0:
+            for line in list(self._pending)[:excess]:
+                del self._pending[line]
+            self._n["dropped"] += excess
+            log.error(
+                "rollout: %d model_deploy point(s) dropped: more than %d held while InfluxDB "
+                "is unavailable (influx_max_pending); they come back from the retained "
+                "reports after a restart",
+                excess,
+                self.settings.influx_max_pending,
+            )
+
+    def _write_deploy_points(self) -> None:
+        """Write the held ``model_deploy`` points, unless a failed write asks to wait."""
+        if self._store is None or not self._pending or time.monotonic() < self._retry_at:
+            return
+        influx = self._store.settings
+        lines = list(self._pending.items())
+        try:
+            self._store.write_lines(b"".join(line for line, _ in lines), precision="ms")
+        except StoreRejected as exc:
+            self._pending.clear()
+            self._n["dropped"] += len(lines)
+            self._last_error = repr(exc)
+            log.error(
+                "rollout: InfluxDB %s (database %r) rejected %d model_deploy point(s); dropped: %s",
+                influx.url,
+                influx.database,
+                len(lines),
+                exc,
+            )
+            return
+        except StoreError as exc:
+            self._n["write_failures"] += 1
+            self._write_failures_in_row += 1
+            delay = min(
+                self.settings.influx_retry_max_s,
+                _INFLUX_FIRST_RETRY_S * 2 ** min(self._write_failures_in_row - 1, 16),
+            )
+            self._retry_at = time.monotonic() + delay
+            self._last_error = repr(exc)
+            log.error(
+                "rollout: writing %d model_deploy point(s) to InfluxDB %s (database %r) "
+                "failed: %s; the registry is up to date, the points are held in memory and "
+                "retried in %.0f s",
+                len(lines),
+                influx.url,
+                influx.database,
+                exc,
+                delay,
+            )
+            return
+        if self._write_failures_in_row:
+            log.info(
+                "rollout: InfluxDB %s writable again after %d failed attempt(s)",
+                influx.url,
+                self._write_failures_in_row,
+            )
+        self._write_failures_in_row = 0
+        for line, key in lines:
+            self._written[key] = line
+            del self._pending[line]
+        self._n["points"] += len(lines)
 
     def _publish_desired(self, *, resend_all: bool) -> None:
         with self._sessions() as session:

@@ -24,16 +24,32 @@ from __future__ import annotations
 import gzip
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cloud._exceptions import ConfigError, StoreRejected, StoreUnavailable
 from cloud.store.base import FieldValue, Precision, Row
 
-__all__ = ["InfluxSettings", "InfluxStore", "http_client", "quote_ident", "quote_literal"]
+__all__ = [
+    "INFLUX_OPTIONS",
+    "InfluxSettings",
+    "InfluxStore",
+    "http_client",
+    "influx_settings_from_options",
+    "quote_ident",
+    "quote_literal",
+]
 
 _RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
 
@@ -83,6 +99,52 @@ class InfluxSettings(BaseModel):
         if (self.username is None) != (self.password is None):
             raise ValueError("username and password go together")
         return self
+
+
+#: The command-line options and environment variables naming an InfluxDB target, shared by
+#: ``renkei cloud ingest``, ``renkei cloud rollout`` and ``renkei cloud capacity-publish``
+#: (field of :class:`InfluxSettings` -> how an operator sets it).
+INFLUX_OPTIONS: Final[Mapping[str, str]] = {
+    "url": "--influx / RENKEI_INFLUX_URL",
+    "database": "--database / RENKEI_INFLUX_DATABASE",
+    "token": "--token / RENKEI_INFLUX_TOKEN",
+    "username": "--username / RENKEI_INFLUX_USERNAME",
+    "password": "--password / RENKEI_INFLUX_PASSWORD",
+    "gzip": "--gzip / RENKEI_INFLUX_GZIP",
+}
+
+
+def influx_settings_from_options(
+    *,
+    url: str,
+    database: str = "renkei",
+    token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    gzip: bool = False,
+) -> InfluxSettings:
+    """:class:`InfluxSettings` from the ``RENKEI_INFLUX_*`` options (:data:`INFLUX_OPTIONS`).
+
+    Raises:
+        ConfigError: a value is invalid; the message names the option and variable, e.g.
+            ``--influx / RENKEI_INFLUX_URL: InfluxDB url must be http(s)://host[:port]``.
+    """
+    try:
+        return InfluxSettings(
+            url=url,
+            database=database,
+            token=None if token is None else SecretStr(token),
+            username=username,
+            password=None if password is None else SecretStr(password),
+            gzip=gzip,
+        )
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            loc = str(error["loc"][0]) if error["loc"] else ""
+            where = INFLUX_OPTIONS.get(loc, "InfluxDB credentials (--token, --username/--password)")
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+        raise ConfigError("invalid InfluxDB settings: " + "; ".join(problems)) from None
 
 
 def quote_ident(name: str) -> str:

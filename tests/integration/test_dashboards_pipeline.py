@@ -12,10 +12,14 @@ InfluxDB:
   not exist), so its backlog grows;
 - three malformed messages published near the end (dead letters).
 
-The measurements no producer writes yet (``rul``, ``mold``, ``model_deploy``,
-``capacity``) are written afterwards with :mod:`dashboards.contract`: RUL and mold
-remaining shots derived from the simulator's ground-truth labels in InfluxDB (a stand-in
-for the models being built), capacity from :func:`cloud.capacity.compute_spare`.
+``model_deploy`` and ``capacity`` come from their real producers, on a SQLite registry
+holding the osaka cells (shift calendar, one booking): the rollout controller
+(:class:`cloud.rollout.RolloutController`, running through the fill) writes the
+deployment outcomes of two model reports published to the broker as gateways publish
+them (one success, one rollback), and :func:`cloud.capacity.publish.publish_capacity`
+(``renkei cloud capacity-publish``) writes the spare capacity of the 84-day horizon. The
+``rul`` and ``mold`` points are written afterwards with :mod:`dashboards.contract`,
+derived from the simulator's ground-truth labels in InfluxDB (a stand-in for the models).
 
 Every panel query of the committed dashboard JSON is then run as Grafana would run it
 (variables = All, macros expanded for the dashboard's default range ending at the end of
@@ -38,8 +42,14 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.capacity import Booking, ShiftCalendar, compute_spare
+from cloud.api.settings import ApiSettings
+from cloud.capacity import ShiftCalendar
 from cloud.capacity.calendar import local_date
+from cloud.capacity.publish import publish_capacity, publisher_state
+from cloud.registry import CapacityBooking, Site, import_document, make_engine, session_scope
+from cloud.registry.migrate import upgrade
+from cloud.rollout import RolloutController, RolloutSettings
+from cloud.store.influx import InfluxSettings, InfluxStore
 from dashboards import contract
 from dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
 from dashboards.boards import build_boards
@@ -48,6 +58,8 @@ from dashboards.emulate import AlertEvaluation, Runner, evaluate_rule, influx_ru
 from dashboards.panels import Board
 from dashboards.verify import PanelRun, run_board
 from edge.sources.datasets import require_data_dir
+from renkei.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
+from tests.api.rig import imm
 from tests.e2e import REPO, Proc, start_agent, start_ingest, wait_for, write_gateway_config
 from tests.services import InfluxDB, Mosquitto
 
@@ -226,7 +238,7 @@ def _publish_dead_letters(port: int) -> None:
 
 
 def _write_standins(influx: InfluxDB, database: str, run: Runner, end_ms: int) -> dict[str, int]:
-    """RUL, mold, model-deployment and capacity points (see the module docstring).
+    """RUL and mold points (see the module docstring).
 
     Returns:
         machine -> onset time (ms) of its injected fault (first non-zero label).
@@ -280,57 +292,131 @@ def _write_standins(influx: InfluxDB, database: str, run: Runner, end_ms: int) -
                     ideal_cycle_time_s=20.0,
                 )
             )
-    lines.append(
-        contract.model_deploy_point(
-            firm="demo-molding",
-            site="osaka",
-            gw="gw-osaka-01",
-            model="cell-t2",
-            version="1.0.0",
-            result="succeeded",
-            stage="done",
-            deployment=1,
-            finished_ms=end_ms - 30_000,
-        )
-    )
-    lines.append(
-        contract.model_deploy_point(
-            firm="demo-pumps",
-            site="skoltech-lab",
-            gw="gw-skab-01",
-            model="skab-pump-t2",
-            version="1.1.0",
-            result="rolled_back",
-            stage="probation",
-            deployment=2,
-            finished_ms=end_ms - 20_000,
-            reason="probation: non-finite scores",
-        )
-    )
-    calendar = ShiftCalendar.from_shifts(
-        {"mon": [8, 8], "tue": [8, 8], "wed": [8, 8], "thu": [8, 8], "fri": [8, 8], "sat": [8]}
-    )
-    today = local_date(calendar, datetime.fromtimestamp(end_ms / 1000, UTC))
-    machines = [*FAULTS, *NORMAL]
-    spare = compute_spare(
-        machines,
-        start=today,
-        default_calendar=calendar,
-        bookings=[Booking(machine_id="imm-normal-1", start=today, hours=12.0)],
-        availability={"imm-normal-2": 0.95},
-    )
-    line_of = {m: "line-1" for m in FAULTS} | {m: "line-2" for m in NORMAL}
-    lines.append(
-        contract.capacity_points(
-            spare,
-            machine_tags={
-                m: {"firm": "demo-molding", "site": "osaka", "area": "molding", "line": line_of[m]}
-                for m in machines
-            },
-        )
-    )
     _write(influx, database, b"".join(lines))
     return onsets
+
+
+SHIFTS = ShiftCalendar.from_shifts(
+    {"mon": [8, 8], "tue": [8, 8], "wed": [8, 8], "thu": [8, 8], "fri": [8, 8], "sat": [8]}
+)
+
+
+def _registry(url: str, now_ms: int) -> None:
+    """The osaka cells in the registry: firm, site (shift calendar), lines, machines, and
+    12 h booked on ``imm-normal-1`` today."""
+    upgrade(url)
+    engine = make_engine(url)
+    line_of = {m: "line-1" for m in FAULTS} | {m: "line-2" for m in NORMAL}
+    try:
+        with session_scope(engine) as s:
+            import_document(
+                s,
+                {
+                    "firms": [{"id": "demo-molding", "name": "Demo Molding", "region": "kansai"}],
+                    "sites": [
+                        {
+                            "id": "osaka",
+                            "firm_id": "demo-molding",
+                            "name": "Osaka",
+                            "latitude_deg": 34.7,
+                            "longitude_deg": 135.5,
+                            "region": "kansai",
+                        }
+                    ],
+                    "lines": [
+                        {"id": line, "site_id": "osaka", "name": line, "area": "molding"}
+                        for line in ("line-1", "line-2")
+                    ],
+                    "machines": [
+                        imm(m) | {"firm_id": "demo-molding", "line_id": line_of[m]}
+                        for m in (*FAULTS, *NORMAL)
+                    ],
+                },
+            )
+            site = s.get(Site, "osaka")
+            assert site is not None
+            site.calendar = SHIFTS.model_dump(mode="json")
+            today = local_date(SHIFTS, datetime.fromtimestamp(now_ms / 1000, UTC))
+            s.add(
+                CapacityBooking(
+                    firm_id="demo-molding",
+                    machine_id="imm-normal-1",
+                    start=today,
+                    end=today,
+                    hours_per_day=12.0,
+                )
+            )
+    finally:
+        engine.dispose()
+
+
+def _report(gw: str, model: str, running: str, result: DeployResult) -> ModelReport:
+    return ModelReport(
+        v=1,
+        gw=gw,
+        sent_ms=result.finished_ms,
+        models={model: RunningModel(version=running, sha256="0" * 64)},
+        results={model: result},
+    )
+
+
+def _run_producers(
+    influx: InfluxDB, database: str, registry: str, broker: Mosquitto, run: Runner, end_ms: int
+) -> None:
+    """``model_deploy`` (the rollout controller, from two reports) and ``capacity``."""
+    reports = {
+        ("demo-molding", "osaka", "gw-osaka-01"): _report(
+            "gw-osaka-01",
+            "cell-t2",
+            "1.0.0",
+            DeployResult(
+                deployment=1,
+                version="1.0.0",
+                status="succeeded",
+                stage="done",
+                finished_ms=end_ms - 30_000,
+            ),
+        ),
+        ("demo-pumps", "skoltech-lab", "gw-skab-01"): _report(
+            "gw-skab-01",
+            "skab-pump-t2",
+            "1.0.0",
+            DeployResult(
+                deployment=2,
+                version="1.1.0",
+                status="rolled_back",
+                stage="probation",
+                reason="probation: non-finite scores",
+                finished_ms=end_ms - 20_000,
+            ),
+        ),
+    }
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="report-injector")
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    for (firm, site, gw), report in reports.items():
+        topic = rollout_topic(firm=firm, site=site, gateway=gw, kind="report")
+        client.publish(topic, encode(report), qos=1, retain=True).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+    def deploy_points() -> bool:
+        series = run('SELECT count("deployment") FROM "model_deploy"')
+        return bool(series) and series[0]["values"][0][1] == len(reports)
+
+    wait_for(deploy_points, 30, "model_deploy points from the rollout controller", 0.2)
+
+    settings = ApiSettings(database_url=registry, influx_url=influx.url, influx_database=database)
+    engine = make_engine(registry)
+    store = InfluxStore(settings=InfluxSettings(url=influx.url, database=database))
+    try:
+        now = datetime.fromtimestamp(end_ms / 1000, UTC)
+        state = publisher_state(settings, engine=engine, clock=lambda: now)
+        published = publish_capacity(state, store, days=84)
+        assert published.ok and published.machines == len(FAULTS) + len(NORMAL), published
+    finally:
+        store.close()
+        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +435,17 @@ def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) ->
         log=tmp / "ingest.log",
     )
     run = influx_runner(influxdb_shared.url, database)
+    registry = f"sqlite:///{tmp / 'registry.sqlite3'}"
+    _registry(registry, _now_ms())
+    rollout = RolloutController(
+        RolloutSettings(
+            database_url=registry,
+            broker_url=broker.url,
+            client_id="rollout-dashboards",
+            influx=InfluxSettings(url=influxdb_shared.url, database=database),
+        )
+    )
+    rollout.start()
     try:
         start_ms = _now_ms()
         for gw, overrides in _gateways(data).items():
@@ -391,6 +488,7 @@ def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) ->
             agent.kill9()
         time.sleep(3)  # the ingest writes what it holds (batches of < 1 s)
         onsets = _write_standins(influxdb_shared, database, run, end_ms)
+        _run_producers(influxdb_shared, database, registry, broker, run, end_ms)
         yield Fill(
             influx=influxdb_shared,
             database=database,
@@ -404,6 +502,7 @@ def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         for agent in agents.values():
             agent.kill9()
+        rollout.stop()
         ingest.terminate()
         broker.kill()
 
@@ -484,6 +583,36 @@ def test_plant_overview_oee_and_heat_map_values(fill: Fill) -> None:
     active = {s["tags"]["machine"] for s in alarms.answer}
     assert active >= DETECTABLE, active
     assert not active & set(NORMAL), active
+
+
+def test_deployment_and_capacity_panels_show_what_the_producers_wrote(fill: Fill) -> None:
+    board = BOARDS["renkei-gateway-fleet"]
+    runs = run_board(board, _model(board), fill.run, now_ms=fill.end_ms)
+    last = next(r for r in runs if "Last deployment" in r.title)
+    rows = {
+        (s["tags"]["gw"], s["tags"]["model"]): dict(zip(s["columns"], s["values"][0]))
+        for s in last.answer
+    }
+    assert set(rows) == {("gw-osaka-01", "cell-t2"), ("gw-skab-01", "skab-pump-t2")}
+    skab = rows["gw-skab-01", "skab-pump-t2"]
+    assert (skab["result"], skab["stage"], skab["deployment"], skab["version"]) == (
+        "rolled_back",
+        "probation",
+        2,
+        "1.1.0",
+    )
+    assert skab["reason"] == "probation: non-finite scores"
+    assert rows["gw-osaka-01", "cell-t2"]["result"] == "succeeded"
+
+    board = BOARDS["renkei-capacity"]
+    runs = run_board(board, _model(board), fill.run, now_ms=fill.end_ms)
+    totals = next(r for r in runs if "Totals" in r.title)
+    booked = {
+        s["tags"]["machine"]: dict(zip(s["columns"], s["values"][0]))["booked_h"]
+        for s in totals.answer
+    }
+    # every cell of the registry, over the 84-day horizon; the one booking of today
+    assert booked == {m: 12.0 if m == "imm-normal-1" else 0.0 for m in (*FAULTS, *NORMAL)}
 
 
 # --------------------------------------------------------------------------- alerts

@@ -5,6 +5,9 @@ SKAB pump recording with the real ``skab-pump-t2`` model.
 Releases: ``1.0.0`` (the gateways' configured model, also published), ``1.1.0`` (same
 graph, new version) and ``1.2.0-nan`` (a graph whose score is always NaN), all signed by a
 key the gateways trust.
+
+With ``rig_influx`` the controller also writes each reported outcome to a real InfluxDB
+(``model_deploy``); ``test_rollout_influx.py`` covers that producer in detail.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typer.testing import CliRunner
 
 from cloud.registry import ModelRelease, session_scope
 from cloud.rollout import RolloutController, RolloutSettings
+from cloud.store.influx import InfluxSettings
 from edge.agent import GatewayAgent
 from edge.config import GatewayConfig
 from edge.sources.datasets import require_data_dir
@@ -40,7 +44,7 @@ from tests.rollout_helpers import (
     nan_onnx,
     publish_body,
 )
-from tests.services import Mosquitto, free_port
+from tests.services import InfluxDB, Mosquitto, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +84,9 @@ class Gateway:
 class RolloutRig:
     """API (uvicorn, real HTTP) + controller + broker + gateways of firm ``acme``."""
 
-    def __init__(self, tmp_path: Path, mosquitto: Mosquitto) -> None:
+    def __init__(
+        self, tmp_path: Path, mosquitto: Mosquitto, *, influx: InfluxSettings | None = None
+    ) -> None:
         self.tmp = tmp_path
         self.broker = mosquitto
         (tmp_path / "api").mkdir()
@@ -102,6 +108,7 @@ class RolloutRig:
                 broker_url=mosquitto.url,
                 client_id="rollout-test",
                 tick_s=0.2,
+                influx=influx,
             )
         )
         self.controller.start()
@@ -211,6 +218,19 @@ class RolloutRig:
 @pytest.fixture
 def rig(tmp_path: Path, mosquitto: Mosquitto) -> Iterator[RolloutRig]:
     r = RolloutRig(tmp_path, mosquitto)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.fixture
+def rig_influx(
+    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+) -> Iterator[RolloutRig]:
+    """The rig with the controller writing ``model_deploy`` points to ``database``."""
+    influxdb.create_database(database)
+    r = RolloutRig(tmp_path, mosquitto, influx=InfluxSettings(url=influxdb.url, database=database))
     try:
         yield r
     finally:
@@ -431,3 +451,54 @@ def test_report_payload_is_on_the_broker(rig: RolloutRig) -> None:
         assert raw["v"] == 1 and raw["gw"] == "gw-a" and raw["results"] == {}
     finally:
         watcher.close()
+
+
+def test_deployment_outcomes_are_written_to_influxdb(
+    rig_influx: RolloutRig, influxdb: InfluxDB, database: str, tmp_path: Path
+) -> None:
+    """A rejected (tampered) and a successful deployment, reported by a real gateway,
+    become ``model_deploy`` points with the registry's ids, results and reasons."""
+    rig = rig_influx
+    tampered = copy_model(SKAB_MODEL, tmp_path / "models" / "1.1.1", version="1.1.1")
+    rig.publish(tampered)
+    rig.publish(rig.v11)
+    with session_scope(rig.api.engine) as s:  # the stored graph altered after publishing
+        onnx = s.get(ModelRelease, (NAME, "1.1.1")).onnx  # type: ignore[union-attr]
+        s.execute(
+            update(ModelRelease)
+            .where(ModelRelease.name == NAME, ModelRelease.version == "1.1.1")
+            .values(onnx=onnx[:-1] + bytes([onnx[-1] ^ 0xFF]))
+        )
+    g = rig.start("gw-a")
+    rig.wait_known("gw-a")
+    bad = rig.wait_final(rig.deploy(version="1.1.1", target="gateway:gw-a")["id"])
+    assert bad["status"] == "failed", bad
+    good = rig.wait_final(rig.deploy(version="1.1.0", target="gateway:gw-a")["id"])
+    assert good["status"] == "succeeded", good
+    assert g.version == "1.1.0"
+
+    def rows() -> list[dict[str, Any]]:
+        series = influxdb.query('SELECT * FROM "model_deploy" ORDER BY time', db=database)
+        return [dict(zip(series[0]["columns"], v)) for v in series[0]["values"]] if series else []
+
+    rejected, succeeded = wait_for(lambda: len(rows()) == 2 and rows(), 20, "two points")
+    for point, dep in ((rejected, bad), (succeeded, good)):
+        assert (point["firm"], point["site"], point["gw"], point["model"]) == (
+            FIRM,
+            SITE,
+            "gw-a",
+            NAME,
+        )
+        assert point["deployment"] == dep["id"]
+        (target,) = dep["targets"]
+        assert point["version"] == target["version"]
+        assert point["stage"] == target["stage"] and point["reason"] == (target["reason"] or "")
+    assert (rejected["result"], rejected["stage"]) == ("rejected", "verify")
+    assert "sha256 mismatch" in rejected["reason"]
+    assert (succeeded["result"], succeeded["stage"], succeeded["reason"]) == (
+        "succeeded",
+        "done",
+        "",
+    )
+    assert rejected["time"] < succeeded["time"]
+    assert rig.controller.stats().deploy_points_written == 2

@@ -56,6 +56,7 @@ SERVICES = {
     "api",
     "watch",
     "rollout",
+    "capacity",
     "gateway-sim-01",
     "gateway-sim-02",
     "gateway-sim-03",
@@ -190,6 +191,10 @@ def test_compose_has_the_production_services() -> None:
     env2 = doc["services"]["ingest-2"]["environment"]
     assert env1["RENKEI_SHARE_GROUP"] == env2["RENKEI_SHARE_GROUP"]
     assert env1["RENKEI_CLIENT_ID"] != env2["RENKEI_CLIENT_ID"]
+    # The producers of the dashboards' model_deploy and capacity measurements.
+    assert doc["services"]["rollout"]["command"] == ["python", "-m", "cloud.rollout"]
+    assert doc["services"]["capacity"]["command"][:3] == ["renkei", "cloud", "capacity-publish"]
+    assert "--every" in doc["services"]["capacity"]["command"]
     # The registry is PostgreSQL through psycopg, which the image installs (cloud extra).
     url = doc["services"]["api"]["environment"]["RENKEI_API_DATABASE_URL"]
     assert url.startswith("postgresql+psycopg://") and url.endswith("@postgres:5432/renkei")
@@ -338,6 +343,34 @@ def test_mqtt_users_agree_across_compose_acl_and_gateway_configs(tmp_path: Path)
         firms.add(cfg.firm)
     assert len(firms) == 2, "the ACL is only tested across firms with two firms"
     assert "RENKEI_DEMO_MODE" in raw_text
+
+
+def test_influxdb_writers_share_the_one_user_with_write_access() -> None:
+    """The ingest, the rollout controller (model_deploy) and the capacity publisher write
+    InfluxDB with the same settings, as the v1 user init-v1.sh grants write access."""
+    services = compose()["services"]
+    keys = ("RENKEI_INFLUX_URL", "RENKEI_INFLUX_DATABASE", "RENKEI_INFLUX_USERNAME")
+    writers = {
+        name: {k: svc["environment"][k] for k in keys}
+        for name, svc in services.items()
+        if "RENKEI_INFLUX_URL" in (svc.get("environment") or {})
+    }
+    assert set(writers) == {"ingest-1", "ingest-2", "rollout", "capacity"}
+    expected = {
+        "RENKEI_INFLUX_URL": "http://influxdb:8086",
+        "RENKEI_INFLUX_DATABASE": services["influxdb"]["environment"]["RENKEI_INFLUX_DATABASE"],
+        "RENKEI_INFLUX_USERNAME": filled_env()["INFLUXDB_INGEST_USER"],
+    }
+    assert all(env == expected for env in writers.values()), writers
+    for name in writers:
+        env = services[name]["environment"]
+        assert env["RENKEI_INFLUX_PASSWORD"] == dummy_secret("INFLUXDB_INGEST_PASSWORD"), name
+    # The capacity publisher reads the registry the API migrates, after InfluxDB is up.
+    capacity = services["capacity"]
+    registry = services["api"]["environment"]["RENKEI_API_DATABASE_URL"]
+    assert capacity["environment"]["RENKEI_API_DATABASE_URL"] == registry
+    assert capacity["depends_on"]["api"] == {"condition": "service_healthy"}
+    assert capacity["depends_on"]["influxdb"] == {"condition": "service_healthy"}
 
 
 def test_only_the_broker_api_and_grafana_are_published() -> None:
