@@ -26,6 +26,17 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from cloud._exceptions import ConfigError, StoreUnavailable
+from cloud.cli_options import (
+    Broker,
+    InfluxDatabase,
+    InfluxPassword,
+    InfluxToken,
+    InfluxUrl,
+    InfluxUsername,
+    MqttPassword,
+    MqttUsername,
+    RegistryUrl,
+)
 from cloud.ingest.worker import IngestSettings, IngestWorker
 from cloud.store.influx import InfluxStore, influx_settings_from_options
 
@@ -38,20 +49,14 @@ log = logging.getLogger("cloud.ingest")
 
 @app.command("ingest")
 def ingest(
-    broker: Annotated[
-        str, typer.Option(envvar="RENKEI_BROKER", help="mqtt://host:port or mqtts://host:port")
-    ] = "mqtt://127.0.0.1:1883",
-    influx: Annotated[
-        str, typer.Option(envvar="RENKEI_INFLUX_URL", help="InfluxDB base URL (v1 HTTP API)")
-    ] = "http://127.0.0.1:8086",
-    database: Annotated[str, typer.Option(envvar="RENKEI_INFLUX_DATABASE")] = "renkei",
-    token: Annotated[
-        str | None, typer.Option(envvar="RENKEI_INFLUX_TOKEN", help="InfluxDB API token")
-    ] = None,
-    username: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_USERNAME")] = None,
-    password: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_PASSWORD")] = None,
-    mqtt_username: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_USERNAME")] = None,
-    mqtt_password: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_PASSWORD")] = None,
+    broker: Broker = "mqtt://127.0.0.1:1883",
+    influx: InfluxUrl = "http://127.0.0.1:8086",
+    database: InfluxDatabase = "renkei",
+    token: InfluxToken = None,
+    username: InfluxUsername = None,
+    password: InfluxPassword = None,
+    mqtt_username: MqttUsername = None,
+    mqtt_password: MqttPassword = None,
     share_group: Annotated[
         str,
         typer.Option(
@@ -181,22 +186,12 @@ def api(
 
 @app.command("capacity-publish")
 def capacity_publish(
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RENKEI_API_DATABASE_URL",
-            help="registry database URL (default: the API's default)",
-        ),
-    ] = None,
-    influx: Annotated[
-        str, typer.Option(envvar="RENKEI_INFLUX_URL", help="InfluxDB base URL (v1 HTTP API)")
-    ] = "http://127.0.0.1:8086",
-    database: Annotated[str, typer.Option(envvar="RENKEI_INFLUX_DATABASE")] = "renkei",
-    token: Annotated[
-        str | None, typer.Option(envvar="RENKEI_INFLUX_TOKEN", help="InfluxDB API token")
-    ] = None,
-    username: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_USERNAME")] = None,
-    password: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_PASSWORD")] = None,
+    database_url: RegistryUrl = None,
+    influx: InfluxUrl = "http://127.0.0.1:8086",
+    database: InfluxDatabase = "renkei",
+    token: InfluxToken = None,
+    username: InfluxUsername = None,
+    password: InfluxPassword = None,
     horizon_days: Annotated[
         int | None,
         typer.Option(

@@ -17,24 +17,18 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 
+from cloud.cli_options import Broker, MqttPassword, MqttUsername, RegistryUrl
+
 __all__ = ["watch_command"]
 
 log = logging.getLogger("cloud.disruption")
 
 
 def watch_command(
-    broker: Annotated[
-        str, typer.Option(envvar="RENKEI_BROKER", help="mqtt://host:port or mqtts://host:port")
-    ] = "mqtt://127.0.0.1:1883",
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            envvar="RENKEI_API_DATABASE_URL",
-            help="registry database URL (default: the API's default)",
-        ),
-    ] = None,
-    mqtt_username: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_USERNAME")] = None,
-    mqtt_password: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_PASSWORD")] = None,
+    broker: Broker = "mqtt://127.0.0.1:1883",
+    database_url: RegistryUrl = None,
+    mqtt_username: MqttUsername = None,
+    mqtt_password: MqttPassword = None,
     client_id: Annotated[
         str | None,
         typer.Option(

@@ -21,6 +21,15 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from cloud._exceptions import ConfigError
+from cloud.cli_options import (
+    Broker,
+    InfluxDatabase,
+    InfluxPassword,
+    InfluxToken,
+    InfluxUsername,
+    MqttPassword,
+    MqttUsername,
+)
 from cloud.rollout.controller import RolloutController, RolloutSettings
 from cloud.store.influx import influx_settings_from_options
 
@@ -34,11 +43,9 @@ def rollout(
     database_url: Annotated[
         str, typer.Option(envvar="RENKEI_API_DATABASE_URL", help="registry database URL")
     ] = "sqlite:///renkei-registry.sqlite3",
-    broker: Annotated[
-        str, typer.Option(envvar="RENKEI_BROKER", help="mqtt://host:port or mqtts://host:port")
-    ] = "mqtt://127.0.0.1:1883",
-    mqtt_username: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_USERNAME")] = None,
-    mqtt_password: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_PASSWORD")] = None,
+    broker: Broker = "mqtt://127.0.0.1:1883",
+    mqtt_username: MqttUsername = None,
+    mqtt_password: MqttPassword = None,
     client_id: Annotated[
         str, typer.Option(envvar="RENKEI_ROLLOUT_CLIENT_ID", help="MQTT client id")
     ] = "renkei-rollout",
@@ -49,12 +56,10 @@ def rollout(
             help="InfluxDB base URL (v1 HTTP API) for the model_deploy points; unset = none",
         ),
     ] = None,
-    database: Annotated[str, typer.Option(envvar="RENKEI_INFLUX_DATABASE")] = "renkei",
-    token: Annotated[
-        str | None, typer.Option(envvar="RENKEI_INFLUX_TOKEN", help="InfluxDB API token")
-    ] = None,
-    username: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_USERNAME")] = None,
-    password: Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_PASSWORD")] = None,
+    database: InfluxDatabase = "renkei",
+    token: InfluxToken = None,
+    username: InfluxUsername = None,
+    password: InfluxPassword = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
 ) -> None:
     """Drive model deployments: store gateway reports, publish desired states, and write
