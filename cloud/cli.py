@@ -320,3 +320,13 @@ def _register_rollout() -> None:
 
 
 _register_rollout()
+
+
+def _register_broker_acl() -> None:
+    """``renkei cloud broker-acl`` (:mod:`cloud.broker_acl`): renders the broker's ACL."""
+    from cloud.broker_acl import broker_acl_command
+
+    app.command("broker-acl")(broker_acl_command)
+
+
+_register_broker_acl()

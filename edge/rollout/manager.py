@@ -2,7 +2,9 @@
 
 :class:`ModelRollout` is created by :class:`edge.agent.GatewayAgent` when the config has a
 ``rollout`` section. It owns a second MQTT client (``{client_id}-rollout``, clean start;
-the data publisher and its outbox are untouched) that subscribes to the gateway's retained
+the data publisher and its outbox are untouched; with ``mqtt.username`` set it logs in as
+``{username}-rollout`` with the same password, because Renkei's broker makes the client id
+the user name -- see :mod:`cloud.broker_acl`) that subscribes to the gateway's retained
 desired state and publishes its retained report (:mod:`renkei.wire`, "Model rollout"),
 and one worker thread that handles each ``(model name, deployment)`` entry once:
 
@@ -275,7 +277,10 @@ class ModelRollout:
         )
         client.reconnect_delay_set(1, 30)
         if mq.username is not None:
-            client.username_pw_set(mq.username, self._password)
+            # A user of its own: the broker binds client ids to users
+            # (use_username_as_clientid), so sharing the data connection's user would make
+            # the two connections take over each other's session.
+            client.username_pw_set(f"{mq.username}-rollout", self._password)
         if mq.tls_ca_file is not None or mq.tls_cert_file is not None:
             client.tls_set(
                 ca_certs=None if mq.tls_ca_file is None else str(mq.tls_ca_file),

@@ -47,8 +47,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from renkei.wire import MachineKind
 from tests.e2e import wait_for
 from tests.services import InfluxDB, ServiceError, _tail, _wait_port, free_port
 
@@ -57,19 +60,33 @@ MOSQ = REPO / "deploy" / "mosquitto"
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 
 GW1, GW2, GW3 = "gw-compose-sim-01", "gw-compose-sim-02", "gw-compose-sim-03"
+#: The two ingest workers' MQTT users (= their client ids; one shared subscription group).
+INGEST1, INGEST2 = "renkei-ingest-1", "renkei-ingest-2"
+SHARE_GROUP = "renkei-ingest"
+_GW_CONFIGS = {
+    gw: yaml.safe_load((REPO / "deploy" / "compose" / "gateways" / f"{gw}.yaml").read_text())
+    for gw in (GW1, GW2, GW3)
+}
 #: gateway -> (firm, site), as in deploy/compose/gateways/ and the ACL
-SITES = {
-    GW1: ("demo-molding", "osaka"),
-    GW2: ("demo-molding", "osaka"),
-    GW3: ("demo-press", "kobe"),
+SITES = {gw: (c["firm"], c["site"]) for gw, c in _GW_CONFIGS.items()}
+#: gateway -> (area, line, machine) of its one machine (deploy/compose/gateways/)
+MACHINES = {
+    gw: (c["machines"][0]["area"], c["machines"][0]["line"], c["machines"][0]["id"])
+    for gw, c in _GW_CONFIGS.items()
 }
 NOT_AUTHORIZED = 135
+#: the Last Will test clients leave (a false "offline" when another client fires it)
+WILL_PAYLOAD = b'{"forged": true}'
 BAD_CREDENTIALS = 134
 
 
-def machine_topic(gw: str, machine: str = "imm-x", kind: str = "telemetry") -> str:
+def machine_topic(
+    gw: str, kind: str = "telemetry", *, machine: tuple[str, str, str] | None = None
+) -> str:
+    """A machine data topic at ``gw``'s site: its own machine unless ``machine`` is given."""
     firm, site = SITES[gw]
-    return f"renkei/v1/{firm}/{site}/molding/line-1/{machine}/{kind}"
+    area, line, machine_id = machine or MACHINES[gw]
+    return f"renkei/v1/{firm}/{site}/{area}/{line}/{machine_id}/{kind}"
 
 
 def state_topic(gw: str) -> str:
@@ -303,6 +320,9 @@ class Conn:
         tls: bool = True,
         ca_file: Path | None = None,
         will: str | None = None,
+        will_retain: bool = False,
+        clean_start: bool = True,
+        session_expiry_s: int = 0,
     ) -> None:
         self.connack: ReasonCode | None = None
         self.got_connack = threading.Event()
@@ -322,13 +342,26 @@ class Conn:
         if tls:
             self.client.tls_set(ca_certs=str(ca_file or broker.ca_file))
         if will is not None:
-            self.client.will_set(will, b'{"forged": true}', qos=1, retain=False)
+            self.client.will_set(will, WILL_PAYLOAD, qos=1, retain=will_retain)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", broker.port, keepalive=30)  # TCP + TLS handshake
+        props: Properties | None = None
+        if protocol == MQTTProtocolVersion.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = session_expiry_s
+        # TCP + TLS handshake; MQTT 3.1.1 has no Clean Start flag of its own in paho's API
+        self.client.connect(
+            "127.0.0.1",
+            broker.port,
+            keepalive=30,
+            clean_start=clean_start
+            if protocol == MQTTProtocolVersion.MQTTv5
+            else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=props,
+        )
         self.client.loop_start()
 
     # paho callbacks (network thread)
@@ -361,11 +394,13 @@ class Conn:
             time.sleep(0.01)
         return self.connack
 
-    def publish(self, topic: str, payload: bytes = b"{}", *, qos: int = 1) -> ReasonCode | None:
+    def publish(
+        self, topic: str, payload: bytes = b"{}", *, qos: int = 1, retain: bool = False
+    ) -> ReasonCode | None:
         """Publish and wait (bounded) for the PUBACK reason; None if the broker hung up."""
         rc = self.wait_connected()
         assert rc is not None and not rc.is_failure, f"not connected: {rc}"
-        info = self.client.publish(topic, payload, qos=qos)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             with self._lock:
@@ -381,6 +416,10 @@ class Conn:
         assert mid is not None
         wait_for(lambda: mid in self.subacks, 10, f"SUBACK for {topic}", step_s=0.01)
         return self.subacks[mid]
+
+    def payloads(self) -> list[bytes]:
+        with self._lock:
+            return [p for _, p, _ in self.messages]
 
     def topics(self) -> list[str]:
         with self._lock:
@@ -422,14 +461,14 @@ def connected(c: Conn) -> Conn:
 
 
 def test_gateway_publishes_under_its_prefix_over_tls_and_ingest_receives(broker: Broker) -> None:
-    with login(broker, "renkei-ingest") as ingest, login(broker, GW1) as gw:
+    with login(broker, INGEST1) as ingest, login(broker, GW1) as gw:
         connected(ingest)
-        assert ingest.subscribe("$share/renkei-ingest/renkei/v1/#")[0].value == 1
+        assert ingest.subscribe(f"$share/{SHARE_GROUP}/renkei/v1/#")[0].value == 1
         connected(gw)
         assert gw.tls_version() in ("TLSv1.2", "TLSv1.3")
         own = [
-            machine_topic(GW1, "imm-sim-1", "telemetry"),
-            machine_topic(GW1, "imm-sim-1", "features"),
+            machine_topic(GW1, "telemetry"),
+            machine_topic(GW1, "features"),
             state_topic(GW1),
             state_topic(GW1).replace("/state", "/health"),
         ]
@@ -476,6 +515,9 @@ def test_plain_text_and_untrusted_certificates_are_refused(broker: Broker, tmp_p
 
 FORBIDDEN_FOR_GW1 = [
     machine_topic(GW3),  # another firm
+    machine_topic(GW2),  # a sibling gateway's machine at the same site
+    machine_topic(GW1, machine=("molding", "line-1", "imm-x")),  # no machine of gw1's
+    machine_topic(GW1, machine=(MACHINES[GW1][0], MACHINES[GW2][1], MACHINES[GW1][2])),
     "renkei/v1/demo-molding/nagoya/molding/line-1/imm-x/telemetry",  # another site
     state_topic(GW2),  # a sibling gateway's birth/death at the same site
     state_topic(GW2).replace("/state", "/health"),
@@ -489,7 +531,7 @@ FORBIDDEN_FOR_GW1 = [
 
 
 def test_gateway_cannot_publish_outside_its_prefix(broker: Broker) -> None:
-    with login(broker, "renkei-ingest") as spy:
+    with login(broker, INGEST1) as spy:
         connected(spy)
         spy.subscribe("#")
         for topic in FORBIDDEN_FOR_GW1:
@@ -500,9 +542,9 @@ def test_gateway_cannot_publish_outside_its_prefix(broker: Broker) -> None:
                 assert rc is None or rc.value == NOT_AUTHORIZED, (topic, rc)
         # MQTT 3.1.1 has no refusal code: the broker acknowledges and drops the message.
         with login(broker, GW1, protocol=MQTTProtocolVersion.MQTTv311) as gw311:
-            gw311.publish(machine_topic(GW3, "via-311"))
+            gw311.publish(machine_topic(GW2, "shot"))
         # A sentinel published afterwards arrives, so the refused ones were not delayed.
-        sentinel = machine_topic(GW1, "sentinel")
+        sentinel = machine_topic(GW1, "label")
         with login(broker, GW1) as gw:
             assert gw.publish(sentinel) is not None
         wait_for(lambda: sentinel in spy.topics(), 10, "the sentinel")
@@ -510,7 +552,7 @@ def test_gateway_cannot_publish_outside_its_prefix(broker: Broker) -> None:
 
 
 def test_gateway_last_will_only_under_its_own_state_topic(broker: Broker) -> None:
-    with login(broker, "renkei-ingest") as spy:
+    with login(broker, INGEST1) as spy:
         connected(spy)
         spy.subscribe("renkei/v1/#")
         for will in (state_topic(GW2), state_topic(GW1)):
@@ -526,29 +568,145 @@ def test_gateway_last_will_only_under_its_own_state_topic(broker: Broker) -> Non
         assert spy.topics() == [state_topic(GW1)], "a forged Last Will was delivered"
 
 
+def test_gateway_publishes_on_every_kind_of_its_own_machines_only(broker: Broker) -> None:
+    """The ACL grants each gateway its machines' topics, not its site's (issue 11).
+
+    Before, ``renkei/v1/{firm}/{site}/+/+/+/+`` let gw1 overwrite gw2's points at osaka.
+    """
+    kinds = [k.value for k in MachineKind]
+    own = [machine_topic(GW1, k) for k in kinds]
+    with login(broker, INGEST1) as spy:
+        connected(spy)
+        spy.subscribe("renkei/v1/#")
+        for topic in [machine_topic(GW2, k) for k in kinds]:
+            with login(broker, GW1) as gw:  # a refusal closes the connection
+                rc = gw.publish(topic, b'{"gw": "gw-compose-sim-02"}')
+                assert rc is None or rc.value == NOT_AUTHORIZED, (topic, rc)
+        with login(broker, GW1) as gw:
+            for topic in own:
+                rc = gw.publish(topic)
+                assert rc is not None and not rc.is_failure, (topic, rc)
+        wait_for(lambda: len(spy.topics()) >= len(own), 10, "gw1's own machine data")
+        time.sleep(0.3)
+        assert spy.topics() == own, f"delivered: {spy.topics()}"
+
+
+# ---------------------------------------------- client ids bound to users (issue 11)
+
+
+@pytest.mark.parametrize("victim", [GW2, GW3], ids=["same-site", "other-firm"])
+def test_another_gateways_client_id_neither_disconnects_it_nor_fires_its_last_will(
+    broker: Broker, victim: str
+) -> None:
+    """gw1's password with the victim's client id: the victim stays connected, no "offline".
+
+    compose.conf's ``use_username_as_clientid`` makes the client id the user name, so the
+    attacker's connection gets gw1's own session, not the victim's.
+    """
+    try:
+        with login(broker, "renkei-watch") as watcher:
+            connected(watcher)
+            watcher.subscribe("renkei/v1/+/+/_gw/+/state")
+            # The victim connects as the edge publisher does: its id, a retained Last Will.
+            with login(
+                broker, victim, client_id=victim, will=state_topic(victim), will_retain=True
+            ) as gw:
+                connected(gw)
+                for clean_start in (True, False):
+                    with login(broker, GW1, client_id=victim, clean_start=clean_start) as attacker:
+                        connected(attacker)
+                        rc = attacker.publish(machine_topic(GW1))
+                        assert rc is not None and not rc.is_failure, rc
+                # Still connected: its next publish is acknowledged and reaches the watcher.
+                rc = gw.publish(state_topic(victim), b"sentinel")
+                with contextlib.suppress(AssertionError):
+                    wait_for(lambda: watcher.payloads() != [], 10, "a state at the watcher")
+                time.sleep(0.3)
+                # (before: [WILL_PAYLOAD], the victim's retained "offline" fired by gw1)
+                assert watcher.payloads() == [b"sentinel"], watcher.messages
+                assert rc is not None and not rc.is_failure, f"victim disconnected: {rc}"
+                assert not gw.closed.is_set()
+    finally:
+        with login(broker, victim) as clear:  # a fired retained Will must not leak on
+            clear.publish(state_topic(victim), b"", retain=True)
+
+
+def test_a_client_using_the_ingests_client_id_cannot_wipe_its_session(broker: Broker) -> None:
+    """Queued QoS 1 messages of ingest-1's persistent session survive impostors: 20 of 20.
+
+    Before, a clean-start CONNECT with client id ``renkei-ingest-1`` and any valid user
+    (here: a gateway's, or the other ingest worker's) ended that session: 0 of 20 delivered.
+    """
+    n = 20
+    share = f"$share/{SHARE_GROUP}/renkei/v1/#"
+    ingest = Conn(
+        broker,
+        INGEST1,
+        broker.passwords[INGEST1],
+        client_id=INGEST1,
+        clean_start=False,
+        session_expiry_s=3600,
+    )
+    connected(ingest)
+    assert ingest.subscribe(share)[0].value == 1
+    ingest.close()  # offline; the broker queues for its session
+    sent = [f"{i:02d}".encode() for i in range(n)]
+    with login(broker, GW1) as gw:
+        for payload in sent:
+            rc = gw.publish(machine_topic(GW1), payload)
+            assert rc is not None and not rc.is_failure, rc
+    impostors = [(GW2, True), (GW2, False), (INGEST2, True), (GW1, True)]
+    for user, clean_start in impostors:
+        with login(
+            broker, user, client_id=INGEST1, clean_start=clean_start, session_expiry_s=0
+        ) as impostor:
+            connected(impostor)
+            time.sleep(0.1)
+            assert impostor.messages == [], (user, clean_start, impostor.topics())
+    resumed = Conn(
+        broker, INGEST1, broker.passwords[INGEST1], client_id=INGEST1, clean_start=False
+    )  # session expiry 0: this session ends when the test disconnects
+    try:
+        connected(resumed)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: len(resumed.messages) >= n, 10, "the queue", step_s=0.05)
+        time.sleep(0.3)
+        got = len(resumed.messages)
+        assert got == n, f"{got} of {n} queued messages delivered"
+        assert sorted(resumed.payloads()) == sent
+    finally:
+        resumed.close()
+
+
 def test_gateway_reads_only_its_heartbeat_and_desired_models(broker: Broker) -> None:
     with (
         login(broker, GW1) as gw1,
         login(broker, GW3) as gw3,
-        login(broker, "renkei-ingest") as ingest,
+        login(broker, f"{GW3}-rollout") as gw3_rollout,
+        login(broker, INGEST1) as ingest,
         login(broker, "renkei-rollout") as rollout,
     ):
-        for c in (gw1, gw3, ingest, rollout):
+        for c in (gw1, gw3, gw3_rollout, ingest, rollout):
             connected(c)
         # Mosquitto grants any subscription and filters each delivery by the ACL.
         for topic in ("renkei/v1/#", "renkei/rollout/v1/#", "renkei/dlq/v1/#"):
             gw1.subscribe(topic)
         gw1.subscribe("renkei/host/v1/renkei-ingest/heartbeat")
+        # The gateway's data connection does not read desired models; its rollout one does.
         gw3.subscribe(rollout_topic(GW3, "desired"))
+        gw3_rollout.subscribe(rollout_topic(GW3, "desired"))
         assert gw3.publish(machine_topic(GW3)) is not None
         assert rollout.publish(rollout_topic(GW3, "desired")) is not None
         assert ingest.publish("renkei/dlq/v1/bad_topic") is not None
-        heartbeat = "renkei/host/v1/renkei-ingest/heartbeat"
+        heartbeat = f"renkei/host/v1/{SHARE_GROUP}/heartbeat"
         assert ingest.publish(heartbeat, qos=0) is not None
         wait_for(lambda: heartbeat in gw1.topics(), 10, "the ingest heartbeat at gw1")
-        wait_for(lambda: gw3.topics() == [rollout_topic(GW3, "desired")], 10, "gw3's models")
+        wait_for(
+            lambda: gw3_rollout.topics() == [rollout_topic(GW3, "desired")], 10, "gw3's models"
+        )
         time.sleep(0.3)
         assert gw1.topics() == [heartbeat], f"gw1 read foreign data: {gw1.topics()}"
+        assert gw3.topics() == [], f"gw3's data connection read: {gw3.topics()}"
 
 
 def test_cloud_users_have_only_their_rights(broker: Broker) -> None:
@@ -561,14 +719,27 @@ def test_cloud_users_have_only_their_rights(broker: Broker) -> None:
         wait_for(lambda: state_topic(GW1) in watch.topics(), 10, "the state at the watcher")
         time.sleep(0.3)
         assert watch.topics() == [state_topic(GW1)], "the watcher reads only states"
+    heartbeat = f"renkei/host/v1/{SHARE_GROUP}/heartbeat"
+    ingest_refused = [machine_topic(GW1), state_topic(GW1), rollout_topic(GW1, "desired")]
+    ingest_allowed = [heartbeat, "renkei/dlq/v1/bad_topic"]
     refused = {
-        "renkei-watch": [state_topic(GW1), "renkei/host/v1/renkei-ingest/heartbeat"],
-        "renkei-ingest": [machine_topic(GW1), state_topic(GW1), rollout_topic(GW1, "desired")],
+        "renkei-watch": [state_topic(GW1), heartbeat],
+        INGEST1: ingest_refused,
+        INGEST2: ingest_refused,
         "renkei-rollout": [machine_topic(GW1), rollout_topic(GW1, "report")],
+        GW1: [rollout_topic(GW1, "report")],  # the data user: no rollout rights
+        f"{GW1}-rollout": [
+            machine_topic(GW1),
+            state_topic(GW1),
+            rollout_topic(GW1, "desired"),
+            rollout_topic(GW2, "report"),
+        ],
     }
     allowed = {
-        "renkei-ingest": ["renkei/host/v1/renkei-ingest/heartbeat", "renkei/dlq/v1/bad_topic"],
+        INGEST1: ingest_allowed,
+        INGEST2: ingest_allowed,
         "renkei-rollout": [rollout_topic(GW1, "desired")],
+        f"{GW1}-rollout": [rollout_topic(GW1, "report")],
     }
     for user, topics in refused.items():
         for topic in topics:

@@ -31,6 +31,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cloud.broker_acl import ROLLOUT_USER_SUFFIX
 from edge.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -304,16 +305,29 @@ def test_mqtt_users_agree_across_compose_acl_and_gateway_configs(tmp_path: Path)
         if k.startswith("mqtt-user-")
     }
     assert set(declared) == broker_users
-    assert len(set(declared.values())) == len(declared), "two MQTT users share a password"
+    # One password per user, except a gateway's rollout user: it logs in with the password
+    # of its gateway's config (mqtt.password_env), on the same device.
+    gateway_of = {u: u.removesuffix(ROLLOUT_USER_SUFFIX) for u in declared}
+    gateway_of = {u: g for u, g in gateway_of.items() if g != u and g in declared}
+    assert len(gateway_of) == 3
+    owners = {gateway_of.get(u, u) for u in declared}
+    assert len(owners) == len(set(declared.values())), "two MQTT users share a password"
+    for user, gateway in gateway_of.items():
+        assert declared[user] == declared[gateway], user
     assert "mqtt-tls-ca" in doc["services"]["mosquitto"]["secrets"]
 
-    # Each cloud service logs in as an ACL user, with that user's password variable.
+    # Each cloud service logs in as an ACL user of its own (the broker makes the client id
+    # the user name), with that user's password variable.
+    mqtt_users: list[str] = []
     for name, svc in doc["services"].items():
         env = svc.get("environment") or {}
         user = env.get("RENKEI_MQTT_USERNAME")
         if user is None:
             continue
+        mqtt_users.append(user)
         assert user in users, f"{name}: unknown MQTT user {user}"
+        client_ids = [v for k, v in env.items() if k.endswith("CLIENT_ID")]
+        assert client_ids == [user], f"{name}: client id {client_ids} is not its user {user}"
         assert env["RENKEI_MQTT_PASSWORD"] == f"${{{declared[user]}:?set in .env}}", name
         assert env["RENKEI_BROKER"].startswith("mqtts://mosquitto:8883"), name
         assert "mqtt-tls-ca" in svc["secrets"], name
@@ -336,12 +350,21 @@ def test_mqtt_users_agree_across_compose_acl_and_gateway_configs(tmp_path: Path)
         assert svc["environment"][cfg.mqtt.password_env] == (
             f"${{{declared[cfg.gateway_id]}:?set in .env}}"
         )
-        grants = set(users[cfg.gateway_id])
-        assert ("write", f"renkei/v1/{cfg.firm}/{cfg.site}/+/+/+/+") in grants
-        assert ("write", f"renkei/v1/{cfg.firm}/{cfg.site}/_gw/{cfg.gateway_id}/+") in grants
-        assert all(a == "read" or cfg.gateway_id in t or "/+/+/+/+" in t for a, t in grants)
+        mqtt_users.append(cfg.gateway_id)
+        # Exactly its machines' topics and its own _gw/ topics (the ACL generator's test
+        # checks the whole file); its rollout user has its rollout topics only.
+        site = f"renkei/v1/{cfg.firm}/{cfg.site}"
+        assert {t for a, t in users[cfg.gateway_id] if a == "write"} == {
+            *(f"{site}/{m.area}/{m.line}/{m.id}/+" for m in cfg.machines),
+            f"{site}/_gw/{cfg.gateway_id}/+",
+        }
+        assert all(cfg.gateway_id in t for _, t in users[cfg.gateway_id + ROLLOUT_USER_SUFFIX])
         firms.add(cfg.firm)
     assert len(firms) == 2, "the ACL is only tested across firms with two firms"
+    assert len(mqtt_users) == len(set(mqtt_users)), f"two connections share a user: {mqtt_users}"
+    # Mosquitto 2.0.11 applies use_username_as_clientid only after a `listener` line.
+    conf = (REPO / "deploy" / "mosquitto" / "compose.conf").read_text().splitlines()
+    assert conf.index("use_username_as_clientid true") > conf.index("listener 8883")
     assert "RENKEI_DEMO_MODE" in raw_text
 
 
@@ -509,8 +532,8 @@ def test_secrets_check_accepts_strong_and_refuses_weak_secrets() -> None:
     ok = _check(strong)
     assert ok.returncode == 0, ok.stderr
     cases: list[tuple[str, str, str]] = [
-        ("MQTT_INGEST_PASSWORD", "changeme", "shorter than 16"),
-        ("MQTT_INGEST_PASSWORD", "Changeme-2024-Renkei!", "well-known word 'changeme'"),
+        ("MQTT_INGEST_1_PASSWORD", "changeme", "shorter than 16"),
+        ("MQTT_INGEST_1_PASSWORD", "Changeme-2024-Renkei!", "well-known word 'changeme'"),
         ("GRAFANA_ADMIN_PASSWORD", "admin-admin-admin-admin", "well-known word"),
         ("MQTT_WATCH_PASSWORD", "abababababababababab", "fewer than 8 different"),
         ("INFLUXDB_ADMIN_TOKEN", "Xy7-short-token-Qw3", "shorter than 32"),
@@ -527,7 +550,7 @@ def test_secrets_check_accepts_strong_and_refuses_weak_secrets() -> None:
         assert demo.returncode == 0 and "WARNING (demo mode)" in demo.stderr
     # ...but never an empty secret or a database password that breaks the URL.
     for name, value in (
-        ("MQTT_INGEST_PASSWORD", ""),
+        ("MQTT_INGEST_1_PASSWORD", ""),
         ("POSTGRES_PASSWORD", "p@ss/w:rd#x7Kq9Zt2Lw"),
     ):
         result = _check({**strong, name: value, "RENKEI_DEMO_MODE": "true"})

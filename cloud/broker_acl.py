@@ -1,0 +1,274 @@
+"""Render the broker's ACL (``deploy/mosquitto/acl``) from the gateway config files.
+
+Each gateway gets exactly the topics of the machines its config lists, so one gateway
+cannot overwrite another gateway's points, even at the same site (issue 11, "Forged data
+within a site"), plus its own birth/Last Will and health topics. Writing these blocks by
+hand is error-prone; ``renkei cloud broker-acl GATEWAY.yaml ... --out acl`` renders the
+whole file, and ``tests/unit/test_broker_acl.py`` checks that the shipped ACL equals the one
+rendered from ``deploy/compose/gateways/``.
+
+Every MQTT connection has a user of its own: compose.conf sets ``use_username_as_clientid``,
+so the client id *is* the user name and no client can take over another's session (issue
+11, "MQTT client-id takeover"). Hence a gateway has two users: ``{username}`` for its data
+connection (:mod:`edge.publisher`) and ``{username}-rollout`` for its model-rollout
+connection (:mod:`edge.rollout.manager`); and each ingest worker has its own user
+(``renkei-ingest-1``, ``renkei-ingest-2``; one shared-subscription group).
+
+Only the fields the ACL needs are read from a gateway config (``gateway_id``, ``firm``,
+``site``, ``mqtt.username``, ``machines[].id/area/line``), so the broker host needs neither
+the models nor the data sets a full :func:`edge.config.load_config` would check. Topic
+tree: :mod:`renkei.wire`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from renkei.wire import DEADLETTER_PREFIX, HOST_PREFIX, ROLLOUT_PREFIX, TOPIC_ROOT, Level
+
+__all__ = [
+    "ROLLOUT_USER_SUFFIX",
+    "AclConfigError",
+    "CloudUsers",
+    "GatewayGrant",
+    "broker_acl_command",
+    "load_gateway",
+    "render_acl",
+]
+
+#: The rollout connection of gateway user ``u`` logs in as ``u + ROLLOUT_USER_SUFFIX``.
+ROLLOUT_USER_SUFFIX = "-rollout"
+
+_LAX = ConfigDict(frozen=True, extra="ignore")
+
+
+class AclConfigError(ValueError):
+    """A gateway config the ACL cannot be rendered from; names the file and key path."""
+
+
+class _Mqtt(BaseModel):
+    model_config = _LAX
+    username: Level | None = None
+
+
+class _Machine(BaseModel):
+    model_config = _LAX
+    id: Level
+    area: Level
+    line: Level
+
+
+class _Gateway(BaseModel):
+    model_config = _LAX
+    gateway_id: Level
+    firm: Level
+    site: Level
+    mqtt: _Mqtt = _Mqtt()
+    machines: list[_Machine]
+
+
+@dataclass(frozen=True)
+class GatewayGrant:
+    """What one gateway may publish and read (from its config file)."""
+
+    user: str
+    gateway_id: str
+    firm: str
+    site: str
+    machines: tuple[tuple[str, str, str], ...]
+    """``(area, line, machine id)`` of every machine, in config order."""
+    source: str = ""
+    """The config file it came from (error messages only)."""
+
+
+@dataclass(frozen=True)
+class CloudUsers:
+    """The cloud services' MQTT users (docker-compose.yml: RENKEI_MQTT_USERNAME)."""
+
+    ingest: tuple[str, ...] = ("renkei-ingest-1", "renkei-ingest-2")
+    watch: str = "renkei-watch"
+    rollout: str = "renkei-rollout"
+
+
+def load_gateway(path: Path) -> GatewayGrant:
+    """Read the ACL-relevant part of a gateway YAML config (:mod:`edge.config`'s format).
+
+    Raises:
+        AclConfigError: unreadable file, bad YAML, a missing or invalid field (message:
+            ``{file}: {key path}: {problem}``), or no ``mqtt.username`` (the broker admits
+            only known users).
+    """
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise AclConfigError(f"{path}: cannot read the gateway config: {exc}") from None
+    try:
+        cfg = _Gateway.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise AclConfigError(f"{path}: {problems}") from None
+    if cfg.mqtt.username is None:
+        raise AclConfigError(f"{path}: mqtt.username: not set; the broker needs a user")
+    if not cfg.machines:
+        raise AclConfigError(f"{path}: machines: empty; the gateway would have no topic")
+    return GatewayGrant(
+        user=cfg.mqtt.username,
+        gateway_id=cfg.gateway_id,
+        firm=cfg.firm,
+        site=cfg.site,
+        machines=tuple((m.area, m.line, m.id) for m in cfg.machines),
+        source=str(path),
+    )
+
+
+def _check_unique(gateways: Sequence[GatewayGrant], cloud: CloudUsers) -> None:
+    """Refuse two grants of one user, gateway id or machine topic (names both sources)."""
+    users: dict[str, str] = {u: "the cloud services" for u in (*cloud.ingest, cloud.watch)}
+    users[cloud.rollout] = "the cloud services"
+    gateway_ids: dict[tuple[str, str, str], str] = {}
+    machines: dict[tuple[str, ...], str] = {}
+    for g in gateways:
+        for user in (g.user, g.user + ROLLOUT_USER_SUFFIX):
+            if user in users:
+                raise AclConfigError(f"{g.source}: MQTT user {user!r} is also in {users[user]}")
+            users[user] = g.source
+        key = (g.firm, g.site, g.gateway_id)
+        if key in gateway_ids:
+            raise AclConfigError(
+                f"{g.source}: gateway_id {g.gateway_id!r} at {g.firm}/{g.site} is also in "
+                f"{gateway_ids[key]}"
+            )
+        gateway_ids[key] = g.source
+        for machine in g.machines:
+            mkey = (g.firm, g.site, *machine)
+            if mkey in machines:
+                raise AclConfigError(
+                    f"{g.source}: machine {'/'.join(mkey)} is also in {machines[mkey]}; "
+                    "a machine's topics belong to one gateway"
+                )
+            machines[mkey] = g.source
+
+
+_HEADER = """\
+# Mosquitto ACL of Renkei's broker (acl_file in compose.conf). Deny by default: a user may
+# publish ("write") and subscribe/receive ("read") only the topics listed after its `user`
+# line. Topic tree: renkei/wire.py.
+#
+#   renkei/v1/{firm}/{site}/{area}/{line}/{machine}/{kind}   machine data (gateways)
+#   renkei/v1/{firm}/{site}/_gw/{gateway}/state|health       gateway birth/Last Will, health
+#   renkei/host/v1/{group}/heartbeat                          ingest liveness (gateways wait)
+#   renkei/dlq/v1/{reason}                                    dead letters (ingest)
+#   renkei/rollout/v1/{firm}/{site}/{gateway}/desired|report  model rollout
+#
+# GENERATED by `renkei cloud broker-acl` (cloud/broker_acl.py) from the gateway configs;
+# do not edit the gateway blocks by hand. Adding a gateway: its config file, then render
+# this file again and give the broker a password for both of its users (deploy/README.md,
+# "Adding a gateway").
+#
+# Every connection has a user of its own: compose.conf sets use_username_as_clientid, so
+# the client id is the user name and nobody can take over another client's session or
+# fire its Last Will. A gateway's data connection logs in as its user and may publish on
+# exactly its own machines' topics (one line per machine; `+` = the kind) and its own
+# _gw/{gateway}/ topics; its model-rollout connection logs in as `{user}-rollout`.
+# Mosquitto re-reads this file on SIGHUP.
+"""
+
+
+def render_acl(gateways: Sequence[GatewayGrant], cloud: CloudUsers = CloudUsers()) -> str:
+    """The whole ACL file: the cloud services' blocks, then one pair of blocks per gateway.
+
+    Gateways are rendered in the given order.
+
+    Raises:
+        AclConfigError: two gateways share a user, a gateway id (at one site) or a machine.
+    """
+    _check_unique(gateways, cloud)
+    heartbeat = f"{HOST_PREFIX}/+/heartbeat"
+    out = [_HEADER, "# --- Cloud services " + "-" * 70, ""]
+    for user in cloud.ingest:
+        out += [
+            "# An ingest worker (one shared subscription): reads everything, publishes its",
+            "# heartbeat and dead letters.",
+            f"user {user}",
+            "topic read #",
+            f"topic write {heartbeat}",
+            f"topic write {DEADLETTER_PREFIX}/#",
+            "",
+        ]
+    out += [
+        "# Disruption watcher (renkei cloud watch): gateway birth / Last Will states only.",
+        f"user {cloud.watch}",
+        f"topic read {TOPIC_ROOT}/+/+/_gw/+/state",
+        "",
+        "# Rollout controller (python -m cloud.rollout): desired model sets out, reports in.",
+        f"user {cloud.rollout}",
+        f"topic write {ROLLOUT_PREFIX}/+/+/+/desired",
+        f"topic read {ROLLOUT_PREFIX}/+/+/+/report",
+        "",
+        "# --- Gateways (generated: two users each) " + "-" * 47,
+    ]
+    for g in gateways:
+        site = f"{TOPIC_ROOT}/{g.firm}/{g.site}"
+        rollout = f"{ROLLOUT_PREFIX}/{g.firm}/{g.site}/{g.gateway_id}"
+        count = len(g.machines)
+        out += [
+            "",
+            f"# gateway {g.gateway_id} at {g.firm}/{g.site}: "
+            f"{count} machine{'s' if count != 1 else ''}",
+            f"user {g.user}",
+            *(
+                f"topic write {site}/{area}/{line}/{machine}/+"
+                for area, line, machine in g.machines
+            ),
+            f"topic write {site}/_gw/{g.gateway_id}/+",
+            f"topic read {heartbeat}",
+            "",
+            f"user {g.user}{ROLLOUT_USER_SUFFIX}",
+            f"topic read {rollout}/desired",
+            f"topic write {rollout}/report",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def broker_acl_command(
+    configs: Annotated[
+        list[Path], typer.Argument(help="gateway config files (YAML), in the order to render")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write here (default: standard output)")
+    ] = None,
+    ingest_user: Annotated[
+        list[str] | None,
+        typer.Option("--ingest-user", help="MQTT user of one ingest worker (repeat)"),
+    ] = None,
+    watch_user: Annotated[str, typer.Option(help="MQTT user of the watcher")] = "renkei-watch",
+    rollout_user: Annotated[
+        str, typer.Option(help="MQTT user of the rollout controller")
+    ] = "renkei-rollout",
+) -> None:
+    """Render the broker ACL (deploy/mosquitto/acl) from gateway config files."""
+    cloud = CloudUsers(
+        ingest=tuple(ingest_user) if ingest_user else CloudUsers().ingest,
+        watch=watch_user,
+        rollout=rollout_user,
+    )
+    try:
+        text = render_acl([load_gateway(p) for p in configs], cloud)
+    except AclConfigError as exc:
+        typer.echo(f"broker-acl: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        typer.echo(f"broker-acl: wrote {out} ({len(configs)} gateways)", err=True)
