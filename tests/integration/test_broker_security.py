@@ -12,10 +12,13 @@ temp dir to the mosquitto user), and generates a throwaway CA and server certifi
 Proven: a gateway publishes under its own prefix over TLS and the ingest user receives it;
 wrong passwords, unknown users, anonymous clients, plain-text MQTT and untrusted
 certificates are refused; a gateway can neither publish (nor leave a Last Will) under
-another gateway's, site's or firm's prefix, nor forge ingest heartbeats, dead letters or
-its own desired models, nor read other gateways' data; the cloud users have only their
-rights; and the real edge agent and ingest worker connect with TLS and credentials,
-configured exactly as docker-compose.yml configures them.
+another gateway's, site's or firm's prefix, nor on a sibling gateway's machine topics of
+its own site, nor forge ingest heartbeats, dead letters or its own desired models, nor
+read other gateways' data; client ids are bound to users, so a gateway's password with
+another gateway's client id neither disconnects it nor fires its Last Will, and impostors
+using ingest-1's client id leave its queued session intact (20 of 20 delivered); the
+cloud users have only their rights; and the real edge agent and ingest worker connect
+with TLS and credentials, configured exactly as docker-compose.yml configures them.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from edge.config import GatewayConfig
+from edge.rollout import ModelRollout
+from models.signing import generate_private_key, public_key_text
 from renkei.wire import MachineKind
 from tests.e2e import wait_for
 from tests.services import InfluxDB, ServiceError, _tail, _wait_port, free_port
@@ -272,7 +278,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     for secret, name in (("mqtt-tls-ca", "ca.crt"), ("mqtt-tls-cert", "server.crt")):
         shutil.copy(work / "pki" / name, secrets_dir / secret)
     shutil.copy(work / "pki" / "server.key", secrets_dir / "mqtt-tls-key")
-    passwords = {user: secrets.token_urlsafe(24) for user in broker_users()}
+    # One password per compose variable: a gateway's data and rollout users share one.
+    variables = {u: COMPOSE["secrets"][f"mqtt-user-{u}"]["environment"] for u in broker_users()}
+    by_variable = {v: secrets.token_urlsafe(24) for v in set(variables.values())}
+    passwords = {user: by_variable[variable] for user, variable in variables.items()}
     for user, password in passwords.items():
         # A trailing newline (as editors write it) is not part of the password.
         (secrets_dir / f"mqtt-user-{user}").write_text(password + "\n")
@@ -676,6 +685,68 @@ def test_a_client_using_the_ingests_client_id_cannot_wipe_its_session(broker: Br
         assert sorted(resumed.payloads()) == sent
     finally:
         resumed.close()
+
+
+def test_gateway_rollout_connection_coexists_with_its_data_connection(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The real edge rollout client logs in as ``{user}-rollout`` with the gateway's password.
+
+    With client id = user name, a rollout client logging in as the gateway's own user would
+    take over the data connection's session (and fire its Last Will) at every connect.
+    """
+    cfg = GatewayConfig.model_validate(
+        {
+            "gateway_id": GW3,
+            "firm": SITES[GW3][0],
+            "site": SITES[GW3][1],
+            "state_dir": str(tmp_path / "state"),
+            "mqtt": {
+                "host": "127.0.0.1",
+                "port": broker.port,
+                "username": GW3,
+                "tls_ca_file": str(broker.ca_file),
+            },
+            "machines": [
+                {
+                    "id": MACHINES[GW3][2],
+                    "area": MACHINES[GW3][0],
+                    "line": MACHINES[GW3][1],
+                    "source": {"type": "simulated"},
+                }
+            ],
+            "rollout": {
+                "api_url": "http://127.0.0.1:9",
+                "trusted_keys": [public_key_text(generate_private_key())],
+            },
+        }
+    )
+    client = ModelRollout(config=cfg, password=broker.passwords[GW3])._make_client()
+    connacks: list[ReasonCode] = []
+    client.on_connect = lambda _c, _u, _f, rc, _p=None: connacks.append(rc)
+    with (
+        login(broker, "renkei-rollout") as controller,
+        login(broker, GW3, client_id=GW3, will=state_topic(GW3)) as data,
+    ):
+        connected(data)
+        connected(controller)
+        desired = rollout_topic(GW3, "desired")
+        assert controller.publish(desired, b"{}") is not None
+        client.connect("127.0.0.1", broker.port)
+        client.loop_start()
+        try:
+            wait_for(lambda: connacks != [], 10, "the rollout client's CONNACK")
+            assert not connacks[0].is_failure, connacks
+            client.subscribe(desired, qos=1)
+            rc = client.publish(rollout_topic(GW3, "report"), b"{}", qos=1)
+            rc.wait_for_publish(10)
+            assert rc.is_published()
+            time.sleep(0.3)
+            assert not data.closed.is_set(), "the rollout login took over the data connection"
+            assert data.publish(machine_topic(GW3)) is not None
+        finally:
+            client.disconnect()
+            client.loop_stop()
 
 
 def test_gateway_reads_only_its_heartbeat_and_desired_models(broker: Broker) -> None:
