@@ -165,5 +165,9 @@ def test_speed_too_high_for_ms_resolution(tmp_path: Path) -> None:
 
 def test_sanitize_field_name() -> None:
     assert sanitize_field_name("Volume Flow RateRMS") == "Volume_Flow_RateRMS"
-    assert sanitize_field_name("1st-value") == "_1st_value"
+    assert sanitize_field_name("1st-value") == "f1st_value"
+    # reserved names (tag keys, time, a leading "_") never come out (issue 11)
+    assert sanitize_field_name("_x") == "f_x"
+    assert sanitize_field_name("machine") == "machine_"
+    assert sanitize_field_name("time") == "time_"
     assert len(sanitize_field_name("x" * 100)) == 64
