@@ -119,11 +119,11 @@ def test_generic_csv_defaults_and_labels(tmp_path: Path) -> None:
             units={"Oil_Temp": "°C"},
         )
     )
-    assert dict(src.fields) == {"Oil_Temp": "°C", "_2nd": ""}
+    assert dict(src.fields) == {"Oil_Temp": "°C", "f2nd": ""}
     block = next(src.blocks())
     assert block.stream == "shot"
     assert block.fields["Oil_Temp"].tolist() == [40.5, 41.0]
-    assert np.isnan(block.fields["_2nd"][1])
+    assert np.isnan(block.fields["f2nd"][1])
     assert block.labels is not None
     assert block.labels.tolist() == [0, 2]
     assert block.t_ms[0] == 1_706_781_600_000
