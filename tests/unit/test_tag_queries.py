@@ -43,7 +43,7 @@ def _strings(node: Any, key: str = "") -> Iterator[str]:
 
 
 def _generated_queries() -> list[str]:
-    out = []
+    out: list[str] = []
     for path in sorted((ROOT / "generated").glob("*.json")):
         out += _strings(json.loads(path.read_text(encoding="utf-8")))
     for path in sorted((ROOT / "provisioning").rglob("*.yaml")):

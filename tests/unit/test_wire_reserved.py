@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cloud.ingest.binding import GatewayBindings, learn_from_birth
-from cloud.ingest.lineproto import TimeWindow
-from cloud.ingest.worker import Encoded, Rejected, route_message
+from cloud.ingest.lineproto import Encoded, TimeWindow
+from cloud.ingest.worker import Rejected, route_message
 from renkei.wire import (
     MIN_TS_MS,
     PAYLOAD_TAG_KEYS,
