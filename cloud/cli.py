@@ -79,6 +79,21 @@ def ingest(
         int, typer.Option(envvar="RENKEI_MAX_BUFFERED_MESSAGES")
     ] = 1000,
     gzip: Annotated[bool, typer.Option(envvar="RENKEI_INFLUX_GZIP")] = False,
+    max_past_s: Annotated[
+        float,
+        typer.Option(
+            envvar="RENKEI_MAX_PAST_S",
+            help="dead-letter (out_of_range_time) points older than this many seconds; "
+            "0 = no bound (backfill)",
+        ),
+    ] = 14 * 86_400.0,
+    max_future_s: Annotated[
+        float,
+        typer.Option(
+            envvar="RENKEI_MAX_FUTURE_S",
+            help="dead-letter points more than this many seconds ahead of the ingest clock",
+        ),
+    ] = 300.0,
     retire: Annotated[
         bool,
         typer.Option(
@@ -109,6 +124,8 @@ def ingest(
             batch_max_delay_s=batch_max_delay_s,
             retry_max_s=retry_max_s,
             max_buffered_messages=max_buffered_messages,
+            max_past_s=max_past_s or None,
+            max_future_s=max_future_s,
             **extra,
         )
         influx_settings = influx_settings_from_options(

@@ -213,7 +213,8 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         query=Target(
             "A",
             'SELECT "score" / "threshold" AS "score_ratio" '
-            f'FROM "{c.ANOMALY}" WHERE $timeFilter GROUP BY "site", "line", "machine" '
+            f'FROM "{c.ANOMALY}" WHERE $timeFilter '
+            'GROUP BY "site"::tag, "line"::tag, "machine"::tag '
             f"ORDER BY time DESC LIMIT {ANOMALY_WINDOWS}",
             ("time", "score_ratio"),
             tags=("site", "line", "machine"),
@@ -235,7 +236,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         query=Target(
             "A",
             f'SELECT last("rul_p10") AS "rul_p10" FROM "{c.RUL}" WHERE $timeFilter '
-            'GROUP BY "site", "line", "machine"',
+            'GROUP BY "site"::tag, "line"::tag, "machine"::tag',
             ("time", "rul_p10"),
             tags=("site", "line", "machine"),
         ),
@@ -257,7 +258,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         query=Target(
             "A",
             f'SELECT last("remaining_shots") AS "remaining_shots" FROM "{c.MOLD}" '
-            'WHERE $timeFilter GROUP BY "site", "line", "machine", "mold"',
+            'WHERE $timeFilter GROUP BY "site"::tag, "line"::tag, "machine"::tag, "mold"::tag',
             ("time", "remaining_shots"),
             tags=("site", "line", "machine", "mold"),
         ),
@@ -278,7 +279,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         query=Target(
             "A",
             f'SELECT count("seq") AS "health_msgs" FROM "{c.GATEWAY_HEALTH}" '
-            'WHERE $timeFilter GROUP BY time(15s), "site", "gw" fill(0) '
+            'WHERE $timeFilter GROUP BY time(15s), "site"::tag, "gw"::tag fill(0) '
             f"ORDER BY time DESC LIMIT {OFFLINE_BUCKETS}",
             ("time", "health_msgs"),
             tags=("site", "gw"),
@@ -300,7 +301,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         query=Target(
             "A",
             'SELECT last("outbox_backlog") - first("outbox_backlog") AS "growth" '
-            f'FROM "{c.GATEWAY_HEALTH}" WHERE $timeFilter GROUP BY "site", "gw"',
+            f'FROM "{c.GATEWAY_HEALTH}" WHERE $timeFilter GROUP BY "site"::tag, "gw"::tag',
             ("time", "growth"),
             tags=("site", "gw"),
         ),
@@ -321,7 +322,7 @@ RULES: Final[tuple[RuleSpec, ...]] = (
         query=Target(
             "A",
             f'SELECT sum("count") AS "dead_letters" FROM "{c.DEADLETTERS}" '
-            'WHERE $timeFilter GROUP BY "reason"',
+            'WHERE $timeFilter GROUP BY "reason"::tag',
             ("time", "dead_letters"),
             tags=("reason",),
         ),

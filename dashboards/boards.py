@@ -40,7 +40,7 @@ __all__ = ["BOARDS", "build_boards"]
 
 M: Final = MACHINE_FILTER
 G: Final = GATEWAY_FILTER
-BY_MACHINE: Final = '"site", "line", "machine"'
+BY_MACHINE: Final = '"site"::tag, "line"::tag, "machine"::tag'
 ANOMALY_STATES: Final = {
     "0": (bi("正常", "Normal"), "green"),
     "1": (bi("異常", "Anomaly"), "red"),
@@ -120,7 +120,7 @@ def plant_overview() -> Board:
             Target(
                 "A",
                 f'SELECT max("is_anomaly") AS "anomaly" FROM "{c.ANOMALY}" '
-                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine" fill(null)',
+                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine"::tag fill(null)',
                 ("time", "anomaly"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -192,7 +192,7 @@ def plant_overview() -> Board:
                 "A",
                 'SELECT max("score") / max("threshold") AS "score_ratio" '
                 f'FROM "{c.ANOMALY}" WHERE $timeFilter AND {M} '
-                'GROUP BY time($__interval), "machine" fill(null)',
+                'GROUP BY time($__interval), "machine"::tag fill(null)',
                 ("time", "score_ratio"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -275,7 +275,7 @@ def machine_detail() -> Board:
                 "A",
                 'SELECT mean("score") AS "score", max("threshold") AS "threshold" '
                 f'FROM "{c.ANOMALY}" WHERE $timeFilter AND {M} '
-                'GROUP BY time($__interval), "machine" fill(none)',
+                'GROUP BY time($__interval), "machine"::tag fill(none)',
                 ("time", "score", "threshold"),
                 alias="$tag_machine $col",
                 tags=("machine",),
@@ -291,7 +291,7 @@ def machine_detail() -> Board:
             Target(
                 "A",
                 f'SELECT max("is_anomaly") AS "anomaly" FROM "{c.ANOMALY}" '
-                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine" fill(null)',
+                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine"::tag fill(null)',
                 ("time", "anomaly"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -322,7 +322,7 @@ def machine_detail() -> Board:
             Target(
                 "A",
                 f'SELECT max("fault") AS "fault" FROM "{c.LABEL}" '
-                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine" fill(null)',
+                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine"::tag fill(null)',
                 ("time", "fault"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -339,7 +339,7 @@ def machine_detail() -> Board:
             Target(
                 "A",
                 f'SELECT mean(/^$feature$/) FROM "{c.FEATURES}" WHERE $timeFilter AND {M} '
-                'GROUP BY time($__interval), "machine" fill(none)',
+                'GROUP BY time($__interval), "machine"::tag fill(none)',
                 ("time", "mean_*"),
                 alias="$tag_machine $col",
                 tags=("machine",),
@@ -364,7 +364,7 @@ def machine_detail() -> Board:
                 "A",
                 'SELECT mean("rul_cycles") AS "rul", min("rul_p10") AS "p10", '
                 f'max("rul_p90") AS "p90" FROM "{c.RUL}" WHERE $timeFilter AND {M} '
-                'GROUP BY time($__interval), "machine" fill(none)',
+                'GROUP BY time($__interval), "machine"::tag fill(none)',
                 ("time", "rul", "p10", "p90"),
                 alias="$tag_machine $col",
                 tags=("machine",),
@@ -397,7 +397,7 @@ def machine_detail() -> Board:
             Target(
                 "A",
                 f'SELECT "code", "severity", "message" FROM "{c.EVENT}" '
-                f'WHERE $timeFilter AND {M} GROUP BY "machine" ORDER BY time DESC LIMIT 100',
+                f'WHERE $timeFilter AND {M} GROUP BY "machine"::tag ORDER BY time DESC LIMIT 100',
                 ("time", "code", "severity", "message"),
                 result_format="table",
                 tags=("machine",),
@@ -419,7 +419,7 @@ def molds() -> Board:
         variables=machine_variables(),
         time_from="now-24h",
     )
-    by_mold = f'{BY_MACHINE}, "mold"'
+    by_mold = f'{BY_MACHINE}, "mold"::tag'
     b.add(
         table_panel(),
         title=bi("金型の状態", "Mold status"),
@@ -451,7 +451,7 @@ def molds() -> Board:
                 "A",
                 'SELECT last("shots_since_maintenance") / last("maintenance_interval_shots") '
                 f'AS "used" FROM "{c.MOLD}" WHERE $timeFilter AND {M} '
-                'GROUP BY "machine", "mold"',
+                'GROUP BY "machine"::tag, "mold"::tag',
                 ("time", "used"),
                 alias="$tag_mold ($tag_machine)",
                 tags=("machine", "mold"),
@@ -478,7 +478,7 @@ def molds() -> Board:
                 'SELECT mean("remaining_shots") AS "remaining", '
                 'min("remaining_shots_p10") AS "p10", max("remaining_shots_p90") AS "p90" '
                 f'FROM "{c.MOLD}" WHERE $timeFilter AND {M} '
-                'GROUP BY time($__interval), "machine", "mold" fill(none)',
+                'GROUP BY time($__interval), "machine"::tag, "mold"::tag fill(none)',
                 ("time", "remaining", "p10", "p90"),
                 alias="$tag_mold $col",
                 tags=("machine", "mold"),
@@ -494,7 +494,7 @@ def molds() -> Board:
             Target(
                 "A",
                 f'SELECT max("shot_count") AS "shot_count" FROM "{c.SHOT}" '
-                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine" fill(none)',
+                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine"::tag fill(none)',
                 ("time", "shot_count"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -511,7 +511,7 @@ def molds() -> Board:
             Target(
                 "A",
                 f'SELECT mean(/_dev$/) FROM "{c.SHOT}" WHERE $timeFilter AND {M} '
-                'GROUP BY time($__interval), "machine" fill(none)',
+                'GROUP BY time($__interval), "machine"::tag fill(none)',
                 ("time", "mean_*"),
                 alias="$tag_machine $col",
                 tags=("machine",),
@@ -527,7 +527,7 @@ def molds() -> Board:
             Target(
                 "A",
                 f'SELECT mean("cycle_time_s") AS "cycle_time_s" FROM "{c.SHOT}" '
-                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine" fill(none)',
+                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine"::tag fill(none)',
                 ("time", "cycle_time_s"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -551,7 +551,7 @@ def gateway_fleet() -> Board:
                 "gateway",
                 bi("ゲートウェイ", "Gateway"),
                 "gw",
-                where='"site" =~ /^$site$/',
+                where='"site"::tag =~ /^$site$/',
                 measurement=c.GATEWAY_HEALTH,
             ),
         ],
@@ -571,7 +571,7 @@ def gateway_fleet() -> Board:
             Target(
                 "A",
                 f'SELECT count("seq") AS "health_msgs" FROM "{c.GATEWAY_HEALTH}" '
-                f'WHERE $timeFilter AND {G} GROUP BY time($__interval), "gw" fill(0)',
+                f'WHERE $timeFilter AND {G} GROUP BY time($__interval), "gw"::tag fill(0)',
                 ("time", "health_msgs"),
                 alias="$tag_gw",
                 tags=("gw",),
@@ -589,7 +589,7 @@ def gateway_fleet() -> Board:
             Target(
                 "A",
                 f'SELECT last("seq") AS "health_seq" FROM "{c.GATEWAY_HEALTH}" '
-                f'WHERE $timeFilter AND {G} GROUP BY "site", "gw"',
+                f'WHERE $timeFilter AND {G} GROUP BY "site"::tag, "gw"::tag',
                 ("time", "health_seq"),
                 result_format="table",
                 tags=("site", "gw"),
@@ -605,7 +605,7 @@ def gateway_fleet() -> Board:
             Target(
                 "A",
                 f'SELECT max("outbox_backlog") AS "backlog" FROM "{c.GATEWAY_HEALTH}" '
-                f'WHERE $timeFilter AND {G} GROUP BY time($__interval), "gw" fill(none)',
+                f'WHERE $timeFilter AND {G} GROUP BY time($__interval), "gw"::tag fill(none)',
                 ("time", "backlog"),
                 alias="$tag_gw",
                 tags=("gw",),
@@ -620,7 +620,7 @@ def gateway_fleet() -> Board:
             Target(
                 "A",
                 f'SELECT max("dropped_total") AS "dropped_total" FROM "{c.GATEWAY_HEALTH}" '
-                f'WHERE $timeFilter AND {G} GROUP BY time($__interval), "gw" fill(none)',
+                f'WHERE $timeFilter AND {G} GROUP BY time($__interval), "gw"::tag fill(none)',
                 ("time", "dropped_total"),
                 alias="$tag_gw",
                 tags=("gw",),
@@ -635,7 +635,7 @@ def gateway_fleet() -> Board:
                 "A",
                 'SELECT non_negative_derivative(max("published_total"), 1s) AS "acked_per_s" '
                 f'FROM "{c.GATEWAY_HEALTH}" WHERE $timeFilter AND {G} '
-                'GROUP BY time($__interval), "gw" fill(none)',
+                'GROUP BY time($__interval), "gw"::tag fill(none)',
                 ("time", "acked_per_s"),
                 alias="$tag_gw",
                 tags=("gw",),
@@ -651,7 +651,8 @@ def gateway_fleet() -> Board:
             Target(
                 "A",
                 "SELECT last(/^(agent_version|config_version|model\\..+)$/) "
-                f'FROM "{c.GATEWAY_STATE}" WHERE $timeFilter AND {G} GROUP BY "site", "gw"',
+                f'FROM "{c.GATEWAY_STATE}" WHERE $timeFilter AND {G} '
+                'GROUP BY "site"::tag, "gw"::tag',
                 ("time", "last_agent_version", "last_config_version", "last_model.*"),
                 result_format="table",
                 tags=("site", "gw"),
@@ -668,7 +669,7 @@ def gateway_fleet() -> Board:
                 "A",
                 'SELECT "deployment", "version", "result", "stage", "reason" '
                 f'FROM "{c.MODEL_DEPLOY}" WHERE $timeFilter AND {G} '
-                'GROUP BY "site", "gw", "model" ORDER BY time DESC LIMIT 1',
+                'GROUP BY "site"::tag, "gw"::tag, "model"::tag ORDER BY time DESC LIMIT 1',
                 ("time", "deployment", "version", "result", "stage", "reason"),
                 result_format="table",
                 tags=("site", "gw", "model"),
@@ -684,7 +685,7 @@ def gateway_fleet() -> Board:
             Target(
                 "A",
                 f'SELECT sum("count") AS "dead_letters" FROM "{c.DEADLETTERS}" '
-                'WHERE $timeFilter GROUP BY time($__interval), "reason" fill(none)',
+                'WHERE $timeFilter GROUP BY time($__interval), "reason"::tag fill(none)',
                 ("time", "dead_letters"),
                 alias="$tag_reason",
                 tags=("reason",),
@@ -698,7 +699,7 @@ def gateway_fleet() -> Board:
             Target(
                 "A",
                 f'SELECT "topic", "detail" FROM "{c.DEADLETTERS}" WHERE $timeFilter '
-                'GROUP BY "reason" ORDER BY time DESC LIMIT 20',
+                'GROUP BY "reason"::tag ORDER BY time DESC LIMIT 20',
                 ("time", "topic", "detail"),
                 result_format="table",
                 tags=("reason",),
@@ -716,14 +717,14 @@ def capacity() -> Board:
             "line",
             bi("ライン", "Line"),
             "line",
-            where='"site" =~ /^$site$/',
+            where='"site"::tag =~ /^$site$/',
             measurement=c.CAPACITY,
         ),
         tag_variable(
             "machine",
             bi("設備", "Machine"),
             "machine",
-            where='"site" =~ /^$site$/ AND "line" =~ /^$line$/',
+            where='"site"::tag =~ /^$site$/ AND "line"::tag =~ /^$line$/',
             measurement=c.CAPACITY,
         ),
     ]
@@ -744,7 +745,7 @@ def capacity() -> Board:
             Target(
                 "A",
                 f'SELECT "spare_h" FROM "{c.CAPACITY}" WHERE $timeFilter AND {M} '
-                'GROUP BY "machine"',
+                'GROUP BY "machine"::tag',
                 ("time", "spare_h"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -761,7 +762,7 @@ def capacity() -> Board:
             Target(
                 "A",
                 f'SELECT sum("spare_h") AS "spare_h" FROM "{c.CAPACITY}" '
-                f'WHERE $timeFilter AND {M} GROUP BY time(7d, 87h), "machine" fill(0)',
+                f'WHERE $timeFilter AND {M} GROUP BY time(7d, 87h), "machine"::tag fill(0)',
                 ("time", "spare_h"),
                 alias="$tag_machine",
                 tags=("machine",),
@@ -778,7 +779,7 @@ def capacity() -> Board:
             Target(
                 "A",
                 f'SELECT last("availability_ratio") AS "ratio" FROM "{c.CAPACITY}" '
-                f'WHERE $timeFilter AND {M} GROUP BY "machine"',
+                f'WHERE $timeFilter AND {M} GROUP BY "machine"::tag',
                 ("time", "ratio"),
                 alias="$tag_machine",
                 tags=("machine",),

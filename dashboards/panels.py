@@ -222,12 +222,12 @@ def machine_variables() -> list[dashboard.QueryVariable]:
     """``site`` → ``line`` → ``machine`` (each filtered by the ones before)."""
     return [
         tag_variable("site", bi("拠点", "Site"), "site"),
-        tag_variable("line", bi("ライン", "Line"), "line", where='"site" =~ /^$site$/'),
+        tag_variable("line", bi("ライン", "Line"), "line", where='"site"::tag =~ /^$site$/'),
         tag_variable(
             "machine",
             bi("設備", "Machine"),
             "machine",
-            where='"site" =~ /^$site$/ AND "line" =~ /^$line$/',
+            where='"site"::tag =~ /^$site$/ AND "line"::tag =~ /^$line$/',
         ),
     ]
 

@@ -45,9 +45,11 @@ DATASOURCE_REF: Final = DataSourceRef(type_val=DATASOURCE_TYPE, uid=DATASOURCE_U
 EXPR_REF: Final = DataSourceRef(type_val="__expr__", uid="__expr__")
 
 #: WHERE condition selecting the dashboard's machines (template variables).
-MACHINE_FILTER: Final = '"site" =~ /^$site$/ AND "line" =~ /^$line$/ AND "machine" =~ /^$machine$/'
+MACHINE_FILTER: Final = (
+    '"site"::tag =~ /^$site$/ AND "line"::tag =~ /^$line$/ AND "machine"::tag =~ /^$machine$/'
+)
 #: WHERE condition selecting the dashboard's gateways.
-GATEWAY_FILTER: Final = '"site" =~ /^$site$/ AND "gw" =~ /^$gateway$/'
+GATEWAY_FILTER: Final = '"site"::tag =~ /^$site$/ AND "gw"::tag =~ /^$gateway$/'
 
 ResultFormat = Literal["time_series", "table"]
 

@@ -258,6 +258,7 @@ class GatewayAgent:
                     **{rm.name: rm.version for rms in self.rul_models.values() for rm in rms},
                     **{m.name: m.version for m in self.models.values()},
                 },
+                machines=[f"{m.area}/{m.line}/{m.id}" for m in self.config.machines],
             )
         )
 

@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.features.vibration import EnvelopeConfig, VibrationConfig
-from renkei.wire import Level
+from renkei.wire import MAX_GATEWAY_MACHINES, Level, reserved_name_problem
 
 __all__ = [
     "ConfigError",
@@ -381,7 +381,9 @@ class GatewayConfig(BaseModel):
     mqtt: MqttConfig = MqttConfig()
     outbox: OutboxConfig = OutboxConfig()
     publish: PublishConfig = PublishConfig()
-    machines: Annotated[list[MachineConfig], Field(min_length=1)]
+    machines: Annotated[list[MachineConfig], Field(min_length=1, max_length=MAX_GATEWAY_MACHINES)]
+    """The machines this gateway serves; the birth lists them (:class:`renkei.wire.
+    GatewayState` ``machines``) and the ingest accepts their data from this gateway only."""
     rollout: RolloutConfig | None = None
     """Remote model deployments; ``null`` (default) = models only from this file."""
     config_version: str = ""
@@ -509,6 +511,7 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
             and not m.source.path.is_file()
         ):
             problems.append((f"machines[{i}].source.path", f"no such file: {m.source.path}"))
+        problems += _check_field_names(f"machines[{i}].source", m.source)
         if m.model is not None:
             problems += _check_model(f"machines[{i}].model", m.model)
         for j, r in enumerate(m.models):
@@ -516,6 +519,22 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
     if problems:
         raise ConfigError(file, problems)
     return cfg.model_copy(update={"machines": machines})
+
+
+def _check_field_names(
+    key: str, source: ReplaySourceConfig | WaveformReplaySourceConfig | SimulatedSourceConfig
+) -> list[tuple[str, str]]:
+    """Field names a source's preset publishes that the wire reserves (a tag key such as
+    ``firm``, ``time``, ``_...``): the ingest would dead-letter every such message."""
+    if not isinstance(source, ReplaySourceConfig):
+        return []  # waveform and simulator field names are fixed in code (unit-tested)
+    from edge.sources.presets import PRESETS
+
+    return [
+        (f"{key}.preset", f"preset {source.preset!r} publishes field {name!r}: {problem}")
+        for name in PRESETS[source.preset].columns.values()
+        if (problem := reserved_name_problem(name)) is not None
+    ]
 
 
 def _check_model(key: str, cfg: ModelConfig) -> list[tuple[str, str]]:

@@ -39,8 +39,28 @@ Payload: one JSON object (UTF-8) per MQTT message, many readings packed column-w
 - ``fields``: each value list has exactly ``len(ts_ms)`` entries, finite floats or ``null``
   (no reading). NaN and infinities are rejected.
 - ``tags``: optional, at most 8 extra tags (same character rules as topic levels).
+- Reserved names (:data:`RESERVED_NAMES`, :func:`reserved_name_problem`): no field and no
+  ``tags`` key may be a tag key the ingest writes (``firm``, ``site``, ``area``, ``line``,
+  ``machine``, ``gw`` from the topic, and the gateways' extra tags ``model``,
+  ``component``, ``mold``), ``time``, or start with ``_`` (InfluxDB 2/3 reserve
+  ``_field``, ``_measurement``, ...). InfluxQL resolves ``WHERE "firm" = 'x'`` to a *field*
+  named ``firm`` if one exists, so one gateway could otherwise blank every firm's queries
+  (issue 11). The ingest dead-letters such a message as ``reserved_name``; the project's
+  queries also qualify tags as ``"firm"::tag``.
 - ``events`` (``kind == "event"`` only): list of ``{"t_ms", "code", "severity", "message"}``.
-- ``state`` payloads (``_gw/{gateway}/state``) use :class:`GatewayState`.
+- ``state`` payloads (``_gw/{gateway}/state``) use :class:`GatewayState`::
+
+      {"v": 1, "gw": "gw-01", "online": true, "sent_ms": 1700000000000,
+       "config_version": "3f2a9c0d1e4b", "agent_version": "0.1.0",
+       "models": {"cell-t2": "1.0.0"}, "machines": ["moulding/line-1/imm-01"]}
+
+  ``models`` keys follow the model-name rule (:data:`ModelNameStr`), versions and
+  ``config_version``/``agent_version`` are 0-64 characters of ``[0-9A-Za-z._+-]``
+  (:data:`VersionStr`): they become InfluxDB field keys and values. ``machines`` lists the
+  machines the gateway serves (``area/line/machine``, at most :data:`MAX_GATEWAY_MACHINES`):
+  the ingest binds each machine topic of the site to the gateways that claim it and
+  dead-letters a machine message whose ``gw`` is not one of them (``gateway_mismatch``,
+  :mod:`cloud.ingest.binding`).
 
 Model rollout (control plane, :class:`ModelDesired` and :class:`ModelReport`): the rollout
 controller (:mod:`cloud.rollout`) publishes, per gateway, the *whole* set of models the
@@ -88,16 +108,21 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 __all__ = [
     "DEADLETTER_PREFIX",
     "HOST_PREFIX",
     "INTEGER_FIELDS",
+    "MAX_GATEWAY_MACHINES",
     "MAX_PAYLOAD_BYTES",
     "MAX_ROWS",
+    "PAYLOAD_TAG_KEYS",
+    "RESERVED_NAMES",
     "ROLLOUT_PREFIX",
     "SCHEMA_VERSION",
     "TOPIC_ROOT",
+    "TOPIC_TAG_KEYS",
     "DeadLetter",
     "DeployResult",
     "DesiredModel",
@@ -111,10 +136,13 @@ __all__ = [
     "MachinePayload",
     "MachineTopic",
     "ModelDesired",
+    "ModelNameStr",
     "ModelReport",
     "RolloutTopic",
     "RunningModel",
+    "VersionStr",
     "WireError",
+    "check_time_window",
     "deadletter_topic",
     "decode_gateway_payload",
     "decode_machine_payload",
@@ -125,6 +153,7 @@ __all__ = [
     "machine_topic",
     "parse_rollout_topic",
     "parse_topic",
+    "reserved_name_problem",
     "rollout_topic",
 ]
 
@@ -143,11 +172,28 @@ MAX_FIELDS: Final = 256
 MIN_TS_MS: Final = 631_152_000_000
 FUTURE_SLACK_MS: Final = 24 * 3600 * 1000
 
+#: Tag keys the ingest writes from the topic (and the payload's ``gw``), in this order.
+TOPIC_TAG_KEYS: Final = ("firm", "site", "area", "line", "machine", "gw")
+#: Extra tag keys the gateways write in a payload's ``tags`` (anomaly/rul ``model``, rul
+#: ``component``, mold ``mold``); the dashboards and alert rules filter and group on them.
+PAYLOAD_TAG_KEYS: Final = frozenset({"model", "component", "mold"})
+#: Names no field may have (every tag key the ingest writes, and InfluxDB's ``time``);
+#: names starting with ``_`` are reserved as well (InfluxDB 2/3: ``_field``,
+#: ``_measurement``, ``_time``, ...). See :func:`reserved_name_problem`.
+RESERVED_NAMES: Final = frozenset(TOPIC_TAG_KEYS) | PAYLOAD_TAG_KEYS | {"time"}
+#: Most machines one gateway may serve (entries of :attr:`GatewayState.machines`).
+MAX_GATEWAY_MACHINES: Final = 1024
+
 _LEVEL_RE: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _FIELD_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Level = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+#: Versions in the gateway state (config hash, agent and model versions): printable, no
+#: space, comma, ``=`` or quote (they become InfluxDB field keys and values).
+VersionStr = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._+\-]{0,64}$")]
+#: Model names: the rule of ``models.manifest.ModelManifest.name``.
+ModelNameStr = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 #: JSON integers only (no bools, numeric strings or floats), 0 <= x < 2**63.
 WireInt = Annotated[int, Field(strict=True, ge=0, lt=2**63)]
 #: JSON numbers only (no bools or numeric strings).
@@ -159,7 +205,8 @@ class WireError(ValueError):
 
     ``reason`` is a short machine-readable code used as the dead-letter topic level
     (``malformed_json``, ``schema_version``, ``invalid_payload``, ``bad_topic``,
-    ``oversize``, ``bad_timestamp``); ``detail`` is the human-readable explanation.
+    ``oversize``, ``bad_timestamp``, ``reserved_name``, ``out_of_range_time``; the ingest
+    adds ``gateway_mismatch``); ``detail`` is the human-readable explanation.
     """
 
     def __init__(self, reason: str, detail: str) -> None:
@@ -242,6 +289,31 @@ class RolloutTopic(BaseModel):
     site: Level
     gateway: Level
     kind: Literal["desired", "report"]
+
+
+def reserved_name_problem(name: str, *, tag: bool = False) -> str | None:
+    """Why ``name`` may not be a field key (or, with ``tag=True``, an extra tag key).
+
+    A field may not be named like any tag key the ingest writes (:data:`RESERVED_NAMES`);
+    an extra tag (``tags`` of a machine payload) may not override a topic tag
+    (:data:`TOPIC_TAG_KEYS`). Neither may be ``time`` or start with ``_``.
+
+    Returns:
+        ``None`` when the name is allowed, else the explanation (for error messages).
+    """
+    if name.startswith("_"):
+        return f"{name!r} starts with '_' (reserved by InfluxDB 2/3 for _field, _time, ...)"
+    if name == "time":
+        return "'time' is InfluxDB's timestamp column"
+    if tag:
+        if name in TOPIC_TAG_KEYS:
+            return f"{name!r} would override the topic tag {name!r}"
+    elif name in RESERVED_NAMES:
+        return (
+            f"{name!r} is a tag key the ingest writes {sorted(RESERVED_NAMES - {'time'})}; "
+            "a field of that name would shadow the tag in InfluxQL WHERE clauses"
+        )
+    return None
 
 
 def _check_level(name: str, value: str) -> str:
@@ -407,12 +479,34 @@ class MachinePayload(BaseModel):
                         f"fields.{name} of kind {self.kind.value!r} must hold whole numbers "
                         f"below 2**53, got {value!r}"
                     )
+        for key in self.tags:
+            problem = reserved_name_problem(key, tag=True)
+            if problem is not None:
+                raise PydanticCustomError(
+                    "reserved_name", "tags.{key}: {problem}", {"key": key, "problem": problem}
+                )
+        for name in self.fields:
+            problem = reserved_name_problem(name)
+            if problem is not None:
+                raise PydanticCustomError(
+                    "reserved_name", "fields.{key}: {problem}", {"key": name, "problem": problem}
+                )
         if self.kind is MachineKind.EVENT:
             if self.fields or self.ts_ms:
                 raise ValueError("event messages carry 'events', not 'ts_ms'/'fields'")
         elif self.events:
             raise ValueError(f"'events' is only allowed when kind == 'event', not {self.kind}")
         return self
+
+
+_MAX_MODELS: Final = 64
+#: ``area/line/machine`` of one machine (three topic levels).
+MachinePath = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}/[A-Za-z0-9_.\-]{1,64}/[A-Za-z0-9_.\-]{1,64}$"
+    ),
+]
 
 
 class GatewayState(BaseModel):
@@ -424,10 +518,14 @@ class GatewayState(BaseModel):
     gw: Level
     online: bool
     sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
-    config_version: str = ""
-    agent_version: str = ""
-    models: dict[str, str] = {}
+    config_version: VersionStr = ""
+    """The gateway config's hash (:func:`edge.config.load_config`: 12 hex)."""
+    agent_version: VersionStr = ""
+    models: Annotated[dict[ModelNameStr, VersionStr], Field(max_length=_MAX_MODELS)] = {}
     """Model name -> version loaded on the gateway."""
+    machines: Annotated[list[MachinePath], Field(max_length=MAX_GATEWAY_MACHINES)] = []
+    """The machines this gateway serves, each ``area/line/machine`` (its topic levels);
+    empty = not stated (an older gateway): the ingest then checks nothing for it."""
 
 
 class GatewayHealth(BaseModel):
@@ -459,8 +557,6 @@ class HostHeartbeat(BaseModel):
     sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
 
 
-#: Model names: the rule of ``models.manifest.ModelManifest.name``.
-ModelNameStr = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 #: Semantic version ``MAJOR.MINOR.PATCH[-pre][+build]`` (the manifest's ``version``).
 SemVer = Annotated[
     str,
@@ -471,7 +567,6 @@ SemVer = Annotated[
     ),
 ]
 Sha256Str = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
-_MAX_MODELS: Final = 64
 
 
 class DesiredModel(BaseModel):
@@ -600,9 +695,60 @@ def decode_machine_payload(raw: bytes, *, now_ms: int | None = None) -> MachineP
     try:
         msg = MachinePayload.model_validate(obj)
     except ValidationError as exc:
-        raise WireError("invalid_payload", _summarise(exc)) from None
+        reserved = any(e["type"] == "reserved_name" for e in exc.errors())
+        raise WireError(
+            "reserved_name" if reserved else "invalid_payload", _summarise(exc)
+        ) from None
     _check_times(msg, _now_ms() if now_ms is None else now_ms)
     return msg
+
+
+def check_time_window(
+    payload: MachinePayload | GatewayState | GatewayHealth,
+    *,
+    now_ms: int,
+    max_past_ms: int | None,
+    max_future_ms: int,
+) -> None:
+    """Refuse a message with a timestamp outside ``[now - max_past_ms, now + max_future_ms]``.
+
+    The ingest's admission window (``IngestSettings.max_past_s``/``max_future_s``): every
+    point's time (``ts_ms``, event ``t_ms``, or a gateway message's ``sent_ms``) must lie in
+    it, so one message cannot spread points over years and make InfluxDB create a shard
+    per week (the "shard bomb" of issue 11).
+
+    Args:
+        payload: a validated message.
+        now_ms: the ingest's clock, UTC epoch ms.
+        max_past_ms: how far back a point may lie, ms; ``None`` = no bound (only 1990).
+        max_future_ms: how far ahead (clock skew), ms.
+
+    Raises:
+        WireError: ``out_of_range_time`` naming the first offending timestamp and its index.
+    """
+    if isinstance(payload, MachinePayload):
+        name = "ts_ms" if payload.kind is not MachineKind.EVENT else "events.t_ms"
+        stamps = (
+            payload.ts_ms
+            if payload.kind is not MachineKind.EVENT
+            else [e.t_ms for e in payload.events]
+        )
+    else:
+        name, stamps = "sent_ms", [payload.sent_ms]
+    if not stamps:
+        return
+    lo = -(2**63) if max_past_ms is None else now_ms - max_past_ms
+    hi = now_ms + max_future_ms
+    if lo <= min(stamps) and max(stamps) <= hi:
+        return
+    i, bad = next((i, t) for i, t in enumerate(stamps) if not lo <= t <= hi)
+    where = f"{name}[{i}]" if name != "sent_ms" else name
+    past = "unbounded" if max_past_ms is None else f"now-{max_past_ms}"
+    raise WireError(
+        "out_of_range_time",
+        f"{where}={bad} ms is {'before' if bad < lo else 'after'} the accepted window "
+        f"[{past}, now+{max_future_ms}] ms around the ingest time {now_ms} (UTC epoch ms)",
+    )
 
 
 def decode_gateway_payload(
@@ -671,6 +817,7 @@ def _summarise(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
+        # a reserved_name message names its own key path
+        parts.append(err["msg"] if err["type"] == "reserved_name" else f"{loc}: {err['msg']}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

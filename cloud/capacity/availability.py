@@ -73,7 +73,13 @@ from cloud.capacity.calendar import (
     available_hours,
     day_start_utc,
 )
-from cloud.store.influx import InfluxSettings, InfluxStore, quote_ident, quote_literal
+from cloud.store.influx import (
+    InfluxSettings,
+    InfluxStore,
+    quote_ident,
+    quote_literal,
+    quote_tag,
+)
 
 __all__ = [
     "DEFAULT_MEASUREMENT",
@@ -141,7 +147,7 @@ def _up_buckets_query(
     bucket_s: int,
     timezone: str,
 ) -> str:
-    group_tags = ", ".join(quote_ident(t) for t in key_tags)
+    group_tags = ", ".join(quote_tag(t) for t in key_tags)
     source = quote_ident(measurement)
     if len(fields) == 1:
         inner = (
@@ -218,7 +224,7 @@ def daily_up_hours(
         f"AND time < {_time_literal(day_start_utc(timezone, first_day + timedelta(days)))}"
     )
     tag_filter = "".join(
-        f" AND {quote_ident(k)} = {quote_literal(v)}" for k, v in sorted((where or {}).items())
+        f" AND {quote_tag(k)} = {quote_literal(v)}" for k, v in sorted((where or {}).items())
     )
     fields = [field] if field else _present_fields(settings, measurement, window + tag_filter)
     if not fields:

@@ -56,6 +56,7 @@ from typing import Final, NamedTuple
 
 import orjson
 
+from cloud.ingest.binding import GatewayBindings
 from renkei.wire import (
     FUTURE_SLACK_MS,
     INTEGER_FIELDS,
@@ -67,6 +68,7 @@ from renkei.wire import (
     MachinePayload,
     MachineTopic,
     WireError,
+    check_time_window,
     decode_gateway_payload,
     decode_machine_payload,
     parse_topic,
@@ -75,6 +77,7 @@ from renkei.wire import (
 __all__ = [
     "DEADLETTER_MEASUREMENT",
     "Encoded",
+    "TimeWindow",
     "encode_deadletter_point",
     "encode_gateway_health",
     "encode_gateway_state",
@@ -92,11 +95,6 @@ DEADLETTER_MEASUREMENT: Final = "ingest_deadletters"
 GATEWAY_STATE_MEASUREMENT: Final = "gateway_state"
 GATEWAY_HEALTH_MEASUREMENT: Final = "gateway_health"
 
-#: Names InfluxDB refuses as tag or field keys (1.x: ``time``; 2.x/3.x: ``_field``,
-#: ``_measurement``). A message using one is dead-lettered as ``invalid_payload``
-#: instead of being refused by the store.
-RESERVED_KEYS: Final = frozenset({"time", "_field", "_measurement"})
-_TOPIC_TAG_KEYS: Final = frozenset({"firm", "site", "area", "line", "machine", "gw"})
 _INT64_MAX: Final = 2**63 - 1
 
 _MEAS_ESC: Final = str.maketrans({",": "\\,", " ": "\\ "})
@@ -222,12 +220,8 @@ def _head(topic: MachineTopic, msg: MachinePayload) -> bytes:
         "machine": topic.machine,
         "gw": msg.gw,
     }
-    for key, value in msg.tags.items():
-        if key in _TOPIC_TAG_KEYS:
-            raise WireError("invalid_payload", f"tags.{key} collides with the topic tag {key!r}")
-        if key in RESERVED_KEYS:
-            raise WireError("invalid_payload", f"tags.{key}: {key!r} is reserved by InfluxDB")
-        tags[key] = value
+    # renkei.wire refused payload tags that are reserved or override a topic tag.
+    tags.update(msg.tags)
     # Topic levels, gw and tag keys/values are [A-Za-z0-9_.-]: nothing to escape.
     return (topic.kind.value + "".join(f",{k}={tags[k]}" for k in sorted(tags))).encode()
 
@@ -235,9 +229,7 @@ def _head(topic: MachineTopic, msg: MachinePayload) -> bytes:
 def encode_machine(topic: MachineTopic, msg: MachinePayload) -> Encoded:
     """Line protocol for a validated machine message (see the module docstring).
 
-    Raises:
-        WireError: ``invalid_payload`` when a payload tag collides with a topic tag, or a
-            tag/field name is reserved by InfluxDB (``time``, ``_field``, ``_measurement``).
+    Reserved tag and field names were refused by :mod:`renkei.wire` (``reserved_name``).
     """
     head = _head(topic, msg)
     if msg.kind is MachineKind.EVENT:
@@ -245,10 +237,6 @@ def encode_machine(topic: MachineTopic, msg: MachinePayload) -> Encoded:
     n_rows = len(msg.ts_ms)
     if n_rows == 0 or not msg.fields:
         return EMPTY
-    reserved = RESERVED_KEYS.intersection(msg.fields)
-    if reserved:
-        raise WireError("invalid_payload", f"field name(s) {sorted(reserved)} reserved by InfluxDB")
-
     names = list(msg.fields)
     integer = INTEGER_FIELDS.get(msg.kind, frozenset())
     dumped = [
@@ -374,13 +362,37 @@ def encode_gateway_health(topic: GatewayTopic, health: GatewayHealth, *, now_ms:
 # --------------------------------------------------------------------------- entry points
 
 
-def encode_message(topic: str, payload: bytes, *, now_ms: int) -> Encoded:
+class TimeWindow(NamedTuple):
+    """The ingest's admission window around its clock (see
+    :func:`renkei.wire.check_time_window`).
+
+    Attributes:
+        max_past_ms: how far before ``now`` a point may lie, ms (``None``: no bound).
+        max_future_ms: how far after ``now`` (gateway clock skew), ms.
+    """
+
+    max_past_ms: int | None
+    max_future_ms: int
+
+
+def encode_message(
+    topic: str,
+    payload: bytes,
+    *,
+    now_ms: int,
+    window: TimeWindow | None = None,
+    bindings: GatewayBindings | None = None,
+) -> Encoded:
     """Validate one MQTT message with :mod:`renkei.wire` and encode it.
 
     Args:
         topic: the MQTT topic.
         payload: the MQTT payload bytes.
         now_ms: current UTC epoch ms, for the future-timestamp check.
+        window: admission window for point times (``None``: only the wire's absolute
+            bounds, 1990 .. now + 24 h).
+        bindings: machine -> gateway bindings: a valid gateway state teaches them, a
+            machine message is checked against them (``None``: no check).
 
     Returns:
         The message's line protocol (``EMPTY`` for a valid message without values).
@@ -388,7 +400,8 @@ def encode_message(topic: str, payload: bytes, *, now_ms: int) -> Encoded:
     Raises:
         WireError: the message breaks the wire contract; ``reason`` is the dead-letter
             reason (``bad_topic``, ``oversize``, ``malformed_json``, ``schema_version``,
-            ``invalid_payload``, ``bad_timestamp``).
+            ``invalid_payload``, ``reserved_name``, ``bad_timestamp``,
+            ``out_of_range_time``, ``gateway_mismatch``).
     """
     parsed = parse_topic(topic)
     if isinstance(parsed, MachineTopic):
@@ -398,10 +411,20 @@ def encode_message(topic: str, payload: bytes, *, now_ms: int) -> Encoded:
                 "invalid_payload",
                 f"payload kind {msg.kind.value!r} differs from topic kind {parsed.kind.value!r}",
             )
+        if window is not None:
+            check_time_window(msg, now_ms=now_ms, **window._asdict())
+        if bindings is not None:
+            bindings.check(parsed, msg)
         return encode_machine(parsed, msg)
     gw_msg = decode_gateway_payload(payload, parsed.kind)
     if isinstance(gw_msg, GatewayState):
+        if bindings is not None:
+            bindings.learn(parsed, gw_msg)
+        if window is not None:
+            check_time_window(gw_msg, now_ms=now_ms, **window._asdict())
         return encode_gateway_state(parsed, gw_msg, now_ms=now_ms)
+    if window is not None:
+        check_time_window(gw_msg, now_ms=now_ms, **window._asdict())
     return encode_gateway_health(parsed, gw_msg, now_ms=now_ms)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -23,8 +24,11 @@ from renkei.wire import machine_topic
 
 __all__ = ["QoS1Publisher", "machine_message", "machine_topic_for"]
 
-#: 2023-11-14T22:13:20Z, a fixed epoch for reproducible timestamps.
-T0_MS = 1_700_000_000_000
+#: First timestamp of the synthetic messages: the start of the current UTC hour minus 7
+#: days, fixed for the process. It lies inside the ingest's admission window
+#: (``IngestSettings.max_past_s``, default 14 days) and leaves room for long benchmark
+#: runs before the 5-minute future bound; messages are reproducible within one run.
+T0_MS = (time.time_ns() // 3_600_000_000_000 - 7 * 24) * 3_600_000
 
 
 def machine_topic_for(machine: int, *, firm: str = "acme", kind: str = "telemetry") -> str:

@@ -61,8 +61,14 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from cloud._exceptions import ConfigError, IngestError, StoreRejected, StoreUnavailable
+from cloud.ingest.binding import (
+    BIRTH_FILTER,
+    BIRTH_SUBSCRIPTION_ID,
+    GatewayBindings,
+    learn_from_birth,
+)
 from cloud.ingest.heartbeat import Heartbeat
-from cloud.ingest.lineproto import Encoded, encode_deadletter_point, encode_message
+from cloud.ingest.lineproto import Encoded, TimeWindow, encode_deadletter_point, encode_message
 from cloud.store.base import TimeSeriesStore
 from renkei.wire import DeadLetter, WireError, deadletter_topic
 
@@ -119,6 +125,19 @@ class IngestSettings(BaseModel):
         deadletter_points: also write one ``ingest_deadletters`` point per dead letter.
         tls_ca_file: CA bundle for ``mqtts://`` (default: system CAs).
         tls_insecure: skip broker certificate hostname verification (testing only).
+        max_past_s: admission window: a message with a point (or ``sent_ms``) older than
+            this many seconds before the ingest clock is dead-lettered
+            ``out_of_range_time`` (kept, nothing lost), so one message cannot make
+            InfluxDB create a shard per week of a years-wide time range. Default 14 days:
+            above what a gateway's outbox holds through an outage (``outbox.max_bytes``
+            256 MB at a few kB/s is one to a few days). ``None``: no bound (backfilling
+            recorded data with ``timestamps: keep``).
+        max_future_s: how far ahead of the ingest clock a point may lie (gateway clock
+            skew), seconds; default 5 min.
+        bind_gateways: check a machine message's payload ``gw`` against the machines the
+            gateways' births claim (:mod:`cloud.ingest.binding`); with MQTT 5 and a shared
+            subscription the worker also subscribes :data:`~cloud.ingest.binding.
+            BIRTH_FILTER` (plain, QoS 0) to get the retained births after every connect.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -148,6 +167,9 @@ class IngestSettings(BaseModel):
     deadletter_points: bool = True
     tls_ca_file: str | None = None
     tls_insecure: bool = False
+    max_past_s: float | None = Field(default=14 * 86_400.0, gt=0)
+    max_future_s: float = Field(default=300.0, ge=0, le=86_400)
+    bind_gateways: bool = True
 
     @field_validator("broker_url")
     @classmethod
@@ -195,6 +217,19 @@ class IngestSettings(BaseModel):
     def tls(self) -> bool:
         """Whether ``broker_url`` asks for TLS (``mqtts://``)."""
         return urlsplit(self.broker_url).scheme == "mqtts"
+
+    @property
+    def window(self) -> TimeWindow:
+        """The admission window of ``max_past_s``/``max_future_s``, in ms."""
+        past = None if self.max_past_s is None else round(self.max_past_s * 1000)
+        return TimeWindow(past, round(self.max_future_s * 1000))
+
+    @property
+    def birth_subscription(self) -> bool:
+        """Whether the worker subscribes :data:`~cloud.ingest.binding.BIRTH_FILTER` too
+        (MQTT 5 Subscription Identifiers tell its copies apart; a plain main subscription
+        gets the retained births itself)."""
+        return self.bind_gateways and self.protocol == "5" and self.share_group is not None
 
     @property
     def subscription(self) -> str:
@@ -253,7 +288,14 @@ class Rejected:
     detail: str
 
 
-def route_message(topic: str | None, payload: bytes, *, now_ms: int) -> Encoded | Rejected:
+def route_message(
+    topic: str | None,
+    payload: bytes,
+    *,
+    now_ms: int,
+    window: TimeWindow | None = None,
+    bindings: GatewayBindings | None = None,
+) -> Encoded | Rejected:
     """Decide what happens to one message: its line protocol, or why it is rejected.
 
     Never raises for any input: contract violations become ``Rejected(reason=WireError
@@ -264,11 +306,13 @@ def route_message(topic: str | None, payload: bytes, *, now_ms: int) -> Encoded 
         topic: the MQTT topic, or ``None`` when it was not valid UTF-8.
         payload: the MQTT payload.
         now_ms: current UTC epoch ms (future-timestamp check).
+        window: admission window of point times (``out_of_range_time``), or ``None``.
+        bindings: machine -> gateway bindings (``gateway_mismatch``), or ``None``.
     """
     if topic is None:
         return Rejected("bad_topic", "topic is not valid UTF-8")
     try:
-        return encode_message(topic, payload, now_ms=now_ms)
+        return encode_message(topic, payload, now_ms=now_ms, window=window, bindings=bindings)
     except WireError as exc:
         return Rejected(exc.reason, exc.detail)
     except Exception as exc:  # a bug must dead-letter the message, not stall the stream
@@ -346,6 +390,8 @@ class IngestWorker:
         self._counts: Counter[str] = Counter()
         self._dead: Counter[str] = Counter()
         self._last_error: str | None = None
+        self._bindings = GatewayBindings() if settings.bind_gateways else None
+        self._birth_mid: int | None = None
         self._client = self._make_client()
 
     # ------------------------------------------------------------------ public API
@@ -538,6 +584,12 @@ class IngestWorker:
         )
         if self.settings.protocol == "5":
             client.subscribe(self.settings.subscription, options=SubscribeOptions(qos=1))
+            if self.settings.birth_subscription:
+                props = Properties(PacketTypes.SUBSCRIBE)  # type: ignore[no-untyped-call]
+                props.SubscriptionIdentifier = BIRTH_SUBSCRIPTION_ID
+                _, self._birth_mid = client.subscribe(
+                    BIRTH_FILTER, options=SubscribeOptions(qos=0), properties=props
+                )
         else:
             client.subscribe(self.settings.subscription, qos=1)
 
@@ -550,6 +602,10 @@ class IngestWorker:
         properties: Properties | None,
     ) -> None:
         failed = [rc for rc in reasons if rc.is_failure]
+        if mid == self._birth_mid:
+            if failed:
+                self._error(f"broker refused subscription {BIRTH_FILTER}: {failed[0]}")
+            return
         if failed:
             self._error(f"broker refused subscription {self.settings.subscription}: {failed[0]}")
             return
@@ -611,6 +667,12 @@ class IngestWorker:
             topic: str | None = message.topic
         except UnicodeDecodeError:
             topic = None
+        props = getattr(message, "properties", None)
+        sub_ids = getattr(props, "SubscriptionIdentifier", None) or ()
+        if BIRTH_SUBSCRIPTION_ID in sub_ids and self._bindings is not None:
+            if topic is not None:  # learn only; the shared subscription's copy is written
+                learn_from_birth(self._bindings, topic, bytes(message.payload))
+            return
         item = _Inbound(
             gen=self._gen,  # written only by this (network) thread's callbacks
             mid=message.mid,
@@ -679,7 +741,13 @@ class IngestWorker:
         return works
 
     def _prepare(self, item: _Inbound) -> _Work:
-        result = route_message(item.topic, item.payload, now_ms=item.received_ms)
+        result = route_message(
+            item.topic,
+            item.payload,
+            now_ms=item.received_ms,
+            window=self.settings.window,
+            bindings=self._bindings,
+        )
         if isinstance(result, Encoded):
             return _Work(msg=item, body=result.body, points=result.points, values=result.values)
         work = _Work(msg=item)

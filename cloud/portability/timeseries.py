@@ -59,6 +59,7 @@ from cloud.store.influx import (
     http_client,
     quote_ident,
     quote_literal,
+    quote_tag,
 )
 
 __all__ = [
@@ -199,7 +200,7 @@ class InfluxReader:
 
     def measurements(self, firm_id: str) -> list[str]:
         """Measurements with at least one series tagged ``firm=<firm_id>``, sorted."""
-        q = f"SHOW MEASUREMENTS WHERE {quote_ident('firm')} = {quote_literal(firm_id)}"
+        q = f"SHOW MEASUREMENTS WHERE {quote_tag('firm')} = {quote_literal(firm_id)}"
         names: set[str] = set()
         for result in self.query(q):
             for s in result.get("series") or []:
@@ -248,7 +249,7 @@ def _parse_int(text: str) -> int | float:
 
 
 def _firm_where(firm_id: str) -> str:
-    return f"{quote_ident('firm')} = {quote_literal(firm_id)}"
+    return f"{quote_tag('firm')} = {quote_literal(firm_id)}"
 
 
 def _type_order(typ: str) -> int:

@@ -49,6 +49,7 @@ __all__ = [
     "influx_settings_from_options",
     "quote_ident",
     "quote_literal",
+    "quote_tag",
 ]
 
 _RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
@@ -152,6 +153,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def quote_tag(name: str) -> str:
+    """A tag reference ``"name"::tag``: InfluxQL otherwise resolves a name that is also a
+    field key to the *field* in WHERE clauses (issue 11: a field ``firm`` blanked every
+    ``WHERE "firm" = '...'``). Use it wherever a query filters or groups on a tag."""
+    return quote_ident(name) + "::tag"
+
+
 def quote_literal(value: str) -> str:
     """An InfluxQL string literal in single quotes (``'`` and ``\\`` escaped)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -253,7 +261,7 @@ class InfluxStore:
         q = f"SELECT count({quote_ident(field)}) FROM {quote_ident(measurement)}"
         if where:
             q += " WHERE " + " AND ".join(
-                f"{quote_ident(k)} = {quote_literal(v)}" for k, v in where.items()
+                f"{quote_tag(k)} = {quote_literal(v)}" for k, v in where.items()
             )
         results = self._query(q)
         series = results[0].get("series") or []
@@ -271,7 +279,7 @@ class InfluxStore:
             return []
         group = ""
         if group_by:
-            group = " GROUP BY " + ",".join(quote_ident(t) for t in group_by)
+            group = " GROUP BY " + ",".join(quote_tag(t) for t in group_by)
         statements = [
             f"SELECT last({quote_ident(f)}) FROM {quote_ident(measurement)}{group}" for f in fields
         ]

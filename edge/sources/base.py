@@ -24,6 +24,8 @@ from typing import Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from renkei.wire import reserved_name_problem
+
 __all__ = [
     "FIELD_NAME_RE",
     "STREAMS",
@@ -59,12 +61,17 @@ class SourceFileNotFoundError(SourceError, FileNotFoundError):
 
 @functools.lru_cache(maxsize=4096)
 def _is_valid_field_name(name: str) -> bool:
-    return FIELD_NAME_RE.match(name) is not None
+    return FIELD_NAME_RE.match(name) is not None and reserved_name_problem(name) is None
 
 
 def check_field_name(name: str) -> str:
-    """Return ``name`` if it matches :data:`FIELD_NAME_RE`, else raise :class:`SourceError`."""
+    """Return ``name`` if it matches :data:`FIELD_NAME_RE` and is not reserved
+    (:func:`renkei.wire.reserved_name_problem`: a tag key such as ``firm``, ``time``, or a
+    name starting with ``_``), else raise :class:`SourceError`."""
     if not _is_valid_field_name(name):
+        problem = reserved_name_problem(name)
+        if problem is not None:
+            raise SourceError(f"field name {name!r} is reserved: {problem}")
         raise SourceError(
             f"field name {name!r} is invalid: expected 1-64 characters matching "
             f"{FIELD_NAME_RE.pattern}"

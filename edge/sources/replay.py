@@ -38,6 +38,7 @@ from edge.sources.timefix import (
     make_increasing,
     median_step_ms,
 )
+from renkei.wire import reserved_name_problem
 
 __all__ = ["ReplayOptions", "ReplaySource", "sanitize_field_name"]
 
@@ -47,13 +48,18 @@ _ISO = "%Y-%m-%d %H:%M:%S"
 def sanitize_field_name(column: str) -> str:
     """Turn a CSV header into a valid field name: ``"Volume Flow"`` -> ``"Volume_Flow"``.
 
-    Characters outside ``[A-Za-z0-9_]`` become ``_``, a leading digit gets a ``_`` prefix,
-    the result is cut to 64 characters.
+    Characters outside ``[A-Za-z0-9_]`` become ``_``; a name starting with a digit or
+    ``_`` gets an ``f`` prefix and a reserved name (a tag key such as ``machine``, or
+    ``time``, :func:`renkei.wire.reserved_name_problem`) a ``_`` suffix; the result is cut
+    to 64 characters.
     """
     name = re.sub(r"[^A-Za-z0-9_]", "_", column.strip()) or "_"
-    if name[0].isdigit():
-        name = "_" + name
-    return name[:64]
+    if name[0].isdigit() or name[0] == "_":
+        name = "f" + name
+    name = name[:64]
+    if reserved_name_problem(name) is not None:
+        name = name[:63] + "_"
+    return name
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.ingest.loadgen import QoS1Publisher, machine_message, machine_topic_for
+from cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
 from cloud.ingest.worker import IngestSettings, IngestWorker
 from cloud.store.influx import InfluxSettings, InfluxStore
 from renkei.wire import MAX_PAYLOAD_BYTES, DeadLetter
@@ -217,7 +217,8 @@ def test_store_rejected_message_is_isolated_and_dead_lettered(
     influxdb.create_database(database)
     store = store_for(influxdb, database)
     # f7 already exists as a string: any float f7 is a field type conflict (HTTP 400).
-    store.write_lines(b'telemetry,machine=seed f7="text" 1700000000000')
+    # (Same shard as the messages: loadgen's T0_MS.)
+    store.write_lines(b'telemetry,machine=seed f7="text" %d' % T0_MS)
     dlq = DeadLetterSubscriber(mosquitto)
     try:
         worker = IngestWorker(settings=settings_for(mosquitto, batch_max_delay_s=0.5), store=store)

@@ -526,7 +526,7 @@ def ingest_messages(firm: str, scale: int) -> Iterator[tuple[str, bytes]]:
             "sent_ms": T0_MS + i * 3_600_000,
             "config_version": f"c{i}",
             "agent_version": "0.1.0",
-            "models": {"skab": "1.2.0", 'weird name, = "x"': "v1"},
+            "models": {"skab": "1.2.0", "weird.name-1_x": "v1"},
         }
         yield (
             gateway_topic(firm=firm, site=site, gateway=f"gw-{firm}", kind="state"),

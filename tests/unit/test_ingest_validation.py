@@ -55,8 +55,8 @@ BAD_CASES: list[tuple[str, str, bytes]] = [
     ("invalid_payload", TOPIC, orjson.dumps(good(fields={"a": ["inf", 1.0]}))),
     ("invalid_payload", TOPIC, orjson.dumps(good(extra=1))),
     ("invalid_payload", TOPIC, orjson.dumps(good(kind="features"))),  # topic says telemetry
-    ("invalid_payload", TOPIC, orjson.dumps(good(tags={"machine": "m9"}))),  # collides
-    ("invalid_payload", TOPIC, orjson.dumps(good(fields={"time": [1.0, 2.0]}))),  # reserved
+    ("reserved_name", TOPIC, orjson.dumps(good(tags={"machine": "m9"}))),  # collides
+    ("reserved_name", TOPIC, orjson.dumps(good(fields={"time": [1.0, 2.0]}))),  # reserved
     ("bad_timestamp", TOPIC, orjson.dumps(good(ts_ms=[0, 1]))),
     ("bad_timestamp", TOPIC, orjson.dumps(good(ts_ms=[T0, NOW + 2 * 86_400_000]))),
     ("oversize", TOPIC, b" " * (MAX_PAYLOAD_BYTES + 1)),

@@ -21,6 +21,7 @@ from cloud.ingest.lineproto import (
     quote_string,
 )
 from cloud.store.lineparse import parse_lines
+from renkei.wire import reserved_name_problem
 
 T0 = 1_700_000_000_000
 NOW = T0 + 1000
@@ -103,13 +104,13 @@ def test_gateway_state_and_health() -> None:
             "online": True,
             "sent_ms": T0,
             "agent_version": "0.1.0",
-            "models": {"vib iforest": "3", "t2": "1"},
+            "models": {"vib.iforest": "3", "t2": "1"},
         }
     )
     enc = encode_message("renkei/v1/acme/plant1/_gw/gw-01/state", state, now_ms=NOW)
     assert enc.body.decode() == (
         'gateway_state,firm=acme,gw=gw-01,site=plant1 online=1i,config_version="",'
-        f'agent_version="0.1.0",model.vib\\ iforest="3",model.t2="1" {T0}\n'
+        f'agent_version="0.1.0",model.vib.iforest="3",model.t2="1" {T0}\n'
     )
     health = orjson.dumps(
         {
@@ -166,7 +167,7 @@ def test_deadletter_point() -> None:
 finite = st.floats(allow_nan=False, allow_infinity=False)
 level = st.from_regex(r"[A-Za-z0-9_.\-]{1,12}", fullmatch=True)
 field_name = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True).filter(
-    lambda s: s not in ("time", "_field", "_measurement")
+    lambda s: reserved_name_problem(s) is None
 )
 
 
@@ -178,7 +179,7 @@ def machine_payloads(draw: st.DrawFn) -> tuple[dict[str, Any], list[int]]:
     cols = {n: draw(st.lists(st.none() | finite, min_size=rows, max_size=rows)) for n in names}
     tags = draw(
         st.dictionaries(
-            field_name.filter(lambda s: s not in ("firm", "site", "area", "line", "machine", "gw")),
+            field_name,
             level,
             max_size=3,
         )

@@ -119,11 +119,11 @@ def test_generic_csv_defaults_and_labels(tmp_path: Path) -> None:
             units={"Oil_Temp": "°C"},
         )
     )
-    assert dict(src.fields) == {"Oil_Temp": "°C", "_2nd": ""}
+    assert dict(src.fields) == {"Oil_Temp": "°C", "f2nd": ""}
     block = next(src.blocks())
     assert block.stream == "shot"
     assert block.fields["Oil_Temp"].tolist() == [40.5, 41.0]
-    assert np.isnan(block.fields["_2nd"][1])
+    assert np.isnan(block.fields["f2nd"][1])
     assert block.labels is not None
     assert block.labels.tolist() == [0, 2]
     assert block.t_ms[0] == 1_706_781_600_000
@@ -165,5 +165,9 @@ def test_speed_too_high_for_ms_resolution(tmp_path: Path) -> None:
 
 def test_sanitize_field_name() -> None:
     assert sanitize_field_name("Volume Flow RateRMS") == "Volume_Flow_RateRMS"
-    assert sanitize_field_name("1st-value") == "_1st_value"
+    assert sanitize_field_name("1st-value") == "f1st_value"
+    # reserved names (tag keys, time, a leading "_") never come out (issue 11)
+    assert sanitize_field_name("_x") == "f_x"
+    assert sanitize_field_name("machine") == "machine_"
+    assert sanitize_field_name("time") == "time_"
     assert len(sanitize_field_name("x" * 100)) == 64

@@ -28,7 +28,7 @@ def test_is_a_time_series_store(store: SqliteStore) -> None:
 
 
 def test_redelivery_creates_no_duplicates(store: SqliteStore) -> None:
-    raw = machine_message(seq=4, rows=50, fields=8)
+    raw = machine_message(seq=4, rows=50, fields=8, t0_ms=T0)
     enc = encode_message(machine_topic_for(1), raw, now_ms=T0 + 10**9)
     store.write_lines(enc.body)
     store.write_lines(enc.body)  # MQTT redelivery

@@ -24,13 +24,16 @@ from renkei.wire import (
     gateway_topic,
     machine_topic,
     parse_topic,
+    reserved_name_problem,
 )
 
 NOW = 1_800_000_000_000  # fixed "now" for timestamp checks
 T0 = 1_700_000_000_000
 
 levels = st.from_regex(r"[A-Za-z0-9_.\-]{1,64}", fullmatch=True)
-field_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,63}", fullmatch=True)
+field_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,63}", fullmatch=True).filter(
+    lambda n: reserved_name_problem(n) is None
+)
 kinds = st.sampled_from(list(MachineKind))
 LEVEL_NAMES = ("firm", "site", "area", "line", "machine")
 GOOD = {"firm": "acme", "site": "plant-1", "area": "molding", "line": "l1", "machine": "m_1"}

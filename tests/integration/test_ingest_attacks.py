@@ -1,0 +1,176 @@
+"""Issue 11 attacks against a real Mosquitto and a real InfluxDB, with exact counts.
+
+- a field named like a tag (``firm``) must not blind another firm's queries;
+- one message spreading points over 36 years must not create a shard per week;
+- a gateway must not write as another gateway (payload ``gw``), also right after an
+  ingest restart (retained births learned through the plain birth subscription).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from cloud.capacity.availability import daily_up_hours
+from cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
+from cloud.ingest.worker import IngestWorker
+from renkei.wire import MIN_TS_MS, GatewayState, encode, gateway_topic
+from tests.integration.test_ingest_worker import (
+    DeadLetterSubscriber,
+    running,
+    settings_for,
+    store_for,
+    wait_until,
+)
+from tests.services import InfluxDB, Mosquitto
+
+ROWS = 60  # one row a second: one 1-minute availability bucket per message
+
+
+def _victim_and_attacker(attacker_field: str) -> list[tuple[str, bytes]]:
+    out = []
+    for seq in range(20):  # victim: 20 messages x 60 rows, 1 s apart = 1,200 points
+        out.append(
+            (
+                machine_topic_for(1, firm="victim", kind="features"),
+                machine_message(
+                    seq=seq, rows=ROWS, fields=2, gw="gw-v", step_ms=1000, kind="features"
+                ),
+            )
+        )
+    evil = orjson.loads(
+        machine_message(seq=0, rows=ROWS, fields=2, gw="gw-a", step_ms=1000, kind="features")
+    )
+    evil["fields"][attacker_field] = [1.0] * ROWS
+    out.append((machine_topic_for(2, firm="attacker", kind="features"), orjson.dumps(evil)))
+    return out
+
+
+def test_tag_named_field_cannot_blind_another_firm(
+    mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+) -> None:
+    store = store_for(influxdb, database)
+    dlq = DeadLetterSubscriber(mosquitto)
+    pub = QoS1Publisher(host="127.0.0.1", port=mosquitto.port, client_id="attack-1")
+    try:
+        with running(IngestWorker(settings=settings_for(mosquitto), store=store)) as worker:
+            pub.publish_many(_victim_and_attacker("firm"))
+            wait_until(lambda: worker.stats().acked == 21, 30, "21 messages acked")
+            assert worker.stats().points == 1200
+            assert {k: len(v) for k, v in dlq.by_reason.items()} == {"reserved_name": 1}
+            assert "fields.firm" in dlq.by_reason["reserved_name"][0].detail
+        # What the pre-fix ingest wrote: the attacker's point with a float field "firm".
+        store.write_lines(
+            b"features,firm=attacker,gw=gw-a,machine=m2,site=plant1 firm=1.0,f0=1.0 %d\n" % T0_MS,
+            precision="ms",
+        )
+        assert store.count("features", "f0", where={"firm": "victim"}) == 1200
+        assert store.count("features", "f0", where={"firm": "attacker"}) == 1
+        day = datetime.fromtimestamp(T0_MS / 1000, UTC).date()
+        up = daily_up_hours(store, first_day=day, days=2, timezone="UTC", where={"firm": "victim"})
+        assert {k: sum(v.values()) for k, v in up.items()} == {"m1": 20 / 60}
+    finally:
+        pub.close()
+        dlq.close()
+        store.close()
+
+
+def _shards(influx: InfluxDB, database: str) -> int:
+    body = influx.query("SHOW SHARDS")
+    return sum(len(s.get("values") or []) for s in body if s.get("name") == database)
+
+
+def test_shard_bomb_is_dead_lettered_without_shards(
+    mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+) -> None:
+    store = store_for(influxdb, database)
+    dlq = DeadLetterSubscriber(mosquitto)
+    pub = QoS1Publisher(host="127.0.0.1", port=mosquitto.port, client_id="attack-2")
+    week = 7 * 86_400_000
+    stamps = list(range(MIN_TS_MS, T0_MS, week))  # ~1,900 weeks, all within the wire bounds
+    bomb = orjson.loads(machine_message(seq=0, rows=len(stamps), fields=1, gw="gw-01"))
+    bomb["ts_ms"] = stamps
+    try:
+        with running(IngestWorker(settings=settings_for(mosquitto), store=store)) as worker:
+            pub.publish(machine_topic_for(1), machine_message(seq=1, rows=5, fields=1))
+            pub.publish(machine_topic_for(1), orjson.dumps(bomb))
+            wait_until(lambda: worker.stats().acked == 2, 30, "2 messages acked")
+            assert worker.stats().points == 5
+        assert len(stamps) > 1900
+        assert [dl.reason for dl in dlq.by_reason["out_of_range_time"]] == ["out_of_range_time"]
+        assert f"ts_ms[0]={MIN_TS_MS} ms" in dlq.by_reason["out_of_range_time"][0].detail
+        assert dlq.total() == 1
+        assert _shards(influxdb, database) == 2  # data (1) + the dead-letter counter (1)
+    finally:
+        pub.close()
+        dlq.close()
+        store.close()
+
+
+def _birth(gw: str, machines: list[str]) -> tuple[str, bytes]:
+    topic = gateway_topic(firm="acme", site="plant1", gateway=gw, kind="state")
+    state = GatewayState(v=1, gw=gw, online=True, sent_ms=T0_MS + 7 * 86_400_000, machines=machines)
+    return topic, encode(state)
+
+
+def _publish_retained(broker: Mosquitto, births: list[tuple[str, bytes]]) -> None:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    try:
+        for topic, payload in births:
+            c.publish(topic, payload, qos=1, retain=True).wait_for_publish(10)
+    finally:
+        c.disconnect()
+        c.loop_stop()
+
+
+def test_forged_gateway_id_is_dead_lettered_also_after_an_ingest_restart(
+    mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+) -> None:
+    # Births are retained *before* the worker exists: it can only learn them through its
+    # plain birth subscription (a shared subscription gets no retained messages).
+    _publish_retained(mosquitto, [_birth("gw-1", ["a1/l1/m1"]), _birth("gw-2", ["a1/l1/m2"])])
+    store = store_for(influxdb, database)
+    dlq = DeadLetterSubscriber(mosquitto)
+    pub = QoS1Publisher(host="127.0.0.1", port=mosquitto.port, client_id="attack-3")
+    msgs = [
+        (machine_topic_for(1), machine_message(seq=0, rows=10, fields=1, gw="gw-1")),
+        (machine_topic_for(2), machine_message(seq=1, rows=10, fields=1, gw="gw-2")),
+        # gw-2 publishes on its own machine's topic as gw-1 (seq 2 of "gw-1")
+        (machine_topic_for(2), machine_message(seq=2, rows=10, fields=1, gw="gw-1")),
+        # a machine nobody claims, from a gateway without a birth: accepted (documented)
+        (machine_topic_for(3), machine_message(seq=3, rows=10, fields=1, gw="gw-3")),
+    ]
+    try:
+        settings = settings_for(mosquitto)
+        with running(IngestWorker(settings=settings, store=store)) as worker:
+            wait_until(
+                lambda: (
+                    worker._bindings is not None
+                    and bool(worker._bindings.bound("acme", "plant1", "a1/l1/m2"))
+                ),
+                10,
+                "retained births learned",
+            )
+            pub.publish_many(msgs)
+            # (Mosquitto also hands the retained births to the shared subscription, which
+            # writes them as gateway_state points; only telemetry is counted here.)
+            wait_until(lambda: dlq.total() == 1, 30, "1 dead letter")
+            wait_until(
+                lambda: worker.stats().acked >= 4 and worker.stats().buffered == 0,
+                30,
+                "4 messages acked",
+            )
+        assert {k: len(v) for k, v in dlq.by_reason.items()} == {"gateway_mismatch": 1}
+        detail = dlq.by_reason["gateway_mismatch"][0].detail
+        assert "gw='gw-1'" in detail and "a1/l1/m2" in detail
+        assert store.count("telemetry", "f0", where={"gw": "gw-1", "machine": "m2"}) == 0
+        assert store.count("telemetry", "f0") == 30
+    finally:
+        pub.close()
+        dlq.close()
+        store.close()
