@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -162,6 +163,7 @@ def parse_document_json(raw: bytes, *, max_rows: int) -> RegistryDocument:
         rows: list[Any] = data.get(table, [])
         out: list[Any] = []
         for start in range(0, len(rows), CHUNK_ROWS):
+            time.sleep(0)  # let the process's other threads (requests) take the GIL
             try:
                 out += adapter.validate_python(rows[start : start + CHUNK_ROWS])
             except ValidationError as exc:
@@ -296,8 +298,10 @@ def import_document(
         new = [r for r in rows if r["id"] not in stored]
         old = [r for r in rows if r["id"] in stored]
         for chunk in _chunks(new):
+            time.sleep(0)
             session.execute(insert(orm), list(chunk), execution_options=options)
         for chunk in _chunks(old):
+            time.sleep(0)
             session.execute(update(orm), list(chunk), execution_options=options)
         counts[table] = len(rows)
     session.flush()
