@@ -205,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--firms", type=int, default=50)
     ap.add_argument("--get-rate", type=float, default=40.0, help="light GETs per second")
     ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument(
+        "--server-cwd",
+        default=None,
+        help="run the server from another checkout (e.g. an older commit) to compare",
+    )
     args = ap.parse_args(argv)
     settings = ApiSettings()
     with tempfile.TemporaryDirectory() as tmp:
@@ -216,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen(
             [sys.executable, "-m", "renkei.cli", "cloud", "api", "--port", str(port)],
             env=env,
+            cwd=args.server_cwd,
         )
         base = f"http://127.0.0.1:{port}"
         try:
