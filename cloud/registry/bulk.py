@@ -259,6 +259,21 @@ def _duplicates(doc: RegistryDocument) -> list[tuple[str, str]]:
     return problems
 
 
+def _touched_firms(session: Session, doc: RegistryDocument) -> tuple[str, ...]:
+    """Every firm whose rows an import without ``firm_id`` changes: the declared owners
+    and the stored owners of the rows it overwrites (a platform import may move rows)."""
+    firms: set[str] = {f.id for f in doc.firms}
+    for table in ("sites", "machines", "molds"):
+        firms |= {r.firm_id for r in getattr(doc, table)}
+    for table in TABLES:
+        firms |= set(_owners(session, table, [r.id for r in getattr(doc, table)]).values())
+    site_firms = {s.id: s.firm_id for s in doc.sites}
+    unknown = [ln.site_id for ln in doc.lines if ln.site_id not in site_firms]
+    firms |= {site_firms[ln.site_id] for ln in doc.lines if ln.site_id in site_firms}
+    firms |= set(_owners(session, "sites", unknown).values())
+    return tuple(sorted(firms))
+
+
 def import_document(
     session: Session, doc: RegistryDocument | Mapping[str, Any], *, firm_id: str | None = None
 ) -> dict[str, int]:
@@ -290,7 +305,7 @@ def import_document(
         raise RegistryImportError(problems)
     if foreign:
         raise RegistryOwnershipError(foreign)
-    options = {} if firm_id is None else {CHANGED_FIRMS_OPTION: (firm_id,)}
+    options = {CHANGED_FIRMS_OPTION: (firm_id,) if firm_id else _touched_firms(session, doc)}
     counts = {}
     for table, (orm, _schema) in TABLES.items():
         rows = [r.model_dump() for r in getattr(doc, table)]
