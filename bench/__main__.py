@@ -16,6 +16,7 @@ BENCHES = (
     "bench.bench_outbox",
     "bench.bench_planner",
     "bench.bench_capacity_search",
+    "bench.bench_api_import",
     "bench.bench_inference",
 )
 

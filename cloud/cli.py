@@ -14,7 +14,6 @@ disconnects. Every option can also be given as an environment variable (shown in
 
 from __future__ import annotations
 
-import gc
 import logging
 import signal
 import threading
@@ -182,9 +181,8 @@ def api(
     Configured by ``RENKEI_API_*`` variables (see ``cloud.api.ApiSettings``), e.g.
     ``RENKEI_API_DATABASE_URL=postgresql+psycopg://...``; the schema is migrated first.
     """
-    import uvicorn
-
-    from cloud.api import ApiSettings, create_app
+    from cloud.api import ApiSettings
+    from cloud.api.serve import serve
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -194,11 +192,7 @@ def api(
     except ValidationError as exc:
         typer.echo(f"invalid configuration (RENKEI_API_*): {exc}", err=True)
         raise typer.Exit(2) from None
-    application = create_app(settings)
-    # The long-lived objects of start-up (index, ORM, routes) leave the GC's generations, so
-    # full collections stop walking them: capacity-search p99 113 -> 46 ms (bench/RESULTS.md).
-    gc.freeze()
-    uvicorn.run(application, host=host, port=port, log_level=log_level.lower())
+    serve(settings, host=host, port=port, log_level=log_level)
 
 
 @app.command("capacity-publish")

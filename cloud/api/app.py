@@ -12,6 +12,7 @@ from sqlalchemy.orm import sessionmaker
 
 from cloud.api import errors
 from cloud.api.deps import AppState
+from cloud.api.limits import BodyLimit
 from cloud.api.routers import ROUTERS
 from cloud.api.settings import ApiSettings
 from cloud.registry import make_engine
@@ -61,6 +62,7 @@ def create_app(
         clock=clock,
     )
     errors.install(app)
+    app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     _mount_web(app)

@@ -64,6 +64,7 @@ from cloud.api.capacity_service import availability_cache
 from cloud.api.deps import AppState
 from cloud.capacity import ShiftCalendar, available_hours_matrix, capability_class
 from cloud.registry import (
+    CHANGED_FIRMS_OPTION,
     CapacityBooking,
     Firm,
     Line,
@@ -116,10 +117,11 @@ SYNC_REBUILD_MAX_MACHINES: Final = 20_000
 _CAPACITY_TABLES: Final = frozenset({"firm", "site", "line", "machine", "capacity_booking"})
 _GRANT_TABLES: Final = frozenset({"sharing_grant", "partner_group", "partner_group_member"})
 _PENDING: Final = "renkei_capacity_changes"
-#: Execution option naming the firms a bulk booking statement touches, e.g.
-#: ``session.execute(delete(CapacityBooking).where(...), execution_options={CHANGED_FIRMS:
-#: ("acme",)})``; without it such a statement forces a full rebuild.
-CHANGED_FIRMS: Final = "renkei_changed_firms"
+#: Execution option naming the firms a bulk statement on a capacity table touches (all
+#: its rows are theirs), e.g. ``session.execute(delete(CapacityBooking).where(...),
+#: execution_options={CHANGED_FIRMS: ("acme",)})``; without it such a statement forces a
+#: full rebuild. The registry's bulk import sets it for the importing firm.
+CHANGED_FIRMS: Final = CHANGED_FIRMS_OPTION
 _SERVICE_KEY: Final = "capacity_index"
 _NORMALIZE = re.compile(r"[\s\-_]+")
 
@@ -267,8 +269,9 @@ def _on_execute(state: ORMExecuteState) -> None:
     table = getattr(getattr(state.statement, "table", None), "name", None)
     if table in _CAPACITY_TABLES or table in _GRANT_TABLES:
         firms = state.execution_options.get(CHANGED_FIRMS)
-        if firms is not None and table == "capacity_booking":
-            change = ChangeSet(firms=frozenset(firms))
+        if firms is not None and table in _CAPACITY_TABLES:
+            # every row the statement touches is one of these firms' (a firm's own import)
+            change = ChangeSet(firms=frozenset(firms), grants=table == "firm")
         else:
             change = ChangeSet(full=table in _CAPACITY_TABLES, grants=True)
         state.session.info[_PENDING] = _pending(state.session) | change

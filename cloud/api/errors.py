@@ -6,8 +6,10 @@ Every error body is ``{"error": {"code": str, "message": str, "detail": ...}}``:
 - ``403 forbidden``: the role may not call this endpoint, or not for this firm.
 - ``404 not_found``: no such object *in this firm* (objects of other firms are not
   revealed).
-- ``409 conflict``: the request contradicts the current state (duplicate id, answering an
-  assignment twice, confirming a dismissed disruption).
+- ``409 conflict``: the request contradicts the current state (duplicate id, an id another
+  firm holds, answering an assignment twice, confirming a dismissed disruption).
+- ``413 payload_too_large``: the body is larger than ``max_body_bytes`` (``detail`` =
+  ``{"limit_bytes": N}``; :mod:`cloud.api.limits`).
 - ``422 invalid``: the body, query or path failed validation; ``detail`` lists each
   problem with its location (``body.jobs[2].mold_id``), the value and what was expected.
 """
@@ -24,8 +26,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloud.api.limits import BodyTooLarge, too_large_body
 from cloud.planner import PlannerInputError
-from cloud.registry import RegistryImportError
+from cloud.registry import RegistryImportError, RegistryOwnershipError
 
 __all__ = ["ApiError", "Conflict", "Forbidden", "Invalid", "NotFound", "Unauthenticated", "install"]
 
@@ -121,6 +124,21 @@ def install(app: FastAPI) -> None:
     async def _import(request: Request, exc: RegistryImportError) -> JSONResponse:
         detail = [{"loc": where, "msg": msg} for where, msg in exc.problems]
         return JSONResponse(_body("invalid", str(exc), detail), status_code=422)
+
+    @app.exception_handler(RegistryOwnershipError)
+    async def _ownership(request: Request, exc: RegistryOwnershipError) -> JSONResponse:
+        detail = [
+            {"loc": f"body.{table}", "msg": f"{table} {i!r} belongs to another firm"}
+            for table, ids in exc.conflicts.items()
+            for i in ids
+        ]
+        return JSONResponse(_body("conflict", str(exc), detail), status_code=409)
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, exc: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(
+            too_large_body(exc.limit_bytes), status_code=413, headers={"Connection": "close"}
+        )
 
     @app.exception_handler(PlannerInputError)
     async def _planner(request: Request, exc: PlannerInputError) -> JSONResponse:

@@ -40,6 +40,19 @@ class ApiSettings(BaseSettings):
         suspect_min_gateways: sites with fewer gateways never raise a suspicion.
         capacity_cache_s: how long computed spare capacity is reused (registry and booking
             changes invalidate it at once).
+        max_body_bytes: largest request body accepted (bytes, default 10 MiB); larger ones
+            get 413 before they are read in full (``Content-Length`` checked first, chunked
+            bodies counted as they arrive). The reverse proxy's ``client_max_body_size``
+            matches it (deploy/nginx/).
+        max_import_rows: most rows in one registry import (``PUT /firms/{id}/registry``,
+            all tables together; default 50,000); more is a 422 naming the limit.
+        timeout_keep_alive_s: uvicorn closes an idle keep-alive connection after this many
+            seconds (``renkei cloud api``).
+        limit_concurrency: uvicorn answers 503 beyond this many concurrent connections and
+            tasks (``renkei cloud api``; protects the process when it runs without proxy).
+        forwarded_allow_ips: addresses or networks (comma-separated) whose
+            ``X-Forwarded-For`` / ``X-Forwarded-Proto`` uvicorn trusts: the reverse proxy's
+            only (``renkei cloud api``; default loopback).
     """
 
     model_config = SettingsConfigDict(env_prefix="RENKEI_API_", frozen=True, extra="forbid")
@@ -62,6 +75,11 @@ class ApiSettings(BaseSettings):
     suspect_offline_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.5
     suspect_min_gateways: Annotated[int, Field(ge=1)] = 2
     capacity_cache_s: Annotated[float, Field(ge=0)] = 300.0
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 10 * 1024 * 1024
+    max_import_rows: Annotated[int, Field(ge=1)] = 50_000
+    timeout_keep_alive_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    limit_concurrency: Annotated[int, Field(ge=1)] = 256
+    forwarded_allow_ips: str = "127.0.0.1"
 
     def default_calendar(self) -> ShiftCalendar:
         """The calendar of sites that have none of their own."""

@@ -7,7 +7,9 @@ Importing this package registers every table on :data:`Base.metadata`.
 """
 
 from cloud.registry.bulk import (
+    CHANGED_FIRMS_OPTION,
     RegistryImportError,
+    RegistryOwnershipError,
     export_csv,
     export_document,
     import_csv,
@@ -60,6 +62,7 @@ from cloud.registry.sharing import (
 )
 
 __all__ = [
+    "CHANGED_FIRMS_OPTION",
     "ApiCredential",
     "AssignmentStatus",
     "AuditEvent",
@@ -87,6 +90,7 @@ __all__ = [
     "Principal",
     "Process",
     "RegistryImportError",
+    "RegistryOwnershipError",
     "Role",
     "ShareGranularity",
     "SharingGrant",

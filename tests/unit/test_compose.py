@@ -13,6 +13,7 @@ tests/integration/test_broker_security.py.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -31,6 +32,7 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cloud.api.settings import ApiSettings
 from cloud.broker_acl import ROLLOUT_USER_SUFFIX
 from edge.config import load_config
 
@@ -55,6 +57,7 @@ SERVICES = {
     "ingest-1",
     "ingest-2",
     "api",
+    "nginx",
     "watch",
     "rollout",
     "capacity",
@@ -400,7 +403,7 @@ def test_only_the_broker_api_and_grafana_are_published() -> None:
     published = {n: s["ports"] for n, s in compose()["services"].items() if "ports" in s}
     assert published == {
         "mosquitto": ["8883:8883"],
-        "api": ["127.0.0.1:8000:8000"],
+        "nginx": ["127.0.0.1:8000:8080"],
         "grafana": ["127.0.0.1:3000:3000"],
     }
     conf = (REPO / "deploy" / "mosquitto" / "compose.conf").read_text()
@@ -411,6 +414,32 @@ def test_only_the_broker_api_and_grafana_are_published() -> None:
     # renkei.conf's queue settings are included by compose.conf
     assert "/mosquitto/config/renkei.d/renkei.conf" in targets
     assert "include_dir /mosquitto/config/renkei.d" in conf
+
+
+def test_the_api_is_reached_only_through_the_nginx_proxy() -> None:
+    doc = compose()
+    api, nginx = doc["services"]["api"], doc["services"]["nginx"]
+    assert "ports" not in api
+    assert nginx["depends_on"]["api"] == {"condition": "service_healthy"}
+    # nginx and the API share a network of their own; the API trusts forwarded headers
+    # from nginx's fixed address on it, and from nothing else.
+    proxy_ip = nginx["networks"]["api-proxy"]["ipv4_address"]
+    assert set(nginx["networks"]) == {"api-proxy"}
+    assert set(api["networks"]) == {"default", "api-proxy"}
+    assert api["environment"]["RENKEI_API_FORWARDED_ALLOW_IPS"] == proxy_ip
+    subnet = doc["networks"]["api-proxy"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(proxy_ip) in ipaddress.ip_network(subnet)
+    # The image renders the mounted template with the env file's NGINX_* values; every
+    # placeholder has one, and the body limit equals the API's default.
+    assert nginx["env_file"] == ["./deploy/nginx/nginx.env"]
+    assert "./deploy/nginx/templates:/etc/nginx/templates:ro" in nginx["volumes"]
+    env = read_env_file(REPO / "deploy" / "nginx" / "nginx.env")
+    template = (REPO / "deploy" / "nginx" / "templates" / "renkei-api.conf.template").read_text()
+    assert set(re.findall(r"\$\{([A-Z0-9_]+)\}", template)) == set(env)
+    assert env["NGINX_API_UPSTREAM"] == "api:8000"
+    assert env["NGINX_LISTEN_PORT"] == nginx["ports"][0].rsplit(":", 1)[1]
+    assert env["NGINX_CLIENT_MAX_BODY_SIZE"] == "10m"
+    assert ApiSettings.model_fields["max_body_bytes"].default == 10 * 1024 * 1024
 
 
 def test_grafana_is_provisioned_from_the_dashboards_directory() -> None:

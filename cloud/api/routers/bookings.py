@@ -10,7 +10,8 @@ columns and values), dates ``YYYY-MM-DD`` (``YYYY/MM/DD`` as Excel writes it in 
 accepted), UTF-8 (with or without BOM) or Shift_JIS (cp932). Every bad row is reported as
 ``bookings.csv:{line}.{field}: problem`` (``loc`` + ``msg`` in the 422 detail list) and
 nothing is written. ``?replace=true`` (JSON and CSV) first deletes all of the firm's
-bookings, so a full plan can be re-uploaded daily.
+bookings, so a full plan can be re-uploaded daily. Bodies are limited to
+``RENKEI_API_MAX_BODY_BYTES`` (413, :mod:`cloud.api.limits`).
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ router = APIRouter(tags=["bookings"])
 
 #: Most bookings in one request (JSON list or CSV rows).
 MAX_BOOKINGS = 50_000
-#: Largest CSV body accepted (bytes).
-MAX_CSV_BYTES = 20_000_000
 CSV_COLUMNS = ("machine_id", "start", "end", "hours_per_day", "reference")
 _REQUIRED_COLUMNS = ("machine_id", "start", "hours_per_day")
 _SLASH_DATE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
@@ -182,10 +181,8 @@ def create_bookings(
 
 
 async def _csv_body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_CSV_BYTES:
-        raise Invalid(f"bookings.csv is larger than {MAX_CSV_BYTES} bytes")
-    return body
+    # bounded by the app's body limit (413 beyond ApiSettings.max_body_bytes)
+    return await request.body()
 
 
 def _decode(raw: bytes) -> str:

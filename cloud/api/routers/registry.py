@@ -8,16 +8,17 @@ path's.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.api.deps import SessionDep, authorize
+from cloud.api.deps import SessionDep, SettingsDep, authorize
 from cloud.api.errors import Conflict, Invalid, NotFound
 from cloud.capacity import ShiftCalendar
 from cloud.registry import Base, Line, Machine, Mold, Site, export_document, import_document
+from cloud.registry.bulk import parse_document_json
 from cloud.registry.schemas import (
     LineCreate,
     LinePublic,
@@ -80,34 +81,49 @@ def export_registry(firm_id: str, session: SessionDep) -> RegistryDocument:
     return export_document(session, firm_ids={firm_id})
 
 
+def _document_schema() -> dict[str, Any]:
+    """The request body's JSON schema; its row schemas are the create endpoints' ones."""
+    schema = RegistryDocument.model_json_schema(
+        mode="validation", ref_template="#/components/schemas/{model}"
+    )
+    schema.pop("$defs", None)
+    return schema
+
+
+async def _raw_body(request: Request) -> bytes:
+    # Read in the event loop as it arrives, bounded by the app's BodyLimit (413); parsed
+    # and validated in the endpoint's worker thread, so a large document does not stall
+    # the event loop that serves every other request.
+    return await request.body()
+
+
 @router.put(
     "/firms/{firm_id}/registry",
     name="registry.import",
     dependencies=[authorize("registry.import")],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _document_schema()}},
+        }
+    },
 )
-def import_registry(firm_id: str, body: RegistryDocument, session: SessionDep) -> dict[str, int]:
-    """Create or update the rows of a registry document (idempotent).
+def import_registry(
+    firm_id: str,
+    raw: Annotated[bytes, Depends(_raw_body)],
+    session: SessionDep,
+    settings: SettingsDep,
+) -> dict[str, int]:
+    """Create or update the rows of a registry document (idempotent); rows written per table.
 
-    Every row must belong to the path's firm (422 naming the first row that does not).
+    Errors: 422 for invalid rows, rows of another firm (``firm_id`` not the path's, lines
+    on another firm's site, machines on another firm's line) or more than
+    ``max_import_rows`` rows (the limit is named); 409 naming ids that rows of *another*
+    firm already hold (they are never overwritten, as single creates answer 409 for an
+    existing id); 413 for a body over ``max_body_bytes``. Nothing is written on an error.
     """
-    for table in ("firms", "sites", "machines", "molds"):
-        for i, row in enumerate(getattr(body, table)):
-            owner = row.id if table == "firms" else row.firm_id
-            if owner != firm_id:
-                raise Invalid(
-                    f"{table}[{i}] belongs to firm {owner!r}, not {firm_id!r}",
-                    detail=[{"loc": f"body.{table}[{i}]", "msg": f"expected firm {firm_id!r}"}],
-                )
-    sites = {s.id for s in body.sites} | set(
-        session.scalars(select(Site.id).where(Site.firm_id == firm_id))
-    )
-    for i, line in enumerate(body.lines):
-        if line.site_id not in sites:
-            raise Invalid(
-                f"lines[{i}].site_id {line.site_id!r} is not a site of firm {firm_id!r}",
-                detail=[{"loc": f"body.lines[{i}].site_id", "msg": "unknown site"}],
-            )
-    return import_document(session, body)
+    doc = parse_document_json(raw, max_rows=settings.max_import_rows)
+    return import_document(session, doc, firm_id=firm_id)
 
 
 # -------------------------------------------------------------------------- sites
