@@ -56,9 +56,18 @@ SIM_FIELDS = (("telemetry", "oil_temp_C"), ("features", "vib_rms_g"), ("anomaly"
 
 
 def test_full_replay_of_real_dataset_file(
-    tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    influxdb: InfluxDB,
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """SKAB valve1/1.csv replayed completely: one telemetry point per CSV row, exactly."""
+    """SKAB valve1/1.csv replayed completely: one telemetry point per CSV row, exactly.
+
+    The replay keeps the recording's 2020 timestamps, so the ingest runs with its admission
+    window off (``RENKEI_MAX_PAST_S=0``), as a user replaying history must.
+    """
+    monkeypatch.setenv("RENKEI_MAX_PAST_S", "0")
     csv = require_data_dir() / "skab" / "data" / "valve1" / "1.csv"
     n_rows = sum(1 for _ in csv.open()) - 1
     gateway = {
