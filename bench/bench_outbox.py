@@ -184,6 +184,12 @@ def _db_bytes_after_checkpoint(path: Path) -> int:
     return path.stat().st_size
 
 
+def _pct(sorted_values: list[float], pct: float) -> float:
+    """The ``pct``-th percentile (nearest rank) of an ascending list."""
+    k = max(0, min(len(sorted_values) - 1, round(pct / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
@@ -205,11 +211,21 @@ def bench_outbox(tmp: Path) -> list[tuple[str, str]]:
         rows.append(
             ("append, 1 per transaction", f"{_rate(n, time.perf_counter() - t):,.0f} msgs/s")
         )
+        lat_ms: list[float] = []
         t = time.perf_counter()
         for sec in seconds:
+            t1 = time.perf_counter()
             ob.enqueue_many(sec)
+            lat_ms.append((time.perf_counter() - t1) * 1000.0)
         dt = time.perf_counter() - t
         rows.append(("append, agent 1 s batches (~3)", f"{_rate(len(items), dt):,.0f} msgs/s"))
+        lat_ms.sort()
+        rows.append(
+            (
+                "  enqueue_many latency p50 / p99 / max",
+                f"{_pct(lat_ms, 50):.2f} / {_pct(lat_ms, 99):.2f} / {lat_ms[-1]:.2f} ms",
+            )
+        )
         t = time.perf_counter()
         for _ in range(3):
             for i in range(0, len(items), 100):
