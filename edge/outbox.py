@@ -49,6 +49,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -80,12 +81,18 @@ SCHEMA_VERSION: Final = 1
 MAX_MQTT_PAYLOAD: Final = 268_435_455 - 65_535 - 16
 #: Rows deleted per ``DELETE ... IN (...)`` statement (below SQLite's variable limit).
 _ACK_CHUNK: Final = 500
+#: Rows deleted per transaction when the filesystem is full (small WAL footprint).
+_ACK_CHUNK_FULL: Final = 16
 #: At most one "messages dropped" warning per this many seconds (counts are aggregated).
 _DROP_LOG_INTERVAL_S: Final = 10.0
+#: At most one "filesystem is full" incident per this many seconds.
+_FULL_LOG_INTERVAL_S: Final = 60.0
 #: Seqs reserved per fsync of the guard file (the bound on an unverifiable gap).
 _SEQ_BLOCK: Final = 1024
 #: Rounds of "drop the oldest, retry" on a full filesystem before refusing the batch.
 _FULL_ATTEMPTS: Final = 24
+#: SQLite's default page size, bytes (the outbox never changes it).
+_PAGE_GUESS: Final = 4096
 _SQLITE_CORRUPT: Final = 11
 _SQLITE_FULL: Final = 13
 _SQLITE_NOTADB: Final = 26
@@ -315,6 +322,7 @@ class Outbox:
         self._reserve = DiskReserve(self.path, settings.disk_reserve_bytes)
         self._pressure = False
         """The reserve was given back because the filesystem is full."""
+        self._pressure_logged = -float("inf")
         self._pending_drop = (0, 0)
         """Refused messages and bytes counted while even the counter update did not fit."""
         self._next_seq = 0
@@ -413,8 +421,12 @@ class Outbox:
         st.reserved = max(st.reserved, nxt)
         st.clean = False
         st.boot_id = me
-        with self._errors("open"):
+        try:
             self._retry_full(lambda: self._write_open_marks(conn, nxt, st.epoch))
+        except sqlite3.Error as exc:  # the guard file has them; the next commit sets next_seq
+            if not _is_full(exc):
+                raise OutboxError(_explain(self.path, "open", exc)) from exc
+            log.warning("outbox %s: filesystem full; epoch not copied into the database", self.path)
         self._save_guard()
         self._guard.write_hint(st.epoch, nxt)
         if not self._reserve.ensure():
@@ -545,17 +557,25 @@ class Outbox:
 
     def _release_reserve(self) -> bool:
         """Give the reserve back to the filesystem; ``True`` if there was one."""
-        released = self._reserve.release()
+        self._enter_pressure()
+        return self._reserve.release()
+
+    def _enter_pressure(self) -> bool:
+        """Note (once per episode) that the filesystem is full; returns ``False``."""
         if not self._pressure:
             self._pressure = True
+            now = time.monotonic()
+            if now - self._pressure_logged < _FULL_LOG_INTERVAL_S:
+                return False
+            self._pressure_logged = now
             self._incident(
                 "disk_full",
                 0,
-                f"outbox {self.path}: the filesystem is full; released the "
-                f"{self._reserve.size}-byte reserve and applying the "
-                f"{self.settings.when_full} policy",
+                f"outbox {self.path}: the filesystem is full; applying the "
+                f"{self.settings.when_full} policy (the {self._reserve.size}-byte reserve "
+                f"keeps deletions possible)",
             )
-        return released
+        return False
 
     def _checkpoint(self) -> None:
         conn = self._db
@@ -567,14 +587,20 @@ class Outbox:
             log.debug("outbox %s: checkpoint failed: %s", self.path, exc)
 
     def _relieve(self) -> None:
-        """Under disk pressure: shrink the WAL and try to take the reserve back."""
+        """Under disk pressure: shrink the WAL, take the reserve back if there is room,
+        and leave pressure mode once the filesystem has a reserve's worth free again."""
         self._checkpoint()
         try:
-            ok = self._reserve.ensure()
-        except OSError as exc:
+            if not self._reserve.ensure():
+                return
+            free = shutil.disk_usage(self.path.parent).free
+            conn = self._conn()
+            page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+            free += int(conn.execute("PRAGMA freelist_count").fetchone()[0]) * page
+        except (OSError, sqlite3.Error) as exc:
             log.warning("outbox %s: cannot re-create the disk reserve: %s", self.path, exc)
             return
-        if ok:
+        if free >= 2 * self._reserve.size:  # free in the filesystem and inside the file
             self._pressure = False
             log.warning("outbox %s: disk space is back; the reserve is restored", self.path)
 
@@ -619,6 +645,11 @@ class Outbox:
             conn.execute(f"PRAGMA busy_timeout={int(self.settings.busy_timeout_s * 1000)}")
             conn.execute(f"PRAGMA journal_size_limit={self.settings.journal_size_limit_bytes}")
             conn.execute("PRAGMA foreign_keys=OFF")
+            if self.settings.disk_reserve_bytes:
+                # Keep the WAL below half of the reserve, so that on a full filesystem the
+                # released reserve always lets a checkpoint move the WAL into the file.
+                pages = self.settings.disk_reserve_bytes // _PAGE_GUESS // 2
+                conn.execute(f"PRAGMA wal_autocheckpoint={min(1000, max(8, pages))}")
         except BaseException:
             conn.close()
             raise
@@ -853,12 +884,13 @@ class Outbox:
             raise
 
     def _make_room(self, attempt: int) -> bool:
-        """The filesystem is full: give back the reserve and, under ``drop_oldest``,
-        delete the oldest messages. ``False`` when that cannot help (refuse the batch)."""
-        self._release_reserve()
+        """The filesystem is full: give back the reserve, shrink the WAL and, under
+        ``drop_oldest``, delete the oldest messages when the file has no free pages left.
+        ``False`` when nothing more can help (then the batch is refused)."""
+        reject = self.settings.when_full == "reject_new"
+        # reject_new keeps the reserve for deletions: new data never uses it
+        released = self._enter_pressure() if reject else self._release_reserve()
         self._checkpoint()
-        if self.settings.when_full == "reject_new":
-            return False
         conn = self._conn()
         need = 2 * max(self._last_batch_bytes, 4096) + 16 * 4096
         try:
@@ -866,8 +898,12 @@ class Outbox:
             free = int(conn.execute("PRAGMA freelist_count").fetchone()[0]) * page
         except sqlite3.Error:
             return False
-        if attempt > 0 and free >= need:
-            return False  # the file has room; what is missing is space for the WAL itself
+        if free >= need:
+            # The file has room; what was missing is room for the WAL: retry once with the
+            # space the reserve and the checkpoint gave back.
+            return released or attempt == 0
+        if reject:
+            return False
         need <<= min(attempt, 10)
 
         def body() -> tuple[int, int]:
@@ -908,21 +944,7 @@ class Outbox:
         self._pending_drop = (msgs + len(batch), pbytes + nbytes)
         conn = self._conn()
 
-        def body() -> None:
-            m, b = self._pending_drop
-            conn.execute(
-                "UPDATE meta SET next_seq = max(next_seq, ?), dropped_total = dropped_total + ?, "
-                "dropped_bytes_total = dropped_bytes_total + ?",
-                (self._next_seq, m, b),
-            )
-            self._reserve_seqs(self._next_seq)
-
-        try:
-            self._tx(conn, body)
-            self._pending_drop = (0, 0)
-            self._guard.write_hint(self._state.epoch, self._next_seq)
-        except (sqlite3.Error, OutboxError) as exc:
-            log.debug("outbox %s: refused messages counted in memory: %s", self.path, exc)
+        self._persist_pending(lambda: self._tx(conn, lambda: self._write_pending(conn)))
         self._drops.add(
             len(batch),
             nbytes,
@@ -935,6 +957,34 @@ class Outbox:
             accepted=[],
             rejected=seqs,
         )
+
+    def _write_pending(self, conn: sqlite3.Connection) -> None:
+        m, b = self._pending_drop
+        conn.execute(
+            "UPDATE meta SET next_seq = max(next_seq, ?), dropped_total = dropped_total + ?, "
+            "dropped_bytes_total = dropped_bytes_total + ?",
+            (self._next_seq, m, b),
+        )
+        self._reserve_seqs(self._next_seq)
+
+    def _persist_pending(self, write: Callable[[], object]) -> None:
+        """Write the refused-message counters; on a full filesystem borrow the reserve
+        for this one small transaction and take it back at once."""
+        for attempt in range(2):
+            try:
+                write()
+            except (sqlite3.Error, OutboxError) as exc:
+                if attempt or not (isinstance(exc, sqlite3.Error) and _is_full(exc)):
+                    log.debug("outbox %s: refused messages counted in memory: %s", self.path, exc)
+                    return
+                self._release_reserve()
+                self._checkpoint()
+                continue
+            self._pending_drop = (0, 0)
+            self._guard.write_hint(self._state.epoch, self._next_seq)
+            if attempt:
+                self._relieve()
+            return
 
     def _dropped_total(self) -> int:
         try:
@@ -979,19 +1029,41 @@ class Outbox:
         if not id_list:
             return 0
 
+        def delete(conn: sqlite3.Connection, chunk: list[int]) -> int:
+            marks = ",".join("?" * len(chunk))
+            return int(conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk).rowcount)
+
         def run(conn: sqlite3.Connection) -> int:
             def body() -> int:
-                deleted = 0
-                for i in range(0, len(id_list), _ACK_CHUNK):
-                    chunk = id_list[i : i + _ACK_CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    cur = conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", chunk)
-                    deleted += cur.rowcount
-                return deleted
+                return sum(
+                    delete(conn, id_list[i : i + _ACK_CHUNK])
+                    for i in range(0, len(id_list), _ACK_CHUNK)
+                )
 
             return self._tx(conn, body)
 
-        return self._run("ack", run)
+        with self._lock:
+            try:
+                return self._run("ack", run, full_retry=False)
+            except OutboxError as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, sqlite3.Error) and _is_full(cause)):
+                    raise
+            # Full filesystem: the WAL cannot take one big deletion. Give back the reserve
+            # and delete in small transactions, each checkpointed in place (deleting never
+            # grows the database file).
+            self._release_reserve()
+            self._checkpoint()
+            deleted = 0
+            for i in range(0, len(id_list), _ACK_CHUNK_FULL):
+                chunk = id_list[i : i + _ACK_CHUNK_FULL]
+
+                def small(conn: sqlite3.Connection, chunk: list[int] = chunk) -> int:
+                    return self._tx(conn, lambda: delete(conn, chunk))
+
+                deleted += self._run("ack", small)
+                self._checkpoint()
+            return deleted
 
     # ------------------------------------------------------------------ reading
 
@@ -1096,6 +1168,10 @@ class Outbox:
             if self._closed:
                 return
             self._drops.flush(policy=self.settings.when_full, dropped_total=self._dropped_total())
+            if self._pending_drop[0]:
+                with contextlib.suppress(OutboxError, sqlite3.Error):
+                    conn = self._conn()
+                    self._persist_pending(lambda: self._tx(conn, lambda: self._write_pending(conn)))
             self._closed = True
             if self._pending_drop[0]:
                 log.error(

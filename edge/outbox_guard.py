@@ -35,13 +35,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
-__all__ = ["DiskReserve", "GuardFile", "GuardState", "boot_id", "is_enospc", "sibling"]
+__all__ = [
+    "GUARD_SIZE",
+    "DiskReserve",
+    "GuardFile",
+    "GuardState",
+    "boot_id",
+    "is_enospc",
+    "sibling",
+]
 
 log = logging.getLogger(__name__)
 
 _HINT: Final = struct.Struct("<qqI")
 _BOOT_ID_PATH: Final = Path("/proc/sys/kernel/random/boot_id")
 _CHUNK: Final = 64 * 1024
+#: Size of ``<db>.guard``, bytes (fixed, so it can be overwritten in place when full).
+GUARD_SIZE: Final = 1024
 
 
 def boot_id() -> str:
@@ -116,23 +126,42 @@ class GuardFile:
     def save(self, state: GuardState) -> None:
         """Replace the file atomically and durably (temp file, fsync, rename, dir fsync).
 
+        The file always has :data:`GUARD_SIZE` bytes (JSON padded with spaces), so on a
+        full filesystem it is overwritten in place instead (one sector-sized write of an
+        existing block, fsynced: no allocation needed).
+
         Raises:
             OSError: the write failed (``ENOSPC`` included; the old file is intact).
         """
         data = json.dumps(asdict(state), sort_keys=True).encode()
+        if len(data) > GUARD_SIZE:
+            raise ValueError(f"guard state is {len(data)} bytes; the limit is {GUARD_SIZE}")
+        data = data.ljust(GUARD_SIZE)
         tmp = sibling(self.path, ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise
-        os.close(fd)
+            if not is_enospc(exc) or not self.path.exists():
+                raise
+            self._overwrite(data)
+            return
         os.replace(tmp, self.path)
         _fsync_dir(self.path.parent)
+
+    def _overwrite(self, data: bytes) -> None:
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            os.pwrite(fd, data, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def write_hint(self, epoch: int, next_seq: int) -> None:
         """Record the committed next seq (no fsync: see the module docstring). Best effort."""
