@@ -4,14 +4,17 @@ Every message a gateway sends is written here *before* it is published and delet
 *after* the broker acknowledged it (QoS 1 PUBACK). The store is one SQLite file in WAL mode
 with ``synchronous=FULL``: a call to :meth:`Outbox.enqueue` that returned has been fsynced to
 the write-ahead log, so it survives ``kill -9`` and power loss; a call interrupted by a
-crash leaves no trace (the transaction never committed, its sequence number is not used).
+process crash leaves no trace (the transaction never committed, its sequence number is not
+used). Storage that breaks that promise (a torn WAL, a corrupt page) cannot go unnoticed:
+see "Damage" below.
 
 Sequence numbers and ids
     Each accepted message gets the gateway's next sequence number ``seq`` (0-based,
     strictly increasing, never reused -- it is stored in the same transaction as the row,
-    so it survives restarts). ``seq`` *is* the row id: :meth:`Outbox.peek` pages in seq
-    order with ``after_id=-1`` for the start. ``make_payload(seq)`` builds the payload
-    inside the transaction, so the ``seq`` in the payload always matches the row.
+    and a side file keeps a reserved high-water mark, so it survives restarts and even a
+    lost database tail). ``seq`` *is* the row id: :meth:`Outbox.peek` pages in seq order
+    with ``after_id=-1`` for the start. ``make_payload(seq)`` builds the payload inside the
+    transaction, so the ``seq`` in the payload always matches the row.
 
 Size limit and the full policy (``OutboxSettings.when_full``)
     ``max_bytes`` bounds the *logical* backlog: payload plus topic bytes of the messages
@@ -31,12 +34,47 @@ Size limit and the full policy (``OutboxSettings.when_full``)
     consumes its sequence number, so the cloud sees a ``seq`` gap exactly where data was
     lost under either policy.
 
+Disk full (``SQLITE_FULL``)
+    The same policy applies when the *filesystem* fills up before ``max_bytes``:
+    ``drop_oldest`` deletes the oldest messages (counted in ``dropped_total``) until the
+    new batch fits in the file's free pages, and retries; ``reject_new``, or a batch that
+    cannot fit even then, is refused and counted (:class:`OutboxFullError`). The agent
+    keeps running. A preallocated ``<db>.reserve`` file (``disk_reserve_bytes``, 4 MiB)
+    is given back on ``SQLITE_FULL``: deletions need WAL space too, so acknowledged
+    messages can always be deleted (on a full disk in small checkpointed transactions),
+    also after a restart. The WAL is kept below half of the reserve (``wal_autocheckpoint``)
+    so a checkpoint always fits. The reserve is taken back once there is room; new data
+    under ``reject_new`` never uses it. ``OutboxStats.disk_full`` and an incident report it.
+
+Damage (boot epoch, quarantine, counted loss)
+    ``<db>.guard`` (see :mod:`edge.outbox_guard`) holds the boot :attr:`Outbox.epoch`
+    (Sparkplug B's bdSeq idea: +1 on every open and every quarantine, also copied into the
+    database's ``user_version``), a reserved seq high-water mark (raised 1024 seqs at a
+    time and fsynced *before* those seqs are used: the cost is one extra fsync per 1024
+    messages), and the loss counters. On open:
+
+    - ``PRAGMA quick_check`` runs (O(file size): see ``bench/bench_outbox.py``). A damaged
+      database -- or one that turns out corrupt at run time (``SQLITE_CORRUPT`` /
+      ``SQLITE_NOTADB`` in any call) -- is *quarantined*: it and its ``-wal``/``-shm`` are
+      renamed to ``<db>.quarantined-e<epoch>[.<n>]`` (kept for forensics, e.g.
+      ``sqlite3 <file> .recover``), a fresh database is started with the seqs going on, its
+      readable backlog is added to ``lost_total`` and ``quarantined_total`` is counted.
+    - If the database lost committed transactions (a torn or truncated WAL), the next seq
+      continues where the previous session ended and the missing range is counted
+      **exactly** in ``lost_total`` when that end is known: after a clean stop, or after a
+      process crash on the same boot (``<db>.hint``, rewritten without fsync after every
+      commit, survives in the page cache). After a possible power loss it is not known:
+      the seqs up to the reserved mark are skipped and counted in ``gap_total`` (each was
+      either lost or never used: an upper bound, at most 1024 per power loss).
+
+    Every incident is logged at ERROR and kept for :meth:`Outbox.take_incidents` (the agent
+    sends them as events and in its health message). Seqs are never reused.
+
 Threads
     One writer thread (the agent, calling ``enqueue``) and one publisher thread (``peek``,
-    ``get``, ``ack``) may use one :class:`Outbox` concurrently. Each thread gets its own
-    SQLite connection; WAL lets the publisher read while the writer commits, and writes
-    (enqueue, ack) serialise on SQLite's write lock with a busy timeout. Writes use
-    ``BEGIN IMMEDIATE`` so two writers never deadlock on a lock upgrade.
+    ``get``, ``ack``) may use one :class:`Outbox` concurrently. They share one SQLite
+    connection under a lock (so a quarantine can swap the database under both safely);
+    SQLite writes serialise anyway, and reads are short. Writes use ``BEGIN IMMEDIATE``.
 
 Disk
     The file grows to the peak backlog and then reuses its free pages (no VACUUM, which
