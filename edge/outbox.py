@@ -406,15 +406,16 @@ class Outbox:
             db_epoch = int(conn.execute("PRAGMA user_version").fetchone()[0])
         st.epoch = max(st.epoch, db_epoch) + 1
         hint = self._guard.read_hint()
-        hint_next = (
-            hint[1] if hint is not None and prev is not None and hint[0] == prev.epoch else None
-        )
+        valid = hint is not None and prev is not None and hint[0] == prev.epoch
+        hint_next = hint[1] if hint is not None and valid else None
+        hint_oldest = hint[2] if hint is not None and valid else 0
         me = boot_id()
         known: int | None  # exact next seq of the previous session, when it can be known
+        acked_below = hint_oldest  # every seq below was acknowledged or dropped
         if prev is None:
             known = db_next  # first open (or side files deleted): nothing to compare with
         elif prev.clean:
-            known = prev.committed
+            known, acked_below = prev.committed, prev.oldest
         elif prev.boot_id and prev.boot_id == me and hint_next is not None:
             known = hint_next  # a process crash: the page cache kept the hint
         else:
@@ -428,23 +429,24 @@ class Outbox:
                 db_next = known
             else:
                 db_next = max(hint_next or 0, st.reserved)
+        lost_from = max(db_next, acked_below)
         if known is not None:
             nxt = max(db_next, known)
-            lost = nxt - db_next
+            lost = max(0, nxt - lost_from)
             gap = 0
         else:
             floor = max(db_next, hint_next or 0)
             nxt = max(floor, st.reserved)
-            lost = floor - db_next
+            lost = max(0, floor - lost_from)
             gap = nxt - floor
         if lost:
             st.lost_total += lost
             self._incident(
                 "lost",
                 lost,
-                f"outbox {self.path} lost its tail: seqs {db_next}..{db_next + lost - 1} were "
-                f"committed and are gone (torn or truncated WAL after a crash or power "
-                f"loss); those the broker had acknowledged before were delivered",
+                f"outbox {self.path} lost its tail: seqs {lost_from}..{lost_from + lost - 1} "
+                f"were committed, not known to be acknowledged, and are gone (torn or "
+                f"truncated WAL after a crash or power loss)",
             )
         if gap:
             st.gap_total += gap
@@ -466,7 +468,7 @@ class Outbox:
                 raise OutboxError(_explain(self.path, "open", exc)) from exc
             log.warning("outbox %s: filesystem full; epoch not copied into the database", self.path)
         self._save_guard()
-        self._guard.write_hint(st.epoch, nxt)
+        self._write_hint()
         if not self._reserve.ensure():
             self._pressure = True
             log.warning(
@@ -589,7 +591,7 @@ class Outbox:
         except sqlite3.Error as exc2:
             raise OutboxError(_explain(self.path, "re-create after quarantine", exc2)) from exc2
         self._save_guard()
-        self._guard.write_hint(st.epoch, self._next_seq)
+        self._write_hint()
 
     # ------------------------------------------------------------------ disk space
 
@@ -896,7 +898,7 @@ class Outbox:
         new_drops = dropped_msgs - self._pending_drop[0]
         self._pending_drop = (0, 0)
         self._next_seq = next_seq
-        self._guard.write_hint(self._state.epoch, next_seq)
+        self._write_hint()
         if dropped_msgs:
             self._drops.add(new_drops, dropped_bytes, policy=s.when_full, dropped_total=drop_total)
         if rejected:
@@ -907,6 +909,17 @@ class Outbox:
                 rejected=rejected,
             )
         return accepted
+
+    def _oldest(self) -> int:
+        """The lowest unacknowledged seq (``next_seq`` when the outbox is empty)."""
+        try:
+            row = self._conn().execute("SELECT min(id) FROM outbox").fetchone()
+        except (sqlite3.Error, OutboxError):
+            return 0  # unknown: assume nothing was acknowledged (an upper bound on loss)
+        return self._next_seq if row[0] is None else int(row[0])
+
+    def _write_hint(self) -> None:
+        self._guard.write_hint(self._state.epoch, self._next_seq, self._oldest())
 
     def _reserve_seqs(self, next_seq: int) -> None:
         """Make the reserved high-water mark durable before seqs below it are committed."""
@@ -1019,7 +1032,7 @@ class Outbox:
                 self._checkpoint()
                 continue
             self._pending_drop = (0, 0)
-            self._guard.write_hint(self._state.epoch, self._next_seq)
+            self._write_hint()
             if attempt:
                 self._relieve()
             return
@@ -1082,7 +1095,9 @@ class Outbox:
 
         with self._lock:
             try:
-                return self._run("ack", run, full_retry=False)
+                deleted = self._run("ack", run, full_retry=False)
+                self._write_hint()
+                return deleted
             except OutboxError as exc:
                 cause = exc.__cause__
                 if not (isinstance(cause, sqlite3.Error) and _is_full(cause)):
@@ -1101,6 +1116,7 @@ class Outbox:
 
                 deleted += self._run("ack", small)
                 self._checkpoint()
+            self._write_hint()
             return deleted
 
     # ------------------------------------------------------------------ reading
@@ -1210,6 +1226,7 @@ class Outbox:
                 with contextlib.suppress(OutboxError, sqlite3.Error):
                     conn = self._conn()
                     self._persist_pending(lambda: self._tx(conn, lambda: self._write_pending(conn)))
+            oldest = self._oldest()
             self._closed = True
             if self._pending_drop[0]:
                 log.error(
@@ -1220,6 +1237,7 @@ class Outbox:
             st = self._state
             st.clean = True
             st.committed = self._next_seq
+            st.oldest = oldest
             try:
                 self._guard.save(st)
             except OSError as exc:  # the next open treats the stop as unclean

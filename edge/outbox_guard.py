@@ -9,10 +9,11 @@ Three small files live next to the outbox database ``<db>``:
     persisted loss counters, the carried-over totals of quarantined databases, and whether
     the last session closed cleanly (then ``committed`` is the exact next seq).
 
-``<db>.hint`` (20 bytes, rewritten in place after every commit, *not* fsynced)
-    ``(epoch, next_seq, crc32)``. A ``kill -9`` keeps it (the kernel's page cache
-    survives the process), so after a crash on the same boot (``/proc``'s ``boot_id``
-    unchanged) it is the exact next seq. After a power loss or kernel crash it may be
+``<db>.hint`` (28 bytes, rewritten in place after every commit, *not* fsynced)
+    ``(epoch, next_seq, oldest, crc32)``; ``oldest`` is the lowest unacknowledged seq
+    (every seq below it was acknowledged or dropped). A ``kill -9`` keeps it (the
+    kernel's page cache survives the process), so after a crash on the same boot
+    (``/proc``'s ``boot_id`` unchanged) it is exact. After a power loss or kernel crash it may be
     stale, so it is only a lower bound then, and the reserved mark is the upper bound.
 
 ``<db>.reserve`` (``disk_reserve_bytes`` of preallocated zeros)
@@ -47,7 +48,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_HINT: Final = struct.Struct("<qqI")
+_HINT: Final = struct.Struct("<qqqI")
 _BOOT_ID_PATH: Final = Path("/proc/sys/kernel/random/boot_id")
 _CHUNK: Final = 64 * 1024
 #: Size of ``<db>.guard``, bytes (fixed, so it can be overwritten in place when full).
@@ -83,6 +84,8 @@ class GuardState:
     """No seq >= this has been used; raised in blocks, fsynced before use."""
     committed: int = 0
     """Exact next seq at a clean close (meaningful only when ``clean``)."""
+    oldest: int = 0
+    """Lowest unacknowledged seq at a clean close (``committed`` if none)."""
     clean: bool = False
     """The session closed cleanly."""
     boot_id: str = ""
@@ -163,10 +166,11 @@ class GuardFile:
         finally:
             os.close(fd)
 
-    def write_hint(self, epoch: int, next_seq: int) -> None:
-        """Record the committed next seq (no fsync: see the module docstring). Best effort."""
-        data = _HINT.pack(epoch, next_seq, 0)
-        data = data[:-4] + struct.pack("<I", zlib.crc32(data[:-4]))
+    def write_hint(self, epoch: int, next_seq: int, oldest: int) -> None:
+        """Record the committed next seq and the lowest unacknowledged seq (no fsync: see
+        the module docstring). Best effort."""
+        body = _HINT.pack(epoch, next_seq, oldest, 0)[:-4]
+        data = body + struct.pack("<I", zlib.crc32(body))
         try:
             if self._hint_fd is None:
                 self._hint_fd = os.open(self.hint_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -174,18 +178,18 @@ class GuardFile:
         except OSError as exc:  # the hint only sharpens loss accounting
             log.debug("outbox hint %s not written: %s", self.hint_path, exc)
 
-    def read_hint(self) -> tuple[int, int] | None:
-        """``(epoch, next_seq)`` from the hint file, or ``None`` if missing or torn."""
+    def read_hint(self) -> tuple[int, int, int] | None:
+        """``(epoch, next_seq, oldest)`` from the hint file, or ``None`` if missing or torn."""
         try:
             data = self.hint_path.read_bytes()[: _HINT.size]
         except OSError:
             return None
         if len(data) != _HINT.size:
             return None
-        epoch, next_seq, crc = _HINT.unpack(data)
-        if crc != zlib.crc32(data[:-4]) or next_seq < 0:
+        epoch, next_seq, oldest, crc = _HINT.unpack(data)
+        if crc != zlib.crc32(data[:-4]) or not 0 <= oldest <= next_seq:
             return None
-        return epoch, next_seq
+        return epoch, next_seq, oldest
 
     def close(self) -> None:
         """Close the hint file descriptor."""

@@ -41,13 +41,16 @@ from edge.outbox import Outbox, OutboxSettings
 ob = Outbox(settings=OutboxSettings(path=Path(sys.argv[1])))
 for _ in range(int(sys.argv[2])):
     ob.enqueue({TOPIC!r}, lambda seq: b"m%d" % seq + b"." * 1500)
+ob.ack(range(int(sys.argv[3])))  # delivered (PUBACK) before the crash
 os.kill(os.getpid(), signal.SIGKILL)  # no close, no checkpoint: the WAL holds everything
 """
 
 
-def _commit_and_kill(path: Path, n: int) -> None:
+def _commit_and_kill(path: Path, n: int, acked: int = 0) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(path), str(n)], capture_output=True, timeout=60
+        [sys.executable, "-c", _CHILD, str(path), str(n), str(acked)],
+        capture_output=True,
+        timeout=60,
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
 
@@ -113,7 +116,25 @@ def test_torn_wal_after_kill_counts_the_lost_tail_and_never_reuses_seqs(
         assert ob.enqueue(TOPIC, lambda q: b"after") == N  # never reused
         assert [i.kind for i in ob.take_incidents()] == ["lost"]
         assert ob.epoch == 2
-    assert f"seqs {keep_commits}..{N - 1} were committed and are gone" in caplog.text
+    assert f"seqs {keep_commits}..{N - 1} were committed, not known to be acknowledged" in (
+        caplog.text
+    )
+
+
+def test_messages_acknowledged_before_the_tear_are_not_counted_as_lost(tmp_path: Path) -> None:
+    s = _settings(tmp_path)
+    _commit_and_kill(s.path, N, acked=30)
+    wal = _wal(s.path)
+    ends = _commit_frames(wal)
+    assert len(ends) == OPEN_COMMITS + N + 1  # ... and one commit deleting seqs 0..29
+    with wal.open("r+b") as f:  # the tear takes the acks and seqs 19..44
+        f.truncate(ends[OPEN_COMMITS - 1 + 19] + 100)
+    with Outbox(settings=s) as ob:
+        st = ob.stats()
+        # 0..18 come back (the broker has them: a duplicate re-send, harmless downstream);
+        # 19..29 were delivered; 30..44 were not and are gone
+        assert [r.id for r in ob.peek(-1, 100)] == list(range(19))
+        assert (st.next_seq, st.lost_total, st.gap_total) == (N, 15, 0)
 
 
 def test_bad_wal_header_loses_everything_visibly(tmp_path: Path) -> None:
