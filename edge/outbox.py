@@ -39,7 +39,7 @@ Disk full (``SQLITE_FULL``)
     ``drop_oldest`` deletes the oldest messages (counted in ``dropped_total``) until the
     new batch fits in the file's free pages, and retries; ``reject_new``, or a batch that
     cannot fit even then, is refused and counted (:class:`OutboxFullError`). The agent
-    keeps running. A preallocated ``<db>.reserve`` file (``disk_reserve_bytes``, 4 MiB)
+    keeps running. A preallocated ``<db>.reserve`` file (``disk_reserve_bytes``, 8 MiB)
     is given back on ``SQLITE_FULL``: deletions need WAL space too, so acknowledged
     messages can always be deleted (on a full disk in small checkpointed transactions),
     also after a restart. The WAL is kept below half of the reserve (``wal_autocheckpoint``)
@@ -209,7 +209,7 @@ class OutboxSettings(BaseModel):
     """How long a write waits for the other thread's write lock before failing."""
     journal_size_limit_bytes: Annotated[int, Field(ge=0)] = 16 * 1024 * 1024
     """Size the WAL file is truncated to after a checkpoint."""
-    disk_reserve_bytes: Annotated[int, Field(ge=0)] = 4 * 1024 * 1024
+    disk_reserve_bytes: Annotated[int, Field(ge=0)] = 8 * 1024 * 1024
     """Preallocated file given back when the filesystem is full, so the WAL can still take
     deletions (acks, drops); ``0`` disables it (see "Disk full" in the module docstring)."""
 
