@@ -65,7 +65,7 @@ Damage (boot epoch, quarantine, counted loss)
       process crash on the same boot (``<db>.hint``, rewritten without fsync after every
       commit, survives in the page cache). After a possible power loss it is not known:
       the seqs up to the reserved mark are skipped and counted in ``gap_total`` (each was
-      either lost or never used: an upper bound, at most 1024 per power loss).
+      either lost or never used: an upper bound, at most 1024 + one batch per power loss).
 
     Every incident is logged at ERROR and kept for :meth:`Outbox.take_incidents` (the agent
     sends them as events and in its health message). Seqs are never reused.
