@@ -30,11 +30,15 @@ Measured:
    latency (enqueue -> subscriber) while the backlog drains, and a zero-loss check (every
    seq arrives at a persistent-session subscriber).
 3. The same outage with an unlimited drain rate: the pipeline's ceiling on this machine.
+4. **Open** of a full outbox (``--open-mib``, default the 256 MiB ``max_bytes`` default):
+   the integrity check (``PRAGMA quick_check``) reads the whole file, with a warm and a
+   cold page cache.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import sqlite3
 import statistics
@@ -184,6 +188,12 @@ def _db_bytes_after_checkpoint(path: Path) -> int:
     return path.stat().st_size
 
 
+def _pct(sorted_values: list[float], pct: float) -> float:
+    """The ``pct``-th percentile (nearest rank) of an ascending list."""
+    k = max(0, min(len(sorted_values) - 1, round(pct / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
 def _rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
 
@@ -205,11 +215,21 @@ def bench_outbox(tmp: Path) -> list[tuple[str, str]]:
         rows.append(
             ("append, 1 per transaction", f"{_rate(n, time.perf_counter() - t):,.0f} msgs/s")
         )
+        lat_ms: list[float] = []
         t = time.perf_counter()
         for sec in seconds:
+            t1 = time.perf_counter()
             ob.enqueue_many(sec)
+            lat_ms.append((time.perf_counter() - t1) * 1000.0)
         dt = time.perf_counter() - t
         rows.append(("append, agent 1 s batches (~3)", f"{_rate(len(items), dt):,.0f} msgs/s"))
+        lat_ms.sort()
+        rows.append(
+            (
+                "  enqueue_many latency p50 / p99 / max",
+                f"{_pct(lat_ms, 50):.2f} / {_pct(lat_ms, 99):.2f} / {lat_ms[-1]:.2f} ms",
+            )
+        )
         t = time.perf_counter()
         for _ in range(3):
             for i in range(0, len(items), 100):
@@ -223,6 +243,39 @@ def bench_outbox(tmp: Path) -> list[tuple[str, str]]:
         rows.append(
             ("ack, batches of 256", f"{_rate(len(ids), time.perf_counter() - t):,.0f} msgs/s")
         )
+    return rows
+
+
+def _drop_page_cache(path: Path) -> None:
+    """Ask the kernel to forget the file's cached pages (a cold open, as after a boot)."""
+    for suffix in ("", "-wal"):
+        f = path.with_name(path.name + suffix)
+        if f.exists():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+
+
+def bench_open(tmp: Path, *, mib: int) -> list[tuple[str, str]]:
+    """Open time of a full outbox: ``PRAGMA quick_check`` plus the guard-file fsyncs."""
+    path = tmp / "open.sqlite3"
+    s = OutboxSettings(path=path, max_bytes=2 * mib * 1024 * 1024)
+    payload = b"x" * 3000
+    with Outbox(settings=s) as ob:
+        while ob.stats().backlog_bytes < mib * 1024 * 1024:
+            ob.enqueue_many([("renkei/v1/f/s/a/l/m/telemetry", lambda q: payload)] * 500)
+        msgs = ob.stats().backlog_msgs
+    size = path.stat().st_size
+    rows: list[tuple[str, str]] = [("outbox file", f"{size / 2**20:,.0f} MiB, {msgs:,} messages")]
+    for label, cold in (("warm page cache", False), ("cold page cache", True)):
+        if cold:
+            _drop_page_cache(path)
+        t = time.perf_counter()
+        Outbox(settings=s).close()
+        rows.append((f"open incl. quick_check, {label}", f"{time.perf_counter() - t:.2f} s"))
     return rows
 
 
@@ -392,11 +445,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     ap.add_argument("--outage-min", type=float, default=10.0)
     ap.add_argument("--drain-rate", type=float, default=200.0)
+    ap.add_argument(
+        "--open-mib", type=int, default=256, help="outbox size for the open/quick_check run"
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="renkei-bench-outbox-") as d:
         tmp = Path(d)
         _table("Reference load (real renkei.wire payloads)", _sizes())
         _table("Outbox on this disk (synchronous=FULL)", bench_outbox(tmp))
+        _table(f"Opening a {args.open_mib} MiB outbox", bench_open(tmp, mib=args.open_mib))
         r = bench_outage(tmp, outage_min=args.outage_min, drain_rate=args.drain_rate, name="a")
         _table(
             f"{args.outage_min:g}-minute outage, enqueued at full speed, live data continuing",

@@ -9,6 +9,20 @@ its PUBACK. A reading is therefore either still in memory for at most one flush 
 (lost only if the process dies within it; sources replay/resample from their device), or on
 disk until the broker has it.
 
+Supervision: the publisher thread stops when it hits an error it cannot handle (its pump
+re-raises it). The main loop checks it on every turn: a dead publisher is logged at ERROR
+and replaced by a new one (new MQTT connection, same outbox), at most
+``_MAX_PUBLISHER_RESTARTS`` times per ``_RESTART_WINDOW_S``; beyond that :meth:`run` raises
+:class:`AgentError` and ``renkei edge run`` exits 1, so systemd (``Restart=on-failure``)
+restarts the whole service. A live process therefore never hides a dead publisher, and
+health messages (``publisher_restarts``) say it happened.
+
+Outbox damage and a full disk (:meth:`edge.outbox.Outbox.take_incidents`) are logged at
+ERROR by the outbox, reported in the health message, and sent as ``event`` messages
+(``outbox_lost``, ``outbox_gap``, ``outbox_quarantined``, ``outbox_disk_full``) on every
+machine of the gateway, whose data they concern. Every payload carries the outbox's boot
+``epoch``.
+
 With a ``rollout`` section in the config, a :class:`~edge.rollout.ModelRollout` receives
 model deployments; its model switches run on the main thread between two blocks
 (:meth:`~edge.rollout.MainThreadCalls.run_pending` in the loop).
@@ -31,9 +45,9 @@ from edge.config import (
     WaveformReplaySourceConfig,
 )
 from edge.inference import AnomalyModel
-from edge.outbox import Outbox, OutboxFullError, OutboxSettings
+from edge.outbox import Outbox, OutboxFullError, OutboxIncident, OutboxSettings
 from edge.pipeline import MachinePipeline
-from edge.publisher import MqttSettings, Publisher
+from edge.publisher import MqttSettings, Publisher, PublisherError
 from edge.sources.base import SampleBlock, Source
 from edge.watchdog import Notifier
 from renkei import __version__
@@ -42,16 +56,32 @@ from renkei.wire import GatewayHealth, GatewayState, encode, gateway_topic
 if TYPE_CHECKING:
     from edge.rollout import ModelRollout
 
-__all__ = ["AgentStats", "GatewayAgent", "build_source", "source_streams"]
+__all__ = ["AgentError", "AgentStats", "GatewayAgent", "build_source", "source_streams"]
 
 log = logging.getLogger(__name__)
 
 _IDLE_SLEEP_S: Final = 0.5
 #: On a clean stop, how long the agent waits for the outbox to be delivered, seconds.
 _STOP_DRAIN_S: Final = 5.0
+#: A failed publisher thread is replaced at most this many times per window ...
+_MAX_PUBLISHER_RESTARTS: Final = 5
+#: ... of this many seconds; one more failure stops the agent (exit 1, systemd restarts).
+_RESTART_WINDOW_S: Final = 600.0
+#: Longest event message (``renkei.wire.Event.message``), characters.
+_EVENT_MESSAGE_MAX: Final = 512
+_INCIDENT_SEVERITY: Final = {
+    "lost": "alarm",
+    "gap": "alarm",
+    "quarantined": "alarm",
+    "disk_full": "warning",
+}
 _WATCHDOG_TICK_S: Final = 5.0
 """Longest wait of the main loop, so systemd keep-alives (``WatchdogSec=60``) keep flowing
 even when ``publish.flush_interval_s`` is long."""
+
+
+class AgentError(RuntimeError):
+    """The agent cannot go on (e.g. its publisher keeps failing); the message says why."""
 
 
 @dataclass
@@ -62,6 +92,7 @@ class AgentStats:
     rows_enqueued: int = 0
     messages_enqueued: int = 0
     sources_finished: int = 0
+    publisher_restarts: int = 0
     machines: dict[str, dict[str, float | int | str | None]] = field(default_factory=dict)
 
 
@@ -203,7 +234,11 @@ class GatewayAgent:
             ]
             self.rul_models[m.id] = [rm for _, rm in rul_models]
             self.pipelines[m.id] = MachinePipeline(
-                machine=m, gateway=config, model=model, rul_models=rul_models
+                machine=m,
+                gateway=config,
+                model=model,
+                rul_models=rul_models,
+                epoch=lambda: self.outbox.epoch,
             )
         if self.rollout is not None:
             self.rollout.attach(self)
@@ -216,17 +251,23 @@ class GatewayAgent:
             max_inflight=config.outbox.max_inflight,
         )
         self.outbox = Outbox(settings=self.outbox_settings)
-        mq = config.mqtt
         self.state_topic = gateway_topic(
             firm=config.firm, site=config.site, gateway=config.gateway_id, kind="state"
         )
-        self.publisher = Publisher(
+        self._password = password
+        self._restarts: list[float] = []
+        self.publisher = self._make_publisher()
+        self._report_incidents()
+
+    def _make_publisher(self) -> Publisher:
+        mq = self.config.mqtt
+        return Publisher(
             settings=MqttSettings(
                 host=mq.host,
                 port=mq.port,
-                client_id=mq.client_id or config.gateway_id,
+                client_id=mq.client_id or self.config.gateway_id,
                 username=mq.username,
-                password=password,
+                password=self._password,
                 tls_ca_file=mq.tls_ca_file,
                 tls_cert_file=mq.tls_cert_file,
                 tls_key_file=mq.tls_key_file,
@@ -240,8 +281,57 @@ class GatewayAgent:
             birth=lambda: self._state(online=True),
             death=self._state(online=False),
             health=self._health,
-            health_interval_s=config.publish.health_interval_s,
+            health_interval_s=self.config.publish.health_interval_s,
         )
+
+    def _supervise_publisher(self) -> None:
+        """Replace a publisher whose thread died (see "Supervision" in the module docstring).
+
+        Raises:
+            AgentError: it failed more than ``_MAX_PUBLISHER_RESTARTS`` times within
+                ``_RESTART_WINDOW_S``.
+        """
+        if self.publisher.alive:
+            return
+        old = self.publisher
+        error = old.stats().pump_error
+        try:
+            old.stop(timeout_s=1.0)
+        except PublisherError as exc:
+            error = str(exc)
+        now = time.monotonic()
+        self._restarts = [t for t in self._restarts if now - t < _RESTART_WINDOW_S]
+        if len(self._restarts) >= _MAX_PUBLISHER_RESTARTS:
+            raise AgentError(
+                f"gateway {self.config.gateway_id}: the publisher failed "
+                f"{len(self._restarts) + 1} times within {_RESTART_WINDOW_S:.0f} s (last: "
+                f"{error}); stopping so that the service manager restarts the agent"
+            )
+        self._restarts.append(now)
+        self.stats.publisher_restarts += 1
+        log.error(
+            "publisher thread died (%s); starting a new one (restart %d); the outbox keeps "
+            "every unacknowledged message",
+            error,
+            self.stats.publisher_restarts,
+        )
+        self.publisher = self._make_publisher()
+        self.publisher.start()
+
+    def _report_incidents(self) -> None:
+        """Turn outbox incidents into ``event`` messages on every machine (already logged)."""
+        incidents: list[OutboxIncident] = self.outbox.take_incidents()
+        if not incidents:
+            return
+        t_ms = self._now_ms()
+        for inc in incidents:
+            for p in self.pipelines.values():
+                p.add_event(
+                    t_ms,
+                    f"outbox_{inc.kind}",
+                    _INCIDENT_SEVERITY[inc.kind],
+                    inc.message[:_EVENT_MESSAGE_MAX],
+                )
 
     # ----------------------------------------------------------------- state/health
 
@@ -282,6 +372,12 @@ class GatewayAgent:
                 outbox_bytes=st.backlog_bytes,
                 dropped_total=st.dropped_total,
                 published_total=pub.acked_total,
+                epoch=st.epoch,
+                lost_total=st.lost_total,
+                gap_total=st.gap_total,
+                quarantined_total=st.quarantined_total,
+                disk_full=st.disk_full,
+                publisher_restarts=self.stats.publisher_restarts,
             )
         )
 
@@ -296,6 +392,10 @@ class GatewayAgent:
 
         On the way out the pending rows are flushed to the outbox, the publisher gets up to
         5 s to deliver the outbox, and a clean offline state is published.
+
+        Raises:
+            AgentError: the publisher thread kept failing (see the module docstring).
+            edge.outbox.OutboxError: the outbox failed in a way it cannot recover from.
         """
         deadline = None if duration_s is None else time.monotonic() + duration_s
         self.publisher.start()
@@ -306,12 +406,17 @@ class GatewayAgent:
             self._loop(deadline)
         finally:
             self.notifier.stopping()
-            if self.rollout is not None:
-                self.rollout.stop()
-            self._flush()
-            self._await_delivery(timeout_s=_STOP_DRAIN_S)
-            self.publisher.stop(timeout_s=5.0)
-            self.outbox.close()
+            try:
+                if self.rollout is not None:
+                    self.rollout.stop()
+                self._flush()
+                self._await_delivery(timeout_s=_STOP_DRAIN_S)
+                try:
+                    self.publisher.stop(timeout_s=5.0)
+                except PublisherError as exc:
+                    log.error("%s", exc)
+            finally:
+                self.outbox.close()
         return self.stats
 
     def _await_delivery(self, *, timeout_s: float) -> None:
@@ -343,6 +448,7 @@ class GatewayAgent:
         while not self._stop.is_set():
             # systemd's watchdog restarts the agent when the main loop or the publisher
             # thread hangs: keep-alives are sent only while both are alive
+            self._supervise_publisher()
             if self.publisher.alive:
                 self.notifier.keepalive()
             if self.rollout is not None:
@@ -377,6 +483,7 @@ class GatewayAgent:
                 tie += 1
 
     def _flush(self) -> None:
+        self._report_incidents()
         max_rows = self.config.publish.max_rows_per_message
         items = []
         for p in self.pipelines.values():

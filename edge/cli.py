@@ -28,8 +28,13 @@ def run(
     ] = None,
     log_level: Annotated[str, typer.Option("--log-level")] = "INFO",
 ) -> None:
-    """Run a gateway agent until SIGINT/SIGTERM (or --duration, or the sources end)."""
-    from edge.agent import GatewayAgent
+    """Run a gateway agent until SIGINT/SIGTERM (or --duration, or the sources end).
+
+    Exits 2 on a start-up problem (config, outbox, model, source) and 1 when the running
+    agent gives up (its publisher keeps failing, or the outbox fails beyond recovery), so
+    that systemd's ``Restart=on-failure`` restarts it.
+    """
+    from edge.agent import AgentError, GatewayAgent
     from edge.inference import ModelError
     from edge.outbox import OutboxError
     from edge.sources.base import SourceError
@@ -70,7 +75,13 @@ def run(
         raise typer.Exit(2) from None
     signal.signal(signal.SIGTERM, lambda *_: agent.stop())
     signal.signal(signal.SIGINT, lambda *_: agent.stop())
-    stats = agent.run(duration_s=duration)
+    try:
+        stats = agent.run(duration_s=duration)
+    except (AgentError, OutboxError) as exc:
+        # Exit non-zero so the service manager restarts the agent (Restart=on-failure).
+        logging.getLogger("edge.agent").critical("gateway %s stopped: %s", cfg.gateway_id, exc)
+        typer.echo(f"gateway {cfg.gateway_id} stopped: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
         f"stopped: {stats.blocks} blocks, {stats.messages_enqueued} messages enqueued",
         err=True,

@@ -2,7 +2,8 @@
 
 A :class:`RowBuffer` collects rows of one machine and one kind and turns them into
 :class:`renkei.wire.MachinePayload` objects of at most ``max_rows`` rows. Rows with
-different field sets are allowed (a missing field is ``null`` in that row).
+different field sets are allowed (a missing field is ``null`` in that row). Each payload
+carries the outbox's boot ``epoch`` read when the outbox assigns its ``seq``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,17 @@ class RowBuffer:
     Not thread-safe: owned by the agent's pipeline thread.
     """
 
-    def __init__(self, *, kind: MachineKind, gateway_id: str, tags: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        *,
+        kind: MachineKind,
+        gateway_id: str,
+        tags: Mapping[str, str],
+        epoch: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """``epoch`` returns the outbox's boot epoch (``0`` = unknown), read per message."""
         self.kind = kind
+        self.epoch = epoch
         self.gateway_id = gateway_id
         self.tags = dict(tags)
         self._ts: list[int] = []
@@ -81,7 +91,7 @@ class RowBuffer:
     ) -> None:
         """Halve the rows until the payload (with the widest seq and sent_ms) fits."""
         big = 2**63 - 1
-        if len(ts) > 1 and len(self._dump(ts, cols, big, big)) > MAX_PAYLOAD_BYTES:
+        if len(ts) > 1 and len(self._dump(ts, cols, big, big, big)) > MAX_PAYLOAD_BYTES:
             mid = len(ts) // 2
             self._split(ts[:mid], {k: v[:mid] for k, v in cols.items()}, out)
             self._split(ts[mid:], {k: v[mid:] for k, v in cols.items()}, out)
@@ -89,13 +99,19 @@ class RowBuffer:
             out.append(self._builder(ts, cols))
 
     def _dump(
-        self, ts: list[int], cols: dict[str, list[float | None]], seq: int, sent_ms: int
+        self,
+        ts: list[int],
+        cols: dict[str, list[float | None]],
+        seq: int,
+        sent_ms: int,
+        epoch: int,
     ) -> bytes:
         return orjson.dumps(
             {
                 "v": SCHEMA_VERSION,
                 "gw": self.gateway_id,
                 "seq": seq,
+                "epoch": epoch,
                 "sent_ms": sent_ms,
                 "kind": self.kind.value,
                 "ts_ms": ts,
@@ -110,7 +126,7 @@ class RowBuffer:
         def build(seq: int) -> bytes:
             # Built directly (not via pydantic) on the gateway hot path; the shape is the
             # v1 MachinePayload, which tests check by decoding with renkei.wire.
-            return self._dump(ts, cols, seq, _now_ms())
+            return self._dump(ts, cols, seq, _now_ms(), self.epoch())
 
         return build
 

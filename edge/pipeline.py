@@ -105,6 +105,7 @@ class MachinePipeline:
         model: the anomaly model, if any.
         rul_models: the machine's ``models:`` entries with their loaded models (see
             :mod:`edge.rul`).
+        epoch: returns the outbox's boot epoch, put into every payload (``0`` = unknown).
 
     Raises:
         ModelInputError: a model does not fit the machine.
@@ -117,8 +118,10 @@ class MachinePipeline:
         gateway: GatewayConfig,
         model: AnomalyModel | None,
         rul_models: Sequence[tuple[RulModelConfig, AnomalyModel]] = (),
+        epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.machine = machine
+        self._epoch = epoch
         self.model = model
         self._topics = {
             kind: machine_topic(
@@ -135,14 +138,17 @@ class MachinePipeline:
         model_tags = {"model": model.name} if model is not None else {}
         self._buffers = {
             kind: RowBuffer(
-                kind=kind, gateway_id=gw, tags=model_tags if kind is MachineKind.ANOMALY else {}
+                kind=kind,
+                gateway_id=gw,
+                tags=model_tags if kind is MachineKind.ANOMALY else {},
+                epoch=epoch,
             )
             for kind in MachineKind
             if kind not in (MachineKind.EVENT, MachineKind.RUL, MachineKind.MOLD)
         }
         # Shot labels have their own buffer: sharing one with window labels would nudge a
         # window label emitted after a later shot label off its window's timestamp.
-        self._shot_labels = RowBuffer(kind=MachineKind.LABEL, gateway_id=gw, tags={})
+        self._shot_labels = RowBuffer(kind=MachineKind.LABEL, gateway_id=gw, tags={}, epoch=epoch)
         self._gw = gw
         self._events: list[dict[str, Any]] = []
         self._windowers: dict[str, Windower] = {}
@@ -205,13 +211,16 @@ class MachinePipeline:
                 ideal_cycle_time_s=cfg.mold.ideal_cycle_time_s,
             )
             buffer = RowBuffer(
-                kind=MachineKind.MOLD, gateway_id=self._gw, tags={"mold": cfg.mold.id}
+                kind=MachineKind.MOLD,
+                gateway_id=self._gw,
+                tags={"mold": cfg.mold.id},
+                epoch=self._epoch,
             )
             return RulSink(RulRunner(model, plan), buffer, on_shots, tracker)
         tags = {"model": model.name}
         if cfg.component is not None:
             tags["component"] = cfg.component
-        buffer = RowBuffer(kind=MachineKind.RUL, gateway_id=self._gw, tags=tags)
+        buffer = RowBuffer(kind=MachineKind.RUL, gateway_id=self._gw, tags=tags, epoch=self._epoch)
         return RulSink(RulRunner(model, plan), buffer, on_shots)
 
     # ----------------------------------------------------------------- model switch
@@ -472,8 +481,14 @@ class MachinePipeline:
             items.append((self._topics[MachineKind.EVENT], self._event_builder(events)))
         return items
 
+    def add_event(self, t_ms: int, code: str, severity: str, message: str) -> None:
+        """Queue an event for this machine's ``event`` topic (sent with the next drain),
+        e.g. the agent's report of outbox damage that lost this gateway's data."""
+        self._events.append({"t_ms": t_ms, "code": code, "severity": severity, "message": message})
+
     def _event_builder(self, events: list[dict[str, Any]]) -> Callable[[int], bytes]:
         gw = self._gw
+        epoch = self._epoch
 
         def build(seq: int) -> bytes:
             import time
@@ -483,6 +498,7 @@ class MachinePipeline:
                     "v": SCHEMA_VERSION,
                     "gw": gw,
                     "seq": seq,
+                    "epoch": epoch(),
                     "sent_ms": time.time_ns() // 1_000_000,
                     "kind": MachineKind.EVENT.value,
                     "events": events,

@@ -27,14 +27,20 @@ a topic level is always a valid InfluxDB tag value without escaping.
 
 Payload: one JSON object (UTF-8) per MQTT message, many readings packed column-wise::
 
-    {"v": 1, "gw": "gw-01", "seq": 42, "sent_ms": 1700000000000, "kind": "telemetry",
-     "ts_ms": [1700000000000, 1700000000100],
+    {"v": 1, "gw": "gw-01", "seq": 42, "epoch": 3, "sent_ms": 1700000000000,
+     "kind": "telemetry", "ts_ms": [1700000000000, 1700000000100],
      "fields": {"oil_temp_C": [41.2, 41.3], "clamp_force_kN": [1200.0, null]},
      "tags": {"model": "cell-t2"}}
 
 - ``v``: schema version; only ``1`` is accepted by this module.
 - ``gw``/``seq``: gateway id and its per-gateway sequence number (monotonic, persisted across
   restarts, 0-based). ``(gw, seq)`` identifies a message; redelivery repeats it unchanged.
+- ``epoch`` (optional, default ``0`` = unknown, from gateways older than the field): the
+  gateway outbox's boot epoch, Sparkplug B's bdSeq idea: ``>= 1``, +1 on every start of the
+  agent and whenever a damaged outbox is replaced. Seqs are never reused, even when storage
+  damage loses the outbox's tail; a new epoch tells the cloud to expect a gap, whose size
+  the gateway counts in its health message (``lost_total``, ``gap_total``). A redelivered
+  message keeps the epoch it was first written with.
 - ``sent_ms``/``ts_ms``: UTC Unix epoch milliseconds. ``ts_ms`` has one entry per row.
 - ``fields``: each value list has exactly ``len(ts_ms)`` entries, finite floats or ``null``
   (no reading). NaN and infinities are rejected.
@@ -457,6 +463,9 @@ class MachinePayload(BaseModel):
     seq: WireInt
     sent_ms: WireInt
     kind: MachineKind
+    epoch: Annotated[int, Field(ge=0, lt=2**63)] = 0
+    """Boot epoch of the gateway's outbox (bdSeq idea; see the module docstring);
+    ``0`` = unknown (gateways older than the field)."""
     ts_ms: Annotated[list[WireInt], Field(max_length=MAX_ROWS)] = []
     fields: Annotated[dict[FieldName, list[WireFloat | None]], Field(max_length=MAX_FIELDS)] = {}
     tags: Annotated[dict[FieldName, Level], Field(max_length=8)] = {}
@@ -544,6 +553,21 @@ class GatewayHealth(BaseModel):
     """Messages dropped by the outbox's full policy since the outbox was created."""
     published_total: Annotated[int, Field(ge=0)]
     """Messages acknowledged by the broker since the agent started."""
+    epoch: Annotated[int, Field(ge=0)] = 0
+    """The outbox's boot epoch (as in every machine payload); ``0`` = unknown (older
+    gateways)."""
+    lost_total: Annotated[int, Field(ge=0)] = 0
+    """Committed messages gone with damaged storage (torn WAL tail, a quarantined
+    database's backlog), persisted; see :mod:`edge.outbox`."""
+    gap_total: Annotated[int, Field(ge=0)] = 0
+    """Seqs skipped after a possible power loss whose use could not be verified (an upper
+    bound on further loss), persisted."""
+    quarantined_total: Annotated[int, Field(ge=0)] = 0
+    """Damaged outbox databases moved aside (kept on the gateway for forensics)."""
+    disk_full: bool = False
+    """The gateway's filesystem is full now (the outbox applies its full policy)."""
+    publisher_restarts: Annotated[int, Field(ge=0)] = 0
+    """Times the agent restarted a failed publisher thread since it started."""
 
 
 class HostHeartbeat(BaseModel):

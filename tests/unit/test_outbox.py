@@ -224,14 +224,21 @@ def test_drops_are_logged_with_counts_and_rate_limited(
 # ------------------------------------------------------------------ bad files
 
 
-def test_corrupt_file_raises_outbox_error_with_path_and_fix(tmp_path: Path) -> None:
+def test_foreign_file_is_quarantined_and_a_fresh_outbox_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     s = _settings(tmp_path)
-    s.path.write_bytes(b"this is not sqlite " * 500)
-    with pytest.raises(OutboxError) as info:
-        Outbox(settings=s)
-    msg = str(info.value)
-    assert str(s.path) in msg
-    assert "move it aside" in msg
+    junk = b"this is not sqlite " * 500
+    s.path.write_bytes(junk)
+    with caplog.at_level(logging.ERROR, logger="edge.outbox"), Outbox(settings=s) as ob:
+        assert ob.enqueue(TOPIC, _wire) == 0
+        st = ob.stats()
+        assert (st.quarantined_total, st.lost_total, st.backlog_msgs) == (1, 0, 1)
+        incidents = ob.take_incidents()
+    assert [i.kind for i in incidents] == ["quarantined"]
+    kept = tmp_path / "outbox.sqlite3.quarantined-e1"
+    assert kept.read_bytes() == junk  # kept for forensics, untouched
+    assert str(kept) in caplog.text and "started a fresh one" in caplog.text
 
 
 def test_unopenable_path_raises_outbox_error(tmp_path: Path) -> None:
