@@ -551,7 +551,7 @@ def test_single_machine_selection_narrows_every_machine_panel(fill: Fill) -> Non
         }
         assert machines == {"imm-bearing"}, (r.title, machines)
     score = next(r for t, r in by_title.items() if "Anomaly score" in t)
-    assert '"machine" =~ /^imm-bearing$/' in score.query
+    assert '"machine"::tag =~ /^imm-bearing$/' in score.query
 
 
 def test_plant_overview_oee_and_heat_map_values(fill: Fill) -> None:
