@@ -628,6 +628,25 @@ def gateway_fleet() -> Board:
         ],
     )
     b.add(
+        timeseries_panel("short"),
+        title=bi("記憶装置の損傷による欠損(累計)", "Lost to storage damage (total)"),
+        description="Messages lost with a damaged outbox (torn write-ahead log after power "
+        "loss, a quarantined database) and sequence numbers skipped after a possible power "
+        "loss whose use could not be verified (an upper bound). Both are persisted on the "
+        "gateway; a rise means data is missing.",
+        targets=[
+            Target(
+                "A",
+                f'SELECT max("lost_total") AS "lost_total", max("gap_total") AS "gap_total" '
+                f'FROM "{c.GATEWAY_HEALTH}" WHERE $timeFilter AND {G} '
+                'GROUP BY time($__interval), "gw"::tag fill(none)',
+                ("time", "lost_total", "gap_total"),
+                alias="$tag_gw $col",
+                tags=("gw",),
+            )
+        ],
+    )
+    b.add(
         timeseries_panel("reqps"),
         title=bi("送信完了レート", "Acknowledged messages per second"),
         targets=[

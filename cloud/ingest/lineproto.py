@@ -336,7 +336,12 @@ def encode_gateway_state(topic: GatewayTopic, state: GatewayState, *, now_ms: in
 
 
 def encode_gateway_health(topic: GatewayTopic, health: GatewayHealth, *, now_ms: int) -> Encoded:
-    """``gateway_health`` point (integer fields).
+    """``gateway_health`` point (integer fields; ``disk_full`` boolean).
+
+    Besides the outbox backlog and counters it carries the storage-damage accounting of
+    :class:`renkei.wire.GatewayHealth` (``epoch``, ``lost_total``, ``gap_total``,
+    ``quarantined_total``, ``disk_full``, ``publisher_restarts``), so a loss after power
+    failure or a full disk is visible on the dashboards, never silent.
 
     Raises:
         WireError: ``bad_timestamp`` for an absurd ``sent_ms``; ``invalid_payload`` for a
@@ -349,6 +354,12 @@ def encode_gateway_health(topic: GatewayTopic, health: GatewayHealth, *, now_ms:
         "outbox_bytes": health.outbox_bytes,
         "dropped_total": health.dropped_total,
         "published_total": health.published_total,
+        "epoch": health.epoch,
+        "lost_total": health.lost_total,
+        "gap_total": health.gap_total,
+        "quarantined_total": health.quarantined_total,
+        "disk_full": health.disk_full,
+        "publisher_restarts": health.publisher_restarts,
     }
     try:
         body = format_point(

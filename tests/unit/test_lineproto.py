@@ -127,7 +127,23 @@ def test_gateway_state_and_health() -> None:
     enc = encode_message("renkei/v1/acme/plant1/_gw/gw-01/health", health, now_ms=NOW)
     assert enc.body.decode() == (
         "gateway_health,firm=acme,gw=gw-01,site=plant1 seq=9i,outbox_backlog=5i,"
-        f"outbox_bytes=1000i,dropped_total=0i,published_total=77i {T0}\n"
+        f"outbox_bytes=1000i,dropped_total=0i,published_total=77i,epoch=0i,lost_total=0i,"
+        f"gap_total=0i,quarantined_total=0i,disk_full=false,publisher_restarts=0i {T0}\n"
+    )
+    damaged = orjson.loads(health) | {
+        "epoch": 3,
+        "lost_total": 26,
+        "gap_total": 1024,
+        "quarantined_total": 1,
+        "disk_full": True,
+        "publisher_restarts": 2,
+    }
+    enc = encode_message(
+        "renkei/v1/acme/plant1/_gw/gw-01/health", orjson.dumps(damaged), now_ms=NOW
+    )
+    assert (
+        "epoch=3i,lost_total=26i,gap_total=1024i,quarantined_total=1i,disk_full=true,"
+        "publisher_restarts=2i " in enc.body.decode()
     )
 
 
