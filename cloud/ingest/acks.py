@@ -235,7 +235,7 @@ class _Seqs:
             handled=self.handled,
             duplicates=self.dups,
             jumps=self.jumps,
-            missing=span - covered - self.given_up,
+            missing=span - covered,
             missing_given_up=self.given_up,
             lowest=self.los[0] if self.los else -1,
             highest=self.his[-1] if self.his else -1,
