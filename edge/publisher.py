@@ -3,8 +3,11 @@
 The :class:`Publisher` owns one paho client (``CallbackAPIVersion.VERSION2``; MQTT 5 by
 default, 3.1.1 selectable) and one *pump* thread. The agent writes messages to the
 :class:`~edge.outbox.Outbox` and calls :meth:`Publisher.notify`; the pump publishes them
-and deletes each one only after its PUBACK. A message is therefore on disk from the moment
-``enqueue`` returns until the broker has taken responsibility for it.
+and deletes each one only once the ingest confirmed it is stored (``ack="ingest"``, the
+default; see "End-to-end acknowledgement") or, with ``ack="broker"``, after its PUBACK. A
+message is therefore on disk from the moment ``enqueue`` returns until the ingest (or the
+broker) has taken responsibility for it. Where this docstring says a record is "acked" on
+PUBACK, read "awaits confirmation" for ``ack="ingest"``.
 
 State topic, birth and Last Will
     The client registers a Last Will: ``death`` retained, QoS 1, on ``state_topic``. On
