@@ -72,6 +72,9 @@ _TOPIC_PREFIX: Final = TOPIC_ROOT + "/"
 _HEAD: Final = re.compile(
     rb'\{"v":1,"gw":"([A-Za-z0-9_.\-]{1,64})","seq":(0|[1-9][0-9]{0,18})(?:,"epoch":(0|[1-9][0-9]{0,18}))?[,}]'
 )
+#: Object keys the fast path must see exactly once (a repeated key is judged by the slow
+#: path, which sees what the validator sees: the last occurrence).
+_KEYS: Final = re.compile(rb'"(gw|seq|epoch)"\s*:')
 _TAIL_EPOCH: Final = re.compile(rb',"epoch":(0|[1-9][0-9]{0,18})\}\s*$')
 _LEVEL: Final = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 _MAX_INT: Final = 2**63
@@ -116,8 +119,9 @@ def identify(topic: str | None, payload: bytes) -> AckKey | None:
     if not (_LEVEL.match(firm) and _LEVEL.match(site)):
         return None
     m = _HEAD.match(payload)
-    if m is not None and payload.count(b'"gw"') == 1 and payload.count(b'"seq"') == 1:
-        n_epoch = payload.count(b'"epoch"')
+    keys = _KEYS.findall(payload) if m is not None else []  # one pass, ~0.5 ns/byte
+    if m is not None and keys.count(b"gw") == 1 and keys.count(b"seq") == 1:
+        n_epoch = keys.count(b"epoch")
         if m.group(3) is not None and n_epoch == 1:
             epoch = int(m.group(3))
         elif n_epoch == 0:
