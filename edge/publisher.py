@@ -989,7 +989,7 @@ class Publisher:
             self._down_since = now
         self._outage_logged_at = now
         log.warning(
-            "broker %s unreachable: %s; messages stay in the outbox (%s); retrying every <= %.0f s",
+            "broker %s unreachable: %s; messages stay in the outbox (%s); retrying every <= %g s",
             self._settings.address,
             ev.reason,
             self._backlog_text(),
