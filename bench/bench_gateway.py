@@ -9,12 +9,18 @@ Measured on the agent process (``renkei edge run``) with psutil after a warm-up:
 CPU seconds (user + sys) per wall second = share of one core, and peak RSS.
 Targets: ≤ 3 % of one core here (a Raspberry Pi 4 core is ~7× slower) and ≤ 150 MB RSS.
 
-Run: ``python -m bench.bench_gateway [--seconds 60]``.
+With ``--ack ingest`` (the default, as deployed) a real ingest process and InfluxDB run
+too, so the gateway keeps each message until the ingest confirms it (end-to-end
+acknowledgement, issue 11) and its CPU includes the acks; ``--ack broker`` deletes on
+PUBACK with no ingest (the figures before issue 11).
+
+Run: ``python -m bench.bench_gateway [--seconds 60] [--ack ingest|broker]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 import tempfile
 import time
@@ -23,20 +29,21 @@ from pathlib import Path
 import psutil
 import yaml
 
-from tests.e2e import REPO, Proc, Witness
-from tests.services import Mosquitto
+from tests.e2e import REPO, Proc, Witness, ingest_argv
+from tests.services import InfluxDB, Mosquitto
 
 WARMUP_S = 10.0
 
 
-def reference_config(path: Path, *, port: int, state_dir: Path) -> Path:
-    """Write the reference-load gateway config."""
+def reference_config(path: Path, *, port: int, state_dir: Path, ack: str = "ingest") -> Path:
+    """Write the reference-load gateway config (``ack``: ``ingest`` or ``broker``)."""
+    gate = "renkei-ingest" if ack == "ingest" else None
     cfg = {
         "gateway_id": "gw-bench-01",
         "firm": "bench",
         "site": "lab",
         "state_dir": str(state_dir),
-        "mqtt": {"host": "127.0.0.1", "port": port, "wait_for_ingest": None},
+        "mqtt": {"host": "127.0.0.1", "port": port, "wait_for_ingest": gate, "ack": ack},
         "machines": [
             {
                 "id": "imm-1",
@@ -59,16 +66,42 @@ def reference_config(path: Path, *, port: int, state_dir: Path) -> Path:
     return path
 
 
+def _outbox_backlog(path: Path) -> int:
+    """Messages left in the (closed) outbox: 0 when every one was confirmed."""
+    conn = sqlite3.connect(path)
+    try:
+        return int(conn.execute("SELECT backlog_msgs FROM meta").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0, help="measured wall time")
+    parser.add_argument("--ack", choices=("ingest", "broker"), default="ingest")
     args = parser.parse_args(argv if argv is not None else [])
     with tempfile.TemporaryDirectory(prefix="renkei-bench-gw-") as tmp_s:
         tmp = Path(tmp_s)
         broker = Mosquitto(workdir=tmp / "mq")
         broker.start()
+        influx: InfluxDB | None = None
+        ingest: Proc | None = None
+        if args.ack == "ingest":
+            influx = InfluxDB(workdir=tmp / "influx")
+            influx.start()
+            ingest = Proc(
+                ingest_argv(
+                    broker_url=broker.url,
+                    influx_url=influx.url,
+                    database="bench_gw",
+                    client_id="bench-ingest",
+                ),
+                tmp / "ingest.log",
+            )
         witness = Witness(port=broker.port, client_id="bench-witness")
-        cfg = reference_config(tmp / "gw.yaml", port=broker.port, state_dir=tmp / "state")
+        cfg = reference_config(
+            tmp / "gw.yaml", port=broker.port, state_dir=tmp / "state", ack=args.ack
+        )
         agent = Proc(
             [
                 sys.executable,
@@ -100,9 +133,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             agent.terminate()
             n_msgs = len(witness.machine_messages())
             witness.assert_gap_free()
+            backlog = _outbox_backlog(tmp / "state" / "gw-bench-01" / "outbox.sqlite3")
         finally:
             agent.kill9()
             witness.close()
+            if ingest is not None:
+                ingest.terminate()
+            if influx is not None:
+                influx.kill()
             broker.kill()
     share = cpu / wall
     result = {
@@ -112,6 +150,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "pi4_core_share_pct_est": 100 * share * 7,
         "peak_rss_MB": peak_rss / 1e6,
         "messages": float(n_msgs),
+        "backlog_after_stop": float(backlog),
     }
     print("| metric | value | target |")
     print("|---|---|---|")
@@ -119,6 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(f"| est. Raspberry Pi 4 core (×7) | {700 * share:.1f} % | |")
     print(f"| peak RSS | {peak_rss / 1e6:.0f} MB | ≤ 150 MB |")
     print(f"| messages published (gap-free) | {n_msgs} in {wall + WARMUP_S:.0f} s | |")
+    print(f"| ack mode / outbox backlog after the clean stop | {args.ack} / {backlog} | |")
     return result
 
 

@@ -308,8 +308,14 @@ def bench_outage(
     os_ = OutboxSettings(path=tmp / f"{name}.sqlite3", drain_rate_msgs_per_s=drain_rate)
     ob = Outbox(settings=os_)
     pub = Publisher(
+        # The outbox/publisher mechanics at broker level (PUBACK deletes; no ingest here):
+        # the end-to-end ack's cost is measured by bench_gateway and bench_ingest.
         settings=MqttSettings(
-            host="127.0.0.1", port=broker.port, reconnect_min_s=0.2, reconnect_max_s=0.5
+            host="127.0.0.1",
+            port=broker.port,
+            reconnect_min_s=0.2,
+            reconnect_max_s=0.5,
+            ack="broker",
         ),
         outbox=ob,
         outbox_settings=os_,

@@ -38,7 +38,14 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from edge.features.vibration import EnvelopeConfig, VibrationConfig
 from renkei.wire import MAX_GATEWAY_MACHINES, Level, reserved_name_problem
@@ -96,6 +103,30 @@ class MqttConfig(BaseModel):
     """Ingest share group whose heartbeat must be seen after every (re)connect before
     outbox data is published (see :mod:`renkei.wire`, "Ingest heartbeat"); ``null``
     publishes at once (only safe when no broker restart can happen unnoticed)."""
+    # --- end-to-end acknowledgement (edge.publisher, "End-to-end acknowledgement")
+    ack: Literal["ingest", "broker"] = "ingest"
+    """``ingest``: a message leaves the outbox when the ingest confirms it is stored (zero
+    loss even if the broker crashes); ``broker``: on the broker's PUBACK (an ingest
+    without end-to-end acks, or a broker-only deployment)."""
+    confirm_timeout_s: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """``ack: ingest``: re-publish a message not confirmed after this, seconds (doubles
+    per round up to ``confirm_timeout_max_s``)."""
+    confirm_timeout_max_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
+    max_unconfirmed: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    """``ack: ingest``: most messages awaiting confirmation (bounds memory); when reached,
+    publishing pauses and new messages wait in the outbox."""
+    outage_log_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    """While the broker stays unreachable, repeat the warning (with the backlog) this
+    often, seconds."""
+
+    @model_validator(mode="after")
+    def _confirm_timeouts(self) -> MqttConfig:
+        if self.confirm_timeout_s > self.confirm_timeout_max_s:
+            raise ValueError(
+                f"confirm_timeout_s={self.confirm_timeout_s} must be <= "
+                f"confirm_timeout_max_s={self.confirm_timeout_max_s}"
+            )
+        return self
 
 
 class OutboxConfig(BaseModel):

@@ -3,8 +3,11 @@
 The :class:`Publisher` owns one paho client (``CallbackAPIVersion.VERSION2``; MQTT 5 by
 default, 3.1.1 selectable) and one *pump* thread. The agent writes messages to the
 :class:`~edge.outbox.Outbox` and calls :meth:`Publisher.notify`; the pump publishes them
-and deletes each one only after its PUBACK. A message is therefore on disk from the moment
-``enqueue`` returns until the broker has taken responsibility for it.
+and deletes each one only once the ingest confirmed it is stored (``ack="ingest"``, the
+default; see "End-to-end acknowledgement") or, with ``ack="broker"``, after its PUBACK. A
+message is therefore on disk from the moment ``enqueue`` returns until the ingest (or the
+broker) has taken responsibility for it. Where this docstring says a record is "acked" on
+PUBACK, read "awaits confirmation" for ``ack="ingest"``.
 
 State topic, birth and Last Will
     The client registers a Last Will: ``death`` retained, QoS 1, on ``state_topic``. On
@@ -43,6 +46,30 @@ Retries and poison messages
     would otherwise kill every connection as soon as the backlog reached it and block
     everything behind it. With strikes it costs one reconnect per backoff period
     (at most every ``puback_retry_max_s``) while all other data flows.
+
+End-to-end acknowledgement (``ack``, default ``"ingest"``)
+    A PUBACK only means the broker holds the message; a broker killed before its next
+    autosave loses it (issue 11: 17 of 2,682 points). With ``ack="ingest"`` a PUBACK
+    still paces the in-flight window, but the record stays in the outbox, *awaiting
+    confirmation*, until the ingest's :class:`renkei.wire.IngestAck` on
+    ``renkei/ack/v1/{firm}/{site}/{gateway}`` (subscribed at QoS 1 on every connect)
+    names its seq: then it is deleted. Awaiting records are re-published (QoS 1) after
+    ``confirm_timeout_s`` (doubling per round up to ``confirm_timeout_max_s``), and all of
+    them after every reconnect (they are backlog again) and when the ingest heartbeat
+    comes back after a gap of ``ingest_gap_s`` (the ingest restarted; what the broker
+    held for it may be gone). Duplicates are harmless: the ingest rewrites identical
+    points. At most ``max_unconfirmed`` records await confirmation or are in flight; when
+    full, new records wait on disk (``PublisherStats.unconfirmed_full``) until
+    confirmations arrive. ``ack="broker"`` deletes on PUBACK (an old ingest without acks,
+    or a broker-only deployment). Acks of a later boot epoch than the outbox's
+    (``Outbox.epoch``: its guard file was lost and numbering restarted) are ignored; acks of
+    earlier epochs confirm the records enqueued before a restart.
+
+Broker outages are not silent
+    When the broker cannot be reached, a WARNING names the address (``host:port``, TLS
+    or plain TCP) and the reason; every ``outage_log_interval_s`` a reminder gives the
+    outbox backlog (messages, bytes, age of the oldest); an INFO on recovery gives the
+    outage's duration.
 
 Ingest gate (``wait_for_ingest``)
     A broker acknowledges a QoS 1 PUBLISH even when no subscription matches, and
@@ -99,6 +126,7 @@ import collections
 import contextlib
 import heapq
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -106,6 +134,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
+import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
@@ -113,7 +142,14 @@ from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from edge.outbox import Outbox, OutboxRecord, OutboxSettings
-from renkei.wire import GatewayTopic, WireError, host_heartbeat_topic, parse_topic
+from renkei.wire import (
+    GatewayTopic,
+    WireError,
+    ack_topic,
+    decode_ack_payload,
+    host_heartbeat_topic,
+    parse_topic,
+)
 
 __all__ = ["MqttSettings", "Publisher", "PublisherError", "PublisherStats"]
 
@@ -131,6 +167,8 @@ _PEEK_N: Final = 256
 _RESERVED_SLOTS: Final = 4
 #: While the ingest gate is closed, warn this often, seconds.
 _GATE_LOG_EVERY_S: Final = 30.0
+#: Most seqs one ingest ack may make the pump delete (real acks name <= a batch).
+_MAX_ACK_SPAN: Final = 65_536
 
 
 class PublisherError(RuntimeError):
@@ -176,6 +214,21 @@ class MqttSettings(BaseModel):
     """Ingest group whose heartbeat (``renkei/host/v1/{group}/heartbeat``) must arrive
     after every (re)connect before outbox records are published; ``None`` = no gate.
     See "Ingest gate" in the module docstring."""
+    ack: Literal["ingest", "broker"] = "ingest"
+    """When a record leaves the outbox: ``ingest`` = when the ingest confirms it is in the
+    store (end to end); ``broker`` = on PUBACK. See the module docstring."""
+    confirm_timeout_s: Annotated[float, Field(gt=0)] = 30.0
+    """``ack=ingest``: re-publish a PUBACKed record not confirmed after this, seconds."""
+    confirm_timeout_max_s: Annotated[float, Field(gt=0)] = 300.0
+    """Longest confirmation timeout (it doubles per re-publication), seconds."""
+    max_unconfirmed: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
+    """``ack=ingest``: most records awaiting confirmation or in flight (bounds memory);
+    when reached, no new record is published until confirmations arrive."""
+    ingest_gap_s: Annotated[float, Field(gt=0)] = 5.0
+    """``ack=ingest`` with ``wait_for_ingest``: a heartbeat after a silence this long
+    means the ingest restarted: all unconfirmed records are re-published."""
+    outage_log_interval_s: Annotated[float, Field(gt=0)] = 60.0
+    """While the broker stays unreachable, repeat the warning this often, seconds."""
 
     @property
     def uses_tls(self) -> bool:
@@ -190,7 +243,14 @@ class MqttSettings(BaseModel):
             raise ValueError("reconnect_min_s must be <= reconnect_max_s")
         if self.puback_retry_min_s > self.puback_retry_max_s:
             raise ValueError("puback_retry_min_s must be <= puback_retry_max_s")
+        if self.confirm_timeout_s > self.confirm_timeout_max_s:
+            raise ValueError("confirm_timeout_s must be <= confirm_timeout_max_s")
         return self
+
+    @property
+    def address(self) -> str:
+        """``host:port (TLS|plain TCP)``, for log lines."""
+        return f"{self.host}:{self.port} ({'TLS' if self.uses_tls else 'plain TCP'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +279,18 @@ class PublisherStats:
     health_published_total: int
     pump_error: str | None
     """``repr`` of the exception that stopped the pump thread, else ``None``."""
+    unconfirmed: int = 0
+    """``ack=ingest``: records PUBACKed and awaiting the ingest's confirmation."""
+    confirmed_total: int = 0
+    """Records deleted from the outbox on the ingest's confirmation."""
+    republished_unconfirmed_total: int = 0
+    """Records re-published because their confirmation timed out."""
+    acks_ignored_total: int = 0
+    """Ingest acks ignored (invalid, another gateway or another boot epoch)."""
+    unconfirmed_full: bool = False
+    """Publishing paused: ``max_unconfirmed`` records await confirmation."""
+    broker_unreachable: bool = False
+    """The broker could not be reached at the last attempt (and not since)."""
 
 
 # ------------------------------------------------------------------ pump events
@@ -245,13 +317,31 @@ class _Heartbeat:
     """A live heartbeat of the ingest group arrived."""
 
 
-_Event = _Connected | _Disconnected | _Puback | _Heartbeat
+@dataclass(frozen=True, slots=True)
+class _Confirm:
+    """An ingest ack for this gateway arrived."""
+
+    epoch: int
+    ranges: list[tuple[int, int]]
+
+
+@dataclass(frozen=True, slots=True)
+class _ConnectFailed:
+    reason: str
+
+
+_Event = _Connected | _Disconnected | _Puback | _Heartbeat | _Confirm | _ConnectFailed
+
+
+_Kind = Literal["live", "backlog", "retry", "solo", "confirm"]
 
 
 @dataclass(slots=True)
 class _Flight:
     record_id: int
-    kind: Literal["live", "backlog", "retry", "solo"]
+    kind: _Kind
+    rounds: int = 0
+    """Confirmation rounds already timed out (``kind == "confirm"``)."""
 
 
 @dataclass(slots=True)
@@ -263,6 +353,9 @@ class _Counters:
     puback_failures_by_reason: dict[str, int] = field(default_factory=dict)
     resent_total: int = 0
     health_published_total: int = 0
+    confirmed_total: int = 0
+    republished_unconfirmed_total: int = 0
+    acks_ignored_total: int = 0
 
 
 class Publisher:
@@ -359,6 +452,22 @@ class Publisher:
         self._pending_acks: list[int] = []
         self._pending_since = 0.0
         self._next_health = 0.0
+        # End-to-end acknowledgement (ack="ingest").
+        self._e2e = settings.ack == "ingest"
+        self._ack_topic = ack_topic(firm=parsed.firm, site=parsed.site, gateway=parsed.gateway)
+        self._gateway = parsed.gateway
+        self._awaiting: dict[int, tuple[float, int]] = {}  # id -> (due, rounds)
+        self._await_heap: list[tuple[float, int]] = []
+        self._confirmed_inflight: set[int] = set()
+        self._full_logged = False
+        self._last_heartbeat = 0.0
+        self._bad_acks_logged = False
+        self._republish_logged_at = -float("inf")
+        # Broker outage reporting.
+        self._outage_since: float | None = None
+        self._outage_reason = ""
+        self._outage_logged_at = 0.0
+        self._down_since: float | None = time.monotonic()
 
     # ------------------------------------------------------------------ paho client
 
@@ -417,6 +526,8 @@ class Publisher:
         client.drop_out_messages()
         if self._heartbeat_topic is not None:
             client.subscribe(self._heartbeat_topic, qos=0)
+        if self._e2e:
+            client.subscribe(self._ack_topic, qos=1)
         receive_max = getattr(properties, "ReceiveMaximum", None)
         self._post(_Connected(int(receive_max) if receive_max is not None else None))
 
@@ -443,9 +554,27 @@ class Publisher:
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self._heartbeat_topic and not msg.retain:
             self._post(_Heartbeat())
+        elif msg.topic == self._ack_topic:
+            try:
+                ack = decode_ack_payload(bytes(msg.payload))
+            except WireError as exc:
+                with self._stats_lock:
+                    self._c.acks_ignored_total += 1
+                if not self._bad_acks_logged:
+                    self._bad_acks_logged = True
+                    log.warning("ignoring an invalid ingest ack on %s: %s", msg.topic, exc)
+                return
+            if ack.gw != self._gateway:
+                with self._stats_lock:
+                    self._c.acks_ignored_total += 1
+                return
+            self._post(_Confirm(ack.epoch, list(ack.ranges)))
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        log.debug("broker %s:%d unreachable; retrying", self._settings.host, self._settings.port)
+        # paho calls this inside its ``except OSError`` block: the exception is the reason.
+        exc = sys.exc_info()[1]
+        reason = "connection failed" if exc is None else f"{type(exc).__name__}: {exc}"
+        self._post(_ConnectFailed(reason))
 
     def _post(self, event: _Event) -> None:
         self._events.append(event)
@@ -531,6 +660,12 @@ class Publisher:
             backlog_draining=self._backlog_active,
             health_published_total=c.health_published_total,
             pump_error=None if self._crash is None else repr(self._crash),
+            unconfirmed=len(self._awaiting),
+            confirmed_total=c.confirmed_total,
+            republished_unconfirmed_total=c.republished_unconfirmed_total,
+            acks_ignored_total=c.acks_ignored_total,
+            unconfirmed_full=self._e2e and self._unconfirmed_room() <= 0,
+            broker_unreachable=self._outage_since is not None,
         )
 
     def _publish_death(self, deadline: float) -> None:
@@ -578,12 +713,15 @@ class Publisher:
                 return
             if self._connected and not stopping:
                 if self._ingest_seen:
-                    self._publish_live()
                     self._publish_retries(now)
+                    self._publish_unconfirmed(now)
+                    self._publish_live()
                     self._publish_backlog(now)
                 else:
                     self._log_gate_wait(now)
                 self._publish_health(now)
+            elif not self._connected:
+                self._remind_outage(now)
             self._flush_acks(now, force=False)
             self._wake.wait(self._sleep_for(time.monotonic()))
 
@@ -595,14 +733,32 @@ class Publisher:
             elif isinstance(ev, _Connected):
                 self._handle_connected(ev)
             elif isinstance(ev, _Heartbeat):
-                if not self._ingest_seen:
-                    self._ingest_seen = True
-                    log.info(
-                        "ingest group %s is subscribed (heartbeat seen); publishing",
-                        self._settings.wait_for_ingest,
-                    )
+                self._handle_heartbeat()
+            elif isinstance(ev, _Confirm):
+                self._handle_confirm(ev)
+            elif isinstance(ev, _ConnectFailed):
+                self._handle_connect_failed(ev)
             else:
                 self._handle_disconnected(ev)
+
+    def _handle_heartbeat(self) -> None:
+        now = time.monotonic()
+        gap = now - self._last_heartbeat
+        self._last_heartbeat = now
+        if not self._ingest_seen:
+            self._ingest_seen = True
+            log.info(
+                "ingest group %s is subscribed (heartbeat seen); publishing",
+                self._settings.wait_for_ingest,
+            )
+        elif self._e2e and gap >= self._settings.ingest_gap_s:
+            log.info(
+                "ingest heartbeat back after %.1f s of silence; re-publishing the %d "
+                "unconfirmed messages",
+                gap,
+                len(self._awaiting),
+            )
+            self._redrain()
 
     def _handle_connected(self, ev: _Connected) -> None:
         now = time.monotonic()
@@ -627,7 +783,20 @@ class Publisher:
         self._retry_heap = [(due, rid) for rid, (due, _) in self._retry.items()]
         heapq.heapify(self._retry_heap)
         self._solo_queue.clear()
+        # Every unconfirmed record is backlog again (the drain above re-publishes it).
+        self._awaiting.clear()
+        self._await_heap.clear()
+        self._confirmed_inflight.clear()
+        self._last_heartbeat = now
         self._client.publish(self._state_topic, self._birth(), qos=self._settings.qos, retain=True)
+        if self._outage_since is not None:
+            log.info(
+                "broker %s reachable again after an outage of %.1f s",
+                self._settings.address,
+                now - (self._down_since if self._down_since is not None else self._outage_since),
+            )
+        self._outage_since = None
+        self._down_since = None
         backlog = self._outbox.stats().backlog_msgs
         log.info(
             "connected to %s:%d as %s; %d buffered messages drain at <= %.0f msg/s",
@@ -652,6 +821,7 @@ class Publisher:
         if not self._connected:
             return
         self._connected = False
+        self._down_since = time.monotonic()
         self._c.disconnects_total += 1
         n = len(self._inflight)
         self._forget_inflight()
@@ -689,10 +859,179 @@ class Publisher:
             self._refused(flight.record_id, ev.reason)
             return
         self._retry.pop(flight.record_id, None)
+        self._c.acked_total += 1
+        rid = flight.record_id
+        if not self._e2e:
+            self._delete_later(rid)
+        elif rid in self._confirmed_inflight:
+            self._confirmed_inflight.discard(rid)  # the ingest confirmed it meanwhile
+        else:
+            rounds = flight.rounds + 1 if flight.kind == "confirm" else 0
+            s = self._settings
+            timeout = min(s.confirm_timeout_max_s, s.confirm_timeout_s * 2.0 ** min(rounds, 30))
+            due = time.monotonic() + timeout
+            self._awaiting[rid] = (due, rounds)
+            heapq.heappush(self._await_heap, (due, rid))
+
+    def _delete_later(self, record_id: int) -> None:
+        """Queue a record for deletion from the outbox (committed in batches)."""
         if not self._pending_acks:
             self._pending_since = time.monotonic()
-        self._pending_acks.append(flight.record_id)
-        self._c.acked_total += 1
+        self._pending_acks.append(record_id)
+
+    # ------------------------------------------------------------------ end-to-end acks
+
+    def _handle_confirm(self, ev: _Confirm) -> None:
+        """The ingest handled these seqs: delete them from the outbox."""
+        # Seqs are never reused by one outbox (edge.outbox's guard file), so an ack of an
+        # earlier boot epoch still names exactly this outbox's records (messages enqueued
+        # before a restart carry the epoch they were built in). An ack from a *later*
+        # epoch than ours cannot be for this outbox (its guard file was lost and numbering
+        # restarted): ignore it rather than delete unrelated records.
+        if ev.epoch > self._outbox.epoch:
+            with self._stats_lock:
+                self._c.acks_ignored_total += 1
+            return
+        last = self._outbox_last_id()
+        span = 0
+        for lo, hi in ev.ranges:
+            lo, hi = max(lo, 0), min(hi, last)
+            if lo > hi:
+                continue
+            span += hi - lo + 1
+            if span > _MAX_ACK_SPAN:
+                with self._stats_lock:
+                    self._c.acks_ignored_total += 1
+                log.warning("ignoring the rest of an ingest ack covering > %d seqs", span)
+                return
+            for rid in range(lo, hi + 1):
+                self._confirm_one(rid)
+
+    def _confirm_one(self, rid: int) -> None:
+        if rid in self._inflight_ids:
+            self._confirmed_inflight.add(rid)
+        self._awaiting.pop(rid, None)
+        self._retry.pop(rid, None)
+        self._delete_later(rid)
+        self._c.confirmed_total += 1
+
+    def _outbox_last_id(self) -> int:
+        return self._outbox.last_id()
+
+    def _unconfirmed_room(self) -> int:
+        """Records that may still be published before ``max_unconfirmed`` is reached."""
+        if not self._e2e:
+            return 1 << 30
+        return self._settings.max_unconfirmed - len(self._awaiting) - len(self._inflight)
+
+    def _room(self) -> int:
+        """Free in-flight slots for new records (window and ``max_unconfirmed``)."""
+        room = min(self._window - len(self._inflight), self._unconfirmed_room())
+        if self._e2e and room <= 0 and self._unconfirmed_room() <= 0:
+            if not self._full_logged:
+                self._full_logged = True
+                log.warning(
+                    "%d messages await the ingest's confirmation (max_unconfirmed); new "
+                    "messages wait in the outbox until confirmations arrive",
+                    len(self._awaiting),
+                )
+        elif room > 0:
+            self._full_logged = False
+        return room
+
+    def _publish_unconfirmed(self, now: float) -> None:
+        """Re-publish records whose confirmation timed out (QoS 1, duplicates harmless)."""
+        heap = self._await_heap
+        room = self._window - len(self._inflight)
+        due: list[tuple[int, int]] = []
+        while heap and heap[0][0] <= now and len(due) < room:
+            when, rid = heapq.heappop(heap)
+            entry = self._awaiting.get(rid)
+            if entry is None or entry[0] != when or rid in self._inflight_ids:
+                continue  # confirmed, or a stale heap entry
+            due.append((rid, entry[1]))
+        if not due:
+            return
+        found = {rec.id: rec for rec in self._outbox.get([rid for rid, _ in due])}
+        for rid, rounds in due:
+            rec = found.get(rid)
+            self._awaiting.pop(rid, None)
+            if rec is None:  # dropped by the full policy or confirmed meanwhile
+                continue
+            if not self._publish_record(rec, "confirm", rounds=rounds):
+                return  # connection lost; the records are backlog again after it
+            self._c.republished_unconfirmed_total += 1
+        if now - self._republish_logged_at >= _GATE_LOG_EVERY_S:
+            self._republish_logged_at = now
+            log.info(
+                "re-published %d messages the ingest had not confirmed in time "
+                "(confirm_timeout_s=%.0f, doubling per round); %d re-published so far",
+                len(due),
+                self._settings.confirm_timeout_s,
+                self._c.republished_unconfirmed_total,
+            )
+
+    def _redrain(self) -> None:
+        """Make every unconfirmed record backlog again (re-published at the drain rate)."""
+        self._awaiting.clear()
+        self._await_heap.clear()
+        self._watermark = max(self._watermark, self._outbox.last_id())
+        self._live_cursor = max(self._live_cursor, self._watermark)
+        self._backlog_cursor = -1
+        self._backlog_active = True
+
+    # ------------------------------------------------------------------ broker outages
+
+    def _handle_connect_failed(self, ev: _ConnectFailed) -> None:
+        now = time.monotonic()
+        self._outage_reason = ev.reason
+        if self._outage_since is not None:
+            return
+        self._outage_since = now
+        if self._down_since is None:
+            self._down_since = now
+        self._outage_logged_at = now
+        log.warning(
+            "broker %s unreachable: %s; messages stay in the outbox (%s); retrying every <= %g s",
+            self._settings.address,
+            ev.reason,
+            self._backlog_text(),
+            self._settings.reconnect_max_s,
+        )
+
+    def _remind_outage(self, now: float) -> None:
+        if self._outage_since is None:
+            return
+        if now - self._outage_logged_at < self._settings.outage_log_interval_s:
+            return
+        self._outage_logged_at = now
+        down = now - (self._down_since if self._down_since is not None else self._outage_since)
+        log.warning(
+            "broker %s still unreachable after %.0f s (%s); %s",
+            self._settings.address,
+            down,
+            self._outage_reason,
+            self._backlog_text(),
+        )
+
+    def _backlog_text(self) -> str:
+        st = self._outbox.stats()
+        text = f"backlog {st.backlog_msgs} messages, {st.backlog_bytes} bytes"
+        age = self._oldest_age_s()
+        return text if age is None else f"{text}, oldest {age:.0f} s old"
+
+    def _oldest_age_s(self) -> float | None:
+        """Age of the oldest buffered message from its payload's ``sent_ms``, seconds."""
+        recs = self._outbox.peek(-1, 1)
+        if not recs:
+            return None
+        try:
+            sent = orjson.loads(recs[0].payload).get("sent_ms")
+        except (orjson.JSONDecodeError, AttributeError):
+            return None
+        if not isinstance(sent, int):
+            return None
+        return max(0.0, time.time() - sent / 1000.0)
 
     def _refused(self, record_id: int, reason: ReasonCode) -> None:
         name = str(reason)
@@ -720,13 +1059,11 @@ class Publisher:
         self._retry[record_id] = (due, attempts)
         heapq.heappush(self._retry_heap, (due, record_id))
 
-    def _publish_record(
-        self, rec: OutboxRecord, kind: Literal["live", "backlog", "retry", "solo"]
-    ) -> bool:
+    def _publish_record(self, rec: OutboxRecord, kind: _Kind, *, rounds: int = 0) -> bool:
         info = self._client.publish(rec.topic, rec.payload, qos=rec.qos, retain=rec.retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False  # connection lost; a disconnect event follows
-        self._inflight[info.mid] = _Flight(rec.id, kind)
+        self._inflight[info.mid] = _Flight(rec.id, kind, rounds)
         self._inflight_ids.add(rec.id)
         if kind == "backlog":
             self._backlog_inflight += 1
@@ -738,13 +1075,17 @@ class Publisher:
 
     def _publish_live(self) -> None:
         while self._connected:
-            room = self._window - len(self._inflight)
+            room = self._room()
             if room <= 0:
                 return
             want = min(room, _PEEK_N)
             recs = self._outbox.peek(self._live_cursor, want)
             for rec in recs:
-                if rec.id in self._retry or rec.id in self._inflight_ids:
+                if (
+                    rec.id in self._retry
+                    or rec.id in self._inflight_ids
+                    or rec.id in self._awaiting
+                ):
                     self._live_cursor = rec.id
                     continue
                 if not self._publish_record(rec, "live"):
@@ -766,7 +1107,7 @@ class Publisher:
             if rec.id > self._watermark:
                 self._backlog_done()
                 return
-            if rec.id in self._retry or rec.id in self._inflight_ids:
+            if rec.id in self._retry or rec.id in self._inflight_ids or rec.id in self._awaiting:
                 self._backlog_cursor = rec.id
                 continue
             if not self._publish_record(rec, "backlog"):
@@ -779,7 +1120,7 @@ class Publisher:
     def _backlog_room(self) -> int:
         """Free in-flight slots for backlog records (at most 3/4 of the window)."""
         backlog_window = max(1, self._window - max(1, self._window // 4))
-        return min(backlog_window - self._backlog_inflight, self._window - len(self._inflight))
+        return min(backlog_window - self._backlog_inflight, self._room())
 
     def _backlog_done(self) -> None:
         self._backlog_active = False

@@ -12,6 +12,7 @@ Topic tree (ISA-95 levels: enterprise = firm, site, area, line, cell = machine):
     renkei/host/v1/{group}/heartbeat                           ingest liveness (QoS 0)
     renkei/rollout/v1/{firm}/{site}/{gateway}/desired          models a gateway should run
     renkei/rollout/v1/{firm}/{site}/{gateway}/report           models it runs, last results
+    renkei/ack/v1/{firm}/{site}/{gateway}                      end-to-end acks (ingest)
 
 Ingest heartbeat (the Sparkplug B "primary host application" idea): every ingest worker of
 share group ``{group}`` publishes a :class:`HostHeartbeat` (QoS 0, not retained) about once a
@@ -93,6 +94,24 @@ know, and broker ACLs can grant a gateway read on its ``desired`` and write on i
                  "status": "succeeded", "stage": "done", "reason": "",
                  "finished_ms": 1700000000000, "checks": {"windows": 32}}}}
 
+End-to-end acknowledgement (:class:`IngestAck`): a broker's PUBACK only means the broker
+holds the message, and a broker killed before its autosave loses what it held. So a
+gateway (``mqtt.ack: ingest``) keeps every message in its outbox until the *ingest*
+confirms it: after a batch is durably written to the store (and after the dead letters of
+its invalid messages were acknowledged by the broker), the ingest publishes, per gateway,
+one :class:`IngestAck` on ``renkei/ack/v1/{firm}/{site}/{gateway}`` (QoS 1, not retained)
+naming exactly the ``seq`` it handled, as sorted inclusive ``[lo, hi]`` ranges, under the
+boot ``epoch`` of those messages (0 when a message has none). ``firm``/``site`` are the
+levels of the machine topic the message arrived on, ``gateway`` is the payload's ``gw``.
+The topic lives outside ``renkei/v1/#`` (which the ingest consumes) and the broker ACL lets
+only the ingest write it and each gateway read only its own::
+
+    {"v": 1, "gw": "gw-01", "epoch": 0, "ranges": [[40, 57], [60, 60]],
+     "sent_ms": 1700000000000}
+
+An ack lost on the way is harmless: the gateway re-publishes unconfirmed messages after a
+timeout and after every reconnect, and the ingest rewrites identical points.
+
 Ingest turns a row into one InfluxDB point: measurement = kind, tags = topic levels +
 ``gw`` + ``tags``, timestamp = ``ts_ms``. A redelivered message therefore rewrites the same
 points (same series and timestamp), which is what makes at-least-once delivery duplicate-free.
@@ -103,6 +122,7 @@ from __future__ import annotations
 import enum
 import re
 import time
+from collections.abc import Iterable
 from typing import Annotated, Final, Literal
 
 import orjson
@@ -117,6 +137,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 __all__ = [
+    "ACK_PREFIX",
     "DEADLETTER_PREFIX",
     "HOST_PREFIX",
     "INTEGER_FIELDS",
@@ -137,6 +158,7 @@ __all__ = [
     "GatewayState",
     "GatewayTopic",
     "HostHeartbeat",
+    "IngestAck",
     "Level",
     "MachineKind",
     "MachinePayload",
@@ -148,8 +170,10 @@ __all__ = [
     "RunningModel",
     "VersionStr",
     "WireError",
+    "ack_topic",
     "check_time_window",
     "deadletter_topic",
+    "decode_ack_payload",
     "decode_gateway_payload",
     "decode_machine_payload",
     "decode_rollout_payload",
@@ -161,6 +185,7 @@ __all__ = [
     "parse_topic",
     "reserved_name_problem",
     "rollout_topic",
+    "seq_ranges",
 ]
 
 SCHEMA_VERSION: Final = 1
@@ -168,6 +193,9 @@ TOPIC_ROOT: Final = "renkei/v1"
 DEADLETTER_PREFIX: Final = "renkei/dlq/v1"
 HOST_PREFIX: Final = "renkei/host/v1"
 ROLLOUT_PREFIX: Final = "renkei/rollout/v1"
+ACK_PREFIX: Final = "renkei/ack/v1"
+#: Most ``[lo, hi]`` ranges one :class:`IngestAck` may carry.
+MAX_ACK_RANGES: Final = 4096
 #: Largest payload the ingest accepts, bytes. Gateways split messages well below it.
 MAX_PAYLOAD_BYTES: Final = 1_048_576
 #: Most rows (timestamps) one machine message may carry.
@@ -845,3 +873,70 @@ def _summarise(exc: ValidationError) -> str:
         parts.append(err["msg"] if err["type"] == "reserved_name" else f"{loc}: {err['msg']}")
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+# --------------------------------------------------------------------------- end-to-end acks
+
+
+def ack_topic(*, firm: str, site: str, gateway: str) -> str:
+    """Topic of the ingest's end-to-end acks for one gateway (module docstring).
+
+    Raises:
+        WireError: ``bad_topic`` on a bad level.
+    """
+    for name, value in {"firm": firm, "site": site, "gateway": gateway}.items():
+        _check_level(name, value)
+    return f"{ACK_PREFIX}/{firm}/{site}/{gateway}"
+
+
+class IngestAck(BaseModel):
+    """The ingest confirms that messages ``(gw, epoch, seq in ranges)`` are handled: their
+    points are durably in the store, or their dead letter was acknowledged by the broker.
+
+    ``ranges`` are inclusive ``[lo, hi]`` seq ranges, sorted, not overlapping.
+    """
+
+    model_config = _STRICT
+
+    v: Literal[1]
+    gw: Level
+    epoch: WireInt = 0
+    ranges: Annotated[list[tuple[WireInt, WireInt]], Field(min_length=1, max_length=MAX_ACK_RANGES)]
+    sent_ms: WireInt
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IngestAck:
+        prev = -2
+        for lo, hi in self.ranges:
+            if lo > hi:
+                raise ValueError(f"range [{lo}, {hi}] has lo > hi")
+            if lo <= prev + 1:
+                raise ValueError(
+                    f"range [{lo}, {hi}] is not sorted, or overlaps/touches the previous one"
+                )
+            prev = hi
+        return self
+
+    def seq_count(self) -> int:
+        """How many sequence numbers the ranges cover."""
+        return sum(hi - lo + 1 for lo, hi in self.ranges)
+
+
+def seq_ranges(seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """Compact sequence numbers into sorted, disjoint inclusive ``(lo, hi)`` ranges."""
+    out: list[tuple[int, int]] = []
+    for s in sorted(set(seqs)):
+        if out and s == out[-1][1] + 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
+
+
+def decode_ack_payload(raw: bytes) -> IngestAck:
+    """Validate an end-to-end ack. Raises :class:`WireError` (like the other decoders)."""
+    obj = _load_object(raw)
+    try:
+        return IngestAck.model_validate(obj)
+    except ValidationError as exc:
+        raise WireError("invalid_payload", _summarise(exc)) from None

@@ -61,6 +61,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from cloud._exceptions import ConfigError, IngestError, StoreRejected, StoreUnavailable
+from cloud.ingest.acks import AckTracker, GatewaySeqStats
 from cloud.ingest.binding import (
     BIRTH_FILTER,
     BIRTH_SUBSCRIPTION_ID,
@@ -165,6 +166,9 @@ class IngestSettings(BaseModel):
     retire_timeout_s: float = Field(default=120.0, ge=0)
     deadletter_max_bytes: int = Field(default=4 * 1024 * 1024, ge=4096)
     deadletter_points: bool = True
+    e2e_acks: bool = True
+    """Publish end-to-end acks on ``renkei/ack/v1/...`` after each written batch
+    (:mod:`cloud.ingest.acks`); gateways with ``mqtt.ack: ingest`` need them."""
     tls_ca_file: str | None = None
     tls_insecure: bool = False
     max_past_s: float | None = Field(default=14 * 86_400.0, gt=0)
@@ -258,6 +262,8 @@ class IngestStats:
         subscribed: whether the broker granted the subscription on this connection.
         buffered: messages received and not yet processed.
         last_error: the most recent error text, if any.
+        e2e_acks: end-to-end acks published (:mod:`cloud.ingest.acks`).
+        gateways: per-gateway sequence accounting, by ``"{gw}@{epoch}"``.
     """
 
     messages: int = 0
@@ -273,6 +279,8 @@ class IngestStats:
     subscribed: bool = False
     buffered: int = 0
     last_error: str | None = None
+    e2e_acks: int = 0
+    gateways: Mapping[str, GatewaySeqStats] = field(default_factory=dict)
 
     @property
     def dead_letters_total(self) -> int:
@@ -393,6 +401,7 @@ class IngestWorker:
         self._bindings = GatewayBindings() if settings.bind_gateways else None
         self._birth_mid: int | None = None
         self._client = self._make_client()
+        self._acks = AckTracker(publish=self._publish_ack, enabled=settings.e2e_acks)
 
     # ------------------------------------------------------------------ public API
 
@@ -493,6 +502,8 @@ class IngestWorker:
                 subscribed=self._subscribed.is_set(),
                 buffered=self._queue.qsize(),
                 last_error=self._last_error,
+                e2e_acks=self._acks.acks_published,
+                gateways=self._acks.snapshot(),
             )
 
     # ------------------------------------------------------------------ MQTT side
@@ -798,7 +809,14 @@ class IngestWorker:
         except _Abandon as exc:
             log.info("batch of %d messages abandoned (%s); redelivered later", len(works), exc)
             return
+        # Durably handled: confirm to the gateways end to end, then PUBACK to the broker.
+        self._acks.handled((w.msg.topic, w.msg.payload, w.reason) for w in works)
         self._ack(works)
+
+    def _publish_ack(self, topic: str, payload: bytes) -> bool:
+        """Publish one end-to-end ack (QoS 1, not awaited; see :mod:`cloud.ingest.acks`)."""
+        info = self._client.publish(topic, payload, qos=1)
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _write(self, works: list[_Work]) -> list[_Work]:
         """Write the works' bodies; return the works whose bodies the store rejects."""

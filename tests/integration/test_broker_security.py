@@ -984,3 +984,28 @@ def test_entrypoint_refuses_to_start_without_users_or_tls(tmp_path: Path) -> Non
     done = run()
     assert done.returncode == 1 and "missing secret mqtt-tls-ca" in done.stderr
     assert not (auth / "passwd").exists(), "no half-built password file is left in place"
+
+
+def test_only_the_ingest_confirms_data_and_each_gateway_reads_only_its_acks(
+    broker: Broker,
+) -> None:
+    """End-to-end acks (issue 11): an ack makes a gateway delete data, so only the ingest
+    may publish one, and a gateway receives only its own."""
+    ack1 = f"renkei/ack/v1/demo-molding/osaka/{GW1}"
+    ack3 = f"renkei/ack/v1/demo-press/kobe/{GW3}"
+    with login(broker, GW1) as gw1, login(broker, INGEST1) as ingest:
+        connected(gw1)
+        connected(ingest)
+        gw1.subscribe("renkei/ack/v1/#")
+        # the foreign ack first: the broker keeps one publisher's order to one subscriber,
+        # so once gw1 has its own ack it would already hold the foreign one if it could
+        for topic in (ack3, ack1):
+            rc = ingest.publish(topic)
+            assert rc is not None and not rc.is_failure, (topic, rc)
+        wait_for(lambda: ack1 in gw1.topics(), 10, "gw1's own ack")
+        assert gw1.topics() == [ack1], f"gw1 read another gateway's acks: {gw1.topics()}"
+    for user in (GW1, GW3, "renkei-watch", "renkei-rollout"):
+        with login(broker, user) as c:
+            connected(c)
+            rc = c.publish(ack1)
+            assert rc is None or rc.value == NOT_AUTHORIZED, (user, rc)

@@ -212,7 +212,9 @@ def gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
             max_inflight=max_inflight,
         )
         ob = Outbox(settings=os_)
-        kw: dict[str, object] = {"reconnect_min_s": 0.2, "reconnect_max_s": 1.0}
+        # These tests drive the broker-level protocol (PUBACK deletes) with no ingest;
+        # the end-to-end acknowledgement (ack="ingest") is tested in test_e2e_ack.py.
+        kw: dict[str, object] = {"reconnect_min_s": 0.2, "reconnect_max_s": 1.0, "ack": "broker"}
         kw.update(mqtt_kw)
         pub = Publisher(
             settings=MqttSettings(host="127.0.0.1", port=broker.port, **kw),

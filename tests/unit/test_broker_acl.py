@@ -61,6 +61,7 @@ def test_a_gateway_is_granted_exactly_its_machines_and_its_own_gateway_topics(
         "topic write renkei/v1/acme/nagoya/press/line-9/press-2/+",
         "topic write renkei/v1/acme/nagoya/_gw/gw-a/+",
         "topic read renkei/host/v1/+/heartbeat",
+        "topic read renkei/ack/v1/acme/nagoya/gw-a",
     ]
     rollout = next(b for b in blocks if b.startswith("gw-a-rollout\n")).strip().splitlines()
     assert rollout == [
