@@ -1,7 +1,9 @@
 """Durable store-and-forward outbox: the reason a gateway never loses a reading.
 
 Every message a gateway sends is written here *before* it is published and deleted only
-*after* the broker acknowledged it (QoS 1 PUBACK). The store is one SQLite file in WAL mode
+*after* it was confirmed: by the ingest's end-to-end ack once its points are in the store
+(``mqtt.ack: ingest``, the default; see :mod:`edge.publisher`), or by the broker's QoS 1
+PUBACK (``mqtt.ack: broker``). The store is one SQLite file in WAL mode
 with ``synchronous=FULL``: a call to :meth:`Outbox.enqueue` that returned has been fsynced to
 the write-ahead log, so it survives ``kill -9`` and power loss; a call interrupted by a
 process crash leaves no trace (the transaction never committed, its sequence number is not

@@ -575,7 +575,8 @@ class GatewayHealth(BaseModel):
     seq: Annotated[int, Field(ge=0, lt=2**63)]
     sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
     outbox_backlog: Annotated[int, Field(ge=0)]
-    """Messages on disk not yet acknowledged (PUBACK) by the broker."""
+    """Messages on disk not yet confirmed: by the ingest's end-to-end ack (``mqtt.ack:
+    ingest``) or by the broker's PUBACK (``mqtt.ack: broker``)."""
     outbox_bytes: Annotated[int, Field(ge=0)]
     dropped_total: Annotated[int, Field(ge=0)]
     """Messages dropped by the outbox's full policy since the outbox was created."""
