@@ -18,6 +18,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Annotated
 
@@ -221,6 +222,13 @@ def capacity_publish(
             help="publish every N seconds until SIGINT/SIGTERM (default: once, then exit)",
         ),
     ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option(
+            help="run once as if at this instant, ISO 8601 with a UTC offset, e.g. "
+            "2026-12-13T14:58:30Z (default: the system clock); not with --every",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(envvar="RENKEI_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Write the spare capacity of every registry machine to InfluxDB (``capacity``).
@@ -237,6 +245,27 @@ def capacity_publish(
     from cloud.api.settings import ApiSettings
     from cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
     from cloud.registry import make_engine
+
+    clock = None
+    if now is not None:
+        if every is not None:
+            typer.echo(
+                "invalid options: --now runs once; it cannot be combined with --every", err=True
+            )
+            raise typer.Exit(2)
+        try:
+            instant = datetime.fromisoformat(now)
+        except ValueError:
+            instant = None
+        if instant is None or instant.utcoffset() is None:
+            typer.echo(
+                f"invalid --now {now!r}: expected ISO 8601 with a UTC offset, "
+                "e.g. 2026-12-13T14:58:30Z or 2026-12-13T23:58:30+09:00",
+                err=True,
+            )
+            raise typer.Exit(2)
+        fixed = instant.astimezone(UTC)
+        clock = lambda: fixed  # noqa: E731
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -264,7 +293,7 @@ def capacity_publish(
     days = horizon_days or api_settings.horizon_days
     store = InfluxStore(settings=influx_settings)
     engine = make_engine(api_settings.database_url)
-    state = publisher_state(api_settings, engine=engine)
+    state = publisher_state(api_settings, engine=engine, clock=clock)
     try:
         if every is None:
             try:

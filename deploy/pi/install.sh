@@ -8,15 +8,16 @@
 #
 #   --bundle DIR      the bundle made by build-bundle.sh: one renkei-*.whl and
 #                     requirements.txt (the locked core dependencies), optionally wheels/
-#                     (offline installs). Default: the directory of this script.
+#                     (build-bundle.sh --wheels; then the dependencies are installed from
+#                     there only). Default: the directory of this script.
 #   --config FILE     install FILE as /etc/renkei/gateway.yaml (validated first; the old
 #                     one is kept as gateway.yaml.bak)
 #   --env-file FILE   install FILE as /etc/renkei/gateway.env (RENKEI_MQTT_PASSWORD=...)
 #   --ca FILE         install FILE as /etc/renkei/tls/ca.crt (the broker's CA)
 #   --installer X     uv | pip | auto (default: uv if on PATH, else pip)
 #   --python PY       interpreter for the virtualenv (default python3)
-#   --offline         no package index: dependencies from the bundle's wheels/ (pip) or
-#                     from uv's cache (uv)
+#   --offline         no network: the dependencies come from the bundle's wheels/ only
+#                     (refused when the bundle has none)
 #   --reinstall       rebuild the current release's virtualenv
 #   --no-compile      do not compile bytecode at install time (faster install, slower
 #                     first start: the service cannot write bytecode below /opt)
@@ -62,7 +63,7 @@ die() {
     log "error: $*"
     exit 1
 }
-usage() { sed -n '2,39p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,40p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -84,6 +85,13 @@ while [ $# -gt 0 ]; do
         *) die "unknown argument $1 (see --help)" ;;
     esac
 done
+
+if [ "$rollback" = 0 ]; then
+    bundle=${bundle:-$here}
+    if [ "$offline" = 1 ] && [ ! -d "$bundle/wheels" ]; then
+        die "--offline needs the dependencies' wheels in $bundle/wheels (build-bundle.sh --wheels)"
+    fi
+fi
 
 if [ -n "$root" ]; then
     mkdir -p "$root"
@@ -196,8 +204,6 @@ build_release() { # build_release DIR WHEEL REQUIREMENTS
         pip)
             "$python" -c 'import ensurepip' 2>/dev/null \
                 || die "$python cannot create virtualenvs: apt-get install python3-venv"
-            [ "$offline" = 1 ] && [ ${#index[@]} -eq 0 ] \
-                && die "--offline with pip needs the bundle's wheels/ (build-bundle.sh)"
             local -a compile_opt=()
             if [ "$compile" = 0 ]; then compile_opt=(--no-compile); fi
             "$python" -m venv "$dir"
@@ -218,7 +224,6 @@ if [ "$rollback" = 1 ]; then
     fi
     switch_to "${previous#releases/}"
 else
-    bundle=${bundle:-$here}
     shopt -s nullglob
     wheels=("$bundle"/renkei-*.whl)
     shopt -u nullglob

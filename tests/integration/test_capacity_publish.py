@@ -290,6 +290,7 @@ def _command(*args: str) -> list[str]:
 
 
 def test_command_one_shot_writes_todays_horizon(setup: Setup) -> None:
+    before = datetime.now(TOKYO).date()
     done = subprocess.run(
         _command("--horizon-days", "3"),
         env=_env(setup),
@@ -301,10 +302,37 @@ def test_command_one_shot_writes_todays_horizon(setup: Setup) -> None:
     assert "capacity: 12 point(s) of 4 machine(s) of 2 firm(s) written (3 days)" in done.stderr
     points = setup.points()
     assert len(points) == 12
-    # Today at each site is the real today (the command runs on the system clock).
-    tokyo_today = datetime.now(TOKYO).date()
+    # Today at each site is the real today (the command runs on the system clock): the
+    # date when it started, or the next one if Tokyo's midnight passed meanwhile.
+    after = datetime.now(TOKYO).date()
     firsts = {m: min(t for mm, t in points if mm == m) for m in TAGS}
-    assert firsts["acme-m1"] in {_ms(tokyo_today, TOKYO), _ms(tokyo_today, TOKYO) + 86_400_000}
+    assert firsts["acme-m1"] in {_ms(before, TOKYO), _ms(after, TOKYO)}
+
+
+def test_command_now_fixes_the_horizon_start_at_each_site(setup: Setup) -> None:
+    """``--now``: Sunday 23:58:30 in Tokyo is 15:58:30 in Berlin, the same Sunday."""
+    done = subprocess.run(
+        _command("--horizon-days", "2", "--now", "2026-12-13T23:58:30+09:00"),
+        env=_env(setup),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    sunday = date(2026, 12, 13)
+    expected = {
+        (m, _ms(sunday + timedelta(days=k), BERLIN if m == "beta-b1" else TOKYO))
+        for m in TAGS
+        for k in range(2)
+    }
+    points = setup.points()
+    assert set(points) == expected
+    # Sunday has no shift at either site; Monday has Acme's default 16 h and Beta's 8 h.
+    monday_h = {m: 8.0 if m == "beta-b1" else 16.0 for m in TAGS}
+    assert {key: p["available_h"] for key, p in points.items()} == {
+        (m, t): 0.0 if t == _ms(sunday, BERLIN if m == "beta-b1" else TOKYO) else monday_h[m]
+        for m, t in expected
+    }
 
 
 def test_command_periodic_runs_until_sigterm(setup: Setup, tmp_path: Path) -> None:
@@ -349,6 +377,9 @@ def test_command_exits_1_naming_an_unreachable_influxdb(setup: Setup) -> None:
         (["--token", "t", "--username", "u", "--password", "p"], "not both"),
         (["--every", "0"], "--every"),
         (["--horizon-days", "0"], "--horizon-days"),
+        (["--now", "2026-12-13T23:58:30"], "invalid --now '2026-12-13T23:58:30'"),
+        (["--now", "tomorrow"], "invalid --now 'tomorrow'"),
+        (["--now", "2026-12-13T14:58:30Z", "--every", "60"], "--now runs once"),
     ],
 )
 def test_command_names_the_bad_setting(tmp_path: Path, args: list[str], expected: str) -> None:

@@ -13,11 +13,13 @@ InfluxDB:
 - three malformed messages published near the end (dead letters).
 
 ``model_deploy`` and ``capacity`` come from their real producers, on a SQLite registry
-holding the osaka cells (shift calendar, one booking): the rollout controller
+holding the osaka cells (shift calendar, one booking on the site-local day after the end
+of the fill, see :func:`_booking_day`): the rollout controller
 (:class:`cloud.rollout.RolloutController`, running through the fill) writes the
 deployment outcomes of two model reports published to the broker as gateways publish
 them (one success, one rollback), and :func:`cloud.capacity.publish.publish_capacity`
-(``renkei cloud capacity-publish``) writes the spare capacity of the 84-day horizon. The
+(``renkei cloud capacity-publish``, its clock fixed at the end of the fill) writes the
+spare capacity of the 84-day horizon. The
 ``rul`` and ``mold`` points are written afterwards with :mod:`dashboards.contract`,
 derived from the simulator's ground-truth labels in InfluxDB (a stand-in for the models).
 
@@ -34,7 +36,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from cloud.api.settings import ApiSettings
 from cloud.capacity import ShiftCalendar
-from cloud.capacity.calendar import local_date
+from cloud.capacity.calendar import day_start_utc, local_date
 from cloud.capacity.publish import publish_capacity, publisher_state
 from cloud.registry import CapacityBooking, Site, import_document, make_engine, session_scope
 from cloud.registry.migrate import upgrade
@@ -54,7 +56,13 @@ from dashboards import contract
 from dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
 from dashboards.boards import build_boards
 from dashboards.build import ROOT
-from dashboards.emulate import AlertEvaluation, Runner, evaluate_rule, influx_runner
+from dashboards.emulate import (
+    AlertEvaluation,
+    Runner,
+    evaluate_rule,
+    influx_runner,
+    relative_range,
+)
 from dashboards.panels import Board
 from dashboards.verify import PanelRun, run_board
 from edge.sources.datasets import require_data_dir
@@ -301,9 +309,20 @@ SHIFTS = ShiftCalendar.from_shifts(
 )
 
 
-def _registry(url: str, now_ms: int) -> None:
-    """The osaka cells in the registry: firm, site (shift calendar), lines, machines, and
-    12 h booked on ``imm-normal-1`` today."""
+def _booking_day(now: datetime) -> date:
+    """The site-local day of the one booking: the day after ``now``'s.
+
+    The ``capacity`` point of a day is stamped at local 00:00 (Asia/Tokyo: 15:00 UTC the
+    day before), and the capacity board's range starts at ``now/d``, which the emulator
+    (like Grafana in a UTC browser) rounds in UTC: local *today*'s point is inside that
+    range only from 00:00 to 09:00 Japan time. Local tomorrow's is inside it at any
+    instant, and inside the publisher's horizon (today + 84 days).
+    """
+    return local_date(SHIFTS, now) + timedelta(days=1)
+
+
+def _registry(url: str) -> None:
+    """The osaka cells in the registry: firm, site (shift calendar), lines, machines."""
     upgrade(url)
     engine = make_engine(url)
     line_of = {m: "line-1" for m in FAULTS} | {m: "line-2" for m in NORMAL}
@@ -336,13 +355,21 @@ def _registry(url: str, now_ms: int) -> None:
             site = s.get(Site, "osaka")
             assert site is not None
             site.calendar = SHIFTS.model_dump(mode="json")
-            today = local_date(SHIFTS, datetime.fromtimestamp(now_ms / 1000, UTC))
+    finally:
+        engine.dispose()
+
+
+def _book(url: str, day: date) -> None:
+    """12 h booked on ``imm-normal-1`` on the site-local ``day``."""
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
             s.add(
                 CapacityBooking(
                     firm_id="demo-molding",
                     machine_id="imm-normal-1",
-                    start=today,
-                    end=today,
+                    start=day,
+                    end=day,
                     hours_per_day=12.0,
                 )
             )
@@ -406,11 +433,13 @@ def _run_producers(
 
     wait_for(deploy_points, 30, "model_deploy points from the rollout controller", 0.2)
 
+    # One fixed instant for the booking and the publisher (whose "today" it is).
+    now = datetime.fromtimestamp(end_ms / 1000, UTC)
+    _book(registry, _booking_day(now))
     settings = ApiSettings(database_url=registry, influx_url=influx.url, influx_database=database)
     engine = make_engine(registry)
     store = InfluxStore(settings=InfluxSettings(url=influx.url, database=database))
     try:
-        now = datetime.fromtimestamp(end_ms / 1000, UTC)
         state = publisher_state(settings, engine=engine, clock=lambda: now)
         published = publish_capacity(state, store, days=84)
         assert published.ok and published.machines == len(FAULTS) + len(NORMAL), published
@@ -436,7 +465,7 @@ def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) ->
     )
     run = influx_runner(influxdb_shared.url, database)
     registry = f"sqlite:///{tmp / 'registry.sqlite3'}"
-    _registry(registry, _now_ms())
+    _registry(registry)
     rollout = RolloutController(
         RolloutSettings(
             database_url=registry,
@@ -611,8 +640,32 @@ def test_deployment_and_capacity_panels_show_what_the_producers_wrote(fill: Fill
         s["tags"]["machine"]: dict(zip(s["columns"], s["values"][0]))["booked_h"]
         for s in totals.answer
     }
-    # every cell of the registry, over the 84-day horizon; the one booking of today
+    # every cell of the registry, over the 84-day horizon; the one booking (tomorrow)
     assert booked == {m: 12.0 if m == "imm-normal-1" else 0.0 for m in (*FAULTS, *NORMAL)}
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        "2026-12-07T08:05:00+00:00",  # Monday 17:05 in Japan: today's point was out of range
+        "2026-12-13T14:58:30+00:00",  # Sunday 23:58:30 in Japan
+        "2026-12-13T15:00:00+00:00",  # Monday 00:00 in Japan
+        "2026-12-13T23:59:59+00:00",  # Monday 08:59:59 in Japan, the last second of UTC's day
+        "2026-12-14T00:00:00+00:00",  # UTC midnight
+        "2027-03-28T01:30:00+00:00",  # a European DST change (Asia/Tokyo has none)
+    ],
+)
+def test_the_booking_day_is_inside_the_capacity_range_at_any_instant(now: str) -> None:
+    """The capacity assertion above holds whenever the suite runs (no fill needed)."""
+    instant = datetime.fromisoformat(now)
+    now_ms = int(instant.timestamp() * 1000)
+    model = _model(BOARDS["renkei-capacity"])
+    tr = relative_range(model["time"]["from"], model["time"]["to"], now_ms=now_ms)
+    day = _booking_day(instant)
+    stamp_ms = int(day_start_utc(SHIFTS, day).timestamp() * 1000)
+    assert tr.from_ms <= stamp_ms <= tr.to_ms, (day, tr)
+    horizon_start = local_date(SHIFTS, instant)
+    assert horizon_start <= day < horizon_start + timedelta(days=84)
 
 
 # --------------------------------------------------------------------------- alerts

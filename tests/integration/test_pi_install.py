@@ -1,12 +1,15 @@
 """The Raspberry Pi gateway installation (deploy/pi/), run for real into temporary roots.
 
-``build-bundle.sh`` builds the wheel and the locked core requirements; ``install.sh --root``
-installs them into a temporary root (no user, no chown, no systemctl) offline from uv's
-cache, which ``uv sync`` filled with exactly the locked versions. Checked: the tree and
-its modes, the systemd unit (``systemd-analyze verify`` and ``security`` when available,
-its keys always), that the virtualenv holds the edge part only and runs the agent,
-idempotency, upgrade, rollback, refusal of a bad config, and uninstall. Also the sd_notify
-client (``edge.watchdog``) against a real Unix datagram socket.
+``build-bundle.sh --wheels`` builds the wheel, the locked core requirements and the wheels
+of those requirements for this machine's ``python3`` (downloaded from PyPI, checked
+against uv.lock's hashes); ``install.sh --root --offline`` installs them into a temporary
+root (no user, no chown, no systemctl) with the network disabled and an empty uv cache,
+so from the bundle alone, as on a Pi without internet access. Checked: the tree and its
+modes, the systemd unit (``systemd-analyze verify`` and ``security`` when available, its
+keys always), that the virtualenv holds the edge part only and runs the agent,
+idempotency, upgrade, rollback, refusal of a bad config, the pip installer, and
+uninstall. Also the sd_notify client (``edge.watchdog``) against a real Unix datagram
+socket.
 """
 
 from __future__ import annotations
@@ -43,16 +46,42 @@ UNIT = PI / "renkei-gateway.service"
 # --------------------------------------------------------------------- helpers
 
 
-def uv_env(tmp: Path) -> dict[str, str]:
-    """Environment with ``uv`` on PATH (``./dev`` may run it as ``python3 -m uv``), offline."""
-    env = dict(os.environ, UV_OFFLINE="1", UV_PYTHON_DOWNLOADS="never")
+def uv_dir() -> str:
+    """The directory of the ``uv`` executable: on PATH, else the binary of ``python3 -m uv``
+    (``./dev`` installs uv with ``pip install --user``, whose bin/ may not be on PATH)."""
+    found = shutil.which("uv")
+    if found is not None:
+        return str(Path(found).parent)
+    probe = subprocess.run(
+        ["python3", "-c", "import uv; print(uv.find_uv_bin())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        pytest.fail(f"uv is neither on PATH nor importable by python3 (./dev sync): {probe.stderr}")
+    return str(Path(probe.stdout.strip()).parent)
+
+
+def uv_env(tmp: Path, *, offline: bool = True) -> dict[str, str]:
+    """Environment with ``uv`` on PATH.
+
+    Offline (installing): no network, an empty uv cache of its own and no pip
+    configuration (this machine's find-links or indexes), so that an install succeeds
+    only from the bundle. Online (building the bundle): as the workstation has it.
+    """
+    env = dict(os.environ, UV_PYTHON_DOWNLOADS="never")
     env.pop("VIRTUAL_ENV", None)
-    if shutil.which("uv") is None:
-        shim = tmp / "uv-shim"
-        shim.mkdir(exist_ok=True)
-        (shim / "uv").write_text('#!/bin/sh\nexec python3 -m uv "$@"\n')
-        (shim / "uv").chmod(0o755)
-        env["PATH"] = f"{shim}:{env['PATH']}"
+    env["PATH"] = f"{uv_dir()}:{env['PATH']}"
+    if offline:
+        for key in [k for k in env if k.startswith("PIP_")]:
+            del env[key]
+        env |= {
+            "UV_OFFLINE": "1",
+            "UV_CACHE_DIR": str(tmp / "empty-uv-cache"),
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_NO_INDEX": "1",
+        }
     return env
 
 
@@ -104,6 +133,7 @@ class Install:
     root: Path
     env: dict[str, str]
     bundle: Path
+    installer: str = "uv"
 
     @property
     def prefix(self) -> Path:
@@ -126,7 +156,7 @@ class Install:
                 str(self.root),
                 "--offline",
                 "--installer",
-                "uv",
+                self.installer,
                 "--python",
                 system_python(),
                 *args,
@@ -142,7 +172,18 @@ class Install:
 def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("bundle")
     out = tmp / "renkei-gateway"
-    done = run(["bash", str(PI / "build-bundle.sh"), "--out", str(out)], uv_env(tmp))
+    done = run(
+        [
+            "bash",
+            str(PI / "build-bundle.sh"),
+            "--out",
+            str(out),
+            "--wheels",
+            "--python",
+            system_python(),
+        ],
+        uv_env(tmp, offline=False),
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -161,15 +202,16 @@ def gateway_config(root: Path, broker_port: int) -> str:
     return text
 
 
-def new_install(tmp: Path, bundle: Path, *args: str) -> Install:
-    """Install ``bundle`` into ``tmp/root`` with a config, a password file and a CA."""
+def new_install(tmp: Path, bundle: Path, *args: str, installer: str = "uv") -> Install:
+    """Install ``bundle`` into ``tmp/root`` with a config, a password file and a CA,
+    offline (from the bundle's wheels) with ``installer`` (uv or pip)."""
     root = tmp / "root"
     files = tmp / "files"
     files.mkdir(parents=True)
     (files / "gateway.yaml").write_text(gateway_config(root, free_port()))
     (files / "gateway.env").write_text("RENKEI_MQTT_PASSWORD=Pi-test-password-9fK2xQ7\n")
     (files / "ca.crt").write_bytes(self_signed_pem())
-    inst = Install(root=root, env=uv_env(tmp), bundle=bundle)
+    inst = Install(root=root, env=uv_env(tmp), bundle=bundle, installer=installer)
     done = inst.install(
         "--config",
         str(files / "gateway.yaml"),
@@ -478,6 +520,60 @@ def test_install_as_non_root_without_root_dir_is_refused(tmp_path: Path, bundle:
         env,
     )
     assert done.returncode != 0 and "renkei-*.whl" in done.stderr
+
+
+def locked_for_this_python(bundle: Path, python: str) -> set[str]:
+    """``name==version`` of the bundle's requirements whose markers hold for ``python``."""
+    code = (
+        "import sys\n"
+        "from packaging.requirements import Requirement\n"
+        "from packaging.utils import canonicalize_name\n"
+        "for line in open(sys.argv[1]):\n"
+        "    line = line.strip()\n"
+        "    if not line or line.startswith('#'):\n"
+        "        continue\n"
+        "    r = Requirement(line)\n"
+        "    if r.marker is None or r.marker.evaluate():\n"
+        "        print(f'{canonicalize_name(r.name)}=={next(iter(r.specifier)).version}')\n"
+    )
+    # packaging is a locked core dependency: the installed release's interpreter has it.
+    done = run([python, "-c", code, str(bundle / "requirements.txt")], {"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_offline_install_with_pip_takes_exactly_the_bundle_wheels(
+    tmp_path: Path, bundle: Path
+) -> None:
+    """The Pi's default installer (no uv there): pip, offline, from wheels/ only."""
+    inst = new_install(tmp_path, bundle, "--no-compile", installer="pip")
+    python = str(inst.prefix / "venv" / "bin" / "python")
+    freeze = run(
+        [python, "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"],
+        {"PATH": "/usr/bin:/bin", "PIP_CONFIG_FILE": os.devnull},
+    )
+    assert freeze.returncode == 0, freeze.stderr
+    installed = {
+        line.split("==")[0].lower().replace("_", "-") + "==" + line.split("==")[1]
+        for line in freeze.stdout.split()
+    }
+    installed -= {p for p in installed if p.startswith(("pip==", "setuptools=="))}
+    wheel = next(bundle.glob("renkei-*.whl")).name.split("-")[1]
+    expected = locked_for_this_python(bundle, python) | {f"renkei=={wheel}"}
+    assert installed == expected, installed ^ expected
+    assert len(installed) == len(list((bundle / "wheels").glob("*.whl"))) + 1
+
+
+def test_offline_install_without_wheels_is_refused(tmp_path: Path, bundle: Path) -> None:
+    """``--offline`` with a bundle built without ``--wheels``: refused before any change."""
+    bare = tmp_path / "bare"
+    shutil.copytree(bundle, bare, ignore=shutil.ignore_patterns("wheels"))
+    root = tmp_path / "root"
+    done = Install(root=root, env=uv_env(tmp_path), bundle=bare).install()
+    assert done.returncode != 0
+    assert f"--offline needs the dependencies' wheels in {bare}/wheels" in done.stderr
+    assert "build-bundle.sh --wheels" in done.stderr
+    assert not root.exists()
 
 
 # --------------------------------------------------------------------- edge.watchdog
