@@ -102,9 +102,12 @@ its invalid messages were acknowledged by the broker), the ingest publishes, per
 one :class:`IngestAck` on ``renkei/ack/v1/{firm}/{site}/{gateway}`` (QoS 1, not retained)
 naming exactly the ``seq`` it handled, as sorted inclusive ``[lo, hi]`` ranges, under the
 boot ``epoch`` of those messages (0 when a message has none). ``firm``/``site`` are the
-levels of the machine topic the message arrived on, ``gateway`` is the payload's ``gw``.
-The topic lives outside ``renkei/v1/#`` (which the ingest consumes) and the broker ACL lets
-only the ingest write it and each gateway read only its own::
+levels of the machine topic the message arrived on, ``gateway`` is the payload's ``gw``,
+and only a ``gw`` bound to that machine by its own retained birth
+(``GatewayState.machines``) is confirmed, so a gateway naming another in its payload can
+never make that one delete data (``cloud.ingest.acks``). The topic lives outside
+``renkei/v1/#`` (which the ingest consumes) and the broker ACL lets only the ingest write
+it and each gateway read only its own::
 
     {"v": 1, "gw": "gw-01", "epoch": 0, "ranges": [[40, 57], [60, 60]],
      "sent_ms": 1700000000000}

@@ -62,8 +62,21 @@ def state_topic(gw: str) -> str:
     return gateway_topic(firm=FIRM, site=SITE, gateway=gw, kind="state")
 
 
+#: The machine every seq gateway serves (its birth lists it: the ingest confirms only a
+#: gateway bound to the message's machine topic).
+MACHINE_PATH = "molding/line-1/imm-1"
+
+
 def _state(gw: str, online: bool) -> bytes:
-    return encode(GatewayState(v=1, gw=gw, online=online, sent_ms=time.time_ns() // 1_000_000))
+    return encode(
+        GatewayState(
+            v=1,
+            gw=gw,
+            online=online,
+            sent_ms=time.time_ns() // 1_000_000,
+            machines=[MACHINE_PATH],
+        )
+    )
 
 
 def make_publisher(

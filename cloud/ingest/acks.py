@@ -17,9 +17,18 @@ topic ``renkei/v1/{firm}/{site}/...`` whose payload names ``gw`` and ``seq`` -- 
 Why a gateway waits for this ack instead of the broker's PUBACK: see
 :mod:`renkei.wire`, "End-to-end acknowledgement".
 
-Epoch: a message's boot epoch is read with :func:`message_epoch` (``0`` when the payload
-has none): another change adds ``epoch`` to :class:`renkei.wire.MachinePayload`; until then
-every message is epoch 0.
+Only a bound gateway is confirmed: an ack makes a gateway *delete* data, so the worker
+passes a ``bound(firm, site, machine path, gw)`` check (:mod:`cloud.ingest.binding`: the
+gateway's own birth lists that machine). A message whose payload ``gw`` is not bound to
+its topic -- another gateway forging ``gw`` on its own machine topic, with a valid or an
+invalid payload, or any message in the moment after an ingest restart before the retained
+births arrive -- is still written or dead-lettered as usual, but not confirmed: the real
+gateway keeps its message and re-publishes it after its confirmation timeout, so a forged
+ack can never make it delete data the store does not hold.
+
+Epoch: a message's boot epoch (``MachinePayload.epoch``, ``0`` for gateways older than
+the field) is carried in the ack; seqs are never reused by one outbox, so the gateway
+accepts acks of its current and earlier epochs.
 
 Memory is bounded: at most :data:`MAX_TRACKED` ``(gw, epoch)`` entries (the least recently
 seen is forgotten first) with at most :data:`MAX_INTERVALS` seen-seq intervals each (when
@@ -50,7 +59,6 @@ __all__ = [
     "AckTracker",
     "GatewaySeqStats",
     "identify",
-    "message_epoch",
 ]
 
 log = logging.getLogger("cloud.ingest")
@@ -89,12 +97,6 @@ class AckKey:
     gw: str
     epoch: int
     seq: int
-
-
-def message_epoch(msg: object) -> int:
-    """A decoded message's boot epoch, ``0`` when it has none (older gateways/schema)."""
-    value = getattr(msg, "epoch", 0)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _wire_int(value: object) -> int | None:
@@ -136,6 +138,12 @@ def identify(topic: str | None, payload: bytes) -> AckKey | None:
             return None
         return AckKey(firm, site, m.group(1).decode("ascii"), epoch, seq)
     return _identify_slow(firm, site, payload)
+
+
+def _machine_path(topic: str | None) -> str:
+    """``area/line/machine`` of a machine topic that :func:`identify` accepted."""
+    assert topic is not None
+    return "/".join(topic.split("/")[4:7])
 
 
 def _identify_slow(firm: str, site: str, payload: bytes) -> AckKey | None:
@@ -247,6 +255,9 @@ class _Seqs:
 
 
 PublishFn = Callable[[str, bytes], bool]
+#: ``bound(firm, site, machine path "area/line/machine", gw)``: may ``gw`` be confirmed for
+#: a message on that machine's topic (:meth:`cloud.ingest.binding.GatewayBindings.bound`).
+BoundFn = Callable[[str, str, str, str], bool]
 """Publishes ``(topic, payload)`` at QoS 1 without waiting; ``False`` if not sent."""
 
 
@@ -256,14 +267,21 @@ class AckTracker:
     Args:
         publish: sends one ack (QoS 1, not retained); called on the caller's thread.
         enabled: publish acks (accounting happens either way).
+        bound: confirm only messages whose ``gw`` is bound to their machine topic (module
+            docstring); ``None`` confirms every identified message (no bindings kept).
 
     Thread safety: :meth:`handled` is called by one thread (the ingest writer);
     :meth:`snapshot` may be called from any thread.
     """
 
-    def __init__(self, *, publish: PublishFn, enabled: bool = True) -> None:
+    def __init__(
+        self, *, publish: PublishFn, enabled: bool = True, bound: BoundFn | None = None
+    ) -> None:
         self._publish = publish
         self._enabled = enabled
+        self._bound = bound
+        self.unbound_total = 0
+        """Handled messages not confirmed because their ``gw`` is not bound to the topic."""
         self._lock = threading.Lock()
         self._seqs: OrderedDict[tuple[str, int], _Seqs] = OrderedDict()
         self.acks_published = 0
@@ -283,6 +301,11 @@ class AckTracker:
                     continue
                 key = identify(topic, payload)
                 if key is None:
+                    continue
+                if self._bound is not None and not self._bound(
+                    key.firm, key.site, _machine_path(topic), key.gw
+                ):
+                    self.unbound_total += 1
                     continue
                 groups.setdefault((key.firm, key.site, key.gw, key.epoch), []).append(key.seq)
                 self._account(key)

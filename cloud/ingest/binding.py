@@ -17,7 +17,9 @@ path P and payload gateway G:
 2. else if some gateways of F/S claim P and G is not one of them -> ``gateway_mismatch``;
 3. else the message is accepted.
 
-**Unbound messages are accepted** (no claim known for P, and no machine list known for G):
+**Unbound messages are accepted** -- written, but never confirmed end to end to G
+(:mod:`cloud.ingest.acks`), so G re-publishes them and nothing is deleted on a forged
+claim -- (no claim known for P, and no machine list known for G):
 births of older gateways without ``machines``, and messages processed after an ingest
 restart before the retained births were re-delivered. Dead-lettering them would put
 legitimate backlog aside at every restart; the broker ACL stays the first line of

@@ -401,7 +401,11 @@ class IngestWorker:
         self._bindings = GatewayBindings() if settings.bind_gateways else None
         self._birth_mid: int | None = None
         self._client = self._make_client()
-        self._acks = AckTracker(publish=self._publish_ack, enabled=settings.e2e_acks)
+        self._acks = AckTracker(
+            publish=self._publish_ack,
+            enabled=settings.e2e_acks,
+            bound=None if self._bindings is None else self._is_bound,
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -812,6 +816,11 @@ class IngestWorker:
         # Durably handled: confirm to the gateways end to end, then PUBACK to the broker.
         self._acks.handled((w.msg.topic, w.msg.payload, w.reason) for w in works)
         self._ack(works)
+
+    def _is_bound(self, firm: str, site: str, path: str, gw: str) -> bool:
+        """May ``gw`` be confirmed end to end for machine ``path`` of ``firm/site``?"""
+        assert self._bindings is not None
+        return gw in self._bindings.bound(firm, site, path)
 
     def _publish_ack(self, topic: str, payload: bytes) -> bool:
         """Publish one end-to-end ack (QoS 1, not awaited; see :mod:`cloud.ingest.acks`)."""

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import paho.mqtt.client as mqtt
@@ -17,7 +19,14 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from cloud.capacity.availability import daily_up_hours
 from cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
 from cloud.ingest.worker import IngestWorker
-from renkei.wire import MIN_TS_MS, GatewayState, encode, gateway_topic
+from renkei.wire import (
+    ACK_PREFIX,
+    MIN_TS_MS,
+    GatewayState,
+    decode_ack_payload,
+    encode,
+    gateway_topic,
+)
 from tests.integration.test_ingest_worker import (
     DeadLetterSubscriber,
     running,
@@ -173,4 +182,90 @@ def test_forged_gateway_id_is_dead_lettered_also_after_an_ingest_restart(
     finally:
         pub.close()
         dlq.close()
+        store.close()
+
+
+class AckSubscriber:
+    """Collects the ingest's end-to-end acks (``renkei/ack/v1/#``) as (gw, seqs)."""
+
+    def __init__(self, broker: Mosquitto) -> None:
+        self.acked: dict[str, set[int]] = {}
+        self._lock = threading.Lock()
+        ready = threading.Event()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+        self.client.on_subscribe = lambda *a: ready.set()
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, *a: c.subscribe(f"{ACK_PREFIX}/#", qos=1)
+        self.client.connect("127.0.0.1", broker.port)
+        self.client.loop_start()
+        assert ready.wait(10)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        ack = decode_ack_payload(bytes(msg.payload))
+        with self._lock:
+            seqs = self.acked.setdefault(ack.gw, set())
+            for lo, hi in ack.ranges:
+                seqs.update(range(lo, hi + 1))
+
+    def seqs(self, gw: str) -> set[int]:
+        with self._lock:
+            return set(self.acked.get(gw, ()))
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def test_a_forged_gateway_id_is_never_confirmed_to_the_named_gateway(
+    mosquitto: Mosquitto, influxdb: InfluxDB, database: str
+) -> None:
+    """An end-to-end ack makes a gateway delete data: a message whose payload ``gw`` is not
+    bound to its topic -- forged on another gateway's own machine topic, valid or invalid
+    (dead-lettered), or from a gateway with no birth -- is handled but never confirmed."""
+    _publish_retained(mosquitto, [_birth("gw-1", ["a1/l1/m1"]), _birth("gw-2", ["a1/l1/m2"])])
+    store = store_for(influxdb, database)
+    acks = AckSubscriber(mosquitto)
+    pub = QoS1Publisher(host="127.0.0.1", port=mosquitto.port, client_id="attack-4")
+    invalid = orjson.loads(machine_message(seq=7, rows=10, fields=1, gw="gw-1"))
+    invalid["fields"]["firm"] = [1.0] * 10  # dead-lettered (reserved_name) before any binding
+    msgs = [
+        # gw-2, on its own machine's topic, names gw-1: invalid (7) and valid (8) payloads
+        (machine_topic_for(2), orjson.dumps(invalid)),
+        (machine_topic_for(2), machine_message(seq=8, rows=10, fields=1, gw="gw-1")),
+        # a gateway without a birth on a machine nobody claims: written, not confirmed
+        (machine_topic_for(3), machine_message(seq=9, rows=10, fields=1, gw="gw-3")),
+        # the real gateways' own messages are confirmed
+        (machine_topic_for(1), machine_message(seq=10, rows=10, fields=1, gw="gw-1")),
+        (machine_topic_for(2), machine_message(seq=11, rows=10, fields=1, gw="gw-2")),
+    ]
+    try:
+        with running(IngestWorker(settings=settings_for(mosquitto), store=store)) as worker:
+            wait_until(
+                lambda: (
+                    worker._bindings is not None
+                    and bool(worker._bindings.bound("acme", "plant1", "a1/l1/m2"))
+                ),
+                10,
+                "retained births learned",
+            )
+            pub.publish_many(msgs)
+            wait_until(
+                lambda: acks.seqs("gw-1") == {10} and acks.seqs("gw-2") == {11},
+                30,
+                "the bound gateways' own acks",
+            )
+            wait_until(
+                lambda: worker.stats().acked >= 5 and worker.stats().buffered == 0,
+                30,
+                "5 messages handled",
+            )
+            # 7 (dead-lettered reserved_name) and 9 (no birth); 8 is a gateway_mismatch
+            # dead letter, never confirmed either
+            assert worker._acks.unbound_total == 2
+        assert acks.seqs("gw-1") == {10}  # never 7 or 8
+        assert acks.seqs("gw-3") == set()
+        assert store.count("telemetry", "f0", where={"gw": "gw-3"}) == 10  # still written
+    finally:
+        pub.close()
+        acks.close()
         store.close()

@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from cloud.ingest import acks
-from cloud.ingest.acks import AckKey, AckTracker, identify, message_epoch
+from cloud.ingest.acks import AckKey, AckTracker, identify
 from renkei.wire import IngestAck, WireError, decode_ack_payload, seq_ranges
 
 TOPIC = "renkei/v1/acme/osaka/molding/line-1/imm-1/telemetry"
@@ -55,14 +55,27 @@ def test_identify_refuses_what_is_not_a_gateway_message(topic: str | None, raw: 
     assert identify(topic, raw) is None
 
 
-def test_message_epoch_defaults_to_zero() -> None:
-    class Old:
-        pass
+def test_only_bound_gateways_are_confirmed() -> None:
+    sent: list[tuple[str, bytes]] = []
 
-    class New:
-        epoch = 4
+    def publish(topic: str, raw: bytes) -> bool:
+        sent.append((topic, raw))
+        return True
 
-    assert message_epoch(Old()) == 0 and message_epoch(New()) == 4
+    bound = {("acme", "osaka", "molding/line-1/imm-1", "gw-1")}
+    tracker = AckTracker(
+        publish=publish,
+        bound=lambda f, s, path, gw: (f, s, path, gw) in bound,
+    )
+    n = tracker.handled(
+        [
+            (TOPIC, payload(gw="gw-1", seq=1), None),
+            (TOPIC, payload(gw="gw-2", seq=2), None),  # not bound to this machine
+            (TOPIC, payload(gw="gw-2", seq=3), "invalid_payload"),  # nor when dead-lettered
+        ]
+    )
+    assert n == 1 and tracker.unbound_total == 2
+    assert [decode_ack_payload(p).gw for _, p in sent] == ["gw-1"]
 
 
 def test_seq_ranges_and_ack_validation() -> None:
