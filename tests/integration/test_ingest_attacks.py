@@ -137,6 +137,18 @@ def _publish_retained(broker: Mosquitto, births: list[tuple[str, bytes]]) -> Non
         c.loop_stop()
 
 
+def _wait_births_learned(worker: IngestWorker) -> None:
+    """Until the worker knows gw-2's retained birth (from its plain birth subscription)."""
+    wait_until(
+        lambda: (
+            worker._bindings is not None
+            and bool(worker._bindings.bound("acme", "plant1", "a1/l1/m2"))
+        ),
+        10,
+        "retained births learned",
+    )
+
+
 def test_forged_gateway_id_is_dead_lettered_also_after_an_ingest_restart(
     mosquitto: Mosquitto, influxdb: InfluxDB, database: str
 ) -> None:
@@ -157,14 +169,7 @@ def test_forged_gateway_id_is_dead_lettered_also_after_an_ingest_restart(
     try:
         settings = settings_for(mosquitto)
         with running(IngestWorker(settings=settings, store=store)) as worker:
-            wait_until(
-                lambda: (
-                    worker._bindings is not None
-                    and bool(worker._bindings.bound("acme", "plant1", "a1/l1/m2"))
-                ),
-                10,
-                "retained births learned",
-            )
+            _wait_births_learned(worker)
             pub.publish_many(msgs)
             # (Mosquitto also hands the retained births to the shared subscription, which
             # writes them as gateway_state points; only telemetry is counted here.)
@@ -240,14 +245,7 @@ def test_a_forged_gateway_id_is_never_confirmed_to_the_named_gateway(
     ]
     try:
         with running(IngestWorker(settings=settings_for(mosquitto), store=store)) as worker:
-            wait_until(
-                lambda: (
-                    worker._bindings is not None
-                    and bool(worker._bindings.bound("acme", "plant1", "a1/l1/m2"))
-                ),
-                10,
-                "retained births learned",
-            )
+            _wait_births_learned(worker)
             pub.publish_many(msgs)
             wait_until(
                 lambda: acks.seqs("gw-1") == {10} and acks.seqs("gw-2") == {11},
