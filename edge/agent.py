@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Final
 
 from edge.config import (
     GatewayConfig,
+    LiveSourceConfig,
     MachineConfig,
     ReplaySourceConfig,
     WaveformReplaySourceConfig,
@@ -49,6 +50,7 @@ from edge.outbox import Outbox, OutboxFullError, OutboxIncident, OutboxSettings
 from edge.pipeline import MachinePipeline
 from edge.publisher import MqttSettings, Publisher, PublisherError
 from edge.sources.base import SampleBlock, Source
+from edge.sources.live import LiveSource, build_live_source
 from edge.watchdog import Notifier
 from renkei import __version__
 from renkei.wire import GatewayHealth, GatewayState, encode, gateway_topic
@@ -96,13 +98,15 @@ class AgentStats:
     machines: dict[str, dict[str, float | int | str | None]] = field(default_factory=dict)
 
 
-def source_streams(source: Source) -> set[str]:
+def source_streams(source: Source | LiveSource) -> set[str]:
     """The streams a source yields (``slow``, ``vibration``, ``shot``)."""
     from edge.sources.base import STREAMS
     from edge.sources.replay import ReplaySource
     from edge.sources.simulated import SimulatedCell
     from edge.sources.waveform import WaveformSource
 
+    if isinstance(source, LiveSource):
+        return source.streams
     if isinstance(source, ReplaySource | WaveformSource):
         return {source.stream}
     if isinstance(source, SimulatedCell):
@@ -110,13 +114,22 @@ def source_streams(source: Source) -> set[str]:
     raise TypeError(f"unknown source type {type(source).__name__}")
 
 
-def build_source(machine: MachineConfig, *, start_ms: int | None = None) -> Source:
-    """Create the source a machine config describes.
+def build_source(
+    machine: MachineConfig,
+    *,
+    start_ms: int | None = None,
+    wake: Callable[[], None] = lambda: None,
+) -> Source | LiveSource:
+    """Create the source a machine config describes (a :class:`LiveSource` for a live
+    machine; ``wake`` is called from its driver thread when data arrived).
 
     Raises:
-        edge.sources.SourceError: the data file is missing or malformed.
+        edge.sources.SourceError: the data file is missing or malformed, or a live source
+            cannot be built (:class:`edge.sources.live.LiveSourceError`).
     """
     src = machine.source
+    if isinstance(src, LiveSourceConfig):
+        return build_live_source(src, wake=wake)
     if isinstance(src, ReplaySourceConfig):
         from edge.sources.replay import ReplayOptions, ReplaySource
 
@@ -145,6 +158,7 @@ def build_source(machine: MachineConfig, *, start_ms: int | None = None) -> Sour
         )
     from edge.sources.simulated import FaultSpec, SimulatedCell, SimulatorOptions
 
+    assert not isinstance(src, LiveSourceConfig)
     return SimulatedCell(
         SimulatorOptions(
             seed=src.seed,
@@ -209,6 +223,10 @@ class GatewayAgent:
         """systemd notifications (READY, WATCHDOG keep-alives); a no-op outside systemd."""
         self.stats = AgentStats()
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        """Set by :meth:`stop` and by live sources' driver threads when data arrived."""
+        self.live_sources: dict[str, LiveSource] = {}
+        """Machine id -> its live source, while :meth:`run` runs."""
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._health_seq = 0
         self.models: dict[str, AnomalyModel] = {}
@@ -391,6 +409,25 @@ class GatewayAgent:
     def stop(self) -> None:
         """Ask :meth:`run` to finish (thread-safe)."""
         self._stop.set()
+        self._wake.set()
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait up to ``seconds``, or until :meth:`stop` or new live data."""
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def _poll_live(self) -> None:
+        """Hand every live source's new readings, events and quality rows to its pipeline."""
+        for mid, source in self.live_sources.items():
+            batch = source.poll()
+            pipeline = self.pipelines[mid]
+            for ev in batch.events:
+                pipeline.add_event(ev.t_ms, ev.code, ev.severity, ev.message)
+            for t_ms, fields in batch.quality:
+                pipeline.add_quality(t_ms, fields)
+            for block in batch.blocks:
+                self.stats.blocks += 1
+                pipeline.process(block)
 
     def run(self, *, duration_s: float | None = None) -> AgentStats:
         """Run until :meth:`stop`, ``duration_s`` elapses, or every source is exhausted.
@@ -437,13 +474,26 @@ class GatewayAgent:
             time.sleep(0.05)
 
     def _loop(self, deadline: float | None) -> None:
+        try:
+            self._run_sources(deadline)
+        finally:
+            for source in self.live_sources.values():
+                source.stop()
+            self._poll_live()  # what arrived before the drivers stopped is kept
+            self.live_sources = {}
+
+    def _run_sources(self, deadline: float | None) -> None:
         start_ms = self._now_ms()
         heap: list[tuple[float, int, SampleBlock, _Stream]] = []
         tie = 0
         for m in self.config.machines:
-            source = build_source(m, start_ms=start_ms)
-            stream = _Stream(m, iter(source.blocks()))
+            source = build_source(m, start_ms=start_ms, wake=self._wake.set)
             self.pipelines[m.id].start(publish_start_ms=start_ms, streams=source_streams(source))
+            if isinstance(source, LiveSource):
+                self.live_sources[m.id] = source
+                source.start()
+                continue
+            stream = _Stream(m, iter(source.blocks()))
             block = next(stream.blocks, None)
             if block is not None:
                 heapq.heappush(heap, (stream.due(block), tie, block, stream))
@@ -458,6 +508,8 @@ class GatewayAgent:
                 self.notifier.keepalive()
             if self.rollout is not None:
                 self.rollout.calls.run_pending()
+            if self.live_sources:
+                self._poll_live()
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 break
@@ -465,6 +517,12 @@ class GatewayAgent:
                 self._flush()
                 next_flush = now + flush_every
             if not heap:
+                if self.live_sources:
+                    idle = max(0.0, min(next_flush - now, _WATCHDOG_TICK_S))
+                    if deadline is not None:
+                        idle = min(idle, max(0.0, deadline - now))
+                    self._sleep(idle)
+                    continue
                 self._stop.wait(min(_IDLE_SLEEP_S, _WATCHDOG_TICK_S))
                 if deadline is None and all(p.finished for p in self.pipelines.values()):
                     break
@@ -474,7 +532,10 @@ class GatewayAgent:
             if deadline is not None:
                 wait = min(wait, deadline - now)
             if wait > 0:
-                self._stop.wait(wait)
+                if self.live_sources:
+                    self._sleep(wait)
+                else:
+                    self._stop.wait(wait)
                 continue
             heapq.heappop(heap)
             self.stats.blocks += 1

@@ -48,12 +48,19 @@ from pydantic import (
 )
 
 from edge.features.vibration import EnvelopeConfig, VibrationConfig
+from edge.sources.live.modbus.config import ModbusSourceConfig
+from edge.sources.live.mtconnect.config import MtconnectSourceConfig
+from edge.sources.live.opcua.config import OpcuaSourceConfig
+from edge.sources.live.signals import LiveSourceConfig, check_signal_names
+from edge.sources.live.slmp.config import SlmpSourceConfig
+from edge.sources.live.sparkplug.config import SparkplugSourceConfig
 from renkei.wire import MAX_GATEWAY_MACHINES, Level, reserved_name_problem
 
 __all__ = [
     "ConfigError",
     "FaultConfig",
     "GatewayConfig",
+    "LiveSourceConfig",
     "MachineConfig",
     "ModelConfig",
     "MoldConfig",
@@ -65,6 +72,7 @@ __all__ = [
     "RulModelConfig",
     "ShadowConfig",
     "SimulatedSourceConfig",
+    "SourceConfig",
     "json_schema",
     "load_config",
 ]
@@ -314,6 +322,26 @@ class RulModelConfig(BaseModel):
     """Publish the output as ``mold`` rows for this mold instead of ``rul`` rows."""
 
 
+SourceConfig = Annotated[
+    ReplaySourceConfig
+    | WaveformReplaySourceConfig
+    | SimulatedSourceConfig
+    | OpcuaSourceConfig
+    | ModbusSourceConfig
+    | SlmpSourceConfig
+    | MtconnectSourceConfig
+    | SparkplugSourceConfig,
+    Field(discriminator="type"),
+]
+"""A machine's source: a recorded file, the simulator, or a live machine
+(:mod:`edge.sources.live`)."""
+
+#: ``source.type`` values (discriminator tags, skipped in key paths of errors).
+_SOURCE_TAGS: Final = frozenset(
+    {"replay", "waveform_replay", "simulated", "opcua", "modbus", "slmp", "mtconnect", "sparkplug"}
+)
+
+
 class MachineConfig(BaseModel):
     """One machine (ISA-95 cell) served by this gateway."""
 
@@ -322,10 +350,7 @@ class MachineConfig(BaseModel):
     id: Level
     area: Level
     line: Level
-    source: Annotated[
-        ReplaySourceConfig | WaveformReplaySourceConfig | SimulatedSourceConfig,
-        Field(discriminator="type"),
-    ]
+    source: SourceConfig
     window_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     """Feature window length (tumbling, by data time)."""
     vibration: VibrationFeaturesConfig = VibrationFeaturesConfig()
@@ -447,7 +472,7 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("replay", "simulated") and out.endswith("source"):
+        elif part in _SOURCE_TAGS and out.endswith("source"):
             continue  # discriminated-union tag, not a key in the file
         else:
             out += f".{part}" if out else str(part)
@@ -552,11 +577,15 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
     return cfg.model_copy(update={"machines": machines})
 
 
-def _check_field_names(
-    key: str, source: ReplaySourceConfig | WaveformReplaySourceConfig | SimulatedSourceConfig
-) -> list[tuple[str, str]]:
+def _check_field_names(key: str, source: Any) -> list[tuple[str, str]]:
     """Field names a source's preset publishes that the wire reserves (a tag key such as
-    ``firm``, ``time``, ``_...``): the ingest would dead-letter every such message."""
+    ``firm``, ``time``, ``_...``): the ingest would dead-letter every such message. For a
+    live source: signal names listed twice, and shot keys naming no signal."""
+    if isinstance(source, LiveSourceConfig):
+        names = [s.name for s in source.signal_maps()]
+        if not names and getattr(source, "preset", None) is not None:
+            return []  # a preset supplies its own signals (checked by its driver)
+        return [(f"{key}.{k}", msg) for k, msg in check_signal_names(names, source.shots)]
     if not isinstance(source, ReplaySourceConfig):
         return []  # waveform and simulator field names are fixed in code (unit-tested)
     from edge.sources.presets import PRESETS

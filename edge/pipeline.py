@@ -47,7 +47,13 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-from edge.config import GatewayConfig, MachineConfig, ReplaySourceConfig, RulModelConfig
+from edge.config import (
+    GatewayConfig,
+    LiveSourceConfig,
+    MachineConfig,
+    ReplaySourceConfig,
+    RulModelConfig,
+)
 from edge.features import ShotFeatures, Windower, vibration_windower
 from edge.inference import AnomalyModel, ModelInputError
 from edge.model_inputs import InputPlan, InputPlanError, ModelInputs, ModelRow, batch_inputs
@@ -159,7 +165,11 @@ class MachinePipeline:
         self._window_streams: set[str] = set()
         self._last_window: dict[str, int] = {}
         src = machine.source
-        self._rebase = not (isinstance(src, ReplaySourceConfig) and src.timestamps == "keep")
+        # Live sources carry real UTC times (device or gateway clock): never re-based.
+        self._rebase = not (
+            (isinstance(src, ReplaySourceConfig) and src.timestamps == "keep")
+            or isinstance(src, LiveSourceConfig)
+        )
         self._speed = src.speed
         self._t0: int | None = None
         self._pub0 = 0
@@ -480,6 +490,11 @@ class MachinePipeline:
             events, self._events = self._events, []
             items.append((self._topics[MachineKind.EVENT], self._event_builder(events)))
         return items
+
+    def add_quality(self, t_ms: int, fields: Mapping[str, float]) -> None:
+        """Buffer one ``quality`` row of a live source (UTC epoch ms; see
+        :mod:`edge.sources.live.source`)."""
+        self._buffers[MachineKind.QUALITY].add(int(t_ms), fields)
 
     def add_event(self, t_ms: int, code: str, severity: str, message: str) -> None:
         """Queue an event for this machine's ``event`` topic (sent with the next drain),

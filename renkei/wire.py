@@ -271,6 +271,11 @@ class MachineKind(enum.StrEnum):
     """Remaining useful life per model output: ``rul_cycles`` (median), ``rul_p10``,
     ``rul_p90`` (machine cycles), optional ``rul_h`` (hours); tag ``model`` (optional
     ``component``). Contract: :mod:`dashboards.contract` ``rul``."""
+    QUALITY = "quality"
+    """Data quality of a live source (:mod:`edge.sources.live.source`), one row per
+    ``quality_interval_s``: counters ``link_up`` (1/0), ``readings``, ``bad``,
+    ``uncertain``, ``gateway_time``, ``late``, ``dropped``, ``unknown`` over the interval,
+    and, per signal with a non-good reading in it, its worst code (1 uncertain, 2 bad)."""
     MOLD = "mold"
     """Mold usage and predicted remaining shots per shot: ``shot_count``,
     ``shots_since_maintenance``, ``maintenance_interval_shots`` (whole numbers, written as

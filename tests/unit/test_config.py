@@ -364,6 +364,6 @@ def test_waveform_source_and_vibration_settings_validated(tmp_path: Path) -> Non
     }
     path = _write(tmp_path, _base(**machine))
     with pytest.raises(
-        ConfigError, match=r"machines\[0\]\.source\.waveform_replay\.sample_rate_hz"
+        ConfigError, match=r"machines\[0\]\.source\.sample_rate_hz"
     ):
         load_config(path)

@@ -1,0 +1,243 @@
+"""Runtime contract between a protocol driver and :class:`~edge.sources.live.LiveSource`.
+
+A *driver* (one per live source: OPC UA, Modbus, SLMP, MTConnect, Sparkplug B) talks to the
+device on its own thread. It never builds sample blocks: it hands :class:`Reading` objects
+(raw values, device or gateway timestamps, quality) and link events to a :class:`LiveSink`,
+which is thread-safe. The :class:`~edge.sources.live.LiveSource` on the agent's main thread
+drains the sink, applies the signal mapping (scale, offset, unit), orders rows in time and
+builds ``slow`` and ``shot`` blocks, ``quality`` rows and ``event`` rows.
+
+A driver's :meth:`Driver.run` blocks until ``stop`` is set. It owns reconnection: on a
+failed connect or a lost link it calls :meth:`LiveSink.link_down` (once per outage), waits
+with :class:`~edge.sources.live.backoff.Backoff`, and reconnects, restoring everything it
+had (OPC UA session, subscriptions and monitored items; Modbus TCP connection) without help
+from the agent. It raises only for a problem no retry can fix (a certificate the server
+refuses, a config the device contradicts); :class:`LiveSource` then reports it as an event
+and keeps restarting the driver with backoff, so a live machine never stops its gateway.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Protocol
+
+if TYPE_CHECKING:
+    from edge.sources.live.signals import ShotsConfig, SignalMap
+
+__all__ = [
+    "MAX_PENDING_READINGS",
+    "Driver",
+    "LinkEvent",
+    "LiveSink",
+    "Quality",
+    "Reading",
+    "now_ms",
+]
+
+#: Readings the sink holds for the main thread before it drops the oldest (bounds memory
+#: if the main thread stalls); drops are counted and reported as an event.
+MAX_PENDING_READINGS: Final = 1_000_000
+
+
+def now_ms() -> int:
+    """Gateway wall clock, UTC epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class Quality(enum.IntEnum):
+    """Quality of a reading (the OPC UA StatusCode severity classes, OPC 10000-4 §7.39).
+
+    ``BAD`` readings are never published as values (the field is ``null``); ``UNCERTAIN``
+    values are published and counted.
+    """
+
+    GOOD = 0
+    UNCERTAIN = 1
+    BAD = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one signal.
+
+    Attributes:
+        signal: the configured signal name (``SignalMap.name``).
+        t_ms: UTC epoch ms: the device's timestamp if ``device_time``, else the gateway's
+            clock when the value was received.
+        value: the *raw* value (before ``scale``/``offset``); booleans as 0.0/1.0; NaN when
+            there is none (``BAD`` readings may carry NaN).
+        quality: :class:`Quality`.
+        device_time: ``True`` if ``t_ms`` comes from the device (OPC UA SourceTimestamp,
+            MTConnect timestamp, Sparkplug metric timestamp), ``False`` if the gateway
+            stamped it (Modbus, SLMP: the protocols carry no time).
+        reason: for a non-good reading, why (``BadCommunicationError``,
+            ``modbus exception 2 (illegal data address)``, ``timeout``); counted per reason.
+    """
+
+    signal: str
+    t_ms: int
+    value: float
+    quality: Quality = Quality.GOOD
+    device_time: bool = True
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent:
+    """An event a driver reports (becomes an ``event`` row of the machine).
+
+    ``code`` is a short snake_case identifier (``source_down``, ``source_up``,
+    ``sequence_gap``, ``condition_fault``, ``rebirth_requested``); ``severity`` one of
+    ``info``, ``warning``, ``alarm``; ``message`` human-readable (≤ 512 characters).
+    """
+
+    t_ms: int
+    code: str
+    severity: str
+    message: str
+
+
+class LiveSink:
+    """Thread-safe hand-over from a driver thread to the main thread.
+
+    Args:
+        wake: called (from the driver's thread) after new data arrived, so the agent's main
+            loop can process it without polling delay.
+        max_pending: readings kept before the oldest are dropped (counted in
+            :attr:`dropped`).
+    """
+
+    def __init__(
+        self,
+        *,
+        wake: Callable[[], None] = lambda: None,
+        max_pending: int = MAX_PENDING_READINGS,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._readings: deque[Reading] = deque()
+        self._events: list[LinkEvent] = []
+        self._units: dict[str, str] = {}
+        self._wake = wake
+        self._max = max_pending
+        self._down_since_ms: int | None = None
+        self._down_reason = ""
+        self._ever_up = False
+        self.dropped = 0
+        """Readings dropped because the main thread did not keep up."""
+        self.outages = 0
+        """Times the link went down (after having been up) or a connect failed."""
+        self.connects = 0
+        """Successful (re)connects."""
+
+    # ----------------------------------------------------------------- driver side
+
+    def put(self, readings: Iterable[Reading]) -> None:
+        """Hand over readings (any order; the source orders them in time)."""
+        with self._lock:
+            self._readings.extend(readings)
+            over = len(self._readings) - self._max
+            if over > 0:
+                for _ in range(over):
+                    self._readings.popleft()
+                self.dropped += over
+        self._wake()
+
+    def put_bad(self, signals: Iterable[str], reason: str, *, t_ms: int | None = None) -> None:
+        """Report that ``signals`` could not be read now (``BAD`` readings at gateway
+        time ``t_ms``, default now)."""
+        t = now_ms() if t_ms is None else t_ms
+        self.put(
+            Reading(s, t, float("nan"), Quality.BAD, device_time=False, reason=reason)
+            for s in signals
+        )
+
+    def set_unit(self, signal: str, unit: str) -> None:
+        """The device's own unit of a signal (used where the config leaves ``unit`` empty)."""
+        with self._lock:
+            self._units[signal] = unit
+
+    def event(self, code: str, severity: str, message: str, *, t_ms: int | None = None) -> None:
+        """Report an event (see :class:`LinkEvent`)."""
+        ev = LinkEvent(now_ms() if t_ms is None else t_ms, code, severity, message[:512])
+        with self._lock:
+            self._events.append(ev)
+        self._wake()
+
+    def link_up(self, detail: str = "") -> None:
+        """The driver is connected and reading. Ends an outage (``source_up`` event with its
+        duration); idempotent."""
+        t = now_ms()
+        with self._lock:
+            self.connects += 1
+            since, self._down_since_ms = self._down_since_ms, None
+            first = not self._ever_up
+            self._ever_up = True
+        if since is not None:
+            self.event(
+                "source_up",
+                "info",
+                f"connected again after {(t - since) / 1000:.1f} s"
+                + (f" ({detail})" if detail else ""),
+                t_ms=t,
+            )
+        elif first:
+            self.event("source_up", "info", "connected" + (f" ({detail})" if detail else ""))
+
+    def link_down(self, reason: str) -> None:
+        """The link failed or could not be made. Starts an outage (one ``source_down``
+        event per outage, however many reconnects fail); idempotent while down."""
+        t = now_ms()
+        with self._lock:
+            if self._down_since_ms is not None:
+                return
+            self._down_since_ms = t
+            self._down_reason = reason
+            self.outages += 1
+        self.event("source_down", "alarm", f"device unreachable: {reason}", t_ms=t)
+
+    @property
+    def down(self) -> bool:
+        """True during an outage."""
+        return self._down_since_ms is not None
+
+    # ----------------------------------------------------------------- main-thread side
+
+    def take(self) -> tuple[list[Reading], list[LinkEvent], dict[str, str]]:
+        """Everything handed over since the last call: readings, events, device units."""
+        with self._lock:
+            readings = list(self._readings)
+            self._readings.clear()
+            events, self._events = self._events, []
+            units = dict(self._units)
+        return readings, events, units
+
+
+class Driver(Protocol):
+    """A protocol driver (see the module docstring).
+
+    Attributes:
+        signals: the signals it reports (usually the config's ``signals``; a preset such as
+            OPC UA ``euromap77`` supplies its own). Readings of other names are counted as
+            ``unknown`` and dropped.
+        shots: the shot trigger (the config's ``shots``, or a preset's), or ``None``.
+        describe: one line naming the device (endpoint, host:port/unit) for logs and events.
+    """
+
+    signals: Sequence[SignalMap]
+    shots: ShotsConfig | None
+    describe: str
+
+    def run(self, sink: LiveSink, stop: threading.Event) -> None:
+        """Read the device until ``stop`` is set, reconnecting by itself.
+
+        Raises:
+            edge.sources.live.LiveSourceError: a problem retrying cannot fix; the message
+                names the device and the cause (e.g. "server refused the client
+                certificate").
+        """
+        ...

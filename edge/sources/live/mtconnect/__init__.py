@@ -1,0 +1,1 @@
+"""``mtconnect`` live source: an MTConnect agent's probe/current/sample HTTP API."""

@@ -1,0 +1,17 @@
+"""Driver of the ``opcua`` live source (see :mod:`edge.sources.live.base`)."""
+
+from __future__ import annotations
+
+from edge.sources.live.base import Driver
+from edge.sources.live.opcua.config import OpcuaSourceConfig
+
+__all__ = ["make_driver"]
+
+
+def make_driver(config: OpcuaSourceConfig) -> Driver:
+    """The driver for ``config``.
+
+    Raises:
+        edge.sources.live.LiveSourceError: the config cannot work (e.g. a secret is missing).
+    """
+    raise NotImplementedError("the opcua driver is not written yet")

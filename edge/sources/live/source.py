@@ -1,0 +1,366 @@
+"""A live source: a protocol driver on its own thread, turned into sample blocks.
+
+:class:`LiveSource` runs a :class:`~edge.sources.live.base.Driver` on a daemon thread and,
+on the agent's main thread, turns what the driver handed over (:meth:`LiveSource.poll`)
+into a :class:`LiveBatch`:
+
+- ``slow`` blocks: one row per distinct timestamp, every configured signal a field
+  (``value = raw * scale + offset``; NaN where the row has no reading of it or the reading
+  was ``BAD``). Rows are strictly increasing in time: a reading older than the last row
+  already handed on (a late notification) is placed 1 ms after it and counted as ``late``;
+  two readings of one signal at the same time get rows 1 ms apart. Nothing is dropped.
+- ``shot`` blocks from the ``shots`` trigger (:class:`~edge.sources.live.shots.ShotAssembler`).
+- ``quality`` rows every ``quality_interval_s`` (and at each link change): counters over the
+  interval -- ``link_up`` (1/0), ``readings``, ``bad``, ``uncertain``, ``gateway_time``
+  (readings stamped by the gateway: the protocol has no timestamps, or the device clock was
+  off by more than ``max_clock_skew_s``), ``late``, ``dropped`` (main thread too slow),
+  ``unknown`` (readings of unconfigured signals) -- plus, for each signal with a non-good
+  reading in the interval, its worst quality code (1 uncertain, 2 bad) under its own name.
+- events: the driver's (``source_down``/``source_up`` with the outage duration, protocol
+  events), ``signal_bad``/``signal_good`` when signals change quality (grouped by reason),
+  ``clock_skew``, and ``driver_failed`` when the driver raised (the source restarts it with
+  backoff: a live machine never stops the gateway).
+
+Time: device timestamps are kept (UTC epoch ms); the agent publishes them unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+
+from edge.sources.base import SampleBlock, SourceError
+from edge.sources.live.backoff import Backoff
+from edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading, now_ms
+from edge.sources.live.shots import ShotAssembler
+from edge.sources.live.signals import LiveSourceConfig, SignalMap
+
+__all__ = ["LiveBatch", "LiveSource", "LiveSourceError"]
+
+log = logging.getLogger(__name__)
+
+#: Signals named in one ``signal_bad``/``signal_good`` event before "and N more".
+_NAMES_PER_EVENT: Final = 10
+
+
+class LiveSourceError(SourceError):
+    """A live source cannot work as configured; the message names the device and cause."""
+
+
+@dataclass(slots=True)
+class LiveBatch:
+    """What one :meth:`LiveSource.poll` produced (all in time order)."""
+
+    blocks: list[SampleBlock] = field(default_factory=list)
+    events: list[LinkEvent] = field(default_factory=list)
+    quality: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+
+
+class LiveSource:
+    """Runs a protocol driver and turns its readings into blocks (module docstring).
+
+    Args:
+        config: the source's config (common keys: link, shots, clock skew, quality period).
+        driver: the protocol driver; its ``signals`` and ``shots`` define the fields.
+        wake: called from the driver thread when data arrived (the agent's loop wakes up).
+        clock: gateway wall clock, UTC epoch ms (tests pin it).
+
+    Raises:
+        LiveSourceError: two signals with one name, or a shot key naming no signal.
+    """
+
+    live = True
+
+    def __init__(
+        self,
+        *,
+        config: LiveSourceConfig,
+        driver: Driver,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        self.config = config
+        self.driver = driver
+        self.signals: dict[str, SignalMap] = {}
+        for s in driver.signals:
+            if s.name in self.signals:
+                raise LiveSourceError(f"{driver.describe}: signal {s.name!r} is listed twice")
+            self.signals[s.name] = s
+        self._names = list(self.signals)
+        self._index = {n: i for i, n in enumerate(self._names)}
+        self._scale = np.array([s.scale for s in self.signals.values()], dtype=np.float64)
+        self._offset = np.array([s.offset for s in self.signals.values()], dtype=np.float64)
+        self._shots: ShotAssembler | None = None
+        if driver.shots is not None:
+            cfg = driver.shots
+            missing = [n for n in (cfg.trigger, *cfg.values, *cfg.stats) if n not in self.signals]
+            if missing:
+                raise LiveSourceError(
+                    f"{driver.describe}: shots name signals that are not read: {missing}"
+                )
+            self._shots = ShotAssembler(cfg)
+        self._clock = clock
+        self.sink = LiveSink(wake=wake)
+        self._device_units: dict[str, str] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_t: int | None = None
+        self._bad: dict[str, str] = {}
+        self._skewed = False
+        # quality interval counters
+        self._q_start: int | None = None
+        self._q: dict[str, float] = {}
+        self._q_worst: dict[str, int] = {}
+        self._q_dropped_seen = 0
+        self.driver_failures = 0
+        """Times the driver raised and was restarted."""
+        self.totals: dict[str, int] = dict.fromkeys(
+            ("readings", "bad", "uncertain", "gateway_time", "late", "unknown", "rows"), 0
+        )
+        """Counters since start (the demo's live view and tests read them)."""
+
+    # ----------------------------------------------------------------- Source API
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Signal name -> unit (config ``unit``, else the device's, else ``""``)."""
+        return {n: s.unit or self._device_units.get(n, "") for n, s in self.signals.items()}
+
+    @property
+    def streams(self) -> set[str]:
+        """``{"slow"}``, plus ``"shot"`` with a shot trigger."""
+        return {"slow", "shot"} if self._shots is not None else {"slow"}
+
+    @property
+    def describe(self) -> str:
+        """The device, for logs."""
+        return self.driver.describe
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start the driver thread (idempotent)."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(
+            target=self._supervise, name=f"live:{self.driver.describe}"[:60], daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, *, timeout_s: float = 5.0) -> None:
+        """Ask the driver to stop and wait up to ``timeout_s`` for its thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+            if self._thread.is_alive():
+                log.warning("%s: driver did not stop within %.1f s", self.describe, timeout_s)
+
+    @property
+    def running(self) -> bool:
+        """True while the driver thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _supervise(self) -> None:
+        backoff = Backoff(
+            min_s=self.config.link.reconnect_min_s, max_s=self.config.link.reconnect_max_s
+        )
+        while not self._stop.is_set():
+            try:
+                self.driver.run(self.sink, self._stop)
+                return
+            except Exception as exc:  # supervision boundary: report, restart with backoff
+                self.driver_failures += 1
+                level = logging.ERROR if isinstance(exc, LiveSourceError) else logging.CRITICAL
+                log.log(
+                    level,
+                    "%s: driver failed (%s: %s); restarting it",
+                    self.describe,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=not isinstance(exc, LiveSourceError),
+                )
+                self.sink.link_down(f"{type(exc).__name__}: {exc}")
+                self.sink.event("driver_failed", "alarm", f"{type(exc).__name__}: {exc}")
+                if backoff.wait(self._stop):
+                    return
+
+    # ----------------------------------------------------------------- main thread
+
+    def poll(self) -> LiveBatch:
+        """Turn everything the driver handed over since the last call into a batch."""
+        readings, events, units = self.sink.take()
+        self._device_units = units
+        now = self._clock()
+        batch = LiveBatch()
+        if self._q_start is None:
+            self._q_start = now
+        for ev in events:
+            if ev.code == "source_down" and self._shots is not None:
+                self._shots.gap()
+            if ev.code in ("source_down", "source_up"):
+                self._emit_quality(now, batch)
+        batch.events.extend(events)
+        if readings:
+            self._rows(readings, now, batch)
+        if now - self._q_start >= self.config.quality_interval_s * 1000:
+            self._emit_quality(now, batch)
+        return batch
+
+    def _rows(self, readings: list[Reading], now: int, batch: LiveBatch) -> None:
+        skew_ms = self.config.max_clock_skew_s * 1000
+        rows: dict[int, dict[int, tuple[float, Quality]]] = {}
+        newly_bad: dict[str, list[str]] = {}
+        recovered: list[str] = []
+        skew_seen: Reading | None = None
+        for r in sorted(readings, key=_by_time):
+            idx = self._index.get(r.signal)
+            if idx is None:
+                self._count("unknown")
+                continue
+            t = int(r.t_ms)
+            device_time = r.device_time
+            if device_time and abs(t - now) > skew_ms:
+                skew_seen = r
+                t, device_time = now, False
+            if not device_time:
+                self._count("gateway_time")
+            if self._last_t is not None and t <= self._last_t:
+                if t < self._last_t:
+                    self._count("late")
+                t = self._last_t + 1
+            while idx in rows.get(t, ()):
+                t += 1
+            rows.setdefault(t, {})[idx] = (r.value, r.quality)
+            self._count("readings")
+            if r.quality is Quality.GOOD:
+                if r.signal in self._bad:
+                    del self._bad[r.signal]
+                    recovered.append(r.signal)
+                continue
+            name = "bad" if r.quality is Quality.BAD else "uncertain"
+            self._count(name)
+            self._q_worst[r.signal] = max(self._q_worst.get(r.signal, 0), int(r.quality))
+            if r.quality is Quality.BAD and r.signal not in self._bad:
+                reason = r.reason or "bad quality"
+                self._bad[r.signal] = reason
+                newly_bad.setdefault(reason, []).append(r.signal)
+        self._skew_event(skew_seen, now, batch)
+        for reason, names in newly_bad.items():
+            batch.events.append(
+                LinkEvent(now, "signal_bad", "warning", _names_message(names, f"bad: {reason}"))
+            )
+        if recovered:
+            batch.events.append(
+                LinkEvent(now, "signal_good", "info", _names_message(recovered, "good again"))
+            )
+        if not rows:
+            return
+        ts = sorted(rows)
+        self._last_t = ts[-1]
+        k = len(self._names)
+        values = np.full((k, len(ts)), np.nan)
+        for j, t in enumerate(ts):
+            for idx, (v, quality) in rows[t].items():
+                if quality is not Quality.BAD:
+                    values[idx, j] = v
+        values = values * self._scale[:, None] + self._offset[:, None]
+        t_arr = np.asarray(ts, dtype=np.int64)
+        self.totals["rows"] += len(ts)
+        fields = {n: values[i] for i, n in enumerate(self._names)}
+        batch.blocks.append(
+            SampleBlock(stream="slow", t_ms=t_arr, fields=fields, labels=None, sample_rate_hz=None)
+        )
+        if self._shots is not None:
+            self._shot_block(ts, values, batch)
+
+    def _shot_block(self, ts: Sequence[int], values: np.ndarray, batch: LiveBatch) -> None:
+        assert self._shots is not None
+        used = [self._index[n] for n in self._shot_inputs()]
+        shots: list[tuple[int, dict[str, float]]] = []
+        for j, t in enumerate(ts):
+            row = {self._names[i]: float(values[i, j]) for i in used}
+            shots.extend(self._shots.push(t, row))
+        if not shots:
+            return
+        names = self._shots.fields
+        batch.blocks.append(
+            SampleBlock(
+                stream="shot",
+                t_ms=np.asarray([t for t, _ in shots], dtype=np.int64),
+                fields={
+                    n: np.asarray([row[n] for _, row in shots], dtype=np.float64) for n in names
+                },
+                labels=None,
+                sample_rate_hz=None,
+            )
+        )
+
+    def _shot_inputs(self) -> list[str]:
+        assert self._shots is not None
+        cfg = self._shots.config
+        return list(dict.fromkeys((cfg.trigger, *cfg.values, *cfg.stats)))
+
+    def _skew_event(self, r: Reading | None, now: int, batch: LiveBatch) -> None:
+        if r is None:
+            self._skewed = False
+            return
+        if self._skewed:
+            return
+        self._skewed = True
+        batch.events.append(
+            LinkEvent(
+                now,
+                "clock_skew",
+                "warning",
+                f"device time of {r.signal!r} is {(r.t_ms - now) / 1000:+.0f} s off the "
+                f"gateway clock (limit {self.config.max_clock_skew_s:g} s); using the "
+                "gateway's time until the device clock is fixed",
+            )
+        )
+
+    def _count(self, name: str) -> None:
+        self._q[name] = self._q.get(name, 0.0) + 1.0
+        self.totals[name] += 1
+
+    def _emit_quality(self, now: int, batch: LiveBatch) -> None:
+        dropped = self.sink.dropped
+        row: dict[str, float] = {
+            "link_up": 0.0 if self.sink.down else 1.0,
+            **dict.fromkeys(
+                ("readings", "bad", "uncertain", "gateway_time", "late", "unknown"), 0.0
+            ),
+            **self._q,
+            "dropped": float(dropped - self._q_dropped_seen),
+        }
+        row.update({n: float(c) for n, c in self._q_worst.items()})
+        self._q_dropped_seen = dropped
+        self._q = {}
+        self._q_worst = {}
+        self._q_start = now
+        batch.quality.append((now, row))
+
+    def status(self) -> dict[str, int | bool]:
+        """Counters for the live view and health: totals, outages, driver failures."""
+        return {
+            **self.totals,
+            "link_up": not self.sink.down,
+            "outages": self.sink.outages,
+            "connects": self.sink.connects,
+            "dropped": self.sink.dropped,
+            "driver_failures": self.driver_failures,
+        }
+
+
+def _by_time(r: Reading) -> int:
+    return r.t_ms
+
+
+def _names_message(names: list[str], what: str) -> str:
+    shown = ", ".join(names[:_NAMES_PER_EVENT])
+    more = len(names) - _NAMES_PER_EVENT
+    return f"{len(names)} signal(s) {what}: {shown}" + (f" and {more} more" if more > 0 else "")

@@ -1,0 +1,1 @@
+"""``sparkplug`` live source: a plant's Sparkplug B edge nodes, consumed from a broker."""
