@@ -1,0 +1,1 @@
+"""Tests of the live protocol sources against real protocol servers."""
