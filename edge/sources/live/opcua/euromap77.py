@@ -17,7 +17,8 @@ from edge.sources.live.opcua.euromap77_config import Euromap77Options
 from edge.sources.live.signals import ShotsConfig, SignalMap
 
 if TYPE_CHECKING:
-    from asyncua import Client, ua
+    from asyncua import ua
+    from asyncua.client.client import Client
 
 __all__ = ["preset_signals", "resolve_nodes"]
 
