@@ -89,6 +89,72 @@ def run(
 
 
 @app.command()
+def check(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Gateway YAML config.")],
+) -> None:
+    """Validate a gateway config (exit 2 with every problem and its key path)."""
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"{config}: gateway {cfg.gateway_id}, {len(cfg.machines)} machine(s): "
+        + ", ".join(f"{m.id} ({m.source.type})" for m in cfg.machines)
+    )
+
+
+@app.command()
+def probe(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Gateway YAML config.")],
+    machine: Annotated[
+        list[str] | None, typer.Option("--machine", "-m", help="Only this machine (repeat).")
+    ] = None,
+    seconds: Annotated[float, typer.Option("--seconds", min=0.5, max=3600)] = 10.0,
+) -> None:
+    """Connect the config's live machines (OPC UA, Modbus, SLMP, MTConnect, Sparkplug B)
+    for a few seconds and print every signal's last value, unit and readings, and the
+    source's events. Nothing is published. Exits 1 if a machine never connected or a
+    signal never read a value."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from edge.probe import probe as run_probe
+    from edge.sources.base import SourceError
+
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(config)
+        results = run_probe(cfg, seconds=seconds, machines=machine or ())
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except (SourceError, ValueError) as exc:
+        typer.echo(f"{config}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    console = Console()
+    ok = True
+    for res in results:
+        table = Table(title=f"{res.machine} — {res.device}")
+        for col in ("signal", "last value", "unit", "readings"):
+            table.add_column(col, justify="right" if col != "signal" else "left")
+        for sp in res.signals.values():
+            ok &= sp.readings > 0
+            table.add_row(sp.name, f"{sp.last:.6g}", sp.unit, str(sp.readings))
+        console.print(table)
+        if res.shots:
+            console.print(f"shots: {res.shots}")
+        for ev in res.events:
+            console.print(f"  {ev}")
+        ok &= bool(res.status.get("connects", 0))
+    if not results:
+        typer.echo(f"{config}: no machine with a live source", err=True)
+        raise typer.Exit(2)
+    if not ok:
+        raise typer.Exit(1)
+
+
+@app.command()
 def schema(
     out: Annotated[Path, typer.Option("--out", help="Where to write the JSON Schema.")] = (
         SCHEMA_PATH
