@@ -369,6 +369,72 @@ async def serve(args: argparse.Namespace) -> None:
                 await publish_cycle(server, m, evtype, n, units=args.units, zones=args.zones)
 
 
+class Imm2MesServer:
+    """This script as a subprocess on a free loopback port (for fixtures): ``start`` waits
+    for ``READY``; ``kill9`` and ``start`` again restart it on the same port.
+
+    Args:
+        workdir: folder for the log.
+        data_dir: the datasets folder.
+        cycle_s, machines, units, zones: see :func:`main`.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        data_dir: Path,
+        *,
+        cycle_s: float = 0.5,
+        machines: tuple[str, ...] = ("IMM_1",),
+        units: int = 1,
+        zones: int = 4,
+    ) -> None:
+        from tests.services import free_port
+
+        self.port = free_port()
+        self.endpoint = f"opc.tcp://127.0.0.1:{self.port}/renkei/imm2mes"
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.argv = [
+            sys.executable,
+            "-m",
+            "tests.live.imm2mes_server",
+            f"--port={self.port}",
+            f"--data-dir={data_dir}",
+            f"--cycle-s={cycle_s}",
+            f"--machines={','.join(machines)}",
+            f"--units={units}",
+            f"--zones={zones}",
+        ]
+        self.proc: Any = None
+        self.starts = 0
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        """Start the server and wait until its address space is loaded."""
+        from tests.e2e import Proc, wait_for
+
+        self.starts += 1
+        log = self.workdir / f"server-{self.starts}.log"
+        self.proc = Proc(self.argv, log)
+
+        def ready() -> bool:
+            if not self.proc.alive():
+                raise AssertionError(f"IMM2MES server exited; log:\n{self.proc.tail()}")
+            return "READY" in log.read_text(errors="replace")
+
+        wait_for(ready, timeout_s, "the IMM2MES server to load its nodesets", step_s=0.05)
+
+    def kill9(self) -> None:
+        """SIGKILL (a crashed machine controller)."""
+        if self.proc is not None:
+            self.proc.kill9()
+
+    def stop(self) -> None:
+        """Terminate (SIGTERM, then SIGKILL)."""
+        if self.proc is not None and self.proc.alive():
+            self.proc.kill9()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Command line entry (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -124,6 +124,15 @@ _CYCLE_FIELDS: Final = (
     ("plastification_volume_cm3", "PlastificationVolume", "cm³"),
     ("injection_speed_max_mm_s", "InjectionSpeedMaximum", "mm/s"),
 )
+#: CycleParametersEventType fields that duplicate DataAccess signals (same cycle, atomic).
+_EVENT_BASE_FIELDS: Final = (
+    (COUNTER, "MachineCycleCounter", 1.0),
+    ("job_cycle_counter", "JobCycleCounter", 1.0),
+    ("good_parts", "JobGoodPartsCounter", 1.0),
+    ("bad_parts", "JobBadPartsCounter", 1.0),
+    ("job_parts", "JobPartsCounter", 1.0),
+    ("last_cycle_time_s", "CycleTime", 1.0),  # raw ms, like the variable (scale 0.001)
+)
 _PUBLISHED_UNIT: Final = {"ms": "s", "mm": "mm", "cm³": "cm³", "bar": "bar", "mm/s": "mm/s"}
 
 #: Factor to the canonical unit, by UNECE common code (OPC 10000-8 §5.6.3) and by the
@@ -244,8 +253,11 @@ class CycleEvents:
 
     def readings(self, fields: Sequence[Any]) -> list[Reading]:
         """Readings of one event notification (its EventFields, in select-clause order;
-        ``ua.Variant`` or plain values). Stamped with the event's ``Time`` (gateway time if
-        it has none); a field that is empty or not a number gives no reading."""
+        ``ua.Variant`` or plain values), as *raw* values of the preset's signals (the
+        :class:`SignalMap` scale still applies: Durations shared with a DataAccess signal
+        stay in ms; event-only values are converted to the unit in their name). Stamped
+        with the event's ``Time`` (gateway time if it has none); a field that is empty or
+        not a number gives no reading."""
         values = [getattr(f, "Value", f) for f in fields]
         if len(values) != len(self.signals) + 1:
             return []
@@ -285,11 +297,13 @@ class Euromap77Nodes:
 
     def monitored(self) -> dict[str, ua.NodeId]:
         """The DataAccess nodes to monitor when :attr:`cycle_events` is subscribed too:
-        without ``machine_cycle_counter`` if the event carries it (one trigger per cycle)."""
+        without the signals the event carries (``machine_cycle_counter``, part counters,
+        ``last_cycle_time_s``), so each cycle triggers one shot row with its own values."""
         ce = self.cycle_events
-        if ce is not None and any(n == COUNTER for n, _ in ce.signals):
-            return {n: v for n, v in self.nodes.items() if n != COUNTER}
-        return dict(self.nodes)
+        if ce is None:
+            return dict(self.nodes)
+        carried = {n for n, _ in ce.signals}
+        return {n: v for n, v in self.nodes.items() if n not in carried}
 
 
 async def resolve_nodes(client: Client, options: Euromap77Options) -> dict[str, ua.NodeId]:
@@ -612,15 +626,18 @@ async def _cycle_events(
         _operand(_nid(ObjectIds.BaseEventType), [ua.QualifiedName("Time", 0)])
     ]
     signals: list[tuple[str, float]] = []
-    # MachineCycleCounter is declared (optional) on CycleParametersEventType itself, so
-    # the select clause names that type (OPC 10000-4 §7.7.4 SimpleAttributeOperand)
-    counter_path = [ua.QualifiedName("MachineCycleCounter", ns[_G])]
-    for owner in (evtype, base_type):
-        (counter_decl,) = await _translate(client, owner, [counter_path])
-        if counter_decl is not None:
-            clauses.append(_operand(owner, counter_path))
-            signals.append((COUNTER, 1.0))
-            break
+    # the cycle's counters and time (OPC 40083 §19 Table 95) are declared on
+    # CycleParametersEventType itself (so the select clause names the type that declares
+    # them, OPC 10000-4 §7.7.4): read from the event they belong to the same cycle as its
+    # process values
+    for sig, bname, factor in _EVENT_BASE_FIELDS:
+        path = [ua.QualifiedName(bname, ns[_G])]
+        for owner in (evtype, base_type):
+            (declared,) = await _translate(client, owner, [path])
+            if declared is not None:
+                clauses.append(_operand(owner, path))
+                signals.append((sig, factor))
+                break
     paths: list[tuple[str, str, list[ua.QualifiedName]]] = []
     for k, sig, fname, kind in event_names:
         comp = f"InjectionUnitCycleParameters_{k}"
