@@ -138,8 +138,24 @@ def metric_value(datatype: int, raw: Any) -> float | None:
     return None
 
 
+#: Datatype names of §6.4.16 that ``pysparkplug.DataType`` (0.3) does not list.
+_MORE_TYPES: Final = dict(
+    enumerate(
+        (
+            "DataSet", "Bytes", "File", "Template", "PropertySet", "PropertySetList",
+            "Int8Array", "Int16Array", "Int32Array", "Int64Array", "UInt8Array", "UInt16Array",
+            "UInt32Array", "UInt64Array", "FloatArray", "DoubleArray", "BooleanArray",
+            "StringArray", "DateTimeArray",
+        ),
+        start=16,
+    )
+)  # fmt: skip
+
+
 def type_name(datatype: int) -> str:
     """The Sparkplug name of a datatype number (``String``, ``DataSet``...)."""
+    if datatype in _MORE_TYPES:
+        return _MORE_TYPES[datatype]
     try:
         return spb.DataType(datatype).name.title().replace("_", "")
     except ValueError:
