@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds of one network-loop slice (bounds the reaction time to ``stop``).
 _SLICE_S = 0.1
+#: Longest blocking TCP connect, s (see :meth:`SparkplugDriver._client`).
+_CONNECT_TIMEOUT_CAP_S = 1.0
 #: Topic filters per SUBSCRIBE packet.
 _FILTERS_PER_SUBSCRIBE = 100
 
@@ -189,7 +191,9 @@ class SparkplugDriver:
             protocol=mqtt.MQTTv311,
             reconnect_on_failure=False,
         )
-        client.connect_timeout = cfg.link.timeout_s
+        # The TCP connect blocks this thread: capped so that a stop is seen within ~1 s
+        # even while the broker's host does not answer (the plant broker is local).
+        client.connect_timeout = min(cfg.link.timeout_s, _CONNECT_TIMEOUT_CAP_S)
         client.max_queued_messages_set(1000)
         if cfg.username is not None:
             client.username_pw_set(cfg.username, self._password)

@@ -15,7 +15,7 @@ objects and events on a :class:`~edge.sources.live.LiveSink`:
   arrived when it elapses, a ``Node Control/Rebirth`` NCMD is requested (§5.15, §5.17). So
   is DATA that cannot be understood: DATA/DBIRTH before the NBIRTH, DDATA before its
   DBIRTH, an alias not in the BIRTH (§5.15). At most one rebirth request per Edge Node per
-  ``rebirth_min_interval_s``.
+  ``rebirth_min_interval_s`` (and at most one ``sequence_gap`` event).
 - NDEATH (§5.5, §6.4.25): if its ``bdSeq`` matches the NBIRTH's, every metric of the Edge
   Node and of its Devices is STALE: their signals get ``BAD`` readings at the gateway's
   time (reason ``stale (NDEATH)``). An NDEATH with another ``bdSeq`` is a late Will of an
@@ -73,6 +73,7 @@ class _Node:
     devices: dict[str, _Metrics] = field(default_factory=dict)
     rebirth_reason: str | None = None
     last_rebirth: float | None = None
+    last_gap_event: float | None = None
     rebirths: int = 0
 
 
@@ -296,14 +297,18 @@ class SparkplugHost:
             n = (seq - expected) % 256
             node.missing.update((expected + i) % 256 for i in range(n))
             node.expected_seq = (seq + 1) % 256
+            now = self._mono()
             if node.gap_deadline is None:
-                node.gap_deadline = self._mono() + self.config.reorder_timeout_s
-            self._sink.event(
-                "sequence_gap",
-                "warning",
-                f"edge node {t.edge_node}: seq {seq} where {expected} was expected "
-                f"({n} message(s) missing so far)",
-            )
+                node.gap_deadline = now + self.config.reorder_timeout_s
+            last = node.last_gap_event
+            if last is None or now - last >= self.config.rebirth_min_interval_s:
+                node.last_gap_event = now
+                self._sink.event(
+                    "sequence_gap",
+                    "warning",
+                    f"edge node {t.edge_node}: seq {seq} where {expected} was expected "
+                    f"({n} message(s) missing)",
+                )
         if not node.missing:
             node.gap_deadline = None
 
