@@ -7,7 +7,7 @@ Run as ``python -m tests.live.modbus_server SPEC_JSON``; the server is pymodbus'
     "units": [1, 2]               unit ids served (each: 4 tables of "size" entries from 0)
     "size": 1000
     "holes": [[unit, "h", start, count], ...]   addresses answered with exception 2
-    "servers": 1                  TCP only: that many servers on port, port+1, ...
+    "ports": [15020, 15031]       TCP only, instead of "port": one server per port
     "drop_after_response": false  close the connection after every response (soak)
 
 Control over stdin/stdout, one JSON object per line: ``{"cmd": "set", "unit": 1,
@@ -96,8 +96,8 @@ async def _serve(spec: dict[str, Any]) -> None:
             )
         )
     else:
-        for k in range(int(spec.get("servers", 1))):
-            addr = ("127.0.0.1", int(spec["port"]) + k)
+        for port in spec.get("ports", [spec.get("port")]):
+            addr = ("127.0.0.1", int(port))
             servers.append(ModbusTcpServer(devices, address=addr, trace_pdu=trace))
     for srv in servers:
         await srv.serve_forever(background=True)

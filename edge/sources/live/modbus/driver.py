@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from edge.sources.live.backoff import Backoff
 from edge.sources.live.base import Driver, LiveSink, Quality, Reading, now_ms
 from edge.sources.live.modbus.config import ModbusSourceConfig
-from edge.sources.live.modbus.plan import Block, decode_block, exception_reason, plan
+from edge.sources.live.modbus.plan import Block, BlockDecoder, exception_reason, plan
 from edge.sources.live.signals import ShotsConfig, SignalMap
 
 if TYPE_CHECKING:
@@ -103,6 +103,7 @@ class ModbusDriver:
         self.shots: ShotsConfig | None = config.shots
         self.describe = f"modbus {config.endpoint} unit {config.unit_id}"
         self.blocks: list[Block] = plan(config)
+        self._decoders = [BlockDecoder(b) for b in self.blocks]
         self.stats = PollStats()
         self._client: ModbusBaseSyncClient | None = None
         self._watched: set[int] = set()
@@ -202,7 +203,7 @@ class ModbusDriver:
             self.stats.jitter_ms.append((started - due) * 1000.0)
             self.stats.polls += 1
             readings: list[Reading] = []
-            for block in self.blocks:
+            for block, decoder in zip(self.blocks, self._decoders, strict=True):
                 if stop.is_set():
                     sink.put(readings)
                     return None
@@ -221,7 +222,7 @@ class ModbusDriver:
                 else:
                     failures += 1
                 if outcome == "ok":
-                    readings += decode_block(block, payload, t)
+                    readings += decoder.decode(payload, t)
                 else:
                     reason = exception_reason(payload) if outcome == "exception" else payload
                     readings += _bad(block, reason, t)
