@@ -213,6 +213,7 @@ class TcpProxy:
             ``short`` (each register response claims one register less, consistently
             framed).
         accepted, refused, peak: connections accepted, refused, most at once.
+        swallowed: requests (reads from the client) swallowed in ``mute`` mode.
     """
 
     def __init__(self, target: tuple[str, int], *, max_clients: int = 1) -> None:
@@ -222,6 +223,7 @@ class TcpProxy:
         self.accepted = 0
         self.refused = 0
         self.peak = 0
+        self.swallowed = 0
         self._active: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -261,6 +263,8 @@ class TcpProxy:
                     if s is conn:
                         if self.mode != "mute":
                             up.sendall(data)
+                        else:
+                            self.swallowed += 1
                     else:
                         conn.sendall(self._mangle(data))
         except OSError:
