@@ -35,7 +35,7 @@ import logging
 import socket
 import threading
 import time
-from collections import deque
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -49,12 +49,34 @@ from edge.sources.live.signals import ShotsConfig, SignalMap
 if TYPE_CHECKING:
     from pymodbus.client import ModbusBaseSyncClient
 
-__all__ = ["ModbusDriver", "PollStats", "make_driver"]
+__all__ = ["JitterRing", "ModbusDriver", "PollStats", "make_driver"]
 
 log = logging.getLogger(__name__)
 
-#: Jitter samples kept (bounded; the bench reads them).
-_JITTER_SAMPLES: Final = 100_000
+#: Jitter samples kept (a preallocated ring: constant memory; the bench reads them).
+_JITTER_SAMPLES: Final = 4096
+
+
+class JitterRing:
+    """The last ``size`` poll start delays, ms, in preallocated storage (no growth)."""
+
+    def __init__(self, size: int = _JITTER_SAMPLES) -> None:
+        self._buf = array("d", bytes(8 * size))
+        self._n = 0
+
+    def append(self, ms: float) -> None:
+        """Record one delay."""
+        self._buf[self._n % len(self._buf)] = ms
+        self._n += 1
+
+    def clear(self) -> None:
+        """Forget all samples."""
+        self._n = 0
+
+    def values(self) -> list[float]:
+        """The samples kept (oldest order not preserved)."""
+        return list(self._buf[: min(self._n, len(self._buf))])
+
 
 Outcome = Literal["ok", "exception", "timeout", "invalid"]
 
@@ -82,8 +104,8 @@ class PollStats:
     exceptions: int = 0
     connects: int = 0
     """Connections opened."""
-    jitter_ms: deque[float] = field(default_factory=lambda: deque(maxlen=_JITTER_SAMPLES))
-    """Start delay of each poll behind its scheduled time, ms (most recent)."""
+    jitter_ms: JitterRing = field(default_factory=JitterRing)
+    """Start delay of each poll behind its scheduled time, ms (the most recent ones)."""
 
 
 class ModbusDriver:
