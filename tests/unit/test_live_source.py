@@ -492,7 +492,7 @@ def test_stop_joins_the_driver_thread_and_keeps_what_arrived() -> None:
 
     src = _source(body=body)
     src.start()
-    wait_for(lambda: src.sink.connects == 1, 5, "driver up")
+    wait_for(lambda: len(src.sink._readings) >= 3, 5, "driver reading")
     t0 = time.monotonic()
     src.stop(timeout_s=2)
     assert time.monotonic() - t0 < 1.0
