@@ -230,7 +230,7 @@ def test_quality_row_counts_are_exact_with_worst_code_per_signal() -> None:
     assert more == []
     assert t == clock.t
     assert row == {
-        "link_up": 1.0,
+        "link_up": 0.0,  # never connected (the driver did not call link_up)
         "readings": 5.0,
         "bad": 1.0,
         "uncertain": 3.0,
@@ -275,6 +275,20 @@ def test_quality_row_times_strictly_increase() -> None:
         times += [t for t, _ in src.poll().quality]
     assert times == sorted(set(times))
     assert len(times) == 6
+
+
+def test_link_is_not_up_before_the_first_connect() -> None:
+    clock = Clock()
+    src = _source(clock=clock, quality_interval_s=1)
+    src.poll()
+    clock.t += 1000
+    assert [row["link_up"] for _, row in src.poll().quality] == [0.0]
+    assert src.status()["link_up"] is False
+    src.sink.link_up()
+    clock.t += 1000
+    assert [row["link_up"] for _, row in src.poll().quality] == [1.0]
+    clock.t += 1000
+    assert [row["link_up"] for _, row in src.poll().quality] == [1.0]
 
 
 def test_dropped_readings_reach_the_quality_row() -> None:

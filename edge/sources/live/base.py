@@ -229,6 +229,11 @@ class LiveSink:
         """True during an outage."""
         return self._down_since_ms is not None
 
+    @property
+    def up(self) -> bool:
+        """True once connected and not in an outage (False before the first connect)."""
+        return self._ever_up and self._down_since_ms is None
+
     # ----------------------------------------------------------------- main-thread side
 
     def take(self) -> tuple[list[Reading], list[LinkEvent], dict[str, str]]:

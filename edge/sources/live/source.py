@@ -237,7 +237,7 @@ class LiveSource:
         batch.events.extend(events)
         due = now - self._q_start >= self.config.quality_interval_s * 1000
         if due and not link_rows:
-            self._emit_quality(now, batch, link_up=not self.sink.down)
+            self._emit_quality(now, batch, link_up=self.sink.up)
         return batch
 
     def _rows(self, readings: list[Reading], now: int, batch: LiveBatch) -> None:
@@ -390,7 +390,7 @@ class LiveSource:
         """Counters for the live view and health: totals, outages, driver failures."""
         return {
             **self.totals,
-            "link_up": not self.sink.down,
+            "link_up": self.sink.up,
             "outages": self.sink.outages,
             "connects": self.sink.connects,
             "dropped": self.sink.dropped,
