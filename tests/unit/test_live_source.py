@@ -136,6 +136,16 @@ def test_two_readings_of_one_signal_at_one_ms_get_rows_one_ms_apart() -> None:
     assert src.totals["readings"] == 3
 
 
+def test_many_readings_of_one_signal_at_one_ms_keep_order_without_a_quadratic_scan() -> None:
+    src = _source()
+    n = 30_000  # a hostile device; a scan per reading would be 4.5e8 steps
+    src.sink.put([_r("a", NOW - 100, float(i)) for i in range(n)] + [_r("b", NOW - 100 + 5, -1.0)])
+    ts, f = _slow(src.poll())
+    assert ts == list(range(NOW - 100, NOW - 100 + n))
+    assert f["a"] == [float(i) for i in range(n)]
+    assert f["b"][5] == -1.0  # b joins the row at its own time
+
+
 def test_bad_is_null_never_a_value_and_non_finite_counts_as_bad() -> None:
     src = _source()
     src.sink.put(

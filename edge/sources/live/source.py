@@ -244,6 +244,7 @@ class LiveSource:
         past_ms = self.config.max_clock_skew_s * 1000
         future_ms = min(self.config.max_clock_skew_s, MAX_FUTURE_SKEW_S) * 1000
         rows: dict[int, dict[int, tuple[float, Quality]]] = {}
+        last_of: dict[int, int] = {}  # signal index -> its last row time in this batch
         was_bad = dict(self._bad)
         skew_seen: Reading | None = None
         for r in sorted(readings, key=_by_time):
@@ -264,8 +265,12 @@ class LiveSource:
                 if t < self._last_t:
                     self._count("late")
                 t = self._last_t + 1
-            while idx in rows.get(t, ()):
-                t += 1
+            # a signal's times only grow in this loop (sorted input): its next free row is
+            # 1 ms after its last one (O(1), not a scan: 10^5 readings at one ms stay fast)
+            prev = last_of.get(idx)
+            if prev is not None and t <= prev:
+                t = prev + 1
+            last_of[idx] = t
             rows.setdefault(t, {})[idx] = (r.value, r.quality)
             self._count("readings")
             if r.quality is Quality.GOOD:
