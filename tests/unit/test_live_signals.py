@@ -204,6 +204,13 @@ def test_check_signal_names_duplicates_and_shots() -> None:
         ("shots.cycle_signal", "'z' is not one of this source's signals")
     ]
     assert check_signal_names(["a", "b"], None) == []
+    clash = ShotsConfig(counter="n", values=["p_max"], stats=["p"])
+    assert check_signal_names(["n", "p", "p_max"], clash) == [
+        (
+            "shots.values[0]",
+            "'p_max' is also the shot field shots.stats[0] makes; one would overwrite the other",
+        )
+    ]
 
 
 class _TestLive(LiveSourceConfig):

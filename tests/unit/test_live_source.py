@@ -433,6 +433,10 @@ def test_duplicate_signal_and_shot_naming_no_signal_refused() -> None:
         _source(("a", "a"))
     with pytest.raises(LiveSourceError, match=r"not read: \['zz'\]"):
         _source(("a",), shots=ShotsConfig(counter="a", values=["zz"]))
+    with pytest.raises(LiveSourceError, match=r"shots.values\[0\]: 'p_mean' is also"):
+        _source(
+            ("n", "p", "p_mean"), shots=ShotsConfig(counter="n", values=["p_mean"], stats=["p"])
+        )
 
 
 # ------------------------------------------------------------------ shots via the source

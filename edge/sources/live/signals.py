@@ -246,8 +246,9 @@ class LiveSourceConfig(BaseModel):
 
 
 def check_signal_names(signals: list[str], shots: ShotsConfig | None) -> list[tuple[str, str]]:
-    """Problems (relative key path, message) of a source's signal names: duplicates, and
-    shot keys naming no signal."""
+    """Problems (relative key path, message) of a source's signal names: duplicates, shot
+    keys naming no signal, and a ``values`` entry named like a ``{stat}_mean``/``_max``
+    field of the shot row."""
     problems: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for i, name in enumerate(signals):
@@ -265,6 +266,20 @@ def check_signal_names(signals: list[str], shots: ShotsConfig | None) -> list[tu
         for key, name in refs:
             if name not in seen:
                 problems.append((key, f"{name!r} is not one of this source's signals"))
+        derived = {
+            f"{n}_{k}": f"shots.stats[{i}]"
+            for i, n in enumerate(shots.stats)
+            for k in ("mean", "max")
+        }
+        for i, name in enumerate(shots.values):
+            if name in derived:
+                problems.append(
+                    (
+                        f"shots.values[{i}]",
+                        f"{name!r} is also the shot field {derived[name]} makes; one would "
+                        "overwrite the other",
+                    )
+                )
     return problems
 
 

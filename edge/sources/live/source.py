@@ -49,7 +49,7 @@ from edge.sources.base import SampleBlock, SourceError
 from edge.sources.live.backoff import Backoff
 from edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading, now_ms
 from edge.sources.live.shots import ShotAssembler
-from edge.sources.live.signals import LiveSourceConfig, SignalMap
+from edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
 
 __all__ = ["MAX_FUTURE_SKEW_S", "LiveBatch", "LiveSource", "LiveSourceError"]
 
@@ -118,6 +118,11 @@ class LiveSource:
             if missing:
                 raise LiveSourceError(
                     f"{driver.describe}: shots name signals that are not read: {missing}"
+                )
+            problems = check_signal_names(self._names, cfg)  # e.g. shot field clashes
+            if problems:
+                raise LiveSourceError(
+                    f"{driver.describe}: " + "; ".join(f"{k}: {m}" for k, m in problems)
                 )
             self._shots = ShotAssembler(cfg)
         self._clock = clock
