@@ -236,11 +236,23 @@ class LiveSink:
 
     # ----------------------------------------------------------------- main-thread side
 
-    def take(self) -> tuple[list[Reading], list[LinkEvent], dict[str, str]]:
-        """Everything handed over since the last call: readings, events, device units."""
+    @property
+    def pending(self) -> int:
+        """Readings handed over and not yet taken."""
+        return len(self._readings)
+
+    def take(
+        self, max_readings: int | None = None
+    ) -> tuple[list[Reading], list[LinkEvent], dict[str, str]]:
+        """What was handed over since the last call: the oldest ``max_readings`` readings
+        (all if ``None``; the rest stay for the next call), all events, the device units."""
         with self._lock:
-            readings = list(self._readings)
-            self._readings.clear()
+            if max_readings is None or max_readings >= len(self._readings):
+                readings = list(self._readings)
+                self._readings.clear()
+            else:
+                pop = self._readings.popleft
+                readings = [pop() for _ in range(max_readings)]
             events = list(self._events)
             self._events.clear()
             units = dict(self._units)

@@ -51,7 +51,7 @@ from edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading
 from edge.sources.live.shots import ShotAssembler
 from edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
 
-__all__ = ["MAX_FUTURE_SKEW_S", "LiveBatch", "LiveSource", "LiveSourceError"]
+__all__ = ["MAX_FUTURE_SKEW_S", "MAX_POLL_CELLS", "LiveBatch", "LiveSource", "LiveSourceError"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,10 @@ _NAMES_PER_EVENT: Final = 10
 #: ``max_clock_skew_s`` says: the ingest's admission window refuses points more than 300 s
 #: in the future (``IngestSettings.max_future_s``), which would dead-letter a whole message.
 MAX_FUTURE_SKEW_S: Final = 240.0
+
+#: Most values (signals x rows) one :meth:`LiveSource.poll` assembles (16 MB of float64):
+#: a backlog (the main loop was slow) is taken in parts, never as one huge block.
+MAX_POLL_CELLS: Final = 2_000_000
 
 
 class LiveSourceError(SourceError):
@@ -75,6 +79,9 @@ class LiveBatch:
     blocks: list[SampleBlock] = field(default_factory=list)
     events: list[LinkEvent] = field(default_factory=list)
     quality: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    more: bool = False
+    """Readings are still waiting (the poll took at most ``MAX_POLL_CELLS`` values):
+    poll again soon."""
 
 
 class LiveSource:
@@ -221,8 +228,10 @@ class LiveSource:
     # ----------------------------------------------------------------- main thread
 
     def poll(self) -> LiveBatch:
-        """Turn everything the driver handed over since the last call into a batch."""
-        readings, events, units = self.sink.take()
+        """Turn what the driver handed over since the last call into a batch (at most
+        :data:`MAX_POLL_CELLS` values; ``batch.more`` says readings are left)."""
+        limit = max(64, MAX_POLL_CELLS // max(1, len(self._names)))
+        readings, events, units = self.sink.take(limit)
         self._device_units = units
         now = self._clock()
         batch = LiveBatch()
@@ -243,6 +252,7 @@ class LiveSource:
         due = now - self._q_start >= self.config.quality_interval_s * 1000
         if due and not link_rows:
             self._emit_quality(now, batch, link_up=self.sink.up)
+        batch.more = self.sink.pending > 0
         return batch
 
     def _rows(self, readings: list[Reading], now: int, batch: LiveBatch) -> None:
