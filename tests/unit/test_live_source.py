@@ -556,6 +556,7 @@ def test_status_reports_link_and_counters() -> None:
     src.sink.link_down("x")
     st = src.status()
     assert st["link_up"] is False and st["outages"] == 1
+    assert st["events_dropped"] == 0 and st["driver_failures"] == 0
 
 
 def test_link_event_type_is_frozen() -> None:

@@ -414,6 +414,7 @@ class LiveSource:
             "outages": self.sink.outages,
             "connects": self.sink.connects,
             "dropped": self.sink.dropped,
+            "events_dropped": self.sink.events_dropped,
             "driver_failures": self.driver_failures,
         }
 
