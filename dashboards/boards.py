@@ -406,7 +406,76 @@ def machine_detail() -> Board:
         width=24,
         height=8,
     )
+    data_quality(b)
     return b
+
+
+LINK_STATES: Final = {
+    "0": (bi("切断", "Down"), "red"),
+    "1": (bi("接続", "Up"), "green"),
+}
+
+
+def data_quality(b: Board) -> None:
+    """データ品質 / Data quality row: link state, bad readings, gateway-stamped share of the
+    live sources' ``quality`` rows (machines with recorded sources have none)."""
+    b.row(bi("データ品質(ライブ接続)", "Data quality (live sources)"))
+    b.add(
+        timeline_panel().mappings(value_map(LINK_STATES)).max_data_points(200),
+        title=bi("接続状態", "Link state"),
+        description="Link between the gateway and the machine (min of link_up per interval: "
+        "Down if the link was down at any quality row of the interval). Empty = no live source "
+        "or the gateway sent nothing.",
+        targets=[
+            Target(
+                "A",
+                f'SELECT min("link_up") AS "link_up" FROM "{c.QUALITY}" '
+                f'WHERE $timeFilter AND {M} GROUP BY time($__interval), "machine"::tag fill(null)',
+                ("time", "link_up"),
+                alias="$tag_machine",
+                tags=("machine",),
+            )
+        ],
+        width=24,
+        height=5,
+    )
+    b.add(
+        timeseries_panel("short").draw_style(common.GraphDrawStyle.BARS).fill_opacity(60),
+        title=bi("不良・不確かな読み取り", "Bad and uncertain readings"),
+        description="Readings the device marked bad (published as null, never as a value) "
+        "and uncertain (published), per interval.",
+        targets=[
+            Target(
+                "A",
+                'SELECT sum("bad") AS "bad", sum("uncertain") AS "uncertain" '
+                f'FROM "{c.QUALITY}" WHERE $timeFilter AND {M} '
+                'GROUP BY time($__interval), "machine"::tag fill(none)',
+                ("time", "bad", "uncertain"),
+                alias="$tag_machine $col",
+                tags=("machine",),
+            )
+        ],
+        width=12,
+    )
+    b.add(
+        timeseries_panel("percentunit").min(0).max(1),
+        title=bi("ゲートウェイ時刻の割合", "Gateway-stamped share"),
+        description="Share of readings stamped with the gateway's clock instead of the "
+        "device's: 100 % for protocols without timestamps (Modbus, SLMP); elsewhere a "
+        "device clock off by more than max_clock_skew_s.",
+        targets=[
+            Target(
+                "A",
+                'SELECT sum("gateway_time") / sum("readings") AS "gateway_time_share" '
+                f'FROM "{c.QUALITY}" WHERE $timeFilter AND {M} AND "readings" > 0 '
+                'GROUP BY time($__interval), "machine"::tag fill(none)',
+                ("time", "gateway_time_share"),
+                alias="$tag_machine",
+                tags=("machine",),
+            )
+        ],
+        width=12,
+    )
 
 
 def molds() -> Board:

@@ -3,7 +3,7 @@
 Two kinds of measurements:
 
 - **Written by the ingest** (:mod:`cloud.ingest.lineproto`, one point per wire row):
-  ``telemetry``, ``features``, ``anomaly``, ``shot``, ``label``, ``event``,
+  ``telemetry``, ``features``, ``anomaly``, ``shot``, ``label``, ``event``, ``quality``,
   ``gateway_state``, ``gateway_health`` and ``ingest_deadletters``.
 - **Written by other producers**, whose names and fields are fixed here and in
   ``dashboards/README.md``; the functions below produce exactly that line protocol (via
@@ -53,6 +53,8 @@ __all__ = [
     "LABEL",
     "MODEL_DEPLOY",
     "MOLD",
+    "QUALITY",
+    "QUALITY_COUNTERS",
     "RUL",
     "SHOT",
     "TELEMETRY",
@@ -60,6 +62,7 @@ __all__ = [
     "capacity_points",
     "model_deploy_point",
     "mold_point",
+    "quality_point",
     "rul_point",
 ]
 
@@ -73,6 +76,25 @@ their ``*_dev`` deviations from the running reference (:mod:`edge.features.shot`
 LABEL: Final = "label"
 EVENT: Final = "event"
 """String fields ``code`` (``anomaly_onset``/``anomaly_cleared``), ``severity``, ``message``."""
+QUALITY: Final = "quality"
+"""Data quality of a live machine source (wire kind ``quality``, written by the ingest; see
+:mod:`edge.sources.live.source`), one point per ``quality_interval_s`` and one at each
+start and end of a link outage. Float fields: ``link_up`` (1 connected, 0 down),
+``readings``, ``bad`` (readings published as null), ``uncertain``, ``gateway_time``
+(readings stamped by the gateway, not the device), ``late``, ``dropped``, ``unknown`` --
+counts over the interval -- plus, for each signal with a non-good reading in the interval,
+a field named after the signal holding its worst quality code (1 uncertain, 2 bad)."""
+QUALITY_COUNTERS: Final = (
+    "link_up",
+    "readings",
+    "bad",
+    "uncertain",
+    "gateway_time",
+    "late",
+    "dropped",
+    "unknown",
+)
+"""The fixed fields of a ``quality`` point (``edge.sources.live.signals.QUALITY_FIELDS``)."""
 GATEWAY_STATE: Final = GATEWAY_STATE_MEASUREMENT
 GATEWAY_HEALTH: Final = GATEWAY_HEALTH_MEASUREMENT
 DEADLETTERS: Final = DEADLETTER_MEASUREMENT
@@ -195,6 +217,32 @@ def mold_point(
     }
     fields.update({k: float(v) for k, v in optional.items() if v is not None})
     return format_point(MOLD, {**tags.as_dict(), "mold": mold}, fields, time_ms)
+
+
+def quality_point(
+    tags: MachineTags,
+    *,
+    time_ms: int,
+    counters: Mapping[str, float],
+    worst: Mapping[str, int] | None = None,
+) -> bytes:
+    """One ``quality`` point exactly as the ingest writes a gateway's ``quality`` row.
+
+    Args:
+        tags: the machine's tags.
+        time_ms: end of the interval (or the outage's start/end), UTC epoch ms.
+        counters: values of :data:`QUALITY_COUNTERS` (missing ones are not written).
+        worst: signal name -> worst quality code in the interval (1 uncertain, 2 bad).
+
+    Raises:
+        ValueError: an unknown counter name, or a name line protocol cannot carry.
+    """
+    unknown = set(counters) - set(QUALITY_COUNTERS)
+    if unknown:
+        raise ValueError(f"not quality counters: {sorted(unknown)}")
+    fields: dict[str, FieldValue] = {k: float(v) for k, v in counters.items()}
+    fields.update({k: float(v) for k, v in (worst or {}).items()})
+    return format_point(QUALITY, tags.as_dict(), fields, time_ms)
 
 
 def model_deploy_point(

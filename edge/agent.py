@@ -416,18 +416,27 @@ class GatewayAgent:
         self._wake.wait(seconds)
         self._wake.clear()
 
-    def _poll_live(self) -> None:
-        """Hand every live source's new readings, events and quality rows to its pipeline."""
+    def _poll_live(self, *, max_polls: int = 8) -> None:
+        """Hand every live source's new readings, events and quality rows to its pipeline.
+
+        A source with a backlog is polled up to ``max_polls`` times (each poll is bounded);
+        what is still left wakes the next loop turn at once.
+        """
         for mid, source in self.live_sources.items():
-            batch = source.poll()
             pipeline = self.pipelines[mid]
-            for ev in batch.events:
-                pipeline.add_event(ev.t_ms, ev.code, ev.severity, ev.message)
-            for t_ms, fields in batch.quality:
-                pipeline.add_quality(t_ms, fields)
-            for block in batch.blocks:
-                self.stats.blocks += 1
-                pipeline.process(block)
+            for _ in range(max_polls):
+                batch = source.poll()
+                for ev in batch.events:
+                    pipeline.add_event(ev.t_ms, ev.code, ev.severity, ev.message)
+                for t_ms, fields in batch.quality:
+                    pipeline.add_quality(t_ms, fields)
+                for block in batch.blocks:
+                    self.stats.blocks += 1
+                    pipeline.process(block)
+                if not batch.more:
+                    break
+            else:
+                self._wake.set()
 
     def run(self, *, duration_s: float | None = None) -> AgentStats:
         """Run until :meth:`stop`, ``duration_s`` elapses, or every source is exhausted.
@@ -479,7 +488,7 @@ class GatewayAgent:
         finally:
             for source in self.live_sources.values():
                 source.stop()
-            self._poll_live()  # what arrived before the drivers stopped is kept
+            self._poll_live(max_polls=1_000_000)  # what arrived before the stop is kept
             self.live_sources = {}
 
     def _run_sources(self, deadline: float | None) -> None:

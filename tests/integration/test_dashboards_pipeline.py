@@ -21,7 +21,9 @@ them (one success, one rollback), and :func:`cloud.capacity.publish.publish_capa
 (``renkei cloud capacity-publish``, its clock fixed at the end of the fill) writes the
 spare capacity of the 84-day horizon. The
 ``rul`` and ``mold`` points are written afterwards with :mod:`dashboards.contract`,
-derived from the simulator's ground-truth labels in InfluxDB (a stand-in for the models).
+derived from the simulator's ground-truth labels in InfluxDB (a stand-in for the models),
+and so are ``quality`` points (a stand-in for live machine sources, whose quality rows
+``tests/integration/test_live_quality.py`` takes through the real ingest).
 
 Every panel query of the committed dashboard JSON is then run as Grafana would run it
 (variables = All, macros expanded for the dashboard's default range ending at the end of
@@ -246,7 +248,7 @@ def _publish_dead_letters(port: int) -> None:
 
 
 def _write_standins(influx: InfluxDB, database: str, run: Runner, end_ms: int) -> dict[str, int]:
-    """RUL and mold points (see the module docstring).
+    """RUL, mold and quality points (see the module docstring).
 
     Returns:
         machine -> onset time (ms) of its injected fault (first non-zero label).
@@ -298,6 +300,22 @@ def _write_standins(influx: InfluxDB, database: str, run: Runner, end_ms: int) -
                     remaining_shots_p10=0.8 * remaining,
                     remaining_shots_p90=1.2 * remaining,
                     ideal_cycle_time_s=20.0,
+                )
+            )
+            # live-source quality: a link outage right after a detectable fault's onset
+            down = after and tags.machine in DETECTABLE and since_onset < 3
+            readings = 0.0 if down else 20.0
+            lines.append(
+                contract.quality_point(
+                    tags,
+                    time_ms=t_ms,
+                    counters={
+                        "link_up": 0.0 if down else 1.0,
+                        "readings": readings,
+                        "bad": float(int(count) % 5 == 0) * readings / 20,
+                        "uncertain": float(int(count) % 3 == 0) * readings / 20,
+                        "gateway_time": readings / 2,
+                    },
                 )
             )
     _write(influx, database, b"".join(lines))

@@ -22,7 +22,7 @@ import enum
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from edge.sources.live.signals import ShotsConfig, SignalMap
 
 __all__ = [
+    "MAX_PENDING_EVENTS",
     "MAX_PENDING_READINGS",
     "Driver",
     "LinkEvent",
@@ -42,6 +43,10 @@ __all__ = [
 #: Readings the sink holds for the main thread before it drops the oldest (bounds memory
 #: if the main thread stalls); drops are counted and reported as an event.
 MAX_PENDING_READINGS: Final = 1_000_000
+
+#: Events the sink holds before it drops the oldest (a device flapping a condition while
+#: the main thread stalls must not grow memory); drops are counted in ``events_dropped``.
+MAX_PENDING_EVENTS: Final = 10_000
 
 
 def now_ms() -> int:
@@ -110,6 +115,11 @@ class LiveSink:
             loop can process it without polling delay.
         max_pending: readings kept before the oldest are dropped (counted in
             :attr:`dropped`).
+        max_events: events kept before the oldest are dropped (counted in
+            :attr:`events_dropped`).
+        signals: the configured signal names; :meth:`set_unit` ignores other names (a
+            device announcing thousands of unknown metrics must not grow memory). ``None``
+            accepts any name.
     """
 
     def __init__(
@@ -117,13 +127,19 @@ class LiveSink:
         *,
         wake: Callable[[], None] = lambda: None,
         max_pending: int = MAX_PENDING_READINGS,
+        max_events: int = MAX_PENDING_EVENTS,
+        signals: Collection[str] | None = None,
     ) -> None:
         self._lock = threading.Lock()
         self._readings: deque[Reading] = deque()
-        self._events: list[LinkEvent] = []
+        self._events: deque[LinkEvent] = deque()
         self._units: dict[str, str] = {}
+        self._known = None if signals is None else frozenset(signals)
         self._wake = wake
         self._max = max_pending
+        self._max_events = max_events
+        self.events_dropped = 0
+        """Events dropped because the main thread did not keep up."""
         self._down_since_ms: int | None = None
         self._down_reason = ""
         self._ever_up = False
@@ -157,26 +173,34 @@ class LiveSink:
         )
 
     def set_unit(self, signal: str, unit: str) -> None:
-        """The device's own unit of a signal (used where the config leaves ``unit`` empty)."""
+        """The device's own unit of a signal (used where the config leaves ``unit`` empty;
+        ignored for a signal that is not configured; at most 32 characters kept)."""
+        if self._known is not None and signal not in self._known:
+            return
         with self._lock:
-            self._units[signal] = unit
+            self._units[signal] = unit[:32]
 
     def event(self, code: str, severity: str, message: str, *, t_ms: int | None = None) -> None:
         """Report an event (see :class:`LinkEvent`)."""
         ev = LinkEvent(now_ms() if t_ms is None else t_ms, code, severity, message[:512])
         with self._lock:
             self._events.append(ev)
+            if len(self._events) > self._max_events:
+                self._events.popleft()
+                self.events_dropped += 1
         self._wake()
 
     def link_up(self, detail: str = "") -> None:
         """The driver is connected and reading. Ends an outage (``source_up`` event with its
-        duration); idempotent."""
+        duration); idempotent (a call while up changes nothing, :attr:`connects` counts
+        only the first connect and the ends of outages)."""
         t = now_ms()
         with self._lock:
-            self.connects += 1
             since, self._down_since_ms = self._down_since_ms, None
             first = not self._ever_up
             self._ever_up = True
+            if since is not None or first:
+                self.connects += 1
         if since is not None:
             self.event(
                 "source_up",
@@ -205,14 +229,32 @@ class LiveSink:
         """True during an outage."""
         return self._down_since_ms is not None
 
+    @property
+    def up(self) -> bool:
+        """True once connected and not in an outage (False before the first connect)."""
+        return self._ever_up and self._down_since_ms is None
+
     # ----------------------------------------------------------------- main-thread side
 
-    def take(self) -> tuple[list[Reading], list[LinkEvent], dict[str, str]]:
-        """Everything handed over since the last call: readings, events, device units."""
+    @property
+    def pending(self) -> int:
+        """Readings handed over and not yet taken."""
+        return len(self._readings)
+
+    def take(
+        self, max_readings: int | None = None
+    ) -> tuple[list[Reading], list[LinkEvent], dict[str, str]]:
+        """What was handed over since the last call: the oldest ``max_readings`` readings
+        (all if ``None``; the rest stay for the next call), all events, the device units."""
         with self._lock:
-            readings = list(self._readings)
-            self._readings.clear()
-            events, self._events = self._events, []
+            if max_readings is None or max_readings >= len(self._readings):
+                readings = list(self._readings)
+                self._readings.clear()
+            else:
+                pop = self._readings.popleft
+                readings = [pop() for _ in range(max_readings)]
+            events = list(self._events)
+            self._events.clear()
             units = dict(self._units)
         return readings, events, units
 

@@ -96,8 +96,8 @@ class Secret(BaseModel):
         """The secret's value.
 
         Raises:
-            SecretError: the variable is unset/empty or the file is unreadable; the message
-                names the variable or file (never the value).
+            SecretError: the variable is unset/empty, or the file is unreadable, empty or
+                not UTF-8 text; the message names the variable or file (never the value).
         """
         if self.env is not None:
             value = os.environ.get(self.env)
@@ -106,9 +106,14 @@ class Secret(BaseModel):
             return value
         assert self.file is not None
         try:
-            return self.file.read_text(encoding="utf-8").rstrip("\r\n")
+            value = self.file.read_text(encoding="utf-8").rstrip("\r\n")
         except OSError as exc:
             raise SecretError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+        except UnicodeDecodeError:  # its message would quote bytes of the secret
+            raise SecretError(f"secret file {self.file} is not UTF-8 text") from None
+        if not value:
+            raise SecretError(f"secret file {self.file} is empty")
+        return value
 
 
 class SignalMap(BaseModel):
@@ -223,7 +228,9 @@ class LiveSourceConfig(BaseModel):
     max_clock_skew_s: Annotated[float, Field(gt=0, le=86_400)] = 300.0
     """A device timestamp further than this from the gateway clock, s, is replaced by the
     gateway's time (counted as ``gateway_time``; one ``clock_skew`` event per episode): a
-    PLC with a wrong clock must not stamp data in another year."""
+    PLC with a wrong clock must not stamp data in another year. Ahead of the gateway clock
+    the limit is at most 240 s whatever this says (the ingest refuses points more than
+    300 s in the future)."""
     quality_interval_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
     """Period of the machine's ``quality`` rows, s."""
 
@@ -239,8 +246,9 @@ class LiveSourceConfig(BaseModel):
 
 
 def check_signal_names(signals: list[str], shots: ShotsConfig | None) -> list[tuple[str, str]]:
-    """Problems (relative key path, message) of a source's signal names: duplicates, and
-    shot keys naming no signal."""
+    """Problems (relative key path, message) of a source's signal names: duplicates, shot
+    keys naming no signal, and a ``values`` entry named like a ``{stat}_mean``/``_max``
+    field of the shot row."""
     problems: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
     for i, name in enumerate(signals):
@@ -258,6 +266,20 @@ def check_signal_names(signals: list[str], shots: ShotsConfig | None) -> list[tu
         for key, name in refs:
             if name not in seen:
                 problems.append((key, f"{name!r} is not one of this source's signals"))
+        derived = {
+            f"{n}_{k}": f"shots.stats[{i}]"
+            for i, n in enumerate(shots.stats)
+            for k in ("mean", "max")
+        }
+        for i, name in enumerate(shots.values):
+            if name in derived:
+                problems.append(
+                    (
+                        f"shots.values[{i}]",
+                        f"{name!r} is also the shot field {derived[name]} makes; one would "
+                        "overwrite the other",
+                    )
+                )
     return problems
 
 

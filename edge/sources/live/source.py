@@ -5,29 +5,40 @@ on the agent's main thread, turns what the driver handed over (:meth:`LiveSource
 into a :class:`LiveBatch`:
 
 - ``slow`` blocks: one row per distinct timestamp, every configured signal a field
-  (``value = raw * scale + offset``; NaN where the row has no reading of it or the reading
-  was ``BAD``). Rows are strictly increasing in time: a reading older than the last row
+  (``value = raw * scale + offset``; NaN where the row has no reading of it, the reading
+  was ``BAD``, or its value is not finite -- such a reading counts as ``bad``). Rows are
+  strictly increasing in time: a reading older than the last row
   already handed on (a late notification) is placed 1 ms after it and counted as ``late``;
   two readings of one signal at the same time get rows 1 ms apart. Nothing is dropped.
 - ``shot`` blocks from the ``shots`` trigger (:class:`~edge.sources.live.shots.ShotAssembler`).
-- ``quality`` rows every ``quality_interval_s`` (and at each link change): counters over the
-  interval -- ``link_up`` (1/0), ``readings``, ``bad``, ``uncertain``, ``gateway_time``
+- ``quality`` rows every ``quality_interval_s`` and at each link change (a row at the
+  ``source_down`` event's time with ``link_up`` 0, one at the ``source_up`` event's time
+  with ``link_up`` 1; row times strictly increase, so no row overwrites another in the
+  store): counters over the interval -- ``link_up`` (1/0), ``readings``, ``bad``,
+  ``uncertain``, ``gateway_time``
   (readings stamped by the gateway: the protocol has no timestamps, or the device clock was
   off by more than ``max_clock_skew_s``), ``late``, ``dropped`` (main thread too slow),
   ``unknown`` (readings of unconfigured signals) -- plus, for each signal with a non-good
   reading in the interval, its worst quality code (1 uncertain, 2 bad) under its own name.
 - events: the driver's (``source_down``/``source_up`` with the outage duration, protocol
-  events), ``signal_bad``/``signal_good`` when signals change quality (grouped by reason),
+  events), ``signal_bad``/``signal_good`` when signals change quality between polls
+  (grouped by reason; a signal bad at the end of a poll that was not bad before is
+  ``signal_bad``, and the reverse ``signal_good``),
   ``clock_skew``, and ``driver_failed`` when the driver raised (the source restarts it with
   backoff: a live machine never stops the gateway).
 
-Time: device timestamps are kept (UTC epoch ms); the agent publishes them unchanged.
+Time: device timestamps are kept (UTC epoch ms); the agent publishes them unchanged. A
+device timestamp more than ``max_clock_skew_s`` behind the gateway clock, or more than
+``min(max_clock_skew_s, MAX_FUTURE_SKEW_S)`` ahead of it, is replaced by the gateway's time
+(the ingest refuses points more than 300 s in the future by default).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -38,14 +49,23 @@ from edge.sources.base import SampleBlock, SourceError
 from edge.sources.live.backoff import Backoff
 from edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading, now_ms
 from edge.sources.live.shots import ShotAssembler
-from edge.sources.live.signals import LiveSourceConfig, SignalMap
+from edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
 
-__all__ = ["LiveBatch", "LiveSource", "LiveSourceError"]
+__all__ = ["MAX_FUTURE_SKEW_S", "MAX_POLL_CELLS", "LiveBatch", "LiveSource", "LiveSourceError"]
 
 log = logging.getLogger(__name__)
 
 #: Signals named in one ``signal_bad``/``signal_good`` event before "and N more".
 _NAMES_PER_EVENT: Final = 10
+
+#: Most a device timestamp may lie ahead of the gateway clock, s, whatever
+#: ``max_clock_skew_s`` says: the ingest's admission window refuses points more than 300 s
+#: in the future (``IngestSettings.max_future_s``), which would dead-letter a whole message.
+MAX_FUTURE_SKEW_S: Final = 240.0
+
+#: Most values (signals x rows) one :meth:`LiveSource.poll` assembles (16 MB of float64):
+#: a backlog (the main loop was slow) is taken in parts, never as one huge block.
+MAX_POLL_CELLS: Final = 2_000_000
 
 
 class LiveSourceError(SourceError):
@@ -59,6 +79,9 @@ class LiveBatch:
     blocks: list[SampleBlock] = field(default_factory=list)
     events: list[LinkEvent] = field(default_factory=list)
     quality: list[tuple[int, dict[str, float]]] = field(default_factory=list)
+    more: bool = False
+    """Readings are still waiting (the poll took at most ``MAX_POLL_CELLS`` values):
+    poll again soon."""
 
 
 class LiveSource:
@@ -103,9 +126,14 @@ class LiveSource:
                 raise LiveSourceError(
                     f"{driver.describe}: shots name signals that are not read: {missing}"
                 )
+            problems = check_signal_names(self._names, cfg)  # e.g. shot field clashes
+            if problems:
+                raise LiveSourceError(
+                    f"{driver.describe}: " + "; ".join(f"{k}: {m}" for k, m in problems)
+                )
             self._shots = ShotAssembler(cfg)
         self._clock = clock
-        self.sink = LiveSink(wake=wake)
+        self.sink = LiveSink(wake=wake, signals=self._names)
         self._device_units: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -114,6 +142,7 @@ class LiveSource:
         self._skewed = False
         # quality interval counters
         self._q_start: int | None = None
+        self._q_last_t: int | None = None
         self._q: dict[str, float] = {}
         self._q_worst: dict[str, int] = {}
         self._q_dropped_seen = 0
@@ -170,61 +199,79 @@ class LiveSource:
             min_s=self.config.link.reconnect_min_s, max_s=self.config.link.reconnect_max_s
         )
         while not self._stop.is_set():
+            started = time.monotonic()
             try:
                 self.driver.run(self.sink, self._stop)
-                return
+                if self._stop.is_set():
+                    return
+                # a driver must block until stop: returning early is a bug, not the end
+                failure = "driver returned before stop"
+                log.error("%s: %s; restarting it", self.describe, failure)
             except Exception as exc:  # supervision boundary: report, restart with backoff
-                self.driver_failures += 1
+                failure = f"{type(exc).__name__}: {exc}"
                 level = logging.ERROR if isinstance(exc, LiveSourceError) else logging.CRITICAL
                 log.log(
                     level,
-                    "%s: driver failed (%s: %s); restarting it",
+                    "%s: driver failed (%s); restarting it",
                     self.describe,
-                    type(exc).__name__,
-                    exc,
+                    failure,
                     exc_info=not isinstance(exc, LiveSourceError),
                 )
-                self.sink.link_down(f"{type(exc).__name__}: {exc}")
-                self.sink.event("driver_failed", "alarm", f"{type(exc).__name__}: {exc}")
-                if backoff.wait(self._stop):
-                    return
+            self.driver_failures += 1
+            if time.monotonic() - started > backoff.max_s:
+                backoff.reset()  # it ran well for a while: not a crash loop
+            self.sink.link_down(failure)
+            self.sink.event("driver_failed", "alarm", failure)
+            if backoff.wait(self._stop):
+                return
 
     # ----------------------------------------------------------------- main thread
 
     def poll(self) -> LiveBatch:
-        """Turn everything the driver handed over since the last call into a batch."""
-        readings, events, units = self.sink.take()
+        """Turn what the driver handed over since the last call into a batch (at most
+        :data:`MAX_POLL_CELLS` values; ``batch.more`` says readings are left)."""
+        limit = max(64, MAX_POLL_CELLS // max(1, len(self._names)))
+        readings, events, units = self.sink.take(limit)
         self._device_units = units
         now = self._clock()
         batch = LiveBatch()
         if self._q_start is None:
             self._q_start = now
-        for ev in events:
-            if ev.code == "source_down" and self._shots is not None:
-                self._shots.gap()
-            if ev.code in ("source_down", "source_up"):
-                self._emit_quality(now, batch)
-        batch.events.extend(events)
+        if self._shots is not None and any(ev.code == "source_down" for ev in events):
+            self._shots.gap()  # before the rows: a cycle must not span an outage
         if readings:
             self._rows(readings, now, batch)
-        if now - self._q_start >= self.config.quality_interval_s * 1000:
-            self._emit_quality(now, batch)
+        link_rows = False
+        for ev in events:
+            if ev.code in ("source_down", "source_up"):
+                # the outage's start and end each get a row (readings of this poll are
+                # counted in the first), at the event's own time
+                self._emit_quality(ev.t_ms, batch, link_up=ev.code == "source_up")
+                link_rows = True
+        batch.events.extend(events)
+        due = now - self._q_start >= self.config.quality_interval_s * 1000
+        if due and not link_rows:
+            self._emit_quality(now, batch, link_up=self.sink.up)
+        batch.more = self.sink.pending > 0
         return batch
 
     def _rows(self, readings: list[Reading], now: int, batch: LiveBatch) -> None:
-        skew_ms = self.config.max_clock_skew_s * 1000
+        past_ms = self.config.max_clock_skew_s * 1000
+        future_ms = min(self.config.max_clock_skew_s, MAX_FUTURE_SKEW_S) * 1000
         rows: dict[int, dict[int, tuple[float, Quality]]] = {}
-        newly_bad: dict[str, list[str]] = {}
-        recovered: list[str] = []
+        last_of: dict[int, int] = {}  # signal index -> its last row time in this batch
+        was_bad = dict(self._bad)
         skew_seen: Reading | None = None
         for r in sorted(readings, key=_by_time):
             idx = self._index.get(r.signal)
             if idx is None:
                 self._count("unknown")
                 continue
+            if r.quality is not Quality.BAD and not math.isfinite(r.value):
+                r = Reading(r.signal, r.t_ms, math.nan, Quality.BAD, r.device_time, "no value")
             t = int(r.t_ms)
             device_time = r.device_time
-            if device_time and abs(t - now) > skew_ms:
+            if device_time and not -past_ms <= t - now <= future_ms:
                 skew_seen = r
                 t, device_time = now, False
             if not device_time:
@@ -233,23 +280,32 @@ class LiveSource:
                 if t < self._last_t:
                     self._count("late")
                 t = self._last_t + 1
-            while idx in rows.get(t, ()):
-                t += 1
+            # a signal's times only grow in this loop (sorted input): its next free row is
+            # 1 ms after its last one (O(1), not a scan: 10^5 readings at one ms stay fast)
+            prev = last_of.get(idx)
+            if prev is not None and t <= prev:
+                t = prev + 1
+            last_of[idx] = t
             rows.setdefault(t, {})[idx] = (r.value, r.quality)
             self._count("readings")
             if r.quality is Quality.GOOD:
-                if r.signal in self._bad:
-                    del self._bad[r.signal]
-                    recovered.append(r.signal)
+                self._bad.pop(r.signal, None)
                 continue
             name = "bad" if r.quality is Quality.BAD else "uncertain"
             self._count(name)
             self._q_worst[r.signal] = max(self._q_worst.get(r.signal, 0), int(r.quality))
-            if r.quality is Quality.BAD and r.signal not in self._bad:
-                reason = r.reason or "bad quality"
-                self._bad[r.signal] = reason
-                newly_bad.setdefault(reason, []).append(r.signal)
+            if r.quality is Quality.BAD:
+                self._bad[r.signal] = r.reason or "bad quality"
         self._skew_event(skew_seen, now, batch)
+        # net changes over this poll (a signal flapping inside one poll is counted, not
+        # announced twice); names in configured order
+        newly_bad: dict[str, list[str]] = {}
+        recovered: list[str] = []
+        for name in self._names:
+            if name in self._bad and name not in was_bad:
+                newly_bad.setdefault(self._bad[name], []).append(name)
+            elif name in was_bad and name not in self._bad:
+                recovered.append(name)
         for reason, names in newly_bad.items():
             batch.events.append(
                 LinkEvent(now, "signal_bad", "warning", _names_message(names, f"bad: {reason}"))
@@ -268,7 +324,9 @@ class LiveSource:
             for idx, (v, quality) in rows[t].items():
                 if quality is not Quality.BAD:
                     values[idx, j] = v
-        values = values * self._scale[:, None] + self._offset[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            values = values * self._scale[:, None] + self._offset[:, None]
+        values[~np.isfinite(values)] = np.nan  # a huge raw value * scale: no value, not inf
         t_arr = np.asarray(ts, dtype=np.int64)
         self.totals["rows"] += len(ts)
         fields = {n: values[i] for i, n in enumerate(self._names)}
@@ -327,10 +385,14 @@ class LiveSource:
         self._q[name] = self._q.get(name, 0.0) + 1.0
         self.totals[name] += 1
 
-    def _emit_quality(self, now: int, batch: LiveBatch) -> None:
+    def _emit_quality(self, t_ms: int, batch: LiveBatch, *, link_up: bool) -> None:
+        t = int(t_ms)
+        if self._q_last_t is not None and t <= self._q_last_t:
+            t = self._q_last_t + 1  # one row per time: a row never overwrites another
+        self._q_last_t = t
         dropped = self.sink.dropped
         row: dict[str, float] = {
-            "link_up": 0.0 if self.sink.down else 1.0,
+            "link_up": 1.0 if link_up else 0.0,
             **dict.fromkeys(
                 ("readings", "bad", "uncertain", "gateway_time", "late", "unknown"), 0.0
             ),
@@ -341,17 +403,18 @@ class LiveSource:
         self._q_dropped_seen = dropped
         self._q = {}
         self._q_worst = {}
-        self._q_start = now
-        batch.quality.append((now, row))
+        self._q_start = self._clock()
+        batch.quality.append((t, row))
 
     def status(self) -> dict[str, int | bool]:
         """Counters for the live view and health: totals, outages, driver failures."""
         return {
             **self.totals,
-            "link_up": not self.sink.down,
+            "link_up": self.sink.up,
             "outages": self.sink.outages,
             "connects": self.sink.connects,
             "dropped": self.sink.dropped,
+            "events_dropped": self.sink.events_dropped,
             "driver_failures": self.driver_failures,
         }
 
