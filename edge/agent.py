@@ -416,7 +416,7 @@ class GatewayAgent:
         self._wake.wait(seconds)
         self._wake.clear()
 
-    def _poll_live(self, *, max_polls: int = 8) -> None:
+    def _poll_live(self, *, max_polls: int = 8, final: bool = False) -> None:
         """Hand every live source's new readings, events and quality rows to its pipeline.
 
         A source with a backlog is polled up to ``max_polls`` times (each poll is bounded);
@@ -425,7 +425,7 @@ class GatewayAgent:
         for mid, source in self.live_sources.items():
             pipeline = self.pipelines[mid]
             for _ in range(max_polls):
-                batch = source.poll()
+                batch = source.poll(final=final)
                 for ev in batch.events:
                     pipeline.add_event(ev.t_ms, ev.code, ev.severity, ev.message)
                 for t_ms, fields in batch.quality:
@@ -488,7 +488,7 @@ class GatewayAgent:
         finally:
             for source in self.live_sources.values():
                 source.stop()
-            self._poll_live(max_polls=1_000_000)  # what arrived before the stop is kept
+            self._poll_live(max_polls=1_000_000, final=True)  # keep what arrived before stop
             self.live_sources = {}
 
     def _run_sources(self, deadline: float | None) -> None:

@@ -363,7 +363,5 @@ def test_waveform_source_and_vibration_settings_validated(tmp_path: Path) -> Non
         "vibration": {"bands_hz": [[0, 500]], "envelope": {"demod_band_hz": [2000, 4500]}},
     }
     path = _write(tmp_path, _base(**machine))
-    with pytest.raises(
-        ConfigError, match=r"machines\[0\]\.source\.sample_rate_hz"
-    ):
+    with pytest.raises(ConfigError, match=r"machines\[0\]\.source\.sample_rate_hz"):
         load_config(path)

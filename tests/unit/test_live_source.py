@@ -27,7 +27,7 @@ from edge.sources.live import (
     SignalMap,
 )
 from edge.sources.live.base import LinkEvent
-from edge.sources.live.source import MAX_FUTURE_SKEW_S, MAX_POLL_CELLS, LiveBatch
+from edge.sources.live.source import MAX_FUTURE_SKEW_S, MAX_POLL_CELLS, MERGE_GRACE_MS, LiveBatch
 from tests.e2e import wait_for
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z, the pinned gateway clock
@@ -134,6 +134,52 @@ def test_two_readings_of_one_signal_at_one_ms_get_rows_one_ms_apart() -> None:
     assert _same(f["a"], [1.0, 2.0])  # arrival order kept
     assert _same(f["b"], [7.0, math.nan])
     assert src.totals["readings"] == 3
+
+
+def test_row_merge_puts_readings_of_one_slot_in_one_row_at_the_earliest_time() -> None:
+    clock = Clock()
+    src = _source(("a", "b", "c"), row_merge_ms=100, clock=clock)
+    base = NOW - NOW % 100 - 1000  # a slot boundary
+    src.sink.put(
+        [
+            _r("a", base + 10, 1.0),
+            _r("b", base + 40, 2.0),
+            _r("c", base + 99, 3.0),
+            _r("a", base + 70, 4.0),  # a's second reading in the slot: a second row
+            _r("b", base + 100, 5.0),  # next slot
+        ]
+    )
+    ts, f = _slow(src.poll())
+    # the newest slot waits for late notifications of its own
+    assert ts == [base + 10, base + 70]
+    assert _same(f["a"], [1.0, 4.0])
+    assert _same(f["b"], [2.0, math.nan])
+    assert _same(f["c"], [3.0, math.nan])
+    src.sink.put([_r("c", base + 150, 6.0)])  # arrives a poll later, same slot
+    clock.t += 100 + MERGE_GRACE_MS
+    ts, f = _slow(src.poll())
+    assert ts == [base + 100]
+    assert _same(f["b"], [5.0]) and _same(f["c"], [6.0]) and _same(f["a"], [math.nan])
+    assert src.totals["readings"] == 6
+    assert src.totals["late"] == 0
+
+
+def test_row_merge_final_poll_releases_the_held_slot() -> None:
+    src = _source(("a",), row_merge_ms=100)
+    src.sink.put([_r("a", NOW - 1000, 1.0)])
+    assert _slow(src.poll())[0] == []
+    assert _slow(src.poll(final=True))[0] == [NOW - 1000]
+
+
+def test_row_merge_keeps_rows_linear_in_slots_for_many_unrelated_signals() -> None:
+    names = [f"s{i}" for i in range(1000)]
+    src = _source(names, row_merge_ms=100)
+    base = NOW - NOW % 100 - 10_000
+    # every signal has its own timestamp inside one of 10 slots
+    src.sink.put(_r(n, base + (i % 10) * 100 + i % 97, float(i)) for i, n in enumerate(names))
+    ts, f = _slow(src.poll(final=True))
+    assert len(ts) == 10
+    assert all(f[n][i % 10] == float(i) for i, n in enumerate(names))
 
 
 def test_many_readings_of_one_signal_at_one_ms_keep_order_without_a_quadratic_scan() -> None:

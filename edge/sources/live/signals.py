@@ -233,6 +233,14 @@ class LiveSourceConfig(BaseModel):
     300 s in the future)."""
     quality_interval_s: Annotated[float, Field(ge=1, le=3600)] = 10.0
     """Period of the machine's ``quality`` rows, s."""
+    row_merge_ms: Annotated[int, Field(ge=0, le=60_000)] = 0
+    """``0``: one telemetry row per distinct device timestamp (exact times). ``N > 0``:
+    readings whose timestamps fall in the same ``N`` ms slot share one row, stamped with
+    the earliest of them (a second reading of a signal in a slot starts another row).
+    Every row carries every signal (``null`` where it has no reading), so a source with
+    hundreds of signals that change at unrelated times (OPC UA subscriptions, MTConnect,
+    Sparkplug) should set this, e.g. to its sampling interval: 5,000 items with their
+    own timestamps would otherwise make 5,000 rows of 5,000 fields each."""
 
     def signal_maps(self) -> list[SignalMap]:
         """The configured signals (protocol subclasses return their ``signals``)."""

@@ -51,10 +51,22 @@ from edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading
 from edge.sources.live.shots import ShotAssembler
 from edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
 
-__all__ = ["MAX_FUTURE_SKEW_S", "MAX_POLL_CELLS", "LiveBatch", "LiveSource", "LiveSourceError"]
+__all__ = [
+    "MAX_FUTURE_SKEW_S",
+    "MAX_POLL_CELLS",
+    "MERGE_GRACE_MS",
+    "LiveBatch",
+    "LiveSource",
+    "LiveSourceError",
+]
 
 log = logging.getLogger(__name__)
 
+#: ``row_merge_ms``: how long after ``row_merge_ms`` the newest slot waits for late
+#: notifications before it becomes a row, gateway ms.
+MERGE_GRACE_MS: Final = 200
+#: Above this many signals without ``row_merge_ms`` a start-up warning explains the cost.
+_MANY_SIGNALS: Final = 500
 #: Signals named in one ``signal_bad``/``signal_good`` event before "and N more".
 _NAMES_PER_EVENT: Final = 10
 
@@ -115,6 +127,17 @@ class LiveSource:
                 raise LiveSourceError(f"{driver.describe}: signal {s.name!r} is listed twice")
             self.signals[s.name] = s
         self._names = list(self.signals)
+        self._held: list[Reading] = []  # row_merge_ms: the newest slot, not yet closed
+        self._held_slot: int | None = None
+        self._held_since = 0
+        if len(self._names) > _MANY_SIGNALS and not config.row_merge_ms:
+            log.warning(
+                "%s: %d signals with row_merge_ms 0: every distinct device timestamp makes a "
+                "row of all of them; set row_merge_ms (e.g. the sampling interval) if they "
+                "change at unrelated times",
+                driver.describe,
+                len(self._names),
+            )
         self._index = {n: i for i, n in enumerate(self._names)}
         self._scale = np.array([s.scale for s in self.signals.values()], dtype=np.float64)
         self._offset = np.array([s.offset for s in self.signals.values()], dtype=np.float64)
@@ -227,13 +250,21 @@ class LiveSource:
 
     # ----------------------------------------------------------------- main thread
 
-    def poll(self) -> LiveBatch:
+    def poll(self, *, final: bool = False) -> LiveBatch:
         """Turn what the driver handed over since the last call into a batch (at most
-        :data:`MAX_POLL_CELLS` values; ``batch.more`` says readings are left)."""
+        :data:`MAX_POLL_CELLS` values; ``batch.more`` says readings are left).
+
+        With ``row_merge_ms``, the newest slot's readings are held back until a later slot
+        starts or ``row_merge_ms`` + :data:`MERGE_GRACE_MS` have passed on the gateway
+        clock, so a slot whose notifications arrive in two polls still makes one row;
+        ``final=True`` (the agent's last poll at stop) releases them.
+        """
         limit = max(64, MAX_POLL_CELLS // max(1, len(self._names)))
         readings, events, units = self.sink.take(limit)
         self._device_units = units
         now = self._clock()
+        if self.config.row_merge_ms:
+            readings = self._hold_newest_slot(readings, now, final=final)
         batch = LiveBatch()
         if self._q_start is None:
             self._q_start = now
@@ -255,11 +286,32 @@ class LiveSource:
         batch.more = self.sink.pending > 0
         return batch
 
+    def _hold_newest_slot(self, readings: list[Reading], now: int, *, final: bool) -> list[Reading]:
+        merge = self.config.row_merge_ms
+        if self._held:
+            readings = self._held + readings
+            self._held = []
+        if not readings or final:
+            return readings
+        top = max(r.t_ms for r in readings) // merge
+        if top != self._held_slot:
+            self._held_slot, self._held_since = top, now
+        if now - self._held_since >= merge + MERGE_GRACE_MS:
+            return readings
+        out: list[Reading] = []
+        for r in readings:
+            (self._held if r.t_ms // merge == top else out).append(r)
+        return out
+
     def _rows(self, readings: list[Reading], now: int, batch: LiveBatch) -> None:
         past_ms = self.config.max_clock_skew_s * 1000
         future_ms = min(self.config.max_clock_skew_s, MAX_FUTURE_SKEW_S) * 1000
         rows: dict[int, dict[int, tuple[float, Quality]]] = {}
         last_of: dict[int, int] = {}  # signal index -> its last row time in this batch
+        merge = self.config.row_merge_ms
+        # row_merge_ms: (slot, n-th reading of a signal in the slot) -> row time
+        slot_rows: dict[tuple[int, int], int] = {}
+        nth: dict[tuple[int, int], int] = {}
         was_bad = dict(self._bad)
         skew_seen: Reading | None = None
         for r in sorted(readings, key=_by_time):
@@ -282,11 +334,24 @@ class LiveSource:
                 t = self._last_t + 1
             # a signal's times only grow in this loop (sorted input): its next free row is
             # 1 ms after its last one (O(1), not a scan: 10^5 readings at one ms stay fast)
-            prev = last_of.get(idx)
-            if prev is not None and t <= prev:
-                t = prev + 1
-            last_of[idx] = t
-            rows.setdefault(t, {})[idx] = (r.value, r.quality)
+            if merge:
+                slot = t // merge
+                k = nth.get((slot, idx), 0)
+                nth[(slot, idx)] = k + 1
+                row_t = slot_rows.get((slot, k))
+                if row_t is None:
+                    row_t = slot_rows[(slot, k)] = t
+                    while row_t in rows:  # another slot's row at this ms
+                        row_t += 1
+                    slot_rows[(slot, k)] = row_t
+                    rows[row_t] = {}
+                rows[row_t][idx] = (r.value, r.quality)
+            else:
+                prev = last_of.get(idx)
+                if prev is not None and t <= prev:
+                    t = prev + 1
+                last_of[idx] = t
+                rows.setdefault(t, {})[idx] = (r.value, r.quality)
             self._count("readings")
             if r.quality is Quality.GOOD:
                 self._bad.pop(r.signal, None)
