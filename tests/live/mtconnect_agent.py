@@ -18,7 +18,9 @@ Test control (JSON answers), ``GET /_control?op=...``:
 - ``burst&n=N``: add N ``Xact`` observations at once (wraps a small buffer);
 - ``set&id=ID&value=V``: one observation; ``condition&id=ID&level=Fault&code=C&text=T``;
 - ``hostile&kind=bomb|xxe``: the next ``/sample`` answer or stream part is an XML attack;
-- ``oversize&bytes=N``: the next ``/sample`` answer or stream part is N bytes long.
+- ``oversize&bytes=N``: the next ``/sample`` answer or stream part is N bytes long;
+- ``drop``: open streams end (the connection closes, the agent keeps running);
+- ``stall``: open streams go silent (no parts, no heartbeats) but stay connected.
 
 Run: ``python -m tests.live.mtconnect_agent --port 5000 [--probe FILE] [--buffer-size 64]``.
 """
@@ -131,6 +133,8 @@ class Agent:
         self.samples = 0
         self.streams = 0
         self.one_shot: tuple[str, int] | None = None
+        self.drop_gen = 0  # streams opened before the latest ``drop`` end
+        self.stall_gen = 0  # streams opened before the latest ``stall`` go silent
         self.stopping = threading.Event()
         root = etree.parse(str(probe), etree.XMLParser(resolve_entities=False)).getroot()
         header = root.find(f"{{{DEVICES_NS}}}Header")
@@ -323,6 +327,10 @@ class Agent:
                 self._add(q["id"], q["value"], now)
             elif op == "condition":
                 self._add(q["id"], q.get("text", ""), now, level=q["level"], code=q.get("code", ""))
+            elif op == "drop":
+                self.drop_gen += 1
+            elif op == "stall":
+                self.stall_gen += 1
             elif op in ("hostile", "oversize"):
                 self.one_shot = (q.get("kind", "oversize"), int(q.get("bytes", "0")))
             return {
@@ -399,10 +407,14 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         with agent.lock:
             agent.streams += 1
+            drop_gen, stall_gen = agent.drop_gen, agent.stall_gen
         pos = frm
         last_part = time.monotonic()
         try:
-            while not agent.stopping.is_set():
+            while not agent.stopping.is_set() and agent.drop_gen == drop_gen:
+                if agent.stall_gen != stall_gen:
+                    agent.stopping.wait(30)  # silent until the client gives up
+                    break
                 status, body, nxt, special = agent.sample(pos, count)
                 if status != 200:
                     self._part(body)

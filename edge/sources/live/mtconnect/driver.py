@@ -127,7 +127,11 @@ class MtconnectDriver:
         link = self.config.link
         backoff = Backoff(min_s=link.reconnect_min_s, max_s=link.reconnect_max_s)
         guard = Guard(stop)
-        read_s = link.timeout_s + (self.config.heartbeat_ms / 1000 if self._streaming else 0)
+        # the guard's whole-part deadline (heartbeat + timeout) fires before httpx's read
+        # timeout, so a silent stream is reported as such
+        read_s = link.timeout_s * (2 if self._streaming else 1) + (
+            self.config.heartbeat_ms / 1000 if self._streaming else 0
+        )
         client = make_client(
             self.config.url, timeout_s=link.timeout_s, read_timeout_s=read_s, ca=self._ca
         )

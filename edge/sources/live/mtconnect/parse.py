@@ -83,17 +83,41 @@ def parse_xml(data: bytes) -> etree._Element:
     Raises:
         DocumentError: not well-formed XML, or the document has a DTD (``<!DOCTYPE``).
     """
+    if _prolog_has_dtd(data):
+        raise DocumentError(_DTD_REFUSED)
     try:
         root = etree.fromstring(data, parser=_parser())
     except etree.XMLSyntaxError as exc:
         raise DocumentError(f"not well-formed XML: {exc}") from None
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise DocumentError(
-            "document declares a DTD (<!DOCTYPE>): refused (MTConnect documents have none; "
-            "entity expansion and external entities are never processed)"
-        )
+        raise DocumentError(_DTD_REFUSED)
     return root
+
+
+_DTD_REFUSED: Final = (
+    "document declares a DTD (<!DOCTYPE>): refused (MTConnect documents have none; "
+    "entity expansion and external entities are never processed)"
+)
+
+
+def _prolog_has_dtd(data: bytes) -> bool:
+    """True if a ``<!DOCTYPE`` comes before the root element (XML 1.0 §2.8 prolog:
+    declaration, comments, processing instructions, doctype)."""
+    i = 0
+    while True:
+        j = data.find(b"<", i)
+        if j < 0:
+            return False
+        if data.startswith(b"<?", j):
+            end, skip = data.find(b"?>", j + 2), 2
+        elif data.startswith(b"<!--", j):
+            end, skip = data.find(b"-->", j + 4), 3
+        else:
+            return data.startswith(b"<!DOCTYPE", j)
+        if end < 0:
+            return False
+        i = end + skip
 
 
 def _local(el: etree._Element) -> str:
