@@ -53,7 +53,7 @@ class MtconnectSignal(SignalMap):
     """DataItem ``subType`` (``ACTUAL``, ``COMMANDED``, ``OVERRIDE``), with ``type`` only."""
     component: _Ident | None = None
     """``id`` or ``name`` of the component holding the DataItem (``x1``, ``X``, ``path``)."""
-    states: Annotated[dict[_State, float], Field(max_length=256, default_factory=dict)]
+    states: dict[_State, float] = Field(default_factory=dict, max_length=256)
     """Text value -> number for EVENT DataItems (``{ACTIVE: 1, READY: 0.5, STOPPED: 0}``);
     an unlisted text is a bad reading (reason ``unmapped state``)."""
 
