@@ -129,9 +129,8 @@ class MtconnectDriver:
         guard = Guard(stop)
         # the guard's whole-part deadline (heartbeat + timeout) fires before httpx's read
         # timeout, so a silent stream is reported as such
-        read_s = link.timeout_s * (2 if self._streaming else 1) + (
-            self.config.heartbeat_ms / 1000 if self._streaming else 0
-        )
+        quiet_s = max(self.config.heartbeat_ms, self.config.interval_ms) / 1000
+        read_s = link.timeout_s * 2 + quiet_s if self._streaming else link.timeout_s
         client = make_client(
             self.config.url, timeout_s=link.timeout_s, read_timeout_s=read_s, ca=self._ca
         )
@@ -247,6 +246,7 @@ class MtconnectDriver:
             conds = []
         self._decoder = Decoder(mapping, self._signals, conds)
         self._instance = model.instance_id
+        self._next = None  # until /current of this instance succeeded
 
     def _current(self, client: httpx.Client, guard: Guard, sink: LiveSink) -> None:
         doc = parse_streams(self._document(client, guard, "current", {}))
@@ -325,7 +325,7 @@ class MtconnectDriver:
                 self._out_of_range(client, guard, frm, sink)
                 continue
             self._accept(doc, frm, sink)
-            if doc.header.next_sequence <= doc.header.last_sequence:
+            if frm < self._next <= doc.header.last_sequence:
                 continue  # more is buffered: read on at once
             if stop.wait(interval_s):
                 return
@@ -334,7 +334,8 @@ class MtconnectDriver:
         self, client: httpx.Client, guard: Guard, sink: LiveSink, stop: threading.Event
     ) -> None:
         cfg = self.config
-        silence_s = cfg.heartbeat_ms / 1000 + cfg.link.timeout_s
+        # parts come at least every heartbeat (no data) or interval (data)
+        silence_s = max(cfg.heartbeat_ms, cfg.interval_ms) / 1000 + cfg.link.timeout_s
         while not stop.is_set():
             assert self._next is not None
             params = self._sample_params(self._next)
