@@ -18,6 +18,7 @@ Test control (JSON answers), ``GET /_control?op=...``:
 - ``burst&n=N``: add N ``Xact`` observations at once (wraps a small buffer);
 - ``set&id=ID&value=V``: one observation; ``condition&id=ID&level=Fault&code=C&text=T``;
 - ``hostile&kind=bomb|xxe``: the next ``/sample`` answer or stream part is an XML attack;
+- ``hostile&kind=garbage|drip``: ... is not XML / is sent one byte per 50 ms;
 - ``oversize&bytes=N``: the next ``/sample`` answer or stream part is N bytes long;
 - ``drop``: open streams end (the connection closes, the agent keeps running);
 - ``stall``: open streams go silent (no parts, no heartbeats) but stay connected.
@@ -31,6 +32,7 @@ import argparse
 import math
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -277,14 +279,14 @@ class Agent:
             obs = sorted(self.latest.values(), key=lambda o: o.seq)
             return self.streams_doc(obs, self.next_seq)
 
-    def sample(self, frm: int, count: int) -> tuple[int, bytes, int, bool]:
-        """(status, document, next from, one-shot special) of ``/sample?from=&count=``."""
+    def sample(self, frm: int, count: int) -> tuple[int, bytes, int, str]:
+        """(status, document, next from, one-shot kind or "") of ``/sample?from=&count=``."""
         with self.lock:
             self.last_from = frm
             self.samples += 1
-            special = self._take_one_shot()
-            if special is not None:
-                return 200, special, frm, True
+            shot = self._take_one_shot()
+            if shot is not None:
+                return 200, shot[1], frm, shot[0]
             if frm < self.first_seq or frm > self.next_seq:
                 return (
                     400,
@@ -293,24 +295,28 @@ class Agent:
                         f"'from' must be in {self.first_seq}..{self.next_seq}, got {frm}",
                     ),
                     frm,
-                    False,
+                    "",
                 )
             obs = [o for o in self.buffer if o.seq >= frm][:count]
             nxt = obs[-1].seq + 1 if obs else frm
-            return 200, self.streams_doc(obs, nxt), nxt, False
+            return 200, self.streams_doc(obs, nxt), nxt, ""
 
-    def _take_one_shot(self) -> bytes | None:
+    def _take_one_shot(self) -> tuple[str, bytes] | None:
         shot, self.one_shot = self.one_shot, None
         if shot is None:
             return None
         kind, n = shot
         if kind == "bomb":
-            return BOMB
+            return kind, BOMB
         if kind == "xxe":
-            return XXE
+            return kind, XXE
+        if kind == "garbage":
+            return kind, b"\x00\xff<<not xml at all>>\r\n" * 50
         body = self.streams_doc([], self.next_seq)
+        if kind == "drip":
+            return kind, body
         pad = b"<!--" + b"x" * max(0, n - len(body) - 7) + b"-->"
-        return body.replace(b"<Streams>", pad + b"<Streams>", 1)
+        return kind, body.replace(b"<Streams>", pad + b"<Streams>", 1)
 
     def control(self, q: dict[str, str]) -> dict[str, Any]:
         op = q.get("op", "state")
@@ -354,12 +360,26 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, body: bytes, ctype: str = "text/xml") -> None:
+    def _send(self, status: int, body: bytes, ctype: str = "text/xml", drip: bool = False) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        if drip:
+            self._drip(body, self.wfile.write)
+        else:
+            self.wfile.write(body)
+
+    def _drip(self, data: bytes, write: Any) -> None:
+        """Send ``data`` one byte per 50 ms (a slow-drip agent), at most 30 s."""
+        deadline = time.monotonic() + 30
+        for i in range(len(data)):
+            if self.agent.stopping.is_set() or time.monotonic() > deadline:
+                break
+            write(data[i : i + 1])
+            self.wfile.flush()
+            time.sleep(0.05)
+        self.close_connection = True
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
@@ -384,8 +404,8 @@ class Handler(BaseHTTPRequestHandler):
             if "interval" in q:
                 self._stream(frm, count, int(q["interval"]), int(q.get("heartbeat", "10000")))
                 return
-            status, body, _, _ = self.agent.sample(frm, count)
-            self._send(status, body)
+            status, body, _, special = self.agent.sample(frm, count)
+            self._send(status, body, drip=special == "drip")
         else:
             self._send(404, self.agent.error_doc("UNSUPPORTED", f"no such request {url.path}"))
 
@@ -419,6 +439,10 @@ class Handler(BaseHTTPRequestHandler):
                 if status != 200:
                     self._part(body)
                     break
+                if special == "drip":
+                    head = f"--{BOUNDARY}\r\nContent-length: {len(body)}\r\n\r\n".encode()
+                    self._drip(head + body, self._chunk)
+                    break
                 if special or nxt > pos or time.monotonic() - last_part >= heartbeat_ms / 1000:
                     self._part(body)
                     last_part = time.monotonic()
@@ -451,6 +475,7 @@ class AgentProcess:
         buffer_size: int = 1024,
         period_ms: int = 50,
         paused: bool = False,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         from tests.services import free_port
 
@@ -460,12 +485,13 @@ class AgentProcess:
         self.buffer_size = buffer_size
         self.period_ms = period_ms
         self.paused = paused
+        self.tls = tls
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> None:
         """Start (again) and wait until ``/_control`` answers."""
@@ -488,6 +514,8 @@ class AgentProcess:
             "--instance-id",
             str(int(time.time()) * 100 + self.starts),
         ] + (["--paused"] if self.paused else [])
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=repo, env=env)
         log.close()
         deadline = time.monotonic() + 15
@@ -510,7 +538,10 @@ class AgentProcess:
         from urllib.parse import urlencode
 
         q = urlencode({"op": op, **params})
-        with urllib.request.urlopen(f"{self.url}/_control?{q}", timeout=5) as resp:
+        ctx = None
+        if self.tls is not None:
+            ctx = ssl.create_default_context(cafile=str(self.tls[0]))
+        with urllib.request.urlopen(f"{self.url}/_control?{q}", timeout=5, context=ctx) as resp:
             state: dict[str, Any] = orjson.loads(resp.read())
             return state
 
@@ -539,6 +570,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--period-ms", type=int, default=50)
     ap.add_argument("--instance-id", type=int, default=int(time.time()))
     ap.add_argument("--paused", action="store_true")
+    ap.add_argument("--tls-cert", type=Path, help="serve https with this PEM certificate chain")
+    ap.add_argument("--tls-key", type=Path, help="... and this PEM private key")
     args = ap.parse_args(argv)
     agent = Agent(
         args.probe,
@@ -550,6 +583,10 @@ def main(argv: list[str] | None = None) -> None:
     Handler.agent = agent
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
+    if args.tls_cert is not None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
 
     def _term(*_: Any) -> None:
         agent.stopping.set()

@@ -342,3 +342,89 @@ def test_oversize_part_is_refused(
     assert "exceeds max_document_bytes" in msg and str(size) in msg
     n = len(run.values("x_pos"))
     run.until(lambda: len(run.values("x_pos")) > n + 5, "values after the oversize part")
+
+
+@pytest.mark.parametrize("mode", ["stream", "poll"])
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [("garbage", "not well-formed XML"), ("drip", "no complete answer in 1.2 s")],
+)
+def test_garbage_and_slow_drip_answers_reset_the_link(
+    kind: str, reason: str, mode: str, make_agent: Callable[..., AgentProcess], runs: list[Run]
+) -> None:
+    agent = make_agent(period_ms=20)
+    cfg = config(
+        agent.url, mode=mode, heartbeat_ms=300, link={"timeout_s": 0.3, "reconnect_min_s": 0.1}
+    )
+    run = Run(cfg)
+    runs.append(run)
+    run.until(lambda: len(run.values("x_pos")) >= 3, "values")
+    agent.control("hostile", kind=kind)
+    run.until(lambda: bool(run.codes("source_down")), f"{kind} refused", timeout_s=5)
+    msg = run.codes("source_down")[0].message
+    if kind == "drip" and mode == "stream":
+        reason = "no part or heartbeat for 0.6 s"
+    assert reason in msg
+    n = len(run.values("x_pos"))
+    run.until(lambda: len(run.values("x_pos")) > n + 5, "values afterwards")
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 (its own CA) and its key, PEM files."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mtconnect test agent")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "agent.pem", tmp / "agent.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_agent_with_ca_file(
+    tmp_path: Path, make_agent: Callable[..., AgentProcess], runs: list[Run]
+) -> None:
+    cert, key = _self_signed(tmp_path)
+    agent = make_agent(period_ms=20, tls=(cert, key))
+    assert agent.url.startswith("https://")
+    trusted = Run(config(agent.url, ca_file=str(cert)))
+    untrusted = Run(config(agent.url))  # system CAs do not know the agent's certificate
+    runs += [trusted, untrusted]
+    trusted.until(lambda: len(trusted.values("x_pos")) >= 5, "values over TLS")
+    untrusted.until(lambda: bool(untrusted.codes("source_down")), "refused certificate")
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.codes("source_down")[0].message
+    assert not untrusted.values("x_pos")
+
+
+def test_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    cfg = config("https://127.0.0.1:1", ca_file=str(tmp_path / "missing.pem"))
+    with pytest.raises(LiveSourceError, match="cannot load ca_file"):
+        make_driver(cfg)
