@@ -18,7 +18,8 @@ Test control (JSON answers), ``GET /_control?op=...``:
 - ``burst&n=N``: add N ``Xact`` observations at once (wraps a small buffer);
 - ``set&id=ID&value=V``: one observation; ``condition&id=ID&level=Fault&code=C&text=T``;
 - ``hostile&kind=bomb|xxe``: the next ``/sample`` answer or stream part is an XML attack;
-- ``hostile&kind=garbage|drip``: ... is not XML / is sent one byte per 50 ms;
+- ``hostile&kind=garbage|drip|error``: ... is not XML / is sent one byte per 50 ms / is an
+  ``MTConnectError`` ``INTERNAL_ERROR`` (HTTP 500 when polled);
 - ``oversize&bytes=N``: the next ``/sample`` answer or stream part is N bytes long;
 - ``drop``: open streams end (the connection closes, the agent keeps running);
 - ``stall``: open streams go silent (no parts, no heartbeats) but stay connected.
@@ -286,7 +287,7 @@ class Agent:
             self.samples += 1
             shot = self._take_one_shot()
             if shot is not None:
-                return 200, shot[1], frm, shot[0]
+                return (500 if shot[0] == "error" else 200), shot[1], frm, shot[0]
             if frm < self.first_seq or frm > self.next_seq:
                 return (
                     400,
@@ -310,6 +311,8 @@ class Agent:
             return kind, BOMB
         if kind == "xxe":
             return kind, XXE
+        if kind == "error":
+            return kind, self.error_doc("INTERNAL_ERROR", "adapter database locked")
         if kind == "garbage":
             return kind, b"\x00\xff<<not xml at all>>\r\n" * 50
         body = self.streams_doc([], self.next_seq)
@@ -436,7 +439,7 @@ class Handler(BaseHTTPRequestHandler):
                     agent.stopping.wait(30)  # silent until the client gives up
                     break
                 status, body, nxt, special = agent.sample(pos, count)
-                if status != 200:
+                if status != 200 or special == "error":
                     self._part(body)
                     break
                 if special == "drip":

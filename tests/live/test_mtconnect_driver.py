@@ -347,7 +347,11 @@ def test_oversize_part_is_refused(
 @pytest.mark.parametrize("mode", ["stream", "poll"])
 @pytest.mark.parametrize(
     ("kind", "reason"),
-    [("garbage", "not well-formed XML"), ("drip", "no complete answer in 1.2 s")],
+    [
+        ("garbage", "not well-formed XML"),
+        ("drip", "no complete answer in 1.2 s"),
+        ("error", "agent error INTERNAL_ERROR: adapter database locked"),
+    ],
 )
 def test_garbage_and_slow_drip_answers_reset_the_link(
     kind: str, reason: str, mode: str, make_agent: Callable[..., AgentProcess], runs: list[Run]
@@ -365,6 +369,8 @@ def test_garbage_and_slow_drip_answers_reset_the_link(
     if kind == "drip" and mode == "stream":
         reason = "no part or heartbeat for 0.6 s"
     assert reason in msg
+    if kind == "error":
+        assert [e.message for e in run.codes("agent_error")] == [f"MTConnect {reason}"]
     n = len(run.values("x_pos"))
     run.until(lambda: len(run.values("x_pos")) > n + 5, "values afterwards")
 

@@ -39,7 +39,7 @@ from urllib.parse import quote
 import httpx
 
 from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink
+from edge.sources.live.base import Driver, LiveSink, now_ms
 from edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
 from edge.sources.live.mtconnect.mapping import Decoder, MappingError, resolve
 from edge.sources.live.mtconnect.multipart import MultipartError, PartReader, boundary_of
@@ -110,6 +110,7 @@ class MtconnectDriver:
         self._instance: str | None = None
         self._next: int | None = None
         self._decoder: Decoder | None = None
+        self._agent_error = ""  # last agent_error event of this outage
         self.gaps = 0
         """``sequence_gap`` events reported."""
         self.lost = 0
@@ -145,6 +146,9 @@ class MtconnectDriver:
                         return
                     reason = self._reason(exc, guard)
                     log.info("%s: %s", self.describe, reason)
+                    if isinstance(exc, AgentError) and reason != self._agent_error:
+                        self._agent_error = reason
+                        sink.event("agent_error", "warning", f"MTConnect {reason}")
                     sink.link_down(reason)
                     if backoff.wait(stop):
                         return
@@ -157,8 +161,9 @@ class MtconnectDriver:
         return self.config.mode == "stream"
 
     def _reason(self, exc: BaseException, guard: Guard) -> str:
-        if guard.fired is not None and guard.fired != "stopping":
-            return guard.fired
+        fired, guard.fired = guard.fired, None
+        if fired is not None and fired != "stopping":
+            return fired
         if isinstance(exc, AgentError):
             return f"agent error {exc}"
         if isinstance(exc, httpx.HTTPError) and not str(exc):
@@ -186,6 +191,7 @@ class MtconnectDriver:
             self._setup(model, sink)
             self._current(client, guard, sink)
         sink.link_up(f"{self.config.mode}, from sequence {self._next}")
+        self._agent_error = ""
         backoff.reset()
         if self._streaming:
             self._stream(client, guard, sink, stop)
@@ -261,8 +267,10 @@ class MtconnectDriver:
         readings, events = self._decoder.decode(obs, initial=initial)
         if readings:
             sink.put(readings)
+        skew_ms = self.config.max_clock_skew_s * 1000
         for ev in events:
-            sink.event(ev.code, ev.severity, ev.message, t_ms=ev.t_ms)
+            t = ev.t_ms if abs(ev.t_ms - now_ms()) <= skew_ms else None  # a wrong device clock
+            sink.event(ev.code, ev.severity, ev.message, t_ms=t)
 
     # ----------------------------------------------------------------- continuity
 
