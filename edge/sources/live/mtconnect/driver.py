@@ -111,6 +111,7 @@ class MtconnectDriver:
         self._next: int | None = None
         self._decoder: Decoder | None = None
         self._agent_error = ""  # last agent_error event of this outage
+        self._backoff: Backoff | None = None
         self.gaps = 0
         """``sequence_gap`` events reported."""
         self.lost = 0
@@ -140,6 +141,9 @@ class MtconnectDriver:
                 try:
                     self._session(client, guard, sink, stop, backoff)
                 except _Restarted:
+                    # resync at once, but never spin on an agent that keeps changing instanceId
+                    if stop.wait(min(link.reconnect_min_s, 1.0)):
+                        return
                     continue
                 except _LINK_ERRORS as exc:
                     if stop.is_set():
@@ -192,7 +196,7 @@ class MtconnectDriver:
             self._current(client, guard, sink)
         sink.link_up(f"{self.config.mode}, from sequence {self._next}")
         self._agent_error = ""
-        backoff.reset()
+        self._backoff = backoff  # reset by the first sample answer accepted
         if self._streaming:
             self._stream(client, guard, sink, stop)
         else:
@@ -283,6 +287,9 @@ class MtconnectDriver:
             self._gap(frm, h.first_sequence, h.buffer_size, sink)
         self._deliver([o for o in doc.observations if o.sequence >= frm], sink)
         self._next = max(frm, h.next_sequence)
+        if self._backoff is not None:  # a working link: the next outage starts short again
+            self._backoff.reset()
+            self._backoff = None
 
     def _gap(self, frm: int, first: int, buffer_size: int, sink: LiveSink) -> None:
         lost = first - frm
