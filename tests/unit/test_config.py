@@ -23,10 +23,20 @@ from edge.config import (
 from edge.inference import AnomalyModel
 from edge.pipeline import MachinePipeline
 from edge.sources.datasets import DATA_DIR_ENV, require_data_dir
+from edge.sources.live import LIVE_SOURCE_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "firmware-config"
-EXAMPLES = sorted(CONFIG_DIR.glob("*.yaml"))
+
+
+def _live(path: Path) -> bool:
+    """An example reading live machines (no model; checked by ``test_live_examples_load``)."""
+    machines = yaml.safe_load(path.read_text(encoding="utf-8")).get("machines", [])
+    return any(m.get("source", {}).get("type") in LIVE_SOURCE_TYPES for m in machines)
+
+
+LIVE_EXAMPLES = sorted(p for p in CONFIG_DIR.glob("*.yaml") if _live(p))
+EXAMPLES = sorted(p for p in CONFIG_DIR.glob("*.yaml") if not _live(p))
 REPLAY_EXAMPLES = [p for p in EXAMPLES if p.name != "sim-cell.yaml"]
 CELL_MODEL = REPO / "models" / "artifacts" / "cell-t2"
 
@@ -110,6 +120,12 @@ def test_examples_fit_their_models(path: Path, tmp_path: Path) -> None:
         assert m.model is not None
         model = AnomalyModel.load(model_dir=m.model.dir, expected_sha256=m.model.sha256)
         MachinePipeline(machine=m, gateway=cfg, model=model)
+
+
+@pytest.mark.parametrize("path", LIVE_EXAMPLES, ids=lambda p: p.stem)
+def test_live_examples_load(path: Path) -> None:
+    cfg = load_config(path)
+    assert any(m.source.type in LIVE_SOURCE_TYPES for m in cfg.machines)
 
 
 def test_schema_json_is_up_to_date() -> None:
