@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asyncua import ua
+from asyncua import ua as _ua
 from asyncua.common.utils import ServiceError
+from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
 from asyncua.server.user_managers import UserManager
-from asyncua.crypto.permission_rules import User, UserRole
 from cryptography import x509
 
-TRUST_DIR_NAME = "trusted"
+ua: Any = _ua  # the generated ua types are loosely typed for a test server
 
 
 class _Users(UserManager):

@@ -184,6 +184,36 @@ def _read_file(path: Path, key: str) -> bytes:
     return data
 
 
+def _cert_der(data: bytes, path: Path) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER)
+        return x509.load_der_x509_certificate(data).public_bytes(Encoding.DER)
+    except ValueError as exc:
+        raise LiveSourceError(f"opcua: {path} is not an X.509 certificate ({exc})") from None
+
+
+def _key_der(data: bytes, path: Path, password: str | None) -> bytes:
+    """The private key as unencrypted PKCS#8 DER (kept in memory only)."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    pw = password.encode() if password is not None else None
+    try:
+        if data.lstrip().startswith(b"-----BEGIN"):
+            key = ser.load_pem_private_key(data, password=pw)
+        else:
+            key = ser.load_der_private_key(data, password=pw)
+    except (ValueError, TypeError) as exc:
+        raise LiveSourceError(
+            f"opcua security.private_key: cannot load {path} (wrong "
+            f"private_key_password, or not a PEM/DER private key): {exc}"
+        ) from None
+    return key.private_bytes(ser.Encoding.DER, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+
+
 def make_driver(config: OpcuaSourceConfig) -> OpcuaDriver:
     """The driver for ``config``; reads the secrets and the key/certificate files now.
 
@@ -201,17 +231,21 @@ def make_driver(config: OpcuaSourceConfig) -> OpcuaDriver:
         except SecretError as exc:
             raise LiveSourceError(f"opcua {key}: {exc}") from None
 
+    cert = key = server_cert = None
+    if sec.certificate is not None and sec.private_key is not None:
+        cert = _cert_der(_read_file(sec.certificate, "security.certificate"), sec.certificate)
+        key = _key_der(
+            _read_file(sec.private_key, "security.private_key"),
+            sec.private_key,
+            secret("security.private_key_password", sec.private_key_password),
+        )
+    if sec.server_certificate is not None:
+        raw = _read_file(sec.server_certificate, "security.server_certificate")
+        server_cert = _cert_der(raw, sec.server_certificate)
     creds = Credentials(
-        certificate=None
-        if sec.certificate is None
-        else _read_file(sec.certificate, "security.certificate"),
-        private_key=None
-        if sec.private_key is None
-        else _read_file(sec.private_key, "security.private_key"),
-        private_key_password=secret("security.private_key_password", sec.private_key_password),
-        server_certificate=None
-        if sec.server_certificate is None
-        else _read_file(sec.server_certificate, "security.server_certificate"),
+        certificate=cert,
+        private_key=key,
+        server_certificate=server_cert,
         password=secret("password", config.password),
     )
     return OpcuaDriver(config, creds)

@@ -85,11 +85,11 @@ class SessionRefused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Credentials:
-    """Secrets and key material read once by ``make_driver`` (never logged)."""
+    """Key material (DER; the key unencrypted, in memory only) and the user's password,
+    read once by ``make_driver`` (never logged)."""
 
     certificate: bytes | None = None
     private_key: bytes | None = None
-    private_key_password: str | None = None
     server_certificate: bytes | None = None
     password: str | None = None
 
@@ -223,7 +223,6 @@ class OpcuaSession:
                     security_policies.SecurityPolicyBasic256Sha256,
                     certificate=self.creds.certificate,
                     private_key=self.creds.private_key,
-                    private_key_password=self.creds.private_key_password,
                     server_certificate=self.creds.server_certificate,
                     mode=mode,
                 ),
