@@ -4,6 +4,7 @@ publishing to a real Mosquitto; a witness sees the server's values and quality r
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from tests.e2e import Witness, start_agent, wait_for, write_gateway_config
 from tests.live.opcua_fixtures import NS, opcua_server
@@ -52,7 +53,7 @@ def test_agent_publishes_opcua_values(tmp_path: Path, mosquitto: Mosquitto) -> N
         agent = start_agent(cfg, tmp_path / "agent.log")
         try:
 
-            def kinds(kind: str) -> list[dict]:
+            def kinds(kind: str) -> list[dict[str, Any]]:
                 return [p for t, p in witness.machine_messages() if t.kind.value == kind]
 
             def temps() -> list[float]:
@@ -64,7 +65,9 @@ def test_agent_publishes_opcua_values(tmp_path: Path, mosquitto: Mosquitto) -> N
                 ]
 
             wait_for(
-                lambda: len(temps()) >= 5 and kinds("quality"), 40, "telemetry and quality rows"
+                lambda: len(temps()) >= 5 and bool(kinds("quality")),
+                40,
+                "telemetry and quality rows",
             )
             assert agent.alive(), agent.tail()
             assert all(20.0 <= v < 200 for v in temps())  # the server's 200.. scaled by 0.1

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 KEEPALIVE_S: Final = 2.0
 #: Session timeout requested, ms: a gateway that vanished frees the server within this.
 SESSION_TIMEOUT_MS: Final = 60_000
+#: Largest response message / chunks per message the client accepts (bounds a hostile
+#: server's answers; 10,000 DataValues take well under 1 MiB).
+MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
+MAX_CHUNKS: Final = 1024
 #: Nodes per Read / TranslateBrowsePaths / CreateMonitoredItems request.
 CHUNK: Final = 1000
 #: ``Boolean`` fields of the generated structs (typed as a marker class by asyncua).
@@ -143,6 +147,8 @@ class OpcuaSession:
             config.endpoint, timeout=self.timeout_s, watchdog_intervall=self.timeout_s
         )
         self.client.session_timeout = SESSION_TIMEOUT_MS
+        self.client.max_messagesize = MAX_MESSAGE_BYTES
+        self.client.max_chunkcount = MAX_CHUNKS
         self.client.name = self.client.description = "Renkei gateway"
         self.client.product_uri = "urn:renkei:gateway"
         self.lost: str | None = None
