@@ -208,3 +208,64 @@ def test_stop_while_server_unreachable(tmp_path: Path) -> None:
     run = Running(_config(srv))
     wait_for(lambda: "source_down" in run.codes(), 10, "source_down")
     assert run.close() < 1.5
+
+
+class _HostileServer:
+    """A TCP listener that either never answers or answers every request with garbage."""
+
+    def __init__(self, garbage: bool) -> None:
+        import socket
+        import threading
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.garbage = garbage
+        self.done = threading.Event()
+        self.conns = 0
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        import os
+
+        held = []
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.conns += 1
+            held.append(conn)
+            if self.garbage:
+                try:
+                    conn.recv(4096)
+                    conn.sendall(b"ACKF" + (0xFFFFFFF0).to_bytes(4, "little") + os.urandom(4096))
+                except OSError:
+                    pass
+        for c in held:
+            c.close()
+        self.sock.close()
+
+
+@pytest.mark.parametrize("garbage", [False, True], ids=["silent", "garbage"])
+def test_hostile_server_is_an_outage(garbage: bool) -> None:
+    srv = _HostileServer(garbage)
+    try:
+        run = Running(
+            {
+                "endpoint": f"opc.tcp://127.0.0.1:{srv.port}/x",
+                "link": {"reconnect_min_s": 0.2, "reconnect_max_s": 0.5, "timeout_s": 1.0},
+                "signals": SIGNALS[:1],
+            }
+        )
+        wait_for(lambda: "source_down" in run.codes(), 10, "source_down")
+        wait_for(lambda: srv.conns >= 2, 10, "a second connect attempt (backoff, retried)")
+        assert run.thread.is_alive() and run.error is None
+        assert not run.of("temp_C")
+        time.sleep(0.3)  # likely inside a connect that waits for its timeout
+        assert run.close() < 1.5
+    finally:
+        srv.done.set()

@@ -20,11 +20,12 @@ reason once per connection; the others keep working. A refused certificate or us
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from edge.sources.live.backoff import Backoff
 from edge.sources.live.base import LiveSink
@@ -86,7 +87,7 @@ class OpcuaDriver:
         backoff = Backoff(min_s=link.reconnect_min_s, max_s=link.reconnect_max_s)
         while not stop.is_set():
             try:
-                await self._connection(sink, stop, backoff)
+                await _until_stopped(self._connection(sink, stop, backoff), stop)
             except SessionLost as exc:
                 sink.link_down(f"{self.config.endpoint}: {exc}")
                 log.info("%s: %s; reconnecting", self.describe, exc)
@@ -161,6 +162,24 @@ def _report_problems(sink: LiveSink, problems: dict[str, str]) -> None:
         by_reason.setdefault(reason, []).append(name)
     for reason, names in by_reason.items():
         sink.put_bad(names, reason)
+
+
+async def _until_stopped(coro: Coroutine[Any, Any, None], stop: threading.Event) -> None:
+    """Run ``coro``; cancel it (its ``finally`` closes the session) once ``stop`` is set,
+    so a connect or request waiting for its timeout does not delay the stop."""
+    task = asyncio.ensure_future(coro)
+    try:
+        while not task.done():
+            await asyncio.wait({task}, timeout=TICK_S)
+            if stop.is_set() and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return
+        task.result()
+    finally:
+        if not task.done():
+            task.cancel()
 
 
 async def _sleep_unless(stop: threading.Event, seconds: float) -> None:

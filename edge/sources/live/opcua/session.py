@@ -50,6 +50,8 @@ SESSION_TIMEOUT_MS: Final = 60_000
 #: server's answers; 10,000 DataValues take well under 1 MiB).
 MAX_MESSAGE_BYTES: Final = 64 * 1024 * 1024
 MAX_CHUNKS: Final = 1024
+#: Longest wait for a clean CloseSession before the socket is dropped, s.
+CLOSE_S: Final = 0.8
 #: Nodes per Read / TranslateBrowsePaths / CreateMonitoredItems request.
 CHUNK: Final = 1000
 #: ``Boolean`` fields of the generated structs (typed as a marker class by asyncua).
@@ -461,7 +463,7 @@ class OpcuaSession:
         """Close the session and the connection (bounded: at most ~timeout, never raises)."""
         self.subscription = None
         try:
-            await asyncio.wait_for(self.client.disconnect(), min(2.0, self.timeout_s))
+            await asyncio.wait_for(self.client.disconnect(), min(CLOSE_S, self.timeout_s))
         except BaseException as exc:  # a dead server: drop the socket below
             if isinstance(exc, asyncio.CancelledError):
                 self._drop()
