@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Iterator
@@ -269,3 +270,30 @@ def test_hostile_server_is_an_outage(garbage: bool) -> None:
         assert run.close() < 1.5
     finally:
         srv.done.set()
+
+
+def test_monitored_item_settings(server: OpcuaServer) -> None:
+    signals = [
+        {
+            "name": "temp_C",
+            "node_id": f"nsu={NS};s=Temp",
+            "sampling_interval_ms": 50,
+            "queue_size": 10,
+            "deadband": {"type": "absolute", "value": 2.5},
+        },
+        {"name": "count", "node_id": "ns=2;s=Count", "queue_size": 5},
+    ]
+    run = Running(_config(server, signals=signals, publishing_interval_ms=500))
+    try:
+        wait_for(lambda: len(_good_values(run, "count")) >= 12, 10, "queued readings")
+        temps = _good_values(run, "temp_C")
+        # Temp changes by 1 per tick: a 2.5 deadband lets through at most every third
+        # change (asyncua's server compares with the previous sample, so only the first)
+        assert 1 <= len(temps) <= len(_good_values(run, "count")) // 2
+        assert all(b - a >= 3 for a, b in itertools.pairwise(temps)), temps
+        counts = _good_values(run, "count")
+        assert counts == sorted(counts) and len(set(counts)) == len(counts)
+        # 5 values per 500 ms publish: consecutive, none lost between publishes
+        assert counts[-1] - counts[1] == len(counts) - 2
+    finally:
+        run.close()
