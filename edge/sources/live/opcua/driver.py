@@ -93,6 +93,8 @@ class OpcuaDriver:
                 log.info("%s: %s; reconnecting", self.describe, exc)
             except SessionRefused as exc:
                 raise LiveSourceError(str(exc)) from None
+            except LiveSourceError:
+                raise  # e.g. the preset finds no machine object: the config contradicts it
             except Exception as exc:  # a broken server's odd answer: an outage, retried
                 log.warning("%s: session failed", self.describe, exc_info=True)
                 sink.link_down(f"{self.config.endpoint}: {type(exc).__name__}: {exc}"[:400])
