@@ -77,6 +77,9 @@ def test_values_units_and_quality(server: OpcuaServer, mode: str) -> None:
         labels = run.of("label")
         assert len(labels) == 1 and labels[0].reason == "not numeric (str)"  # once
         assert run.codes().count("source_up") == 1
+        for name in ("temp_C", "count", "run"):  # no sample twice (polls of unchanged ones)
+            times = [r.t_ms for r in run.of(name)]
+            assert times == sorted(set(times)), name
     finally:
         assert run.close() < 1.5
 

@@ -50,3 +50,13 @@ def test_bad_and_non_numeric_once() -> None:
     ok = m.make("s", 4, 0, "Good", T, T, 0)
     assert ok is not None and ok.value == 4.0
     assert m.make("s", "back", 0, "Good", T, T, 0) is not None  # a new episode
+
+
+def test_resent_samples_dropped() -> None:
+    m = ReadingMaker()
+    assert m.make("a", 1.0, 0, "Good", T, T, 0) is not None
+    assert m.make("a", 1.0, 0, "Good", T, T, 0) is None  # same sample polled again
+    assert m.make("a", 2.0, 0, "Good", T.replace(second=1), None, 0) is not None
+    assert m.make("a", 1.0, 0, "Good", T, T, 0) is None  # older than the last one
+    assert m.make("b", 1.0, 0, "Good", None, None, 7) is not None  # gateway time: kept
+    assert m.make("b", 1.0, 0, "Good", None, None, 7) is not None

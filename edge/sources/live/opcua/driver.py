@@ -37,6 +37,7 @@ from edge.sources.live.opcua.session import (
     SessionRefused,
     Target,
 )
+from edge.sources.live.opcua.values import ReadingMaker
 from edge.sources.live.signals import Secret, SecretError, ShotsConfig, SignalMap
 from edge.sources.live.source import LiveSourceError
 
@@ -71,6 +72,7 @@ class OpcuaDriver:
             self.signals = list(config.signals)
             self.shots = config.shots
             self._items = list(config.signals)
+        self._maker = ReadingMaker()
         self.sessions = 0
         """Sessions opened (tests and the soak bench read it)."""
 
@@ -104,7 +106,7 @@ class OpcuaDriver:
             await _sleep_unless(stop, delay)
 
     async def _connection(self, sink: LiveSink, stop: threading.Event, backoff: Backoff) -> None:
-        session = OpcuaSession(self.config, self.creds, sink.put)
+        session = OpcuaSession(self.config, self.creds, sink.put, self._maker)
         self.sessions += 1
         try:
             await session.connect()

@@ -133,6 +133,8 @@ class OpcuaSession:
         config: the source config.
         creds: key material and secrets.
         deliver: called (on the event loop) with the readings of each Publish response.
+        maker: the DataValue -> Reading mapper; the driver passes the same one to every
+            session so re-sent samples are recognised across reconnects.
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class OpcuaSession:
         config: OpcuaSourceConfig,
         creds: Credentials,
         deliver: Callable[[list[Reading]], None],
+        maker: ReadingMaker | None = None,
     ) -> None:
         self.config = config
         self.creds = creds
@@ -159,7 +162,7 @@ class OpcuaSession:
         self.subscription: Subscription | None = None
         self.keepalive_s = KEEPALIVE_S
         self.data_seen = asyncio.Event()
-        self.maker = ReadingMaker()
+        self.maker = maker if maker is not None else ReadingMaker()
 
     # ------------------------------------------------------------------ connect
 

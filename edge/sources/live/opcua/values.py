@@ -10,6 +10,10 @@
   cannot be a signal value: the first such value of an episode becomes a ``BAD`` reading
   with the reason ``not numeric (<type>)``; further non-numeric values are skipped until a
   numeric one arrives (so one misconfigured node does not flood the quality counters).
+- Re-sent samples are dropped: a device-time reading of a signal that is older than the
+  last one handed on, or equally old with the same value and quality, is the same sample
+  again (a poll of an unchanged value; the initial value a new subscription sends after a
+  reconnect), not a new one.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ class ReadingMaker:
 
     def __init__(self) -> None:
         self._non_numeric: set[str] = set()
+        self._last: dict[str, tuple[int, float, Quality]] = {}
 
     def reset(self) -> None:
         """Forget the non-numeric episodes (after a reconnect, report them again)."""
@@ -78,6 +83,31 @@ class ReadingMaker:
         now_ms: int,
     ) -> Reading | None:
         """The reading of one DataValue, or ``None`` if it is to be skipped."""
+        r = self._make(signal, value, status_code, status_name, source_ts, server_ts, now_ms)
+        if r is None or not r.device_time:
+            return r
+        last = self._last.get(signal)
+        if last is not None:
+            t, v, q = last
+            if r.t_ms < t or (
+                r.t_ms == t
+                and r.quality is q
+                and (v == r.value or (math.isnan(v) and math.isnan(r.value)))
+            ):
+                return None
+        self._last[signal] = (r.t_ms, r.value, r.quality)
+        return r
+
+    def _make(
+        self,
+        signal: str,
+        value: Any,
+        status_code: int,
+        status_name: str,
+        source_ts: datetime | None,
+        server_ts: datetime | None,
+        now_ms: int,
+    ) -> Reading | None:
         t = datetime_ms(source_ts)
         if t is None:
             t = datetime_ms(server_ts)
