@@ -64,6 +64,13 @@ def test_agent_reads_an_imm2mes_machine_and_survives_a_server_restart(
         tmp_path / "gateway.yaml",
         port=mosquitto.port,
         state_dir=tmp_path / "state",
+        # no ingest in this test: publish without waiting for its heartbeat, delete on PUBACK
+        mqtt={
+            "host": "127.0.0.1",
+            "port": mosquitto.port,
+            "wait_for_ingest": None,
+            "ack": "broker",
+        },
         machines=[
             {
                 "id": "imm-77",

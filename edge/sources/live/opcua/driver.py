@@ -114,6 +114,7 @@ class OpcuaDriver:
                 return
             problems = await self._resolve(session)
             units = await session.units()
+            units.update(session.preset_units)
             for name, unit in units.items():
                 sink.set_unit(name, unit)
             if self.config.mode == "subscribe":
@@ -145,9 +146,22 @@ class OpcuaDriver:
             return await session.resolve(self._items)
         from edge.sources.live.opcua import euromap77
 
-        node_ids = await euromap77.resolve_nodes(session.client, self.config.euromap77)
+        found = await euromap77.resolve(session.client, self.config.euromap77)
+        node_ids = found.nodes
+        events = found.cycle_events if self.config.mode == "subscribe" else None
+        if events is not None:
+            # the cycle event carries the counter and the cycle's values together: each
+            # cycle becomes one shot row with its own values (euromap77.Euromap77Nodes)
+            session.cycle_events = events
+            node_ids = found.monitored()
+        session.preset_units = dict(found.units)
         session.targets = [Target(s, node_ids[s.name]) for s in self._items if s.name in node_ids]
-        return {s.name: "not on this machine" for s in self._items if s.name not in node_ids}
+        carried = {n for n, _ in events.signals} if events is not None else set()
+        return {
+            s.name: found.missing.get(s.name, "not on this machine")
+            for s in self._items
+            if s.name not in node_ids and s.name not in carried
+        }
 
     def _detail(self, session: OpcuaSession, problems: dict[str, str]) -> str:
         n = len(session.targets)

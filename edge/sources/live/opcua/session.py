@@ -35,6 +35,7 @@ from edge.sources.live.opcua.config import (
     OpcuaSignal,
     OpcuaSourceConfig,
 )
+from edge.sources.live.opcua.euromap77 import CycleEvents
 from edge.sources.live.opcua.values import ReadingMaker
 
 __all__ = ["Credentials", "OpcuaSession", "SessionLost", "Target"]
@@ -54,6 +55,10 @@ MAX_CHUNKS: Final = 1024
 CLOSE_S: Final = 0.8
 #: Nodes per Read / TranslateBrowsePaths / CreateMonitoredItems request.
 CHUNK: Final = 1000
+#: Client handle of the cycle-event monitored item (data items use 0..n-1).
+EVENT_HANDLE: Final = 0xFFFF_FFF0
+#: Events the server may queue for us between two Publish responses.
+EVENT_QUEUE: Final = 1000
 #: ``Boolean`` fields of the generated structs (typed as a marker class by asyncua).
 _TRUE: Final = cast(ua.Boolean, True)
 _FALSE: Final = cast(ua.Boolean, False)
@@ -162,6 +167,10 @@ class OpcuaSession:
         self.subscription: Subscription | None = None
         self.keepalive_s = KEEPALIVE_S
         self.data_seen = asyncio.Event()
+        self.cycle_events: CycleEvents | None = None
+        """The ``euromap77`` preset's cycle-event plan: subscribed next to the data items."""
+        self.preset_units: dict[str, str] = {}
+        """The ``euromap77`` preset's units (converted to the units in the signal names)."""
         self.maker = maker if maker is not None else ReadingMaker()
 
     # ------------------------------------------------------------------ connect
@@ -361,6 +370,12 @@ class OpcuaSession:
                 if isinstance(r, ua.StatusCode):
                     name = self.targets[req.RequestedParameters.ClientHandle].signal.name
                     problems[name] = status_name(r)
+        ce = self.cycle_events
+        if ce is not None:
+            (r,) = await self._call(sub.create_monitored_items([_event_request(ce)]))
+            if isinstance(r, ua.StatusCode):
+                for name, _ in ce.signals:
+                    problems[name] = f"cycle event not monitored ({status_name(r)})"
         return problems
 
     def _item_request(self, handle: int, target: Target) -> ua.MonitoredItemCreateRequest:
@@ -414,6 +429,11 @@ class OpcuaSession:
                     r = self._reading(self.targets[h].signal.name, item.Value, now)
                     if r is not None:
                         readings.append(r)
+            elif isinstance(notif, ua.EventNotificationList):
+                ce = self.cycle_events
+                for ev in notif.Events:
+                    if ce is not None and ev.ClientHandle == EVENT_HANDLE:
+                        readings.extend(ce.readings(ev.EventFields))
             elif isinstance(notif, ua.StatusChangeNotification):
                 status = notif.Status
                 if status is not None and not status.is_good():
@@ -499,6 +519,25 @@ class _Subscription(Subscription):
     async def publish_callback(self, publish_result: ua.PublishResult) -> None:
         self.last_publish_at = time.monotonic()
         self._owner.on_publish(publish_result)
+
+
+def _event_request(ce: CycleEvents) -> ua.MonitoredItemCreateRequest:
+    """The monitored item of the machine's cycle events (OPC 10000-4 §5.12.1.5: attribute
+    EventNotifier of the event source, an EventFilter; client handle :data:`EVENT_HANDLE`)."""
+    rv = ua.ReadValueId()
+    rv.NodeId = ce.source
+    rv.AttributeId = AttributeIds.EventNotifier
+    mp = ua.MonitoringParameters()
+    mp.ClientHandle = EVENT_HANDLE
+    mp.SamplingInterval = 0
+    mp.QueueSize = EVENT_QUEUE
+    mp.DiscardOldest = True
+    mp.Filter = ce.event_filter
+    req = ua.MonitoredItemCreateRequest()
+    req.ItemToMonitor = rv
+    req.MonitoringMode = ua.MonitoringMode.Reporting
+    req.RequestedParameters = mp
+    return req
 
 
 def _plain(node: ua.NodeId) -> ua.NodeId:
