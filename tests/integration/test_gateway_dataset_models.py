@@ -21,6 +21,7 @@ from edge.inference import AnomalyModel
 from edge.pipeline import MachinePipeline, OutboxItem
 from edge.rollout.shadow import shadow_check
 from edge.sources.datasets import require_data_dir
+from edge.sources.live import LiveSource
 from models.artifact import make_session, run_outputs
 from models.manifest import read_manifest
 from models.profiles import cwru, nab_stream, skab_z
@@ -46,6 +47,7 @@ def _pipeline(machine: dict[str, Any], model: str) -> tuple[MachinePipeline, Gat
 
 def _run(pipe: MachinePipeline, *, limit_blocks: int | None = None) -> list[OutboxItem]:
     src = build_source(pipe.machine, start_ms=0)
+    assert not isinstance(src, LiveSource)
     pipe.start(publish_start_ms=1_750_000_000_000, streams=source_streams(src))
     for i, block in enumerate(src.blocks()):
         if limit_blocks is not None and i >= limit_blocks:
@@ -114,6 +116,7 @@ def test_a_history_model_switched_in_keeps_scoring_and_shadow_rows_are_its_input
     data = require_data_dir()
     pipe, _ = _pipeline(_skab_machine(data), "skab-pump-mahal")
     src = build_source(pipe.machine, start_ms=0)
+    assert not isinstance(src, LiveSource)
     pipe.start(publish_start_ms=1_750_000_000_000, streams=source_streams(src))
     blocks = iter(src.blocks())
     while len(pipe.recent_rows("window")) < 50:  # fewer rows than the 400-row baseline
