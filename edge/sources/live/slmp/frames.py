@@ -7,7 +7,7 @@ compatible 3E frame):
 
 Request::
 
-    50 00            subheader 0x5000
+    50 00            subheader "5000H" (bytes 0x50, 0x00)
     NN               network number (0x00 = own network)
     PP               PC number / station (0xFF = the connected station)
     IO IO            request destination module I/O number (0x03FF = own CPU)
@@ -22,7 +22,7 @@ Request::
 
 Response::
 
-    D0 00            subheader 0xD000
+    D0 00            subheader "D000H" (bytes 0xD0, 0x00)
     NN PP IO IO SS   the request's route, echoed
     LL LL            response data length: bytes from the end code to the end
     EE EE            end code (0x0000 = normal completion)
@@ -60,8 +60,10 @@ __all__ = [
     "split_body",
 ]
 
-REQUEST_SUBHEADER: Final = 0x5000
-RESPONSE_SUBHEADER: Final = 0xD000
+#: Subheaders as sent: the bytes 0x50 0x00 / 0xD0 0x00 (the manual's "5000H"/"D000H" are
+#: written in transmission order, not as little-endian words).
+REQUEST_SUBHEADER: Final = b"\x50\x00"
+RESPONSE_SUBHEADER: Final = b"\xd0\x00"
 CMD_BATCH_READ: Final = 0x0401
 SUB_WORD: Final = 0x0000
 SUB_BIT: Final = 0x0001
@@ -130,7 +132,7 @@ def encode_batch_read(
         SUB_BIT if bit_units else SUB_WORD,
     )
     body += head.to_bytes(3, "little") + struct.pack("<BH", device_code, points)
-    return struct.pack("<H", REQUEST_SUBHEADER) + route.pack() + struct.pack("<H", len(body)) + body
+    return REQUEST_SUBHEADER + route.pack() + struct.pack("<H", len(body)) + body
 
 
 def response_data_len(points: int, *, bit_units: bool) -> int:
@@ -153,9 +155,8 @@ def parse_response_header(header: bytes, route: Route, *, max_len: int) -> int:
     """
     if len(header) != HEADER_LEN:
         raise FrameError(f"response header is {len(header)} bytes, expected {HEADER_LEN}")
-    (subheader,) = struct.unpack_from("<H", header, 0)
-    if subheader != RESPONSE_SUBHEADER:
-        raise FrameError(f"response subheader 0x{subheader:04X}, expected 0xD000")
+    if header[:2] != RESPONSE_SUBHEADER:
+        raise FrameError(f"response subheader {header[:2].hex().upper()}, expected D000")
     if header[2:7] != route.pack():
         raise FrameError(f"response route {header[2:7].hex()} does not echo the request's")
     length = int.from_bytes(header[7:9], "little")
@@ -210,9 +211,7 @@ def decode_bits(data: bytes, points: int) -> list[int]:
 def encode_response(route: Route, end_code: int, data: bytes) -> bytes:
     """A 3E binary response (used by test servers and tests)."""
     body = struct.pack("<H", end_code) + data
-    return (
-        struct.pack("<H", RESPONSE_SUBHEADER) + route.pack() + struct.pack("<H", len(body)) + body
-    )
+    return RESPONSE_SUBHEADER + route.pack() + struct.pack("<H", len(body)) + body
 
 
 def encode_bits(values: list[int]) -> bytes:
@@ -233,9 +232,8 @@ def decode_request(frame: bytes) -> tuple[Route, int, int, int, int, int, int]:
     """
     if len(frame) < 21:
         raise FrameError(f"request of {len(frame)} bytes, a batch read is 21")
-    (subheader,) = struct.unpack_from("<H", frame, 0)
-    if subheader != REQUEST_SUBHEADER:
-        raise FrameError(f"request subheader 0x{subheader:04X}")
+    if frame[:2] != REQUEST_SUBHEADER:
+        raise FrameError(f"request subheader {frame[:2].hex().upper()}")
     network, pc, io, station, length = struct.unpack_from("<BBHBH", frame, 2)
     if length != len(frame) - HEADER_LEN:
         raise FrameError("request data length mismatch")
