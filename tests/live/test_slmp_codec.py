@@ -15,6 +15,7 @@ from edge.sources.live.slmp import frames
 from edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
 from edge.sources.live.slmp.devices import parse_device
 from edge.sources.live.slmp.driver import decode_block, plan
+from tests.e2e import REPO
 
 OWN = frames.Route()  # network 0, PC 0xFF, module I/O 0x03FF, station 0
 
@@ -275,3 +276,11 @@ def test_plan_respects_the_batch_limit() -> None:
     blocks = plan(cfg)
     assert [b.count for b in blocks] == [960, 960, 80]
     assert SlmpSignal(name="x", device="x1f", type="bool").device == "X1F"
+
+
+def test_example_gateway_config_loads() -> None:
+    cfg = load_config(REPO / "firmware-config" / "slmp-melsec-imm.yaml")
+    source = cfg.machines[0].source
+    assert isinstance(source, SlmpSourceConfig)
+    # D100..D120 (holes <= 16 bridged), D200:D201, D300, ZR1000, M100, X1F
+    assert [b.count for b in plan(source)] == [21, 2, 1, 1, 1, 1]
