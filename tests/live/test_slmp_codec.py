@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from edge.config import ConfigError, load_config
+from edge.sources.live import registers
 from edge.sources.live.blocks import ReadBlock
 from edge.sources.live.slmp import frames
 from edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
@@ -284,3 +285,22 @@ def test_example_gateway_config_loads() -> None:
     assert isinstance(source, SlmpSourceConfig)
     # D100..D120 (holes <= 16 bridged), D200:D201, D300, ZR1000, M100, X1F
     assert [b.count for b in plan(source)] == [21, 2, 1, 1, 1, 1]
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint16"])
+@pytest.mark.parametrize("byte_order", ["big", "little"])
+def test_one_word_fast_path_matches_the_shared_decoder(dtype: str, byte_order: str) -> None:
+    words = [0, 1, 0x7FFF, 0x8000, 0xFFFF, 0x1234, 0xFF00, 0x00FF]
+    sigs = [
+        {"name": f"s{i}", "device": f"D{i}", "type": dtype, "byte_order": byte_order}
+        for i in range(len(words))
+    ]
+    cfg = SlmpSourceConfig.model_validate(_source(signals=sigs))
+    (block,) = plan(cfg)
+    data = b"".join(w.to_bytes(2, "little") for w in words)
+    got = [r.value for r in decode_block(block, data, 0)]
+    want = [
+        registers.decode_words([w], dtype, byte_order=byte_order)  # type: ignore[arg-type]
+        for w in words
+    ]
+    assert got == want

@@ -9,7 +9,7 @@ Example::
       port: 5007
       poll_interval_ms: 500
       signals:
-        - {name: shot_count, device: D200, type: uint32}
+        - {name: shot_counter, device: D200, type: uint32}
         - {name: barrel_temp_C, device: D100, type: int16, scale: 0.1, unit: degC}
         - {name: running, device: M0, type: bool}
         - {name: alarm, device: D300.4, type: bool}

@@ -27,6 +27,7 @@ Readings carry the gateway's time (SLMP has no timestamps): one timestamp per po
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import threading
@@ -102,9 +103,13 @@ def decode_block(block: Block, data: bytes, t_ms: int) -> list[Reading]:
         raise frames.FrameError(f"{len(words)} words for {block.count} points")
     for it in block.items:
         sig, off = it.ref, block.offset(it)
-        bit = sig.address.bit_index
-        if bit is not None:
-            value = float((words[off] >> bit) & 1)
+        if sig.type == "bool":  # a bit of a word device (config validation guarantees it)
+            value = float((words[off] >> _bit_index(sig)) & 1)
+        elif it.width == 1:  # int16/uint16 fast path (same result as registers.decode_words)
+            w = words[off]
+            if sig.byte_order == "little":
+                w = ((w & 0xFF) << 8) | (w >> 8)
+            value = float(w - 0x10000 if sig.type == "int16" and w & 0x8000 else w)
         else:
             value = registers.decode_words(
                 words[off : off + it.width],
@@ -117,6 +122,12 @@ def decode_block(block: Block, data: bytes, t_ms: int) -> list[Reading]:
         else:
             out.append(Reading(sig.name, t_ms, math.nan, Quality.BAD, False, "non-finite float"))
     return out
+
+
+@functools.lru_cache(maxsize=65_536)
+def _bit_index(sig: SlmpSignal) -> int:
+    bit = sig.address.bit_index
+    return 0 if bit is None else bit
 
 
 class _LinkLost(Exception):
