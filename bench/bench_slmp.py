@@ -9,7 +9,12 @@ against the naive one-request-per-signal count, the CPU of this process (driver 
 row assembly; the server's CPU is not counted) as a share of one core, overruns, and the
 p50/p99 of the interval between successive polls' timestamps (jitter).
 
-Run: ``python -m bench.bench_slmp [--signals 1000] [--interval-ms 100] [--seconds 20]``.
+``--soak N`` instead makes the server close every connection after one response (``drop`` mode) so
+the driver reconnects N times, and reports the RSS of this process against reconnects
+(slope by least squares, KiB per 1000 reconnects: flat means no growth per reconnect).
+
+Run: ``python -m bench.bench_slmp [--signals 1000] [--interval-ms 100] [--seconds 20]``
+or ``python -m bench.bench_slmp --soak 10000``.
 """
 
 from __future__ import annotations
@@ -42,12 +47,59 @@ def _signals(n: int) -> list[dict[str, Any]]:
     return out
 
 
+def soak(reconnects: int) -> None:
+    """Reconnect ``reconnects`` times; print the RSS slope."""
+    import psutil
+
+    proc = psutil.Process()
+    with tempfile.TemporaryDirectory() as tmp:
+        server = SlmpServer(Path(tmp) / "slmp.log", preset={"D0": [1, 2, 3]})
+        server.start()
+        try:
+            cfg = SlmpSourceConfig.model_validate(
+                {
+                    "type": "slmp",
+                    "host": "127.0.0.1",
+                    "port": server.port,
+                    "poll_interval_ms": 10,
+                    "monitoring_timer_s": 0.25,
+                    "link": {"reconnect_min_s": 0.0005, "reconnect_max_s": 0.001},
+                    "signals": _signals(40),
+                }
+            )
+            src = build_live_source(cfg)
+            src.start()
+            server.control(op="mode", mode="drop")
+            points: list[tuple[int, int]] = []
+            t0 = time.monotonic()
+            while src.sink.outages < reconnects:
+                time.sleep(0.2)
+                src.poll()
+                points.append((src.sink.outages, proc.memory_info().rss))
+            wall = time.monotonic() - t0
+            src.stop()
+        finally:
+            server.stop()
+    xs = np.array([p[0] for p in points if p[0] > reconnects // 10], dtype=np.float64)
+    ys = np.array([p[1] for p in points if p[0] > reconnects // 10], dtype=np.float64)
+    slope = float(np.polyfit(xs, ys, 1)[0]) if len(xs) > 2 else float("nan")
+    print(f"reconnects: {src.sink.outages} in {wall:.0f} s")
+    print(
+        f"RSS {ys[0] / 2**20:.1f} -> {ys[-1] / 2**20:.1f} MiB, slope "
+        f"{slope * 1000 / 1024:.1f} KiB per 1000 reconnects (after a 10 % warm-up)"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--signals", type=int, default=1000)
     ap.add_argument("--interval-ms", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--soak", type=int, default=0, help="reconnects (RSS soak instead)")
     args = ap.parse_args()
+    if args.soak:
+        soak(args.soak)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         server = SlmpServer(Path(tmp) / "slmp.log", preset={"D0": list(range(4000))})
         server.start()

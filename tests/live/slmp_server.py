@@ -13,7 +13,8 @@ The *control port* takes one JSON object per line and answers one JSON line:
 - ``{"op": "mode", "mode": M}``: ``normal``; ``garbage`` (junk bytes instead of a frame);
   ``wrong_subheader``; ``huge`` (a header announcing 65535 bytes, then a trickle);
   ``wrong_length`` (normal header, one data byte short); ``short`` (half a response, then
-  the connection is closed); ``silent`` (requests read, never answered);
+  the connection is closed); ``silent`` (requests read, never answered); ``drop`` (each
+  connection closed after one normal response: a reconnect soak);
 - ``{"op": "error", "device": "D", "start": 1000, "end": 1099, "code": 49238}``: requests
   touching that range get that end code (``"code": 0`` clears the rule);
 - ``{"op": "stats"}``: ``{"requests": n, "connections": n, "open": n}``.
@@ -121,6 +122,8 @@ async def _serve_plc(
                 break
             writer.write(response)
             await writer.drain()
+            if mode == "drop":
+                break
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:

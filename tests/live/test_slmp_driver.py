@@ -249,3 +249,15 @@ def test_single_connection_plc(tmp_path: Path) -> None:
     finally:
         src.stop(timeout_s=2)
         server.stop()
+
+
+def test_repeated_drops_reconnect_every_time(source_of: Any, plc: SlmpServer) -> None:
+    # each connection is closed after one answer: every one is an outage and a reconnect
+    c = source_of()
+    c.until(lambda: len(c.rows) >= 1, "first row")
+    plc.control(op="mode", mode="drop")
+    c.until(lambda: c.source.sink.outages >= 5, "5 outages")
+    plc.control(op="mode", mode="normal")
+    n = len(c.rows)
+    c.until(lambda: len(c.rows) > n + 3 and not c.source.sink.down, "steady again")
+    assert c.source.running and c.source.driver_failures == 0

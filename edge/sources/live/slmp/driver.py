@@ -160,6 +160,8 @@ class SlmpDriver:
         self.requests = 0
         self.overruns = 0
         self._timeouts = 0
+        self._up = False
+        self._backoff = Backoff(min_s=1, max_s=1)  # replaced per run
 
     def run(self, sink: LiveSink, stop: threading.Event) -> None:
         """Poll until ``stop`` is set, reconnecting with backoff (never raises for a
@@ -176,7 +178,8 @@ class SlmpDriver:
                 return
             except (OSError, _LinkLost) as exc:
                 reason = str(exc) or type(exc).__name__
-                log.warning("%s: %s", self.describe, reason)
+                level = logging.DEBUG if sink.down else logging.WARNING  # once per outage
+                log.log(level, "%s: %s", self.describe, reason)
                 sink.link_down(reason)
             finally:
                 if link is not None:
@@ -189,14 +192,11 @@ class SlmpDriver:
     ) -> None:
         interval = self.config.poll_interval_ms / 1000.0
         next_t = time.monotonic()
-        up = False
         late_streak = False
+        self._up = False
+        self._backoff = backoff
         while not stop.is_set():
-            answered = self._poll(link, sink)
-            if answered and not up:
-                up = True
-                backoff.reset()
-                sink.link_up(self.describe)
+            self._poll(link, sink)
             next_t += interval
             now = time.monotonic()
             if now > next_t:
@@ -215,8 +215,8 @@ class SlmpDriver:
                 late_streak = False
             stop.wait(max(0.0, next_t - time.monotonic()))
 
-    def _poll(self, link: Link, sink: LiveSink) -> bool:
-        """Read every block once; True if the PLC answered (any end code).
+    def _poll(self, link: Link, sink: LiveSink) -> None:
+        """Read every block once (the first valid answer on a connection is ``link_up``).
 
         Raises:
             _LinkLost, OSError: the connection must be made anew.
@@ -225,7 +225,6 @@ class SlmpDriver:
         self.polls += 1
         t_ms = now_ms()
         readings: list[Reading] = []
-        answered = False
         try:
             for i, (block, frame) in enumerate(zip(self.blocks, self._frames, strict=True)):
                 max_len = frames.max_response_len(block.count, bit_units=block.area.bit_units)
@@ -235,7 +234,10 @@ class SlmpDriver:
                     end_code, data = frames.split_body(
                         body, block.count, bit_units=block.area.bit_units
                     )
-                    answered = True
+                    if not self._up:  # the PLC answers: the link is up
+                        self._up = True
+                        self._backoff.reset()
+                        sink.link_up(self.describe)
                     if end_code:
                         name = END_CODES.get(end_code)
                         reason = f"end code 0x{end_code:04X}" + (f" ({name})" if name else "")
@@ -249,7 +251,7 @@ class SlmpDriver:
                         raise _LinkLost(
                             f"no response to {self._timeouts} consecutive polls"
                         ) from None
-                    return answered
+                    return
                 except frames.FrameError as exc:
                     sink.put_bad(_names([block]), f"bad response: {exc}", t_ms=t_ms)
                     raise _LinkLost(f"bad response from the PLC: {exc}") from None
@@ -257,7 +259,6 @@ class SlmpDriver:
             if readings:
                 sink.put(readings)
         self._timeouts = 0
-        return answered
 
 
 def _names(blocks: Sequence[Block]) -> list[str]:
