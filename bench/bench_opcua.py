@@ -4,8 +4,8 @@ Scenarios (``--scenario``):
 
 - ``items`` (default): 5,000 monitored items, sampling interval 100 ms, publishing interval
   100 ms. The load server (:mod:`bench.opcua_load_server`, asyncua in a subprocess) changes a
-  rotating tenth of its variables every 100 ms, so every item changes once a second:
-  5,000 data changes/s. The gateway groups readings into 100 ms rows
+  rotating share of its variables every 100 ms so that every item changes once per
+  ``--change-s`` seconds (default 1: 5,000 data changes/s; 10: 500/s). The gateway groups readings into 100 ms rows
   (``row_merge_ms: 100``).
 - ``reference``: the reference gateway load of :mod:`bench.bench_gateway` with its 32 slow
   channels at 10 Hz read from the OPC UA server instead of the simulator (every variable
@@ -52,9 +52,9 @@ DATABASE = "bench_opcua"
 SAMPLED = 8  # signals whose InfluxDB latency is sampled
 
 
-def _scenario(name: str) -> dict[str, Any]:
+def _scenario(name: str, change_s: float) -> dict[str, Any]:
     if name == "items":
-        return {"vars": 5000, "period_ms": 100.0, "fraction": 0.1, "window_s": 10}
+        return {"vars": 5000, "period_ms": 100.0, "fraction": 0.1 / change_s, "window_s": 10}
     return {"vars": 32, "period_ms": 100.0, "fraction": 1.0, "window_s": 1}
 
 
@@ -134,8 +134,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", choices=("items", "reference"), default="items")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured wall time")
+    parser.add_argument(
+        "--change-s",
+        type=float,
+        default=1.0,
+        help="items: seconds between two changes of one item (1: 5,000 changes/s)",
+    )
     args = parser.parse_args(argv if argv is not None else [])
-    sc = _scenario(args.scenario)
+    sc = _scenario(args.scenario, args.change_s)
     with tempfile.TemporaryDirectory(prefix="renkei-bench-opcua-") as tmp_s:
         tmp = Path(tmp_s)
         broker = Mosquitto(workdir=tmp / "mq")
@@ -234,7 +240,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "influx_latency_p99_ms": _pct(probe.latencies_ms, 99),
         "influx_samples": float(len(probe.latencies_ms)),
     }
-    print(f"scenario {args.scenario}: {sc['vars']} items, {args.seconds:.0f} s measured")
+    print(
+        f"scenario {args.scenario}: {sc['vars']} items, each changing every "
+        f"{sc['period_ms'] / sc['fraction'] / 1000:g} s, {args.seconds:.0f} s measured"
+    )
     print("| metric | value |")
     print("|---|---|")
     for k, v in result.items():

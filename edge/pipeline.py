@@ -60,7 +60,7 @@ from edge.model_inputs import InputPlan, InputPlanError, ModelInputs, ModelRow, 
 from edge.model_inputs import plan_inputs as plan_model_inputs
 from edge.packing import RowBuffer
 from edge.rul import MoldTracker, RulRunner, plan_inputs, rul_fields
-from edge.sources.base import SampleBlock
+from edge.sources.base import SampleBlock, field_matrix
 from renkei.wire import SCHEMA_VERSION, MachineKind, machine_topic
 
 __all__ = ["RECENT_ROWS", "MachinePipeline", "OutboxItem", "RulSink"]
@@ -343,11 +343,7 @@ class MachinePipeline:
             self._process_shots(block)
             return
         if block.stream == "slow" and self.machine.publish_telemetry:
-            buf = self._buffers[MachineKind.TELEMETRY]
-            names = list(block.fields)
-            cols = [block.fields[n] for n in names]
-            for i, t in enumerate(block.t_ms.tolist()):
-                buf.add(self._pub_ms(t), {n: float(c[i]) for n, c in zip(names, cols)})
+            self._telemetry(block)
         windower = self._windowers.get(block.stream)
         if windower is None:
             windower = self._windowers[block.stream] = (
@@ -357,6 +353,26 @@ class MachinePipeline:
             )
         for row in windower.push(block):
             self._add_window(block.stream, row.t_ms, row.values, row.label)
+
+    def _telemetry(self, block: SampleBlock) -> None:
+        """Buffer a slow block's rows as telemetry: only each row's finite values (a live
+        source's rows are sparse: most of its signals have no reading at a given ms, and a
+        missing field is ``null`` on the wire either way)."""
+        buf = self._buffers[MachineKind.TELEMETRY]
+        names = list(block.fields)
+        if not names:
+            return
+        mat = field_matrix(block)
+        finite = np.isfinite(mat)
+        dense = bool(finite.all())
+        for i, t in enumerate(block.t_ms.tolist()):
+            if dense:
+                buf.add(self._pub_ms(t), dict(zip(names, mat[:, i].tolist())))
+                continue
+            idx = np.flatnonzero(finite[:, i])
+            buf.add(
+                self._pub_ms(t), {names[j]: v for j, v in zip(idx.tolist(), mat[idx, i].tolist())}
+            )
 
     def finish(self) -> None:
         """The source is exhausted: flush partial windows."""

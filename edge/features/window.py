@@ -24,7 +24,7 @@ import numpy.typing as npt
 from edge.features.rows import FeatureRow
 from edge.features.slow import slow_feature_names, slow_features_matrix
 from edge.features.vibration import VibrationConfig, vibration_features
-from edge.sources.base import SampleBlock, Stream
+from edge.sources.base import SampleBlock, Stream, field_matrix
 
 __all__ = ["WindowData", "Windower", "slow_windower", "vibration_windower"]
 
@@ -96,6 +96,7 @@ class Windower:
             )
         self._features = features
         self._fields: tuple[str, ...] | None = tuple(fields) if fields is not None else None
+        self._field_set: frozenset[str] = frozenset(self._fields or ())
         self._fs: float | None = None
         self._k: int | None = None  # index of the open window
         self._parts: list[FloatArray] = []
@@ -118,7 +119,9 @@ class Windower:
             raise ValueError(f"this windower takes {self._stream!r} blocks, got {block.stream!r}")
         if self._fields is None:
             self._fields = tuple(block.fields)
-        unknown = [f for f in block.fields if f not in self._fields]
+            self._field_set = frozenset(self._fields)
+        # a set: a membership scan of the tuple is O(fields²) (5,000 OPC UA items: 25 M)
+        unknown = [f for f in block.fields if f not in self._field_set]
         if unknown:
             raise ValueError(
                 f"block has fields {unknown} not in the windower's fields {list(self._fields)}"
@@ -126,9 +129,7 @@ class Windower:
         n = block.n_samples
         if n == 0:
             return []
-        values = np.vstack(
-            [block.fields[f] if f in block.fields else np.full(n, np.nan) for f in self._fields]
-        )
+        values = field_matrix(block, self._fields)
         if self._stream == "vibration":
             return self._push_waveform(block, values)
         return self._push_rows(block, values)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
@@ -34,6 +34,7 @@ __all__ = [
     "SourceError",
     "Stream",
     "check_field_name",
+    "field_matrix",
 ]
 
 Stream = Literal["slow", "vibration", "shot"]
@@ -57,6 +58,11 @@ class SourceError(ValueError):
 
 class SourceFileNotFoundError(SourceError, FileNotFoundError):
     """The file a source was asked to read does not exist."""
+
+
+#: Field-name tuples of blocks already checked (bounded; cleared when full).
+_CHECKED_KEYS: set[tuple[str, ...]] = set()
+_MAX_CHECKED_KEYS: Final = 256
 
 
 @functools.lru_cache(maxsize=4096)
@@ -101,6 +107,10 @@ class SampleBlock:
     fields: dict[str, FloatArray]
     labels: npt.NDArray[np.int16] | None
     sample_rate_hz: float | None
+    matrix: FloatArray | None = None
+    """Optional: the fields stacked in ``fields`` order, shape ``(len(fields), n)``, when
+    the source built them as rows of one array (a live source's 5,000 signals): consumers
+    use it instead of stacking the columns again (:func:`field_matrix`)."""
 
     def __post_init__(self) -> None:
         if self.stream not in STREAMS:
@@ -126,13 +136,22 @@ class SampleBlock:
         elif self.t_ms.size > 1 and not bool(np.all(np.diff(self.t_ms) > 0)):
             raise SourceError("t_ms must be strictly increasing within a block")
         n = self.n_samples
+        keys = tuple(self.fields)
+        if keys not in _CHECKED_KEYS:  # a live source sends the same 5,000 names each block
+            for name in keys:
+                check_field_name(name)
+            if len(_CHECKED_KEYS) >= _MAX_CHECKED_KEYS:
+                _CHECKED_KEYS.clear()
+            _CHECKED_KEYS.add(keys)
+        shape = (n,)
         for name, values in self.fields.items():
-            check_field_name(name)
-            if values.dtype != np.float64 or values.shape != (n,):
+            if values.dtype != np.float64 or values.shape != shape:
                 raise SourceError(
                     f"field {name!r} must be float64 of shape ({n},), got "
                     f"{values.dtype} {values.shape}"
                 )
+        if self.matrix is not None and self.matrix.shape != (len(keys), n):
+            raise SourceError(f"matrix must have shape ({len(keys)}, {n}), got {self.matrix.shape}")
         if self.labels is not None and (self.labels.dtype != np.int16 or self.labels.shape != (n,)):
             raise SourceError(
                 f"labels must be int16 of shape ({n},), got {self.labels.dtype} {self.labels.shape}"
@@ -169,3 +188,16 @@ class Source(Protocol):
     def fields(self) -> Mapping[str, str]:
         """Field name -> unit (``""`` when dimensionless or unknown)."""
         ...
+
+
+def field_matrix(block: SampleBlock, names: Sequence[str] | None = None) -> FloatArray:
+    """The block's fields as one ``(len(names), n)`` float64 array, rows in ``names`` order
+    (default: the block's own order); a missing field is a row of NaN. Uses
+    :attr:`SampleBlock.matrix` without copying when the order matches."""
+    order = tuple(block.fields) if names is None else tuple(names)
+    if block.matrix is not None and order == tuple(block.fields):
+        return block.matrix
+    n = block.n_samples
+    if not order:
+        return np.empty((0, n))
+    return np.vstack([block.fields[f] if f in block.fields else np.full(n, np.nan) for f in order])

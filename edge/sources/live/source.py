@@ -394,9 +394,16 @@ class LiveSource:
         values[~np.isfinite(values)] = np.nan  # a huge raw value * scale: no value, not inf
         t_arr = np.asarray(ts, dtype=np.int64)
         self.totals["rows"] += len(ts)
-        fields = {n: values[i] for i, n in enumerate(self._names)}
+        fields = dict(zip(self._names, values))
         batch.blocks.append(
-            SampleBlock(stream="slow", t_ms=t_arr, fields=fields, labels=None, sample_rate_hz=None)
+            SampleBlock(
+                stream="slow",
+                t_ms=t_arr,
+                fields=fields,
+                labels=None,
+                sample_rate_hz=None,
+                matrix=values,
+            )
         )
         if self._shots is not None:
             self._shot_block(ts, values, batch)
