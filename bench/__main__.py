@@ -18,7 +18,14 @@ BENCHES = (
     "bench.bench_capacity_search",
     "bench.bench_api_import",
     "bench.bench_inference",
+    "bench.bench_opcua",
+    "bench.bench_modbus",
+    "bench.bench_slmp",
+    "bench.bench_mtconnect",
+    "bench.bench_sparkplug",
 )
+"""Soaks (``bench_opcua_soak``: ~10 min, ``bench_modbus_soak``) run by hand:
+``python -m bench.bench_opcua_soak``."""
 
 
 def main() -> int:
