@@ -242,8 +242,12 @@ class BlockDecoder:
             finite = True
             for pos, gather, dt, is_float in self._groups:
                 vals = u8[gather].view(dt).reshape(-1)
-                out[pos] = vals
-                if is_float and finite:
+                if not is_float:
+                    out[pos] = vals
+                    continue
+                with np.errstate(invalid="ignore"):  # a signalling NaN register
+                    out[pos] = vals
+                if finite:
                     finite = bool(np.isfinite(out[pos]).all())
         short = n < count and bool((self._ends > n).any())
         if finite and not short:
