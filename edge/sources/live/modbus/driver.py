@@ -15,8 +15,11 @@ Each response is handed over as one columnar
 :class:`~edge.sources.live.base.ReadingBlock` (:meth:`.plan.BlockDecoder.columns`), one
 :meth:`~edge.sources.live.base.LiveSink.put_blocks` per poll.
 
-Per-block quality (each reading carries the gateway's time of its response; Modbus has no
-timestamps, so ``device_time=False``):
+All readings of one poll carry one gateway time, that of the poll's first response (Modbus
+has no timestamps, so ``device_time=False``): a poll is one scan and makes one row, not one
+sparse row per read request.
+
+Per-block quality:
 
 - exception response (V1.1b3 §7): the block's signals ``BAD``, reason
   ``modbus exception N (name)``; the device answered, so the link is fine;
@@ -230,6 +233,7 @@ class ModbusDriver:
             self.stats.jitter_ms.append((started - due) * 1000.0)
             self.stats.polls += 1
             readings: list[ReadingBlock] = []
+            t: int | None = None  # the poll's time: its first response
             for block, decoder in zip(self.blocks, self._decoders, strict=True):
                 if stop.is_set():
                     sink.put_blocks(readings)
@@ -239,7 +243,8 @@ class ModbusDriver:
                 except _LinkLost as exc:
                     sink.put_blocks(readings)
                     return f"connection lost: {exc}"
-                t = now_ms()
+                if t is None:
+                    t = now_ms()
                 if outcome in ("ok", "exception"):
                     failures = 0
                     if not answered:
