@@ -26,7 +26,7 @@ from edge.sources.live import (
     ShotsConfig,
     SignalMap,
 )
-from edge.sources.live.base import LinkEvent, ReadingBlock
+from edge.sources.live.base import LinkEvent, RawBlock, ReadingBlock
 from edge.sources.live.source import MAX_FUTURE_SKEW_S, MAX_POLL_CELLS, MERGE_GRACE_MS, LiveBatch
 from tests.e2e import wait_for
 
@@ -747,3 +747,21 @@ def test_a_backlog_of_blocks_is_taken_in_bounded_parts() -> None:
         if not batch.more:
             break
     assert polls >= 3 and ts_all == list(range(NOW - n, NOW))
+
+
+def test_raw_blocks_are_decoded_on_take_and_a_failing_decoder_loses_only_its_block() -> None:
+    calls: list[tuple[Any, int]] = []
+
+    def decode(payload: Any, t_ms: int) -> ReadingBlock:
+        calls.append((payload, t_ms))
+        if payload == "boom":
+            raise ValueError("decoder bug")
+        return _blk(t_ms, [(0, float(payload), _G), (1, 2.0, _G)])
+
+    src = _source(("a", "b"))
+    src.sink.put_blocks([RawBlock(decode, 1, NOW - 9, 2), RawBlock(decode, "boom", NOW - 8, 2)])
+    assert src.sink.pending == 4 and not calls  # nothing decoded on the driver's side
+    ts, fields = _slow(src.poll())
+    assert ts == [NOW - 9] and fields == {"a": [1.0], "b": [2.0]}
+    assert calls == [(1, NOW - 9), ("boom", NOW - 8)]
+    assert src.sink.dropped == 2 and src.sink.pending == 0

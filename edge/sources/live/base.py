@@ -10,7 +10,9 @@ builds ``slow`` and ``shot`` blocks, ``quality`` rows and ``event`` rows.
 Polling drivers (Modbus, SLMP) that read many signals at one instant may hand a whole read
 over as one :class:`ReadingBlock` (:meth:`LiveSink.put_blocks`: columns of values, one
 timestamp) instead of one :class:`Reading` per signal; the source assembles rows from it
-with array operations and the same rules.
+with array operations and the same rules. A :class:`RawBlock` defers even the decoding of a
+response to the main thread: a driver thread then holds the GIL only briefly per response
+(with dozens of driver threads, GIL hand-overs cost more than the decoding itself).
 
 A driver's :meth:`Driver.run` blocks until ``stop`` is set. It owns reconnection: on a
 failed connect or a lost link it calls :meth:`LiveSink.link_down` (once per outage), waits
@@ -24,18 +26,21 @@ and keeps restarting the driver with backoff, so a live machine never stops its 
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
     from edge.sources.live.signals import ShotsConfig, SignalMap
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_PENDING_EVENTS",
@@ -44,6 +49,7 @@ __all__ = [
     "LinkEvent",
     "LiveSink",
     "Quality",
+    "RawBlock",
     "Reading",
     "ReadingBlock",
     "now_ms",
@@ -165,6 +171,27 @@ class ReadingBlock:
 
 
 @dataclass(frozen=True, slots=True)
+class RawBlock:
+    """A response handed over undecoded: the main thread calls ``decode(payload, t_ms)``
+    (which must not raise) to make its :class:`ReadingBlock` of ``size`` entries.
+
+    Attributes:
+        decode: e.g. a bound method of the driver's precomputed block decoder.
+        payload: the response as the protocol library returned it (e.g. the registers).
+        t_ms: gateway time of the response, UTC epoch ms.
+        size: entries the decoded block has (counts against the sink's bound).
+    """
+
+    decode: Callable[[Any, int], ReadingBlock]
+    payload: Any
+    t_ms: int
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+
+@dataclass(frozen=True, slots=True)
 class LinkEvent:
     """An event a driver reports (becomes an ``event`` row of the machine).
 
@@ -203,7 +230,7 @@ class LiveSink:
         signals: Collection[str] | None = None,
     ) -> None:
         self._lock = threading.Lock()
-        self._readings: deque[Reading | ReadingBlock] = deque()
+        self._readings: deque[Reading | ReadingBlock | RawBlock] = deque()
         self._cells = 0  # readings held (a block counts its entries)
         self._events: deque[LinkEvent] = deque()
         self._units: dict[str, str] = {}
@@ -234,8 +261,9 @@ class LiveSink:
             self._bound()
         self._wake()
 
-    def put_blocks(self, blocks: Iterable[ReadingBlock]) -> None:
-        """Hand over reading blocks (see :class:`ReadingBlock`; any order)."""
+    def put_blocks(self, blocks: Iterable[ReadingBlock | RawBlock]) -> None:
+        """Hand over reading blocks (see :class:`ReadingBlock`, :class:`RawBlock`; any
+        order)."""
         with self._lock:
             for b in blocks:
                 self._readings.append(b)
@@ -345,8 +373,11 @@ class LiveSink:
     def take_items(
         self, max_readings: int | None = None
     ) -> tuple[list[Reading | ReadingBlock], list[LinkEvent], dict[str, str]]:
-        """As :meth:`take`, but blocks stay blocks (in hand-over order); a block counts its
-        entries against ``max_readings`` and is never split (at least one item is taken)."""
+        """As :meth:`take`, but blocks stay blocks (in hand-over order; a :class:`RawBlock`
+        is decoded here); a block counts its entries against ``max_readings`` and is never
+        split (at least one item is taken). A decoder that raises loses its block (counted
+        in :attr:`dropped`, logged)."""
+        items: list[Reading | ReadingBlock | RawBlock]
         with self._lock:
             if max_readings is None or max_readings >= self._cells:
                 items = list(self._readings)
@@ -365,11 +396,22 @@ class LiveSink:
             events = list(self._events)
             self._events.clear()
             units = dict(self._units)
-        return items, events, units
+        return [r for it in items if (r := self._decoded(it)) is not None], events, units
+
+    def _decoded(self, item: Reading | ReadingBlock | RawBlock) -> Reading | ReadingBlock | None:
+        if not isinstance(item, RawBlock):
+            return item
+        try:
+            return item.decode(item.payload, item.t_ms)
+        except Exception:  # a decoder bug must not stop the main thread
+            log.exception("decoding a block of %d readings failed; dropped", item.size)
+            with self._lock:
+                self.dropped += item.size
+            return None
 
 
-def _size(item: Reading | ReadingBlock) -> int:
-    return len(item) if isinstance(item, ReadingBlock) else 1
+def _size(item: Reading | ReadingBlock | RawBlock) -> int:
+    return 1 if isinstance(item, Reading) else len(item)
 
 
 class Driver(Protocol):
