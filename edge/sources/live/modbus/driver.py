@@ -11,9 +11,11 @@ A poll runs the planned reads (:mod:`.plan`) on a monotonic schedule: poll *k* i
 after the next one was due is an *overrun*: the missed slots are skipped and counted, and
 one ``poll_overrun`` event is reported per episode (until a poll fits its slot again).
 
-Each response is handed over as one columnar
-:class:`~edge.sources.live.base.ReadingBlock` (:meth:`.plan.BlockDecoder.columns`), one
-:meth:`~edge.sources.live.base.LiveSink.put_blocks` per poll.
+Each response is handed over undecoded as a :class:`~edge.sources.live.base.RawBlock`
+(one :meth:`~edge.sources.live.base.LiveSink.put_blocks` per poll); the main thread decodes
+it into a columnar :class:`~edge.sources.live.base.ReadingBlock`
+(:meth:`.plan.BlockDecoder.columns`), so a driver thread holds the GIL only briefly per
+response.
 
 All readings of one poll carry one gateway time, that of the poll's first response (Modbus
 has no timestamps, so ``device_time=False``): a poll is one scan and makes one row, not one
@@ -48,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink, ReadingBlock, now_ms
+from edge.sources.live.base import Driver, LiveSink, RawBlock, ReadingBlock, now_ms
 from edge.sources.live.modbus.config import ModbusSourceConfig
 from edge.sources.live.modbus.plan import Block, BlockDecoder, exception_reason, plan
 from edge.sources.live.signals import ShotsConfig, SignalMap
@@ -232,7 +234,7 @@ class ModbusDriver:
             started = time.monotonic()
             self.stats.jitter_ms.append((started - due) * 1000.0)
             self.stats.polls += 1
-            readings: list[ReadingBlock] = []
+            readings: list[ReadingBlock | RawBlock] = []
             t: int | None = None  # the poll's time: its first response
             for block, decoder in zip(self.blocks, self._decoders, strict=True):
                 if stop.is_set():
@@ -253,8 +255,8 @@ class ModbusDriver:
                         sink.link_up(self.config.endpoint)
                 else:
                     failures += 1
-                if outcome == "ok":
-                    readings.append(decoder.columns(payload, t))
+                if outcome == "ok":  # decoded on the main thread (base.RawBlock)
+                    readings.append(RawBlock(decoder.columns, payload, t, len(decoder.index)))
                 else:
                     reason = exception_reason(payload) if outcome == "exception" else payload
                     readings.append(decoder.bad(reason, t))
