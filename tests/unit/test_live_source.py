@@ -765,3 +765,16 @@ def test_raw_blocks_are_decoded_on_take_and_a_failing_decoder_loses_only_its_blo
     assert ts == [NOW - 9] and fields == {"a": [1.0], "b": [2.0]}
     assert calls == [(1, NOW - 9), ("boom", NOW - 8)]
     assert src.sink.dropped == 2 and src.sink.pending == 0
+
+
+def test_an_idle_poll_is_empty_until_data_arrives_or_the_quality_row_is_due() -> None:
+    clock = Clock()
+    src = _source(clock=clock, quality_interval_s=2)
+    src.poll()
+    clock.t += 1999
+    idle = src.poll()
+    assert (idle.blocks, idle.events, idle.quality, idle.more) == ([], [], [], False)
+    src.sink.put_blocks([_blk(NOW + 1990, [(0, 1.0, _G)])])
+    assert _slow(src.poll())[0] == [NOW + 1990]
+    clock.t += 1
+    assert [row["readings"] for _, row in src.poll().quality] == [1.0]

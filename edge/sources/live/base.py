@@ -352,6 +352,11 @@ class LiveSink:
     # ----------------------------------------------------------------- main-thread side
 
     @property
+    def idle(self) -> bool:
+        """True if no reading, block or event waits (a cheap check without the lock)."""
+        return not self._readings and not self._events
+
+    @property
     def pending(self) -> int:
         """Readings handed over and not yet taken (a block counts its entries)."""
         return self._cells

@@ -275,6 +275,14 @@ class LiveSource:
         clock, so a slot whose notifications arrive in two polls still makes one row;
         ``final=True`` (the agent's last poll at stop) releases them.
         """
+        if (
+            not final
+            and not self._held
+            and self._q_start is not None
+            and self.sink.idle
+            and self._clock() - self._q_start < self.config.quality_interval_s * 1000
+        ):
+            return LiveBatch()  # nothing arrived, no quality row due (the agent polls often)
         limit = max(64, MAX_POLL_CELLS // max(1, len(self._names)))
         items, events, units = self.sink.take_items(limit)
         self._device_units = units
