@@ -189,3 +189,51 @@ def test_block_decoder_matches_the_reference_decode_for_every_type_and_order() -
     )
     assert [r.value for r in BlockDecoder(bits).decode([True] + [False] * 15, 1)] == [1.0, 0.0]
     assert BlockDecoder(bits).decode([True] * 8, 1)[1].reason == "short response (8 of 10)"
+
+
+def _key(readings: list[Any]) -> list[tuple[Any, ...]]:
+    return [
+        (r.signal, r.t_ms, None if math.isnan(r.value) else r.value, r.quality, r.device_time)
+        + (r.reason,)
+        for r in readings
+    ]
+
+
+def test_columnar_decode_matches_the_reference_decode_for_every_type_and_order() -> None:
+    rng = random.Random(77)
+    signals: list[dict[str, Any]] = []
+    address = 0
+    for dtype in ("int16", "uint16", "int32", "uint32", "float32", "float64"):
+        for wo in ("big", "little"):
+            for bo in ("big", "little"):
+                signals.append(
+                    sig(name=f"{dtype}_{wo[0]}{bo[0]}", address=address, type=dtype)
+                    | {"word_order": wo, "byte_order": bo}
+                )
+                address += 5
+    signals.append(sig(name="overlap", address=1, type="float32"))
+    (block,) = plan(_cfg(signals))
+    names = ("unrelated", *(s["name"] for s in signals))  # positions in the driver's list
+    decoder = BlockDecoder(block, names)
+    specials = [0x7FC0, 0x7F80, 0xFF80, 0x7FF0, 0xFFFF, 0x8000, 0]
+    for k in range(300):
+        words = [
+            rng.choice(specials) if k % 3 else rng.randrange(65536) for _ in range(block.count)
+        ]
+        if k % 7 == 0:
+            words = words[: rng.randrange(block.count)]  # short response
+        col = decoder.columns(words, 9)
+        assert col.names is names and 0 not in col.index.tolist()
+        assert _key(col.readings()) == _key(decode_block(block, words, 9))
+    weird = decoder.columns([70000] + [0] * (block.count - 1), 9)  # the checking path
+    assert _key(weird.readings()) == _key(decode_block(block, [70000] + [0] * (block.count - 1), 9))
+    bad = decoder.bad("timeout", 4).readings()
+    assert {(r.quality, r.reason, r.t_ms) for r in bad} == {(Quality.BAD, "timeout", 4)}
+    assert len(bad) == len(block.items) and all(math.isnan(r.value) for r in bad)
+    (bits,) = plan(
+        _cfg([sig(name="c0", table="coil", address=0), sig(name="c9", table="coil", address=9)])
+    )
+    for values in ([True] + [False] * 15, [True] * 8, [], [False, True] * 5):
+        assert _key(BlockDecoder(bits).columns(values, 1).readings()) == _key(
+            decode_block(bits, values, 1)
+        )

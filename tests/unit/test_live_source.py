@@ -26,7 +26,7 @@ from edge.sources.live import (
     ShotsConfig,
     SignalMap,
 )
-from edge.sources.live.base import LinkEvent
+from edge.sources.live.base import LinkEvent, RawBlock, ReadingBlock
 from edge.sources.live.source import MAX_FUTURE_SKEW_S, MAX_POLL_CELLS, MERGE_GRACE_MS, LiveBatch
 from tests.e2e import wait_for
 
@@ -609,3 +609,172 @@ def test_link_event_type_is_frozen() -> None:
     ev = LinkEvent(1, "a", "info", "m")
     with pytest.raises(AttributeError):
         ev.code = "b"  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------ reading blocks
+
+_G, _U, _B = Quality.GOOD, Quality.UNCERTAIN, Quality.BAD
+_NAMES3 = ("a", "b", "c")
+
+
+def _blk(
+    t: int,
+    entries: Sequence[tuple[int, float, Quality]],
+    *,
+    names: tuple[str, ...] = _NAMES3,
+    reason: str = "",
+    reasons: dict[int, str] | None = None,
+    device_time: bool = False,
+) -> ReadingBlock:
+    qs = [q for _, _, q in entries]
+    return ReadingBlock(
+        names,
+        np.asarray([i for i, _, _ in entries], dtype=np.intp),
+        np.asarray([v for _, v, _ in entries], dtype=np.float64),
+        t,
+        None if all(q is _G for q in qs) else np.asarray(qs, dtype=np.uint8),
+        reason,
+        reasons or {},
+        device_time=device_time,
+    )
+
+
+def _summary(batch: LiveBatch) -> tuple[Any, ...]:
+    ts, fields = _slow(batch)
+    return (
+        ts,
+        {k: [None if math.isnan(x) else x for x in v] for k, v in fields.items()},
+        [(e.code, e.severity, e.message) for e in batch.events],
+        [(t, dict(sorted(row.items()))) for t, row in batch.quality],
+        batch.more,
+    )
+
+
+def test_blocks_make_exactly_the_rows_events_and_counts_of_their_readings() -> None:
+    """The columnar path against the per-reading one, over polls that exercise every rule:
+    shared timestamps, one signal twice at one ms, bad/uncertain/non-finite with reasons,
+    late blocks, device-clock skew, unknown names and out-of-range positions, recovery."""
+    sigs = [SignalMap(name="a", scale=0.5, offset=1.0), SignalMap(name="b"), SignalMap(name="c")]
+    rounds: list[list[ReadingBlock]] = [
+        [
+            _blk(NOW - 50, [(0, 1.0, _G), (1, 2.0, _G)]),
+            _blk(NOW - 50, [(2, 3.0, _G)]),  # same ms: the same row
+            _blk(NOW - 40, [(0, 4.0, _B), (1, 5.0, _U)], reason="modbus exception 2"),
+            _blk(NOW - 40, [(0, math.inf, _G), (2, 6.0, _G)]),  # a again at one ms
+            _blk(NOW - 45, [(2, 7.0, _B), (1, 8.0, _G)], reasons={0: "timeout"}),
+        ],
+        [
+            _blk(NOW - 100, [(0, 9.0, _G), (1, 10.0, _G), (2, 11.0, _G)]),  # late
+            _blk(NOW - 10**9, [(1, 12.0, _G)], device_time=True),  # clock far off
+            _blk(NOW - 5, [(3, 13.0, _G), (0, 14.0, _G)], names=("a", "b", "c", "zz")),
+            _blk(NOW - 5, [(7, 15.0, _G), (1, 16.0, _G)]),  # position 7: no signal
+        ],
+        [_blk(NOW + 20, [(0, 17.0, _G), (1, float("nan"), _U), (2, 18.0, _G)])],
+        [_blk(NOW + 30, [(0, 19.0, _G), (1, 20.0, _G), (2, 21.0, _G)])],
+        [],
+    ]
+    clock_a, clock_b = Clock(), Clock()
+    codes: list[str] = []
+    per_reading = _source(signals=sigs, clock=clock_a, max_clock_skew_s=60, quality_interval_s=1)
+    columnar = _source(signals=sigs, clock=clock_b, max_clock_skew_s=60, quality_interval_s=1)
+    for blocks in rounds:
+        for b in blocks:
+            per_reading.sink.put(b.readings())
+        columnar.sink.put_blocks(blocks)
+        a, b_ = per_reading.poll(), columnar.poll()
+        assert _summary(b_) == _summary(a)
+        assert columnar.totals == per_reading.totals
+        codes += [e.code for e in b_.events]
+        clock_a.t += 600
+        clock_b.t += 600
+    assert {"signal_bad", "signal_good", "clock_skew"} <= set(codes)
+    t = columnar.totals
+    assert t["late"] > 0 and t["unknown"] == 2 and t["bad"] == 4 and t["uncertain"] == 1
+
+
+def test_block_with_a_repeated_position_counts_the_repeat_as_unknown() -> None:
+    src = _source(("a", "b"))
+    src.sink.put_blocks([_blk(NOW - 5, [(0, 1.0, _G), (0, 2.0, _G), (1, 3.0, _G)])])
+    ts, fields = _slow(src.poll())
+    assert ts == [NOW - 5] and fields == {"a": [1.0], "b": [3.0]}
+    assert src.totals["unknown"] == 1 and src.totals["readings"] == 2
+
+
+def test_blocks_with_row_merge_and_mixed_with_readings_take_the_per_reading_path() -> None:
+    src = _source(("a", "b", "c"), row_merge_ms=100)
+    src.sink.put_blocks([_blk(NOW - 399, [(0, 1.0, _G)]), _blk(NOW - 350, [(1, 2.0, _G)])])
+    src.sink.put([_r("c", NOW - 320, 3.0)])
+    ts, fields = _slow(src.poll(final=True))
+    assert ts == [NOW - 399]  # one slot, one row at its earliest time
+    assert fields == {"a": [1.0], "b": [2.0], "c": [3.0]}
+
+
+def test_sink_bounds_blocks_whole_and_take_still_returns_readings() -> None:
+    sink = LiveSink(max_pending=5)
+    sink.put_blocks([_blk(1, [(0, 1.0, _G), (1, 2.0, _G)]) for _ in range(3)])
+    assert sink.pending == 4 and sink.dropped == 2  # the oldest block, whole
+    sink.put([_r("a", 2, 3.0)])
+    items, _, _ = sink.take_items(3)  # blocks are never split; at least the budget
+    assert [len(i) if isinstance(i, ReadingBlock) else 1 for i in items] == [2, 2]
+    assert sink.pending == 1
+    sink.put_blocks([_blk(3, [(2, 4.0, _B)], reason="timeout")])
+    readings, _, _ = sink.take()
+    assert readings == [
+        _r("a", 2, 3.0),
+        Reading("c", 3, 4.0, Quality.BAD, device_time=False, reason="timeout"),
+    ]
+    with pytest.raises(ValueError, match="one length"):
+        ReadingBlock(_NAMES3, np.zeros(2, dtype=np.intp), np.zeros(3), 1)
+
+
+def test_a_backlog_of_blocks_is_taken_in_bounded_parts() -> None:
+    names = tuple(f"s{i}" for i in range(1000))
+    src = _source(names)
+    limit = MAX_POLL_CELLS // len(names)
+    idx = np.arange(1000, dtype=np.intp)
+    n = 3 * limit // 1000 + 1  # blocks of 1000 values
+    src.sink.put_blocks(
+        ReadingBlock(names, idx, np.full(1000, float(i)), NOW - n + i) for i in range(n)
+    )
+    polls = 0
+    ts_all: list[int] = []
+    while True:
+        batch = src.poll()
+        ts, _ = _slow(batch)
+        assert len(names) * len(ts) <= MAX_POLL_CELLS
+        ts_all += ts
+        polls += 1
+        if not batch.more:
+            break
+    assert polls >= 3 and ts_all == list(range(NOW - n, NOW))
+
+
+def test_raw_blocks_are_decoded_on_take_and_a_failing_decoder_loses_only_its_block() -> None:
+    calls: list[tuple[Any, int]] = []
+
+    def decode(payload: Any, t_ms: int) -> ReadingBlock:
+        calls.append((payload, t_ms))
+        if payload == "boom":
+            raise ValueError("decoder bug")
+        return _blk(t_ms, [(0, float(payload), _G), (1, 2.0, _G)])
+
+    src = _source(("a", "b"))
+    src.sink.put_blocks([RawBlock(decode, 1, NOW - 9, 2), RawBlock(decode, "boom", NOW - 8, 2)])
+    assert src.sink.pending == 4 and not calls  # nothing decoded on the driver's side
+    ts, fields = _slow(src.poll())
+    assert ts == [NOW - 9] and fields == {"a": [1.0], "b": [2.0]}
+    assert calls == [(1, NOW - 9), ("boom", NOW - 8)]
+    assert src.sink.dropped == 2 and src.sink.pending == 0
+
+
+def test_an_idle_poll_is_empty_until_data_arrives_or_the_quality_row_is_due() -> None:
+    clock = Clock()
+    src = _source(clock=clock, quality_interval_s=2)
+    src.poll()
+    clock.t += 1999
+    idle = src.poll()
+    assert (idle.blocks, idle.events, idle.quality, idle.more) == ([], [], [], False)
+    src.sink.put_blocks([_blk(NOW + 1990, [(0, 1.0, _G)])])
+    assert _slow(src.poll())[0] == [NOW + 1990]
+    clock.t += 1
+    assert [row["readings"] for _, row in src.poll().quality] == [1.0]

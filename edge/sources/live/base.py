@@ -7,6 +7,13 @@ which is thread-safe. The :class:`~edge.sources.live.LiveSource` on the agent's 
 drains the sink, applies the signal mapping (scale, offset, unit), orders rows in time and
 builds ``slow`` and ``shot`` blocks, ``quality`` rows and ``event`` rows.
 
+Polling drivers (Modbus, SLMP) that read many signals at one instant may hand a whole read
+over as one :class:`ReadingBlock` (:meth:`LiveSink.put_blocks`: columns of values, one
+timestamp) instead of one :class:`Reading` per signal; the source assembles rows from it
+with array operations and the same rules. A :class:`RawBlock` defers even the decoding of a
+response to the main thread: a driver thread then holds the GIL only briefly per response
+(with dozens of driver threads, GIL hand-overs cost more than the decoding itself).
+
 A driver's :meth:`Driver.run` blocks until ``stop`` is set. It owns reconnection: on a
 failed connect or a lost link it calls :meth:`LiveSink.link_down` (once per outage), waits
 with :class:`~edge.sources.live.backoff.Backoff`, and reconnects, restoring everything it
@@ -19,15 +26,21 @@ and keeps restarting the driver with backoff, so a live machine never stops its 
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Protocol
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     from edge.sources.live.signals import ShotsConfig, SignalMap
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "MAX_PENDING_EVENTS",
@@ -36,7 +49,9 @@ __all__ = [
     "LinkEvent",
     "LiveSink",
     "Quality",
+    "RawBlock",
     "Reading",
+    "ReadingBlock",
     "now_ms",
 ]
 
@@ -93,6 +108,90 @@ class Reading:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadingBlock:
+    """Values of several signals read at one time (a columnar batch of :class:`Reading`).
+
+    Meant for polling drivers: one read request (a Modbus register block, an SLMP batch
+    read) becomes one block instead of one object per signal. Entry ``i`` is the reading
+    ``Reading(names[index[i]], t_ms, values[i], quality[i], device_time, reason_i)``
+    (:meth:`readings` builds exactly those).
+
+    Attributes:
+        names: the signal names ``index`` points into; pass the *same* tuple every time
+            (usually the driver's ``signals`` in order): the source caches its mapping by
+            identity.
+        index: int array ``(m,)``, positions in ``names``; each signal at most once per
+            block (a repeated or out-of-range position is counted as ``unknown``).
+        values: float64 ``(m,)``, raw values (before scale/offset); NaN where none.
+        t_ms: UTC epoch ms of all entries (see :attr:`Reading.t_ms`).
+        quality: uint8 ``(m,)`` :class:`Quality` codes, or ``None`` when all are ``GOOD``.
+        reason: why the non-good entries are not good (all of them).
+        reasons: entry position -> reason, overriding ``reason`` for that entry.
+        device_time: see :attr:`Reading.device_time` (``False`` for Modbus and SLMP).
+
+    Raises:
+        ValueError: ``index``, ``values`` (and ``quality``) differ in length.
+    """
+
+    names: tuple[str, ...]
+    index: npt.NDArray[np.intp]
+    values: npt.NDArray[np.float64]
+    t_ms: int
+    quality: npt.NDArray[np.uint8] | None = None
+    reason: str = ""
+    reasons: Mapping[int, str] = field(default_factory=dict)
+    device_time: bool = False
+
+    def __post_init__(self) -> None:
+        m = len(self.index)
+        if len(self.values) != m or (self.quality is not None and len(self.quality) != m):
+            raise ValueError(
+                f"a reading block needs index, values and quality of one length, got {m}, "
+                f"{len(self.values)}, {None if self.quality is None else len(self.quality)}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def reason_of(self, i: int) -> str:
+        """The reason given for entry ``i`` (``""`` if none)."""
+        return self.reasons.get(i, self.reason)
+
+    def readings(self) -> list[Reading]:
+        """The block as :class:`Reading` objects, entry order (out-of-range positions
+        become the name ``#<position>``, which no source knows)."""
+        q = [Quality.GOOD] * len(self) if self.quality is None else map(Quality, self.quality)
+        out: list[Reading] = []
+        n = len(self.names)
+        for i, (pos, v, qual) in enumerate(zip(self.index.tolist(), self.values.tolist(), q)):
+            name = self.names[pos] if 0 <= pos < n else f"#{pos}"
+            reason = "" if qual is Quality.GOOD else self.reason_of(i)
+            out.append(Reading(name, self.t_ms, v, qual, self.device_time, reason))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RawBlock:
+    """A response handed over undecoded: the main thread calls ``decode(payload, t_ms)``
+    (which must not raise) to make its :class:`ReadingBlock` of ``size`` entries.
+
+    Attributes:
+        decode: e.g. a bound method of the driver's precomputed block decoder.
+        payload: the response as the protocol library returned it (e.g. the registers).
+        t_ms: gateway time of the response, UTC epoch ms.
+        size: entries the decoded block has (counts against the sink's bound).
+    """
+
+    decode: Callable[[Any, int], ReadingBlock]
+    payload: Any
+    t_ms: int
+    size: int
+
+    def __len__(self) -> int:
+        return self.size
+
+
+@dataclass(frozen=True, slots=True)
 class LinkEvent:
     """An event a driver reports (becomes an ``event`` row of the machine).
 
@@ -131,7 +230,8 @@ class LiveSink:
         signals: Collection[str] | None = None,
     ) -> None:
         self._lock = threading.Lock()
-        self._readings: deque[Reading] = deque()
+        self._readings: deque[Reading | ReadingBlock | RawBlock] = deque()
+        self._cells = 0  # readings held (a block counts its entries)
         self._events: deque[LinkEvent] = deque()
         self._units: dict[str, str] = {}
         self._known = None if signals is None else frozenset(signals)
@@ -155,13 +255,28 @@ class LiveSink:
     def put(self, readings: Iterable[Reading]) -> None:
         """Hand over readings (any order; the source orders them in time)."""
         with self._lock:
+            n = len(self._readings)
             self._readings.extend(readings)
-            over = len(self._readings) - self._max
-            if over > 0:
-                for _ in range(over):
-                    self._readings.popleft()
-                self.dropped += over
+            self._cells += len(self._readings) - n
+            self._bound()
         self._wake()
+
+    def put_blocks(self, blocks: Iterable[ReadingBlock | RawBlock]) -> None:
+        """Hand over reading blocks (see :class:`ReadingBlock`, :class:`RawBlock`; any
+        order)."""
+        with self._lock:
+            for b in blocks:
+                self._readings.append(b)
+                self._cells += len(b)
+            self._bound()
+        self._wake()
+
+    def _bound(self) -> None:
+        """Drop the oldest readings above ``max_pending`` (whole blocks; lock held)."""
+        while self._cells > self._max and self._readings:
+            n = _size(self._readings.popleft())
+            self._cells -= n
+            self.dropped += n
 
     def put_bad(self, signals: Iterable[str], reason: str, *, t_ms: int | None = None) -> None:
         """Report that ``signals`` could not be read now (``BAD`` readings at gateway
@@ -237,26 +352,71 @@ class LiveSink:
     # ----------------------------------------------------------------- main-thread side
 
     @property
+    def idle(self) -> bool:
+        """True if no reading, block or event waits (a cheap check without the lock)."""
+        return not self._readings and not self._events
+
+    @property
     def pending(self) -> int:
-        """Readings handed over and not yet taken."""
-        return len(self._readings)
+        """Readings handed over and not yet taken (a block counts its entries)."""
+        return self._cells
 
     def take(
         self, max_readings: int | None = None
     ) -> tuple[list[Reading], list[LinkEvent], dict[str, str]]:
         """What was handed over since the last call: the oldest ``max_readings`` readings
         (all if ``None``; the rest stay for the next call), all events, the device units."""
-        with self._lock:
-            if max_readings is None or max_readings >= len(self._readings):
-                readings = list(self._readings)
-                self._readings.clear()
+        items, events, units = self.take_items(max_readings)
+        readings: list[Reading] = []
+        for it in items:
+            if isinstance(it, ReadingBlock):
+                readings += it.readings()
             else:
+                readings.append(it)
+        return readings, events, units
+
+    def take_items(
+        self, max_readings: int | None = None
+    ) -> tuple[list[Reading | ReadingBlock], list[LinkEvent], dict[str, str]]:
+        """As :meth:`take`, but blocks stay blocks (in hand-over order; a :class:`RawBlock`
+        is decoded here); a block counts its entries against ``max_readings`` and is never
+        split (at least one item is taken). A decoder that raises loses its block (counted
+        in :attr:`dropped`, logged)."""
+        items: list[Reading | ReadingBlock | RawBlock]
+        with self._lock:
+            if max_readings is None or max_readings >= self._cells:
+                items = list(self._readings)
+                self._readings.clear()
+                self._cells = 0
+            else:
+                items = []
+                budget = max_readings
                 pop = self._readings.popleft
-                readings = [pop() for _ in range(max_readings)]
+                while self._readings and (budget > 0 or not items):
+                    it = pop()
+                    items.append(it)
+                    n = _size(it)
+                    budget -= n
+                    self._cells -= n
             events = list(self._events)
             self._events.clear()
             units = dict(self._units)
-        return readings, events, units
+        return [r for it in items if (r := self._decoded(it)) is not None], events, units
+
+    def _decoded(self, item: Reading | ReadingBlock | RawBlock) -> Reading | ReadingBlock | None:
+        if not isinstance(item, RawBlock):
+            return item
+        try:
+            return item.decode(item.payload, item.t_ms)
+        except Exception:  # a decoder bug must not stop the main thread
+            log.exception("decoding a block of %d readings failed; dropped", item.size)
+            with self._lock:
+                self.dropped += item.size
+            return None
+
+
+def _size(item: Reading | ReadingBlock | RawBlock) -> int:
+    return 1 if isinstance(item, Reading) else len(item)
 
 
 class Driver(Protocol):

@@ -47,7 +47,15 @@ import numpy as np
 
 from edge.sources.base import SampleBlock, SourceError
 from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading, now_ms
+from edge.sources.live.base import (
+    Driver,
+    LinkEvent,
+    LiveSink,
+    Quality,
+    Reading,
+    ReadingBlock,
+    now_ms,
+)
 from edge.sources.live.shots import ShotAssembler
 from edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
 
@@ -78,6 +86,10 @@ MAX_FUTURE_SKEW_S: Final = 240.0
 #: Most values (signals x rows) one :meth:`LiveSource.poll` assembles (16 MB of float64):
 #: a backlog (the main loop was slow) is taken in parts, never as one huge block.
 MAX_POLL_CELLS: Final = 2_000_000
+
+#: Distinct ``ReadingBlock`` index layouts a source caches (a driver has one per request).
+_MAX_LAYOUTS: Final = 1024
+_NO_ROW: Final = np.iinfo(np.int64).min // 2
 
 
 class LiveSourceError(SourceError):
@@ -127,6 +139,10 @@ class LiveSource:
                 raise LiveSourceError(f"{driver.describe}: signal {s.name!r} is listed twice")
             self.signals[s.name] = s
         self._names = list(self.signals)
+        # ReadingBlock layouts: (id(names), index bytes) -> (names, own index, kept entries)
+        self._layouts: dict[
+            tuple[int, bytes], tuple[tuple[str, ...], np.ndarray, np.ndarray | None]
+        ] = {}
         self._held: list[Reading] = []  # row_merge_ms: the newest slot, not yet closed
         self._held_slot: int | None = None
         self._held_since = 0
@@ -259,10 +275,30 @@ class LiveSource:
         clock, so a slot whose notifications arrive in two polls still makes one row;
         ``final=True`` (the agent's last poll at stop) releases them.
         """
+        if (
+            not final
+            and not self._held
+            and self._q_start is not None
+            and self.sink.idle
+            and self._clock() - self._q_start < self.config.quality_interval_s * 1000
+        ):
+            return LiveBatch()  # nothing arrived, no quality row due (the agent polls often)
         limit = max(64, MAX_POLL_CELLS // max(1, len(self._names)))
-        readings, events, units = self.sink.take(limit)
+        items, events, units = self.sink.take_items(limit)
         self._device_units = units
         now = self._clock()
+        blocks: list[ReadingBlock] = []
+        readings: list[Reading] = []
+        if items and not self.config.row_merge_ms and not self._held:
+            blocks = [it for it in items if isinstance(it, ReadingBlock)]
+            if len(blocks) != len(items):  # mixed: the per-reading path keeps the order
+                blocks = []
+        if not blocks:
+            for it in items:
+                if isinstance(it, ReadingBlock):
+                    readings += it.readings()
+                else:
+                    readings.append(it)
         if self.config.row_merge_ms:
             readings = self._hold_newest_slot(readings, now, final=final)
         batch = LiveBatch()
@@ -272,6 +308,8 @@ class LiveSource:
             self._shots.gap()  # before the rows: a cycle must not span an outage
         if readings:
             self._rows(readings, now, batch)
+        elif blocks:
+            self._block_rows(blocks, now, batch)
         link_rows = False
         for ev in events:
             if ev.code in ("source_down", "source_up"):
@@ -362,8 +400,23 @@ class LiveSource:
             if r.quality is Quality.BAD:
                 self._bad[r.signal] = r.reason or "bad quality"
         self._skew_event(skew_seen, now, batch)
-        # net changes over this poll (a signal flapping inside one poll is counted, not
-        # announced twice); names in configured order
+        self._quality_events(was_bad, now, batch)
+        if not rows:
+            return
+        ts = sorted(rows)
+        k = len(self._names)
+        values = np.full((k, len(ts)), np.nan)
+        for j, t in enumerate(ts):
+            for idx, (v, quality) in rows[t].items():
+                if quality is not Quality.BAD:
+                    values[idx, j] = v
+        self._emit_rows(ts, values, batch)
+
+    def _quality_events(self, was_bad: dict[str, str], now: int, batch: LiveBatch) -> None:
+        """``signal_bad``/``signal_good`` for the net changes over this poll (a signal
+        flapping inside one poll is counted, not announced twice); configured order."""
+        if self._bad == was_bad:
+            return
         newly_bad: dict[str, list[str]] = {}
         recovered: list[str] = []
         for name in self._names:
@@ -379,16 +432,137 @@ class LiveSource:
             batch.events.append(
                 LinkEvent(now, "signal_good", "info", _names_message(recovered, "good again"))
             )
-        if not rows:
-            return
-        ts = sorted(rows)
-        self._last_t = ts[-1]
+
+    def _layout(self, b: ReadingBlock) -> tuple[np.ndarray, np.ndarray | None]:
+        """``b``'s entries as this source's signal indexes (entries of unknown names,
+        out-of-range or repeated positions left out: ``kept`` lists the others, ``None``
+        when all are kept); cached per (names tuple, index) layout."""
+        key = (id(b.names), b.index.tobytes())
+        hit = self._layouts.get(key)
+        if hit is not None and hit[0] is b.names:
+            return hit[1], hit[2]
+        own_of = [self._index.get(n, -1) for n in b.names]
+        pos = b.index.tolist()
+        own: list[int] = []
+        kept: list[int] = []
+        seen: set[int] = set()
+        for i, p in enumerate(pos):
+            o = own_of[p] if 0 <= p < len(own_of) else -1
+            if o >= 0 and o not in seen:
+                seen.add(o)
+                own.append(o)
+                kept.append(i)
+        own_arr = np.asarray(own, dtype=np.intp)
+        kept_arr = None if len(kept) == len(pos) else np.asarray(kept, dtype=np.intp)
+        if len(self._layouts) >= _MAX_LAYOUTS:
+            self._layouts.clear()  # bounded: a driver making endless layouts is a bug
+        self._layouts[key] = (b.names, own_arr, kept_arr)
+        return own_arr, kept_arr
+
+    def _block_rows(self, blocks: list[ReadingBlock], now: int, batch: LiveBatch) -> None:
+        """:meth:`_rows` for reading blocks (same rules, array operations: a block of ``m``
+        values costs a few numpy calls, not ``m`` objects)."""
+        past_ms = self.config.max_clock_skew_s * 1000
+        future_ms = min(self.config.max_clock_skew_s, MAX_FUTURE_SKEW_S) * 1000
         k = len(self._names)
-        values = np.full((k, len(ts)), np.nan)
-        for j, t in enumerate(ts):
-            for idx, (v, quality) in rows[t].items():
-                if quality is not Quality.BAD:
-                    values[idx, j] = v
+        last_of = np.full(k, _NO_ROW, dtype=np.int64)  # signal -> its last row in this batch
+        parts: list[tuple[np.ndarray, int | np.ndarray, np.ndarray]] = []
+        was_bad = dict(self._bad)
+        skew_seen: Reading | None = None
+        for b in sorted(blocks, key=_by_time):
+            own, kept = self._layout(b)
+            m = len(own)
+            if m < len(b):
+                self._count("unknown", len(b) - m)
+            if not m:
+                continue
+            vals = b.values if kept is None else b.values[kept]
+            q = b.quality if b.quality is None or kept is None else b.quality[kept]
+            finite = np.isfinite(vals)
+            all_finite = bool(finite.all())
+            if q is None and all_finite:
+                bad = None
+                n_bad = n_unc = 0
+            else:
+                bad = ~finite if q is None else (q == Quality.BAD) | ~finite
+                n_bad = int(np.count_nonzero(bad))
+                n_unc = 0 if q is None else int(np.count_nonzero((q == Quality.UNCERTAIN) & ~bad))
+            t = int(b.t_ms)
+            device_time = b.device_time
+            if device_time and not -past_ms <= t - now <= future_ms:
+                skew_seen = Reading(self._names[int(own[0])], t, math.nan)
+                t, device_time = now, False
+            if not device_time:
+                self._count("gateway_time", m)
+            if self._last_t is not None and t <= self._last_t:
+                if t < self._last_t:
+                    self._count("late", m)
+                t = self._last_t + 1
+            prev = last_of[own]
+            rt: int | np.ndarray = t
+            if int(prev.max()) >= t:  # a signal already has a row at t: 1 ms after it
+                rt = np.maximum(prev + 1, t)
+            last_of[own] = rt
+            self._count("readings", m)
+            if bad is not None:
+                vals = np.where(bad, np.nan, vals)
+            parts.append((own, rt, vals))
+            if n_bad or n_unc:
+                self._block_quality(b, own, kept, q, bad, finite)
+                if n_bad:
+                    self._count("bad", n_bad)
+                if n_unc:
+                    self._count("uncertain", n_unc)
+            elif self._bad:
+                for i in own.tolist():
+                    self._bad.pop(self._names[i], None)
+        self._skew_event(skew_seen, now, batch)
+        self._quality_events(was_bad, now, batch)
+        if not parts:
+            return
+        if all(isinstance(rt, int) for _, rt, _ in parts):
+            ts_list = sorted({rt for _, rt, _ in parts if isinstance(rt, int)})
+        else:
+            ts_list = np.unique(np.concatenate([np.atleast_1d(rt) for _, rt, _ in parts])).tolist()
+        values = np.full((k, len(ts_list)), np.nan)
+        col_of = {t: j for j, t in enumerate(ts_list)}
+        for own, rt, vals in parts:
+            if isinstance(rt, int):
+                values[own, col_of[rt]] = vals
+            else:
+                values[own, np.searchsorted(ts_list, rt)] = vals
+        self._emit_rows(ts_list, values, batch)
+
+    def _block_quality(
+        self,
+        b: ReadingBlock,
+        own: np.ndarray,
+        kept: np.ndarray | None,
+        q: np.ndarray | None,
+        bad: np.ndarray | None,
+        finite: np.ndarray,
+    ) -> None:
+        """Per-signal bookkeeping of a block with non-good entries (worst quality of the
+        interval, the bad set and its reasons), entry order as :meth:`_rows` does."""
+        assert bad is not None
+        for j, o in enumerate(own.tolist()):
+            name = self._names[o]
+            if bad[j]:
+                self._q_worst[name] = int(Quality.BAD)
+                if finite[j] or (q is not None and q[j] == Quality.BAD):
+                    reason = b.reason_of(j if kept is None else int(kept[j]))
+                else:
+                    reason = "no value"
+                self._bad[name] = reason or "bad quality"
+            elif q is not None and q[j] == Quality.UNCERTAIN:
+                self._q_worst[name] = max(self._q_worst.get(name, 0), int(Quality.UNCERTAIN))
+            else:
+                self._bad.pop(name, None)
+
+    def _emit_rows(self, ts: Sequence[int], values: np.ndarray, batch: LiveBatch) -> None:
+        """Scale/offset the raw ``values`` (signals x rows) and append the ``slow`` block
+        (and the shot rows) of rows ``ts``."""
+        self._last_t = ts[-1]
         with np.errstate(over="ignore", invalid="ignore"):
             values = values * self._scale[:, None] + self._offset[:, None]
         values[~np.isfinite(values)] = np.nan  # a huge raw value * scale: no value, not inf
@@ -453,9 +627,9 @@ class LiveSource:
             )
         )
 
-    def _count(self, name: str) -> None:
-        self._q[name] = self._q.get(name, 0.0) + 1.0
-        self.totals[name] += 1
+    def _count(self, name: str, n: int = 1) -> None:
+        self._q[name] = self._q.get(name, 0.0) + n
+        self.totals[name] += n
 
     def _emit_quality(self, t_ms: int, batch: LiveBatch, *, link_up: bool) -> None:
         t = int(t_ms)
@@ -491,7 +665,7 @@ class LiveSource:
         }
 
 
-def _by_time(r: Reading) -> int:
+def _by_time(r: Reading | ReadingBlock) -> int:
     return r.t_ms
 
 

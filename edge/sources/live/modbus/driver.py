@@ -11,8 +11,17 @@ A poll runs the planned reads (:mod:`.plan`) on a monotonic schedule: poll *k* i
 after the next one was due is an *overrun*: the missed slots are skipped and counted, and
 one ``poll_overrun`` event is reported per episode (until a poll fits its slot again).
 
-Per-block quality (each reading carries the gateway's time of its response; Modbus has no
-timestamps, so ``device_time=False``):
+Each response is handed over undecoded as a :class:`~edge.sources.live.base.RawBlock`
+(one :meth:`~edge.sources.live.base.LiveSink.put_blocks` per poll); the main thread decodes
+it into a columnar :class:`~edge.sources.live.base.ReadingBlock`
+(:meth:`.plan.BlockDecoder.columns`), so a driver thread holds the GIL only briefly per
+response.
+
+All readings of one poll carry one gateway time, that of the poll's first response (Modbus
+has no timestamps, so ``device_time=False``): a poll is one scan and makes one row, not one
+sparse row per read request.
+
+Per-block quality:
 
 - exception response (V1.1b3 §7): the block's signals ``BAD``, reason
   ``modbus exception N (name)``; the device answered, so the link is fine;
@@ -41,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink, Quality, Reading, now_ms
+from edge.sources.live.base import Driver, LiveSink, RawBlock, ReadingBlock, now_ms
 from edge.sources.live.modbus.config import ModbusSourceConfig
 from edge.sources.live.modbus.plan import Block, BlockDecoder, exception_reason, plan
 from edge.sources.live.signals import ShotsConfig, SignalMap
@@ -125,7 +134,8 @@ class ModbusDriver:
         self.shots: ShotsConfig | None = config.shots
         self.describe = f"modbus {config.endpoint} unit {config.unit_id}"
         self.blocks: list[Block] = plan(config)
-        self._decoders = [BlockDecoder(b) for b in self.blocks]
+        names = tuple(s.name for s in self.signals)
+        self._decoders = [BlockDecoder(b, names) for b in self.blocks]
         self.stats = PollStats()
         self._client: ModbusBaseSyncClient | None = None
         self._watched: set[int] = set()
@@ -224,17 +234,19 @@ class ModbusDriver:
             started = time.monotonic()
             self.stats.jitter_ms.append((started - due) * 1000.0)
             self.stats.polls += 1
-            readings: list[Reading] = []
+            readings: list[ReadingBlock | RawBlock] = []
+            t: int | None = None  # the poll's time: its first response
             for block, decoder in zip(self.blocks, self._decoders, strict=True):
                 if stop.is_set():
-                    sink.put(readings)
+                    sink.put_blocks(readings)
                     return None
                 try:
                     outcome, payload = self._read(client, block)
                 except _LinkLost as exc:
-                    sink.put(readings)
+                    sink.put_blocks(readings)
                     return f"connection lost: {exc}"
-                t = now_ms()
+                if t is None:
+                    t = now_ms()
                 if outcome in ("ok", "exception"):
                     failures = 0
                     if not answered:
@@ -243,15 +255,15 @@ class ModbusDriver:
                         sink.link_up(self.config.endpoint)
                 else:
                     failures += 1
-                if outcome == "ok":
-                    readings += decoder.decode(payload, t)
+                if outcome == "ok":  # decoded on the main thread (base.RawBlock)
+                    readings.append(RawBlock(decoder.columns, payload, t, len(decoder.index)))
                 else:
                     reason = exception_reason(payload) if outcome == "exception" else payload
-                    readings += _bad(block, reason, t)
+                    readings.append(decoder.bad(reason, t))
                 if failures >= self.config.timeouts_before_reconnect:
-                    sink.put(readings)
+                    sink.put_blocks(readings)
                     return f"no valid response to {failures} requests in a row ({payload})"
-            sink.put(readings)
+            sink.put_blocks(readings)
             due += interval
             ended = time.monotonic()
             if ended > due:
@@ -312,13 +324,6 @@ class ModbusDriver:
         except Exception as exc:  # wrong response type
             self.stats.invalid += 1
             return "invalid", f"invalid response ({type(exc).__name__})"
-
-
-def _bad(block: Block, reason: str, t_ms: int) -> list[Reading]:
-    return [
-        Reading(i.ref.name, t_ms, float("nan"), Quality.BAD, device_time=False, reason=reason)
-        for i in block.items
-    ]
 
 
 def _short(exc: BaseException) -> str:

@@ -2,9 +2,12 @@
 
 :func:`plan` groups the signals of each (unit id, table) into the fewest read requests
 (:func:`edge.sources.live.blocks.plan_reads`). :class:`BlockDecoder` turns one response
-(registers or bits) into :class:`~edge.sources.live.base.Reading` objects, defensively: a
-response shorter than the request, a word outside 0..65535 or a non-finite float becomes a
-``BAD`` reading, never an exception.
+(registers or bits) into :class:`~edge.sources.live.base.Reading` objects
+(:meth:`BlockDecoder.decode`) or, for the poll loop, into one columnar
+:class:`~edge.sources.live.base.ReadingBlock` (:meth:`BlockDecoder.columns`: the registers
+as big-endian bytes, one gather and one ``numpy`` view per data type and order), defensively:
+a response shorter than the request, a word outside 0..65535 or a non-finite float becomes
+a ``BAD`` reading, never an exception.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any, Final
 
-from edge.sources.live.base import Quality, Reading
+import numpy as np
+
+from edge.sources.live.base import Quality, Reading, ReadingBlock
 from edge.sources.live.blocks import Item, ReadBlock, plan_reads
 from edge.sources.live.modbus.config import BIT_TABLES, ModbusSignal, ModbusSourceConfig, Table
 from edge.sources.live.registers import DATA_TYPES, decode_words
@@ -63,6 +68,16 @@ Block = ReadBlock[Area, ModbusSignal]
 
 _GOOD: Final = Quality.GOOD
 
+#: Big-endian numpy dtype of each register data type (the bytes are gathered big-endian).
+_NP_TYPES: Final[dict[str, str]] = {
+    "int16": ">i2",
+    "uint16": ">u2",
+    "int32": ">i4",
+    "uint32": ">u4",
+    "float32": ">f4",
+    "float64": ">f8",
+}
+
 
 def plan(config: ModbusSourceConfig) -> list[Block]:
     """The read requests of one poll, ordered by (unit id, table) then address."""
@@ -96,8 +111,9 @@ class BlockDecoder:
     checking path it falls back to when a response holds a word outside 0..65535).
     """
 
-    def __init__(self, block: Block) -> None:
+    def __init__(self, block: Block, names: Sequence[str] | None = None) -> None:
         self.block = block
+        self._init_columns(names)
         self._items: list[tuple[str, int, int, struct.Struct | None, Callable[..., Any] | None]]
         self._items = []
         for item in block.items:
@@ -151,6 +167,118 @@ class BlockDecoder:
             else:
                 out.append(Reading(name, t_ms, v, _GOOD, False))
         return out
+
+    # ------------------------------------------------------------- columnar path
+
+    def _init_columns(self, names: Sequence[str] | None) -> None:
+        """Precompute :meth:`columns`: per (type, word order, byte order) group the output
+        positions and the byte positions that assemble each value big-endian."""
+        block = self.block
+        own = [i.ref.name for i in block.items]
+        self.names: tuple[str, ...] = tuple(own if names is None else names)
+        pos_of = {n: i for i, n in enumerate(self.names)}
+        self.index = np.asarray([pos_of[n] for n in own], dtype=np.intp)
+        m = len(own)
+        self._ends = np.asarray([block.offset(i) + i.width for i in block.items], dtype=np.intp)
+        nan = np.full(m, np.nan)
+        nan.flags.writeable = False
+        all_bad = np.full(m, int(Quality.BAD), dtype=np.uint8)
+        all_bad.flags.writeable = False
+        self._nan, self._all_bad = nan, all_bad
+        self._bit_offs = np.asarray([block.offset(i) for i in block.items], dtype=np.intp)
+        groups: dict[tuple[str, str, str], tuple[list[int], list[list[int]]]] = {}
+        if block.area.bits:
+            self._groups: list[tuple[np.ndarray, np.ndarray, np.dtype[Any], bool]] = []
+            return
+        for j, item in enumerate(block.items):
+            sig = item.ref
+            off = block.offset(item)
+            width = DATA_TYPES[sig.dtype][1]
+            words = range(width) if sig.word_order == "big" else range(width - 1, -1, -1)
+            idx: list[int] = []
+            for w in words:
+                hi, lo = 2 * (off + w), 2 * (off + w) + 1
+                idx += [hi, lo] if sig.byte_order == "big" else [lo, hi]
+            pos, gather = groups.setdefault((sig.dtype, sig.word_order, sig.byte_order), ([], []))
+            pos.append(j)
+            gather.append(idx)
+        self._groups = [
+            (
+                np.asarray(pos, dtype=np.intp),
+                np.asarray(gather, dtype=np.intp),
+                np.dtype(_NP_TYPES[dtype]),
+                dtype.startswith("float"),
+            )
+            for (dtype, _, _), (pos, gather) in groups.items()
+        ]
+
+    def bad(self, reason: str, t_ms: int) -> ReadingBlock:
+        """All of the block's signals ``BAD`` for ``reason`` at gateway time ``t_ms``."""
+        return ReadingBlock(
+            self.names, self.index, self._nan, t_ms, self._all_bad, reason, device_time=False
+        )
+
+    def columns(self, values: Sequence[int] | Sequence[bool], t_ms: int) -> ReadingBlock:
+        """:meth:`decode` as one :class:`ReadingBlock` (same values, qualities and reasons:
+        ``columns(v, t).readings() == decode(v, t)``), positions in ``names``."""
+        n = len(values)
+        count = self.block.count
+        m = len(self.index)
+        if self.block.area.bits:
+            got = np.zeros(count, dtype=np.float64)
+            k = min(n, count)
+            got[:k] = [1.0 if v else 0.0 for v in values[:k]]
+            out = got[self._bit_offs]
+            finite = True
+        else:
+            try:
+                raw = struct.pack(f">{n}H", *values)
+            except (struct.error, TypeError):
+                return self._from_readings(decode_block(self.block, values, t_ms), t_ms)
+            if n < count:
+                raw += bytes(2 * (count - n))
+            u8 = np.frombuffer(raw, dtype=np.uint8)
+            out = np.empty(m, dtype=np.float64)
+            finite = True
+            for pos, gather, dt, is_float in self._groups:
+                vals = u8[gather].view(dt).reshape(-1)
+                if not is_float:
+                    out[pos] = vals
+                    continue
+                with np.errstate(invalid="ignore"):  # a signalling NaN register
+                    out[pos] = vals
+                if finite:
+                    finite = bool(np.isfinite(out[pos]).all())
+        short = n < count and bool((self._ends > n).any())
+        if finite and not short:
+            return ReadingBlock(self.names, self.index, out, t_ms, None, "", device_time=False)
+        quality = np.zeros(m, dtype=np.uint8)
+        reasons: dict[int, str] = {}
+        if not finite:
+            for j in np.flatnonzero(~np.isfinite(out)).tolist():
+                reasons[j] = "non-finite value"
+        if short:
+            for j in np.flatnonzero(self._ends > n).tolist():
+                reasons[j] = f"short response ({n} of {count})"
+        for j in reasons:
+            quality[j] = Quality.BAD
+            out[j] = math.nan
+        return ReadingBlock(
+            self.names, self.index, out, t_ms, quality, "", reasons, device_time=False
+        )
+
+    def _from_readings(self, readings: list[Reading], t_ms: int) -> ReadingBlock:
+        """A block of the checking path's readings (item order)."""
+        return ReadingBlock(
+            self.names,
+            self.index,
+            np.asarray([r.value for r in readings], dtype=np.float64),
+            t_ms,
+            np.asarray([int(r.quality) for r in readings], dtype=np.uint8),
+            "",
+            {j: r.reason for j, r in enumerate(readings) if r.reason},
+            device_time=False,
+        )
 
 
 def decode_block(block: Block, values: Sequence[int] | Sequence[bool], t_ms: int) -> list[Reading]:
