@@ -53,6 +53,7 @@ from edge.sources.live.backoff import Backoff
 from edge.sources.live.base import Driver, LiveSink, RawBlock, ReadingBlock, now_ms
 from edge.sources.live.modbus.config import ModbusSourceConfig
 from edge.sources.live.modbus.plan import Block, BlockDecoder, exception_reason, plan
+from edge.sources.live.schedule import PollSchedule
 from edge.sources.live.signals import ShotsConfig, SignalMap
 
 if TYPE_CHECKING:
@@ -222,17 +223,15 @@ class ModbusDriver:
         if stop.is_set():
             return None
         self.stats.connects += 1
-        interval = self.config.poll_interval_ms / 1000.0
+        schedule = PollSchedule(self.config.poll_interval_ms / 1000.0)
         failures = 0  # requests in a row without a valid response
         answered = False
-        overrunning = False
-        due = time.monotonic()
         while True:
-            delay = due - time.monotonic()
-            if delay > 0 and stop.wait(delay):
+            late_s = schedule.wait(stop)
+            if late_s is None:
                 return None
             started = time.monotonic()
-            self.stats.jitter_ms.append((started - due) * 1000.0)
+            self.stats.jitter_ms.append(late_s * 1000.0)
             self.stats.polls += 1
             readings: list[ReadingBlock | RawBlock] = []
             t: int | None = None  # the poll's time: its first response
@@ -264,25 +263,20 @@ class ModbusDriver:
                     sink.put_blocks(readings)
                     return f"no valid response to {failures} requests in a row ({payload})"
             sink.put_blocks(readings)
-            due += interval
-            ended = time.monotonic()
-            if ended > due:
-                missed = int((ended - due) // interval) + 1
-                due += missed * interval
-                self.stats.overruns += 1
-                self.stats.skipped += missed
-                if not overrunning:
-                    overrunning = True
-                    self.stats.overrun_episodes += 1
-                    sink.event(
-                        "poll_overrun",
-                        "warning",
-                        f"a poll of {len(self.blocks)} reads took "
-                        f"{(ended - started) * 1000:.0f} ms, more than poll_interval_ms="
-                        f"{self.config.poll_interval_ms}; skipping missed polls",
-                    )
-            else:
-                overrunning = False
+            overrun = schedule.finish()
+            if overrun is None:
+                continue
+            self.stats.overruns += 1
+            self.stats.skipped += overrun.missed
+            if overrun.new_episode:
+                self.stats.overrun_episodes += 1
+                sink.event(
+                    "poll_overrun",
+                    "warning",
+                    f"a poll of {len(self.blocks)} reads took "
+                    f"{(time.monotonic() - started) * 1000:.0f} ms, more than poll_interval_ms="
+                    f"{self.config.poll_interval_ms}; skipping missed polls",
+                )
 
     def _read(self, client: ModbusBaseSyncClient, block: Block) -> tuple[Outcome, Any]:
         """Send one read request; the outcome and its registers/bits, exception code or

@@ -31,7 +31,6 @@ import functools
 import logging
 import math
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from edge.sources.live import registers
 from edge.sources.live.backoff import Backoff
 from edge.sources.live.base import Driver, LiveSink, Quality, Reading, now_ms
 from edge.sources.live.blocks import Item, ReadBlock, plan_reads
+from edge.sources.live.schedule import PollSchedule
 from edge.sources.live.signals import ShotsConfig, SignalMap
 from edge.sources.live.slmp import frames
 from edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
@@ -190,30 +190,22 @@ class SlmpDriver:
     def _poll_loop(
         self, link: Link, sink: LiveSink, stop: threading.Event, backoff: Backoff
     ) -> None:
-        interval = self.config.poll_interval_ms / 1000.0
-        next_t = time.monotonic()
-        late_streak = False
+        schedule = PollSchedule(self.config.poll_interval_ms / 1000.0)
         self._up = False
         self._backoff = backoff
-        while not stop.is_set():
+        while schedule.wait(stop) is not None:
             self._poll(link, sink)
-            next_t += interval
-            now = time.monotonic()
-            if now > next_t:
-                missed = int((now - next_t) // interval) + 1
-                next_t += missed * interval
-                self.overruns += 1
-                if not late_streak:
-                    late_streak = True
-                    sink.event(
-                        "poll_overrun",
-                        "warning",
-                        f"{self.describe}: a poll took longer than "
-                        f"poll_interval_ms={self.config.poll_interval_ms}",
-                    )
-            else:
-                late_streak = False
-            stop.wait(max(0.0, next_t - time.monotonic()))
+            overrun = schedule.finish()
+            if overrun is None:
+                continue
+            self.overruns += 1
+            if overrun.new_episode:
+                sink.event(
+                    "poll_overrun",
+                    "warning",
+                    f"{self.describe}: a poll took longer than "
+                    f"poll_interval_ms={self.config.poll_interval_ms}",
+                )
 
     def _poll(self, link: Link, sink: LiveSink) -> None:
         """Read every block once (the first valid answer on a connection is ``link_up``).
