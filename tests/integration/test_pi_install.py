@@ -379,8 +379,16 @@ def test_installed_venv_holds_the_edge_part_only(installed: Install) -> None:
     env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
     ok = run([python, "-c", "import edge.agent, edge.publisher, edge.watchdog, onnxruntime"], env)
     assert ok.returncode == 0, ok.stderr
-    # No cloud, training or dashboard dependencies on a gateway.
-    for module in ("httpx", "fastapi", "sqlalchemy", "psycopg", "sklearn", "uvicorn"):
+    # Every live source's driver and its protocol library import on the gateway.
+    drivers = ", ".join(
+        f"edge.sources.live.{kind}.driver"
+        for kind in ("opcua", "modbus", "slmp", "mtconnect", "sparkplug")
+    )
+    ok = run([python, "-c", f"import {drivers}, serial"], env)
+    assert ok.returncode == 0, ok.stderr
+    # No cloud, training or dashboard dependencies on a gateway (httpx is the MTConnect
+    # source's HTTP client since issue 12).
+    for module in ("fastapi", "sqlalchemy", "psycopg", "sklearn", "uvicorn"):
         probe = run([python, "-c", f"import {module}"], env)
         assert probe.returncode != 0, f"{module} is installed on the gateway"
     help_ = run([str(installed.prefix / "bin" / "renkei-gateway"), "--help"], env)

@@ -52,6 +52,7 @@ __all__ = [
     "RawBlock",
     "Reading",
     "ReadingBlock",
+    "bad_readings",
     "now_ms",
 ]
 
@@ -191,6 +192,13 @@ class RawBlock:
         return self.size
 
 
+def bad_readings(signals: Iterable[str], reason: str, *, t_ms: int) -> list[Reading]:
+    """``BAD`` readings (no value, gateway time ``t_ms``) of ``signals`` for ``reason``:
+    what a poll hands over for the signals it could not read."""
+    nan = float("nan")
+    return [Reading(s, t_ms, nan, Quality.BAD, device_time=False, reason=reason) for s in signals]
+
+
 @dataclass(frozen=True, slots=True)
 class LinkEvent:
     """An event a driver reports (becomes an ``event`` row of the machine).
@@ -281,11 +289,7 @@ class LiveSink:
     def put_bad(self, signals: Iterable[str], reason: str, *, t_ms: int | None = None) -> None:
         """Report that ``signals`` could not be read now (``BAD`` readings at gateway
         time ``t_ms``, default now)."""
-        t = now_ms() if t_ms is None else t_ms
-        self.put(
-            Reading(s, t, float("nan"), Quality.BAD, device_time=False, reason=reason)
-            for s in signals
-        )
+        self.put(bad_readings(signals, reason, t_ms=now_ms() if t_ms is None else t_ms))
 
     def set_unit(self, signal: str, unit: str) -> None:
         """The device's own unit of a signal (used where the config leaves ``unit`` empty;

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 from edge.sources.live import registers
 from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink, Quality, Reading, now_ms
+from edge.sources.live.base import Driver, LiveSink, Quality, Reading, bad_readings, now_ms
 from edge.sources.live.blocks import Item, ReadBlock, plan_reads
 from edge.sources.live.schedule import PollSchedule
 from edge.sources.live.signals import ShotsConfig, SignalMap
@@ -233,11 +233,11 @@ class SlmpDriver:
                     if end_code:
                         name = END_CODES.get(end_code)
                         reason = f"end code 0x{end_code:04X}" + (f" ({name})" if name else "")
-                        sink.put_bad(_names([block]), reason, t_ms=t_ms)
+                        readings += bad_readings(_names([block]), reason, t_ms=t_ms)
                         continue
                     readings += decode_block(block, data, t_ms)
                 except RequestTimeout:
-                    sink.put_bad(_names(self.blocks[i:]), "timeout", t_ms=t_ms)
+                    readings += bad_readings(_names(self.blocks[i:]), "timeout", t_ms=t_ms)
                     self._timeouts += 1
                     if self._timeouts >= self.config.timeouts_before_reconnect:
                         raise _LinkLost(
@@ -245,9 +245,9 @@ class SlmpDriver:
                         ) from None
                     return
                 except frames.FrameError as exc:
-                    sink.put_bad(_names([block]), f"bad response: {exc}", t_ms=t_ms)
+                    readings += bad_readings(_names([block]), f"bad response: {exc}", t_ms=t_ms)
                     raise _LinkLost(f"bad response from the PLC: {exc}") from None
-        finally:
+        finally:  # one hand-over per poll: its readings share one row
             if readings:
                 sink.put(readings)
         self._timeouts = 0
