@@ -110,7 +110,9 @@ class SampleBlock:
     matrix: FloatArray | None = None
     """Optional: the fields stacked in ``fields`` order, shape ``(len(fields), n)``, when
     the source built them as rows of one array (a live source's 5,000 signals): consumers
-    use it instead of stacking the columns again (:func:`field_matrix`)."""
+    use it instead of stacking the columns again (:func:`field_matrix`). With it, each
+    ``fields`` value must be the matching row of the matrix (``dict(zip(names, matrix))``);
+    only the matrix's dtype and shape are checked."""
 
     def __post_init__(self) -> None:
         if self.stream not in STREAMS:
@@ -143,15 +145,21 @@ class SampleBlock:
             if len(_CHECKED_KEYS) >= _MAX_CHECKED_KEYS:
                 _CHECKED_KEYS.clear()
             _CHECKED_KEYS.add(keys)
-        shape = (n,)
-        for name, values in self.fields.items():
-            if values.dtype != np.float64 or values.shape != shape:
+        if self.matrix is not None:
+            # the fields are the matrix's rows (one check instead of one per field)
+            if self.matrix.dtype != np.float64 or self.matrix.shape != (len(keys), n):
                 raise SourceError(
-                    f"field {name!r} must be float64 of shape ({n},), got "
-                    f"{values.dtype} {values.shape}"
+                    f"matrix must be float64 of shape ({len(keys)}, {n}), got "
+                    f"{self.matrix.dtype} {self.matrix.shape}"
                 )
-        if self.matrix is not None and self.matrix.shape != (len(keys), n):
-            raise SourceError(f"matrix must have shape ({len(keys)}, {n}), got {self.matrix.shape}")
+        else:
+            shape = (n,)
+            for name, values in self.fields.items():
+                if values.dtype != np.float64 or values.shape != shape:
+                    raise SourceError(
+                        f"field {name!r} must be float64 of shape ({n},), got "
+                        f"{values.dtype} {values.shape}"
+                    )
         if self.labels is not None and (self.labels.dtype != np.int16 or self.labels.shape != (n,)):
             raise SourceError(
                 f"labels must be int16 of shape ({n},), got {self.labels.dtype} {self.labels.shape}"
