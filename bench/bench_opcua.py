@@ -5,8 +5,8 @@ Scenarios (``--scenario``):
 - ``items`` (default): 5,000 monitored items, sampling interval 100 ms, publishing interval
   100 ms. The load server (:mod:`bench.opcua_load_server`, asyncua in a subprocess) changes a
   rotating share of its variables every 100 ms so that every item changes once per
-  ``--change-s`` seconds (default 1: 5,000 data changes/s; 10: 500/s). The gateway groups readings into 100 ms rows
-  (``row_merge_ms: 100``).
+  ``--change-s`` seconds (default 1: 5,000 data changes/s; 10: 500/s). The gateway
+  groups readings into 100 ms rows (``row_merge_ms: 100``).
 - ``reference``: the reference gateway load of :mod:`bench.bench_gateway` with its 32 slow
   channels at 10 Hz read from the OPC UA server instead of the simulator (every variable
   changes every 100 ms); 1 s feature windows. The simulator's 10 kHz vibration channel,
