@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,10 +19,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edge.sources.live.base import LiveSink, Reading
 from edge.sources.live.opcua.config import OpcuaSourceConfig
 from edge.sources.live.opcua.driver import OpcuaDriver, make_driver
 from tests.e2e import wait_for
+from tests.live.driver_run import DriverRun
 from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,46 +146,12 @@ def make_cert(directory: Path, name: str, uri: str, *, server: bool = False) -> 
     return cert_path, key_path
 
 
-class Running:
-    """A driver on its own thread with its sink; ``readings``/``events`` accumulate."""
+class Running(DriverRun):
+    """The ``opcua`` driver of ``config`` (a ``source`` mapping without ``type``) running on
+    its own thread (:class:`tests.live.driver_run.DriverRun`)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = OpcuaSourceConfig.model_validate({"type": "opcua", **config})
-        self.driver: OpcuaDriver = make_driver(self.config)
-        self.sink = LiveSink()
-        self.stop = threading.Event()
-        self.readings: list[Reading] = []
-        self.events: list[Any] = []
-        self.units: dict[str, str] = {}
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.driver.run(self.sink, self.stop)
-        except BaseException as exc:
-            self.error = exc
-
-    def drain(self) -> None:
-        r, e, u = self.sink.take()
-        self.readings += r
-        self.events += e
-        self.units.update(u)
-
-    def of(self, signal: str) -> list[Reading]:
-        self.drain()
-        return [r for r in self.readings if r.signal == signal]
-
-    def codes(self) -> list[str]:
-        self.drain()
-        return [e.code for e in self.events]
-
-    def close(self, timeout_s: float = 3.0) -> float:
-        import time
-
-        t0 = time.monotonic()
-        self.stop.set()
-        self.thread.join(timeout_s)
-        assert not self.thread.is_alive(), "driver did not stop"
-        return time.monotonic() - t0
+        driver: OpcuaDriver = make_driver(self.config)
+        self.opcua = driver
+        super().__init__(driver)

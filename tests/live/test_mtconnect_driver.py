@@ -20,11 +20,12 @@ from typing import Any
 import pytest
 
 from edge.sources.datasets import require_data_dir
-from edge.sources.live.base import LinkEvent, LiveSink, Quality, Reading
+from edge.sources.live.base import LiveSink, Quality
 from edge.sources.live.mtconnect.config import MtconnectSourceConfig
 from edge.sources.live.mtconnect.driver import MtconnectDriver, make_driver
 from edge.sources.live.source import LiveSourceError
 from tests.e2e import wait_for
+from tests.live.driver_run import DriverRun
 from tests.live.mtconnect_agent import AgentProcess
 
 SIGNALS: list[dict[str, Any]] = [
@@ -75,57 +76,14 @@ def config(url: str, **kw: Any) -> MtconnectSourceConfig:
     return MtconnectSourceConfig.model_validate(base)
 
 
-class Run:
-    """The driver on its own thread, with everything it handed to its sink."""
+class Run(DriverRun):
+    """The ``mtconnect`` driver of ``cfg`` on its own thread (:class:`DriverRun`)."""
 
     def __init__(self, cfg: MtconnectSourceConfig) -> None:
         driver = make_driver(cfg)
         assert isinstance(driver, MtconnectDriver)
-        self.driver = driver
-        self.sink = LiveSink()
-        self.stop_event = threading.Event()
-        self.readings: list[Reading] = []
-        self.events: list[LinkEvent] = []
-        self.units: dict[str, str] = {}
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.driver.run(self.sink, self.stop_event)
-        except BaseException as exc:  # checked by the test
-            self.error = exc
-
-    def collect(self) -> None:
-        r, e, u = self.sink.take()
-        self.readings += r
-        self.events += e
-        self.units.update(u)
-
-    def until(self, cond: Callable[[], bool], what: str, timeout_s: float = 10) -> None:
-        def check() -> bool:
-            self.collect()
-            assert self.error is None, f"driver raised {self.error!r}"
-            return cond()
-
-        wait_for(check, timeout_s, what, step_s=0.02)
-
-    def values(self, signal: str) -> list[Reading]:
-        return [r for r in self.readings if r.signal == signal]
-
-    def codes(self, code: str) -> list[LinkEvent]:
-        return [e for e in self.events if e.code == code]
-
-    def close(self) -> float:
-        """Stop; returns how long the driver took to stop, s."""
-        t0 = time.monotonic()
-        self.stop_event.set()
-        self.thread.join(5)
-        took = time.monotonic() - t0
-        assert not self.thread.is_alive(), "driver did not stop"
-        self.collect()
-        return took
+        self.mtc = driver
+        super().__init__(driver)
 
 
 @pytest.fixture
@@ -145,7 +103,7 @@ def test_values_units_and_unavailable_flow(
     runs.append(run)
     run.until(lambda: len(run.values("x_pos")) >= 30, "x_pos samples")
     run.until(lambda: len(run.values("execution")) >= 2, "execution events")
-    assert run.codes("source_up")
+    assert run.events_of("source_up")
     xs = run.values("x_pos")
     assert all(r.quality is Quality.GOOD and r.device_time for r in xs[1:])
     assert len({r.value for r in xs}) > 10, "positions change"
@@ -162,8 +120,8 @@ def test_values_units_and_unavailable_flow(
         "spindle_load": "PERCENT",
         "z_load": "PERCENT",
     }
-    assert not run.codes("source_down")
-    assert not run.codes("sequence_gap")
+    assert not run.events_of("source_down")
+    assert not run.events_of("sequence_gap")
     # a long heartbeat: only the guard can wake a blocked stream read; stop within ~1 s
     runs.remove(run)
     assert run.close() < 1.5
@@ -173,19 +131,19 @@ def test_conditions_become_events(make_agent: Callable[..., AgentProcess], runs:
     agent = make_agent(period_ms=10)
     run = Run(config(agent.url))
     runs.append(run)
-    run.until(lambda: bool(run.codes("condition_normal")), "fault then normal", timeout_s=15)
-    fault = run.codes("condition_fault")[0]
+    run.until(lambda: bool(run.events_of("condition_normal")), "fault then normal", timeout_s=15)
+    fault = run.events_of("condition_fault")[0]
     assert fault.severity == "alarm"
     assert "'system'" in fault.message and "E42" in fault.message
     assert "Servo alarm" in fault.message
-    normal = run.codes("condition_normal")[0]
+    normal = run.events_of("condition_normal")[0]
     assert normal.t_ms >= fault.t_ms and normal.severity == "info"
     levels = [r.value for r in run.values("system_level") if r.quality is Quality.GOOD]
     assert 2.0 in levels and levels[-1] == 0.0
     # a warning set by hand on an unmapped condition (conditions: all)
     agent.control("condition", id="htemp", level="Warning", code="HTEMP", text="Oil hot")
-    run.until(lambda: bool(run.codes("condition_warning")), "warning event")
-    warn = run.codes("condition_warning")[0]
+    run.until(lambda: bool(run.events_of("condition_warning")), "warning event")
+    warn = run.events_of("condition_warning")[0]
     assert "'htemp'" in warn.message and "Oil hot" in warn.message and warn.severity == "warning"
 
 
@@ -236,13 +194,13 @@ def test_buffer_wrap_gives_one_gap_event_with_the_lost_count(
     run.until(lambda: any(r.value == 39.5 for r in run.values("x_pos")), "burst tail")
     time.sleep(0.3)
     run.collect()
-    gaps = run.codes("sequence_gap")
+    gaps = run.events_of("sequence_gap")
     assert len(gaps) == 1, gaps
     assert gaps[0].message.startswith("24 observation(s) lost")
-    assert run.driver.lost == 24
+    assert run.mtc.lost == 24
     burst = [r.value for r in run.values("x_pos")[1:]]
     assert burst == [i + 0.5 for i in range(24, 40)], "the 16 still buffered, in order"
-    assert not run.codes("source_down")
+    assert not run.events_of("source_down")
 
 
 @pytest.mark.parametrize("mode", ["stream", "poll"])
@@ -254,15 +212,15 @@ def test_agent_restart_resyncs_with_an_event(
     runs.append(run)
     run.until(lambda: len(run.values("x_pos")) >= 5, "values before the restart")
     agent.kill()
-    run.until(lambda: bool(run.codes("source_down")), "link down")
+    run.until(lambda: bool(run.events_of("source_down")), "link down")
     n_before = len(run.values("x_pos"))
     agent.start()
-    run.until(lambda: bool(run.codes("agent_restarted")), "agent_restarted event")
+    run.until(lambda: bool(run.events_of("agent_restarted")), "agent_restarted event")
     run.until(lambda: len(run.values("x_pos")) >= n_before + 10, "values after the restart")
-    assert len(run.codes("agent_restarted")) == 1
-    assert len(run.codes("source_up")) == 2
-    assert not run.codes("sequence_gap"), "a restart is not a buffer wrap"
-    assert run.driver.lost == 0
+    assert len(run.events_of("agent_restarted")) == 1
+    assert len(run.events_of("source_up")) == 2
+    assert not run.events_of("sequence_gap"), "a restart is not a buffer wrap"
+    assert run.mtc.lost == 0
 
 
 @pytest.mark.parametrize(("buffer_size", "lost"), [(1024, 0), (16, 14)])
@@ -280,10 +238,10 @@ def test_dropped_stream_resumes_from_the_last_sequence(
     agent.control("burst", n=30)  # made while the gateway is reconnecting
     run.until(lambda: any(r.value == 29.5 for r in run.values("x_pos")), "burst after drop")
     assert [r.value for r in run.values("x_pos")[1:]] == [i + 0.5 for i in range(lost, 30)]
-    assert len(run.codes("source_down")) <= 1
-    assert not run.codes("agent_restarted")
-    assert len(run.codes("sequence_gap")) == (1 if lost else 0)
-    assert run.driver.lost == lost
+    assert len(run.events_of("source_down")) <= 1
+    assert not run.events_of("agent_restarted")
+    assert len(run.events_of("sequence_gap")) == (1 if lost else 0)
+    assert run.mtc.lost == lost
 
 
 def test_silent_stream_is_cut_by_the_heartbeat_watchdog(
@@ -295,9 +253,9 @@ def test_silent_stream_is_cut_by_the_heartbeat_watchdog(
     run.until(lambda: len(run.values("x_pos")) >= 3, "values")
     t0 = time.monotonic()
     agent.control("stall")
-    run.until(lambda: bool(run.codes("source_down")), "watchdog", timeout_s=5)
+    run.until(lambda: bool(run.events_of("source_down")), "watchdog", timeout_s=5)
     assert time.monotonic() - t0 < 3
-    assert "no part or heartbeat for 0.8 s" in run.codes("source_down")[0].message
+    assert "no part or heartbeat for 0.8 s" in run.events_of("source_down")[0].message
     n = len(run.values("x_pos"))
     run.until(lambda: len(run.values("x_pos")) > n + 5, "values after reconnect")
 
@@ -312,8 +270,8 @@ def test_xml_attacks_are_refused_without_hanging(
     runs.append(run)
     run.until(lambda: len(run.values("x_pos")) >= 3, "values")
     agent.control("hostile", kind=kind)
-    run.until(lambda: bool(run.codes("source_down")), "attack refused", timeout_s=5)
-    assert "declares a DTD" in run.codes("source_down")[0].message
+    run.until(lambda: bool(run.events_of("source_down")), "attack refused", timeout_s=5)
+    assert "declares a DTD" in run.events_of("source_down")[0].message
     assert not any("root:" in e.message for e in run.events), "no file content leaked"
     n = len(run.values("x_pos"))
     run.until(lambda: len(run.values("x_pos")) > n + 5, "values after the attack")
@@ -337,8 +295,8 @@ def test_oversize_part_is_refused(
     runs.append(run)
     run.until(lambda: len(run.values("x_pos")) >= 3, "values")
     agent.control("oversize", bytes=size)
-    run.until(lambda: bool(run.codes("source_down")), "oversize refused", timeout_s=5)
-    msg = run.codes("source_down")[0].message
+    run.until(lambda: bool(run.events_of("source_down")), "oversize refused", timeout_s=5)
+    msg = run.events_of("source_down")[0].message
     assert "exceeds max_document_bytes" in msg and str(size) in msg
     n = len(run.values("x_pos"))
     run.until(lambda: len(run.values("x_pos")) > n + 5, "values after the oversize part")
@@ -364,13 +322,13 @@ def test_garbage_and_slow_drip_answers_reset_the_link(
     runs.append(run)
     run.until(lambda: len(run.values("x_pos")) >= 3, "values")
     agent.control("hostile", kind=kind)
-    run.until(lambda: bool(run.codes("source_down")), f"{kind} refused", timeout_s=5)
-    msg = run.codes("source_down")[0].message
+    run.until(lambda: bool(run.events_of("source_down")), f"{kind} refused", timeout_s=5)
+    msg = run.events_of("source_down")[0].message
     if kind == "drip" and mode == "stream":
         reason = "no part or heartbeat for 0.6 s"
     assert reason in msg
     if kind == "error":
-        assert [e.message for e in run.codes("agent_error")] == [f"MTConnect {reason}"]
+        assert [e.message for e in run.events_of("agent_error")] == [f"MTConnect {reason}"]
     n = len(run.values("x_pos"))
     run.until(lambda: len(run.values("x_pos")) > n + 5, "values afterwards")
 
@@ -425,8 +383,8 @@ def test_https_agent_with_ca_file(
     untrusted = Run(config(agent.url))  # system CAs do not know the agent's certificate
     runs += [trusted, untrusted]
     trusted.until(lambda: len(trusted.values("x_pos")) >= 5, "values over TLS")
-    untrusted.until(lambda: bool(untrusted.codes("source_down")), "refused certificate")
-    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.codes("source_down")[0].message
+    untrusted.until(lambda: bool(untrusted.events_of("source_down")), "refused certificate")
+    assert "CERTIFICATE_VERIFY_FAILED" in untrusted.events_of("source_down")[0].message
     assert not untrusted.values("x_pos")
 
 

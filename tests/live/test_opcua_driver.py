@@ -54,7 +54,7 @@ def _config(srv: OpcuaServer, **kw: Any) -> dict[str, Any]:
 
 
 def _good_values(run: Running, signal: str) -> list[float]:
-    return [r.value for r in run.of(signal) if r.quality is Quality.GOOD]
+    return [r.value for r in run.values(signal) if r.quality is Quality.GOOD]
 
 
 @pytest.mark.parametrize("mode", ["subscribe", "poll"])
@@ -65,20 +65,20 @@ def test_values_units_and_quality(server: OpcuaServer, mode: str) -> None:
         wait_for(lambda: len(_good_values(run, "count")) >= 5, 10, "count readings")
         temps = _good_values(run, "temp_C")
         assert all(v >= 200 and v == int(v) for v in temps)  # raw; LiveSource scales
-        assert all(r.device_time for r in run.of("temp_C"))
+        assert all(r.device_time for r in run.values("temp_C"))
         assert set(_good_values(run, "run")) <= {0.0, 1.0}
         assert run.units.get("temp_C") == "°C" and "count" not in run.units
-        broken = run.of("broken")
+        broken = run.values("broken")
         assert broken and all(r.quality is Quality.BAD and math.isnan(r.value) for r in broken)
         assert broken[0].reason == "BadSensorFailure"
-        missing = run.of("missing")
+        missing = run.values("missing")
         assert missing and missing[0].quality is Quality.BAD
         assert missing[0].reason in {"BadNodeIdUnknown", "BadNodeIdInvalid"}
-        labels = run.of("label")
+        labels = run.values("label")
         assert len(labels) == 1 and labels[0].reason == "not numeric (str)"  # once
         assert run.codes().count("source_up") == 1
         for name in ("temp_C", "count", "run"):  # no sample twice (polls of unchanged ones)
-            times = [r.t_ms for r in run.of(name)]
+            times = [r.t_ms for r in run.values(name)]
             assert times == sorted(set(times)), name
     finally:
         assert run.close() < 1.5
@@ -131,7 +131,7 @@ def test_server_killed_and_restarted(server: OpcuaServer) -> None:
         assert len(set(new)) == len(new) and new == sorted(new)  # no duplicates, in order
         assert old == sorted(old)
         assert run.codes().count("source_down") == 1
-        assert run.driver.sessions >= 2
+        assert run.opcua.sessions >= 2
     finally:
         run.close()
 
@@ -192,7 +192,7 @@ def test_untrusted_certificate_refused(
     assert isinstance(run.error, LiveSourceError)
     text = str(run.error)
     assert srv.endpoint in text and "rogue.der" in text and "trust" in text
-    assert run.driver.sessions == 1  # no tight reconnect loop inside the driver
+    assert run.opcua.sessions == 1  # no tight reconnect loop inside the driver
     print(text)
 
 
@@ -268,7 +268,7 @@ def test_hostile_server_is_an_outage(garbage: bool) -> None:
         wait_for(lambda: "source_down" in run.codes(), 10, "source_down")
         wait_for(lambda: srv.conns >= 2, 10, "a second connect attempt (backoff, retried)")
         assert run.thread.is_alive() and run.error is None
-        assert not run.of("temp_C")
+        assert not run.values("temp_C")
         time.sleep(0.3)  # likely inside a connect that waits for its timeout
         assert run.close() < 1.5
     finally:
