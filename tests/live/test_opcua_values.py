@@ -57,6 +57,10 @@ def test_resent_samples_dropped() -> None:
     assert m.make("a", 1.0, 0, "Good", T, T, 0) is not None
     assert m.make("a", 1.0, 0, "Good", T, T, 0) is None  # same sample polled again
     assert m.make("a", 2.0, 0, "Good", T.replace(second=1), None, 0) is not None
-    assert m.make("a", 1.0, 0, "Good", T, T, 0) is None  # older than the last one
+    # an older timestamp is not a repeat (a device clock stepped back): kept, so that the
+    # signal is not silenced until the clock catches up; LiveSource counts it as late
+    older = m.make("a", 3.0, 0, "Good", T, T, 0)
+    assert older is not None and older.value == 3.0
+    assert m.make("a", 3.0, 0, "Good", T, T, 0) is None  # and that one is not repeated
     assert m.make("b", 1.0, 0, "Good", None, None, 7) is not None  # gateway time: kept
     assert m.make("b", 1.0, 0, "Good", None, None, 7) is not None

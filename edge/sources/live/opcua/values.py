@@ -89,7 +89,10 @@ class ReadingMaker:
         last = self._last.get(signal)
         if last is not None:
             t, v, q = last
-            if r.t_ms < t or (
+            # only the very sample seen last is a repeat; an *older* timestamp is data (a
+            # device clock stepped back must not silence the signal until it catches up):
+            # the source places it after the last row and counts it as ``late``
+            if (
                 r.t_ms == t
                 and r.quality is q
                 and (v == r.value or (math.isnan(v) and math.isnan(r.value)))
