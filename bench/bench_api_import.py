@@ -36,9 +36,18 @@ from typing import Any
 import httpx
 from sqlalchemy import insert
 
-from cloud.api import ApiSettings
-from cloud.registry import Firm, Line, Machine, Role, Site, issue_key, make_engine, session_scope
-from cloud.registry.migrate import upgrade
+from renkei.cloud.api import ApiSettings
+from renkei.cloud.registry import (
+    Firm,
+    Line,
+    Machine,
+    Role,
+    Site,
+    issue_key,
+    make_engine,
+    session_scope,
+)
+from renkei.cloud.registry.migrate import upgrade
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 IMM = {

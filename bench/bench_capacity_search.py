@@ -47,8 +47,8 @@ import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, insert
 
-from cloud.api import ApiSettings, create_app
-from cloud.registry import (
+from renkei.cloud.api import ApiSettings, create_app
+from renkei.cloud.registry import (
     CapacityBooking,
     Firm,
     Line,

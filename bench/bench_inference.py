@@ -4,8 +4,8 @@ Run: ``python -m bench.bench_inference [--iterations 3000] [--batch 32] [--model
 Target: p99 ≤ 2 ms per single-row inference for the window models.
 
 Each model in ``models/artifacts/`` is loaded exactly as the gateway loads it
-(:meth:`edge.inference.AnomalyModel.load`: hash check, CPU provider, one intra-op and one
-inter-op thread, sequential execution). Timed with ``time.perf_counter_ns`` around
+(:meth:`renkei.edge.model.inference.AnomalyModel.load`: hash check, CPU provider, one intra-op and
+one inter-op thread, sequential execution). Timed with ``time.perf_counter_ns`` around
 ``AnomalyModel.score`` (input checks + ``session.run``), after 200 warm-up calls:
 
 - ``single``: one row per call, as the pipeline scores each window / shot;
@@ -14,7 +14,7 @@ inter-op thread, sequential execution). Timed with ``time.perf_counter_ns`` arou
 
 Rows are drawn from a standard normal (inputs are not realistic values, but the graphs'
 cost does not depend on them, except the trees' paths, which this samples broadly).
-Also timed: one streaming step of :class:`edge.features.history.HistoryFeatures` with
+Also timed: one streaming step of :class:`renkei.edge.features.history.HistoryFeatures` with
 the SKAB, NAB and C-MAPSS configurations (the per-row feature cost the new models add),
 and the whole per-row path of the history anomaly models (inputs + score).
 """
@@ -27,9 +27,9 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from edge.features.history import HistoryFeatures
-from edge.inference import AnomalyModel
-from models import DEFAULT_ARTIFACTS_DIR
+from renkei.edge.features.history import HistoryFeatures
+from renkei.edge.model.inference import AnomalyModel
+from renkei.models import DEFAULT_ARTIFACTS_DIR
 
 _WARMUP = 200
 
@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{b50:.1f} | {b99:.1f} | {b50 / args.batch:.2f} | "
             f"{'yes' if s99 <= 2000 else 'NO'} |"
         )
-    print("\nStreaming history features, one row per push (edge.features.history):\n")
+    print("\nStreaming history features, one row per push (renkei.edge.features.history):\n")
     print("| configuration | fields | p50 µs | p99 µs |")
     print("|---|---|---|---|")
-    from models.profiles import cmapss, nab_stream, skab_z
+    from renkei.models.profiles import cmapss, nab_stream, skab_z
 
     for label, n_fields, cfg in (
         ("SKAB (baseline 400, 10-row z-mean)", 6, skab_z.CONFIG),
@@ -123,9 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _model_rows(iterations: int, rng: np.random.Generator) -> None:
     """Per row on the gateway for the history models: inputs + score, as the pipeline does."""
-    from edge.model_inputs import ModelInputs, plan_inputs
+    from renkei.edge.model.inputs import ModelInputs, plan_inputs
 
-    print("\nHistory model, one row = ModelInputs.push + AnomalyModel.score (edge.pipeline):\n")
+    print(
+        "\nHistory model, one row = ModelInputs.push + AnomalyModel.score (renkei.edge.pipeline):\n"
+    )
     print("| model | p50 µs | p99 µs | p99 ≤ 2 ms |")
     print("|---|---|---|---|")
     for name in ("skab-pump-mahal", "nab-temp-stream"):

@@ -5,7 +5,7 @@ Run by hand (needs /usr/sbin/mosquitto and /usr/bin/influxd, like the tests)::
     python -m bench.bench_ingest [--duration 30] [--shapes 8x100,16x300,32x600]
 
 Set-up: a real Mosquitto, a real InfluxDB 1.x and the ingest as its own OS process
-(``python -m cloud.ingest``, exactly what is deployed), all on this machine. This process
+(``python -m renkei.cloud.ingest``, exactly what is deployed), all on this machine. This process
 publishes realistic packed telemetry messages (``fields x rows`` per message, distinct
 timestamps, four-decimal sensor-like values) at QoS 1 with a plain paho client.
 
@@ -40,7 +40,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_topic_for
+from renkei.cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_topic_for
 from tests.e2e import ingest_argv
 from tests.services import REPO, InfluxDB, Mosquitto, ServiceError
 

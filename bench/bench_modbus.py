@@ -12,7 +12,7 @@ same register map, 100 registers in three clusters as PLC maps usually are:
 - holding registers 100..139: 20 ``float32`` (word order little);
 - input registers 300..338, every other one: 20 ``uint16``.
 
-The gateway side is this process: one :class:`~edge.sources.live.LiveSource` per device
+The gateway side is this process: one :class:`~renkei.edge.sources.live.LiveSource` per device
 (the ``modbus`` driver on its thread, one TCP connection each) and a main loop that drains
 every source every 100 ms like the agent does (row assembly, scale/offset, quality).
 
@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.sources.live import LiveSource
-from edge.sources.live.modbus.config import ModbusSourceConfig
-from edge.sources.live.modbus.driver import ModbusDriver, make_driver
+from renkei.edge.sources.live import LiveSource
+from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
+from renkei.edge.sources.live.modbus.driver import ModbusDriver, make_driver
 from tests.live.modbus_server import ModbusServer
 from tests.services import free_port
 

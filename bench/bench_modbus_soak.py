@@ -7,7 +7,7 @@ Run by hand::
 
 The device is pymodbus's ``ModbusTcpServer`` in a subprocess that closes the connection
 after every response (``drop_after_response``). The gateway side (this process) is a
-:class:`~edge.sources.live.LiveSource` with the ``modbus`` driver reading two blocks per
+:class:`~renkei.edge.sources.live.LiveSource` with the ``modbus`` driver reading two blocks per
 poll: the first is answered, the second finds the connection closed, so every poll is one
 ``link_down`` (``source_down`` event), a backoff of 1-2 ms, a reconnect, a ``source_up``
 event. The main thread drains the source every 50 ms like the agent.
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.sources.live import LiveSource
-from edge.sources.live.modbus.config import ModbusSourceConfig
-from edge.sources.live.modbus.driver import ModbusDriver, make_driver
+from renkei.edge.sources.live import LiveSource
+from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
+from renkei.edge.sources.live.modbus.driver import ModbusDriver, make_driver
 from tests.live.modbus_server import ModbusServer
 from tests.services import free_port
 

@@ -25,12 +25,12 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from edge.sources.datasets import find_data_dir
-from edge.sources.live.base import LiveSink, now_ms
-from edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
-from edge.sources.live.mtconnect.driver import MtconnectDriver
-from edge.sources.live.mtconnect.mapping import Decoder, resolve
-from edge.sources.live.mtconnect.parse import parse_devices, parse_streams
+from renkei.edge.sources.datasets import find_data_dir
+from renkei.edge.sources.live.base import LiveSink, now_ms
+from renkei.edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
+from renkei.edge.sources.live.mtconnect.driver import MtconnectDriver
+from renkei.edge.sources.live.mtconnect.mapping import Decoder, resolve
+from renkei.edge.sources.live.mtconnect.parse import parse_devices, parse_streams
 from tests.live.mtconnect_agent import Agent, AgentProcess, Obs
 
 SIGNALS = [

@@ -6,7 +6,7 @@ subscription re-creations (delete + create ONE subscription with ``items`` monit
 wait for its first data) on one session, and every ``N / reconnects`` iterations a full
 session reconnect (close the session and connection, connect, resolve the NodeIds, read
 EngineeringUnits, subscribe again) -- exactly the code the driver runs
-(:class:`edge.sources.live.opcua.session.OpcuaSession`). It samples this process's RSS
+(:class:`renkei.edge.sources.live.opcua.session.OpcuaSession`). It samples this process's RSS
 every ``K`` iterations and reports the least-squares slope (KiB per 1,000 re-creations) and
 the first/last RSS. Flat memory means nothing of a deleted subscription or closed session
 is kept.
@@ -25,9 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from edge.sources.live.base import Reading
-from edge.sources.live.opcua.config import OpcuaSourceConfig
-from edge.sources.live.opcua.session import Credentials, OpcuaSession
+from renkei.edge.sources.live.base import Reading
+from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
+from renkei.edge.sources.live.opcua.session import Credentials, OpcuaSession
 from tests.live.opcua_fixtures import NS, OpcuaServer
 
 

@@ -4,12 +4,12 @@ Run by hand (needs /usr/sbin/mosquitto, like the tests)::
 
     python -m bench.bench_outbox [--outage-min 10] [--drain-rate 200]
 
-Reference load (one gateway, messages built with :mod:`renkei.wire`, so sizes are real):
+Reference load (one gateway, messages built with :mod:`renkei.core.wire`, so sizes are real):
 
 - ``telemetry``: 32 slow channels at 10 Hz, packed 1 s per message (10 rows, 4-decimal
   sensor values), 1 message/s;
 - ``features``: one row per 1 s window: 32 channels x (mean, min, max, slope) + 9
-  vibration features (names from :mod:`edge.features`), full float precision, 1/s;
+  vibration features (names from :mod:`renkei.edge.features`), full float precision, 1/s;
 - ``anomaly``: score, threshold, is_anomaly per window, 1/s;
 - ``shot``: one row of 10 raw values + 10 deviations every 20 s.
 
@@ -56,10 +56,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.features import slow_feature_names, vibration_feature_names
-from edge.outbox import Outbox, OutboxItem, OutboxSettings
-from edge.publisher import MqttSettings, Publisher
-from renkei.wire import (
+from renkei.core.wire import (
     GatewayState,
     MachineKind,
     MachinePayload,
@@ -67,6 +64,9 @@ from renkei.wire import (
     gateway_topic,
     machine_topic,
 )
+from renkei.edge.features import slow_feature_names, vibration_feature_names
+from renkei.edge.transport.outbox import Outbox, OutboxItem, OutboxSettings
+from renkei.edge.transport.publisher import MqttSettings, Publisher
 from tests.services import Mosquitto
 
 GW = "gw-bench"
@@ -457,7 +457,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="renkei-bench-outbox-") as d:
         tmp = Path(d)
-        _table("Reference load (real renkei.wire payloads)", _sizes())
+        _table("Reference load (real renkei.core.wire payloads)", _sizes())
         _table("Outbox on this disk (synchronous=FULL)", bench_outbox(tmp))
         _table(f"Opening a {args.open_mib} MiB outbox", bench_open(tmp, mib=args.open_mib))
         r = bench_outage(tmp, outage_min=args.outage_min, drain_rate=args.drain_rate, name="a")

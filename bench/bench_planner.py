@@ -39,7 +39,7 @@ from datetime import date
 
 import numpy as np
 
-from cloud.planner import (
+from renkei.cloud.planner import (
     DisruptionZone,
     Job,
     MachineSpec,

@@ -3,7 +3,7 @@ gateway CPU, poll jitter.
 
 A MELSEC stand-in (``tests/live/slmp_server.py``, a subprocess on loopback) holds
 ``--signals`` signals: int16 in D0.., int32 and float32 pairs, and M bits. One
-:class:`~edge.sources.live.LiveSource` polls them every ``--interval-ms`` for ``--seconds``
+:class:`~renkei.edge.sources.live.LiveSource` polls them every ``--interval-ms`` for ``--seconds``
 while this process drains it as the agent would. Reported: requests per poll (batched)
 against the naive one-request-per-signal count, the CPU of this process (driver thread +
 row assembly; the server's CPU is not counted) as a share of one core, overruns, and the
@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from edge.sources.live import build_live_source
-from edge.sources.live.slmp.config import SlmpSourceConfig
-from edge.sources.live.slmp.driver import SlmpDriver
+from renkei.edge.sources.live import build_live_source
+from renkei.edge.sources.live.slmp.config import SlmpSourceConfig
+from renkei.edge.sources.live.slmp.driver import SlmpDriver
 from tests.live.slmp_server import SlmpServer
 
 

@@ -28,10 +28,10 @@ import psutil
 import pysparkplug as spb
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.sources.live import LiveSource, build_live_source
-from edge.sources.live.base import LiveSink, now_ms
-from edge.sources.live.sparkplug.config import SparkplugSourceConfig
-from edge.sources.live.sparkplug.host import SparkplugHost
+from renkei.edge.sources.live import LiveSource, build_live_source
+from renkei.edge.sources.live.base import LiveSink, now_ms
+from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
+from renkei.edge.sources.live.sparkplug.host import SparkplugHost
 from tests.e2e import wait_for
 from tests.live.sparkplug_node import EdgeNode, MetricDef
 from tests.services import Mosquitto

@@ -1,6 +1,7 @@
-"""Renkei cloud side: MQTT ingest (``cloud.ingest``) and time-series stores (``cloud.store``)."""
+"""Renkei cloud side: MQTT ingest (``renkei.cloud.ingest``) and time-series stores
+(``renkei.cloud.store``)."""
 
-from cloud._exceptions import (
+from renkei.cloud._exceptions import (
     CloudError,
     ConfigError,
     IngestError,

@@ -10,14 +10,14 @@ rendered from ``deploy/compose/gateways/``.
 Every MQTT connection has a user of its own: compose.conf sets ``use_username_as_clientid``,
 so the client id *is* the user name and no client can take over another's session (issue
 11, "MQTT client-id takeover"). Hence a gateway has two users: ``{username}`` for its data
-connection (:mod:`edge.publisher`) and ``{username}-rollout`` for its model-rollout
-connection (:mod:`edge.rollout.manager`); and each ingest worker has its own user
+connection (:mod:`renkei.edge.transport.publisher`) and ``{username}-rollout`` for its model-rollout
+connection (:mod:`renkei.edge.rollout.manager`); and each ingest worker has its own user
 (``renkei-ingest-1``, ``renkei-ingest-2``; one shared-subscription group).
 
 Only the fields the ACL needs are read from a gateway config (``gateway_id``, ``firm``,
 ``site``, ``mqtt.username``, ``machines[].id/area/line``), so the broker host needs neither
-the models nor the data sets a full :func:`edge.config.load_config` would check. Topic
-tree: :mod:`renkei.wire`.
+the models nor the data sets a full :func:`renkei.edge.config.load_config` would check. Topic
+tree: :mod:`renkei.core.wire`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from renkei.wire import (
+from renkei.core.wire import (
     ACK_PREFIX,
     DEADLETTER_PREFIX,
     HOST_PREFIX,
@@ -105,7 +105,7 @@ class CloudUsers:
 
 
 def load_gateway(path: Path) -> GatewayGrant:
-    """Read the ACL-relevant part of a gateway YAML config (:mod:`edge.config`'s format).
+    """Read the ACL-relevant part of a gateway YAML config (:mod:`renkei.edge.config`'s format).
 
     Raises:
         AclConfigError: unreadable file, bad YAML, a missing or invalid field (message:
@@ -169,7 +169,7 @@ def _check_unique(gateways: Sequence[GatewayGrant], cloud: CloudUsers) -> None:
 _HEADER = """\
 # Mosquitto ACL of Renkei's broker (acl_file in compose.conf). Deny by default: a user may
 # publish ("write") and subscribe/receive ("read") only the topics listed after its `user`
-# line. Topic tree: renkei/wire.py.
+# line. Topic tree: renkei/core/wire.py.
 #
 #   renkei/v1/{firm}/{site}/{area}/{line}/{machine}/{kind}   machine data (gateways)
 #   renkei/v1/{firm}/{site}/_gw/{gateway}/state|health       gateway birth/Last Will, health
@@ -222,7 +222,8 @@ def render_acl(gateways: Sequence[GatewayGrant], cloud: CloudUsers = CloudUsers(
         f"user {cloud.watch}",
         f"topic read {TOPIC_ROOT}/+/+/_gw/+/state",
         "",
-        "# Rollout controller (python -m cloud.rollout): desired model sets out, reports in.",
+        "# Rollout controller (python -m renkei.cloud.rollout): desired model sets out,"
+        " reports in.",
         f"user {cloud.rollout}",
         f"topic write {ROLLOUT_PREFIX}/+/+/+/desired",
         f"topic read {ROLLOUT_PREFIX}/+/+/+/report",

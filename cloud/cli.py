@@ -6,7 +6,7 @@
   ``capacity-publish``: spare capacity of every machine to InfluxDB (``capacity``);
   ``export`` / ``import``: a firm's archive.
 
-``renkei cloud ingest`` (or ``python -m cloud.ingest``) runs the MQTT -> InfluxDB ingest
+``renkei cloud ingest`` (or ``python -m renkei.cloud.ingest``) runs the MQTT -> InfluxDB ingest
 worker until SIGINT/SIGTERM, then stops cleanly: flushes what it holds, acknowledges it,
 disconnects. Every option can also be given as an environment variable (shown in
 ``--help``), which is how containers configure it.
@@ -25,8 +25,8 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 
-from cloud._exceptions import ConfigError, StoreUnavailable
-from cloud.cli_options import (
+from renkei.cloud._exceptions import ConfigError, StoreUnavailable
+from renkei.cloud.cli_options import (
     Broker,
     InfluxDatabase,
     InfluxPassword,
@@ -37,14 +37,14 @@ from cloud.cli_options import (
     MqttUsername,
     RegistryUrl,
 )
-from cloud.ingest.worker import IngestSettings, IngestWorker
-from cloud.store.influx import InfluxStore, influx_settings_from_options
+from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
+from renkei.cloud.store.influx import InfluxStore, influx_settings_from_options
 
 __all__ = ["api", "app", "capacity_publish", "ingest"]
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_show_locals=False)
 
-log = logging.getLogger("cloud.ingest")
+log = logging.getLogger("renkei.cloud.ingest")
 
 
 @app.command("ingest")
@@ -179,11 +179,11 @@ def api(
 ) -> None:
     """Serve the registry, sharing, capacity and takeover API and the partner web page.
 
-    Configured by ``RENKEI_API_*`` variables (see ``cloud.api.ApiSettings``), e.g.
+    Configured by ``RENKEI_API_*`` variables (see ``renkei.cloud.api.ApiSettings``), e.g.
     ``RENKEI_API_DATABASE_URL=postgresql+psycopg://...``; the schema is migrated first.
     """
-    from cloud.api import ApiSettings
-    from cloud.api.serve import serve
+    from renkei.cloud.api import ApiSettings
+    from renkei.cloud.api.serve import serve
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -242,9 +242,9 @@ def capacity_publish(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from cloud.api.settings import ApiSettings
-    from cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
-    from cloud.registry import make_engine
+    from renkei.cloud.api.settings import ApiSettings
+    from renkei.cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
+    from renkei.cloud.registry import make_engine
 
     clock = None
     if now is not None:
@@ -332,8 +332,8 @@ def capacity_publish(
 
 
 def _register_portability() -> None:
-    """``renkei cloud export`` / ``renkei cloud import`` (:mod:`cloud.portability.cli`)."""
-    from cloud.portability.cli import export_command, import_command
+    """``renkei cloud export`` / ``renkei cloud import`` (:mod:`renkei.cloud.portability.cli`)."""
+    from renkei.cloud.portability.cli import export_command, import_command
 
     app.command("export")(export_command)
     app.command("import")(import_command)
@@ -343,8 +343,8 @@ _register_portability()
 
 
 def _register_watch() -> None:
-    """``renkei cloud watch`` (:mod:`cloud.disruption.cli`)."""
-    from cloud.disruption.cli import watch_command
+    """``renkei cloud watch`` (:mod:`renkei.cloud.disruption.cli`)."""
+    from renkei.cloud.disruption.cli import watch_command
 
     app.command("watch")(watch_command)
 
@@ -353,8 +353,8 @@ _register_watch()
 
 
 def _register_rollout() -> None:
-    """``renkei cloud rollout`` (:mod:`cloud.rollout`): advances model deployments."""
-    from cloud.rollout.__main__ import rollout
+    """``renkei cloud rollout`` (:mod:`renkei.cloud.rollout`): advances model deployments."""
+    from renkei.cloud.rollout.__main__ import rollout
 
     app.command("rollout")(rollout)
 
@@ -363,8 +363,8 @@ _register_rollout()
 
 
 def _register_broker_acl() -> None:
-    """``renkei cloud broker-acl`` (:mod:`cloud.broker_acl`): renders the broker's ACL."""
-    from cloud.broker_acl import broker_acl_command
+    """``renkei cloud broker-acl`` (:mod:`renkei.cloud.broker_acl`): renders the broker's ACL."""
+    from renkei.cloud.broker_acl import broker_acl_command
 
     app.command("broker-acl")(broker_acl_command)
 

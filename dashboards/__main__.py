@@ -1,5 +1,5 @@
 """``python -m dashboards [build|check|push|verify]`` (default: build)."""
 
-from dashboards.cli import app
+from renkei.dashboards.cli import app
 
 app(prog_name="python -m dashboards")

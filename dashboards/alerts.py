@@ -20,9 +20,9 @@ from typing import Any, Final, Literal
 
 from grafana_foundation_sdk.builders import alerting, expr
 
-from dashboards import contract as c
-from dashboards.panels import bi
-from dashboards.queries import DATASOURCE_UID, Target
+from renkei.dashboards import contract as c
+from renkei.dashboards.panels import bi
+from renkei.dashboards.queries import DATASOURCE_UID, Target
 
 __all__ = [
     "ANOMALY_WINDOWS",

@@ -1,6 +1,6 @@
 """The five Renkei dashboards, as code (see ``dashboards/README.md`` for the definitions).
 
-Every panel query is InfluxQL over the measurements of :mod:`dashboards.contract`; the
+Every panel query is InfluxQL over the measurements of :mod:`renkei.dashboards.contract`; the
 expected result columns next to each query are checked by the integration tests against a
 real InfluxDB filled by the pipeline. Column patterns ending in ``*`` stand for one or more
 columns with that prefix (regex field selections such as ``mean(/_dev$/)``).
@@ -16,8 +16,8 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
-from dashboards import contract as c
-from dashboards.panels import (
+from renkei.dashboards import contract as c
+from renkei.dashboards.panels import (
     Board,
     alertlist_panel,
     bargauge_panel,
@@ -34,7 +34,7 @@ from dashboards.panels import (
     timeseries_panel,
     value_map,
 )
-from dashboards.queries import GATEWAY_FILTER, MACHINE_FILTER, Target
+from renkei.dashboards.queries import GATEWAY_FILTER, MACHINE_FILTER, Target
 
 __all__ = ["BOARDS", "build_boards"]
 
@@ -575,7 +575,7 @@ def molds() -> Board:
         timeseries_panel(),
         title=bi("ショットごとのプロセス偏差", "Process deviations per shot"),
         description="Every *_dev shot feature: the shot's value minus the running (EWMA) "
-        "reference of the previous shots (edge.features.shot).",
+        "reference of the previous shots (renkei.edge.features.shot).",
         targets=[
             Target(
                 "A",
@@ -896,7 +896,7 @@ def capacity() -> Board:
             "空き時間 = 計画稼働時間 − 予約済み時間 − 予想停止時間 (0 未満は 0)。\n\n"
             "Spare hours = scheduled hours − booked hours − expected downtime "
             "(scheduled × (1 − availability ratio)), clipped at 0 "
-            "(`cloud.capacity.spare`). Written by the capacity service as the `capacity` "
+            "(`renkei.cloud.capacity.spare`). Written by the capacity service as the `capacity` "
             "measurement, one point per machine and site-local day."
         ),
         title=bi("定義", "Definition"),

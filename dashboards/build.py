@@ -7,7 +7,7 @@
   ``renkei-influxdb``; URL, database and credentials come from environment variables.
 - ``dashboards/renkei.yaml``: a file provider for the folder ``Renkei`` (uid ``renkei``)
   reading ``/var/lib/grafana/dashboards/renkei`` (mount ``dashboards/generated`` there).
-- ``alerting/renkei-rules.yaml``: the alert rules of :mod:`dashboards.alerts`.
+- ``alerting/renkei-rules.yaml``: the alert rules of :mod:`renkei.dashboards.alerts`.
 
 Everything is deterministic (sorted keys, fixed ids), so a test can compare the committed
 files with :func:`render` and fail on drift.
@@ -21,9 +21,9 @@ from typing import Any, Final
 
 import yaml
 
-from dashboards.alerts import FOLDER_TITLE, FOLDER_UID, rule_groups
-from dashboards.boards import build_boards
-from dashboards.queries import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
+from renkei.dashboards.alerts import FOLDER_TITLE, FOLDER_UID, rule_groups
+from renkei.dashboards.boards import build_boards
+from renkei.dashboards.queries import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
 
 __all__ = [
     "DASHBOARDS_MOUNT",

@@ -29,7 +29,7 @@ def _default(ctx: typer.Context) -> None:
 @app.command("build")
 def build() -> None:
     """Regenerate the dashboard JSON and the Grafana provisioning files."""
-    from dashboards.build import ROOT, render, write
+    from renkei.dashboards.build import ROOT, render, write
 
     changed = write()
     for path in changed:
@@ -40,7 +40,7 @@ def build() -> None:
 @app.command("check")
 def check() -> None:
     """Fail (exit 1) when the committed generated files differ from the generator."""
-    from dashboards.build import check as drift
+    from renkei.dashboards.build import check as drift
 
     stale = drift()
     for rel in stale:
@@ -86,7 +86,7 @@ def push(
     ] = False,
 ) -> None:
     """Create or update the folder, datasource, dashboards and alert rules in Grafana."""
-    from dashboards.push import push as do_push
+    from renkei.dashboards.push import push as do_push
 
     report = do_push(
         grafana,
@@ -114,7 +114,7 @@ def verify(
     ] = "renkei",
 ) -> None:
     """Run every panel query (All selected) and evaluate every alert rule now."""
-    from dashboards.verify import run_alerts, run_panels
+    from renkei.dashboards.verify import run_alerts, run_panels
 
     now_ms = time.time_ns() // 1_000_000
     failures = 0

@@ -2,19 +2,19 @@
 
 Two kinds of measurements:
 
-- **Written by the ingest** (:mod:`cloud.ingest.lineproto`, one point per wire row):
+- **Written by the ingest** (:mod:`renkei.cloud.ingest.lineproto`, one point per wire row):
   ``telemetry``, ``features``, ``anomaly``, ``shot``, ``label``, ``event``, ``quality``,
   ``gateway_state``, ``gateway_health`` and ``ingest_deadletters``.
 - **Written by other producers**, whose names and fields are fixed here and in
   ``dashboards/README.md``; the functions below produce exactly that line protocol (via
-  :func:`cloud.ingest.lineproto.format_point`), and the producers call them instead of
+  :func:`renkei.cloud.ingest.lineproto.format_point`), and the producers call them instead of
   re-implementing the format:
 
   - ``model_deploy`` (:func:`model_deploy_point`): the rollout controller
-    (:mod:`cloud.rollout.controller`, ``renkei cloud rollout --influx ...``), one point per
+    (:mod:`renkei.cloud.rollout.controller`, ``renkei cloud rollout --influx ...``), one point per
     deployment result of each gateway report;
   - ``capacity`` (:func:`capacity_points`): the capacity publisher
-    (:mod:`cloud.capacity.publish`, ``renkei cloud capacity-publish``), one point per
+    (:mod:`renkei.cloud.capacity.publish`, ``renkei cloud capacity-publish``), one point per
     registry machine and site-local day of the horizon;
   - ``rul`` and ``mold`` (:func:`rul_point`, :func:`mold_point`): the gateways' RUL and
     mold remaining-shots models (wire kinds ``rul``/``mold``, written by the ingest in this
@@ -22,7 +22,7 @@ Two kinds of measurements:
     derived from the simulator's ground truth, with these functions.
 
 Machine tags everywhere: ``firm``, ``site``, ``area``, ``line``, ``machine``, ``gw`` (the
-topic levels of :mod:`renkei.wire`). Gateway measurements carry ``firm``, ``site``, ``gw``.
+topic levels of :mod:`renkei.core.wire`). Gateway measurements carry ``firm``, ``site``, ``gw``.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, Literal
 
-from cloud.capacity.calendar import day_start_utc
-from cloud.capacity.spare import SpareCapacity
-from cloud.ingest.lineproto import (
+from renkei.cloud.capacity.calendar import day_start_utc
+from renkei.cloud.capacity.spare import SpareCapacity
+from renkei.cloud.ingest.lineproto import (
     DEADLETTER_MEASUREMENT,
     GATEWAY_HEALTH_MEASUREMENT,
     GATEWAY_STATE_MEASUREMENT,
@@ -72,13 +72,13 @@ ANOMALY: Final = "anomaly"
 """Fields ``score``, ``threshold``, ``is_anomaly`` (0.0/1.0); tag ``model``."""
 SHOT: Final = "shot"
 """One point per shot: the shot's values (``cycle_time_s``, ``shot_count``, ...) and
-their ``*_dev`` deviations from the running reference (:mod:`edge.features.shot`)."""
+their ``*_dev`` deviations from the running reference (:mod:`renkei.edge.features.shot`)."""
 LABEL: Final = "label"
 EVENT: Final = "event"
 """String fields ``code`` (``anomaly_onset``/``anomaly_cleared``), ``severity``, ``message``."""
 QUALITY: Final = "quality"
 """Data quality of a live machine source (wire kind ``quality``, written by the ingest; see
-:mod:`edge.sources.live.source`), one point per ``quality_interval_s`` and one at each
+:mod:`renkei.edge.sources.live.source`), one point per ``quality_interval_s`` and one at each
 start and end of a link outage. Float fields: ``link_up`` (1 connected, 0 down),
 ``readings``, ``bad`` (readings published as null), ``uncertain``, ``gateway_time``
 (readings stamped by the gateway, not the device), ``late``, ``dropped``, ``unknown`` --
@@ -94,7 +94,7 @@ QUALITY_COUNTERS: Final = (
     "dropped",
     "unknown",
 )
-"""The fixed fields of a ``quality`` point (``edge.sources.live.signals.QUALITY_FIELDS``)."""
+"""The fixed fields of a ``quality`` point (``renkei.edge.sources.live.signals.QUALITY_FIELDS``)."""
 GATEWAY_STATE: Final = GATEWAY_STATE_MEASUREMENT
 GATEWAY_HEALTH: Final = GATEWAY_HEALTH_MEASUREMENT
 DEADLETTERS: Final = DEADLETTER_MEASUREMENT
@@ -113,7 +113,7 @@ DeployResult = Literal["succeeded", "rejected", "rolled_back"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MachineTags:
-    """The tags of a machine point (topic levels of :mod:`renkei.wire` plus the gateway)."""
+    """The tags of a machine point (topic levels of :mod:`renkei.core.wire` plus the gateway)."""
 
     firm: str
     site: str
@@ -123,7 +123,7 @@ class MachineTags:
     gw: str
 
     def as_dict(self) -> dict[str, str]:
-        """The tags as a mapping (for :func:`cloud.ingest.lineproto.format_point`)."""
+        """The tags as a mapping (for :func:`renkei.cloud.ingest.lineproto.format_point`)."""
         return {
             "firm": self.firm,
             "site": self.site,
@@ -258,7 +258,7 @@ def model_deploy_point(
     finished_ms: int,
     reason: str = "",
 ) -> bytes:
-    """One ``model_deploy`` point: a :class:`renkei.wire.DeployResult` of a gateway report.
+    """One ``model_deploy`` point: a :class:`renkei.core.wire.DeployResult` of a gateway report.
 
     Tags ``firm``, ``site``, ``gw``, ``model``, ``version``, ``result``, ``stage``; fields
     ``deployment`` (integer id) and ``reason`` (string); time ``finished_ms``. A retained
@@ -286,7 +286,7 @@ def capacity_points(
     machine_tags: Mapping[str, Mapping[str, str]],
     timezone: str = "Asia/Tokyo",
 ) -> bytes:
-    """``capacity`` points of a :func:`cloud.capacity.compute_spare` result.
+    """``capacity`` points of a :func:`renkei.cloud.capacity.compute_spare` result.
 
     One point per machine and site-local day, stamped at the day's local midnight (UTC
     epoch ms), tags from ``machine_tags[machine]`` (``firm``, ``site``, ``area``,

@@ -25,7 +25,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
-from dashboards.queries import DATASOURCE_REF, EXPR_REF, Target
+from renkei.dashboards.queries import DATASOURCE_REF, EXPR_REF, Target
 
 __all__ = [
     "Board",

@@ -25,10 +25,10 @@ from typing import Any, Literal
 import grafana_client  # type: ignore[import-untyped]
 from grafana_client.client import GrafanaClientError  # type: ignore[import-untyped]
 
-from dashboards.alerts import FOLDER_TITLE, FOLDER_UID, GROUP_INTERVAL_S, RULES
-from dashboards.boards import build_boards
-from dashboards.build import datasource_model
-from dashboards.queries import DATASOURCE_UID
+from renkei.dashboards.alerts import FOLDER_TITLE, FOLDER_UID, GROUP_INTERVAL_S, RULES
+from renkei.dashboards.boards import build_boards
+from renkei.dashboards.build import datasource_model
+from renkei.dashboards.queries import DATASOURCE_UID
 
 __all__ = ["Action", "PushReport", "push"]
 

@@ -2,8 +2,8 @@
 
 Used by the integration tests (against the pipeline-filled test InfluxDB) and by
 ``renkei dashboards verify`` (against a live installation). Queries are taken from the
-dashboard *JSON* (what Grafana would run), prepared with :mod:`dashboards.emulate`, and
-their answers are checked against the expected columns declared in :mod:`dashboards.boards`.
+dashboard *JSON* (what Grafana would run), prepared with :mod:`renkei.dashboards.emulate`, and
+their answers are checked against the expected columns declared in :mod:`renkei.dashboards.boards`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from dashboards.alerts import RULES
-from dashboards.boards import build_boards
-from dashboards.emulate import (
+from renkei.dashboards.alerts import RULES
+from renkei.dashboards.boards import build_boards
+from renkei.dashboards.emulate import (
     Number,
     QueryError,
     Runner,
@@ -29,7 +29,7 @@ from dashboards.emulate import (
     relative_range,
     series_from_answer,
 )
-from dashboards.panels import Board
+from renkei.dashboards.panels import Board
 
 __all__ = [
     "DATASOURCE_MIN_INTERVAL",
@@ -147,7 +147,7 @@ def run_board(
             query = expand_macros(interpolate(str(target["query"]), resolved), tr, interval_ms)
             pr = PanelRun(board.uid, int(panel["id"]), str(panel["title"]), ref, query)
             if ref not in expected:
-                pr.problems.append("target has no expected columns in dashboards.boards")
+                pr.problems.append("target has no expected columns in renkei.dashboards.boards")
             try:
                 pr.answer = run(query)
             except QueryError as exc:
@@ -169,7 +169,7 @@ def run_board(
 def _models() -> Iterator[tuple[Board, dict[str, Any]]]:
     import json
 
-    from dashboards.build import render
+    from renkei.dashboards.build import render
 
     files = render()
     for board in build_boards():

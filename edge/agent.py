@@ -1,11 +1,11 @@
 """The gateway agent: sources → features → model → outbox → MQTT.
 
 One :class:`GatewayAgent` serves all machines of a gateway config. Its main thread paces
-every machine's source to the wall clock, runs each :class:`~edge.pipeline.MachinePipeline`
+every machine's source to the wall clock, runs each :class:`~renkei.edge.pipeline.MachinePipeline`
 (features, anomaly model, packing), and every ``publish.flush_interval_s`` writes the packed
-messages to the durable :class:`~edge.outbox.Outbox` in one transaction. The
-:class:`~edge.publisher.Publisher` thread sends them at QoS 1 and deletes each one only after
-its PUBACK. A reading is therefore either still in memory for at most one flush interval
+messages to the durable :class:`~renkei.edge.transport.outbox.Outbox` in one transaction. The
+:class:`~renkei.edge.transport.publisher.Publisher` thread sends them at QoS 1 and deletes each one
+only after its PUBACK. A reading is therefore either still in memory for at most one flush interval
 (lost only if the process dies within it; sources replay/resample from their device), or on
 disk until the broker has it.
 
@@ -17,15 +17,15 @@ and replaced by a new one (new MQTT connection, same outbox), at most
 restarts the whole service. A live process therefore never hides a dead publisher, and
 health messages (``publisher_restarts``) say it happened.
 
-Outbox damage and a full disk (:meth:`edge.outbox.Outbox.take_incidents`) are logged at
-ERROR by the outbox, reported in the health message, and sent as ``event`` messages
+Outbox damage and a full disk (:meth:`renkei.edge.transport.outbox.Outbox.take_incidents`) are
+logged at ERROR by the outbox, reported in the health message, and sent as ``event`` messages
 (``outbox_lost``, ``outbox_gap``, ``outbox_quarantined``, ``outbox_disk_full``) on every
 machine of the gateway, whose data they concern. Every payload carries the outbox's boot
 ``epoch``.
 
-With a ``rollout`` section in the config, a :class:`~edge.rollout.ModelRollout` receives
+With a ``rollout`` section in the config, a :class:`~renkei.edge.rollout.ModelRollout` receives
 model deployments; its model switches run on the main thread between two blocks
-(:meth:`~edge.rollout.MainThreadCalls.run_pending` in the loop).
+(:meth:`~renkei.edge.rollout.MainThreadCalls.run_pending` in the loop).
 """
 
 from __future__ import annotations
@@ -38,25 +38,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from edge.config import (
+from renkei import __version__
+from renkei.core.wire import GatewayHealth, GatewayState, encode, gateway_topic
+from renkei.edge.config import (
     GatewayConfig,
     LiveSourceConfig,
     MachineConfig,
     ReplaySourceConfig,
     WaveformReplaySourceConfig,
 )
-from edge.inference import AnomalyModel
-from edge.outbox import Outbox, OutboxFullError, OutboxIncident, OutboxSettings
-from edge.pipeline import MachinePipeline
-from edge.publisher import MqttSettings, Publisher, PublisherError
-from edge.sources.base import SampleBlock, Source
-from edge.sources.live import LiveSource, build_live_source
-from edge.watchdog import Notifier
-from renkei import __version__
-from renkei.wire import GatewayHealth, GatewayState, encode, gateway_topic
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.pipeline import MachinePipeline
+from renkei.edge.sources.base import SampleBlock, Source
+from renkei.edge.sources.live import LiveSource, build_live_source
+from renkei.edge.transport.outbox import Outbox, OutboxFullError, OutboxIncident, OutboxSettings
+from renkei.edge.transport.publisher import MqttSettings, Publisher, PublisherError
+from renkei.edge.watchdog import Notifier
 
 if TYPE_CHECKING:
-    from edge.rollout import ModelRollout
+    from renkei.edge.rollout import ModelRollout
 
 __all__ = ["AgentError", "AgentStats", "GatewayAgent", "build_source", "source_streams"]
 
@@ -69,7 +69,7 @@ _STOP_DRAIN_S: Final = 5.0
 _MAX_PUBLISHER_RESTARTS: Final = 5
 #: ... of this many seconds; one more failure stops the agent (exit 1, systemd restarts).
 _RESTART_WINDOW_S: Final = 600.0
-#: Longest event message (``renkei.wire.Event.message``), characters.
+#: Longest event message (``renkei.core.wire.Event.message``), characters.
 _EVENT_MESSAGE_MAX: Final = 512
 _INCIDENT_SEVERITY: Final = {
     "lost": "alarm",
@@ -102,10 +102,10 @@ class AgentStats:
 
 def source_streams(source: Source | LiveSource) -> set[str]:
     """The streams a source yields (``slow``, ``vibration``, ``shot``)."""
-    from edge.sources.base import STREAMS
-    from edge.sources.replay import ReplaySource
-    from edge.sources.simulated import SimulatedCell
-    from edge.sources.waveform import WaveformSource
+    from renkei.edge.sources.base import STREAMS
+    from renkei.edge.sources.replay import ReplaySource
+    from renkei.edge.sources.simulated import SimulatedCell
+    from renkei.edge.sources.waveform import WaveformSource
 
     if isinstance(source, LiveSource):
         return source.streams
@@ -126,14 +126,14 @@ def build_source(
     machine; ``wake`` is called from its driver thread when data arrived).
 
     Raises:
-        edge.sources.SourceError: the data file is missing or malformed, or a live source
-            cannot be built (:class:`edge.sources.live.LiveSourceError`).
+        renkei.edge.sources.SourceError: the data file is missing or malformed, or a live source
+            cannot be built (:class:`renkei.edge.sources.live.LiveSourceError`).
     """
     src = machine.source
     if isinstance(src, LiveSourceConfig):
         return build_live_source(src, wake=wake)
     if isinstance(src, ReplaySourceConfig):
-        from edge.sources.replay import ReplayOptions, ReplaySource
+        from renkei.edge.sources.replay import ReplayOptions, ReplaySource
 
         return ReplaySource(
             ReplayOptions(
@@ -146,7 +146,7 @@ def build_source(
             )
         )
     if isinstance(src, WaveformReplaySourceConfig):
-        from edge.sources.waveform import WaveformOptions, WaveformSource
+        from renkei.edge.sources.waveform import WaveformOptions, WaveformSource
 
         return WaveformSource(
             WaveformOptions(
@@ -158,7 +158,7 @@ def build_source(
                 loop=src.loop,
             )
         )
-    from edge.sources.simulated import FaultSpec, SimulatedCell, SimulatorOptions
+    from renkei.edge.sources.simulated import FaultSpec, SimulatedCell, SimulatorOptions
 
     assert not isinstance(src, LiveSourceConfig)
     return SimulatedCell(
@@ -206,9 +206,9 @@ class GatewayAgent:
         api_key: API key for model downloads (``rollout.api_key_env``; the CLI resolves it).
 
     Raises:
-        edge.outbox.OutboxError: the outbox database cannot be opened.
-        edge.inference.ModelError: a model fails its integrity check or does not fit.
-        edge.sources.SourceError: a source's data is missing or malformed.
+        renkei.edge.transport.outbox.OutboxError: the outbox database cannot be opened.
+        renkei.edge.model.inference.ModelError: a model fails its integrity check or does not fit.
+        renkei.edge.sources.SourceError: a source's data is missing or malformed.
     """
 
     def __init__(
@@ -238,7 +238,7 @@ class GatewayAgent:
         self.pipelines: dict[str, MachinePipeline] = {}
         self.rollout: ModelRollout | None = None
         if config.rollout is not None:
-            from edge.rollout import ModelRollout
+            from renkei.edge.rollout import ModelRollout
 
             self.rollout = ModelRollout(
                 config=config, api_key=api_key, password=password, now_ms=self._now_ms
@@ -458,7 +458,8 @@ class GatewayAgent:
 
         Raises:
             AgentError: the publisher thread kept failing (see the module docstring).
-            edge.outbox.OutboxError: the outbox failed in a way it cannot recover from.
+            renkei.edge.transport.outbox.OutboxError: the outbox failed in a way it cannot recover
+            from.
         """
         deadline = None if duration_s is None else time.monotonic() + duration_s
         self.publisher.start()

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from edge.config import ConfigError, json_schema, load_config
+from renkei.edge.config import ConfigError, json_schema, load_config
 
 __all__ = ["app"]
 
@@ -34,10 +34,10 @@ def run(
     agent gives up (its publisher keeps failing, or the outbox fails beyond recovery), so
     that systemd's ``Restart=on-failure`` restarts it.
     """
-    from edge.agent import AgentError, GatewayAgent
-    from edge.inference import ModelError
-    from edge.outbox import OutboxError
-    from edge.sources.base import SourceError
+    from renkei.edge.agent import AgentError, GatewayAgent
+    from renkei.edge.model.inference import ModelError
+    from renkei.edge.sources.base import SourceError
+    from renkei.edge.transport.outbox import OutboxError
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -79,7 +79,9 @@ def run(
         stats = agent.run(duration_s=duration)
     except (AgentError, OutboxError) as exc:
         # Exit non-zero so the service manager restarts the agent (Restart=on-failure).
-        logging.getLogger("edge.agent").critical("gateway %s stopped: %s", cfg.gateway_id, exc)
+        logging.getLogger("renkei.edge.agent").critical(
+            "gateway %s stopped: %s", cfg.gateway_id, exc
+        )
         typer.echo(f"gateway {cfg.gateway_id} stopped: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
@@ -119,8 +121,8 @@ def probe(
     from rich.console import Console
     from rich.table import Table
 
-    from edge.probe import probe as run_probe
-    from edge.sources.base import SourceError
+    from renkei.edge.probe import probe as run_probe
+    from renkei.edge.sources.base import SourceError
 
     logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -14,18 +14,18 @@ Relative paths in a config are resolved as follows:
 - ``model.dir`` and ``models[].dir``: against the config file's directory, unless absolute.
 - ``model``: the anomaly model; checked at start-up (manifest readable, inputs the gateway
   can compute: row features, or history features of the rows' fields, see
-  :func:`edge.model_inputs.plan_inputs`).
+  :func:`renkei.edge.model.inputs.plan_inputs`).
 - ``vibration``: the vibration window features (Welch bands, envelope); a model's vibration
   input names encode them (``vib_band_2000_4500Hz_g2``).
 - ``models``: optional remaining-useful-life models (manifest ``task: rul``) run next to the
   anomaly ``model``; each is checked at start-up (manifest readable, ``task`` ``rul``,
-  inputs the gateway can compute, see :func:`edge.rul.plan_inputs`). With a ``mold``
+  inputs the gateway can compute, see :func:`renkei.edge.model.rul.plan_inputs`). With a ``mold``
   section its output is published as ``mold`` rows, else as ``rul`` rows
-  (:mod:`edge.rul`).
+  (:mod:`renkei.edge.model.rul`).
 - ``state_dir`` (outbox location): ``RENKEI_STATE_DIR`` env var, else the value in the
   file, else ``/var/lib/renkei``; the outbox is ``{state_dir}/{gateway_id}/outbox.sqlite3``
   unless ``outbox.path`` is given.
-- ``rollout``: optional; enables remote model deployments (:mod:`edge.rollout`). Deployed
+- ``rollout``: optional; enables remote model deployments (:mod:`renkei.edge.rollout`). Deployed
   models are kept in ``{state_dir}/{gateway_id}/models/``; ``rollout.tls_ca_file`` is
   used as written.
 """
@@ -47,14 +47,14 @@ from pydantic import (
     model_validator,
 )
 
-from edge.features.vibration import EnvelopeConfig, VibrationConfig
-from edge.sources.live.modbus.config import ModbusSourceConfig
-from edge.sources.live.mtconnect.config import MtconnectSourceConfig
-from edge.sources.live.opcua.config import OpcuaSourceConfig
-from edge.sources.live.signals import LiveSourceConfig, check_signal_names
-from edge.sources.live.slmp.config import SlmpSourceConfig
-from edge.sources.live.sparkplug.config import SparkplugSourceConfig
-from renkei.wire import MAX_GATEWAY_MACHINES, Level, reserved_name_problem
+from renkei.core.wire import MAX_GATEWAY_MACHINES, Level, reserved_name_problem
+from renkei.edge.features.vibration import EnvelopeConfig, VibrationConfig
+from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
+from renkei.edge.sources.live.mtconnect.config import MtconnectSourceConfig
+from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
+from renkei.edge.sources.live.signals import LiveSourceConfig, check_signal_names
+from renkei.edge.sources.live.slmp.config import SlmpSourceConfig
+from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
 
 __all__ = [
     "ConfigError",
@@ -109,9 +109,9 @@ class MqttConfig(BaseModel):
     protocol: Literal["5", "3.1.1"] = "5"
     wait_for_ingest: Level | None = "renkei-ingest"
     """Ingest share group whose heartbeat must be seen after every (re)connect before
-    outbox data is published (see :mod:`renkei.wire`, "Ingest heartbeat"); ``null``
+    outbox data is published (see :mod:`renkei.core.wire`, "Ingest heartbeat"); ``null``
     publishes at once (only safe when no broker restart can happen unnoticed)."""
-    # --- end-to-end acknowledgement (edge.publisher, "End-to-end acknowledgement")
+    # --- end-to-end acknowledgement (renkei.edge.transport.publisher, "End-to-end acknowledgement")
     ack: Literal["ingest", "broker"] = "ingest"
     """``ingest``: a message leaves the outbox when the ingest confirms it is stored (zero
     loss even if the broker crashes); ``broker``: on the broker's PUBACK (an ingest
@@ -138,7 +138,7 @@ class MqttConfig(BaseModel):
 
 
 class OutboxConfig(BaseModel):
-    """The durable on-disk outbox (see :mod:`edge.outbox`)."""
+    """The durable on-disk outbox (see :mod:`renkei.edge.transport.outbox`)."""
 
     model_config = _FROZEN
 
@@ -187,7 +187,7 @@ class ReplaySourceConfig(BaseModel):
 
 class WaveformReplaySourceConfig(BaseModel):
     """Plays a recorded vibration waveform (``.mat``, e.g. a CWRU bearing record) as a live
-    ``vibration`` stream (:mod:`edge.sources.waveform`)."""
+    ``vibration`` stream (:mod:`renkei.edge.sources.waveform`)."""
 
     model_config = _FROZEN
 
@@ -211,7 +211,7 @@ _FILE_SOURCES: Final = (ReplaySourceConfig, WaveformReplaySourceConfig)
 
 
 class SimulatedSourceConfig(BaseModel):
-    """An injection-molding cell simulator (see :mod:`edge.sources.simulated`)."""
+    """An injection-molding cell simulator (see :mod:`renkei.edge.sources.simulated`)."""
 
     model_config = _FROZEN
 
@@ -235,7 +235,8 @@ class SimulatedSourceConfig(BaseModel):
 
 
 class EnvelopeSettings(BaseModel):
-    """Envelope analysis of the vibration features (:class:`edge.features.EnvelopeConfig`)."""
+    """Envelope analysis of the vibration features
+    (:class:`renkei.edge.features.EnvelopeConfig`)."""
 
     model_config = _FROZEN
 
@@ -249,7 +250,8 @@ class EnvelopeSettings(BaseModel):
 
 
 class VibrationFeaturesConfig(BaseModel):
-    """What the machine's vibration windows compute (:func:`edge.features.vibration_features`).
+    """What the machine's vibration windows compute
+    (:func:`renkei.edge.features.vibration_features`).
 
     A model's vibration inputs name these settings (``vib_band_2000_4500Hz_g2``,
     ``vib_env_5_500Hz_g2``); ``cwru-bearing-mahal`` needs bands ``[[0, 500], [500, 2000],
@@ -268,7 +270,7 @@ class VibrationFeaturesConfig(BaseModel):
     """Envelope settings; ``null`` = no envelope feature."""
 
     def features(self) -> VibrationConfig:
-        """The :class:`edge.features.VibrationConfig` of these settings."""
+        """The :class:`renkei.edge.features.VibrationConfig` of these settings."""
         env = self.envelope
         return VibrationConfig(
             prefix=self.prefix,
@@ -334,7 +336,7 @@ SourceConfig = Annotated[
     Field(discriminator="type"),
 ]
 """A machine's source: a recorded file, the simulator, or a live machine
-(:mod:`edge.sources.live`)."""
+(:mod:`renkei.edge.sources.live`)."""
 
 #: ``source.type`` values (discriminator tags, skipped in key paths of errors).
 _SOURCE_TAGS: Final = frozenset(
@@ -389,7 +391,7 @@ class ShadowConfig(BaseModel):
 
 
 class RolloutConfig(BaseModel):
-    """Remote model deployments (see :mod:`edge.rollout` and :mod:`models.signing`)."""
+    """Remote model deployments (see :mod:`renkei.edge.rollout` and :mod:`renkei.core.signing`)."""
 
     model_config = _FROZEN
 
@@ -415,7 +417,7 @@ class RolloutConfig(BaseModel):
     @field_validator("trusted_keys")
     @classmethod
     def _parse_keys(cls, keys: list[str]) -> list[str]:
-        from models.signing import SigningKeyError, parse_public_key
+        from renkei.core.signing import SigningKeyError, parse_public_key
 
         for i, k in enumerate(keys):
             try:
@@ -438,7 +440,7 @@ class GatewayConfig(BaseModel):
     outbox: OutboxConfig = OutboxConfig()
     publish: PublishConfig = PublishConfig()
     machines: Annotated[list[MachineConfig], Field(min_length=1, max_length=MAX_GATEWAY_MACHINES)]
-    """The machines this gateway serves; the birth lists them (:class:`renkei.wire.
+    """The machines this gateway serves; the birth lists them (:class:`renkei.core.wire.
     GatewayState` ``machines``) and the ingest accepts their data from this gateway only."""
     rollout: RolloutConfig | None = None
     """Remote model deployments; ``null`` (default) = models only from this file."""
@@ -498,7 +500,7 @@ def load_config(path: Path | str, *, data_dir: Path | None = None) -> GatewayCon
     Args:
         path: the YAML file.
         data_dir: datasets directory for relative replay paths (default: found by
-            :func:`edge.sources.datasets.find_data_dir`).
+            :func:`renkei.edge.sources.datasets.find_data_dir`).
 
     Raises:
         ConfigError: unreadable file, YAML syntax error (with line/column), schema
@@ -539,7 +541,7 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
         if isinstance(m.source, _FILE_SOURCES) and not m.source.path.is_absolute():
             root = data_dir
             if root is None:
-                from edge.sources.datasets import find_data_dir
+                from renkei.edge.sources.datasets import find_data_dir
 
                 root = find_data_dir()
             if root is None:
@@ -588,7 +590,7 @@ def _check_field_names(key: str, source: Any) -> list[tuple[str, str]]:
         return [(f"{key}.{k}", msg) for k, msg in check_signal_names(names, source.shots)]
     if not isinstance(source, ReplaySourceConfig):
         return []  # waveform and simulator field names are fixed in code (unit-tested)
-    from edge.sources.presets import PRESETS
+    from renkei.edge.sources.presets import PRESETS
 
     return [
         (f"{key}.preset", f"preset {source.preset!r} publishes field {name!r}: {problem}")
@@ -599,9 +601,9 @@ def _check_field_names(key: str, source: Any) -> list[tuple[str, str]]:
 
 def _check_model(key: str, cfg: ModelConfig) -> list[tuple[str, str]]:
     """Problems of a machine's anomaly ``model``: manifest missing/invalid, or inputs the
-    gateway cannot compute (:func:`edge.model_inputs.plan_inputs`)."""
-    from edge.model_inputs import InputPlanError, plan_inputs
-    from models.manifest import ModelManifest
+    gateway cannot compute (:func:`renkei.edge.model.inputs.plan_inputs`)."""
+    from renkei.core.manifest import ModelManifest
+    from renkei.edge.model.inputs import InputPlanError, plan_inputs
 
     path = cfg.dir / "manifest.json"
     if not path.is_file():
@@ -621,7 +623,7 @@ def _check_rul_model(key: str, cfg: RulModelConfig) -> list[tuple[str, str]]:
     """Problems of one ``models[]`` entry: manifest missing/invalid, not a RUL model, a
     ``mold`` section on a model that does not score shots, or inputs the gateway cannot
     compute."""
-    from models.manifest import read_manifest
+    from renkei.core.manifest import read_manifest
 
     if not (cfg.dir / "manifest.json").is_file():
         return [(f"{key}.dir", f"no manifest.json in {cfg.dir}")]
@@ -647,7 +649,7 @@ def _check_rul_model(key: str, cfg: RulModelConfig) -> list[tuple[str, str]]:
                 "a mold model must score shots (feature_kind 'shot')",
             )
         )
-    from edge.rul import RulPlanError, plan_inputs
+    from renkei.edge.model.rul import RulPlanError, plan_inputs
 
     try:
         plan_inputs(manifest, baseline_rows=cfg.baseline_rows)

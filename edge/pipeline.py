@@ -1,6 +1,6 @@
 """One machine's pipeline: sample blocks → features → anomaly model → packed messages.
 
-Data flow per stream of a :class:`~edge.sources.base.SampleBlock`:
+Data flow per stream of a :class:`~renkei.edge.sources.base.SampleBlock`:
 
 - ``slow``: raw rows → ``telemetry`` messages (if enabled); window statistics → features.
 - ``vibration``: waveform → window features (never published raw).
@@ -12,18 +12,18 @@ features, and produce ``anomaly`` rows (``score``, ``threshold``, ``is_anomaly``
 ``event`` messages at anomaly onset/clear. Shots are scored instead when the model's inputs
 are shot features. A model whose inputs are history features of the rows' fields (e.g.
 ``skab-pump-mahal``: 10-row means of baseline z-scores; ``nab-temp-stream``: a 288-row
-mean) gets them from :class:`edge.model_inputs.ModelInputs`; rows of a history baseline are
+mean) gets them from :class:`renkei.edge.model.inputs.ModelInputs`; rows of a history baseline are
 not scored (``baseline_pending`` in the status counts down). Ground-truth labels, when the
 source has them, go to ``label`` messages.
 
-Remaining-useful-life models (machine ``models:``, :mod:`edge.rul`) run next to the anomaly
-model on the rows of their manifest's ``feature_kind`` (shots, or feature windows): their
-inputs are computed with :class:`~edge.features.history.HistoryFeatures` where the manifest
+Remaining-useful-life models (machine ``models:``, :mod:`renkei.edge.model.rul`) run next to the
+anomaly model on the rows of their manifest's ``feature_kind`` (shots, or feature windows): their
+inputs are computed with :class:`~renkei.edge.features.history.HistoryFeatures` where the manifest
 asks for history features, and their outputs go to ``mold`` rows (tag ``mold``) when the
 config names a mold, else to ``rul`` rows (tag ``model``, optional ``component``), each with
 the published time of the row it scored.
 
-Model switch (:mod:`edge.rollout`): the pipeline keeps its last ``recent_rows`` (machine
+Model switch (:mod:`renkei.edge.rollout`): the pipeline keeps its last ``recent_rows`` (machine
 config, default :data:`RECENT_ROWS`) feature windows and shots
 (:meth:`MachinePipeline.shadow_rows` turns them into a candidate's inputs for its shadow
 check) and :meth:`MachinePipeline.set_model` replaces the model between two rows, on the
@@ -47,21 +47,21 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-from edge.config import (
+from renkei.core.wire import SCHEMA_VERSION, MachineKind, machine_topic
+from renkei.edge.config import (
     GatewayConfig,
     LiveSourceConfig,
     MachineConfig,
     ReplaySourceConfig,
     RulModelConfig,
 )
-from edge.features import ShotFeatures, Windower, vibration_windower
-from edge.inference import AnomalyModel, ModelInputError
-from edge.model_inputs import InputPlan, InputPlanError, ModelInputs, ModelRow, batch_inputs
-from edge.model_inputs import plan_inputs as plan_model_inputs
-from edge.packing import RowBuffer
-from edge.rul import MoldTracker, RulRunner, plan_inputs, rul_fields
-from edge.sources.base import SampleBlock, field_matrix
-from renkei.wire import SCHEMA_VERSION, MachineKind, machine_topic
+from renkei.edge.features import ShotFeatures, Windower, vibration_windower
+from renkei.edge.model.inference import AnomalyModel, ModelInputError
+from renkei.edge.model.inputs import InputPlan, InputPlanError, ModelInputs, ModelRow, batch_inputs
+from renkei.edge.model.inputs import plan_inputs as plan_model_inputs
+from renkei.edge.model.rul import MoldTracker, RulRunner, plan_inputs, rul_fields
+from renkei.edge.sources.base import SampleBlock, field_matrix
+from renkei.edge.transport.packing import RowBuffer
 
 __all__ = ["RECENT_ROWS", "MachinePipeline", "OutboxItem", "RulSink"]
 
@@ -110,7 +110,7 @@ class MachinePipeline:
         gateway: the gateway's config (topic levels, gateway id).
         model: the anomaly model, if any.
         rul_models: the machine's ``models:`` entries with their loaded models (see
-            :mod:`edge.rul`).
+            :mod:`renkei.edge.model.rul`).
         epoch: returns the outbox's boot epoch, put into every payload (``0`` = unknown).
 
     Raises:
@@ -199,7 +199,7 @@ class MachinePipeline:
         self.model_errors = 0
 
     def _rul_sink(self, cfg: RulModelConfig, model: AnomalyModel) -> RulSink:
-        from edge.rul import RulPlanError
+        from renkei.edge.model.rul import RulPlanError
 
         try:
             plan = plan_inputs(model.manifest, baseline_rows=cfg.baseline_rows)
@@ -238,7 +238,7 @@ class MachinePipeline:
     def check_model(self, model: AnomalyModel) -> None:
         """Raise :class:`ModelInputError` if ``model`` cannot serve this machine: a window
         model trained on another ``window_s``, or inputs the gateway cannot compute
-        (:func:`edge.model_inputs.plan_inputs`)."""
+        (:func:`renkei.edge.model.inputs.plan_inputs`)."""
         self._plan(model)
 
     def _plan(self, model: AnomalyModel) -> InputPlan:
@@ -250,7 +250,7 @@ class MachinePipeline:
                 f"windows but window_s is {self.machine.window_s}; set window_s: {trained_w}"
             )
         if model.manifest.task == "rul":
-            return InputPlan(names=model.input_names)  # planned by edge.rul
+            return InputPlan(names=model.input_names)  # planned by renkei.edge.model.rul
         try:
             return plan_model_inputs(model.manifest)
         except InputPlanError as exc:
@@ -287,9 +287,9 @@ class MachinePipeline:
 
     def shadow_rows(self, model: AnomalyModel) -> list[dict[str, float]]:
         """``model``'s inputs on the recent rows of its kind, oldest first (for the shadow
-        check, :mod:`edge.rollout.shadow`): the rows themselves for a row-feature model, the
+        check, :mod:`renkei.edge.rollout.shadow`): the rows themselves for a row-feature model, the
         history features after the baseline (taken from the oldest recent rows) for a
-        history model (:func:`edge.model_inputs.batch_inputs`). Call on the agent main
+        history model (:func:`renkei.edge.model.inputs.batch_inputs`). Call on the agent main
         thread.
 
         Raises:
@@ -446,7 +446,7 @@ class MachinePipeline:
     def _score(self, row: ModelRow[int | None]) -> None:
         assert self.model is not None
         if row.in_baseline:
-            return  # the history baseline's own rows are not scored (edge.model_inputs)
+            return  # the history baseline's own rows are not scored (renkei.edge.model.inputs)
         pub_ms, label = row.t_ms, row.payload
         if row.x is None or not np.all(np.isfinite(row.x)):
             self.unscored += 1
@@ -509,7 +509,7 @@ class MachinePipeline:
 
     def add_quality(self, t_ms: int, fields: Mapping[str, float]) -> None:
         """Buffer one ``quality`` row of a live source (UTC epoch ms; see
-        :mod:`edge.sources.live.source`)."""
+        :mod:`renkei.edge.sources.live.source`)."""
         self._buffers[MachineKind.QUALITY].add(int(t_ms), fields)
 
     def add_event(self, t_ms: int, code: str, severity: str, message: str) -> None:

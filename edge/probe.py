@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.config import GatewayConfig, LiveSourceConfig
-from edge.sources.live import LiveSource, build_live_source
+from renkei.edge.config import GatewayConfig, LiveSourceConfig
+from renkei.edge.sources.live import LiveSource, build_live_source
 
 __all__ = ["MachineProbe", "SignalProbe", "probe"]
 
@@ -51,7 +51,7 @@ def probe(
     """Run the live sources of ``config`` (or of the named ``machines``) for ``seconds``.
 
     Raises:
-        edge.sources.live.LiveSourceError: a source cannot be built (e.g. a missing secret).
+        renkei.edge.sources.live.LiveSourceError: a source cannot be built (e.g. a missing secret).
         ValueError: a named machine is not in the config or has no live source.
     """
     chosen = [m for m in config.machines if not machines or m.id in machines]

@@ -1,13 +1,15 @@
 """Anomaly models for Renkei: training on normal data only, ONNX export and manifests.
 
-- :mod:`models.t2`: PCA Hotelling T² + SPE score (scikit-learn → ONNX);
-- :mod:`models.train`: ``fit_t2`` (fit + threshold from normal hold-out) and ``export``;
-- :mod:`models.manifest`: the manifest schema the gateway verifies (:mod:`edge.inference`);
-- :mod:`models.profiles`: the training recipes (``PROFILES``) run by :func:`train_profile`
+- :mod:`renkei.models.t2`: PCA Hotelling T² + SPE score (scikit-learn → ONNX);
+- :mod:`renkei.models.train`: ``fit_t2`` (fit + threshold from normal hold-out) and ``export``;
+- :mod:`renkei.core.manifest`: the manifest schema the gateway verifies
+(:mod:`renkei.edge.model.inference`);
+- :mod:`renkei.models.profiles`: the training recipes (``PROFILES``) run by :func:`train_profile`
   and re-scored by :func:`evaluate_profile`; ``kind="recipe"`` profiles bring their own
-  model family: :mod:`models.mahalanobis` (SKAB, CWRU), a one-sided z graph (NAB, scored
-  by :mod:`models.nab_scoring`), :mod:`models.rul` + :mod:`models.trees` (C-MAPSS, mold
-  maintenance); :mod:`models.artifact` writes their artifacts. Results: ``models/RESULTS.md``.
+  model family: :mod:`renkei.models.mahalanobis` (SKAB, CWRU), a one-sided z graph (NAB, scored
+  by :mod:`renkei.models.nab_scoring`), :mod:`renkei.models.rul` + :mod:`renkei.models.trees`
+  (C-MAPSS, mold maintenance); :mod:`renkei.models.artifact` writes their artifacts. Results:
+  ``models/RESULTS.md``.
 
 Only the manifest and the profile registry are imported eagerly; training dependencies
 (scikit-learn, skl2onnx, onnx) load when a model is trained.
@@ -19,8 +21,8 @@ import time
 from pathlib import Path
 from typing import Final
 
-from models.manifest import ModelManifest
-from models.profiles import PROFILES, Profile
+from renkei.core.manifest import ModelManifest
+from renkei.models.profiles import PROFILES, Profile
 
 __all__ = [
     "DEFAULT_ARTIFACTS_DIR",
@@ -37,11 +39,11 @@ _FALLBACK_DATA_DIR: Final = Path("/work/shared/datasets")
 
 
 def default_data_dir() -> Path:
-    """The datasets folder: ``edge.sources.datasets.find_data_dir()`` (env
+    """The datasets folder: ``renkei.edge.sources.datasets.find_data_dir()`` (env
     ``RENKEI_DATA_DIR`` or ``shared/datasets`` beside an ancestor of the repository), else
     ``/work/shared/datasets``.
     """
-    from edge.sources.datasets import find_data_dir
+    from renkei.edge.sources.datasets import find_data_dir
 
     return find_data_dir() or _FALLBACK_DATA_DIR
 
@@ -69,8 +71,8 @@ def train_profile(name: str, *, data_dir: Path, out_dir: Path) -> ModelManifest:
     profile = PROFILES[name]
     if profile.kind == "recipe":
         return profile.train(Path(data_dir), Path(out_dir) / name)
-    from models.profiles._common import evaluate
-    from models.train import export, fit_t2
+    from renkei.models.profiles._common import evaluate
+    from renkei.models.train import export, fit_t2
 
     started = time.perf_counter()
     data = profile.build(Path(data_dir))
@@ -100,22 +102,22 @@ def train_profile(name: str, *, data_dir: Path, out_dir: Path) -> ModelManifest:
 def evaluate_profile(name: str, *, data_dir: Path, model_dir: Path) -> dict[str, float]:
     """Re-compute the evaluation numbers of the trained model in ``model_dir``.
 
-    The model is loaded as the gateway loads it (:class:`edge.inference.AnomalyModel`,
+    The model is loaded as the gateway loads it (:class:`renkei.edge.model.inference.AnomalyModel`,
     hash-checked; recipe profiles may read further outputs of the same verified bytes)
     and scored on the profile's evaluation data; nothing is fitted.
 
     Raises:
         KeyError: unknown profile.
         FileNotFoundError: data or model files missing.
-        edge.inference.ModelError: the artifact does not load.
+        renkei.edge.model.inference.ModelError: the artifact does not load.
     """
     if name not in PROFILES:
         raise KeyError(f"unknown model profile {name!r}; known: {sorted(PROFILES)}")
     profile = PROFILES[name]
     if profile.kind == "recipe":
         return profile.evaluate(Path(data_dir), Path(model_dir))
-    from edge.inference import AnomalyModel
-    from models.profiles._common import evaluate
+    from renkei.edge.model.inference import AnomalyModel
+    from renkei.models.profiles._common import evaluate
 
     model = AnomalyModel.load(model_dir=Path(model_dir))
     data = profile.build(Path(data_dir))

@@ -2,8 +2,8 @@
 graph helpers, and writing an artifact directory (``model.onnx``, ``manifest.json``,
 ``MODEL_CARD.md``).
 
-The T²+Q recipes of :mod:`models.train` keep their own writer (``export``); the newer
-recipes (:mod:`models.skab_z`, :mod:`models.rul`, the ``*_stream``/``cwru``/``mold``
+The T²+Q recipes of :mod:`renkei.models.train` keep their own writer (``export``); the newer
+recipes (:mod:`models.skab_z`, :mod:`renkei.models.rul`, the ``*_stream``/``cwru``/``mold``
 profiles) go through :func:`write_artifact`.
 """
 
@@ -22,8 +22,7 @@ import skl2onnx
 import sklearn
 from numpy.typing import NDArray
 
-from models.card import write_model_card
-from models.manifest import (
+from renkei.core.manifest import (
     MODEL_FILE,
     InputSpec,
     ModelManifest,
@@ -31,6 +30,7 @@ from models.manifest import (
     TrainingInfo,
     write_manifest,
 )
+from renkei.models.card import write_model_card
 
 __all__ = [
     "input_specs",
@@ -44,7 +44,7 @@ __all__ = [
 
 def make_session(onnx_bytes: bytes) -> ort.InferenceSession:
     """onnxruntime session with the gateway's options (CPU, 1 intra- and 1 inter-op thread,
-    sequential execution; see :meth:`edge.inference.AnomalyModel.load`)."""
+    sequential execution; see :meth:`renkei.edge.model.inference.AnomalyModel.load`)."""
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1

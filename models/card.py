@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from models.manifest import ModelManifest
+from renkei.core.manifest import ModelManifest
 
 __all__ = ["CARD_FILE", "render_model_card", "write_model_card"]
 
@@ -55,7 +55,7 @@ def render_model_card(manifest: ModelManifest, *, notes: Sequence[str] = ()) -> 
         f"- Training data: {manifest.training.data_source}",
         f"- Fitted on: {manifest.training.fitted_on} "
         f"({manifest.training.rows} fit rows, {manifest.training.holdout_rows} hold-out rows)",
-        "- Runtime: onnxruntime, CPU, 1 intra-op + 1 inter-op thread (`edge/inference.py`)",
+        "- Runtime: onnxruntime, CPU, 1 intra-op + 1 inter-op thread (`edge/model/inference.py`)",
         "",
         f"## Inputs (`{manifest.input_name}`: float32, shape (N, {len(manifest.inputs)}), "
         "column order)",

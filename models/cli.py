@@ -1,5 +1,5 @@
 """``renkei models`` commands: list the training profiles, train one (or all), verify; sign,
-publish and deploy models (:mod:`models.registry_cli`)."""
+publish and deploy models (:mod:`renkei.models.registry_cli`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from models import (
+from renkei.models import (
     DEFAULT_ARTIFACTS_DIR,
     PROFILES,
     default_data_dir,
@@ -89,8 +89,8 @@ def evaluate(
 ) -> None:
     """Re-score the evaluation data with the trained artifact (as the gateway loads it) and
     print every metric next to the value recorded in its manifest."""
-    from edge.inference import ModelError
-    from models.manifest import read_manifest
+    from renkei.core.manifest import read_manifest
+    from renkei.edge.model.inference import ModelError
 
     if name is not None and name not in PROFILES:
         typer.echo(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}", err=True)
@@ -128,7 +128,7 @@ def verify(
     ] = None,
 ) -> None:
     """Load a model exactly as the gateway does (hash check, graph check)."""
-    from edge.inference import AnomalyModel, ModelError
+    from renkei.edge.model.inference import AnomalyModel, ModelError
 
     try:
         model = AnomalyModel.load(model_dir=model_dir, expected_sha256=sha256)
@@ -139,7 +139,7 @@ def verify(
 
 
 # Registry and rollout: keygen, trust, publish, releases, deploy, rollback, status, pin,
-# unpin, fleet (see models.registry_cli).
-from models.registry_cli import register as _register_rollout  # noqa: E402
+# unpin, fleet (see renkei.models.registry_cli).
+from renkei.models.registry_cli import register as _register_rollout  # noqa: E402
 
 _register_rollout(app)

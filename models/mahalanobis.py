@@ -3,7 +3,7 @@
 ``score = (x - m)^T S^-1 (x - m) / F`` for a row ``x`` of F features, with ``m`` and ``S``
 the mean and covariance of the NORMAL fit rows (Mahalanobis 1936; the full-rank Hotelling
 T² of multivariate SPC, Montgomery, *Introduction to Statistical Quality Control*, ch. 11).
-On normal data ``score`` has mean ≈ 1 (dimensionless). Unlike :mod:`models.t2` (k leading
+On normal data ``score`` has mean ≈ 1 (dimensionless). Unlike :mod:`renkei.models.t2` (k leading
 components + SPE/Q), every direction gets the weight of its own variance, which matters
 when a fault shows in a low-variance direction (the SKAB valve closure moves flow against
 pressure and current).

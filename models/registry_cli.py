@@ -1,7 +1,7 @@
 """``renkei models`` commands for the model registry and rollout (mounted by
-:mod:`models.cli` with :func:`register`).
+:mod:`renkei.models.cli` with :func:`register`).
 
-Signing (local, :mod:`models.signing`)::
+Signing (local, :mod:`renkei.core.signing`)::
 
     renkei models keygen --out ~/.renkei/model-signing.pem   # prints the public key
     renkei models trust ed25519:...                           # admin: registry accepts it
@@ -32,7 +32,7 @@ from typing import Annotated, Any
 
 import typer
 
-from models.api_client import ApiClient, ApiClientError
+from renkei.models.api_client import ApiClient, ApiClientError
 
 __all__ = ["register"]
 
@@ -91,7 +91,7 @@ def keygen(
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
 ) -> None:
     """Create an Ed25519 signing key: OUT (private, mode 0600) and OUT.pub (public)."""
-    from models.signing import generate_private_key, key_id, private_key_pem, public_key_text
+    from renkei.core.signing import generate_private_key, key_id, private_key_pem, public_key_text
 
     pub_path = out.with_name(out.name + ".pub")
     if not force and (out.exists() or pub_path.exists()):
@@ -145,8 +145,8 @@ def publish(
     """Sign a model directory and upload it to the registry."""
     from pydantic import ValidationError
 
-    from models import signing
-    from models.manifest import MANIFEST_FILE, ModelManifest
+    from renkei.core import signing
+    from renkei.core.manifest import MANIFEST_FILE, ModelManifest
 
     try:
         manifest_bytes = (model_dir / MANIFEST_FILE).read_bytes()

@@ -9,7 +9,7 @@ share; the band is then widened by split-conformal calibration on the held-out g
 (conformalized quantile regression, Romano, Patterson & Candès 2019): ``q`` = the
 ``ceil((n+1)·coverage)/n`` quantile of ``max(lo - y, y - hi)`` over the calibration rows.
 They are exported as one ``TreeEnsembleRegressor`` node with three targets
-(:mod:`models.trees`), then:
+(:mod:`renkei.models.trees`), then:
 
 - ``rul = clip(t0, 0, cap)``, ``rul_lo = min(clip(t1 - q, 0, cap), rul)``,
   ``rul_hi = max(clip(t2 + q, 0, cap), rul)`` (no quantile crossing);
@@ -30,7 +30,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from models.trees import ML_OPSET, tree_ensemble_node
+from renkei.models.trees import ML_OPSET, tree_ensemble_node
 
 __all__ = ["ONNX_OPSET", "OUTPUTS", "RulFit", "fit_rul", "reference_outputs", "to_onnx_bytes"]
 

@@ -1,6 +1,6 @@
 """Fit a T²+Q anomaly model on normal feature rows, set its threshold, export ONNX + manifest.
 
-Two calls, independent of where the features came from (see :mod:`models.profiles`)::
+Two calls, independent of where the features came from (see :mod:`renkei.models.profiles`)::
 
     model = fit_t2(X_normal, names, units=units)          # fit + threshold on hold-out normal
     manifest = export(model, out_dir, name="skab-pump-t2", version="1.0.0",
@@ -28,8 +28,7 @@ import skl2onnx
 import sklearn
 from numpy.typing import NDArray
 
-from models.card import write_model_card
-from models.manifest import (
+from renkei.core.manifest import (
     MODEL_FILE,
     InputSpec,
     ModelManifest,
@@ -37,7 +36,8 @@ from models.manifest import (
     TrainingInfo,
     write_manifest,
 )
-from models.t2 import ONNX_OPSET, T2Fit, constant_columns, fit_pca_t2, to_onnx_bytes
+from renkei.models.card import write_model_card
+from renkei.models.t2 import ONNX_OPSET, T2Fit, constant_columns, fit_pca_t2, to_onnx_bytes
 
 __all__ = ["ALGORITHM", "TrainedModel", "export", "fit_t2"]
 
@@ -128,7 +128,7 @@ def fit_t2(
     quantile: float = 0.995,
     variance_to_keep: float = 0.95,
 ) -> TrainedModel:
-    """Fit a T²+Q model (:mod:`models.t2`) on NORMAL rows and set its threshold.
+    """Fit a T²+Q model (:mod:`renkei.models.t2`) on NORMAL rows and set its threshold.
 
     Args:
         x: normal-operation feature rows (N, F), in time order if ``holdout`` is None.
@@ -140,7 +140,7 @@ def fit_t2(
             overlapping windows do not leak into the hold-out).
         holdout_fraction: fraction of ``x`` held out when ``holdout`` is None, in (0, 1).
         quantile: threshold = this quantile of the hold-out scores, in (0.5, 1).
-        variance_to_keep: see :func:`models.t2.fit_pca_t2`.
+        variance_to_keep: see :func:`renkei.models.t2.fit_pca_t2`.
 
     Raises:
         ValueError: name count ≠ F, duplicate or invalid names, constant features (named),
@@ -218,7 +218,7 @@ def export(
         fitted_on: ``"normal only: ..."`` statement of the fit rows.
         feature_kind: ``"window"`` (window features) or ``"shot"`` (per-shot features).
         window_s: window length of window features, s (None for shot features).
-        metrics: evaluation numbers (see :mod:`models.metrics`); NaN values are dropped.
+        metrics: evaluation numbers (see :mod:`renkei.models.metrics`); NaN values are dropped.
         notes: extra paragraphs for the model card.
         created: creation time (default: now, UTC).
 

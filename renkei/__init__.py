@@ -2,7 +2,7 @@
 
 Packages of this distribution:
 
-- :mod:`renkei` — what both sides share: the wire contract (:mod:`renkei.wire`), the CLI
+- :mod:`renkei` — what both sides share: the wire contract (:mod:`renkei.core.wire`), the CLI
   and the embedded demo.
 - :mod:`edge` — the gateway agent (sources → features → model → outbox → MQTT).
 - :mod:`cloud` — MQTT ingest into InfluxDB, storage back-ends.

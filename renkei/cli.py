@@ -3,10 +3,12 @@
 Sub-commands are defined next to the code they run and mounted here:
 
 - ``renkei demo`` — everything in one process on embedded defaults (:mod:`renkei.demo`).
-- ``renkei edge run|schema`` — the gateway agent (:mod:`edge.cli`).
-- ``renkei cloud ingest|api|watch|rollout|export|import`` — cloud services (:mod:`cloud.cli`).
-- ``renkei models train|evaluate|publish|deploy|...`` — models and rollout (:mod:`models.cli`).
-- ``renkei dashboards build|check|push|verify`` — Grafana as code (:mod:`dashboards.cli`).
+- ``renkei edge run|schema`` — the gateway agent (:mod:`renkei.edge.cli`).
+- ``renkei cloud ingest|api|watch|rollout|export|import`` — cloud services
+(:mod:`renkei.cloud.cli`).
+- ``renkei models train|evaluate|publish|deploy|...`` — models and rollout
+(:mod:`renkei.models.cli`).
+- ``renkei dashboards build|check|push|verify`` — Grafana as code (:mod:`renkei.dashboards.cli`).
 
 A gateway installs the core dependencies only (no ``cloud``/``models``/``demo`` extras), so
 every group except ``edge`` is mounted only when its third-party dependencies import; a
@@ -20,7 +22,7 @@ from typing import Any
 
 import typer
 
-from edge.cli import app as edge_app
+from renkei.edge.cli import app as edge_app
 
 app = typer.Typer(
     name="renkei",
@@ -58,9 +60,13 @@ def _mount() -> None:
     if demo is not None:
         app.command("demo")(demo)
     groups = (
-        ("cloud.cli", "cloud", "Cloud services: ingest, API + web page, watch, rollout, export."),
-        ("models.cli", "models", "Train, evaluate, sign and deploy models (ONNX)."),
-        ("dashboards.cli", "dashboards", "Grafana dashboards and alert rules as code."),
+        (
+            "renkei.cloud.cli",
+            "cloud",
+            "Cloud services: ingest, API + web page, watch, rollout, export.",
+        ),
+        ("renkei.models.cli", "models", "Train, evaluate, sign and deploy models (ONNX)."),
+        ("renkei.dashboards.cli", "dashboards", "Grafana dashboards and alert rules as code."),
     )
     for module, name, text in groups:
         sub = _optional(module, "app")

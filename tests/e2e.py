@@ -31,7 +31,7 @@ import paho.mqtt.client as mqtt
 import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
-from renkei.wire import MachineTopic, parse_topic
+from renkei.core.wire import MachineTopic, parse_topic
 from tests.services import InfluxDB, Mosquitto
 
 REPO = Path(__file__).resolve().parents[1]
@@ -229,11 +229,11 @@ def ingest_argv(
     share_group: str | None = "renkei-ingest",
     extra: Sequence[str] = (),
 ) -> list[str]:
-    """Command line of a real ingest process (``python -m cloud.ingest``)."""
+    """Command line of a real ingest process (``python -m renkei.cloud.ingest``)."""
     argv = [
         sys.executable,
         "-m",
-        "cloud.ingest",
+        "renkei.cloud.ingest",
         "--broker",
         broker_url,
         "--influx",

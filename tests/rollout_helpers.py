@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from models.manifest import MANIFEST_FILE, ModelManifest
-from models.signing import ModelSignature, sign_model
-from renkei.wire import DesiredModel
+from renkei.core.manifest import MANIFEST_FILE, ModelManifest
+from renkei.core.signing import ModelSignature, sign_model
+from renkei.core.wire import DesiredModel
 
 REPO = Path(__file__).resolve().parents[1]
 SKAB_MODEL = REPO / "models" / "artifacts" / "skab-pump-t2"
@@ -164,7 +164,7 @@ def synthetic_model(
     """A model directory for a machine with one slow signal ``v`` (features ``v_mean``...)."""
     from datetime import UTC, datetime
 
-    from models.manifest import InputSpec, OutputSpec, TrainingInfo, write_manifest
+    from renkei.core.manifest import InputSpec, OutputSpec, TrainingInfo, write_manifest
 
     manifest = ModelManifest(
         name=name,

@@ -1,9 +1,9 @@
 """A gateway whose every message is countable by sequence number, for loss accounting.
 
-It is the real gateway delivery stack -- :class:`edge.outbox.Outbox` and
-:class:`edge.publisher.Publisher` -- fed by a synthetic source: message ``seq`` carries one
-telemetry row at ``t0_ms + seq`` with field ``x = seq``. So InfluxDB holds exactly one point
-per delivered seq (same series + timestamp on redelivery: no duplicate point), and
+It is the real gateway delivery stack -- :class:`renkei.edge.transport.outbox.Outbox` and
+:class:`renkei.edge.transport.publisher.Publisher` -- fed by a synthetic source: message ``seq``
+carries one telemetry row at ``t0_ms + seq`` with field ``x = seq``. So InfluxDB holds exactly one
+point per delivered seq (same series + timestamp on redelivery: no duplicate point), and
 ``SELECT x`` lists the delivered seqs.
 
 Run as a process (the chaos test kills it with ``kill -9``)::
@@ -28,9 +28,9 @@ from typing import Any
 
 import orjson
 
-from edge.outbox import Outbox, OutboxSettings
-from edge.publisher import MqttSettings, Publisher
-from renkei.wire import GatewayState, encode, gateway_topic, machine_topic
+from renkei.core.wire import GatewayState, encode, gateway_topic, machine_topic
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
+from renkei.edge.transport.publisher import MqttSettings, Publisher
 
 FIRM, SITE = "acme", "osaka"
 FIELD = "x"

@@ -8,7 +8,7 @@ Public surface: :func:`create_app` and :class:`ApiSettings`. Modules:
   :mod:`.web`: the partner web page (ja/en).
 """
 
-from cloud.api.app import API_PREFIX, api_routes, create_app
-from cloud.api.settings import ApiSettings
+from renkei.cloud.api.app import API_PREFIX, api_routes, create_app
+from renkei.cloud.api.settings import ApiSettings
 
 __all__ = ["API_PREFIX", "ApiSettings", "api_routes", "create_app"]

@@ -1,7 +1,7 @@
 """The access matrix: which role may call which endpoint, for which firm.
 
 Every route of the API is named (FastAPI ``name=``) and has exactly one :class:`Rule` in
-:data:`RULES`; :func:`cloud.api.deps.authorize` enforces it and the test suite checks every
+:data:`RULES`; :func:`renkei.cloud.api.deps.authorize` enforces it and the test suite checks every
 route × role × own/other-firm combination against this table (so a new route without a
 rule fails the tests).
 
@@ -11,10 +11,10 @@ Scopes:
   firm). Used for everything a firm manages: registry, bookings, policies, audit log,
   disruptions, takeover requests and its answers to assignments.
 - ``shared``: the caller reads *other* firms' data; what it gets is filtered by those
-  firms' sharing policies (:mod:`cloud.api.policy`) and every disclosure is audited.
+  firms' sharing policies (:mod:`renkei.cloud.capacity.policy`) and every disclosure is audited.
 - ``global``: no firm in the path (``/me``, admin-wide listings, regional aggregates).
 
-Roles (see :class:`cloud.registry.Role`):
+Roles (see :class:`renkei.cloud.registry.Role`):
 
 ========== ================================================================================
 operator   manages its own firm (registry, calendars, bookings, policies, disruptions,
@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from cloud.registry import Role
+from renkei.cloud.registry import Role
 
 __all__ = ["RULES", "Rule", "Scope"]
 
@@ -132,7 +132,7 @@ RULES: dict[str, Rule] = {
     "models.list": _r("global", O, E, A),
     "models.publish": _r("global", E, A),
     "models.get": _r("global", O, E, A),
-    "models.artifact": _r("global", O, E, A),
+    "renkei.models.artifact": _r("global", O, E, A),
     "model_keys.list": _r("global", E, A),
     "model_keys.create": _r("global", A),
     "model_keys.revoke": _r("global", A),

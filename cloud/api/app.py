@@ -10,13 +10,13 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from cloud.api import errors
-from cloud.api.deps import AppState
-from cloud.api.limits import BodyLimit
-from cloud.api.routers import ROUTERS
-from cloud.api.settings import ApiSettings
-from cloud.registry import make_engine
-from cloud.registry.migrate import upgrade
+from renkei.cloud.api import errors
+from renkei.cloud.api.deps import AppState
+from renkei.cloud.api.limits import BodyLimit
+from renkei.cloud.api.routers import ROUTERS
+from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.registry import make_engine
+from renkei.cloud.registry.migrate import upgrade
 
 __all__ = ["API_PREFIX", "api_routes", "create_app"]
 
@@ -80,9 +80,9 @@ def api_routes() -> list[tuple[str, str, frozenset[str]]]:
 
 
 def _mount_web(app: FastAPI) -> None:
-    """Serve the partner web page if its module is present (see :mod:`cloud.api.web`)."""
+    """Serve the partner web page if its module is present (see :mod:`renkei.cloud.api.web`)."""
     try:
-        from cloud.api.web import mount
+        from renkei.cloud.api.web import mount
     except ImportError:  # pragma: no cover - the page ships with the package
         return
     mount(app)

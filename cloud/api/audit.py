@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from cloud.registry import AuditEvent, Principal
+from renkei.cloud.registry import AuditEvent, Principal
 
 __all__ = ["record"]
 

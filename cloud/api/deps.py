@@ -4,7 +4,7 @@
   returns, rolled back on any error.
 - :data:`PrincipalDep`: the caller, from ``Authorization: Bearer rk_...`` or
   ``X-API-Key: rk_...`` (401 otherwise).
-- :func:`authorize`: the access rule of a named endpoint (:data:`cloud.api.access.RULES`);
+- :func:`authorize`: the access rule of a named endpoint (:data:`renkei.cloud.api.access.RULES`);
   routes declare it as ``dependencies=[authorize("sites.list")]``.
 - :data:`SettingsDep`, :data:`ServicesDep`, :data:`ClockDep`: the app's settings, shared
   services (capacity cache, ...) and clock (tests replace the clock).
@@ -23,10 +23,10 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud.api.access import RULES
-from cloud.api.errors import Forbidden, Unauthenticated
-from cloud.api.settings import ApiSettings
-from cloud.registry import Principal, Role, verify_key
+from renkei.cloud.api.access import RULES
+from renkei.cloud.api.errors import Forbidden, Unauthenticated
+from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.registry import Principal, Role, verify_key
 
 __all__ = [
     "AppState",
@@ -122,7 +122,7 @@ PrincipalDep = Annotated[Principal, Depends(_principal)]
 
 
 def authorize(name: str) -> DependsParam:
-    """The dependency enforcing :data:`RULES[name] <cloud.api.access.RULES>`.
+    """The dependency enforcing :data:`RULES[name] <renkei.cloud.api.access.RULES>`.
 
     Raises (at request time):
         Unauthenticated: no valid key (401).

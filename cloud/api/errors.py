@@ -9,7 +9,7 @@ Every error body is ``{"error": {"code": str, "message": str, "detail": ...}}``:
 - ``409 conflict``: the request contradicts the current state (duplicate id, an id another
   firm holds, answering an assignment twice, confirming a dismissed disruption).
 - ``413 payload_too_large``: the body is larger than ``max_body_bytes`` (``detail`` =
-  ``{"limit_bytes": N}``; :mod:`cloud.api.limits`).
+  ``{"limit_bytes": N}``; :mod:`renkei.cloud.api.limits`).
 - ``422 invalid``: the body, query or path failed validation; ``detail`` lists each
   problem with its location (``body.jobs[2].mold_id``), the value and what was expected.
 """
@@ -26,9 +26,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from cloud.api.limits import BodyTooLarge, too_large_body
-from cloud.planner import PlannerInputError
-from cloud.registry import RegistryImportError, RegistryOwnershipError
+from renkei.cloud.api.limits import BodyTooLarge, too_large_body
+from renkei.cloud.planner import PlannerInputError
+from renkei.cloud.registry import RegistryImportError, RegistryOwnershipError
 
 __all__ = ["ApiError", "Conflict", "Forbidden", "Invalid", "NotFound", "Unauthenticated", "install"]
 

@@ -1,4 +1,4 @@
-"""``renkei cloud api``: uvicorn serving :func:`cloud.api.create_app` with Renkei's settings.
+"""``renkei cloud api``: uvicorn serving :func:`renkei.cloud.api.create_app` with Renkei's settings.
 
 uvicorn's own protections, for runs without the reverse proxy (``deploy/nginx/`` is the
 production front: header/body timeouts, per-IP connection limits, body size):
@@ -9,7 +9,7 @@ production front: header/body timeouts, per-IP connection limits, body size):
   and tasks uvicorn answers 503 instead of queueing without bound;
 - ``proxy_headers`` with ``forwarded_allow_ips`` = ``ApiSettings.forwarded_allow_ips``:
   ``X-Forwarded-For`` / ``-Proto`` are believed only from the proxy's addresses;
-- the request body limit is the app's (:mod:`cloud.api.limits`, 413).
+- the request body limit is the app's (:mod:`renkei.cloud.api.limits`, 413).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import gc
 import sys
 from typing import Any, Final
 
-from cloud.api.settings import ApiSettings
+from renkei.cloud.api.settings import ApiSettings
 
 __all__ = ["SWITCH_INTERVAL_S", "serve", "uvicorn_options"]
 
@@ -48,7 +48,7 @@ def serve(settings: ApiSettings, *, host: str, port: int, log_level: str) -> Non
     """
     import uvicorn
 
-    from cloud.api.app import create_app
+    from renkei.cloud.api.app import create_app
 
     application = create_app(settings)
     # The long-lived objects of start-up (index, ORM, routes) leave the GC's generations,

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cloud.capacity import DEFAULT_TIMEZONE, ShiftCalendar
+from renkei.cloud.capacity import DEFAULT_TIMEZONE, ShiftCalendar
 
 __all__ = ["ApiSettings"]
 

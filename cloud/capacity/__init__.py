@@ -7,15 +7,15 @@ Pipeline (all hours; dates are site-local, default time zone Asia/Tokyo)::
     recent_availability (InfluxDB) ┘   (machine × day)   (class ×    (CX-0128
                                                           day/week)  WeekBasedCapacityGroup)
 
-- :mod:`~cloud.capacity.calendar`: weekly shift pattern, holidays, exceptions.
-- :mod:`~cloud.capacity.availability`: share of scheduled time a machine ran (telemetry).
-- :mod:`~cloud.capacity.spare`: ``spare = max(0, available - booked - expected downtime)``.
-- :mod:`~cloud.capacity.classes`: capability classes (process + size band).
-- :mod:`~cloud.capacity.rollup`: per class, per day or ISO week (DCM mapping documented).
-- :mod:`~cloud.capacity.catenax`: Catena-X CX-0128 JSON export and its pydantic model.
+- :mod:`~renkei.cloud.capacity.calendar`: weekly shift pattern, holidays, exceptions.
+- :mod:`~renkei.cloud.capacity.availability`: share of scheduled time a machine ran (telemetry).
+- :mod:`~renkei.cloud.capacity.spare`: ``spare = max(0, available - booked - expected downtime)``.
+- :mod:`~renkei.cloud.capacity.classes`: capability classes (process + size band).
+- :mod:`~renkei.cloud.capacity.rollup`: per class, per day or ISO week (DCM mapping documented).
+- :mod:`~renkei.cloud.capacity.catenax`: Catena-X CX-0128 JSON export and its pydantic model.
 """
 
-from cloud.capacity.availability import (
+from renkei.cloud.capacity.availability import (
     DEFAULT_MEASUREMENT,
     DEFAULT_WINDOW_DAYS,
     AvailabilityEstimate,
@@ -24,7 +24,7 @@ from cloud.capacity.availability import (
     recent_availability,
     recent_availability_details,
 )
-from cloud.capacity.calendar import (
+from renkei.cloud.capacity.calendar import (
     DEFAULT_TIMEZONE,
     ShiftCalendar,
     available_hours,
@@ -32,29 +32,29 @@ from cloud.capacity.calendar import (
     day_start_utc,
     local_date,
 )
-from cloud.capacity.catenax import (
+from renkei.cloud.capacity.catenax import (
     UNIT_HOUR,
     DcmCapacity,
     WeekBasedCapacityGroup,
     capacity_group_id,
     to_catenax_json,
 )
-from cloud.capacity.classes import (
+from renkei.cloud.capacity.classes import (
     FORCE_BANDS_KN,
     KN_PER_TONF,
     CapabilityClass,
     capability_class,
     parse_capability_class,
 )
-from cloud.capacity.rollup import CapacityPoint, CapacitySeries, Granularity, rollup
-from cloud.capacity.spare import (
+from renkei.cloud.capacity.rollup import CapacityPoint, CapacitySeries, Granularity, rollup
+from renkei.cloud.capacity.spare import (
     DEFAULT_AVAILABILITY_RATIO,
     HORIZON_DAYS,
     Booking,
     SpareCapacity,
     compute_spare,
 )
-from cloud.capacity.weeks import iso_week_label, iso_week_monday
+from renkei.cloud.capacity.weeks import iso_week_label, iso_week_monday
 
 __all__ = [
     "DEFAULT_AVAILABILITY_RATIO",

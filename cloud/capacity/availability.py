@@ -8,7 +8,7 @@ Definition (per machine, over the last ``days`` complete site-local days, defaul
   different fields count once per bucket.
 - Per site-local day *d*: ``up_h[d] = min(buckets up on d * bucket_s / 3600,
   scheduled_h[d])`` where ``scheduled_h`` comes from the machine's
-  :class:`~cloud.capacity.calendar.ShiftCalendar`. Running outside the schedule (overtime,
+  :class:`~renkei.cloud.capacity.calendar.ShiftCalendar`. Running outside the schedule (overtime,
   warm-up) therefore never raises availability above 1, and the whole-day clip is how the
   measurement is intersected with the calendar when shift start times are not known.
 - The **observed span** starts at the first day in the window with any data (a machine
@@ -17,7 +17,7 @@ Definition (per machine, over the last ``days`` complete site-local days, defaul
 - ``ratio = sum(up_h) / sum(scheduled_h)`` over the observed span. Machines with no data
   in the window, or with no scheduled hours in the observed span, get **no** ratio
   (unknown: Renkei cannot tell a machine without a gateway from a stopped one), and
-  :func:`cloud.capacity.spare.compute_spare` then uses its default (0.9).
+  :func:`renkei.cloud.capacity.spare.compute_spare` then uses its default (0.9).
 
 Which measurement: ``features`` by default. Every gateway publishes one ``features`` row
 per tumbling window (10 s by default) in which the machine's signals produced samples, and
@@ -66,20 +66,20 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from cloud.capacity._influxql import run_query
-from cloud.capacity.calendar import (
+from renkei.cloud.capacity.calendar import (
     DEFAULT_TIMEZONE,
     ShiftCalendar,
     available_hours,
     day_start_utc,
 )
-from cloud.store.influx import (
+from renkei.cloud.store.influx import (
     InfluxSettings,
     InfluxStore,
     quote_ident,
     quote_literal,
     quote_tag,
 )
+from renkei.cloud.store.influxql import run_query
 
 __all__ = [
     "DEFAULT_MEASUREMENT",
@@ -397,7 +397,7 @@ def recent_availability(
 ) -> dict[str, float]:
     """Machine key -> availability ratio in [0, 1] (see :func:`recent_availability_details`).
 
-    The result plugs into :func:`cloud.capacity.spare.compute_spare` as ``availability``;
+    The result plugs into :func:`renkei.cloud.capacity.spare.compute_spare` as ``availability``;
     machines absent from it get the default ratio there.
 
     Raises:

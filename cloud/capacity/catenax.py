@@ -17,7 +17,7 @@ module emits against the parts of that schema Renkei fills:
 
 Not used: ``linkedDemandSeries`` (and so ``demandCategory``), ``linkedCapacityGroups``,
 ``demandVolatilityParameters``, ``deltaProductionResult``. The mapping of Renkei hours to
-the capacity fields is documented in :mod:`cloud.capacity.rollup`.
+the capacity fields is documented in :mod:`renkei.cloud.capacity.rollup`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from cloud.capacity.rollup import CapacitySeries
+from renkei.cloud.capacity.rollup import CapacitySeries
 
 __all__ = [
     "ASPECT_MODEL_URN",
@@ -149,7 +149,7 @@ def to_catenax_json(
     """A CX-0128 ``WeekBasedCapacityGroup`` document (JSON-ready dict) for one class.
 
     Args:
-        series: a **week** granularity series from :func:`cloud.capacity.rollup.rollup`.
+        series: a **week** granularity series from :func:`renkei.cloud.capacity.rollup.rollup`.
         supplier: BPNL of the firm offering the capacity.
         customer: BPNL of the partner it is offered to.
         group_id: ``capacityGroupId``; default :func:`capacity_group_id`.

@@ -25,7 +25,7 @@ a privacy feature: partners see the spare hours of a class, not one machine's ut
 (DOMAIN.md: a parent company seeing a subcontractor's utilisation can use it to squeeze
 prices). Exact matching of a mold to a machine is done by the registry, not here.
 
-Process names follow ``cloud.registry.models.Process`` (``injection_molding``, ``press``,
+Process names follow ``renkei.cloud.registry.models.Process`` (``injection_molding``, ``press``,
 ``machining``); other names matching ``[a-z][a-z0-9_]{0,63}`` are accepted unbanded.
 """
 

@@ -1,7 +1,7 @@
 """The producer of the ``capacity`` measurement: spare hours of every registry machine,
 per site-local day, written to InfluxDB for the capacity dashboard.
 
-``renkei cloud capacity-publish`` (:mod:`cloud.cli`) runs :func:`publish_capacity` once,
+``renkei cloud capacity-publish`` (:mod:`renkei.cloud.cli`) runs :func:`publish_capacity` once,
 or every ``--every`` seconds until SIGINT/SIGTERM (:func:`run_periodic`).
 
 What one run does:
@@ -10,12 +10,12 @@ What one run does:
 2. groups the machines by firm and site time zone (the site calendar's ``timezone``, or
    the API's ``RENKEI_API_TIMEZONE`` for sites without a calendar); per group, ``start``
    is today in that zone;
-3. computes the spare capacity of each group with :func:`cloud.api.capacity_service.
+3. computes the spare capacity of each group with :func:`renkei.cloud.capacity.service.
    spare_for` over ``days`` days from ``start`` -- the very function the API's capacity
    endpoints and the takeover planner use: site calendars (else the API's default
    calendar), the firm's bookings, and the availability ratio measured from the
    ``features`` telemetry in InfluxDB (else ``RENKEI_API_DEFAULT_AVAILABILITY_RATIO``);
-4. writes :func:`dashboards.contract.capacity_points` of it (one point per machine and
+4. writes :func:`renkei.dashboards.contract.capacity_points` of it (one point per machine and
    day, stamped at the day's local 00:00; tags ``firm``, ``site``, ``area``, ``line``,
    ``machine`` = registry ids, ``area`` left out when the line has none; fields in hours)
    in batches of at most ``batch_lines`` lines.
@@ -43,15 +43,15 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud._exceptions import CloudError, StoreRejected
-from cloud.api.capacity_service import spare_for
-from cloud.api.deps import AppState
-from cloud.api.settings import ApiSettings
-from cloud.capacity.calendar import ShiftCalendar
-from cloud.ingest.lineproto import escape_key
-from cloud.registry import Line, Machine, Site
-from cloud.store.influx import InfluxStore
-from dashboards.contract import capacity_points
+from renkei.cloud._exceptions import CloudError, StoreRejected
+from renkei.cloud.api.deps import AppState
+from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.capacity.calendar import ShiftCalendar
+from renkei.cloud.capacity.service import spare_for
+from renkei.cloud.ingest.lineproto import escape_key
+from renkei.cloud.registry import Line, Machine, Site
+from renkei.cloud.store.influx import InfluxStore
+from renkei.dashboards.contract import capacity_points
 
 __all__ = [
     "BATCH_LINES",
@@ -61,7 +61,7 @@ __all__ = [
     "run_periodic",
 ]
 
-log = logging.getLogger("cloud.capacity.publish")
+log = logging.getLogger("renkei.cloud.capacity.publish")
 
 #: Most line-protocol lines per InfluxDB write request.
 BATCH_LINES: Final = 5000
@@ -118,7 +118,7 @@ def publisher_state(
     engine: Engine,
     clock: Callable[[], datetime] | None = None,
 ) -> AppState:
-    """The :class:`~cloud.api.deps.AppState` that :func:`spare_for` needs, without an app.
+    """The :class:`~renkei.cloud.api.deps.AppState` that :func:`spare_for` needs, without an app.
 
     Args:
         settings: the API's settings (calendar defaults, default availability ratio and
@@ -287,7 +287,7 @@ def run_periodic(
 
     Runs start ``every_s`` apart (a run longer than that is followed at once by the
     next). An exception of a run is logged at ERROR (with a traceback unless it is a
-    :class:`~cloud._exceptions.CloudError` or a database error) and passed to
+    :class:`~renkei.cloud._exceptions.CloudError` or a database error) and passed to
     ``on_error``, and the next run happens as planned: a periodic producer outlives
     InfluxDB or database outages.
 

@@ -1,7 +1,7 @@
 """Roll spare capacity up per capability class, per day or per ISO week.
 
 Mapping to Catena-X CX-0128 (Demand and Capacity Management), aspect model
-``WeekBasedCapacityGroup``: one capability class (:mod:`cloud.capacity.classes`) is one
+``WeekBasedCapacityGroup``: one capability class (:mod:`renkei.cloud.capacity.classes`) is one
 *capacity group*, and each point carries, in hours (``unitOfMeasure`` =
 ``unit:hourUnitOfTime``):
 
@@ -39,9 +39,9 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from cloud.capacity.classes import CapabilityClass
-from cloud.capacity.spare import SpareCapacity
-from cloud.capacity.weeks import iso_week_monday
+from renkei.cloud.capacity.classes import CapabilityClass
+from renkei.cloud.capacity.spare import SpareCapacity
+from renkei.cloud.capacity.weeks import iso_week_monday
 
 __all__ = ["CapacityPoint", "CapacitySeries", "Granularity", "rollup"]
 
@@ -106,7 +106,7 @@ def rollup(
     """Sum available and spare hours per capability class and period.
 
     Args:
-        spare: per machine × day result of :func:`cloud.capacity.spare.compute_spare`.
+        spare: per machine × day result of :func:`renkei.cloud.capacity.spare.compute_spare`.
         classes: machine id -> capability class (id string or :class:`CapabilityClass`).
             Machines of ``spare`` missing here are not rolled up (not shared); entries for
             machines not in ``spare`` are ignored.

@@ -9,7 +9,7 @@ Definition (per machine *m*, site-local date *d*, all in hours)::
 
 ``r[m]`` is the machine's availability ratio (share of scheduled time it actually runs;
 the *availability* factor of OEE), measured from telemetry by
-:func:`cloud.capacity.availability.recent_availability`. Unknown ratios (no telemetry, or
+:func:`renkei.cloud.capacity.availability.recent_availability`. Unknown ratios (no telemetry, or
 NaN) default to :data:`DEFAULT_AVAILABILITY_RATIO` (0.9); known ones are clamped to [0, 1].
 ``booked_h`` is kept as uploaded (it may exceed ``available_h``: an overbooked day);
 ``spare_h`` is clamped at 0, so 0 <= spare_h <= available_h always holds.
@@ -32,7 +32,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from cloud.capacity.calendar import ShiftCalendar, available_hours_matrix
+from renkei.cloud.capacity.calendar import ShiftCalendar, available_hours_matrix
 
 __all__ = [
     "DEFAULT_AVAILABILITY_RATIO",

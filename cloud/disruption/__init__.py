@@ -10,15 +10,15 @@ A suspected disruption is confirmed or dismissed by the firm through the API
 (``/firms/{firm_id}/disruptions/{id}/confirm|dismiss``).
 """
 
-from cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
-from cloud.disruption.suspect import (
+from renkei.cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
+from renkei.cloud.disruption.suspect import (
     GatewaySnapshot,
     SuspectRules,
     Suspicion,
     as_utc,
     find_suspicion,
 )
-from cloud.disruption.watch import STATE_FILTER, DisruptionWatcher, WatchSettings, WatchStats
+from renkei.cloud.disruption.watch import STATE_FILTER, DisruptionWatcher, WatchSettings, WatchStats
 
 __all__ = [
     "STATE_FILTER",

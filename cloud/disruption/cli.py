@@ -17,11 +17,11 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 
-from cloud.cli_options import Broker, MqttPassword, MqttUsername, RegistryUrl
+from renkei.cloud.cli_options import Broker, MqttPassword, MqttUsername, RegistryUrl
 
 __all__ = ["watch_command"]
 
-log = logging.getLogger("cloud.disruption")
+log = logging.getLogger("renkei.cloud.disruption")
 
 
 def watch_command(
@@ -46,11 +46,11 @@ def watch_command(
     log_level: Annotated[str, typer.Option(envvar="RENKEI_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Watch gateway birth / Last Will states and raise suspected disruptions."""
-    from cloud.api.settings import ApiSettings
-    from cloud.disruption.suspect import SuspectRules
-    from cloud.disruption.watch import DisruptionWatcher, WatchSettings
-    from cloud.registry import make_engine
-    from cloud.registry.migrate import upgrade
+    from renkei.cloud.api.settings import ApiSettings
+    from renkei.cloud.disruption.suspect import SuspectRules
+    from renkei.cloud.disruption.watch import DisruptionWatcher, WatchSettings
+    from renkei.cloud.registry import make_engine
+    from renkei.cloud.registry.migrate import upgrade
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"

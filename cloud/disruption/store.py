@@ -2,7 +2,7 @@
 
 Ordering of state messages (:func:`apply_gateway_state`)
     The retained state topic carries two kinds of payload with different ``sent_ms``
-    semantics (see :mod:`edge.publisher` and :mod:`edge.agent`):
+    semantics (see :mod:`renkei.edge.transport.publisher` and :mod:`renkei.edge.agent`):
 
     - a *birth* (``online=true``) is built on every connect: its ``sent_ms`` is the
       connect time, a reliable order key;
@@ -42,24 +42,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.disruption.suspect import (
+from renkei.cloud.disruption.suspect import (
     GatewaySnapshot,
     SuspectRules,
     as_utc,
     find_suspicion,
 )
-from cloud.registry import (
+from renkei.cloud.registry import (
     Disruption,
     DisruptionSource,
     DisruptionStatus,
     GatewayStatus,
     Site,
 )
-from renkei.wire import GatewayState
+from renkei.core.wire import GatewayState
 
 __all__ = ["StateOutcome", "apply_gateway_state", "check_site", "judged_until"]
 
-log = logging.getLogger("cloud.disruption")
+log = logging.getLogger("renkei.cloud.disruption")
 
 OPEN_STATUSES = (DisruptionStatus.SUSPECTED, DisruptionStatus.CONFIRMED)
 """Disruption statuses that count as open (the site is, or may be, stopped)."""
@@ -174,7 +174,7 @@ def check_site(
 ) -> Disruption | None:
     """Raise a suspected disruption for the site if its gateways say so.
 
-    Applies :func:`cloud.disruption.suspect.find_suspicion` to the site's stored gateway
+    Applies :func:`renkei.cloud.disruption.suspect.find_suspicion` to the site's stored gateway
     states and disruptions. The new :class:`Disruption` has ``status=suspected``,
     ``source=last_will``, ``start`` = first offline time of the group,
     ``radius_km=rules.zone_radius_km`` and the evidence in ``detail``.

@@ -5,21 +5,22 @@ persistent session: ``clean_start=False`` with a Session Expiry Interval, so sta
 published while it is down are queued by the broker) to
 ``renkei/v1/+/+/_gw/+/state`` and, for every message:
 
-1. decodes it (:func:`renkei.wire.parse_topic`, :func:`renkei.wire.decode_gateway_payload`);
+1. decodes it (:func:`renkei.core.wire.parse_topic`,
+:func:`renkei.core.wire.decode_gateway_payload`);
    a malformed topic or payload, or a payload whose ``gw`` differs from the topic's
    gateway, is logged, counted (``WatchStats.malformed``) and acknowledged: it can never
    stop the watcher;
-2. upserts the gateway's :class:`~cloud.registry.GatewayStatus`
-   (:func:`cloud.disruption.store.apply_gateway_state`, which explains the ordering);
+2. upserts the gateway's :class:`~renkei.cloud.registry.GatewayStatus`
+   (:func:`renkei.cloud.disruption.store.apply_gateway_state`, which explains the ordering);
 3. when a gateway went offline, checks its site and raises a suspected
-   :class:`~cloud.registry.Disruption` if most of the site's gateways went offline
-   together (:func:`cloud.disruption.store.check_site`);
+   :class:`~renkei.cloud.registry.Disruption` if most of the site's gateways went offline
+   together (:func:`renkei.cloud.disruption.store.check_site`);
 4. acknowledges the message (PUBACK) only after the database transaction committed.
 
 Threads: paho's network thread only queues messages; one worker thread does the database
 work in arrival order, retrying with exponential backoff while the database is
 unavailable (the message stays unacknowledged meanwhile). As in the ingest
-(:mod:`cloud.ingest.worker`), every message carries the connection generation it arrived
+(:mod:`renkei.cloud.ingest.worker`), every message carries the connection generation it arrived
 on, and it is acknowledged only on that same connection (packet ids are per connection;
 after a reconnect the broker redelivers unacknowledged messages itself).
 
@@ -52,13 +53,19 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
-from cloud.disruption.suspect import SuspectRules
-from renkei.wire import GatewayState, GatewayTopic, WireError, decode_gateway_payload, parse_topic
+from renkei.cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
+from renkei.cloud.disruption.suspect import SuspectRules
+from renkei.core.wire import (
+    GatewayState,
+    GatewayTopic,
+    WireError,
+    decode_gateway_payload,
+    parse_topic,
+)
 
 __all__ = ["STATE_FILTER", "DisruptionWatcher", "WatchSettings", "WatchStats"]
 
-log = logging.getLogger("cloud.disruption")
+log = logging.getLogger("renkei.cloud.disruption")
 
 #: The topic filter of every gateway's retained birth / Last Will state.
 STATE_FILTER: Final = "renkei/v1/+/+/_gw/+/state"

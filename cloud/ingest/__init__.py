@@ -1,9 +1,9 @@
 """MQTT -> time-series ingest: validation, line protocol, the worker, its CLI.
 
 Public API: :class:`IngestSettings`, :class:`IngestWorker`, :class:`IngestStats`
-(:mod:`cloud.ingest.worker`) and the encoders in :mod:`cloud.ingest.lineproto`.
+(:mod:`renkei.cloud.ingest.worker`) and the encoders in :mod:`renkei.cloud.ingest.lineproto`.
 """
 
-from cloud.ingest.worker import IngestSettings, IngestStats, IngestWorker
+from renkei.cloud.ingest.worker import IngestSettings, IngestStats, IngestWorker
 
 __all__ = ["IngestSettings", "IngestStats", "IngestWorker"]

@@ -1,10 +1,10 @@
-"""``python -m cloud.ingest [OPTIONS]``: the same as ``renkei cloud ingest [OPTIONS]``."""
+"""``python -m renkei.cloud.ingest [OPTIONS]``: the same as ``renkei cloud ingest [OPTIONS]``."""
 
 from __future__ import annotations
 
 import typer
 
-from cloud.cli import ingest
+from renkei.cloud.cli import ingest
 
 main = typer.Typer(pretty_exceptions_show_locals=False)
 main.command()(ingest)

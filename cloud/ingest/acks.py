@@ -5,7 +5,7 @@ invalid messages were acknowledged by the broker, the worker hands the batch's m
 :meth:`AckTracker.handled`. For every message that came from a gateway outbox -- a machine
 topic ``renkei/v1/{firm}/{site}/...`` whose payload names ``gw`` and ``seq`` -- it
 
-1. publishes one :class:`renkei.wire.IngestAck` per ``(firm, site, gw, epoch)`` of the batch
+1. publishes one :class:`renkei.core.wire.IngestAck` per ``(firm, site, gw, epoch)`` of the batch
    on ``renkei/ack/v1/{firm}/{site}/{gw}`` (QoS 1, not retained, not awaited: a lost ack
    only makes the gateway re-publish, and the ingest rewrites identical points), naming
    exactly the seqs handled, as compact ranges;
@@ -15,10 +15,10 @@ topic ``renkei/v1/{firm}/{site}/...`` whose payload names ``gw`` and ``seq`` -- 
    them in: a backlog drain interleaves with live data).
 
 Why a gateway waits for this ack instead of the broker's PUBACK: see
-:mod:`renkei.wire`, "End-to-end acknowledgement".
+:mod:`renkei.core.wire`, "End-to-end acknowledgement".
 
 Only a bound gateway is confirmed: an ack makes a gateway *delete* data, so the worker
-passes a ``bound(firm, site, machine path, gw)`` check (:mod:`cloud.ingest.binding`: the
+passes a ``bound(firm, site, machine path, gw)`` check (:mod:`renkei.cloud.ingest.binding`: the
 gateway's own birth lists that machine). A message whose payload ``gw`` is not bound to
 its topic -- another gateway forging ``gw`` on its own machine topic, with a valid or an
 invalid payload, or any message in the moment after an ingest restart before the retained
@@ -49,7 +49,7 @@ from typing import Final
 
 import orjson
 
-from renkei.wire import TOPIC_ROOT, IngestAck, ack_topic, encode, seq_ranges
+from renkei.core.wire import TOPIC_ROOT, IngestAck, ack_topic, encode, seq_ranges
 
 __all__ = [
     "MAX_INTERVALS",
@@ -61,7 +61,7 @@ __all__ = [
     "identify",
 ]
 
-log = logging.getLogger("cloud.ingest")
+log = logging.getLogger("renkei.cloud.ingest")
 
 #: Most ``(gw, epoch)`` entries the accounting keeps.
 MAX_TRACKED: Final = 10_000
@@ -76,7 +76,7 @@ UNCONFIRMED_REASONS: Final = frozenset({"bad_topic", "gateway_mismatch", "gw_mis
 
 _MACHINE_LEVELS: Final = 8
 _TOPIC_PREFIX: Final = TOPIC_ROOT + "/"
-# The gateway's own encoding (renkei.wire.encode: model field order) starts like this.
+# The gateway's own encoding (renkei.core.wire.encode: model field order) starts like this.
 _HEAD: Final = re.compile(
     rb'\{"v":1,"gw":"([A-Za-z0-9_.\-]{1,64})","seq":(0|[1-9][0-9]{0,18})(?:,"epoch":(0|[1-9][0-9]{0,18}))?[,}]'
 )
@@ -256,7 +256,7 @@ class _Seqs:
 
 PublishFn = Callable[[str, bytes], bool]
 #: ``bound(firm, site, machine path "area/line/machine", gw)``: may ``gw`` be confirmed for
-#: a message on that machine's topic (:meth:`cloud.ingest.binding.GatewayBindings.bound`).
+#: a message on that machine's topic (:meth:`renkei.cloud.ingest.binding.GatewayBindings.bound`).
 BoundFn = Callable[[str, str, str, str], bool]
 """Publishes ``(topic, payload)`` at QoS 1 without waiting; ``False`` if not sent."""
 

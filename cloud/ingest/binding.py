@@ -5,7 +5,7 @@ The topic tree has no gateway level (``renkei/v1/{firm}/{site}/{area}/{line}/{ma
 as the ``gw`` tag and (end-to-end acknowledgements) accounts sequence numbers per ``gw``.
 The broker authenticates the *topic*: each gateway's ACL covers exactly its own machines'
 topics, and ``_gw/{gateway}/state`` is writable only by that gateway. What binds a payload
-``gw`` to the topic is the gateway's retained birth (:class:`renkei.wire.GatewayState`),
+``gw`` to the topic is the gateway's retained birth (:class:`renkei.core.wire.GatewayState`),
 whose ``machines`` lists the ``area/line/machine`` it serves.
 
 Rule (:meth:`GatewayBindings.check`), for a machine message of firm F, site S, machine
@@ -18,7 +18,7 @@ path P and payload gateway G:
 3. else the message is accepted.
 
 **Unbound messages are accepted** -- written, but never confirmed end to end to G
-(:mod:`cloud.ingest.acks`), so G re-publishes them and nothing is deleted on a forged
+(:mod:`renkei.cloud.ingest.acks`), so G re-publishes them and nothing is deleted on a forged
 claim -- (no claim known for P, and no machine list known for G):
 births of older gateways without ``machines``, and messages processed after an ingest
 restart before the retained births were re-delivered. Dead-lettering them would put
@@ -43,7 +43,7 @@ import threading
 from collections import defaultdict
 from typing import Final
 
-from renkei.wire import (
+from renkei.core.wire import (
     GatewayState,
     GatewayTopic,
     MachinePayload,
@@ -72,7 +72,7 @@ class GatewayBindings:
 
     Thread-safe: :meth:`learn` may run on the MQTT network thread while :meth:`check` runs
     on the writer thread. Memory: one entry per (gateway, machine) claimed, bounded by the
-    births' own bound (:data:`renkei.wire.MAX_GATEWAY_MACHINES` per gateway).
+    births' own bound (:data:`renkei.core.wire.MAX_GATEWAY_MACHINES` per gateway).
     """
 
     def __init__(self) -> None:

@@ -1,6 +1,6 @@
-"""The ingest's liveness heartbeat (see :mod:`renkei.wire`, "Ingest heartbeat").
+"""The ingest's liveness heartbeat (see :mod:`renkei.core.wire`, "Ingest heartbeat").
 
-A worker publishes :class:`renkei.wire.HostHeartbeat` on
+A worker publishes :class:`renkei.core.wire.HostHeartbeat` on
 ``renkei/host/v1/{group}/heartbeat`` (QoS 0, not retained) every ``interval_s`` while its
 subscription is granted on the current connection. Gateways hold their outbox after each
 (re)connect until they see one, so no data is published while no ingest subscription
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from renkei.wire import HostHeartbeat, encode, host_heartbeat_topic
+from renkei.core.wire import HostHeartbeat, encode, host_heartbeat_topic
 
 __all__ = ["Heartbeat"]
 

@@ -24,7 +24,7 @@ machine ``{kind}``     ``{kind}``           tags firm, site, area, line, machine
                                             time = ``ts_ms[i]``. Rows whose values are all
                                             null are skipped.
 machine ``mold``       ``mold``             as ``{kind}``, but the whole-number fields of
-                                            ``renkei.wire.INTEGER_FIELDS`` (``shot_count``,
+                                            ``renkei.core.wire.INTEGER_FIELDS`` (``shot_count``,
                                             ``shots_since_maintenance``,
                                             ``maintenance_interval_shots``) are written as
                                             integers (``123i``), as dashboards/contract.py
@@ -56,8 +56,8 @@ from typing import Final, NamedTuple
 
 import orjson
 
-from cloud.ingest.binding import GatewayBindings
-from renkei.wire import (
+from renkei.cloud.ingest.binding import GatewayBindings
+from renkei.core.wire import (
     FUTURE_SLACK_MS,
     INTEGER_FIELDS,
     MIN_TS_MS,
@@ -220,7 +220,7 @@ def _head(topic: MachineTopic, msg: MachinePayload) -> bytes:
         "machine": topic.machine,
         "gw": msg.gw,
     }
-    # renkei.wire refused payload tags that are reserved or override a topic tag.
+    # renkei.core.wire refused payload tags that are reserved or override a topic tag.
     tags.update(msg.tags)
     # Topic levels, gw and tag keys/values are [A-Za-z0-9_.-]: nothing to escape.
     return (topic.kind.value + "".join(f",{k}={tags[k]}" for k in sorted(tags))).encode()
@@ -229,7 +229,7 @@ def _head(topic: MachineTopic, msg: MachinePayload) -> bytes:
 def encode_machine(topic: MachineTopic, msg: MachinePayload) -> Encoded:
     """Line protocol for a validated machine message (see the module docstring).
 
-    Reserved tag and field names were refused by :mod:`renkei.wire` (``reserved_name``).
+    Reserved tag and field names were refused by :mod:`renkei.core.wire` (``reserved_name``).
     """
     head = _head(topic, msg)
     if msg.kind is MachineKind.EVENT:
@@ -339,7 +339,7 @@ def encode_gateway_health(topic: GatewayTopic, health: GatewayHealth, *, now_ms:
     """``gateway_health`` point (integer fields; ``disk_full`` boolean).
 
     Besides the outbox backlog and counters it carries the storage-damage accounting of
-    :class:`renkei.wire.GatewayHealth` (``epoch``, ``lost_total``, ``gap_total``,
+    :class:`renkei.core.wire.GatewayHealth` (``epoch``, ``lost_total``, ``gap_total``,
     ``quarantined_total``, ``disk_full``, ``publisher_restarts``), so a loss after power
     failure or a full disk is visible on the dashboards, never silent.
 
@@ -375,7 +375,7 @@ def encode_gateway_health(topic: GatewayTopic, health: GatewayHealth, *, now_ms:
 
 class TimeWindow(NamedTuple):
     """The ingest's admission window around its clock (see
-    :func:`renkei.wire.check_time_window`).
+    :func:`renkei.core.wire.check_time_window`).
 
     Attributes:
         max_past_ms: how far before ``now`` a point may lie, ms (``None``: no bound).
@@ -394,7 +394,7 @@ def encode_message(
     window: TimeWindow | None = None,
     bindings: GatewayBindings | None = None,
 ) -> Encoded:
-    """Validate one MQTT message with :mod:`renkei.wire` and encode it.
+    """Validate one MQTT message with :mod:`renkei.core.wire` and encode it.
 
     Args:
         topic: the MQTT topic.

@@ -1,7 +1,7 @@
 """Synthetic packed machine messages and a QoS 1 publisher.
 
 Used by the ingest benchmark and integration tests, and handy to smoke-test a deployment:
-:func:`machine_message` builds a valid ``renkei.wire`` v1 message with ``rows`` readings of
+:func:`machine_message` builds a valid ``renkei.core.wire`` v1 message with ``rows`` readings of
 ``fields`` fields (deterministic values), and :class:`QoS1Publisher` publishes with a plain
 paho client, waiting for the broker's PUBACKs.
 """
@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from renkei.wire import machine_topic
+from renkei.core.wire import machine_topic
 
 __all__ = ["QoS1Publisher", "machine_message", "machine_topic_for"]
 

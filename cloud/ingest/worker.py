@@ -60,18 +60,23 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from cloud._exceptions import ConfigError, IngestError, StoreRejected, StoreUnavailable
-from cloud.ingest.acks import AckTracker, GatewaySeqStats
-from cloud.ingest.binding import (
+from renkei.cloud._exceptions import ConfigError, IngestError, StoreRejected, StoreUnavailable
+from renkei.cloud.ingest.acks import AckTracker, GatewaySeqStats
+from renkei.cloud.ingest.binding import (
     BIRTH_FILTER,
     BIRTH_SUBSCRIPTION_ID,
     GatewayBindings,
     learn_from_birth,
 )
-from cloud.ingest.heartbeat import Heartbeat
-from cloud.ingest.lineproto import Encoded, TimeWindow, encode_deadletter_point, encode_message
-from cloud.store.base import TimeSeriesStore
-from renkei.wire import DeadLetter, WireError, deadletter_topic
+from renkei.cloud.ingest.heartbeat import Heartbeat
+from renkei.cloud.ingest.lineproto import (
+    Encoded,
+    TimeWindow,
+    encode_deadletter_point,
+    encode_message,
+)
+from renkei.cloud.store.base import TimeSeriesStore
+from renkei.core.wire import DeadLetter, WireError, deadletter_topic
 
 __all__ = [
     "IngestSettings",
@@ -81,7 +86,7 @@ __all__ = [
     "route_message",
 ]
 
-log = logging.getLogger("cloud.ingest")
+log = logging.getLogger("renkei.cloud.ingest")
 
 _LEVEL_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
 #: Dead-letter reason for a message that made the encoder fail unexpectedly (a bug).
@@ -136,8 +141,8 @@ class IngestSettings(BaseModel):
         max_future_s: how far ahead of the ingest clock a point may lie (gateway clock
             skew), seconds; default 5 min.
         bind_gateways: check a machine message's payload ``gw`` against the machines the
-            gateways' births claim (:mod:`cloud.ingest.binding`); with MQTT 5 and a shared
-            subscription the worker also subscribes :data:`~cloud.ingest.binding.
+            gateways' births claim (:mod:`renkei.cloud.ingest.binding`); with MQTT 5 and a shared
+            subscription the worker also subscribes :data:`~renkei.cloud.ingest.binding.
             BIRTH_FILTER` (plain, QoS 0) to get the retained births after every connect.
     """
 
@@ -168,7 +173,7 @@ class IngestSettings(BaseModel):
     deadletter_points: bool = True
     e2e_acks: bool = True
     """Publish end-to-end acks on ``renkei/ack/v1/...`` after each written batch
-    (:mod:`cloud.ingest.acks`); gateways with ``mqtt.ack: ingest`` need them."""
+    (:mod:`renkei.cloud.ingest.acks`); gateways with ``mqtt.ack: ingest`` need them."""
     tls_ca_file: str | None = None
     tls_insecure: bool = False
     max_past_s: float | None = Field(default=14 * 86_400.0, gt=0)
@@ -230,7 +235,7 @@ class IngestSettings(BaseModel):
 
     @property
     def birth_subscription(self) -> bool:
-        """Whether the worker subscribes :data:`~cloud.ingest.binding.BIRTH_FILTER` too
+        """Whether the worker subscribes :data:`~renkei.cloud.ingest.binding.BIRTH_FILTER` too
         (MQTT 5 Subscription Identifiers tell its copies apart; a plain main subscription
         gets the retained births itself)."""
         return self.bind_gateways and self.protocol == "5" and self.share_group is not None
@@ -262,7 +267,7 @@ class IngestStats:
         subscribed: whether the broker granted the subscription on this connection.
         buffered: messages received and not yet processed.
         last_error: the most recent error text, if any.
-        e2e_acks: end-to-end acks published (:mod:`cloud.ingest.acks`).
+        e2e_acks: end-to-end acks published (:mod:`renkei.cloud.ingest.acks`).
         gateways: per-gateway sequence accounting, by ``"{gw}@{epoch}"``.
     """
 
@@ -823,7 +828,7 @@ class IngestWorker:
         return gw in self._bindings.bound(firm, site, path)
 
     def _publish_ack(self, topic: str, payload: bytes) -> bool:
-        """Publish one end-to-end ack (QoS 1, not awaited; see :mod:`cloud.ingest.acks`)."""
+        """Publish one end-to-end ack (QoS 1, not awaited; see :mod:`renkei.cloud.ingest.acks`)."""
         info = self._client.publish(topic, payload, qos=1)
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 

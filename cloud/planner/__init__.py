@@ -11,13 +11,19 @@ Pure logic, no database: the registry converts its rows into the input types and
   reasons, partners, statistics).
 """
 
-from cloud.planner.compat import RULE_CODES, CompatResult, RuleCode, RuleFailure, check_compat
-from cloud.planner.demand import hours_for_parts, needed_parts, parts_per_hour
-from cloud.planner.errors import PlannerInputError
-from cloud.planner.geo import haversine_km
-from cloud.planner.milp import StageResult
-from cloud.planner.plan import plan_takeover
-from cloud.planner.result import (
+from renkei.cloud.planner.compat import (
+    RULE_CODES,
+    CompatResult,
+    RuleCode,
+    RuleFailure,
+    check_compat,
+)
+from renkei.cloud.planner.demand import hours_for_parts, needed_parts, parts_per_hour
+from renkei.cloud.planner.errors import PlannerInputError
+from renkei.cloud.planner.geo import haversine_km
+from renkei.cloud.planner.milp import StageResult
+from renkei.cloud.planner.plan import plan_takeover
+from renkei.cloud.planner.result import (
     UNMET_REASONS,
     Allocation,
     CompatibleMachines,
@@ -28,7 +34,7 @@ from cloud.planner.result import (
     Unmet,
     UnmetReason,
 )
-from cloud.planner.types import (
+from renkei.cloud.planner.types import (
     CompatRules,
     DisruptionZone,
     Job,

@@ -2,7 +2,7 @@
 
 ``job_option[j]`` is the option (job, site) job ``j``'s mold goes to, ``-1`` if it stays
 unplaced; ``pair_hours[p]`` the hours on each eligible pair (non-zero only on pairs of the
-job's option). Both refer to an :class:`~cloud.planner.candidates.Options`.
+job's option). Both refer to an :class:`~renkei.cloud.planner.candidates.Options`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.candidates import Options
+from renkei.cloud.planner.candidates import Options
 
 __all__ = ["Assignment", "Score", "score"]
 

@@ -3,10 +3,10 @@
 A mold goes to one site, so every decision is about (job, site) *options*. This module
 groups the eligible (job, machine) pairs into options, sorts each job's options by the
 great-circle distance from the mold (ties: site index, so the order is deterministic) and
-marks the ones the MILP may consider (:class:`~cloud.planner.types.SearchSettings`): the
+marks the ones the MILP may consider (:class:`~renkei.cloud.planner.types.SearchSettings`): the
 nearest sites until their compatible spare hours reach ``capacity_factor × hours
 needed``, at least ``min_sites``, at most ``max_sites``. The greedy start
-(:mod:`cloud.planner.greedy`) looks at *all* options; a job's current option is always
+(:mod:`renkei.cloud.planner.greedy`) looks at *all* options; a job's current option is always
 offered to the MILP too, so the search limit never makes a plan worse.
 
 Everything is vectorised: one ``np.unique`` over (job, site) keys, one ``np.lexsort``,
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.geo import haversine_km_array
-from cloud.planner.types import SearchSettings
+from renkei.cloud.planner.geo import haversine_km_array
+from renkei.cloud.planner.types import SearchSettings
 
 __all__ = ["Options", "build_options"]
 

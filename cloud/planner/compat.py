@@ -2,7 +2,7 @@
 
 The rules follow ``DOMAIN.md`` ("Can mold M run on machine X?"); every failed rule is
 reported with its numbers, e.g. ``clamp_force: needs 1320 kN incl. 10 % margin, machine
-1000 kN``. :mod:`cloud.planner.compat_matrix` evaluates the same rules for all pairs at
+1000 kN``. :mod:`renkei.cloud.planner.compat_matrix` evaluates the same rules for all pairs at
 once with numpy; the two are kept identical (same float expressions) and a property test
 checks they agree.
 
@@ -40,7 +40,7 @@ from collections.abc import Set
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from cloud.planner.types import CompatRules, MachineSpec, MoldSpec
+from renkei.cloud.planner.types import CompatRules, MachineSpec, MoldSpec
 
 __all__ = ["REL_TOL", "RULE_CODES", "CompatResult", "RuleCode", "RuleFailure", "check_compat"]
 

@@ -1,6 +1,6 @@
 """Can mold M run on machine X? — for all (job, machine) pairs at once, with numpy.
 
-The same rules, with the same float expressions, as :func:`cloud.planner.compat.check_compat`
+The same rules, with the same float expressions, as :func:`renkei.cloud.planner.compat.check_compat`
 (a property test checks they agree pair by pair). Machines and jobs are turned into
 column arrays once (:func:`machine_arrays`, :func:`demand_arrays`); set-valued fields
 (resins, certifications) become boolean matrices over a shared vocabulary.
@@ -18,8 +18,8 @@ from typing import Any, Self, cast
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.compat import REL_TOL, RULE_CODES, RuleCode
-from cloud.planner.types import PROCESSES, CompatRules, MachineSpec, MoldSpec
+from renkei.cloud.planner.compat import REL_TOL, RULE_CODES, RuleCode
+from renkei.cloud.planner.types import PROCESSES, CompatRules, MachineSpec, MoldSpec
 
 __all__ = [
     "DemandArrays",

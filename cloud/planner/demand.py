@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from datetime import date
 
-from cloud.planner.types import Job, MoldSpec
+from renkei.cloud.planner.types import Job, MoldSpec
 
 __all__ = ["hours_for_parts", "needed_parts", "parts_per_hour"]
 

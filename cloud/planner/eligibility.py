@@ -5,7 +5,7 @@ A machine is **stopped** when any of these holds:
 - ``MachineSpec.disrupted`` is set;
 - its site is the requester's disrupted site (``PlanContext.origin_site_id``) — always;
 - its site is in ``PlanContext.disrupted_site_ids``;
-- its site lies inside a :class:`~cloud.planner.types.DisruptionZone` (haversine distance
+- its site lies inside a :class:`~renkei.cloud.planner.types.DisruptionZone` (haversine distance
   to the centre ``<= radius_km``).
 
 A machine is **shared** when its firm is the requester itself (the requester's other
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.geo import haversine_km_array
-from cloud.planner.types import MachineSpec, PlanContext
+from renkei.cloud.planner.geo import haversine_km_array
+from renkei.cloud.planner.types import MachineSpec, PlanContext
 
 __all__ = ["MachineStatus", "machine_status"]
 

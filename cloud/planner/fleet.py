@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.compat_matrix import MachineArrays, Vocabulary, machine_arrays
-from cloud.planner.eligibility import MachineStatus, machine_status
-from cloud.planner.errors import PlannerInputError
-from cloud.planner.types import MachineSpec, PlanContext
+from renkei.cloud.planner.compat_matrix import MachineArrays, Vocabulary, machine_arrays
+from renkei.cloud.planner.eligibility import MachineStatus, machine_status
+from renkei.cloud.planner.errors import PlannerInputError
+from renkei.cloud.planner.types import MachineSpec, PlanContext
 
 __all__ = ["Fleet", "build_fleet"]
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.assignment import Assignment
-from cloud.planner.candidates import Options
+from renkei.cloud.planner.assignment import Assignment
+from renkei.cloud.planner.candidates import Options
 
 __all__ = ["greedy_assignment", "greedy_repair"]
 

@@ -3,11 +3,11 @@
 One MILP over all 500 jobs × their options is too slow for HiGHS in seconds (measured:
 no proven optimum, and the later lexicographic stages find no feasible point within
 20 s, because scipy's ``milp`` cannot be warm-started), while the greedy start
-(:mod:`cloud.planner.greedy`) is already good on coverage. So the planner improves the
+(:mod:`renkei.cloud.planner.greedy`) is already good on coverage. So the planner improves the
 greedy plan with *large neighbourhood search* (Shaw, CP 1998; "MIP-based LNS"): free a
 group of at most ``neighbourhood_jobs`` jobs, keep everybody else fixed (their hours are
 subtracted from the machines' spare hours, their partner firms count as already used),
-solve the group's lexicographic MILP (:mod:`cloud.planner.milp`) exactly, and adopt the
+solve the group's lexicographic MILP (:mod:`renkei.cloud.planner.milp`) exactly, and adopt the
 result if it is lexicographically better for the group — hence for the whole plan, since
 the objectives are sums (coverage, km) or a union (partners) over jobs.
 
@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.assignment import Assignment, Score, score
-from cloud.planner.candidates import Options
-from cloud.planner.milp import StageResult, TakeoverProblem, solve_takeover
-from cloud.planner.types import SolverSettings
+from renkei.cloud.planner.assignment import Assignment, Score, score
+from renkei.cloud.planner.candidates import Options
+from renkei.cloud.planner.milp import StageResult, TakeoverProblem, solve_takeover
+from renkei.cloud.planner.types import SolverSettings
 
 __all__ = ["LnsStats", "improve"]
 

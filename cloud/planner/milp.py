@@ -37,7 +37,7 @@ covered it fixes ``s = 0``), which made stage 2 ~2.5× faster on 60-job groups.
 HiGHS cannot be warm-started through scipy; a stage that finds no feasible solution in
 its time keeps the previous stage's plan (reported in :class:`StageResult`), and if the
 first finds none the result is "nothing planned" (always feasible). Solved MILPs are
-small (groups of jobs, see :mod:`cloud.planner.lns`).
+small (groups of jobs, see :mod:`renkei.cloud.planner.lns`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from numpy.typing import NDArray
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array, csr_array
 
-from cloud.planner.types import SolverSettings
+from renkei.cloud.planner.types import SolverSettings
 
 __all__ = ["StageResult", "TakeoverProblem", "TakeoverSolution", "solve_takeover"]
 

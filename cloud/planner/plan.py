@@ -23,17 +23,17 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.assignment import score
-from cloud.planner.candidates import build_options
-from cloud.planner.compat_matrix import Vocabulary, compatible_matrix, demand_arrays
-from cloud.planner.demand import hours_for_parts, needed_parts, parts_per_hour
-from cloud.planner.errors import PlannerInputError
-from cloud.planner.fleet import build_fleet
-from cloud.planner.greedy import greedy_assignment, greedy_repair
-from cloud.planner.lns import improve
-from cloud.planner.reasons import UnmetRows, explain_unmet
-from cloud.planner.result import Allocation, JobOutcome, PlanStats, TakeoverPlan, Unmet
-from cloud.planner.types import Job, MachineSpec, MoldSpec, PlanContext
+from renkei.cloud.planner.assignment import score
+from renkei.cloud.planner.candidates import build_options
+from renkei.cloud.planner.compat_matrix import Vocabulary, compatible_matrix, demand_arrays
+from renkei.cloud.planner.demand import hours_for_parts, needed_parts, parts_per_hour
+from renkei.cloud.planner.errors import PlannerInputError
+from renkei.cloud.planner.fleet import build_fleet
+from renkei.cloud.planner.greedy import greedy_assignment, greedy_repair
+from renkei.cloud.planner.lns import improve
+from renkei.cloud.planner.reasons import UnmetRows, explain_unmet
+from renkei.cloud.planner.result import Allocation, JobOutcome, PlanStats, TakeoverPlan, Unmet
+from renkei.cloud.planner.types import Job, MachineSpec, MoldSpec, PlanContext
 
 __all__ = ["plan_takeover"]
 
@@ -76,7 +76,7 @@ def plan_takeover(
     number of partner firms used (the requester's own other sites are not partners).
 
     How: a greedy start (nearest site that takes the whole job), then MILPs over groups
-    of jobs (:mod:`cloud.planner.lns`) within ``context.solver.time_budget_s``, then a
+    of jobs (:mod:`renkei.cloud.planner.lns`) within ``context.solver.time_budget_s``, then a
     repair pass. With at most ``context.solver.exact_max_jobs`` jobs one MILP takes the
     whole problem and the plan is the exact lexicographic optimum over the searched
     options (``stats.exact``); larger plans are never lexicographically worse than the
@@ -84,8 +84,8 @@ def plan_takeover(
 
     Never planned on: machines flagged disrupted, at the requester's origin site, at a
     disrupted site, inside a disruption zone, or at a firm that does not share with the
-    requester (see :mod:`cloud.planner.eligibility`). Compatibility rules: see
-    :mod:`cloud.planner.compat` (DOMAIN.md, "Can mold M run on machine X?").
+    requester (see :mod:`renkei.cloud.planner.eligibility`). Compatibility rules: see
+    :mod:`renkei.cloud.planner.compat` (DOMAIN.md, "Can mold M run on machine X?").
 
     Not modelled: set-up / changeover time and transport time (add them to the cycle
     time or subtract them from spare hours); the order of work inside the horizon (a job
@@ -101,7 +101,7 @@ def plan_takeover(
         context: requester, sharing, disruption, horizon and tunables.
 
     Returns:
-        The :class:`~cloud.planner.result.TakeoverPlan`.
+        The :class:`~renkei.cloud.planner.result.TakeoverPlan`.
 
     Raises:
         PlannerInputError: duplicate job / mold / machine ids, a job naming an unknown

@@ -1,8 +1,8 @@
 """Why a job's volume stays unmet: one reason per job, plus the facts behind it.
 
-Precedence and meaning of the reasons: see :mod:`cloud.planner.result`. Computed only for
+Precedence and meaning of the reasons: see :mod:`renkei.cloud.planner.result`. Computed only for
 jobs with unmet volume, with the same vectorised rule masks as the pre-filter and the
-scalar :func:`~cloud.planner.compat.check_compat` for the near-miss messages.
+scalar :func:`~renkei.cloud.planner.compat.check_compat` for the near-miss messages.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from cloud.planner.compat import RULE_CODES, RuleCode, check_compat
-from cloud.planner.compat_matrix import DemandArrays, rule_failure_masks
-from cloud.planner.fleet import Fleet
-from cloud.planner.geo import haversine_km_array
-from cloud.planner.result import CompatibleMachines, NearMiss, Unmet, UnmetReason
-from cloud.planner.types import CompatRules, MoldSpec
+from renkei.cloud.planner.compat import RULE_CODES, RuleCode, check_compat
+from renkei.cloud.planner.compat_matrix import DemandArrays, rule_failure_masks
+from renkei.cloud.planner.fleet import Fleet
+from renkei.cloud.planner.geo import haversine_km_array
+from renkei.cloud.planner.result import CompatibleMachines, NearMiss, Unmet, UnmetReason
+from renkei.cloud.planner.types import CompatRules, MoldSpec
 
 __all__ = ["UnmetRows", "explain_unmet"]
 

@@ -8,7 +8,7 @@ compatible machines are* — the constraint that binds — in this precedence:
 2. ``no_capacity``: compatible, eligible machines exist, but their spare hours are used up
    (by this or other jobs), or the job does not fit one site (a mold can be at one site
    only). The plan guarantees that no eligible site has more hours left for the job than
-   it already gets (:func:`cloud.planner.greedy.greedy_repair`).
+   it already gets (:func:`renkei.cloud.planner.greedy.greedy_repair`).
 3. ``not_shared``: no compatible machine is eligible; some stand outside every zone, not
    stopped, at firms that do not share with the requester. Ask them to grant sharing.
 4. ``only_inside_zone``: every compatible machine is stopped (disrupted flag, disrupted
@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from cloud.planner.compat import RuleCode, RuleFailure
-from cloud.planner.milp import StageResult
+from renkei.cloud.planner.compat import RuleCode, RuleFailure
+from renkei.cloud.planner.milp import StageResult
 
 __all__ = [
     "Allocation",
@@ -169,7 +169,7 @@ class PlanStats:
             exact lexicographic optimum over the searched options.
         max_variables, max_constraints: largest MILP.
         stage_timeouts: HiGHS stages stopped by the time budget.
-        repaired_jobs: jobs :func:`~cloud.planner.greedy.greedy_repair` moved afterwards.
+        repaired_jobs: jobs :func:`~renkei.cloud.planner.greedy.greedy_repair` moved afterwards.
         build_time_s: validation, compatibility, eligibility, options, results, reasons.
         greedy_time_s: the greedy start.
         search_time_s: the neighbourhood search (wall), of which ``milp_time_s`` in HiGHS.

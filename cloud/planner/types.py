@@ -1,9 +1,10 @@
 """Input types of the takeover planner (pure data, no database).
 
 The registry converts its ORM rows into these frozen, keyword-only dataclasses. Every
-constructor validates its own fields and raises :class:`~cloud.planner.errors.PlannerInputError`
-(also a ``ValueError``) on a bad value; cross-object checks (unknown mold ids, duplicate
-ids) happen in :func:`cloud.planner.plan_takeover`.
+constructor validates its own fields and raises
+:class:`~renkei.cloud.planner.errors.PlannerInputError` (also a ``ValueError``) on a bad value;
+cross-object checks (unknown mold ids, duplicate ids) happen in
+:func:`renkei.cloud.planner.plan_takeover`.
 
 Units are in the field names: ``_kN`` kilonewton, ``_mm`` millimetre, ``_g`` gram, ``_kg``
 kilogram, ``_s`` second, ``_deg`` decimal degrees (WGS 84), ``_km`` kilometre.
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
-from cloud.planner.errors import PlannerInputError
+from renkei.cloud.planner.errors import PlannerInputError
 
 __all__ = [
     "CompatRules",
@@ -240,9 +241,9 @@ class Job:
 
     The volume needed in the plan's horizon is ``weekly_volume_parts`` pro-rated over the
     days the job's window ``[window_start, window_end)`` overlaps the horizon (see
-    :func:`cloud.planner.demand.needed_parts`), and the machine hours are
+    :func:`renkei.cloud.planner.demand.needed_parts`), and the machine hours are
     ``parts / cavities × cycle_time_s / 3600`` (fractional shots; see
-    :func:`cloud.planner.demand.hours_for_parts`).
+    :func:`renkei.cloud.planner.demand.hours_for_parts`).
 
     Attributes:
         job_id, part_id, mold_id: registry ids; ``mold_id`` must name a given mold.
@@ -385,7 +386,7 @@ class SolverSettings:
 
     Attributes:
         time_budget_s: wall-clock budget of the MILP neighbourhood search after the greedy
-            start (:mod:`cloud.planner.lns`); no new neighbourhood starts after it, and a
+            start (:mod:`renkei.cloud.planner.lns`); no new neighbourhood starts after it, and a
             running one is cut at it (its HiGHS stages get the remaining time).
         exact_max_jobs: with at most this many jobs to place, one MILP covers them all:
             the plan is the exact lexicographic optimum over the searched options (unless

@@ -82,7 +82,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cloud.portability.archive import (
+    from renkei.cloud.portability.archive import (
         FORMAT,
         FORMAT_VERSION,
         ArchiveReader,
@@ -90,14 +90,14 @@ if TYPE_CHECKING:
         TableMember,
         TimeseriesMember,
     )
-    from cloud.portability.errors import (
+    from renkei.cloud.portability.errors import (
         ArchiveError,
         ImportConflict,
         MissingPartners,
         PortabilityError,
     )
-    from cloud.portability.export import ExportReport, export_firm
-    from cloud.portability.importer import ImportReport, SkippedRow, import_archive
+    from renkei.cloud.portability.export import ExportReport, export_firm
+    from renkei.cloud.portability.importer import ImportReport, SkippedRow, import_archive
 
 __all__ = [
     "FORMAT",

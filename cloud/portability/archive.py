@@ -36,7 +36,7 @@ from typing import IO, Annotated, Any, Final, Literal, Self
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from cloud.portability.errors import ArchiveError
+from renkei.cloud.portability.errors import ArchiveError
 
 __all__ = [
     "FORMAT",

@@ -1,4 +1,4 @@
-"""``renkei cloud export`` and ``renkei cloud import`` (registered by :mod:`cloud.cli`).
+"""``renkei cloud export`` and ``renkei cloud import`` (registered by :mod:`renkei.cloud.cli`).
 
 Exit codes: 0 done; 1 the export or import failed (corrupt archive, conflict, firm not
 found, InfluxDB unavailable, ...: the message says which); 2 bad options (typer's own usage
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from cloud.store.influx import InfluxSettings
+    from renkei.cloud.store.influx import InfluxSettings
 
 __all__ = ["export_command", "import_command"]
 
@@ -89,7 +89,7 @@ def _influx_settings(
 ) -> InfluxSettings | None:
     from pydantic import SecretStr, ValidationError
 
-    from cloud.store.influx import InfluxSettings
+    from renkei.cloud.store.influx import InfluxSettings
 
     if url is None:
         if token or username or password:
@@ -144,8 +144,8 @@ def export_command(
     if not out.parent.is_dir():
         raise _fail(f"--out: directory {out.parent} does not exist", 2)
 
-    from cloud._exceptions import CloudError
-    from cloud.portability.export import export_firm
+    from renkei.cloud._exceptions import CloudError
+    from renkei.cloud.portability.export import export_firm
 
     try:
         report = export_firm(
@@ -210,9 +210,9 @@ def import_command(
         influx, influx_database, influx_token, influx_username, influx_password
     )
 
-    from cloud._exceptions import CloudError
-    from cloud.portability.archive import ArchiveReader
-    from cloud.portability.importer import import_archive
+    from renkei.cloud._exceptions import CloudError
+    from renkei.cloud.portability.archive import ArchiveReader
+    from renkei.cloud.portability.importer import import_archive
 
     try:
         with ArchiveReader(archive) as reader:

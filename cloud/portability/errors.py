@@ -1,4 +1,5 @@
-"""Exceptions of :mod:`cloud.portability` (all are :class:`~cloud._exceptions.CloudError`)::
+"""Exceptions of :mod:`renkei.cloud.portability` (all are
+:class:`~renkei.cloud._exceptions.CloudError`)::
 
 PortabilityError            export or import cannot proceed (firm not found, ...)
 ├── ArchiveError            the archive is not a valid, intact Renkei firm archive
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from cloud._exceptions import CloudError
+from renkei.cloud._exceptions import CloudError
 
 __all__ = ["ArchiveError", "ImportConflict", "MissingPartners", "PortabilityError"]
 

@@ -14,7 +14,7 @@ from typing import Final
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, select, text
 
-from cloud.portability.archive import (
+from renkei.cloud.portability.archive import (
     FORMAT_VERSION,
     ArchiveBuilder,
     Manifest,
@@ -24,12 +24,12 @@ from cloud.portability.archive import (
     measurement_member_name,
     table_member_name,
 )
-from cloud.portability.errors import PortabilityError
-from cloud.portability.tables import SPECS, TableSpec, encoder, firm_filter, table_of
-from cloud.portability.timeseries import InfluxReader, export_measurement
-from cloud.registry import make_engine
-from cloud.registry.migrate import alembic_config
-from cloud.store.influx import InfluxSettings
+from renkei.cloud.portability.errors import PortabilityError
+from renkei.cloud.portability.tables import SPECS, TableSpec, encoder, firm_filter, table_of
+from renkei.cloud.portability.timeseries import InfluxReader, export_measurement
+from renkei.cloud.registry import make_engine
+from renkei.cloud.registry.migrate import alembic_config
+from renkei.cloud.store.influx import InfluxSettings
 
 __all__ = ["NOTES", "ExportReport", "export_firm", "software_version"]
 
@@ -118,7 +118,8 @@ def export_firm(
     chunk_points: int = 10_000,
     slice_points: int = 200_000,
 ) -> ExportReport:
-    """Write firm ``firm_id``'s data to the archive ``out`` (format: :mod:`cloud.portability`).
+    """Write firm ``firm_id``'s data to the archive ``out`` (format:
+    :mod:`renkei.cloud.portability`).
 
     The registry tables are read in one read transaction (a consistent snapshot); the time
     series are read afterwards, slice by slice (points written meanwhile may or may not

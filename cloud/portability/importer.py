@@ -51,15 +51,15 @@ from typing import Any, Final
 from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from cloud._exceptions import CloudError
-from cloud.portability.archive import ArchiveReader, Manifest, TableMember
-from cloud.portability.errors import (
+from renkei.cloud._exceptions import CloudError
+from renkei.cloud.portability.archive import ArchiveReader, Manifest, TableMember
+from renkei.cloud.portability.errors import (
     ArchiveError,
     ImportConflict,
     MissingPartners,
     PortabilityError,
 )
-from cloud.portability.tables import (
+from renkei.cloud.portability.tables import (
     SPECS,
     TableSpec,
     decoder,
@@ -69,10 +69,10 @@ from cloud.portability.tables import (
     str_pk,
     table_of,
 )
-from cloud.portability.timeseries import InfluxReader, write_member
-from cloud.registry import make_engine
-from cloud.registry.migrate import upgrade
-from cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.portability.timeseries import InfluxReader, write_member
+from renkei.cloud.registry import make_engine
+from renkei.cloud.registry.migrate import upgrade
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 
 __all__ = ["ImportReport", "SkippedRow", "import_archive"]
 

@@ -1,6 +1,6 @@
 """Which registry rows belong to a firm, and how a row is written to and read from JSON.
 
-Every table of :data:`cloud.registry.Base.metadata` has exactly one :class:`TableSpec` or
+Every table of :data:`renkei.cloud.registry.Base.metadata` has exactly one :class:`TableSpec` or
 is listed in :data:`PLATFORM_TABLES` (a unit test enforces it, so a new table cannot be
 forgotten by the export). A spec says
 how the firm's rows are found: by an *owner column* equal to the firm id, or through a
@@ -37,7 +37,7 @@ from typing import Any, Final
 from sqlalchemy import JSON, Column, ColumnElement, Date, DateTime, Enum, Integer, String, Table
 from sqlalchemy import select as sa_select
 
-from cloud.registry import Base
+from renkei.cloud.registry import Base
 
 __all__ = [
     "PLATFORM_TABLES",

@@ -23,7 +23,7 @@ Line protocol written (one record per point, tags sorted by key, nanosecond time
 floats as Python ``repr`` (shortest string that round-trips exactly: ``0.1``, ``5.0``,
 ``1e+16``), integers with ``i``, unsigned integers with ``u``, booleans ``true``/``false``,
 strings double-quoted with ``"`` and ``\\`` escaped (a string may contain newlines, as
-line protocol allows). Names are escaped with :mod:`cloud.ingest.lineproto`; a measurement,
+line protocol allows). Names are escaped with :mod:`renkei.cloud.ingest.lineproto`; a measurement,
 tag or field name containing a newline or backslash cannot be carried by line protocol
 (the ingest never writes one) and stops the export with the series named.
 
@@ -50,10 +50,10 @@ from typing import Any, Final
 import httpx
 import orjson
 
-from cloud._exceptions import StoreRejected, StoreUnavailable
-from cloud.ingest.lineproto import escape_key, escape_measurement, quote_string
-from cloud.portability.errors import PortabilityError
-from cloud.store.influx import (
+from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
+from renkei.cloud.ingest.lineproto import escape_key, escape_measurement, quote_string
+from renkei.cloud.portability.errors import PortabilityError
+from renkei.cloud.store.influx import (
     InfluxSettings,
     InfluxStore,
     http_client,
@@ -88,7 +88,7 @@ class InfluxReader:
 
     Same settings (URL, database, retention policy, token or Basic auth, timeout, TLS;
     ``gzip`` asks for compressed answers, worth it over slow links only) and
-    the same error mapping as :class:`cloud.store.influx.InfluxStore`: connection errors,
+    the same error mapping as :class:`renkei.cloud.store.influx.InfluxStore`: connection errors,
     timeouts, 5xx/401/403/404/408/429 and ``database not found`` raise
     :class:`StoreUnavailable`; other 4xx and statement errors :class:`StoreRejected`.
     """
@@ -323,7 +323,7 @@ def _format_columns(
     ``5``, stays ``5``, which line protocol reads as the float 5.0), turned into per-row
     ``,key=value`` tokens by ``bytes.replace``/``split`` (nulls removed) and interleaved
     with strided slice assignment; the leading comma after the tags is removed at the end.
-    Per-value work happens in C, as in :func:`cloud.ingest.lineproto.encode_machine`.
+    Per-value work happens in C, as in :func:`renkei.cloud.ingest.lineproto.encode_machine`.
     """
     n = len(cols[0])
     stride = len(seps) + 2

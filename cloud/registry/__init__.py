@@ -6,7 +6,7 @@ state (:mod:`.models_registry`).
 Importing this package registers every table on :data:`Base.metadata`.
 """
 
-from cloud.registry.bulk import (
+from renkei.cloud.registry.bulk import (
     CHANGED_FIRMS_OPTION,
     RegistryImportError,
     RegistryOwnershipError,
@@ -15,9 +15,9 @@ from cloud.registry.bulk import (
     import_csv,
     import_document,
 )
-from cloud.registry.credentials import Principal, issue_key, verify_key
-from cloud.registry.db import make_engine, session_scope
-from cloud.registry.models import (
+from renkei.cloud.registry.credentials import Principal, issue_key, verify_key
+from renkei.cloud.registry.db import make_engine, session_scope
+from renkei.cloud.registry.models import (
     ApiCredential,
     Base,
     Firm,
@@ -28,7 +28,7 @@ from cloud.registry.models import (
     Role,
     Site,
 )
-from cloud.registry.models_registry import (
+from renkei.cloud.registry.models_registry import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
@@ -39,7 +39,7 @@ from cloud.registry.models_registry import (
     ModelSigningKey,
     TargetStatus,
 )
-from cloud.registry.operations import (
+from renkei.cloud.registry.operations import (
     AssignmentStatus,
     CapacityBooking,
     Disruption,
@@ -52,7 +52,7 @@ from cloud.registry.operations import (
     TakeoverStatus,
     VolumeUnit,
 )
-from cloud.registry.sharing import (
+from renkei.cloud.registry.sharing import (
     AuditEvent,
     GranteeKind,
     PartnerGroup,

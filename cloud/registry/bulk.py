@@ -21,8 +21,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from cloud.registry.models import Base, Firm, Line, Machine, Mold, Site
-from cloud.registry.schemas import (
+from renkei.cloud.registry.models import Base, Firm, Line, Machine, Mold, Site
+from renkei.cloud.registry.schemas import (
     FirmCreate,
     LineCreate,
     MachineCreate,
@@ -46,7 +46,7 @@ __all__ = [
 #: Ids per ``IN (...)`` query and rows per ``executemany`` of an import.
 CHUNK_ROWS: Final = 500
 #: Execution option naming the firms a bulk statement changes (read by the API's capacity
-#: index, :data:`cloud.api.capacity_index.CHANGED_FIRMS`, so one firm's import patches that
+#: index, :data:`renkei.cloud.capacity.index.CHANGED_FIRMS`, so one firm's import patches that
 #: firm instead of rebuilding every firm).
 CHANGED_FIRMS_OPTION: Final = "renkei_changed_firms"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from cloud.registry.models import ApiCredential, Role
+from renkei.cloud.registry.models import ApiCredential, Role
 
 __all__ = ["Principal", "issue_key", "verify_key"]
 

@@ -69,7 +69,7 @@ class Process(enum.StrEnum):
 
 
 class Role(enum.StrEnum):
-    """What an API credential may do (see the access matrix in :mod:`cloud.api.access`)."""
+    """What an API credential may do (see the access matrix in :mod:`renkei.cloud.api.access`)."""
 
     OPERATOR = "operator"
     """Manages its own firm's registry, plans and policies; sees its own data."""
@@ -119,7 +119,7 @@ class Site(Base):
     certifications: Mapped[list[str]] = mapped_column(default=list)
     """Quality certifications of the site (ISO9001, IATF16949, ...)."""
     calendar: Mapped[dict[str, Any] | None] = mapped_column(default=None)
-    """The site's shift calendar (:class:`cloud.capacity.ShiftCalendar` as JSON); ``None``
+    """The site's shift calendar (:class:`renkei.cloud.capacity.ShiftCalendar` as JSON); ``None``
     means the API's default calendar (``ApiSettings.default_weekly_hours``)."""
 
     firm: Mapped[Firm] = relationship(back_populates="sites")

@@ -3,14 +3,14 @@
 - :class:`ModelSigningKey`: public Ed25519 keys the registry accepts signatures from
   (registered by an admin; gateways have their own list in their config).
 - :class:`ModelRelease`: one published model version (manifest and ONNX bytes, their
-  digests and the signature over them, see :mod:`models.signing`).
+  digests and the signature over them, see :mod:`renkei.core.signing`).
 - :class:`Deployment` → :class:`DeploymentTarget`: a request to run a release on some of a
   firm's gateways, in a canary wave and the rest, and each gateway's outcome.
 - :class:`FleetGateway` / :class:`FleetModel`: the last model report of each gateway
   (``renkei/rollout/v1/.../report``), what the controller wants it to run (its desired
   state) and version pins.
 
-Deployment state machine (driven by :mod:`cloud.rollout`)::
+Deployment state machine (driven by :mod:`renkei.cloud.rollout`)::
 
     pending ─► canary ─(every canary succeeded)─► rolling ─(all final)─► succeeded | failed
                   └──(a canary failed / timed out)─► stopped   (the rest are cancelled)
@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloud.registry.models import ID, Base, _now, _values
+from renkei.cloud.registry.models import ID, Base, _now, _values
 
 __all__ = [
     "Deployment",

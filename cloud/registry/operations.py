@@ -32,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloud.registry.models import ID, Base, _now, _values
+from renkei.cloud.registry.models import ID, Base, _now, _values
 
 __all__ = [
     "AssignmentStatus",

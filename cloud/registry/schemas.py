@@ -10,7 +10,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cloud.registry.models import Process
+from renkei.cloud.registry.models import Process
 
 __all__ = [
     "FirmCreate",

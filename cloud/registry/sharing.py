@@ -2,8 +2,8 @@
 
 The owner decides (``../shared/DOMAIN.md``, data sharing): by default nothing of a firm is
 visible to any other firm. A :class:`SharingGrant` opens one well-defined view to one
-grantee; :mod:`cloud.api.policy` is the only code that interprets grants. What a grant can
-open is deliberately limited: capability classes, spare capacity at day or week
+grantee; :mod:`renkei.cloud.capacity.policy` is the only code that interprets grants. What a grant
+can open is deliberately limited: capability classes, spare capacity at day or week
 granularity, optionally machine-level detail (machine id, name and the compatibility
 attributes). Raw telemetry, process settings (cycle parameters, recipes) and customers are
 never reachable through a grant: there is no column or option for them.
@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from cloud.registry.models import ID, Base, _now, _values
+from renkei.cloud.registry.models import ID, Base, _now, _values
 
 __all__ = [
     "AuditEvent",

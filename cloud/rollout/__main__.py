@@ -1,4 +1,4 @@
-"""``python -m cloud.rollout`` (= ``renkei cloud rollout``): run the rollout controller until
+"""``python -m renkei.cloud.rollout`` (= ``renkei cloud rollout``): run the rollout controller until
 SIGINT/SIGTERM.
 
 Options can also be given as environment variables (``RENKEI_API_DATABASE_URL``,
@@ -20,8 +20,8 @@ from typing import Annotated
 import typer
 from pydantic import SecretStr, ValidationError
 
-from cloud._exceptions import ConfigError
-from cloud.cli_options import (
+from renkei.cloud._exceptions import ConfigError
+from renkei.cloud.cli_options import (
     Broker,
     InfluxDatabase,
     InfluxPassword,
@@ -30,8 +30,8 @@ from cloud.cli_options import (
     MqttPassword,
     MqttUsername,
 )
-from cloud.rollout.controller import RolloutController, RolloutSettings
-from cloud.store.influx import influx_settings_from_options
+from renkei.cloud.rollout.controller import RolloutController, RolloutSettings
+from renkei.cloud.store.influx import influx_settings_from_options
 
 __all__ = ["app", "rollout"]
 
@@ -90,12 +90,12 @@ def rollout(
     except (ValidationError, ConfigError) as exc:
         typer.echo(f"invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
-    from cloud.registry.migrate import upgrade
+    from renkei.cloud.registry.migrate import upgrade
 
     upgrade(database_url)  # the registry schema, as `renkei cloud api` does at start
     controller = RolloutController(settings)
     if settings.influx is None:
-        logging.getLogger("cloud.rollout").info(
+        logging.getLogger("renkei.cloud.rollout").info(
             "no InfluxDB (--influx / RENKEI_INFLUX_URL): model_deploy points are not written"
         )
     signal.signal(signal.SIGTERM, lambda *_: controller.stop())

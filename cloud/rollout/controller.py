@@ -1,14 +1,14 @@
 """The rollout controller: drives deployments between the registry database and MQTT.
 
-One process (``python -m cloud.rollout``) with one MQTT client and the registry engine:
+One process (``python -m renkei.cloud.rollout``) with one MQTT client and the registry engine:
 
 1. subscribes (QoS 1) to every gateway's model report,
    ``renkei/rollout/v1/+/+/+/report``; reports are retained, so after any (re)connect it
    sees each gateway's latest state, including results it missed while it was down;
 2. every ``tick_s`` (and at once when a report arrives) stores the reports
-   (:func:`cloud.rollout.service.record_report`), advances the active deployments
-   (:func:`cloud.rollout.service.step`) and publishes the desired state
-   (:func:`cloud.rollout.service.desired_state`) of every gateway whose desired state
+   (:func:`renkei.cloud.rollout.service.record_report`), advances the active deployments
+   (:func:`renkei.cloud.rollout.service.step`) and publishes the desired state
+   (:func:`renkei.cloud.rollout.service.desired_state`) of every gateway whose desired state
    changed, retained at QoS 1 on ``renkei/rollout/v1/{firm}/{site}/{gateway}/desired``.
    The "changed" mark is cleared only after the broker's PUBACK, in the same transaction,
    so a broker outage delays desired states but never loses one. After every (re)connect
@@ -20,10 +20,10 @@ canary logic keeps working while no engineer's CLI is waiting, and results repor
 the controller was down are picked up from the retained reports.
 
 **Deployment outcomes in InfluxDB** (optional, ``RolloutSettings.influx``): every
-:class:`renkei.wire.DeployResult` of a valid report becomes one ``model_deploy`` point
-(:func:`dashboards.contract.model_deploy_point`: tags firm, site, gw, model, version,
+:class:`renkei.core.wire.DeployResult` of a valid report becomes one ``model_deploy`` point
+(:func:`renkei.dashboards.contract.model_deploy_point`: tags firm, site, gw, model, version,
 result, stage; fields deployment, reason; time ``finished_ms``), written with
-:class:`cloud.store.influx.InfluxStore` after the tick's registry transaction (also when
+:class:`renkei.cloud.store.influx.InfluxStore` after the tick's registry transaction (also when
 that transaction failed: the points are the gateway's facts, not the registry's). The
 write never holds up the registry: the report's effect on the registry is stored first
 (its transaction does not depend on InfluxDB), and a failed write is logged at ERROR,
@@ -60,12 +60,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cloud._exceptions import StoreError, StoreRejected
-from cloud.registry import FleetGateway, FleetModel, make_engine
-from cloud.rollout import service
-from cloud.store.influx import InfluxSettings, InfluxStore
-from dashboards.contract import model_deploy_point
-from renkei.wire import (
+from renkei.cloud._exceptions import StoreError, StoreRejected
+from renkei.cloud.registry import FleetGateway, FleetModel, make_engine
+from renkei.cloud.rollout import service
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.wire import (
     ROLLOUT_PREFIX,
     ModelReport,
     WireError,
@@ -74,6 +73,7 @@ from renkei.wire import (
     parse_rollout_topic,
     rollout_topic,
 )
+from renkei.dashboards.contract import model_deploy_point
 
 __all__ = ["REPORT_FILTER", "ControllerStats", "RolloutController", "RolloutSettings"]
 

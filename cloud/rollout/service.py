@@ -1,14 +1,15 @@
-"""Rollout logic on the registry database (no MQTT here; see :mod:`cloud.rollout.controller`).
+"""Rollout logic on the registry database (no MQTT here; see
+:mod:`renkei.cloud.rollout.controller`).
 
 - :func:`create_deployment` (called by the API): resolves the target expression to the
   firm's gateways that run the model, applies pins, picks the canary wave and stores a
-  ``pending`` :class:`~cloud.registry.Deployment`.
+  ``pending`` :class:`~renkei.cloud.registry.Deployment`.
 - :func:`record_report` (called by the controller for every gateway report): updates the
   fleet state and the outcome of the deployment targets the report answers.
 - :func:`step` (called by the controller on every tick): advances every active deployment
-  through the state machine documented in :mod:`cloud.registry.models_registry` and marks
+  through the state machine documented in :mod:`renkei.cloud.registry.models_registry` and marks
   the gateways whose desired state changed (``FleetGateway.desired_dirty``).
-- :func:`desired_state`: the :class:`renkei.wire.ModelDesired` payload of one gateway.
+- :func:`desired_state`: the :class:`renkei.core.wire.ModelDesired` payload of one gateway.
 
 Targets (``target`` of a deployment, comma-separated): ``gateway:ID`` (that gateway; it
 must run the model; pins do not apply), ``site:ID``, ``group:NAME`` (gateways whose config
@@ -30,7 +31,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.registry import (
+from renkei.cloud.registry import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
@@ -40,7 +41,7 @@ from cloud.registry import (
     ModelRelease,
     TargetStatus,
 )
-from renkei.wire import DesiredModel, ModelDesired, ModelReport
+from renkei.core.wire import DesiredModel, ModelDesired, ModelReport
 
 __all__ = [
     "RolloutError",

@@ -4,8 +4,8 @@
 - :class:`SqliteStore`: embedded, for ``renkei demo``.
 """
 
-from cloud.store.base import FieldValue, Row, TimeSeriesStore
-from cloud.store.influx import InfluxSettings, InfluxStore
-from cloud.store.sqlite import SqliteStore
+from renkei.cloud.store.base import FieldValue, Row, TimeSeriesStore
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.store.sqlite import SqliteStore
 
 __all__ = ["FieldValue", "InfluxSettings", "InfluxStore", "Row", "SqliteStore", "TimeSeriesStore"]

@@ -1,8 +1,8 @@
 """The time-series store interface shared by the ingest worker and the demo's live view.
 
-Two implementations exist: :class:`cloud.store.influx.InfluxStore` (any server speaking the
+Two implementations exist: :class:`renkei.cloud.store.influx.InfluxStore` (any server speaking the
 InfluxDB v1 HTTP API: InfluxDB 1.x, 2.x through its v1 compatibility API, 3.x) and
-:class:`cloud.store.sqlite.SqliteStore` (embedded, for ``renkei demo``).
+:class:`renkei.cloud.store.sqlite.SqliteStore` (embedded, for ``renkei demo``).
 
 Both follow InfluxDB's data model: a *series* is a measurement plus its tag set, a point is
 identified by (series, timestamp), and writing a field of an existing point overwrites it.
@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from cloud._exceptions import StoreError, StoreRejected, StoreUnavailable
+from renkei.cloud._exceptions import StoreError, StoreRejected, StoreUnavailable
 
 __all__ = [
     "FieldValue",

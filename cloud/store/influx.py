@@ -38,8 +38,8 @@ from pydantic import (
     model_validator,
 )
 
-from cloud._exceptions import ConfigError, StoreRejected, StoreUnavailable
-from cloud.store.base import FieldValue, Precision, Row
+from renkei.cloud._exceptions import ConfigError, StoreRejected, StoreUnavailable
+from renkei.cloud.store.base import FieldValue, Precision, Row
 
 __all__ = [
     "INFLUX_OPTIONS",
@@ -199,7 +199,7 @@ def http_client(
 
 
 class InfluxStore:
-    """:class:`~cloud.store.base.TimeSeriesStore` backed by InfluxDB's v1 HTTP API.
+    """:class:`~renkei.cloud.store.base.TimeSeriesStore` backed by InfluxDB's v1 HTTP API.
 
     Args:
         settings: connection settings.

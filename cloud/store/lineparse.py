@@ -1,4 +1,4 @@
-"""A parser for InfluxDB line protocol, used by the embedded :mod:`cloud.store.sqlite` store.
+"""A parser for InfluxDB line protocol, used by the embedded :mod:`renkei.cloud.store.sqlite` store.
 
 Follows the line protocol reference
 (https://docs.influxdata.com/influxdb/v2/reference/syntax/line-protocol/)::
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-from cloud._exceptions import LineProtocolError
+from renkei.cloud._exceptions import LineProtocolError
 
 __all__ = ["PRECISION_NS", "ParsedPoint", "parse_lines"]
 

@@ -1,6 +1,6 @@
 """An embedded time-series store on SQLite, for ``renkei demo`` (no server needed).
 
-It takes the same line protocol as InfluxDB (parsed by :mod:`cloud.store.lineparse`) and
+It takes the same line protocol as InfluxDB (parsed by :mod:`renkei.cloud.store.lineparse`) and
 keeps InfluxDB's identity rules: a point is identified by (measurement, tag set, field,
 timestamp) and writing it again replaces the value (``INSERT OR REPLACE``), so MQTT
 redelivery creates no duplicates. Like InfluxDB, a field keeps the type of its first write
@@ -24,9 +24,9 @@ from typing import Final
 
 import orjson
 
-from cloud._exceptions import StoreRejected, StoreUnavailable
-from cloud.store.base import FieldValue, Precision, Row
-from cloud.store.lineparse import ParsedPoint, parse_lines
+from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
+from renkei.cloud.store.base import FieldValue, Precision, Row
+from renkei.cloud.store.lineparse import ParsedPoint, parse_lines
 
 __all__ = ["SqliteStore"]
 
@@ -70,7 +70,7 @@ def _tagkey(tags: tuple[tuple[str, str], ...]) -> str:
 
 
 class SqliteStore:
-    """:class:`~cloud.store.base.TimeSeriesStore` on one SQLite file (or ``":memory:"``).
+    """:class:`~renkei.cloud.store.base.TimeSeriesStore` on one SQLite file (or ``":memory:"``).
 
     Args:
         path: database file (created with its directory if missing) or ``":memory:"``.

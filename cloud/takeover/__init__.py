@@ -1,14 +1,14 @@
 """Takeover requests: a disrupted firm's jobs planned onto partners' machines.
 
-- :mod:`.convert`: registry rows -> :mod:`cloud.planner` inputs (pure).
+- :mod:`.convert`: registry rows -> :mod:`renkei.cloud.planner` inputs (pure).
 - :mod:`.service`: loading machines, sharing, zones and spare hours for a request,
   planning and re-planning it, and its summary.
 
-The HTTP side is :mod:`cloud.api.routers.takeovers` (the disrupted firm) and
-:mod:`cloud.api.routers.assignments` (the partners).
+The HTTP side is :mod:`renkei.cloud.api.routers.takeovers` (the disrupted firm) and
+:mod:`renkei.cloud.api.routers.assignments` (the partners).
 """
 
-from cloud.takeover.service import (
+from renkei.cloud.takeover.service import (
     LIVE,
     Demand,
     Fleet,

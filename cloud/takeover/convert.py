@@ -1,18 +1,19 @@
 """Registry rows -> takeover-planner inputs (pure functions, no database access).
 
-- :func:`machine_spec`: a :class:`~cloud.registry.Machine` on its
-  :class:`~cloud.registry.Site` -> :class:`~cloud.planner.MachineSpec` (site position,
+- :func:`machine_spec`: a :class:`~renkei.cloud.registry.Machine` on its
+  :class:`~renkei.cloud.registry.Site` -> :class:`~renkei.cloud.planner.MachineSpec` (site position,
   resins and certifications come from the site). A machine whose capability class the
   owner does not share with the requester is passed *masked*
   (:func:`masked_id`): under a firm and site id that are not in
   ``PlanContext.sharing_firm_ids``, so the planner never plans on it but still counts it
   for the ``not_shared`` reason.
-- :func:`mold_spec`: a :class:`~cloud.registry.Mold` -> :class:`~cloud.planner.MoldSpec`
+- :func:`mold_spec`: a :class:`~renkei.cloud.registry.Mold` ->
+:class:`~renkei.cloud.planner.MoldSpec`
   located at the request's origin site (the molds are where the disaster struck), with
   the job's resin if it overrides the mold's.
 - :func:`weekly_parts` / :func:`needed_parts`: a job's volume in parts (shots × cavities)
   and the parts due in the request window (up to the due date).
-- :func:`planner_job` with :func:`exact_horizon`: a :class:`~cloud.planner.Job` that asks
+- :func:`planner_job` with :func:`exact_horizon`: a :class:`~renkei.cloud.planner.Job` that asks
   the planner for exactly ``parts`` parts. The planner's horizon only pro-rates weekly
   volumes (spare hours are given as totals), so a job window and horizon of exactly one
   week with ``weekly_volume_parts = parts`` makes the planner plan that many parts. Plans
@@ -26,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, timedelta
 
-from cloud.planner import DisruptionZone, Job, MachineSpec, MoldSpec
-from cloud.planner import needed_parts as _planner_needed_parts
-from cloud.registry import Machine, Mold, Site, VolumeUnit
+from renkei.cloud.planner import DisruptionZone, Job, MachineSpec, MoldSpec
+from renkei.cloud.planner import needed_parts as _planner_needed_parts
+from renkei.cloud.registry import Machine, Mold, Site, VolumeUnit
 
 __all__ = [
     "MASK_SUFFIX",
@@ -65,7 +66,7 @@ def machine_spec(machine: Machine, site: Site, *, masked: bool = False) -> Machi
             firm and site ids get :data:`MASK_SUFFIX` (see the module docstring).
 
     Raises:
-        cloud.planner.PlannerInputError: a field the machine's process needs is missing
+        renkei.cloud.planner.PlannerInputError: a field the machine's process needs is missing
             (e.g. a press without a die-height range), or the site position is invalid.
     """
     firm_id = masked_id(machine.firm_id) if masked else machine.firm_id
@@ -103,7 +104,7 @@ def mold_spec(mold: Mold, *, origin: Site, resin: str | None = None) -> MoldSpec
         resin: the job's resin if it differs from the mold's (``None`` = the mold's).
 
     Raises:
-        cloud.planner.PlannerInputError: a size, time or count is not positive.
+        renkei.cloud.planner.PlannerInputError: a size, time or count is not positive.
     """
     return MoldSpec(
         mold_id=mold.id,
@@ -143,7 +144,7 @@ def needed_parts(
     weekly: int, *, window_start: date, window_end: date, due_date: date | None = None
 ) -> int:
     """Parts due in the window: ``ceil(weekly × days / 7)`` over the job's days
-    (:func:`job_window`, :func:`cloud.planner.needed_parts`); 0 if it has none."""
+    (:func:`job_window`, :func:`renkei.cloud.planner.needed_parts`); 0 if it has none."""
     start, end = job_window(window_start, window_end, due_date)
     if end <= start:
         return 0

@@ -2,27 +2,27 @@
 
 A plan is computed from (:func:`load_fleet`):
 
-- **machines**: every registry machine, converted by :mod:`cloud.takeover.convert`. The
+- **machines**: every registry machine, converted by :mod:`renkei.cloud.takeover.convert`. The
   requester's own machines and those of firms whose sharing policy opens the machine's
-  capability class to the requester (:func:`cloud.api.policy.views_for`) can be planned
+  capability class to the requester (:func:`renkei.cloud.capacity.policy.views_for`) can be planned
   on; every other machine is passed masked, so it only counts for the ``not_shared``
   reason. Rows the planner cannot use (e.g. a press without a die-height range) are
   skipped and counted (``summary.plan.skipped_machines``).
 - **zones**: the request's zone (origin site + ``zone_radius_km``) and the zone of every
   *confirmed* disruption (of any firm) overlapping the request window; those sites are
   stopped too.
-- **spare hours** per machine over the window (:func:`cloud.api.capacity_service.spare_for`)
+- **spare hours** per machine over the window (:func:`renkei.cloud.capacity.service.spare_for`)
   minus the hours of live (proposed or accepted) assignments of every *open* takeover
   request on the same machine, pro-rated to the days its window shares with this one
   (this request's own live assignments count in full).
 
 Each plan run (:func:`plan_demands`) plans *exact* part volumes (see
-:mod:`cloud.takeover.convert`): the whole need at creation (:func:`plan_initial`), the
+:mod:`renkei.cloud.takeover.convert`): the whole need at creation (:func:`plan_initial`), the
 remaining need of every job at a re-plan (:func:`replan`). A re-plan keeps accepted and
 proposed assignments; a job that still has any is *pinned* to their site (its mold goes
 there, and a mold is in one place), and machines that declined a job are excluded for
 that job (planned with 0 spare hours, so the reason reads ``no_capacity``). Jobs are
-planned together by one :func:`cloud.planner.plan_takeover` call per distinct (pin,
+planned together by one :func:`renkei.cloud.planner.plan_takeover` call per distinct (pin,
 exclusions) group, sharing the spare hours in that order.
 
 Unmet reasons are the planner's (``no_compatible_machine``, ``no_capacity``,
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.planner import (
+from renkei.cloud.planner import (
     DisruptionZone,
     MachineSpec,
     PlanContext,
@@ -52,7 +52,7 @@ from cloud.planner import (
     SolverSettings,
     plan_takeover,
 )
-from cloud.registry import (
+from renkei.cloud.registry import (
     AssignmentStatus,
     Disruption,
     DisruptionStatus,
@@ -65,7 +65,7 @@ from cloud.registry import (
     TakeoverRequest,
     TakeoverStatus,
 )
-from cloud.takeover.convert import (
+from renkei.cloud.takeover.convert import (
     MASK_SUFFIX,
     exact_horizon,
     machine_spec,
@@ -77,7 +77,7 @@ from cloud.takeover.convert import (
 )
 
 if TYPE_CHECKING:
-    from cloud.api.deps import AppState
+    from renkei.cloud.api.deps import AppState
 
 __all__ = [
     "LIVE",
@@ -187,9 +187,9 @@ def load_fleet(
     state: AppState, session: Session, request: TakeoverRequest, *, now: datetime
 ) -> Fleet:
     """Machines, spare hours, sharing and zones for planning ``request`` (module docs)."""
-    # Imported here: cloud.api imports the routers, which import this module.
-    from cloud.api.capacity_service import spare_for
-    from cloud.api.policy import machine_class_id, views_for
+    # Imported here: renkei.cloud.api imports the routers, which import this module.
+    from renkei.cloud.capacity.policy import machine_class_id, views_for
+    from renkei.cloud.capacity.service import spare_for
 
     origin = session.get(Site, request.origin_site_id)
     if origin is None:  # pragma: no cover - FK
@@ -234,7 +234,7 @@ def load_fleet(
             .join(TakeoverRequest, TakeoverAssignment.request_id == TakeoverRequest.id)
             .where(TakeoverRequest.status == TakeoverStatus.OPEN)
             # accepted assignments are capacity bookings of the partner by now (see
-            # cloud.api.routers.assignments), which spare_for has already subtracted
+            # renkei.cloud.api.routers.assignments), which spare_for has already subtracted
             .where(TakeoverAssignment.status == AssignmentStatus.PROPOSED)
             .where(TakeoverAssignment.machine_id.in_(plannable))
         ).all()
@@ -279,7 +279,7 @@ def plan_demands(fleet: Fleet, demands: Sequence[Demand], molds: Mapping[str, Mo
         molds: the registry molds the demands name, by id.
 
     Raises:
-        cloud.planner.PlannerInputError: inconsistent inputs (e.g. two demands of one
+        renkei.cloud.planner.PlannerInputError: inconsistent inputs (e.g. two demands of one
             group naming one mold).
     """
     t0 = time.perf_counter()

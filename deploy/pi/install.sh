@@ -32,7 +32,7 @@
 #   /opt/renkei/releases/<version>-<hash>/  one virtualenv per release (core dependencies
 #                                           only: no cloud/models extras)
 #   /opt/renkei/venv -> releases/...        the current release; previous -> the one before
-#   /opt/renkei/bin/renkei-gateway          the agent's command line (edge.cli)
+#   /opt/renkei/bin/renkei-gateway          the agent's command line (renkei.edge.cli)
 #   /opt/renkei/models -> venv/.../models/artifacts   models shipped with the release
 #   /etc/renkei/ (0750 root:renkei)         gateway.yaml, gateway.env, tls/ (files 0640)
 #   /var/lib/renkei/ (0750 renkei:renkei)   outbox and deployed models
@@ -213,7 +213,7 @@ build_release() { # build_release DIR WHEEL REQUIREMENTS
             ;;
         *) die "unknown installer $use (uv, pip or auto)" ;;
     esac
-    "$dir/bin/python" -c 'import edge.agent, edge.cli, edge.watchdog' \
+    "$dir/bin/python" -c 'import renkei.edge.agent, renkei.edge.cli, renkei.edge.watchdog' \
         || die "the new virtualenv cannot import the gateway agent"
 }
 
@@ -259,14 +259,14 @@ if [ "$(readlink "$prefix/models" 2>/dev/null || true)" != "venv/$models" ]; the
     mv -T "$prefix/models.new" "$prefix/models"
 fi
 
-# The agent's command line: edge.cli of the current release only (the full `renkei`
+# The agent's command line: renkei.edge.cli of the current release only (the full `renkei`
 # command also loads the cloud commands, whose dependencies a gateway does not have).
 launcher=$(mktemp)
 cat >"$launcher" <<EOF
 #!/bin/sh
-# Renkei gateway agent command line (written by install.sh): edge.cli of the release
+# Renkei gateway agent command line (written by install.sh): renkei.edge.cli of the release
 # that $prefix/venv points to.
-exec $prefix/venv/bin/python -P -c 'from edge.cli import app; app(prog_name="renkei-gateway")' "\$@"
+exec $prefix/venv/bin/python -P -c 'from renkei.edge.cli import app; app(prog_name="renkei-gateway")' "\$@"
 EOF
 install_file 0755 "$launcher" "$prefix/bin/renkei-gateway" || true
 rm -f "$launcher"
@@ -281,7 +281,7 @@ changed=$restart_before # (the example is not read by the service)
 if [ -n "$config" ]; then
     "$prefix/venv/bin/python" -c '
 import sys
-from edge.config import ConfigError, load_config
+from renkei.edge.config import ConfigError, load_config
 try:
     load_config(sys.argv[1])
 except ConfigError as exc:

@@ -4,17 +4,17 @@ Feature names are deterministic; the ``*_feature_names`` functions list them so 
 manifest can name its inputs.
 """
 
-from edge.features.rows import FeatureExtractor, FeatureRow
-from edge.features.shot import ShotConfig, ShotFeatures, shot_feature_names
-from edge.features.slow import SLOW_STATS, slow_feature_names, slow_features
-from edge.features.vibration import (
+from renkei.edge.features.rows import FeatureExtractor, FeatureRow
+from renkei.edge.features.shot import ShotConfig, ShotFeatures, shot_feature_names
+from renkei.edge.features.slow import SLOW_STATS, slow_feature_names, slow_features
+from renkei.edge.features.vibration import (
     DEFAULT_BANDS_HZ,
     EnvelopeConfig,
     VibrationConfig,
     vibration_feature_names,
     vibration_features,
 )
-from edge.features.window import WindowData, Windower, slow_windower, vibration_windower
+from renkei.edge.features.window import WindowData, Windower, slow_windower, vibration_windower
 
 __all__ = [
     "DEFAULT_BANDS_HZ",

@@ -11,7 +11,8 @@ For every field ``f`` (values ``x_t``, t = 0, 1, ... rows) the features are, in 
 
 - ``{f}_m{w}``: trailing mean of ``x`` over the last ``w`` rows (fewer at the start), units of f;
 - ``{f}_e{a}``: EWMA ``e_t = e_{t-1} + a (x_t - e_{t-1})``, ``e_0 = x_0``, units of f
-  (Roberts 1959; ``a`` formatted with :func:`edge.features.vibration.hz_label`, 0.1 → ``0p1``);
+  (Roberts 1959; ``a`` formatted with :func:`renkei.edge.features.vibration.hz_label`, 0.1 →
+  ``0p1``);
 - ``{f}_s{w}``: ordinary least-squares slope of ``x`` against the row index over the last
   ``w`` rows (fewer at the start; 0 for a single row), units of f per row;
 - with a baseline (``baseline_rows = n > 0``): ``mu``, ``sd`` = mean and standard deviation
@@ -41,7 +42,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from edge.features.vibration import hz_label
+from renkei.edge.features.vibration import hz_label
 
 __all__ = ["HistoryConfig", "HistoryFeatures", "history_feature_names", "history_features"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
-from edge.sources.base import SampleBlock, Stream
+from renkei.edge.sources.base import SampleBlock, Stream
 
 __all__ = ["FeatureExtractor", "FeatureRow"]
 

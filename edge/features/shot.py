@@ -26,8 +26,8 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from edge.features.rows import FeatureRow
-from edge.sources.base import SampleBlock, Stream
+from renkei.edge.features.rows import FeatureRow
+from renkei.edge.sources.base import SampleBlock, Stream
 
 __all__ = ["ShotConfig", "ShotFeatures", "shot_feature_names"]
 
@@ -68,7 +68,8 @@ def shot_feature_names(fields: Iterable[str], config: ShotConfig = ShotConfig())
 
 
 class ShotFeatures:
-    """:class:`~edge.features.rows.FeatureExtractor` for the ``shot`` stream (one row per shot).
+    """:class:`~renkei.edge.features.rows.FeatureExtractor` for the ``shot`` stream (one row per
+    shot).
 
     Args:
         fields: fields to use, in order (default: those of the first block).

@@ -34,7 +34,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from edge.features.spectral import kurtosis_fisher, welch_psd
+from renkei.edge.features.spectral import kurtosis_fisher, welch_psd
 
 __all__ = [
     "DEFAULT_BANDS_HZ",

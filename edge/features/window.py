@@ -2,7 +2,7 @@
 
 Windows are ``[k W, (k+1) W)`` in epoch milliseconds (``W = window_s * 1000``), i.e.
 aligned to multiples of the window length, so every gateway cuts the same windows. A
-window's :class:`~edge.features.rows.FeatureRow` has ``t_ms`` = its end ``(k+1) W`` and
+window's :class:`~renkei.edge.features.rows.FeatureRow` has ``t_ms`` = its end ``(k+1) W`` and
 ``label`` = the max label of its samples (``None`` if no block carried labels).
 
 A window is emitted once data at or after its end has been seen: for ``slow`` when the next
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.features.rows import FeatureRow
-from edge.features.slow import slow_feature_names, slow_features_matrix
-from edge.features.vibration import VibrationConfig, vibration_features
-from edge.sources.base import SampleBlock, Stream, field_matrix
+from renkei.edge.features.rows import FeatureRow
+from renkei.edge.features.slow import slow_feature_names, slow_features_matrix
+from renkei.edge.features.vibration import VibrationConfig, vibration_features
+from renkei.edge.sources.base import SampleBlock, Stream, field_matrix
 
 __all__ = ["WindowData", "Windower", "slow_windower", "vibration_windower"]
 
@@ -232,9 +232,9 @@ def _slow_window_features(data: WindowData) -> dict[str, float]:
 
 
 def slow_windower(window_s: float = 10.0, fields: Sequence[str] | None = None) -> Windower:
-    """Windower of the ``slow`` stream computing :func:`edge.features.slow.slow_features`.
+    """Windower of the ``slow`` stream computing :func:`renkei.edge.features.slow.slow_features`.
 
-    Feature names: :func:`edge.features.slow.slow_feature_names` of the fields.
+    Feature names: :func:`renkei.edge.features.slow.slow_feature_names` of the fields.
     """
     return Windower(stream="slow", window_s=window_s, features=_slow_window_features, fields=fields)
 
@@ -246,7 +246,7 @@ def vibration_windower(
     fields: Sequence[str] | None = None,
 ) -> Windower:
     """Windower of the ``vibration`` stream computing
-    :func:`edge.features.vibration.vibration_features` per waveform field.
+    :func:`renkei.edge.features.vibration.vibration_features` per waveform field.
 
     Args:
         window_s: window length, s.
@@ -254,7 +254,7 @@ def vibration_windower(
         prefixes: field -> feature prefix, required when the stream has several fields.
         fields: fields to use (default: those of the first block).
 
-    Feature names: :func:`edge.features.vibration.vibration_feature_names` per field.
+    Feature names: :func:`renkei.edge.features.vibration.vibration_feature_names` per field.
 
     Raises:
         ValueError: (when the first window closes) if the stream has several fields and

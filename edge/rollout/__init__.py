@@ -1,4 +1,4 @@
-"""Remote model deployments on the gateway (see :mod:`edge.rollout.manager`).
+"""Remote model deployments on the gateway (see :mod:`renkei.edge.rollout.manager`).
 
 - :mod:`.manager`: :class:`ModelRollout` (desired state -> verify -> download -> shadow
   check -> atomic switch -> probation -> report);
@@ -7,8 +7,8 @@
 - :mod:`.shadow`: the shadow check on recent feature rows.
 """
 
-from edge.rollout.manager import MainThreadCalls, ModelRollout
-from edge.rollout.shadow import ShadowResult, shadow_check
-from edge.rollout.store import ModelStore
+from renkei.edge.rollout.manager import MainThreadCalls, ModelRollout
+from renkei.edge.rollout.shadow import ShadowResult, shadow_check
+from renkei.edge.rollout.store import ModelStore
 
 __all__ = ["MainThreadCalls", "ModelRollout", "ModelStore", "ShadowResult", "shadow_check"]

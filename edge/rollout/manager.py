@@ -1,26 +1,26 @@
 """Gateway-side model rollout: desired state in, verified atomic model switch, report out.
 
-:class:`ModelRollout` is created by :class:`edge.agent.GatewayAgent` when the config has a
+:class:`ModelRollout` is created by :class:`renkei.edge.agent.GatewayAgent` when the config has a
 ``rollout`` section. It owns a second MQTT client (``{client_id}-rollout``, clean start;
 the data publisher and its outbox are untouched; with ``mqtt.username`` set it logs in as
 ``{username}-rollout`` with the same password, because Renkei's broker makes the client id
-the user name -- see :mod:`cloud.broker_acl`) that subscribes to the gateway's retained
-desired state and publishes its retained report (:mod:`renkei.wire`, "Model rollout"),
+the user name -- see :mod:`renkei.cloud.broker_acl`) that subscribes to the gateway's retained
+desired state and publishes its retained report (:mod:`renkei.core.wire`, "Model rollout"),
 and one worker thread that handles each ``(model name, deployment)`` entry once:
 
-1. **verify** -- the Ed25519 signature of the entry (:mod:`models.signing`) by a key in
+1. **verify** -- the Ed25519 signature of the entry (:mod:`renkei.core.signing`) by a key in
    ``rollout.trusted_keys`` (never the registry's word); a ``model.sha256`` pinned in the
    gateway config must equal the entry's digest;
 2. **download** -- manifest and ONNX over HTTP from ``rollout.api_url``
-   (:mod:`edge.rollout.fetch`), unless the release is already in the local store; the
+   (:mod:`renkei.edge.rollout.fetch`), unless the release is already in the local store; the
    ONNX and manifest digests must equal the *signed* ones (a tampered artifact stops here);
 3. **load** -- from the store directory, re-checking both digests, the manifest's name,
-   version and hash, the graph (:meth:`edge.inference.AnomalyModel.load`) and the fit to
-   every machine that runs the model (window length);
-4. **shadow** -- :func:`edge.rollout.shadow.shadow_check` on the machines' recent rows
+   version and hash, the graph (:meth:`renkei.edge.model.inference.AnomalyModel.load`) and the fit
+   to every machine that runs the model (window length);
+4. **shadow** -- :func:`renkei.edge.rollout.shadow.shadow_check` on the machines' recent rows
    (waits up to ``shadow.wait_s`` for ``shadow.min_windows`` of them);
 5. **switch** -- on the agent's main thread, between two rows, for every machine running
-   the model at once (:meth:`edge.pipeline.MachinePipeline.set_model`): the pipeline never
+   the model at once (:meth:`renkei.edge.pipeline.MachinePipeline.set_model`): the pipeline never
    sees a half-loaded model;
 6. **probation** -- the next ``probation_windows`` live rows (at most ``probation_s``)
    must score finite without errors, else the previous model is switched back
@@ -51,21 +51,15 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from edge.config import GatewayConfig, MachineConfig
-from edge.inference import AnomalyModel, ModelError, ModelInputError, ModelIntegrityError
-from edge.pipeline import MachinePipeline
-from edge.rollout.fetch import FetchError, fetch_release
-from edge.rollout.shadow import shadow_check
-from edge.rollout.store import ActiveModel, ModelStore
-from models.manifest import MANIFEST_FILE, ModelManifest
-from models.signing import (
+from renkei.core.manifest import MANIFEST_FILE, ModelManifest
+from renkei.core.signing import (
     ModelSignature,
     SignatureError,
     TrustedKeys,
     sha256_hex,
     verify_model,
 )
-from renkei.wire import (
+from renkei.core.wire import (
     DeployResult,
     DesiredModel,
     ModelDesired,
@@ -76,6 +70,17 @@ from renkei.wire import (
     encode,
     rollout_topic,
 )
+from renkei.edge.config import GatewayConfig, MachineConfig
+from renkei.edge.model.inference import (
+    AnomalyModel,
+    ModelError,
+    ModelInputError,
+    ModelIntegrityError,
+)
+from renkei.edge.pipeline import MachinePipeline
+from renkei.edge.rollout.fetch import FetchError, fetch_release
+from renkei.edge.rollout.shadow import shadow_check
+from renkei.edge.rollout.store import ActiveModel, ModelStore
 
 __all__ = ["MainThreadCalls", "ModelRollout"]
 
@@ -121,7 +126,7 @@ class MainThreadCalls:
 
 
 class _AgentLike(Protocol):
-    """What the rollout needs of :class:`edge.agent.GatewayAgent`."""
+    """What the rollout needs of :class:`renkei.edge.agent.GatewayAgent`."""
 
     config: GatewayConfig
     models: dict[str, AnomalyModel]

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge.config import ShadowConfig
-from edge.inference import AnomalyModel
+from renkei.edge.config import ShadowConfig
+from renkei.edge.model.inference import AnomalyModel
 
 __all__ = ["ShadowResult", "shadow_check"]
 

@@ -1,6 +1,7 @@
 """On-disk state of the gateway's model rollout: deployed model directories and state file.
 
-Layout under ``{state_dir}/{gateway_id}/models/`` (:attr:`edge.config.GatewayConfig.models_dir`)::
+Layout under ``{state_dir}/{gateway_id}/models/``
+(:attr:`renkei.edge.config.GatewayConfig.models_dir`)::
 
     state.json                               active/previous versions, attempts, results
     {name}/{version}-{sha256[:12]}/          one deployed release
@@ -23,9 +24,9 @@ from typing import Final
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from models.manifest import MANIFEST_FILE
-from models.signing import ModelSignature, write_signature
-from renkei.wire import DeployResult, DesiredModel
+from renkei.core.manifest import MANIFEST_FILE
+from renkei.core.signing import ModelSignature, write_signature
+from renkei.core.wire import DeployResult, DesiredModel
 
 __all__ = ["ActiveModel", "ModelStore", "RolloutState"]
 

@@ -3,7 +3,7 @@
 Every source yields :class:`SampleBlock` objects in data-time order (see :mod:`.base`).
 """
 
-from edge.sources.base import (
+from renkei.edge.sources.base import (
     FIELD_NAME_RE,
     STREAMS,
     SampleBlock,
@@ -13,11 +13,11 @@ from edge.sources.base import (
     Stream,
     check_field_name,
 )
-from edge.sources.datasets import DATA_DIR_ENV, find_data_dir, require_data_dir
-from edge.sources.faults import FAULT_CODES, FaultKind, FaultSpec
-from edge.sources.presets import KASSEL_CLASS_CODES, PRESETS, PresetName
-from edge.sources.replay import ReplayOptions, ReplaySource, sanitize_field_name
-from edge.sources.simulated import (
+from renkei.edge.sources.datasets import DATA_DIR_ENV, find_data_dir, require_data_dir
+from renkei.edge.sources.faults import FAULT_CODES, FaultKind, FaultSpec
+from renkei.edge.sources.presets import KASSEL_CLASS_CODES, PRESETS, PresetName
+from renkei.edge.sources.replay import ReplayOptions, ReplaySource, sanitize_field_name
+from renkei.edge.sources.simulated import (
     BASE_SLOW_CHANNELS,
     VIBRATION_FIELD,
     SimulatedCell,

@@ -24,7 +24,7 @@ from typing import Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from renkei.wire import reserved_name_problem
+from renkei.core.wire import reserved_name_problem
 
 __all__ = [
     "FIELD_NAME_RE",
@@ -40,7 +40,7 @@ __all__ = [
 Stream = Literal["slow", "vibration", "shot"]
 STREAMS: Final[tuple[Stream, ...]] = ("slow", "vibration", "shot")
 
-#: Field names become InfluxDB field keys and wire-payload keys (see ``renkei.wire``).
+#: Field names become InfluxDB field keys and wire-payload keys (see ``renkei.core.wire``).
 FIELD_NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 FloatArray = npt.NDArray[np.float64]
@@ -72,7 +72,7 @@ def _is_valid_field_name(name: str) -> bool:
 
 def check_field_name(name: str) -> str:
     """Return ``name`` if it matches :data:`FIELD_NAME_RE` and is not reserved
-    (:func:`renkei.wire.reserved_name_problem`: a tag key such as ``firm``, ``time``, or a
+    (:func:`renkei.core.wire.reserved_name_problem`: a tag key such as ``firm``, ``time``, or a
     name starting with ``_``), else raise :class:`SourceError`."""
     if not _is_valid_field_name(name):
         problem = reserved_name_problem(name)

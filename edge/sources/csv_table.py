@@ -1,7 +1,7 @@
 """Read a delimited text file into memory and convert its columns, with precise errors.
 
 Only the standard ``csv`` module and numpy are used (no pandas on the gateway). Every error
-is a :class:`~edge.sources.base.SourceError` naming the file and, where it applies, the
+is a :class:`~renkei.edge.sources.base.SourceError` naming the file and, where it applies, the
 1-based line number, the column and the offending value.
 """
 
@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.base import SourceError, SourceFileNotFoundError
+from renkei.edge.sources.base import SourceError, SourceFileNotFoundError
 
 __all__ = ["CsvTable", "read_csv_table"]
 

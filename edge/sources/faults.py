@@ -17,7 +17,7 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.base import SourceError
+from renkei.edge.sources.base import SourceError
 
 __all__ = ["FAULT_CODES", "FaultKind", "FaultSchedule", "FaultSpec"]
 
@@ -43,7 +43,7 @@ class FaultSpec:
         start_s: onset, seconds after the simulation start (>= 0).
         ramp_s: time to reach full severity, s (>= 0; 0 = step).
         severity: full severity in (0, 1]; 1 = fully developed fault (see the effects in
-            :mod:`edge.sources.sim_process` and :mod:`edge.sources.sim_vibration`).
+            :mod:`renkei.edge.sources.sim_process` and :mod:`renkei.edge.sources.sim_vibration`).
 
     Raises:
         SourceError: on an unknown kind or out-of-range numbers.

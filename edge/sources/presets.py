@@ -51,9 +51,9 @@ from typing import Final, Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.base import SourceError, Stream
-from edge.sources.csv_table import CsvTable
-from edge.sources.timefix import TimeRepair
+from renkei.edge.sources.base import SourceError, Stream
+from renkei.edge.sources.csv_table import CsvTable
+from renkei.edge.sources.timefix import TimeRepair
 
 __all__ = [
     "KASSEL_CLASS_CODES",
@@ -96,7 +96,7 @@ class Preset:
         missing_values: cell strings read as NaN (empty set: any non-number is an error).
         zero_is_missing: CSV columns where 0 means "no reading" (-> NaN).
         unknown_time: ``(column, value)``: rows whose cell equals value have no valid time.
-        time_repair: policy of :func:`edge.sources.timefix.make_increasing`.
+        time_repair: policy of :func:`renkei.edge.sources.timefix.make_increasing`.
         nab_labels: read labels from NAB's ``combined_windows.json``.
     """
 

@@ -11,7 +11,7 @@ Timestamps:
     where ``step`` is the median row step, so the first row of a pass follows the last row
     of the previous one by one step.
     ``"keep"``: the file's timestamps, read as UTC (after the preset's repairs, see
-    :mod:`edge.sources.presets`). With ``loop=True`` pass ``k`` is shifted by
+    :mod:`renkei.edge.sources.presets`). With ``loop=True`` pass ``k`` is shifted by
     ``k * (t_last - t_first + step)`` so time keeps increasing. ``keep`` cannot be combined
     with ``speed`` or ``start_ms``.
 """
@@ -29,16 +29,16 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.base import SampleBlock, SourceError, Stream, check_field_name
-from edge.sources.csv_table import CsvTable, read_csv_table
-from edge.sources.presets import PRESETS, Preset, PresetName, nab_window_labels, parse_labels
-from edge.sources.timefix import (
+from renkei.core.wire import reserved_name_problem
+from renkei.edge.sources.base import SampleBlock, SourceError, Stream, check_field_name
+from renkei.edge.sources.csv_table import CsvTable, read_csv_table
+from renkei.edge.sources.presets import PRESETS, Preset, PresetName, nab_window_labels, parse_labels
+from renkei.edge.sources.timefix import (
     TimeRepair,
     impute_unknown_times,
     make_increasing,
     median_step_ms,
 )
-from renkei.wire import reserved_name_problem
 
 __all__ = ["ReplayOptions", "ReplaySource", "sanitize_field_name"]
 
@@ -50,7 +50,7 @@ def sanitize_field_name(column: str) -> str:
 
     Characters outside ``[A-Za-z0-9_]`` become ``_``; a name starting with a digit or
     ``_`` gets an ``f`` prefix and a reserved name (a tag key such as ``machine``, or
-    ``time``, :func:`renkei.wire.reserved_name_problem`) a ``_`` suffix; the result is cut
+    ``time``, :func:`renkei.core.wire.reserved_name_problem`) a ``_`` suffix; the result is cut
     to 64 characters.
     """
     name = re.sub(r"[^A-Za-z0-9_]", "_", column.strip()) or "_"
@@ -82,7 +82,7 @@ class ReplayOptions:
         use_labels: ``False`` ignores the label column (labels ``None``).
         missing_values: cells read as NaN (generic default: none, so any non-number errors).
         time_repair: ``"error"``, ``"sort"`` or ``"shift"``, see
-            :func:`edge.sources.timefix.make_increasing` (generic default ``"error"``).
+            :func:`renkei.edge.sources.timefix.make_increasing` (generic default ``"error"``).
         speed: replay speed factor for ``"rebase"`` (2.0 = twice as fast); > 0.
         timestamps: ``"rebase"`` or ``"keep"``.
         start_ms: epoch ms of the first row in ``"rebase"`` mode (default: now).
@@ -208,7 +208,7 @@ def _load(path: Path, spec: Preset) -> _Recording:
 
 
 class ReplaySource:
-    """A :class:`~edge.sources.base.Source` that plays a recorded CSV file.
+    """A :class:`~renkei.edge.sources.base.Source` that plays a recorded CSV file.
 
     Args:
         options: see :class:`ReplayOptions`.

@@ -6,7 +6,7 @@ first 30 % of the cycle) and mold open / eject 10 %. Typical magnitudes follow a
 hydraulic machine (~80 t clamp); the part weight mimics the Kassel CPC reference runs
 (84.7 g). The numbers are plausible, not calibrated to a specific machine.
 
-Fault effects at severity ``s`` (0..1), see :mod:`edge.sources.faults`:
+Fault effects at severity ``s`` (0..1), see :mod:`renkei.edge.sources.faults`:
 
 - ``heater_band_failure``: the band of ``heater_zone`` loses ``s`` of its power: that zone
   sags by up to 30 °C (neighbours 6 °C), total ``heater_current_A`` drops (the failed band)
@@ -17,7 +17,7 @@ Fault effects at severity ``s`` (0..1), see :mod:`edge.sources.faults`:
 - ``mold_wear``: flash -> part weight +1.2 g, cushion -1.5 mm, cavity pressure peak
   -60 bar, injection time +0.1 s.
 - ``bearing_wear``: oil temperature +2 °C (friction); the vibration effect is in
-  :mod:`edge.sources.sim_vibration`.
+  :mod:`renkei.edge.sources.sim_vibration`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.faults import FaultSchedule
+from renkei.edge.sources.faults import FaultSchedule
 
 __all__ = ["BASE_SLOW_UNITS", "SHOT_UNITS", "Cycle", "CycleSchedule", "SlowModel"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.faults import FaultSchedule
+from renkei.edge.sources.faults import FaultSchedule
 
 __all__ = ["VibrationModel"]
 
@@ -89,7 +89,7 @@ class VibrationModel:
         if impacts is not None or np.any(self._zi != 0.0):
             drive = np.zeros(n) if impacts is None else impacts
             # Imported here: only bearing impacts need it, and scipy.signal costs a gateway
-            # ~80 MB of memory (see edge.features.spectral).
+            # ~80 MB of memory (see renkei.edge.features.spectral).
             from scipy.signal import lfilter
 
             y, self._zi = lfilter(self._b, self._a, drive, zi=self._zi)

@@ -1,7 +1,7 @@
 """A seeded, reproducible injection-molding cell simulator (slow, vibration and shot streams).
 
-Streams (see :mod:`edge.sources.sim_process` and :mod:`edge.sources.sim_vibration` for the
-models and fault effects):
+Streams (see :mod:`renkei.edge.sources.sim_process` and :mod:`renkei.edge.sources.sim_vibration` for
+the models and fault effects):
 
 - ``slow`` at ``slow_rate_hz`` in blocks of ``slow_block_s``: barrel zone temperatures,
   injection pressure, clamp force, pump motor current, heater current, oil and mold
@@ -28,10 +28,10 @@ from typing import Final
 
 import numpy as np
 
-from edge.sources.base import STREAMS, SampleBlock, SourceError, Stream
-from edge.sources.faults import FAULT_CODES, FaultSchedule, FaultSpec
-from edge.sources.sim_process import BASE_SLOW_UNITS, SHOT_UNITS, CycleSchedule, SlowModel
-from edge.sources.sim_vibration import VibrationModel
+from renkei.edge.sources.base import STREAMS, SampleBlock, SourceError, Stream
+from renkei.edge.sources.faults import FAULT_CODES, FaultSchedule, FaultSpec
+from renkei.edge.sources.sim_process import BASE_SLOW_UNITS, SHOT_UNITS, CycleSchedule, SlowModel
+from renkei.edge.sources.sim_vibration import VibrationModel
 
 __all__ = [
     "BASE_SLOW_CHANNELS",
@@ -145,10 +145,10 @@ def _whole(x: float) -> int:
 
 
 class SimulatedCell:
-    """The simulated cell as a :class:`~edge.sources.base.Source`.
+    """The simulated cell as a :class:`~renkei.edge.sources.base.Source`.
 
     ``blocks()`` interleaves the enabled streams in order of *availability*: a block is
-    yielded at its :attr:`~edge.sources.base.SampleBlock.end_ms` (ties: slow, vibration,
+    yielded at its :attr:`~renkei.edge.sources.base.SampleBlock.end_ms` (ties: slow, vibration,
     shot). Infinite unless ``duration_s`` is set.
     """
 

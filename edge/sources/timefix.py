@@ -1,6 +1,6 @@
 """Repair the timestamps of recorded files so a replay is strictly increasing in time.
 
-Real files have quirks (documented per preset in :mod:`edge.sources.presets`):
+Real files have quirks (documented per preset in :mod:`renkei.edge.sources.presets`):
 
 - rows whose time was not recorded (Kassel CPC: ``00:00:00`` when the curve file is
   missing) -> :func:`impute_unknown_times`;
@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.base import SourceError
+from renkei.edge.sources.base import SourceError
 
 __all__ = ["TimeRepair", "impute_unknown_times", "make_increasing", "median_step_ms"]
 

@@ -8,7 +8,7 @@ variable works.
 
 Decimation (``decimate > 1``): the whole record is low-pass filtered and down-sampled once,
 at load, with :func:`scipy.signal.decimate` (FIR, zero phase), exactly as the training
-recipe :mod:`models.profiles.cwru` turns the 48 kHz normal record into 12 kHz, so the
+recipe :mod:`renkei.models.profiles.cwru` turns the 48 kHz normal record into 12 kHz, so the
 gateway's windows hold the samples the model was evaluated on.
 
 Time: the recording has no clock. Its first sample is at data time 0 (UTC epoch ms), so
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from edge.sources.base import SampleBlock, SourceError, SourceFileNotFoundError, Stream
+from renkei.edge.sources.base import SampleBlock, SourceError, SourceFileNotFoundError, Stream
 
 __all__ = ["WaveformOptions", "WaveformSource", "load_mat_waveform"]
 

@@ -3,7 +3,7 @@
 Two kinds of profile:
 
 - ``kind="t2"``: the module has ``build(data_dir: Path) -> ProfileData``; the model is the
-  PCA T²+Q of :mod:`models.train`, fitted on normal data only;
+  PCA T²+Q of :mod:`renkei.models.train`, fitted on normal data only;
 - ``kind="recipe"``: the module has ``train(data_dir: Path, out_dir: Path) ->
   ModelManifest`` (fit, threshold, export, evaluate; writes ``out_dir``) and
   ``evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]`` (re-computes the
@@ -11,11 +11,11 @@ Two kinds of profile:
 
 For ``t2`` profiles: Feature extraction is
 never re-implemented here: the profiles replay the data through the gateway's own sources
-(:mod:`edge.sources`) and feature extractors (:mod:`edge.features`), see
-:mod:`models.profiles._features`.
+(:mod:`renkei.edge.sources`) and feature extractors (:mod:`renkei.edge.features`), see
+:mod:`renkei.models.profiles._features`.
 
 The registry imports profile modules lazily, so ``import models`` stays light (gateways
-import :mod:`models.manifest` without scikit-learn or scipy).
+import :mod:`renkei.core.manifest` without scikit-learn or scipy).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
 if TYPE_CHECKING:
-    from models.manifest import ModelManifest
-    from models.profiles._common import ProfileData
+    from renkei.core.manifest import ModelManifest
+    from renkei.models.profiles._common import ProfileData
 
 __all__ = ["PROFILES", "Profile"]
 
@@ -82,35 +82,35 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 name="skab-pump-t2",
                 version="1.0.0",
                 summary="SKAB pump test bed: 10 s window stats of 8 signals (valve1 normal part)",
-                module="models.profiles.skab",
+                module="renkei.models.profiles.skab",
                 data_paths=("skab/data/valve1/*.csv", "skab/data/anomaly-free/anomaly-free.csv"),
             ),
             Profile(
                 name="nab-temp-t2",
                 version="1.0.0",
                 summary="NAB machine temperature: 1 h window stats, NAB probationary 15 %",
-                module="models.profiles.nab",
+                module="renkei.models.profiles.nab",
                 data_paths=("nab/data/realKnownCause/machine_temperature_system_failure.csv",),
             ),
             Profile(
                 name="kassel-shot-t2",
                 version="1.0.1",
                 summary="Kassel CPC injection molding: per-shot machine actuals, reference runs",
-                module="models.profiles.kassel",
+                module="renkei.models.profiles.kassel",
                 data_paths=("molding/kassel_cpc_lower_workpiece/static_data.csv",),
             ),
             Profile(
                 name="cell-t2",
                 version="1.0.0",
                 summary="Simulated molding cell: 1 s slow + pump vibration window features (fleet)",
-                module="models.profiles.cell",
+                module="renkei.models.profiles.cell",
                 data_paths=(),
             ),
             Profile(
                 name="skab-pump-mahal",
                 version="1.0.0",
                 summary="SKAB valve1: per-run baseline z, 10-row means, Mahalanobis (1 Hz rows)",
-                module="models.profiles.skab_z",
+                module="renkei.models.profiles.skab_z",
                 data_paths=("skab/data/valve1/*.csv",),
                 kind="recipe",
             ),
@@ -118,7 +118,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 name="nab-temp-stream",
                 version="1.0.0",
                 summary="NAB machine temperature: one-sided z of the 24 h trailing mean",
-                module="models.profiles.nab_stream",
+                module="renkei.models.profiles.nab_stream",
                 data_paths=("nab/data/realKnownCause/machine_temperature_system_failure.csv",),
                 kind="recipe",
             ),
@@ -126,7 +126,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 name="cwru-bearing-mahal",
                 version="1.0.0",
                 summary="CWRU drive-end bearing: envelope/spectral window features, 12 kHz",
-                module="models.profiles.cwru",
+                module="renkei.models.profiles.cwru",
                 data_paths=("bearing/cwru/*.mat",),
                 kind="recipe",
             ),
@@ -134,7 +134,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 name="cmapss-fd001-rul",
                 version="1.1.0",
                 summary="C-MAPSS FD001 turbofan RUL: history features, boosted trees + quantiles",
-                module="models.profiles.cmapss",
+                module="renkei.models.profiles.cmapss",
                 data_paths=("cmapss/train_FD001.txt", "cmapss/test_FD001.txt"),
                 kind="recipe",
             ),
@@ -142,7 +142,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 name="mold-maint-rul",
                 version="1.0.0",
                 summary="Simulated cell: shots to mold maintenance from counter + drift",
-                module="models.profiles.mold",
+                module="renkei.models.profiles.mold",
                 data_paths=(),
                 kind="recipe",
             ),

@@ -1,4 +1,4 @@
-"""Types shared by the training profiles: what a profile hands to :func:`models.train.fit_t2`
+"""Types shared by the training profiles: what a profile hands to :func:`renkei.models.train.fit_t2`
 and how its labelled evaluation data are scored.
 """
 
@@ -12,14 +12,14 @@ from typing import Final, Literal, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from models.metrics import binary_metrics, event_metrics, roc_auc
+from renkei.models.metrics import binary_metrics, event_metrics, roc_auc
 
 __all__ = ["EvalSet", "ProfileData", "Scorer", "evaluate", "require_file", "window_descriptions"]
 
 
 class Scorer(Protocol):
-    """What :func:`evaluate` needs: :class:`models.train.TrainedModel` (ONNX session of a
-    fresh fit) or :class:`edge.inference.AnomalyModel` (a loaded artifact)."""
+    """What :func:`evaluate` needs: :class:`renkei.models.train.TrainedModel` (ONNX session of a
+    fresh fit) or :class:`renkei.edge.model.inference.AnomalyModel` (a loaded artifact)."""
 
     @property
     def threshold(self) -> float:
@@ -64,7 +64,7 @@ _VIB_TEXT: Final = {
 def window_descriptions(
     names: Sequence[str], window_s: float, fields: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """Descriptions of window feature names (``edge.features`` naming rules).
+    """Descriptions of window feature names (``renkei.edge.features`` naming rules).
 
     Args:
         names: feature names (``{field}_{stat}`` slow features, ``vib_*`` vibration).
@@ -102,7 +102,7 @@ class EvalSet:
         labels: (N,) 1 = anomalous, 0 = normal.
         weights: optional (N,) row weights (e.g. original sample points per window row).
         what: ``"binary+auc"`` (F1/FAR/MAR at the threshold and ROC-AUC) or ``"auc"``.
-        events: rows are one time-ordered series: add :func:`models.metrics.event_metrics`.
+        events: rows are one time-ordered series: add :func:`renkei.models.metrics.event_metrics`.
     """
 
     name: str

@@ -1,14 +1,14 @@
-"""Run the GATEWAY's feature extraction (:mod:`edge.features`) over a source's blocks.
+"""Run the GATEWAY's feature extraction (:mod:`renkei.edge.features`) over a source's blocks.
 
 No feature is computed here: this module only drives the same extractors the gateway
-pipeline (:mod:`edge.pipeline`) uses, so a model's inputs are bit-for-bit what the gateway
+pipeline (:mod:`renkei.edge.pipeline`) uses, so a model's inputs are bit-for-bit what the gateway
 will feed it:
 
-- window features: one :func:`edge.features.slow_windower` and one
-  :func:`edge.features.vibration_windower` (default :class:`~edge.features.VibrationConfig`)
-  per stream, both with the machine's ``window_s``; rows of the two streams with the same
-  window end are merged into one feature dict (labels: max);
-- shot features: :class:`edge.features.ShotFeatures` (default config) over the shot stream.
+- window features: one :func:`renkei.edge.features.slow_windower` and one
+  :func:`renkei.edge.features.vibration_windower` (default
+  :class:`~renkei.edge.features.VibrationConfig`) per stream, both with the machine's ``window_s``;
+  rows of the two streams with the same window end are merged into one feature dict (labels: max);
+- shot features: :class:`renkei.edge.features.ShotFeatures` (default config) over the shot stream.
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.features import FeatureRow, ShotFeatures, Windower, slow_windower, vibration_windower
-from edge.sources.base import SampleBlock
+from renkei.edge.features import (
+    FeatureRow,
+    ShotFeatures,
+    Windower,
+    slow_windower,
+    vibration_windower,
+)
+from renkei.edge.sources.base import SampleBlock
 
 __all__ = ["FeatureTable", "shot_feature_rows", "window_feature_rows"]
 
@@ -116,7 +122,7 @@ def window_feature_rows(blocks: Iterable[SampleBlock], window_s: float) -> Featu
 
 
 def shot_feature_rows(blocks: Iterable[SampleBlock]) -> FeatureTable:
-    """Per-shot features (:class:`edge.features.ShotFeatures`) of the ``shot`` blocks."""
+    """Per-shot features (:class:`renkei.edge.features.ShotFeatures`) of the ``shot`` blocks."""
     extractor = ShotFeatures()
     rows: list[FeatureRow] = []
     for block in blocks:

@@ -1,6 +1,6 @@
 """Profile ``cell-t2``: the simulated injection-molding cell, 1 s slow + vibration windows.
 
-Data: :class:`edge.sources.simulated.SimulatedCell` with the default (reference-cell)
+Data: :class:`renkei.edge.sources.simulated.SimulatedCell` with the default (reference-cell)
 options — 5 barrel zones + 6 process channels at 10 Hz, pump vibration at 10 kHz, 20 s
 cycles — generated here, no files. Features: the gateway's ``slow_windower(1 s)`` (mean,
 min, max, slope of each slow channel) and ``vibration_windower(1 s)`` (``vib_*``), merged
@@ -32,10 +32,10 @@ from typing import Final, cast
 
 import numpy as np
 
-from edge.sources.faults import FAULT_CODES, FaultKind, FaultSpec
-from edge.sources.simulated import SimulatedCell, SimulatorOptions
-from models.profiles._common import EvalSet, ProfileData, window_descriptions
-from models.profiles._features import FeatureTable, window_feature_rows
+from renkei.edge.sources.faults import FAULT_CODES, FaultKind, FaultSpec
+from renkei.edge.sources.simulated import SimulatedCell, SimulatorOptions
+from renkei.models.profiles._common import EvalSet, ProfileData, window_descriptions
+from renkei.models.profiles._features import FeatureTable, window_feature_rows
 
 __all__ = [
     "FAULT_RAMP_S",
@@ -126,7 +126,7 @@ def build(
         feature_kind="window",
         window_s=WINDOW_S,
         data_source=(
-            "simulated: edge.sources.simulated.SimulatedCell default options (10 Hz slow, "
+            "simulated: renkei.edge.sources.simulated.SimulatedCell default options (10 Hz slow, "
             f"10 kHz pump vibration, 20 s cycle), {run_s:g} s per seed; generated data"
         ),
         fitted_on=(

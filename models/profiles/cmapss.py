@@ -12,14 +12,14 @@ Recipe (standard practice on FD001, fitted on the training engines only):
   s1, s5, s6, s10, s16, s18, s19: the usual 14-sensor set);
 - target: piecewise-linear RUL, ``min(last_cycle - cycle, 125)`` (Heimes 2008; most
   FD001 papers use a cap of 125-130);
-- features per engine (:mod:`edge.features.history`, causal, one row per cycle): EWMA
+- features per engine (:mod:`renkei.edge.features.history`, causal, one row per cycle): EWMA
   (α 0.1), OLS slope over the last 20 / 40 / 80 cycles, drift of the EWMA from the engine's
   own first 25 cycles (removes engine-to-engine offsets of the initial wear /
   manufacturing; every test engine has ≥ 31 cycles), and the cycle count; 71 inputs. The
   window set and the baseline length (15 / 20 / 25 / 30 cycles) were chosen by the same
   grouped cross-validation on the training engines (models/RESULTS.md);
 - ``HistGradientBoostingRegressor`` models (squared error; 10 % and 90 % quantiles) in one
-  ONNX graph (:mod:`models.rul`); the mean estimate may be the average of several
+  ONNX graph (:mod:`renkei.models.rul`); the mean estimate may be the average of several
   regressors with feature subsampling and different seeds. Hyper-parameters and ensemble
   size chosen by 5-fold cross-validation grouped by training engine
   (:func:`cross_validate`; candidates in ``CANDIDATES``), scored like the test set
@@ -44,10 +44,10 @@ from typing import Any, Final
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.features.history import HistoryConfig, history_feature_names, history_features
-from models.artifact import make_session, run_outputs, sha256_hex, write_artifact
-from models.manifest import InputSpec, ModelManifest, OutputSpec
-from models.profiles._common import require_file
+from renkei.core.manifest import InputSpec, ModelManifest, OutputSpec
+from renkei.edge.features.history import HistoryConfig, history_feature_names, history_features
+from renkei.models.artifact import make_session, run_outputs, sha256_hex, write_artifact
+from renkei.models.profiles._common import require_file
 
 __all__ = [
     "CANDIDATES",
@@ -255,7 +255,7 @@ class Fitted:
 
 def fit(train: list[Engine], *, cv: bool = True) -> Fitted:
     """Select hyper-parameters (optional CV) and fit on the TRAINING engines only."""
-    from models.rul import fit_rul, to_onnx_bytes
+    from renkei.models.rul import fit_rul, to_onnx_bytes
 
     sensors = informative_sensors(train)
     results = cross_validate(train, sensors) if cv else []
@@ -382,7 +382,7 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
         rul_cap=RUL_CAP,
         notes=[
             "Rows: one per flight cycle (manifest feature_kind 'shot' = one row per machine "
-            "cycle). Gateway use: feed each cycle's 14 sensor values to edge.features."
+            "cycle). Gateway use: feed each cycle's 14 sensor values to renkei.edge.features."
             "history.HistoryFeatures(14, cmapss.CONFIG) (it holds the first "
             f"{BASELINE_CYCLES} cycles as the "
             "engine's baseline, then emits one row per cycle) and score the rows.",
@@ -430,7 +430,7 @@ def _inputs(names: list[str], fields: list[tuple[str, str, str]]) -> list[InputS
 
 def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
     """Re-score the test engines with the artifact in ``model_dir`` (hash-checked)."""
-    from edge.inference import AnomalyModel
+    from renkei.edge.model.inference import AnomalyModel
 
     model = AnomalyModel.load(model_dir=model_dir)  # verifies the sha256
     data = build(data_dir)

@@ -10,18 +10,18 @@ B007 (ball), OR007@6 (outer race), all 0.007" (0.18 mm) EDM faults. Only this on
 is in the subset.
 
 Windows: 2,400 samples (0.2 s), hop 1,200 (50 % overlap). Features
-(:func:`edge.features.vibration_features`, bands kept below 4.5 kHz because the decimation
+(:func:`renkei.edge.features.vibration_features`, bands kept below 4.5 kHz because the decimation
 filter removes 4.8-6 kHz from the normal record only): RMS, peak, crest, kurtosis, ISO
 velocity RMS, band powers 0-0.5 / 0.5-2 / 2-4.5 kHz, envelope power 5-500 Hz (demodulated
 2-4.5 kHz).
 
 Protocol: the normal record is split in time: first 50 % → fit, next 20 % → threshold
 hold-out, last 30 % → normal test windows (windows never straddle a boundary). Model:
-Ledoit-Wolf-shrunk Mahalanobis (:mod:`models.mahalanobis`; ~24 fit windows for 9 features);
+Ledoit-Wolf-shrunk Mahalanobis (:mod:`renkei.models.mahalanobis`; ~24 fit windows for 9 features);
 threshold = 2 × the highest hold-out score (a safety factor for a 9-window hold-out, fixed
 a priori). Evaluation: every window of every fault record (never fitted) and the normal
 test windows; per class detection rate, FAR, ROC-AUC and margins; plus the envelope-order
-diagnosis (:func:`edge.features.envelope.diagnose`, no training) per fault class.
+diagnosis (:func:`renkei.edge.features.envelope.diagnose`, no training) per fault class.
 """
 
 from __future__ import annotations
@@ -34,13 +34,13 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.features.envelope import diagnose, envelope_order_features
-from edge.features.vibration import EnvelopeConfig, VibrationConfig, vibration_feature_names
-from edge.features.vibration import vibration_features as _vibration_features
-from models.artifact import make_session, run_outputs, write_artifact
-from models.manifest import InputSpec, ModelManifest, OutputSpec
-from models.metrics import roc_auc
-from models.profiles._common import require_file, window_descriptions
+from renkei.core.manifest import InputSpec, ModelManifest, OutputSpec
+from renkei.edge.features.envelope import diagnose, envelope_order_features
+from renkei.edge.features.vibration import EnvelopeConfig, VibrationConfig, vibration_feature_names
+from renkei.edge.features.vibration import vibration_features as _vibration_features
+from renkei.models.artifact import make_session, run_outputs, write_artifact
+from renkei.models.metrics import roc_auc
+from renkei.models.profiles._common import require_file, window_descriptions
 
 __all__ = [
     "CLASSES",
@@ -149,7 +149,7 @@ def fit_and_threshold(normal_train: NDArray[np.float64]) -> Fitted:
     Args:
         normal_train: the first 70 % of the normal record only (samples at 12 kHz).
     """
-    from models.mahalanobis import fit_mahalanobis, to_onnx_bytes
+    from renkei.models.mahalanobis import fit_mahalanobis, to_onnx_bytes
 
     n = normal_train.size
     cut = round(SPLIT[0] / SPLIT[1] * n)
@@ -265,7 +265,7 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
             "test windows, `.min_score_over_threshold` = margin of the weakest fault window; "
             "`normal_test.*` = last 30 % of the normal record.",
             "`{class}_007.diagnosed_correctly`: share of the record's windows whose largest "
-            "envelope-order level (edge.features.envelope, BPFO / BPFI / 2×BSF of the SKF "
+            "envelope-order level (renkei.edge.features.envelope, BPFO / BPFI / 2×BSF of the SKF "
             "6205, demodulation 2-4.5 kHz) names the right fault; no training involved. "
             "B007 is known not to show ball-spin orders at the drive end (Smith & Randall "
             "2015 class it as not clearly diagnosable).",
@@ -280,7 +280,7 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
 
 def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
     """Re-score every evaluation window with the artifact in ``model_dir``."""
-    from edge.inference import AnomalyModel
+    from renkei.edge.model.inference import AnomalyModel
 
     model = AnomalyModel.load(model_dir=model_dir)
     return class_metrics(build(data_dir), model.score, model.threshold)

@@ -3,7 +3,7 @@
 Data: Cross-Process Chain data, lower workpiece (N. West, Univ. Kassel, 2025;
 github.com/nikolaiwest/cpc-data @ e079115; MIT), ``molding/kassel_cpc_lower_workpiece/
 static_data.csv`` (7,861 shots), read by the gateway's replay preset ``kassel`` and turned
-into per-shot features by the gateway's :class:`edge.features.ShotFeatures` (the whole file
+into per-shot features by the gateway's :class:`renkei.edge.features.ShotFeatures` (the whole file
 streamed in production order, as a replay would).
 
 Inputs: the pass-through values of the machine's per-shot ACTUAL process values (vendor
@@ -33,10 +33,10 @@ from typing import Final
 
 import numpy as np
 
-from edge.sources.presets import KASSEL_CLASS_CODES
-from edge.sources.replay import ReplayOptions, ReplaySource
-from models.profiles._common import EvalSet, ProfileData, require_file
-from models.profiles._features import shot_feature_rows
+from renkei.edge.sources.presets import KASSEL_CLASS_CODES
+from renkei.edge.sources.replay import ReplayOptions, ReplaySource
+from renkei.models.profiles._common import EvalSet, ProfileData, require_file
+from renkei.models.profiles._features import shot_feature_rows
 
 __all__ = ["FEATURES", "build"]
 

@@ -1,8 +1,8 @@
 """Recipe ``mold-maint-rul``: shots remaining until mold maintenance, from the shot counter
 and the process drift, on the simulated molding cell's ground truth.
 
-Ground truth (:mod:`edge.sources.simulated`, fault ``mold_wear``, see
-:mod:`edge.sources.sim_process`): from its onset the wear severity ramps linearly from 0
+Ground truth (:mod:`renkei.edge.sources.simulated`, fault ``mold_wear``, see
+:mod:`renkei.edge.sources.sim_process`): from its onset the wear severity ramps linearly from 0
 to 1 over ``ramp_s``; it shows as flash (part weight +1.2 g), cushion -1.5 mm, cavity
 pressure peak -60 bar and injection time +0.1 s at severity 1, under the simulator's
 shot-to-shot noise. Here "maintenance due" = severity 1 (fully developed wear), and the
@@ -14,10 +14,10 @@ the shot counter starts at 0 after a maintenance; wear starts after ``U(100, 400
 and takes ``U(150, 500)`` shots to become due; the run goes on 50 shots past due. The
 counter is informative about the onset only through that prior.
 
-Features (:mod:`edge.features.history`, one row per shot, on the 7 process fields of the
+Features (:mod:`renkei.edge.features.history`, one row per shot, on the 7 process fields of the
 shot stream): OLS slope over the last 50 and 100 shots, drift of the EWMA (α 0.05) from
 the first 50 shots after the maintenance (the reference), and the counter (``rows_seen``
-= shots since maintenance). Model: :mod:`models.rul` (mean + 10/90 % quantiles, band
+= shots since maintenance). Model: :mod:`renkei.models.rul` (mean + 10/90 % quantiles, band
 calibrated on held-out training runs).
 
 Protocol: ``TRAIN_RUNS`` runs on seeds 1000+ fit the model; ``EVAL_RUNS`` runs on other
@@ -34,12 +34,12 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.features.history import HistoryConfig, history_feature_names, history_features
-from edge.sources.faults import FaultSpec
-from edge.sources.sim_process import SHOT_UNITS
-from edge.sources.simulated import SimulatedCell, SimulatorOptions
-from models.artifact import make_session, run_outputs, sha256_hex, write_artifact
-from models.manifest import InputSpec, ModelManifest, OutputSpec
+from renkei.core.manifest import InputSpec, ModelManifest, OutputSpec
+from renkei.edge.features.history import HistoryConfig, history_feature_names, history_features
+from renkei.edge.sources.faults import FaultSpec
+from renkei.edge.sources.sim_process import SHOT_UNITS
+from renkei.edge.sources.simulated import SimulatedCell, SimulatorOptions
+from renkei.models.artifact import make_session, run_outputs, sha256_hex, write_artifact
 
 __all__ = [
     "CONFIG",
@@ -138,7 +138,7 @@ class Fitted:
 
 def fit(train_runs: list[MoldRun]) -> Fitted:
     """Fit on the TRAINING runs only (band calibrated on 20 % of them)."""
-    from models.rul import fit_rul, to_onnx_bytes
+    from renkei.models.rul import fit_rul, to_onnx_bytes
 
     x = np.vstack([run_features(r) for r in train_runs])
     y = np.concatenate([r.target for r in train_runs])
@@ -230,7 +230,7 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
             "predicted to remain (not fitted)"
         ),
         data_source=(
-            "simulated molding cell (edge.sources.simulated, mold_wear fault), shot stream, "
+            "simulated molding cell (renkei.edge.sources.simulated, mold_wear fault), shot stream, "
             f"{TRAIN_RUNS} runs on seeds {TRAIN_SEED0}+ (fit) and {EVAL_RUNS} on seeds "
             f"{EVAL_SEED0}+ (evaluation); no external data, no licence constraint"
         ),
@@ -252,9 +252,11 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
             "before due with < 300 shots left; `eval.alarm.*` per shot for 'fewer than 100 "
             "shots left'; `first_alarm_lead_shots` = true shots left at each run's first "
             "alarm (ideal 100).",
-            "Gateway: shot stream → pass-through shot values of the 7 fields (edge.features."
-            "ShotFeatures) → edge.features.history.HistoryFeatures(7, mold.CONFIG), reset at "
-            "each mold maintenance (the first 50 shots are the new reference); edge.rul turns "
+            "Gateway: shot stream → pass-through shot values of the 7 fields (renkei.edge.features."
+            "ShotFeatures) → renkei.edge.features.history.HistoryFeatures(7, mold.CONFIG), "
+            "reset at "
+            "each mold maintenance (the first 50 shots are the new reference); "
+            "renkei.edge.model.rul turns "
             "the output into `mold` rows (firmware-config/sim-cell.yaml).",
             "No published baseline: simulated data.",
         ],
@@ -293,7 +295,7 @@ def _inputs(names: list[str]) -> list[InputSpec]:
 
 def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
     """Re-simulate the evaluation runs and score them with the artifact in ``model_dir``."""
-    from edge.inference import AnomalyModel
+    from renkei.edge.model.inference import AnomalyModel
 
     del data_dir
     model = AnomalyModel.load(model_dir=model_dir)

@@ -25,10 +25,10 @@ from typing import Final
 
 import numpy as np
 
-from edge.features import SLOW_STATS
-from edge.sources.replay import ReplayOptions, ReplaySource
-from models.profiles._common import EvalSet, ProfileData, require_file, window_descriptions
-from models.profiles._features import window_feature_rows
+from renkei.edge.features import SLOW_STATS
+from renkei.edge.sources.replay import ReplayOptions, ReplaySource
+from renkei.models.profiles._common import EvalSet, ProfileData, require_file, window_descriptions
+from renkei.models.profiles._features import window_feature_rows
 
 __all__ = ["PROBATION", "WINDOW_S", "build"]
 

@@ -1,5 +1,5 @@
 """Recipe ``nab-temp-stream``: NAB machine temperature, streaming detector of a sustained
-temperature loss, scored with the NAB rules (:mod:`models.nab_scoring`).
+temperature loss, scored with the NAB rules (:mod:`renkei.models.nab_scoring`).
 
 Data: NAB (Ahmad et al. 2017, doi:10.1016/j.neucom.2017.04.070; github.com/numenta/NAB @
 ea702d7, MIT), ``nab/data/realKnownCause/machine_temperature_system_failure.csv``: 22,695
@@ -8,7 +8,7 @@ step; NAB anomaly windows → labels, on the original stamps). The 4 labelled wi
 (a planned shutdown, a precursor and two failures) are runs of label 1.
 
 Detector: score = ``(mu - m288) / sd``, with ``m288`` the trailing mean of the last 288 rows
-(24 h; :mod:`edge.features.history`) and ``mu``, ``sd`` the mean and standard deviation of
+(24 h; :mod:`renkei.edge.features.history`) and ``mu``, ``sd`` the mean and standard deviation of
 the raw temperature in the fit rows; alarm while ``score > threshold``; NAB detections =
 alarm ONSETS (rising edges), as the gateway raises one event per onset (edge/pipeline.py).
 One-sided on purpose: the machine's failures and shutdowns show as a loss of temperature
@@ -39,13 +39,13 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from edge.features.history import HistoryConfig, history_feature_names, history_features
-from edge.sources.replay import ReplayOptions, ReplaySource
-from models.artifact import make_session, run_outputs, write_artifact
-from models.manifest import InputSpec, ModelManifest, OutputSpec
-from models.nab_scoring import PROFILES as NAB_PROFILES
-from models.nab_scoring import nab_score, probationary_length
-from models.profiles._common import require_file
+from renkei.core.manifest import InputSpec, ModelManifest, OutputSpec
+from renkei.edge.features.history import HistoryConfig, history_feature_names, history_features
+from renkei.edge.sources.replay import ReplayOptions, ReplaySource
+from renkei.models.artifact import make_session, run_outputs, write_artifact
+from renkei.models.nab_scoring import PROFILES as NAB_PROFILES
+from renkei.models.nab_scoring import nab_score, probationary_length
+from renkei.models.profiles._common import require_file
 
 __all__ = [
     "CONFIG",
@@ -234,7 +234,7 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
                 unit="unspecified (temperature; units not given upstream)",
                 description=(
                     f"trailing mean of the last {HORIZON_ROWS} rows (24 h of 5 min samples) "
-                    "of the machine temperature (edge.features.history)"
+                    "of the machine temperature (renkei.edge.features.history)"
                 ),
             )
         ],
@@ -278,8 +278,9 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
             "the unlabelled series; `sensitivity.*` shows the score for 6/12/24 h and "
             "k = 2.5/3/3.5.",
             "Gateway: machine `window_s: 300` (one 5 min sample per window), then "
-            "edge.features.history.HistoryFeatures(1, HistoryConfig(mean_rows=(288,))) on "
-            "`machine_temperature_mean` (edge.model_inputs; firmware-config/nab-machine.yaml; "
+            "renkei.edge.features.history.HistoryFeatures(1, HistoryConfig(mean_rows=(288,))) on "
+            "`machine_temperature_mean` (renkei.edge.model.inputs; "
+            "firmware-config/nab-machine.yaml; "
             "gateway parity: tests/integration/test_gateway_dataset_models.py).",
         ],
     )
@@ -287,7 +288,7 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
 
 def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
     """Re-score the series with the artifact in ``model_dir`` (gateway loader)."""
-    from edge.inference import AnomalyModel
+    from renkei.edge.model.inference import AnomalyModel
 
     model = AnomalyModel.load(model_dir=model_dir)
     data = build(data_dir)

@@ -2,7 +2,7 @@
 
 Data: SKAB v0.9 (Katser & Kozitsin 2020, doi:10.34740/KAGGLE/DSV/1693952; GPL-3.0),
 ``skab/data/valve1/{0..15}.csv`` read by the gateway's replay preset ``skab``
-(:mod:`edge.sources.presets`), features by the gateway's ``slow_windower(10 s)``.
+(:mod:`renkei.edge.sources.presets`), features by the gateway's ``slow_windower(10 s)``.
 
 Protocol (the split of the SKAB leaderboard, ``train_test_split(train_size=400,
 shuffle=False)`` per file): rows 0-399 of every valve1 run are the normal "train" part
@@ -26,11 +26,11 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.sources.replay import ReplayOptions, ReplaySource
-from models.metrics import binary_metrics
-from models.profiles._common import EvalSet, ProfileData, require_file, window_descriptions
-from models.profiles._features import FeatureTable, window_feature_rows
-from models.train import fit_t2
+from renkei.edge.sources.replay import ReplayOptions, ReplaySource
+from renkei.models.metrics import binary_metrics
+from renkei.models.profiles._common import EvalSet, ProfileData, require_file, window_descriptions
+from renkei.models.profiles._features import FeatureTable, window_feature_rows
+from renkei.models.train import fit_t2
 
 __all__ = ["WINDOW_S", "build"]
 
@@ -152,7 +152,7 @@ def build(data_dir: Path) -> ProfileData:
 
 
 def _feature_units(src: ReplaySource) -> dict[str, str]:
-    from edge.features import SLOW_STATS
+    from renkei.edge.features import SLOW_STATS
 
     units: dict[str, str] = {}
     for field, unit in src.fields.items():

@@ -7,7 +7,7 @@ Data: SKAB v0.9 (Katser & Kozitsin 2020, doi:10.34740/KAGGLE/DSV/1693952; GPL-3.
 
 Protocol (SKAB leaderboard, ``train_test_split(train_size=400, shuffle=False)`` per file):
 rows 0-399 of each run are the "train" part (all labelled normal; checked), rows ≥ 400 the
-test part, scored per point (F1, FAR = FP/(FP+TN), MAR = FN/(FN+TP); ``models.metrics``).
+test part, scored per point (F1, FAR = FP/(FP+TN), MAR = FN/(FN+TP); ``renkei.models.metrics``).
 
 Recipe (everything fitted on train rows only):
 
@@ -20,13 +20,13 @@ Recipe (everything fitted on train rows only):
    ``temperature_C`` and ``thermocouple_C`` (motor and fluid warm up during a run: 2.5 σ and
    1.1 σ; the others ≤ 0.5 σ); the result is recorded in the manifest;
 3. features ``{f}_zm10``: 10-row trailing mean of ``(x - mu) / sd`` of the kept channels
-   (:mod:`edge.features.history`, ``HistoryConfig(baseline_rows=400, zmean_rows=(10,))``);
-4. one pooled Mahalanobis model (:mod:`models.mahalanobis`) on rows 0-299 of all runs;
+   (:mod:`renkei.edge.features.history`, ``HistoryConfig(baseline_rows=400, zmean_rows=(10,))``);
+4. one pooled Mahalanobis model (:mod:`renkei.models.mahalanobis`) on rows 0-299 of all runs;
    threshold = 99.5 % quantile of the ONNX scores of rows 300-399 of all runs (normal
    hold-out, never fitted).
 
 Gateway: slow stream at 1 Hz, machine ``window_s: 1`` (one sample per window: the
-``{f}_mean`` features are the samples), then :class:`edge.features.history.HistoryFeatures`
+``{f}_mean`` features are the samples), then :class:`renkei.edge.features.history.HistoryFeatures`
 with the config above on the kept channels' ``{f}_mean`` (it collects 400 rows, freezes the
 baseline, emits the backlog and then one row per sample); the model scores each row.
 """
@@ -42,12 +42,12 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.features.history import HistoryConfig, history_feature_names, history_features
-from edge.sources.replay import ReplayOptions, ReplaySource
-from models.artifact import make_session, run_outputs, write_artifact
-from models.manifest import InputSpec, ModelManifest, OutputSpec
-from models.metrics import binary_metrics, roc_auc
-from models.profiles._common import require_file
+from renkei.core.manifest import InputSpec, ModelManifest, OutputSpec
+from renkei.edge.features.history import HistoryConfig, history_feature_names, history_features
+from renkei.edge.sources.replay import ReplayOptions, ReplaySource
+from renkei.models.artifact import make_session, run_outputs, write_artifact
+from renkei.models.metrics import binary_metrics, roc_auc
+from renkei.models.profiles._common import require_file
 
 __all__ = [
     "CONFIG",
@@ -172,7 +172,7 @@ def fit_and_threshold(train_parts: list[NDArray[np.float64]]) -> Fitted:
     The features of rows < 400 depend only on rows < 400 (causal trailing means and the
     baseline of rows 0-399), so this function cannot see a test row.
     """
-    from models.mahalanobis import fit_mahalanobis, to_onnx_bytes
+    from renkei.models.mahalanobis import fit_mahalanobis, to_onnx_bytes
 
     kept, drift = screen_channels(train_parts)
     feats = [run_features(part, kept) for part in train_parts]
@@ -219,7 +219,7 @@ def metrics_of(
 
 def _ablation_all_channels(data: SkabData) -> dict[str, float]:
     """Same recipe without the drift screening (all 8 channels), for the model card."""
-    from models.mahalanobis import fit_mahalanobis, reference_scores
+    from renkei.models.mahalanobis import fit_mahalanobis, reference_scores
 
     every = list(range(len(data.fields)))
     feats = [run_features(r.x[:TRAIN_ROWS], every) for r in data.runs]
@@ -304,7 +304,7 @@ def _input(name: str, field: str) -> InputSpec:
         unit="1 (σ of the run baseline)",
         description=(
             f"{ROLL_ROWS}-row trailing mean of ({field} - baseline mean) / baseline sd; "
-            f"baseline = first {TRAIN_ROWS} rows of the run (edge.features.history)"
+            f"baseline = first {TRAIN_ROWS} rows of the run (renkei.edge.features.history)"
         ),
     )
 
@@ -319,17 +319,17 @@ def _notes(dropped: list[str]) -> list[str]:
         "26.62 % / 24.92 %.",
         f"Channels left out by the train-rows drift screening: {', '.join(dropped) or 'none'}. "
         "`ablation_all_8_channels.*`: the same recipe on all 8 channels.",
-        "Gateway: machine `window_s: 1` (1 Hz rows), then edge.features.history."
+        "Gateway: machine `window_s: 1` (1 Hz rows), then renkei.edge.features.history."
         "HistoryFeatures(6, HistoryConfig(baseline_rows=400, zmean_rows=(10,))) on the "
         "kept channels' `_mean` features, in the input order; no score during the "
-        "400-row commissioning period (edge.model_inputs; firmware-config/skab-pump.yaml; "
+        "400-row commissioning period (renkei.edge.model.inputs; firmware-config/skab-pump.yaml; "
         "gateway parity: tests/integration/test_gateway_dataset_models.py).",
     ]
 
 
 def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
     """Re-score the test points with the artifact in ``model_dir`` (gateway loader)."""
-    from edge.inference import AnomalyModel
+    from renkei.edge.model.inference import AnomalyModel
 
     model = AnomalyModel.load(model_dir=model_dir)
     data = build(data_dir)

@@ -40,9 +40,9 @@ def demo(
     an in-process MQTT broker and an embedded SQLite store stand in for Mosquitto and
     InfluxDB; the ingest and the agents are the production code.
     """
-    from edge.sources.datasets import find_data_dir
     from renkei.demo.runner import DemoRun
     from renkei.demo.view import LiveView
+    from renkei.edge.sources.datasets import find_data_dir
 
     console = Console()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

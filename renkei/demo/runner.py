@@ -8,11 +8,11 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cloud.ingest.worker import IngestSettings, IngestWorker
-from cloud.store.sqlite import SqliteStore
-from edge.agent import GatewayAgent
-from edge.config import GatewayConfig, MqttConfig, load_config
+from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
+from renkei.cloud.store.sqlite import SqliteStore
 from renkei.demo.broker import EmbeddedBroker
+from renkei.edge.agent import GatewayAgent
+from renkei.edge.config import GatewayConfig, MqttConfig, load_config
 
 __all__ = ["DEMO_CONFIGS", "DemoRun", "demo_configs"]
 

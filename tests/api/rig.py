@@ -14,8 +14,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from cloud.api import ApiSettings, create_app
-from cloud.registry import Role, import_document, issue_key, session_scope
+from renkei.cloud.api import ApiSettings, create_app
+from renkei.cloud.registry import Role, import_document, issue_key, session_scope
 
 __all__ = ["NOW", "ApiRig", "imm", "mold"]
 

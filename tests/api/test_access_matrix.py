@@ -1,5 +1,5 @@
 """The access matrix: every route × role × own/other firm is allowed or denied as
-:data:`cloud.api.access.RULES` specifies, and every route has exactly one rule.
+:data:`renkei.cloud.api.access.RULES` specifies, and every route has exactly one rule.
 
 "Allowed" means the request passes authentication and authorization (any status other than
 401/403; a missing object or an empty body then gives 404/422). "Denied" means 403. No
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from cloud.api import api_routes
-from cloud.api.access import RULES
-from cloud.registry import Role
+from renkei.cloud.api import api_routes
+from renkei.cloud.api.access import RULES
+from renkei.cloud.registry import Role
 from tests.api.rig import ApiRig, imm, mold
 
 ROUTES = api_routes()

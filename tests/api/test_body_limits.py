@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.registry import Role, import_document, issue_key, make_engine, session_scope
+from renkei.cloud.registry import Role, import_document, issue_key, make_engine, session_scope
 from tests.api.rig import ApiRig, imm
 from tests.proxy_services import ApiServer
 

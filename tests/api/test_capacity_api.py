@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import insert, text
 
-from cloud.api import capacity_index
-from cloud.api.capacity_index import CapacityIndexService, ChangeLog, ChangeSet, index_service
-from cloud.capacity import WeekBasedCapacityGroup
-from cloud.registry import CapacityBooking, session_scope
+from renkei.cloud.capacity import WeekBasedCapacityGroup
+from renkei.cloud.capacity import index as capacity_index
+from renkei.cloud.capacity.index import CapacityIndexService, ChangeLog, ChangeSet, index_service
+from renkei.cloud.registry import CapacityBooking, session_scope
 from tests.api.rig import ApiRig, imm
 
 API = "/api/v1"

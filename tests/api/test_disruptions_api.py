@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from cloud.disruption import SuspectRules, apply_gateway_state, check_site
-from cloud.registry import session_scope
-from renkei.wire import GatewayState
+from renkei.cloud.disruption import SuspectRules, apply_gateway_state, check_site
+from renkei.cloud.registry import session_scope
+from renkei.core.wire import GatewayState
 from tests.api.rig import NOW, ApiRig
 
 T0 = NOW - timedelta(hours=1)

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from cloud.registry import session_scope
-from cloud.rollout.service import record_report
-from models.signing import generate_private_key, key_id, public_key_text
-from renkei.wire import DeployResult, ModelReport, RunningModel
+from renkei.cloud.registry import session_scope
+from renkei.cloud.rollout.service import record_report
+from renkei.core.signing import generate_private_key, key_id, public_key_text
+from renkei.core.wire import DeployResult, ModelReport, RunningModel
 from tests.api.rig import ApiRig
 from tests.rollout_helpers import SKAB_MODEL, copy_model, publish_body, sha
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from cloud.registry import Disruption, DisruptionSource, DisruptionStatus, session_scope
+from renkei.cloud.registry import Disruption, DisruptionSource, DisruptionStatus, session_scope
 from tests.api.rig import NOW, ApiRig, imm
 
 API = "/api/v1"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from cloud.registry import Role, import_document, issue_key, make_engine, session_scope
+from renkei.cloud.registry import Role, import_document, issue_key, make_engine, session_scope
 from tests.proxy_services import ApiServer, Nginx, render_template
 
 CLIENT_IP = "127.0.0.2"

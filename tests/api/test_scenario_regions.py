@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from cloud.planner import check_compat, haversine_km
-from cloud.registry import (
+from renkei.cloud.planner import check_compat, haversine_km
+from renkei.cloud.registry import (
     Disruption,
     DisruptionSource,
     DisruptionStatus,
@@ -34,7 +34,7 @@ from cloud.registry import (
     TakeoverAssignment,
     session_scope,
 )
-from cloud.takeover.convert import machine_spec, mold_spec
+from renkei.cloud.takeover.convert import machine_spec, mold_spec
 from tests.api.rig import ApiRig, imm, mold
 
 REGIONS = {

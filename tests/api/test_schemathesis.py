@@ -17,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.core.result import Ok
 
-from cloud.registry import Role
+from renkei.cloud.registry import Role
 from tests.api.rig import ApiRig, imm, mold
 
 FIRM = "acme"

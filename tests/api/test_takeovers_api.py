@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cloud.registry import (
+from renkei.cloud.registry import (
     AuditEvent,
     Disruption,
     DisruptionSource,

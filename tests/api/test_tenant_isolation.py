@@ -1,12 +1,12 @@
 """Tenant isolation: nothing firm A's keys can send changes a row of firm B.
 
-Firm B's rows are every row the firm export selects for B (:data:`cloud.portability.tables.SPECS`
-with :func:`~cloud.portability.tables.firm_filter`: registry, credentials, policies,
-bookings, disruptions, takeovers, rollout state, audit log), read straight from the
-database before and after. The regression tests pin the reported break (a registry PUT
-with B's ids moved B's rows to A); the property test throws sequences of mutating calls,
-plausible and hostile (B's ids in paths and bodies, B's firm id, integer ids of B's
-rows), at the API with A's operator and engineer keys.
+Firm B's rows are every row the firm export selects for B
+(:data:`renkei.cloud.portability.tables.SPECS` with
+:func:`~renkei.cloud.portability.tables.firm_filter`: registry, credentials, policies, bookings,
+disruptions, takeovers, rollout state, audit log), read straight from the database before and after.
+The regression tests pin the reported break (a registry PUT with B's ids moved B's rows to A); the
+property test throws sequences of mutating calls, plausible and hostile (B's ids in paths and
+bodies, B's firm id, integer ids of B's rows), at the API with A's operator and engineer keys.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from cloud.api import api_routes
-from cloud.portability.tables import SPECS, firm_filter, table_of
+from renkei.cloud.api import api_routes
+from renkei.cloud.portability.tables import SPECS, firm_filter, table_of
 from tests.api.rig import ApiRig, imm, mold
 
 API = "/api/v1"

@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 import pytest
 
-from edge.agent import AgentError, GatewayAgent
-from edge.config import GatewayConfig
-from edge.outbox import OutboxError, OutboxRecord
-from renkei.wire import GatewayHealth, decode_machine_payload
+from renkei.core.wire import GatewayHealth, decode_machine_payload
+from renkei.edge.agent import AgentError, GatewayAgent
+from renkei.edge.config import GatewayConfig
+from renkei.edge.transport.outbox import OutboxError, OutboxRecord
 from tests.e2e import Witness, wait_for
 from tests.services import Mosquitto
 
@@ -147,7 +147,7 @@ def _torn_outbox(state: Path, port: int, *, n: int, keep: int) -> int:
     """Write ``n`` messages to the agent's outbox, then lose all but the first ``keep``
     (the database file put back as it was before the tail was written, as a torn WAL
     does); return the epoch of the session that wrote the tail."""
-    from edge.outbox import Outbox, OutboxSettings
+    from renkei.edge.transport.outbox import Outbox, OutboxSettings
 
     path = _config(state, port).outbox_path
     s = OutboxSettings(path=path)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.api.capacity_service import availability_cache
-from cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.capacity.service import availability_cache
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from tests.api.rig import ApiRig, imm
 from tests.services import InfluxDB, free_port
 
@@ -98,7 +98,7 @@ def test_unreachable_influxdb_falls_back_to_default(
     rig = ApiRig(tmp_path, influx_url=f"http://127.0.0.1:{free_port()}")
     try:
         rig.seed_firm("acme", machines=[imm("a1")])
-        with caplog.at_level(logging.WARNING, logger="cloud.api.capacity"):
+        with caplog.at_level(logging.WARNING, logger="renkei.cloud.api.capacity"):
             r = rig.client("acme").get(f"{API}/firms/acme/capacity", params={"days": 7})
         assert r.status_code == 200, r.text
         (a1,) = r.json()["machines"]

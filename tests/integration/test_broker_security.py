@@ -54,10 +54,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.config import GatewayConfig
-from edge.rollout import ModelRollout
-from models.signing import generate_private_key, public_key_text
-from renkei.wire import MachineKind
+from renkei.core.signing import generate_private_key, public_key_text
+from renkei.core.wire import MachineKind
+from renkei.edge.config import GatewayConfig
+from renkei.edge.rollout import ModelRollout
 from tests.e2e import wait_for
 from tests.services import InfluxDB, ServiceError, _tail, _wait_port, free_port
 

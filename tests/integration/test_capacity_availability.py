@@ -11,8 +11,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from cloud._exceptions import StoreUnavailable
-from cloud.capacity import (
+from renkei.cloud._exceptions import StoreUnavailable
+from renkei.cloud.capacity import (
     ShiftCalendar,
     availability_from_daily,
     compute_spare,
@@ -20,7 +20,7 @@ from cloud.capacity import (
     recent_availability,
     recent_availability_details,
 )
-from cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from tests.services import InfluxDB, free_port
 
 JST = timezone(timedelta(hours=9))

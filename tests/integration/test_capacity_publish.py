@@ -26,11 +26,11 @@ import pytest
 from sqlalchemy import Engine, update
 from typer.testing import CliRunner
 
-from cloud.api.settings import ApiSettings
-from cloud.capacity import ShiftCalendar
-from cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
-from cloud.cli import app as cloud_app
-from cloud.registry import (
+from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.capacity import ShiftCalendar
+from renkei.cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
+from renkei.cloud.cli import app as cloud_app
+from renkei.cloud.registry import (
     CapacityBooking,
     Line,
     Site,
@@ -38,8 +38,8 @@ from cloud.registry import (
     make_engine,
     session_scope,
 )
-from cloud.registry.migrate import upgrade
-from cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.registry.migrate import upgrade
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from tests.api.rig import imm
 from tests.services import InfluxDB, free_port
 

@@ -15,12 +15,12 @@ InfluxDB:
 ``model_deploy`` and ``capacity`` come from their real producers, on a SQLite registry
 holding the osaka cells (shift calendar, one booking on the site-local day after the end
 of the fill, see :func:`_booking_day`): the rollout controller
-(:class:`cloud.rollout.RolloutController`, running through the fill) writes the
+(:class:`renkei.cloud.rollout.RolloutController`, running through the fill) writes the
 deployment outcomes of two model reports published to the broker as gateways publish
-them (one success, one rollback), and :func:`cloud.capacity.publish.publish_capacity`
+them (one success, one rollback), and :func:`renkei.cloud.capacity.publish.publish_capacity`
 (``renkei cloud capacity-publish``, its clock fixed at the end of the fill) writes the
 spare capacity of the 84-day horizon. The
-``rul`` and ``mold`` points are written afterwards with :mod:`dashboards.contract`,
+``rul`` and ``mold`` points are written afterwards with :mod:`renkei.dashboards.contract`,
 derived from the simulator's ground-truth labels in InfluxDB (a stand-in for the models),
 and so are ``quality`` points (a stand-in for live machine sources, whose quality rows
 ``tests/integration/test_live_quality.py`` takes through the real ingest).
@@ -46,29 +46,29 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.api.settings import ApiSettings
-from cloud.capacity import ShiftCalendar
-from cloud.capacity.calendar import day_start_utc, local_date
-from cloud.capacity.publish import publish_capacity, publisher_state
-from cloud.registry import CapacityBooking, Site, import_document, make_engine, session_scope
-from cloud.registry.migrate import upgrade
-from cloud.rollout import RolloutController, RolloutSettings
-from cloud.store.influx import InfluxSettings, InfluxStore
-from dashboards import contract
-from dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
-from dashboards.boards import build_boards
-from dashboards.build import ROOT
-from dashboards.emulate import (
+from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.capacity import ShiftCalendar
+from renkei.cloud.capacity.calendar import day_start_utc, local_date
+from renkei.cloud.capacity.publish import publish_capacity, publisher_state
+from renkei.cloud.registry import CapacityBooking, Site, import_document, make_engine, session_scope
+from renkei.cloud.registry.migrate import upgrade
+from renkei.cloud.rollout import RolloutController, RolloutSettings
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
+from renkei.dashboards import contract
+from renkei.dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
+from renkei.dashboards.boards import build_boards
+from renkei.dashboards.build import ROOT
+from renkei.dashboards.emulate import (
     AlertEvaluation,
     Runner,
     evaluate_rule,
     influx_runner,
     relative_range,
 )
-from dashboards.panels import Board
-from dashboards.verify import PanelRun, run_board
-from edge.sources.datasets import require_data_dir
-from renkei.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
+from renkei.dashboards.panels import Board
+from renkei.dashboards.verify import PanelRun, run_board
+from renkei.edge.sources.datasets import require_data_dir
 from tests.api.rig import imm
 from tests.e2e import REPO, Proc, start_agent, start_ingest, wait_for, write_gateway_config
 from tests.services import InfluxDB, Mosquitto

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.store.sqlite import SqliteStore
-from edge.sources.datasets import require_data_dir
+from renkei.cloud.store.sqlite import SqliteStore
+from renkei.edge.sources.datasets import require_data_dir
 from tests.e2e import REPO
 
 pytestmark = pytest.mark.slow

@@ -2,8 +2,8 @@
 abruptly, a suspected disruption appears, and the firm confirms or dismisses it over the
 API.
 
-Gateways are paho clients set up like :mod:`edge.publisher` (MQTT 5, Last Will ``online =
-false`` retained at QoS 1, built once at start-up, and a retained birth per connect). A
+Gateways are paho clients set up like :mod:`renkei.edge.transport.publisher` (MQTT 5, Last Will
+``online = false`` retained at QoS 1, built once at start-up, and a retained birth per connect). A
 crash closes the TCP socket without DISCONNECT, so the broker publishes the Will at once
 (keepalive is 60 s: nothing here waits for a keepalive timeout). Every wait is bounded.
 """
@@ -24,8 +24,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from cloud.disruption import DisruptionWatcher, SuspectRules, WatchSettings
-from renkei.wire import GatewayState, encode, gateway_topic
+from renkei.cloud.disruption import DisruptionWatcher, SuspectRules, WatchSettings
+from renkei.core.wire import GatewayState, encode, gateway_topic
 from tests.api.rig import ApiRig
 from tests.services import Mosquitto
 
@@ -46,7 +46,8 @@ def _wait(pred: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) 
 
 
 class FakeGateway:
-    """A gateway's MQTT side: Last Will + retained birth, like :mod:`edge.publisher`."""
+    """A gateway's MQTT side: Last Will + retained birth, like
+    :mod:`renkei.edge.transport.publisher`."""
 
     def __init__(self, port: int, firm: str, site: str, gw: str) -> None:
         self.topic = gateway_topic(firm=firm, site=site, gateway=gw, kind="state")

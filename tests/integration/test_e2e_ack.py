@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from cloud.ingest.worker import IngestWorker
-from edge.outbox import Outbox, OutboxSettings
-from edge.publisher import Publisher
+from renkei.cloud.ingest.worker import IngestWorker
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
+from renkei.edge.transport.publisher import Publisher
 from tests.e2e import wait_for
 from tests.integration.test_ingest_faults import start_ingest
 from tests.integration.test_ingest_worker import running, settings_for, store_for
@@ -185,7 +185,7 @@ def test_broker_outage_is_reported_at_warning_with_backlog_and_recovery(
     """Nothing listens on the port: WARNING with address, TLS or not, and the reason;
     reminders with the backlog; INFO with the outage duration once a broker is there."""
     port = free_port()
-    caplog.set_level(logging.INFO, logger="edge.publisher")
+    caplog.set_level(logging.INFO, logger="renkei.edge.transport.publisher")
     t0 = (time.time_ns() // 1_000_000 // 1000) * 1000 - 3_600_000
     broker = Mosquitto(workdir=tmp_path / "mq", port=port)
     try:

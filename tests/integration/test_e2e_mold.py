@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dashboards.alerts import RULES
-from dashboards.emulate import evaluate_rule, influx_runner
-from models.profiles import mold
+from renkei.dashboards.alerts import RULES
+from renkei.dashboards.emulate import evaluate_rule, influx_runner
+from renkei.models.profiles import mold
 from tests.e2e import REPO, pipeline_rig, wait_for
 from tests.integration.test_e2e_pipeline import _finish
 from tests.services import InfluxDB, Mosquitto

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.sources.datasets import require_data_dir
+from renkei.edge.sources.datasets import require_data_dir
 from tests.e2e import REPO, Rig, Witness, pipeline_rig, wait_for
 from tests.services import InfluxDB, Mosquitto, ServiceError
 

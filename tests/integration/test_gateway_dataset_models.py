@@ -1,8 +1,8 @@
 """The anomaly models with history or envelope features run on the gateway exactly as
 trained: the real recordings (SKAB valve1, NAB machine temperature, CWRU bearings) go
 through the gateway's sources, windows, history inputs and ONNX scoring
-(edge.pipeline.MachinePipeline) and must give the training recipes' numbers
-(models.profiles.skab_z, nab_stream, cwru). Needs ../shared/datasets (fails in CI
+(renkei.edge.pipeline.MachinePipeline) and must give the training recipes' numbers
+(renkei.models.profiles.skab_z, nab_stream, cwru). Needs ../shared/datasets (fails in CI
 without it, skips with a message elsewhere)."""
 
 from __future__ import annotations
@@ -14,17 +14,17 @@ import numpy as np
 import orjson
 import pytest
 
-from edge.agent import build_source, source_streams
-from edge.config import GatewayConfig, ShadowConfig, load_config
-from edge.features.history import history_features
-from edge.inference import AnomalyModel
-from edge.pipeline import MachinePipeline, OutboxItem
-from edge.rollout.shadow import shadow_check
-from edge.sources.datasets import require_data_dir
-from edge.sources.live import LiveSource
-from models.artifact import make_session, run_outputs
-from models.manifest import read_manifest
-from models.profiles import cwru, nab_stream, skab_z
+from renkei.core.manifest import read_manifest
+from renkei.edge.agent import build_source, source_streams
+from renkei.edge.config import GatewayConfig, ShadowConfig, load_config
+from renkei.edge.features.history import history_features
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.pipeline import MachinePipeline, OutboxItem
+from renkei.edge.rollout.shadow import shadow_check
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.edge.sources.live import LiveSource
+from renkei.models.artifact import make_session, run_outputs
+from renkei.models.profiles import cwru, nab_stream, skab_z
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "models" / "artifacts"

@@ -16,10 +16,10 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.capacity.availability import daily_up_hours
-from cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
-from cloud.ingest.worker import IngestWorker
-from renkei.wire import (
+from renkei.cloud.capacity.availability import daily_up_hours
+from renkei.cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
+from renkei.cloud.ingest.worker import IngestWorker
+from renkei.core.wire import (
     ACK_PREFIX,
     MIN_TS_MS,
     GatewayState,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from cloud.ingest.loadgen import QoS1Publisher
-from cloud.ingest.worker import IngestWorker
+from renkei.cloud.ingest.loadgen import QoS1Publisher
+from renkei.cloud.ingest.worker import IngestWorker
 from tests.e2e import ingest_argv
 from tests.integration.test_ingest_worker import (
     ROWS,
@@ -36,7 +36,7 @@ __all__ = ["persistent_mosquitto"]  # a fixture, used by name below
 def start_ingest(
     broker: Mosquitto, influx: InfluxDB, database: str, client_id: str, log: Path
 ) -> subprocess.Popen[bytes]:
-    """``python -m cloud.ingest`` as a real OS process, logging to ``log``."""
+    """``python -m renkei.cloud.ingest`` as a real OS process, logging to ``log``."""
     argv = ingest_argv(
         broker_url=broker.url,
         influx_url=influx.url,

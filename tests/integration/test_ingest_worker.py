@@ -23,10 +23,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
-from cloud.ingest.worker import IngestSettings, IngestWorker
-from cloud.store.influx import InfluxSettings, InfluxStore
-from renkei.wire import MAX_PAYLOAD_BYTES, DeadLetter
+from renkei.cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
+from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.wire import MAX_PAYLOAD_BYTES, DeadLetter
 from tests.services import InfluxDB, Mosquitto, ServiceError
 
 ROWS, FIELDS = 50, 8

@@ -2,7 +2,7 @@
 
 The agent runs a live source whose driver is a small in-test script (the protocols are
 proven by their own tests against real servers under ``tests/live/``); everything after the
-driver is real: :class:`~edge.sources.live.LiveSource` on the agent's main loop, the
+driver is real: :class:`~renkei.edge.sources.live.LiveSource` on the agent's main loop, the
 pipeline, the outbox, the MQTT publisher, Mosquitto, the ingest worker and InfluxDB.
 
 Checked: telemetry (scaled, BAD as null), ``quality`` rows and source events are published;
@@ -23,11 +23,11 @@ from typing import Any, Literal
 import pytest
 from pydantic import Field
 
-from cloud.ingest.worker import IngestSettings, IngestWorker
-from cloud.store.influx import InfluxSettings, InfluxStore
-from edge.agent import GatewayAgent
-from edge.config import GatewayConfig
-from edge.sources.live import (
+from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.edge.agent import GatewayAgent
+from renkei.edge.config import GatewayConfig
+from renkei.edge.sources.live import (
     LiveSink,
     LiveSource,
     LiveSourceConfig,
@@ -36,7 +36,7 @@ from edge.sources.live import (
     ShotsConfig,
     SignalMap,
 )
-from edge.sources.live.base import now_ms
+from renkei.edge.sources.live.base import now_ms
 from tests.e2e import Witness, wait_for
 from tests.services import InfluxDB, Mosquitto
 
@@ -130,7 +130,7 @@ def driver(monkeypatch: pytest.MonkeyPatch) -> ScriptDriver:
     def build(config: LiveSourceConfig, *, wake: Callable[[], None]) -> LiveSource:
         return LiveSource(config=config, driver=drv, wake=wake)
 
-    monkeypatch.setattr("edge.agent.build_live_source", build)
+    monkeypatch.setattr("renkei.edge.agent.build_live_source", build)
     return drv
 
 

@@ -26,15 +26,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import update
 from typer.testing import CliRunner
 
-from cloud.registry import ModelRelease, session_scope
-from cloud.rollout import RolloutController, RolloutSettings
-from cloud.store.influx import InfluxSettings
-from edge.agent import GatewayAgent
-from edge.config import GatewayConfig
-from edge.sources.datasets import require_data_dir
-from models.cli import app as models_app
-from models.signing import generate_private_key, private_key_pem, public_key_text
-from renkei.wire import ModelDesired, ModelReport, encode, rollout_topic
+from renkei.cloud.registry import ModelRelease, session_scope
+from renkei.cloud.rollout import RolloutController, RolloutSettings
+from renkei.cloud.store.influx import InfluxSettings
+from renkei.core.signing import generate_private_key, private_key_pem, public_key_text
+from renkei.core.wire import ModelDesired, ModelReport, encode, rollout_topic
+from renkei.edge.agent import GatewayAgent
+from renkei.edge.config import GatewayConfig
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.models.cli import app as models_app
 from tests.api.rig import ApiRig
 from tests.rollout_helpers import (
     SKAB_MODEL,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.outbox import Outbox, OutboxFullError, OutboxSettings
+from renkei.edge.transport.outbox import Outbox, OutboxFullError, OutboxSettings
 
 TOPIC = "renkei/v1/acme/s1/a1/l1/m1/telemetry"
 RESERVE = 256 * 1024

@@ -8,7 +8,7 @@ so from the bundle alone, as on a Pi without internet access. Checked: the tree 
 modes, the systemd unit (``systemd-analyze verify`` and ``security`` when available, its
 keys always), that the virtualenv holds the edge part only and runs the agent,
 idempotency, upgrade, rollback, refusal of a bad config, the pip installer, and
-uninstall. Also the sd_notify client (``edge.watchdog``) against a real Unix datagram
+uninstall. Also the sd_notify client (``renkei.edge.watchdog``) against a real Unix datagram
 socket.
 """
 
@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from edge.watchdog import Notifier
+from renkei.edge.watchdog import Notifier
 from tests.services import free_port
 
 pytestmark = pytest.mark.slow
@@ -377,11 +377,19 @@ def test_install_tree_modes_and_unit(installed: Install) -> None:
 def test_installed_venv_holds_the_edge_part_only(installed: Install) -> None:
     python = str(installed.prefix / "venv" / "bin" / "python")
     env = {"PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"}
-    ok = run([python, "-c", "import edge.agent, edge.publisher, edge.watchdog, onnxruntime"], env)
+    ok = run(
+        [
+            python,
+            "-c",
+            "import renkei.edge.agent, renkei.edge.transport.publisher, renkei.edge.watchdog,"
+            " onnxruntime",
+        ],
+        env,
+    )
     assert ok.returncode == 0, ok.stderr
     # Every live source's driver and its protocol library import on the gateway.
     drivers = ", ".join(
-        f"edge.sources.live.{kind}.driver"
+        f"renkei.edge.sources.live.{kind}.driver"
         for kind in ("opcua", "modbus", "slmp", "mtconnect", "sparkplug")
     )
     ok = run([python, "-c", f"import {drivers}, serial"], env)
@@ -584,7 +592,7 @@ def test_offline_install_without_wheels_is_refused(tmp_path: Path, bundle: Path)
     assert not root.exists()
 
 
-# --------------------------------------------------------------------- edge.watchdog
+# --------------------------------------------------------------------- renkei.edge.watchdog
 
 
 @pytest.fixture

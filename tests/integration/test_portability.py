@@ -2,7 +2,7 @@
 
 The source install holds three firms: ``acme`` (exported), ``beta`` and ``gamma`` (its
 partners, with data of their own that must never leave with acme's archive). Time series
-are written exactly as the ingest writes them (:func:`cloud.ingest.lineproto.encode_message`
+are written exactly as the ingest writes them (:func:`renkei.cloud.ingest.lineproto.encode_message`
 on wire payloads, precision ms) plus one hand-made measurement with every field type and
 edge values at nanosecond precision.
 
@@ -30,17 +30,17 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from cloud.cli import app as cloud_app
-from cloud.ingest.lineproto import encode_message
-from cloud.portability import (
+from renkei.cloud.cli import app as cloud_app
+from renkei.cloud.ingest.lineproto import encode_message
+from renkei.cloud.portability import (
     ArchiveError,
     ImportConflict,
     MissingPartners,
     export_firm,
     import_archive,
 )
-from cloud.portability.tables import SPECS, firm_filter
-from cloud.registry import (
+from renkei.cloud.portability.tables import SPECS, firm_filter
+from renkei.cloud.registry import (
     ApiCredential,
     AssignmentStatus,
     AuditEvent,
@@ -72,9 +72,9 @@ from cloud.registry import (
     session_scope,
     verify_key,
 )
-from cloud.registry.migrate import upgrade
-from cloud.store.influx import InfluxSettings, InfluxStore
-from renkei.wire import gateway_topic, machine_topic
+from renkei.cloud.registry.migrate import upgrade
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.wire import gateway_topic, machine_topic
 from tests.services import InfluxDB
 
 REPO = Path(__file__).resolve().parents[2]

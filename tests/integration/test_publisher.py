@@ -26,9 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from edge.outbox import Outbox, OutboxSettings
-from edge.publisher import MqttSettings, Publisher, PublisherError
-from renkei.wire import (
+from renkei.core.wire import (
     GatewayState,
     MachineKind,
     MachinePayload,
@@ -37,6 +35,8 @@ from renkei.wire import (
     gateway_topic,
     machine_topic,
 )
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
+from renkei.edge.transport.publisher import MqttSettings, Publisher, PublisherError
 from tests.services import Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
@@ -375,8 +375,8 @@ _CHILD = """
 import sys, time
 sys.path.insert(0, {repo!r})
 from pathlib import Path
-from edge.outbox import Outbox, OutboxSettings
-from edge.publisher import MqttSettings, Publisher
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
+from renkei.edge.transport.publisher import MqttSettings, Publisher
 from tests.integration.test_publisher import STATE, _state
 
 os_ = OutboxSettings(path=Path(sys.argv[2]))
@@ -494,7 +494,7 @@ _ACL_BASE = "topic read renkei/#\ntopic write renkei/v1/acme/s1/_gw/#\n"
 def test_refused_puback_keeps_the_record_and_retries_until_accepted(
     tmp_path: Path, gateway: GatewayFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="edge.publisher")
+    caplog.set_level(logging.WARNING, logger="renkei.edge.transport.publisher")
     acl = tmp_path / "acl"
     acl.write_text(_ACL_BASE + f"topic write {_topic('m1')}\n")
     # Mosquitto 2.0.11 with ``max_queued_messages 0`` (renkei.conf) closes the connection

@@ -20,12 +20,12 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
-from cloud.cli import app as cloud_app
-from cloud.registry import FleetModel, make_engine, session_scope
-from cloud.registry.migrate import upgrade
-from cloud.rollout import RolloutController, RolloutSettings
-from cloud.store.influx import InfluxSettings
-from renkei.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
+from renkei.cloud.cli import app as cloud_app
+from renkei.cloud.registry import FleetModel, make_engine, session_scope
+from renkei.cloud.registry.migrate import upgrade
+from renkei.cloud.rollout import RolloutController, RolloutSettings
+from renkei.cloud.store.influx import InfluxSettings
+from renkei.core.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
 from tests.services import InfluxDB, Mosquitto
 
 FIRM, SITE, GW = "acme", "acme-s1", "gw-a"
@@ -210,7 +210,7 @@ def test_influxdb_outage_keeps_the_registry_and_writes_the_points_later(
 ) -> None:
     influxdb_own.create_database(database)
     influxdb_own.stop()
-    caplog.set_level(logging.INFO, logger="cloud.rollout")
+    caplog.set_level(logging.INFO, logger="renkei.cloud.rollout")
     c = controller(registry, mosquitto, influxdb_own, database, influx_retry_max_s=1.0)
     try:
         publish(mosquitto, report(**{"pump-t2": SUCCEEDED}))

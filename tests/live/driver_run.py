@@ -1,4 +1,4 @@
-"""A live-source driver run on its own thread, as :class:`~edge.sources.live.LiveSource`
+"""A live-source driver run on its own thread, as :class:`~renkei.edge.sources.live.LiveSource`
 runs it, with everything it handed to its sink kept for assertions (test helper shared by
 the protocol driver tests)."""
 
@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from edge.sources.live.base import Driver, LinkEvent, LiveSink, Reading
+from renkei.edge.sources.live.base import Driver, LinkEvent, LiveSink, Reading
 from tests.e2e import wait_for
 
 

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from edge.sources.live.opcua.config import OpcuaSourceConfig
-from edge.sources.live.opcua.driver import OpcuaDriver, make_driver
+from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
+from renkei.edge.sources.live.opcua.driver import OpcuaDriver, make_driver
 from tests.e2e import wait_for
 from tests.live.driver_run import DriverRun
 from tests.services import free_port

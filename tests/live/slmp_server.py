@@ -37,8 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.sources.live.slmp.devices import parse_device
-from edge.sources.live.slmp.frames import (
+from renkei.edge.sources.live.slmp.devices import parse_device
+from renkei.edge.sources.live.slmp.frames import (
     HEADER_LEN,
     FrameError,
     decode_request,

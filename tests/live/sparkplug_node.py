@@ -19,7 +19,7 @@ import paho.mqtt.client as mqtt
 import pysparkplug as spb
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.sources.live.base import now_ms
+from renkei.edge.sources.live.base import now_ms
 from tests.e2e import wait_for
 
 __all__ = ["EdgeNode", "MetricDef"]

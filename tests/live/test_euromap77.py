@@ -17,18 +17,18 @@ from asyncua.client.client import Client
 from asyncua.server.server import Server
 from asyncua.ua.uaerrors import UaError
 
-from edge.sources.datasets import require_data_dir
-from edge.sources.live.base import LiveSink, Reading
-from edge.sources.live.opcua.euromap77 import (
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.edge.sources.live.base import LiveSink, Reading
+from renkei.edge.sources.live.opcua.euromap77 import (
     COUNTER,
     Euromap77Nodes,
     preset_signals,
     resolve,
     resolve_nodes,
 )
-from edge.sources.live.opcua.euromap77_config import Euromap77Options
-from edge.sources.live.signals import LiveSourceConfig, ShotsConfig, SignalMap
-from edge.sources.live.source import LiveSource, LiveSourceError
+from renkei.edge.sources.live.opcua.euromap77_config import Euromap77Options
+from renkei.edge.sources.live.signals import LiveSourceConfig, ShotsConfig, SignalMap
+from renkei.edge.sources.live.source import LiveSource, LiveSourceError
 from tests.e2e import wait_for
 from tests.live.imm2mes_server import Imm2MesServer, cycle_values
 from tests.services import free_port

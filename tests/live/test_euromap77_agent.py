@@ -2,9 +2,10 @@
 the real IMM2MES server subprocess and a real Mosquitto; the server is killed (-9) and
 restarted mid-run and the agent resumes by itself.
 
-Needs the generic OPC UA driver (:mod:`edge.sources.live.opcua.driver`) with the
-``euromap77`` preset wired (``endpoint`` key, :func:`~edge.sources.live.opcua.euromap77.resolve`
-after every connect, the cycle-event subscription): it fails, not skips, until then.
+Needs the generic OPC UA driver (:mod:`renkei.edge.sources.live.opcua.driver`) with the
+``euromap77`` preset wired (``endpoint`` key,
+:func:`~renkei.edge.sources.live.opcua.euromap77.resolve` after every connect, the cycle-event
+subscription): it fails, not skips, until then.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from edge.sources.datasets import require_data_dir
+from renkei.edge.sources.datasets import require_data_dir
 from tests.e2e import Witness, start_agent, wait_for, write_gateway_config
 from tests.live.imm2mes_server import Imm2MesServer, cycle_values
 from tests.services import Mosquitto

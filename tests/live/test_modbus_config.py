@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.config import ConfigError, load_config
-from edge.sources.live import Quality
-from edge.sources.live.modbus.config import ModbusSourceConfig
-from edge.sources.live.modbus.plan import BlockDecoder, decode_block, exception_reason, plan
+from renkei.edge.config import ConfigError, load_config
+from renkei.edge.sources.live import Quality
+from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
+from renkei.edge.sources.live.modbus.plan import BlockDecoder, decode_block, exception_reason, plan
 
 REPO = Path(__file__).resolve().parents[2]
 

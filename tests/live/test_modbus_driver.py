@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.sources.live import LinkEvent, LiveSink, LiveSource, Quality
-from edge.sources.live.modbus.config import ModbusSourceConfig
-from edge.sources.live.modbus.driver import ModbusDriver, make_driver
+from renkei.edge.sources.live import LinkEvent, LiveSink, LiveSource, Quality
+from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
+from renkei.edge.sources.live.modbus.driver import ModbusDriver, make_driver
 from tests.e2e import wait_for
 from tests.live.modbus_server import ModbusServer, PtyNullModem, TcpProxy
 from tests.services import free_port

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from edge.sources.datasets import require_data_dir
-from edge.sources.live.base import LiveSink, Quality
-from edge.sources.live.mtconnect.config import MtconnectSourceConfig
-from edge.sources.live.mtconnect.driver import MtconnectDriver, make_driver
-from edge.sources.live.source import LiveSourceError
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.edge.sources.live.base import LiveSink, Quality
+from renkei.edge.sources.live.mtconnect.config import MtconnectSourceConfig
+from renkei.edge.sources.live.mtconnect.driver import MtconnectDriver, make_driver
+from renkei.edge.sources.live.source import LiveSourceError
 from tests.e2e import wait_for
 from tests.live.driver_run import DriverRun
 from tests.live.mtconnect_agent import AgentProcess

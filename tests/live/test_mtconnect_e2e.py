@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from edge.agent import GatewayAgent
-from edge.config import GatewayConfig
-from edge.sources.datasets import require_data_dir
+from renkei.edge.agent import GatewayAgent
+from renkei.edge.config import GatewayConfig
+from renkei.edge.sources.datasets import require_data_dir
 from tests.e2e import Witness, wait_for
 from tests.live.mtconnect_agent import AgentProcess
 from tests.services import Mosquitto

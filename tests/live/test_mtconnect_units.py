@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from edge.sources.datasets import require_data_dir
-from edge.sources.live.base import Quality
-from edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
-from edge.sources.live.mtconnect.mapping import Decoder, MappingError, resolve
-from edge.sources.live.mtconnect.multipart import (
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.edge.sources.live.base import Quality
+from renkei.edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
+from renkei.edge.sources.live.mtconnect.mapping import Decoder, MappingError, resolve
+from renkei.edge.sources.live.mtconnect.multipart import (
     MultipartError,
     PartReader,
     PartTooLarge,
     boundary_of,
 )
-from edge.sources.live.mtconnect.parse import (
+from renkei.edge.sources.live.mtconnect.parse import (
     AgentError,
     DocumentError,
     Observation,
@@ -77,7 +77,7 @@ def test_config_defaults_and_normalisation() -> None:
 
 
 def test_gateway_config_names_the_key_path(tmp_path: Path) -> None:
-    from edge.config import ConfigError, load_config
+    from renkei.edge.config import ConfigError, load_config
 
     text = (
         Path(__file__).resolve().parents[2] / "firmware-config" / "mtconnect-vmc.yaml"

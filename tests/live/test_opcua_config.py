@@ -9,10 +9,10 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from edge.config import ConfigError, load_config
-from edge.sources.live.opcua.config import OpcuaSourceConfig
-from edge.sources.live.opcua.driver import make_driver
-from edge.sources.live.source import LiveSourceError
+from renkei.edge.config import ConfigError, load_config
+from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
+from renkei.edge.sources.live.opcua.driver import make_driver
+from renkei.edge.sources.live.source import LiveSourceError
 
 REPO = Path(__file__).resolve().parents[2]
 EP = "opc.tcp://127.0.0.1:4840/x"

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from edge.sources.live.base import Quality
-from edge.sources.live.source import LiveSource, LiveSourceError
+from renkei.edge.sources.live.base import Quality
+from renkei.edge.sources.live.source import LiveSource, LiveSourceError
 from tests.e2e import wait_for
 from tests.live.opcua_fixtures import NS, OpcuaServer, Running, make_cert, opcua_server
 
@@ -85,8 +85,8 @@ def test_values_units_and_quality(server: OpcuaServer, mode: str) -> None:
 
 
 def test_live_source_scales_and_counts_quality(server: OpcuaServer) -> None:
-    from edge.sources.live.opcua.config import OpcuaSourceConfig
-    from edge.sources.live.opcua.driver import make_driver
+    from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
+    from renkei.edge.sources.live.opcua.driver import make_driver
 
     cfg = OpcuaSourceConfig.model_validate(
         {"type": "opcua", **_config(server), "quality_interval_s": 1}

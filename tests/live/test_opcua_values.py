@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-from edge.sources.live.base import Quality
-from edge.sources.live.opcua.values import ReadingMaker, datetime_ms, numeric, quality_of
+from renkei.edge.sources.live.base import Quality
+from renkei.edge.sources.live.opcua.values import ReadingMaker, datetime_ms, numeric, quality_of
 
 T = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 T_MS = 1714564800000

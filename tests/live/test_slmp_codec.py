@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.config import ConfigError, load_config
-from edge.sources.live import registers
-from edge.sources.live.blocks import ReadBlock
-from edge.sources.live.slmp import frames
-from edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
-from edge.sources.live.slmp.devices import parse_device
-from edge.sources.live.slmp.driver import decode_block, plan
+from renkei.edge.config import ConfigError, load_config
+from renkei.edge.sources.live import registers
+from renkei.edge.sources.live.blocks import ReadBlock
+from renkei.edge.sources.live.slmp import frames
+from renkei.edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
+from renkei.edge.sources.live.slmp.devices import parse_device
+from renkei.edge.sources.live.slmp.driver import decode_block, plan
 from tests.e2e import REPO
 
 OWN = frames.Route()  # network 0, PC 0xFF, module I/O 0x03FF, station 0

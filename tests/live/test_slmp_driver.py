@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from edge.sources.live import LiveSource, build_live_source
-from edge.sources.live.base import LinkEvent
-from edge.sources.live.slmp.config import SlmpSourceConfig
-from edge.sources.live.slmp.driver import SlmpDriver
+from renkei.edge.sources.live import LiveSource, build_live_source
+from renkei.edge.sources.live.base import LinkEvent
+from renkei.edge.sources.live.slmp.config import SlmpSourceConfig
+from renkei.edge.sources.live.slmp.driver import SlmpDriver
 from tests.e2e import wait_for
 from tests.live.slmp_server import SlmpServer
 

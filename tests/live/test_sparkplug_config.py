@@ -12,19 +12,19 @@ import yaml
 from pydantic import ValidationError
 from pysparkplug import _protobuf as spb_pb
 
-from edge.config import ConfigError, load_config
-from edge.sources.live import LiveSourceError
-from edge.sources.live.base import LiveSink, Quality
-from edge.sources.live.sparkplug.codec import (
+from renkei.edge.config import ConfigError, load_config
+from renkei.edge.sources.live import LiveSourceError
+from renkei.edge.sources.live.base import LiveSink, Quality
+from renkei.edge.sources.live.sparkplug.codec import (
     decode_payload,
     encode_rebirth,
     metric_value,
     type_name,
 )
-from edge.sources.live.sparkplug.config import SparkplugSourceConfig
-from edge.sources.live.sparkplug.driver import make_driver
-from edge.sources.live.sparkplug.host import SparkplugHost
-from edge.sources.live.sparkplug.topic import parse_topic, subscriptions
+from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
+from renkei.edge.sources.live.sparkplug.driver import make_driver
+from renkei.edge.sources.live.sparkplug.host import SparkplugHost
+from renkei.edge.sources.live.sparkplug.topic import parse_topic, subscriptions
 
 REPO = Path(__file__).resolve().parents[2]
 DT = spb.DataType

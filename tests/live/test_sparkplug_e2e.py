@@ -10,9 +10,9 @@ from typing import Any
 
 import pysparkplug as spb
 
-from edge.agent import GatewayAgent
-from edge.config import load_config
-from edge.sources.live.base import now_ms
+from renkei.edge.agent import GatewayAgent
+from renkei.edge.config import load_config
+from renkei.edge.sources.live.base import now_ms
 from tests.e2e import Witness, wait_for, write_gateway_config
 from tests.live.sparkplug_node import EdgeNode, MetricDef
 from tests.services import Mosquitto

@@ -12,10 +12,10 @@ import pysparkplug as spb
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.sources.live import LiveSource, build_live_source
-from edge.sources.live.base import LinkEvent, now_ms
-from edge.sources.live.sparkplug.config import SparkplugSourceConfig
-from edge.sources.live.sparkplug.driver import SparkplugDriver
+from renkei.edge.sources.live import LiveSource, build_live_source
+from renkei.edge.sources.live.base import LinkEvent, now_ms
+from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
+from renkei.edge.sources.live.sparkplug.driver import SparkplugDriver
 from tests.e2e import wait_for
 from tests.live.sparkplug_node import EdgeNode, MetricDef
 from tests.services import Mosquitto

@@ -1,4 +1,4 @@
-"""cloud.broker_acl: the shipped broker ACL is the one rendered from the gateway configs.
+"""renkei.cloud.broker_acl: the shipped broker ACL is the one rendered from the gateway configs.
 
 The rendered ACL runs in the real broker in tests/integration/test_broker_security.py.
 """
@@ -11,8 +11,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cloud.broker_acl import AclConfigError, CloudUsers, load_gateway, render_acl
-from cloud.cli import app
+from renkei.cloud.broker_acl import AclConfigError, CloudUsers, load_gateway, render_acl
+from renkei.cloud.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 ACL = REPO / "deploy" / "mosquitto" / "acl"

@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from cloud.capacity import ShiftCalendar, availability_from_daily
+from renkei.cloud.capacity import ShiftCalendar, availability_from_daily
 
 CAL = ShiftCalendar(weekly_hours=(8, 8, 8, 8, 8, 0, 0), holidays=frozenset({date(2026, 1, 7)}))
 MON = date(2026, 1, 5)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cloud.capacity import (
+from renkei.cloud.capacity import (
     ShiftCalendar,
     available_hours,
     available_hours_matrix,

@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.capacity import (
+from renkei.cloud.capacity import (
     Booking,
     ShiftCalendar,
     available_hours,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from cloud.capacity import (
+from renkei.cloud.capacity import (
     KN_PER_TONF,
     UNIT_HOUR,
     Booking,

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import numpy as np
 import pytest
 
-from cloud.capacity import (
+from renkei.cloud.capacity import (
     DEFAULT_AVAILABILITY_RATIO,
     HORIZON_DAYS,
     Booking,

@@ -32,9 +32,9 @@ import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cloud.api.settings import ApiSettings
-from cloud.broker_acl import ROLLOUT_USER_SUFFIX
-from edge.config import load_config
+from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.broker_acl import ROLLOUT_USER_SUFFIX
+from renkei.edge.config import load_config
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
@@ -196,7 +196,7 @@ def test_compose_has_the_production_services() -> None:
     assert env1["RENKEI_SHARE_GROUP"] == env2["RENKEI_SHARE_GROUP"]
     assert env1["RENKEI_CLIENT_ID"] != env2["RENKEI_CLIENT_ID"]
     # The producers of the dashboards' model_deploy and capacity measurements.
-    assert doc["services"]["rollout"]["command"] == ["python", "-m", "cloud.rollout"]
+    assert doc["services"]["rollout"]["command"] == ["python", "-m", "renkei.cloud.rollout"]
     assert doc["services"]["capacity"]["command"][:3] == ["renkei", "cloud", "capacity-publish"]
     assert "--every" in doc["services"]["capacity"]["command"]
     # The registry is PostgreSQL through psycopg, which the image installs (cloud extra).

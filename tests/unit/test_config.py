@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from edge.config import (
+from renkei.edge.config import (
     ConfigError,
     GatewayConfig,
     ReplaySourceConfig,
@@ -20,10 +20,10 @@ from edge.config import (
     json_schema,
     load_config,
 )
-from edge.inference import AnomalyModel
-from edge.pipeline import MachinePipeline
-from edge.sources.datasets import DATA_DIR_ENV, require_data_dir
-from edge.sources.live import LIVE_SOURCE_TYPES
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.pipeline import MachinePipeline
+from renkei.edge.sources.datasets import DATA_DIR_ENV, require_data_dir
+from renkei.edge.sources.live import LIVE_SOURCE_TYPES
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "firmware-config"

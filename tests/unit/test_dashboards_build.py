@@ -9,13 +9,13 @@ from typing import Any
 import yaml
 from typer.testing import CliRunner
 
-from cloud.ingest.lineproto import format_point
-from dashboards import contract
-from dashboards.alerts import RULES
-from dashboards.boards import build_boards
-from dashboards.build import ROOT, check, render
-from dashboards.queries import DATASOURCE_UID, MACHINE_FILTER
 from renkei.cli import app
+from renkei.cloud.ingest.lineproto import format_point
+from renkei.dashboards import contract
+from renkei.dashboards.alerts import RULES
+from renkei.dashboards.boards import build_boards
+from renkei.dashboards.build import ROOT, check, render
+from renkei.dashboards.queries import DATASOURCE_UID, MACHINE_FILTER
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dashboards.emulate import (
+from renkei.dashboards.emulate import (
     Number,
     QueryError,
     Series,

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from dashboards.alerts import GROUP_INTERVAL_S, RULES
-from dashboards.boards import build_boards
-from dashboards.push import push
 from renkei.cli import app
+from renkei.dashboards.alerts import GROUP_INTERVAL_S, RULES
+from renkei.dashboards.boards import build_boards
+from renkei.dashboards.push import push
 
 
 class GrafanaStub:

@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from cloud.disruption import (
+from renkei.cloud.disruption import (
     GatewaySnapshot,
     StateOutcome,
     SuspectRules,
     apply_gateway_state,
     find_suspicion,
 )
-from cloud.disruption.store import judged_until
-from cloud.registry import (
+from renkei.cloud.disruption.store import judged_until
+from renkei.cloud.registry import (
     Base,
     Disruption,
     DisruptionSource,
@@ -24,7 +24,7 @@ from cloud.registry import (
     GatewayStatus,
     make_engine,
 )
-from renkei.wire import GatewayState
+from renkei.core.wire import GatewayState
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
 RULES = SuspectRules(window_s=300, offline_fraction=0.5, min_gateways=2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.features.envelope import (
+from renkei.edge.features.envelope import (
     BearingOrders,
     diagnose,
     envelope_order_feature_names,

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.features.history import (
+from renkei.edge.features.history import (
     HistoryConfig,
     HistoryFeatures,
     history_feature_names,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.features import ShotConfig, ShotFeatures, shot_feature_names
-from edge.sources import SampleBlock
+from renkei.edge.features import ShotConfig, ShotFeatures, shot_feature_names
+from renkei.edge.sources import SampleBlock
 
 
 def _shots(

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.features import slow_feature_names, slow_features
+from renkei.edge.features import slow_feature_names, slow_features
 
 
 def test_names_and_ramp_slope() -> None:

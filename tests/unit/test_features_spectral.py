@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from scipy.signal import welch
 from scipy.stats import kurtosis
 
-from edge.features.spectral import kurtosis_fisher, welch_psd
+from renkei.edge.features.spectral import kurtosis_fisher, welch_psd
 
 
 @settings(max_examples=60, deadline=None)

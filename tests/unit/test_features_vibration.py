@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.features import (
+from renkei.edge.features import (
     EnvelopeConfig,
     VibrationConfig,
     vibration_feature_names,
     vibration_features,
 )
-from edge.sources.datasets import require_data_dir
+from renkei.edge.sources.datasets import require_data_dir
 
 FS = 10_000.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.features import (
+from renkei.edge.features import (
     FeatureRow,
     WindowData,
     Windower,
@@ -15,7 +15,7 @@ from edge.features import (
     vibration_feature_names,
     vibration_windower,
 )
-from edge.sources import FaultSpec, SampleBlock, SimulatedCell, SimulatorOptions
+from renkei.edge.sources import FaultSpec, SampleBlock, SimulatedCell, SimulatorOptions
 
 T0 = 1_700_000_000_000  # a multiple of 10 s
 

@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.inference import AnomalyModel, ModelError, ModelInputError, ModelIntegrityError
-from models.manifest import MANIFEST_FILE, MODEL_FILE
-from models.train import export, fit_t2
+from renkei.core.manifest import MANIFEST_FILE, MODEL_FILE
+from renkei.edge.model.inference import (
+    AnomalyModel,
+    ModelError,
+    ModelInputError,
+    ModelIntegrityError,
+)
+from renkei.models.train import export, fit_t2
 
 NAMES = ["a_mean", "b_mean", "c_max"]
 

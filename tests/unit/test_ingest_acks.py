@@ -1,5 +1,5 @@
 """Pure logic of the ingest's end-to-end acks and per-gateway accounting
-(:mod:`cloud.ingest.acks`); the real broker/InfluxDB tests are in
+(:mod:`renkei.cloud.ingest.acks`); the real broker/InfluxDB tests are in
 tests/integration/test_e2e_ack.py and test_chaos.py."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from cloud.ingest import acks
-from cloud.ingest.acks import AckKey, AckTracker, identify
-from renkei.wire import IngestAck, WireError, decode_ack_payload, seq_ranges
+from renkei.cloud.ingest import acks
+from renkei.cloud.ingest.acks import AckKey, AckTracker, identify
+from renkei.core.wire import IngestAck, WireError, decode_ack_payload, seq_ranges
 
 TOPIC = "renkei/v1/acme/osaka/molding/line-1/imm-1/telemetry"
 

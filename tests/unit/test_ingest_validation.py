@@ -10,10 +10,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cloud.ingest.lineproto import Encoded
-from cloud.ingest.worker import IngestSettings, IngestWorker, Rejected, _Inbound, route_message
-from cloud.store.sqlite import SqliteStore
-from renkei.wire import MAX_PAYLOAD_BYTES, DeadLetter
+from renkei.cloud.ingest.lineproto import Encoded
+from renkei.cloud.ingest.worker import (
+    IngestSettings,
+    IngestWorker,
+    Rejected,
+    _Inbound,
+    route_message,
+)
+from renkei.cloud.store.sqlite import SqliteStore
+from renkei.core.wire import MAX_PAYLOAD_BYTES, DeadLetter
 
 T0 = 1_700_000_000_000
 NOW = T0 + 60_000

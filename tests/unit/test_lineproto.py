@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud._exceptions import LineProtocolError
-from cloud.ingest.lineproto import (
+from renkei.cloud._exceptions import LineProtocolError
+from renkei.cloud.ingest.lineproto import (
     encode_deadletter_point,
     encode_message,
     escape_key,
@@ -20,8 +20,8 @@ from cloud.ingest.lineproto import (
     format_value,
     quote_string,
 )
-from cloud.store.lineparse import parse_lines
-from renkei.wire import reserved_name_problem
+from renkei.cloud.store.lineparse import parse_lines
+from renkei.core.wire import reserved_name_problem
 
 T0 = 1_700_000_000_000
 NOW = T0 + 1000

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.sources.live.blocks import Item, ReadBlock, plan_reads
+from renkei.edge.sources.live.blocks import Item, ReadBlock, plan_reads
 
 
 def _items(*spans: tuple[int, int], area: str = "hr") -> list[Item[str, int]]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from cloud.ingest.lineproto import encode_machine
-from dashboards import contract
-from dashboards.boards import build_boards
-from dashboards.queries import MACHINE_FILTER
-from edge.sources.live.signals import QUALITY_FIELDS
-from renkei.wire import MachineKind, MachinePayload, MachineTopic
+from renkei.cloud.ingest.lineproto import encode_machine
+from renkei.core.wire import MachineKind, MachinePayload, MachineTopic
+from renkei.dashboards import contract
+from renkei.dashboards.boards import build_boards
+from renkei.dashboards.queries import MACHINE_FILTER
+from renkei.edge.sources.live.signals import QUALITY_FIELDS
 
 TAGS = contract.MachineTags(
     firm="acme", site="osaka", area="molding", line="line-1", machine="imm-1", gw="gw-1"

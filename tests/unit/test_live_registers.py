@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymodbus.client.mixin import ModbusClientMixin
 
-from edge.sources.live.registers import DATA_TYPES, DataType, Order, decode_words, word_count
+from renkei.edge.sources.live.registers import DATA_TYPES, DataType, Order, decode_words, word_count
 
 ORDERS: tuple[Order, ...] = get_args(Order)
 NUMERIC: tuple[DataType, ...] = tuple(t for t in get_args(DataType) if t != "bool")

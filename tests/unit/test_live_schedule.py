@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from edge.sources.live.schedule import Overrun, PollSchedule
+from renkei.edge.sources.live.schedule import Overrun, PollSchedule
 
 
 class Clock:

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from edge.sources.live.shots import MAX_COUNTER_JUMP, ShotAssembler
-from edge.sources.live.signals import ShotsConfig
+from renkei.edge.sources.live.shots import MAX_COUNTER_JUMP, ShotAssembler
+from renkei.edge.sources.live.signals import ShotsConfig
 
 NAN = math.nan
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from pydantic import Field, ValidationError
 
-from edge.config import ConfigError, _check_field_names, _key_path, load_config
-from edge.sources.live import (
+from renkei.edge.config import ConfigError, _check_field_names, _key_path, load_config
+from renkei.edge.sources.live import (
     Backoff,
     LinkConfig,
     LiveSourceConfig,
@@ -22,7 +22,7 @@ from edge.sources.live import (
     ShotsConfig,
     SignalMap,
 )
-from edge.sources.live.signals import QUALITY_FIELDS, SHOT_ROW_FIELDS, check_signal_names
+from renkei.edge.sources.live.signals import QUALITY_FIELDS, SHOT_ROW_FIELDS, check_signal_names
 
 LIVE_TYPES = ("opcua", "modbus", "slmp", "mtconnect", "sparkplug")
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.sources.live import (
+from renkei.edge.sources.live import (
     LinkConfig,
     LiveSink,
     LiveSource,
@@ -26,8 +26,13 @@ from edge.sources.live import (
     ShotsConfig,
     SignalMap,
 )
-from edge.sources.live.base import LinkEvent, RawBlock, ReadingBlock
-from edge.sources.live.source import MAX_FUTURE_SKEW_S, MAX_POLL_CELLS, MERGE_GRACE_MS, LiveBatch
+from renkei.edge.sources.live.base import LinkEvent, RawBlock, ReadingBlock
+from renkei.edge.sources.live.source import (
+    MAX_FUTURE_SKEW_S,
+    MAX_POLL_CELLS,
+    MERGE_GRACE_MS,
+    LiveBatch,
+)
 from tests.e2e import wait_for
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z, the pinned gateway clock

@@ -1,4 +1,4 @@
-"""Model inputs on the gateway (edge.model_inputs): plans from manifests, the streaming
+"""Model inputs on the gateway (renkei.edge.model.inputs): plans from manifests, the streaming
 inputs against the batch history features the recipes train on, and the shadow rows."""
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.features.history import HistoryConfig, history_feature_names, history_features
-from edge.model_inputs import (
+from renkei.core.manifest import ModelManifest, read_manifest
+from renkei.edge.features.history import HistoryConfig, history_feature_names, history_features
+from renkei.edge.model.inputs import (
     InputPlan,
     InputPlanError,
     ModelInputs,
@@ -19,7 +20,6 @@ from edge.model_inputs import (
     field_value,
     plan_inputs,
 )
-from models.manifest import ModelManifest, read_manifest
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "models" / "artifacts"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models.signing import (
+from renkei.core.signing import (
     KEY_ENV,
     ModelSignature,
     SignatureError,

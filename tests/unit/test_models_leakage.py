@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.sources.datasets import require_data_dir
-from models.profiles import cmapss, cwru, mold, nab_stream, skab_z
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.models.profiles import cmapss, cwru, mold, nab_stream, skab_z
 
 
 def _copy(src_root: Path, dst_root: Path, rel: str) -> Path:
@@ -50,7 +50,7 @@ def test_skab_test_rows_do_not_change_the_model(tmp_path: Path) -> None:
 
 
 def _sha(data: bytes) -> str:
-    from models.artifact import sha256_hex
+    from renkei.models.artifact import sha256_hex
 
     return sha256_hex(data)
 
@@ -103,7 +103,7 @@ def test_cmapss_test_files_do_not_change_fit_or_selection(
     monkeypatch.setattr(cmapss, "CANDIDATES", small)
     monkeypatch.setattr(cmapss, "CV_FOLDS", 2)
     seen: list[int] = []
-    from models import rul
+    from renkei.models import rul
 
     real_fit = rul.fit_rul
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models.nab_scoring import PROFILES, nab_score, probationary_length, scaled_sigmoid
+from renkei.models.nab_scoring import PROFILES, nab_score, probationary_length, scaled_sigmoid
 
 WINDOWS = [(100, 149), (300, 349)]  # width 50 each
 N = 1000

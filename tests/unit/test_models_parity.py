@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.inference import AnomalyModel
-from edge.sources.datasets import require_data_dir
-from models import DEFAULT_ARTIFACTS_DIR, PROFILES
-from models.artifact import make_session, run_outputs
-from models.mahalanobis import fit_mahalanobis, reference_scores, to_onnx_bytes
-from models.manifest import read_manifest
-from models.rul import fit_rul, reference_outputs
-from models.rul import to_onnx_bytes as rul_onnx
+from renkei.core.manifest import read_manifest
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.models import DEFAULT_ARTIFACTS_DIR, PROFILES
+from renkei.models.artifact import make_session, run_outputs
+from renkei.models.mahalanobis import fit_mahalanobis, reference_scores, to_onnx_bytes
+from renkei.models.rul import fit_rul, reference_outputs
+from renkei.models.rul import to_onnx_bytes as rul_onnx
 
 
 def _rel_err(got: np.ndarray, ref: np.ndarray) -> float:
@@ -79,8 +79,8 @@ def test_rul_mean_ensemble_parity_and_determinism() -> None:
 
 
 def test_nab_stream_graph_parity() -> None:
-    from models.profiles.nab_stream import reference_scores as nab_ref
-    from models.profiles.nab_stream import to_onnx_bytes as nab_onnx
+    from renkei.models.profiles.nab_stream import reference_scores as nab_ref
+    from renkei.models.profiles.nab_stream import to_onnx_bytes as nab_onnx
 
     x = np.linspace(0.0, 120.0, 301)[:, None]
     got = run_outputs(make_session(nab_onnx(82.7, 6.8)), x)["score"]
@@ -97,11 +97,11 @@ def test_retraining_reproduces_the_committed_bytes(name: str, tmp_path: Path) ->
 
 
 def test_skab_artifact_parity_on_real_rows() -> None:
-    from models.profiles import skab_z
+    from renkei.models.profiles import skab_z
 
     data = skab_z.build(require_data_dir())
     fitted = skab_z.fit_and_threshold([r.x[: skab_z.TRAIN_ROWS] for r in data.runs])
-    from models.mahalanobis import fit_mahalanobis as fm
+    from renkei.models.mahalanobis import fit_mahalanobis as fm
 
     feats = [skab_z.run_features(r.x[: skab_z.TRAIN_ROWS], fitted.kept) for r in data.runs]
     fit = fm(np.vstack([f[: skab_z.FIT_ROWS] for f in feats]))
@@ -131,7 +131,7 @@ def test_rul_artifacts_contract(name: str) -> None:
 
 
 def test_mold_recipe_parity_small() -> None:
-    from models.profiles import mold
+    from renkei.models.profiles import mold
 
     runs = mold.simulate_runs(5000, 6)
     x = np.vstack([mold.run_features(r) for r in runs])

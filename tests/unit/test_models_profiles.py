@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import yaml
 
-from edge.features import slow_feature_names
-from edge.inference import AnomalyModel
-from edge.sources.datasets import require_data_dir
-from edge.sources.presets import PRESETS
-from models import DEFAULT_ARTIFACTS_DIR, PROFILES, train_profile
-from models.manifest import read_manifest
-from models.profiles import cell
-from models.profiles._common import evaluate
-from models.t2 import reference_scores
-from models.train import fit_t2
+from renkei.core.manifest import read_manifest
+from renkei.edge.features import slow_feature_names
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.edge.sources.presets import PRESETS
+from renkei.models import DEFAULT_ARTIFACTS_DIR, PROFILES, train_profile
+from renkei.models.profiles import cell
+from renkei.models.profiles._common import evaluate
+from renkei.models.t2 import reference_scores
+from renkei.models.train import fit_t2
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,9 +9,9 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from edge.sources.datasets import require_data_dir
-from models import DEFAULT_ARTIFACTS_DIR
-from models.manifest import ModelManifest, read_manifest
+from renkei.core.manifest import ModelManifest, read_manifest
+from renkei.edge.sources.datasets import require_data_dir
+from renkei.models import DEFAULT_ARTIFACTS_DIR
 
 
 def _manifest_dict(name: str) -> dict[str, object]:

@@ -6,8 +6,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from models.metrics import binary_metrics, roc_auc
-from models.t2 import OUTPUT_NAMES, fit_pca_t2, reference_scores, to_onnx_bytes
+from renkei.models.metrics import binary_metrics, roc_auc
+from renkei.models.t2 import OUTPUT_NAMES, fit_pca_t2, reference_scores, to_onnx_bytes
 
 
 def _normal(n: int, f: int = 6, seed: int = 0) -> np.ndarray:

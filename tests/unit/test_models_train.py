@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.inference import AnomalyModel
-from models.manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest, read_manifest
-from models.train import export, fit_t2
+from renkei.core.manifest import MANIFEST_FILE, MODEL_FILE, ModelManifest, read_manifest
+from renkei.edge.model.inference import AnomalyModel
+from renkei.models.train import export, fit_t2
 
 NAMES = ["p_bar_mean", "p_bar_max", "t_C_mean", "i_A_mean"]
 UNITS = {"p_bar_mean": "bar", "p_bar_max": "bar", "t_C_mean": "degC", "i_A_mean": "A"}

@@ -15,14 +15,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from edge.outbox import (
+from renkei.core.wire import MachineKind, MachinePayload, encode, machine_topic
+from renkei.edge.transport.outbox import (
     Outbox,
     OutboxError,
     OutboxFullError,
     OutboxItem,
     OutboxSettings,
 )
-from renkei.wire import MachineKind, MachinePayload, encode, machine_topic
 
 REPO = Path(__file__).resolve().parents[2]
 TOPIC = machine_topic(firm="acme", site="s1", area="a1", line="l1", machine="m1", kind="telemetry")
@@ -208,14 +208,14 @@ def test_message_larger_than_max_bytes_is_a_value_error(tmp_path: Path) -> None:
 def test_drops_are_logged_with_counts_and_rate_limited(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="edge.outbox")
+    caplog.set_level(logging.WARNING, logger="renkei.edge.transport.outbox")
     with Outbox(settings=_settings(tmp_path, max_bytes=4096)) as ob:
         for _ in range(20):
             ob.enqueue("t/x", lambda s: _fixed(997))
-        during = [r for r in caplog.records if r.name == "edge.outbox"]
+        during = [r for r in caplog.records if r.name == "renkei.edge.transport.outbox"]
         assert len(during) == 1  # 16 drops, one warning in the interval
         assert "lost 1 messages" in during[0].getMessage()
-    after = [r.getMessage() for r in caplog.records if r.name == "edge.outbox"]
+    after = [r.getMessage() for r in caplog.records if r.name == "renkei.edge.transport.outbox"]
     assert len(after) == 2
     assert "lost 15 messages (15000 bytes)" in after[1]  # the rest, flushed at close
     assert "dropped_total=16" in after[1]
@@ -230,7 +230,10 @@ def test_foreign_file_is_quarantined_and_a_fresh_outbox_starts(
     s = _settings(tmp_path)
     junk = b"this is not sqlite " * 500
     s.path.write_bytes(junk)
-    with caplog.at_level(logging.ERROR, logger="edge.outbox"), Outbox(settings=s) as ob:
+    with (
+        caplog.at_level(logging.ERROR, logger="renkei.edge.transport.outbox"),
+        Outbox(settings=s) as ob,
+    ):
         assert ob.enqueue(TOPIC, _wire) == 0
         st = ob.stats()
         assert (st.quarantined_total, st.lost_total, st.backlog_msgs) == (1, 0, 1)
@@ -264,7 +267,7 @@ _CHILD_PRELUDE = f"""
 import os, signal, sys
 sys.path.insert(0, {str(REPO)!r})
 from pathlib import Path
-from edge.outbox import Outbox, OutboxSettings
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
 ob = Outbox(settings=OutboxSettings(path=Path(sys.argv[1])))
 """
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import edge.outbox
-from edge.outbox import Outbox, OutboxSettings
+import renkei.edge.transport.outbox
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
 
 REPO = Path(__file__).resolve().parents[2]
 TOPIC = "renkei/v1/acme/s1/a1/l1/m1/telemetry"
@@ -37,7 +37,7 @@ _CHILD = f"""
 import os, signal, sys
 sys.path.insert(0, {str(REPO)!r})
 from pathlib import Path
-from edge.outbox import Outbox, OutboxSettings
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
 ob = Outbox(settings=OutboxSettings(path=Path(sys.argv[1])))
 for _ in range(int(sys.argv[2])):
     ob.enqueue({TOPIC!r}, lambda seq: b"m%d" % seq + b"." * 1500)
@@ -103,7 +103,10 @@ def test_torn_wal_after_kill_counts_the_lost_tail_and_never_reuses_seqs(
     assert len(ends) == OPEN_COMMITS + N
     with wal.open("r+b") as f:  # cut in the middle of the frame after the kept commits
         f.truncate(ends[OPEN_COMMITS - 1 + keep_commits] + FRAME // 2)
-    with caplog.at_level(logging.ERROR, logger="edge.outbox"), Outbox(settings=s) as ob:
+    with (
+        caplog.at_level(logging.ERROR, logger="renkei.edge.transport.outbox"),
+        Outbox(settings=s) as ob,
+    ):
         st = ob.stats()
         survivors = [r.id for r in ob.peek(-1, 1000)]
         assert survivors == list(range(keep_commits))
@@ -157,11 +160,11 @@ def test_power_loss_skips_the_reserved_block_as_a_counted_gap(
     with wal.open("r+b") as f:
         f.truncate(_commit_frames(wal)[OPEN_COMMITS - 1 + 19] + 10)
     # after a power loss the boot id differs and the unsynced hint may be stale or gone
-    monkeypatch.setattr(edge.outbox, "boot_id", lambda: "another-boot")
+    monkeypatch.setattr(renkei.edge.transport.outbox, "boot_id", lambda: "another-boot")
     s.path.with_name(s.path.name + ".hint").unlink()
     with Outbox(settings=s) as ob:
         st = ob.stats()
-        reserved = 1 + edge.outbox._SEQ_BLOCK  # reserved at the first commit
+        reserved = 1 + renkei.edge.transport.outbox._SEQ_BLOCK  # reserved at the first commit
         assert (st.backlog_msgs, st.next_seq) == (19, reserved)
         assert (st.lost_total, st.gap_total) == (0, reserved - 19)  # bounded: <= one block
         assert ob.enqueue(TOPIC, lambda q: b"after") == reserved
@@ -176,10 +179,10 @@ def test_power_loss_with_the_hint_kept_counts_lost_exactly_and_the_rest_as_gap(
     wal = _wal(s.path)
     with wal.open("r+b") as f:
         f.truncate(_commit_frames(wal)[OPEN_COMMITS - 1 + 19] + 10)
-    monkeypatch.setattr(edge.outbox, "boot_id", lambda: "another-boot")
+    monkeypatch.setattr(renkei.edge.transport.outbox, "boot_id", lambda: "another-boot")
     with Outbox(settings=s) as ob:
         st = ob.stats()
-        reserved = 1 + edge.outbox._SEQ_BLOCK
+        reserved = 1 + renkei.edge.transport.outbox._SEQ_BLOCK
         assert (st.lost_total, st.gap_total, st.next_seq) == (N - 19, reserved - N, reserved)
 
 

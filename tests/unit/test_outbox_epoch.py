@@ -8,9 +8,9 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from edge.outbox import Outbox, OutboxSettings
-from edge.packing import RowBuffer
-from renkei.wire import GatewayHealth, MachineKind, MachinePayload, decode_machine_payload
+from renkei.core.wire import GatewayHealth, MachineKind, MachinePayload, decode_machine_payload
+from renkei.edge.transport.outbox import Outbox, OutboxSettings
+from renkei.edge.transport.packing import RowBuffer
 
 TOPIC = "renkei/v1/acme/s1/a1/l1/m1/telemetry"
 

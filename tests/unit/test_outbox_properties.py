@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from edge.outbox import Outbox, OutboxItem, OutboxSettings
+from renkei.edge.transport.outbox import Outbox, OutboxItem, OutboxSettings
 
 MAX_BYTES = 4096
 TOPICS = st.sampled_from(

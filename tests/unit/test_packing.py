@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.packing import RowBuffer
-from renkei.wire import (
+from renkei.core.wire import (
     MAX_FIELDS,
     MAX_PAYLOAD_BYTES,
     MAX_ROWS,
@@ -18,6 +17,7 @@ from renkei.wire import (
     MachinePayload,
     decode_machine_payload,
 )
+from renkei.edge.transport.packing import RowBuffer
 
 T0 = 1_700_000_000_000
 

@@ -10,17 +10,17 @@ from typing import Any
 
 import pytest
 
-from edge.config import GatewayConfig, load_config
-from edge.inference import AnomalyModel, ModelInputError
-from edge.pipeline import MachinePipeline
-from edge.sources import FAULT_CODES, FaultSpec, SampleBlock, SimulatedCell, SimulatorOptions
-from renkei.wire import (
+from renkei.core.wire import (
     MachineKind,
     MachinePayload,
     MachineTopic,
     decode_machine_payload,
     parse_topic,
 )
+from renkei.edge.config import GatewayConfig, load_config
+from renkei.edge.model.inference import AnomalyModel, ModelInputError
+from renkei.edge.pipeline import MachinePipeline
+from renkei.edge.sources import FAULT_CODES, FaultSpec, SampleBlock, SimulatedCell, SimulatorOptions
 
 REPO = Path(__file__).resolve().parents[2]
 CELL_MODEL = REPO / "models" / "artifacts" / "cell-t2"

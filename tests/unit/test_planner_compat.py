@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.planner import CompatRules, MachineSpec, MoldSpec, PlannerInputError, check_compat
-from cloud.planner.compat import RULE_CODES
-from cloud.planner.compat_matrix import (
+from renkei.cloud.planner import CompatRules, MachineSpec, MoldSpec, PlannerInputError, check_compat
+from renkei.cloud.planner.compat import RULE_CODES
+from renkei.cloud.planner.compat_matrix import (
     Vocabulary,
     compatible_matrix,
     demand_arrays,

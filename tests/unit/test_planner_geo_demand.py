@@ -7,9 +7,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from cloud.planner import Job, PlannerInputError, haversine_km, hours_for_parts, needed_parts
-from cloud.planner.demand import parts_per_hour
-from cloud.planner.geo import haversine_km_array
+from renkei.cloud.planner import Job, PlannerInputError, haversine_km, hours_for_parts, needed_parts
+from renkei.cloud.planner.demand import parts_per_hour
+from renkei.cloud.planner.geo import haversine_km_array
 from tests.unit.test_planner_support import KM_PER_DEG_LAT, mold
 
 

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from cloud.planner import (
+from renkei.cloud.planner import (
     Job,
     MachineSpec,
     MoldSpec,

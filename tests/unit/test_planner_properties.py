@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloud.planner import (
+from renkei.cloud.planner import (
     CompatRules,
     Job,
     MachineSpec,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
-from cloud.planner import (
+from renkei.cloud.planner import (
     CompatRules,
     DisruptionZone,
     Job,
@@ -22,7 +22,7 @@ from cloud.planner import (
     SearchSettings,
     SolverSettings,
 )
-from cloud.planner.geo import EARTH_RADIUS_KM
+from renkei.cloud.planner.geo import EARTH_RADIUS_KM
 
 REQ = "REQ"
 ORIGIN_LAT, ORIGIN_LON = 35.0, 137.0

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from cloud.ingest.lineproto import escape_key
-from cloud.portability.archive import (
+from renkei.cloud.ingest.lineproto import escape_key
+from renkei.cloud.portability.archive import (
     FORMAT_VERSION,
     ArchiveBuilder,
     ArchiveReader,
@@ -32,9 +32,9 @@ from cloud.portability.archive import (
     TimeseriesInfo,
     TimeseriesMember,
 )
-from cloud.portability.errors import ArchiveError, PortabilityError
-from cloud.portability.tables import PLATFORM_TABLES, SPECS, decoder, encoder, table_of
-from cloud.portability.timeseries import (
+from renkei.cloud.portability.errors import ArchiveError, PortabilityError
+from renkei.cloud.portability.tables import PLATFORM_TABLES, SPECS, decoder, encoder, table_of
+from renkei.cloud.portability.timeseries import (
     _FORMATTERS,
     InfluxReader,
     _format_columns,
@@ -42,9 +42,9 @@ from cloud.portability.timeseries import (
     export_measurement,
     write_member,
 )
-from cloud.registry import Base, DisruptionSource, DisruptionStatus
-from cloud.store.influx import InfluxSettings, InfluxStore
-from cloud.store.lineparse import parse_lines
+from renkei.cloud.registry import Base, DisruptionSource, DisruptionStatus
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.store.lineparse import parse_lines
 
 # --------------------------------------------------------------------------- helpers
 
@@ -385,7 +385,7 @@ def test_records_of_another_firm_or_measurement_are_refused(record: bytes) -> No
 
 
 def test_unavailable_is_retried_and_rejected_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cloud.portability.timeseries.time.sleep", lambda s: None)
+    monkeypatch.setattr("renkei.cloud.portability.timeseries.time.sleep", lambda s: None)
     answers = [httpx.Response(503), httpx.Response(503), httpx.Response(204)]
     store = _store(lambda r: answers.pop(0))
     assert write_member(store, iter([b"m,firm=acme f=1 1"]), measurement="m", firm_id="acme") == 1

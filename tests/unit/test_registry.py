@@ -11,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select
 
-from cloud.registry import (
+from renkei.cloud.registry import (
     Base,
     Machine,
     RegistryImportError,
@@ -25,7 +25,7 @@ from cloud.registry import (
     session_scope,
     verify_key,
 )
-from cloud.registry.migrate import upgrade
+from renkei.cloud.registry.migrate import upgrade
 
 DOC: dict[str, list[dict[str, Any]]] = {
     "firms": [

@@ -1,7 +1,7 @@
 """Gateway side of the rollout without a broker: verification, shadow check, atomic switch,
 probation rollback, persistence and restore at start-up.
 
-A real :class:`~edge.pipeline.MachinePipeline` (one slow signal ``v``, 1 s windows) is fed
+A real :class:`~renkei.edge.pipeline.MachinePipeline` (one slow signal ``v``, 1 s windows) is fed
 by the test thread, which also plays the agent's main loop (it runs the rollout's pending
 main-thread calls between blocks). Releases are put into the gateway's store beforehand,
 so no download happens unless a test wants one.
@@ -18,14 +18,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from edge.config import GatewayConfig, ShadowConfig
-from edge.inference import AnomalyModel
-from edge.pipeline import MachinePipeline
-from edge.rollout import ModelRollout, shadow_check
-from edge.sources.base import SampleBlock
-from models.manifest import MANIFEST_FILE
-from models.signing import generate_private_key, public_key_text
-from renkei.wire import DeployResult, DesiredModel
+from renkei.core.manifest import MANIFEST_FILE
+from renkei.core.signing import generate_private_key, public_key_text
+from renkei.core.wire import DeployResult, DesiredModel
+from renkei.edge.config import GatewayConfig, ShadowConfig
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.pipeline import MachinePipeline
+from renkei.edge.rollout import ModelRollout, shadow_check
+from renkei.edge.sources.base import SampleBlock
 from tests.rollout_helpers import (
     abs_onnx,
     desired_entry,

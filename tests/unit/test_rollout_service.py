@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from cloud.registry import (
+from renkei.cloud.registry import (
     Base,
     Deployment,
     DeploymentKind,
@@ -23,7 +23,7 @@ from cloud.registry import (
     TargetStatus,
     make_engine,
 )
-from cloud.rollout.service import (
+from renkei.cloud.rollout.service import (
     RolloutError,
     create_deployment,
     desired_state,
@@ -31,7 +31,7 @@ from cloud.rollout.service import (
     record_report,
     step,
 )
-from renkei.wire import DeployResult, ModelReport, RunningModel
+from renkei.core.wire import DeployResult, ModelReport, RunningModel
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 NAME = "skab-pump-t2"

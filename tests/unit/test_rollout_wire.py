@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 import pytest
 
-from renkei.wire import (
+from renkei.core.wire import (
     DeployResult,
     DesiredModel,
     ModelDesired,

@@ -1,5 +1,5 @@
-"""RUL models on the gateway (edge.rul): input plans, parity with the training rows of
-models.profiles.mold, ``mold`` rows on the wire and in line protocol, config checks."""
+"""RUL models on the gateway (renkei.edge.model.rul): input plans, parity with the training rows of
+renkei.models.profiles.mold, ``mold`` rows on the wire and in line protocol, config checks."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ import orjson
 import pytest
 import yaml
 
-from cloud.ingest.lineproto import encode_message
-from dashboards import contract
-from edge.config import ConfigError, GatewayConfig, load_config
-from edge.inference import AnomalyModel
-from edge.pipeline import MachinePipeline
-from edge.rul import RulOutput, RulRunner, plan_inputs
-from edge.sources import FaultSpec, SimulatedCell, SimulatorOptions
-from models.artifact import make_session, run_outputs
-from models.manifest import read_manifest
-from models.profiles import mold
-from renkei.wire import MachineKind, WireError, decode_machine_payload, parse_topic
+from renkei.cloud.ingest.lineproto import encode_message
+from renkei.core.manifest import read_manifest
+from renkei.core.wire import MachineKind, WireError, decode_machine_payload, parse_topic
+from renkei.dashboards import contract
+from renkei.edge.config import ConfigError, GatewayConfig, load_config
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.model.rul import RulOutput, RulRunner, plan_inputs
+from renkei.edge.pipeline import MachinePipeline
+from renkei.edge.sources import FaultSpec, SimulatedCell, SimulatorOptions
+from renkei.models.artifact import make_session, run_outputs
+from renkei.models.profiles import mold
 
 REPO = Path(__file__).resolve().parents[2]
 MOLD_MODEL = REPO / "models" / "artifacts" / "mold-maint-rul"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.sources.datasets import DATA_DIR_ENV, find_data_dir, require_data_dir
+from renkei.edge.sources.datasets import DATA_DIR_ENV, find_data_dir, require_data_dir
 
 
 def test_env_var_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

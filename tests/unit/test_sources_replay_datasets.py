@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.sources import FIELD_NAME_RE, KASSEL_CLASS_CODES, ReplayOptions, ReplaySource
-from edge.sources.datasets import require_data_dir
+from renkei.edge.sources import FIELD_NAME_RE, KASSEL_CLASS_CODES, ReplayOptions, ReplaySource
+from renkei.edge.sources.datasets import require_data_dir
 
 SKAB_FIELDS = [
     "accel1_rms_g",

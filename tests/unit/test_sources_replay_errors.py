@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.sources import ReplayOptions, ReplaySource, SourceError, sanitize_field_name
+from renkei.edge.sources import ReplayOptions, ReplaySource, SourceError, sanitize_field_name
 
 SKAB_HEADER = (
     "datetime;Accelerometer1RMS;Accelerometer2RMS;Current;Pressure;Temperature;"

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from edge.features import vibration_features
-from edge.sources import (
+from renkei.edge.features import vibration_features
+from renkei.edge.sources import (
     BASE_SLOW_CHANNELS,
     FAULT_CODES,
     FIELD_NAME_RE,

@@ -1,4 +1,4 @@
-"""Waveform replay (edge.sources.waveform) on synthetic .mat files: timing, decimation,
+"""Waveform replay (renkei.edge.sources.waveform) on synthetic .mat files: timing, decimation,
 labels, loops and the errors that name the file and the variable."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 from scipy.io import savemat
 from scipy.signal import decimate
 
-from edge.features import Windower, vibration_windower
-from edge.sources import SourceError, SourceFileNotFoundError
-from edge.sources.waveform import WaveformOptions, WaveformSource, load_mat_waveform
+from renkei.edge.features import Windower, vibration_windower
+from renkei.edge.sources import SourceError, SourceFileNotFoundError
+from renkei.edge.sources.waveform import WaveformOptions, WaveformSource, load_mat_waveform
 
 
 def _mat(tmp_path: Path, **variables: object) -> Path:

@@ -13,9 +13,9 @@ import httpx
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from cloud._exceptions import StoreRejected, StoreUnavailable
-from cloud.store.base import TimeSeriesStore
-from cloud.store.influx import InfluxSettings, InfluxStore, quote_ident, quote_literal
+from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
+from renkei.cloud.store.base import TimeSeriesStore
+from renkei.cloud.store.influx import InfluxSettings, InfluxStore, quote_ident, quote_literal
 
 
 def store_answering(

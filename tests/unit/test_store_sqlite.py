@@ -7,11 +7,11 @@ from pathlib import Path
 import orjson
 import pytest
 
-from cloud._exceptions import LineProtocolError, StoreRejected, StoreUnavailable
-from cloud.ingest.lineproto import encode_message
-from cloud.ingest.loadgen import machine_message, machine_topic_for
-from cloud.store.base import Row, TimeSeriesStore
-from cloud.store.sqlite import SqliteStore
+from renkei.cloud._exceptions import LineProtocolError, StoreRejected, StoreUnavailable
+from renkei.cloud.ingest.lineproto import encode_message
+from renkei.cloud.ingest.loadgen import machine_message, machine_topic_for
+from renkei.cloud.store.base import Row, TimeSeriesStore
+from renkei.cloud.store.sqlite import SqliteStore
 
 T0 = 1_700_000_000_000
 

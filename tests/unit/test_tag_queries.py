@@ -10,10 +10,10 @@ from typing import Any
 
 import yaml
 
-from cloud.capacity.availability import _up_buckets_query
-from cloud.portability.timeseries import _firm_where
-from dashboards.build import ROOT
-from renkei.wire import RESERVED_NAMES
+from renkei.cloud.capacity.availability import _up_buckets_query
+from renkei.cloud.portability.timeseries import _firm_where
+from renkei.core.wire import RESERVED_NAMES
+from renkei.dashboards.build import ROOT
 
 _TAG_KEYS = sorted((RESERVED_NAMES - {"time"}) | {"reason"})
 _REF = re.compile(r'"(' + "|".join(_TAG_KEYS) + r')"(::\w+)?')

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from cloud.planner import PlannerInputError, SolverSettings
-from cloud.planner import needed_parts as planner_needed
-from cloud.registry import Machine, Mold, Process, Site, VolumeUnit
-from cloud.takeover import Demand, Fleet, plan_demands
-from cloud.takeover.convert import (
+from renkei.cloud.planner import PlannerInputError, SolverSettings
+from renkei.cloud.planner import needed_parts as planner_needed
+from renkei.cloud.registry import Machine, Mold, Process, Site, VolumeUnit
+from renkei.cloud.takeover import Demand, Fleet, plan_demands
+from renkei.cloud.takeover.convert import (
     MASK_SUFFIX,
     exact_horizon,
     job_window,

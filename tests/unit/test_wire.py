@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from renkei.wire import (
+from renkei.core.wire import (
     FUTURE_SLACK_MS,
     MAX_PAYLOAD_BYTES,
     MIN_TS_MS,

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cloud.ingest.binding import GatewayBindings, learn_from_birth
-from cloud.ingest.lineproto import Encoded, TimeWindow
-from cloud.ingest.worker import Rejected, route_message
-from renkei.wire import (
+from renkei.cloud.ingest.binding import GatewayBindings, learn_from_birth
+from renkei.cloud.ingest.lineproto import Encoded, TimeWindow
+from renkei.cloud.ingest.worker import Rejected, route_message
+from renkei.core.wire import (
     MIN_TS_MS,
     PAYLOAD_TAG_KEYS,
     RESERVED_NAMES,

@@ -1,1 +1,1 @@
-"""Tests of the partner web page (``cloud.api.web``), partly in a real headless Chromium."""
+"""Tests of the partner web page (``renkei.cloud.api.web``), partly in a real headless Chromium."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud.registry import Role
+from renkei.cloud.registry import Role
 from tests.api.rig import ApiRig, imm, mold
 
 __all__ = ["HIT", "KYOTO", "NAGOYA", "SENDAI", "WINDOW", "create_takeover", "seed_network"]

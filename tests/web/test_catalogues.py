@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cloud.api.web import STATIC_DIR
+from renkei.cloud.api.web import STATIC_DIR
 
 LANGS = ("en", "ja")
 HTML = STATIC_DIR / "index.html"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloud.registry import Role
+from renkei.cloud.registry import Role
 from tests.web.conftest import Live
 from tests.web.harness import Browser
 from tests.web.seed import HIT, KYOTO, NAGOYA, SENDAI, seed_network

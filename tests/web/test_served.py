@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from cloud.api.web import CSP, STATIC_DIR
+from renkei.cloud.api.web import CSP, STATIC_DIR
 from tests.api.rig import ApiRig
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlparse
 
-from cloud.registry import Role
+from renkei.cloud.registry import Role
 from tests.web.conftest import Live
 from tests.web.harness import Browser
 

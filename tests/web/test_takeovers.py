@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from cloud.registry import Role, TakeoverAssignment, session_scope
+from renkei.cloud.registry import Role, TakeoverAssignment, session_scope
 from tests.web.conftest import Live
 from tests.web.harness import Browser
 from tests.web.seed import HIT, KYOTO, create_takeover, seed_network

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter
 
-from cloud.api.routers import (
+from renkei.cloud.api.routers import (
     assignments,
     audit,
     bookings,

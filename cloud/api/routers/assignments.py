@@ -8,7 +8,7 @@
 - ``POST /firms/{firm_id}/assignments/{id}/accept`` and ``.../decline`` (body
   ``{"note"?: str}``): answer a ``proposed`` assignment. 404 if it is not on this firm's
   machines, 409 if it is not ``proposed`` any more or its request is closed. A decline
-  re-plans the request at once (:func:`cloud.takeover.replan`): the declined volume goes
+  re-plans the request at once (:func:`renkei.cloud.takeover.replan`): the declined volume goes
   elsewhere (never to the declined machine for that job) in a new revision; the
   requester sees the statuses in ``GET /firms/{requester}/takeovers/{id}``.
 """
@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from cloud.api import audit
-from cloud.api.deps import (
+from renkei.cloud.api import audit
+from renkei.cloud.api.deps import (
     AppState,
     ClockDep,
     DbId,
@@ -33,9 +33,9 @@ from cloud.api.deps import (
     SessionDep,
     authorize,
 )
-from cloud.api.errors import Conflict, NotFound
-from cloud.api.routers.takeovers import require_open
-from cloud.registry import (
+from renkei.cloud.api.errors import Conflict, NotFound
+from renkei.cloud.api.routers.takeovers import require_open
+from renkei.cloud.registry import (
     AssignmentStatus,
     CapacityBooking,
     Firm,
@@ -45,7 +45,7 @@ from cloud.registry import (
     TakeoverJob,
     TakeoverRequest,
 )
-from cloud.takeover import refresh_summary, replan
+from renkei.cloud.takeover import refresh_summary, replan
 
 router = APIRouter(tags=["assignments"])
 
@@ -203,7 +203,7 @@ def _book(session: Session, a: TakeoverAssignment, req: TakeoverRequest) -> None
 
     From then on the partner's own capacity, its shared spare capacity and every later
     takeover plan see those hours as taken (the planner subtracts only *proposed*
-    assignments itself, see :func:`cloud.takeover.service.load_fleet`).
+    assignments itself, see :func:`renkei.cloud.takeover.service.load_fleet`).
     """
     days = max(1, (req.window_end - req.window_start).days)
     session.add(

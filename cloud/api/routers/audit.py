@@ -9,8 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 
-from cloud.api.deps import SessionDep, authorize
-from cloud.registry import AuditEvent
+from renkei.cloud.api.deps import SessionDep, authorize
+from renkei.cloud.registry import AuditEvent
 
 router = APIRouter(tags=["audit"])
 

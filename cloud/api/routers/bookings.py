@@ -11,7 +11,7 @@ accepted), UTF-8 (with or without BOM) or Shift_JIS (cp932). Every bad row is re
 ``bookings.csv:{line}.{field}: problem`` (``loc`` + ``msg`` in the 422 detail list) and
 nothing is written. ``?replace=true`` (JSON and CSV) first deletes all of the firm's
 bookings, so a full plan can be re-uploaded daily. Bodies are limited to
-``RENKEI_API_MAX_BODY_BYTES`` (413, :mod:`cloud.api.limits`).
+``RENKEI_API_MAX_BODY_BYTES`` (413, :mod:`renkei.cloud.api.limits`).
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ from pydantic import (
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from cloud.api.capacity_index import CHANGED_FIRMS
-from cloud.api.deps import SessionDep, authorize
-from cloud.api.errors import Invalid, NotFound
-from cloud.registry import CapacityBooking, Machine
+from renkei.cloud.api.deps import SessionDep, authorize
+from renkei.cloud.api.errors import Invalid, NotFound
+from renkei.cloud.capacity.index import CHANGED_FIRMS
+from renkei.cloud.registry import CapacityBooking, Machine
 
 router = APIRouter(tags=["bookings"])
 

@@ -1,5 +1,5 @@
 """Spare capacity: a firm's own (per machine and class), its Catena-X DCM export, and the
-search over partners' shared capacity (rules in :mod:`cloud.api.search`).
+search over partners' shared capacity (rules in :mod:`renkei.cloud.capacity.search`).
 
 All hours are hours (h); dates are site-local (``settings.timezone``, default Asia/Tokyo).
 """
@@ -17,15 +17,22 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from cloud.api import audit
-from cloud.api.capacity_index import index_service
-from cloud.api.capacity_service import spare_for
-from cloud.api.deps import AppState, ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
-from cloud.api.errors import Invalid, NotFound
-from cloud.api.policy import machine_class_id
-from cloud.api.search import SearchQuery, ViewCache, search
-from cloud.capacity import WeekBasedCapacityGroup, rollup, to_catenax_json
-from cloud.registry import Firm, Line, Machine
+from renkei.cloud.api import audit
+from renkei.cloud.api.deps import (
+    AppState,
+    ClockDep,
+    PrincipalDep,
+    ServicesDep,
+    SessionDep,
+    authorize,
+)
+from renkei.cloud.api.errors import Invalid, NotFound
+from renkei.cloud.capacity import WeekBasedCapacityGroup, rollup, to_catenax_json
+from renkei.cloud.capacity.index import index_service
+from renkei.cloud.capacity.policy import machine_class_id
+from renkei.cloud.capacity.search import SearchQuery, ViewCache, search
+from renkei.cloud.capacity.service import spare_for
+from renkei.cloud.registry import Firm, Line, Machine
 
 router = APIRouter(tags=["capacity"])
 
@@ -153,7 +160,7 @@ def _today(state: AppState, now: Any) -> date:
 
 
 def _periods(start: date, days: int, granularity: str) -> tuple[list[int], int]:
-    """Period start columns and how many to report (the rule of cloud.capacity.rollup)."""
+    """Period start columns and how many to report (the rule of renkei.cloud.capacity.rollup)."""
     if granularity == "day":
         return list(range(days)), days
     offsets = [0] + [j for j in range(1, days) if (start + timedelta(j)).weekday() == 0]
@@ -186,7 +193,8 @@ def own_capacity(
     days: Annotated[int | None, Query(ge=1, le=366, description="default: horizon")] = None,
 ) -> OwnCapacity:
     """Available, booked, expected-downtime and spare hours of every machine of the firm
-    per day or ISO week, and the per-capability-class roll-up (:func:`cloud.capacity.rollup`).
+    per day or ISO week, and the per-capability-class roll-up
+    (:func:`renkei.cloud.capacity.rollup`).
 
     Weeks follow the roll-up rule: a first partial week counts from ``start``; a trailing
     week the horizon does not cover to its Sunday is left out.
@@ -361,7 +369,7 @@ def search_capacity(
     Results are per firm (most spare hours first), with per-class points at the firm's
     shared granularity and, only if shared, per-machine detail. Privacy rules (whole class
     groups without machine detail, whole ISO weeks at week granularity) are documented in
-    :mod:`cloud.api.search`. Each firm in the response gets one audit event.
+    :mod:`renkei.cloud.capacity.search`. Each firm in the response gets one audit event.
 
     Raises:
         Invalid (422): ``start`` before today, ``end`` not after ``start`` or beyond the

@@ -9,9 +9,9 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from cloud.api.deps import PrincipalDep, SessionDep, authorize
-from cloud.api.errors import Forbidden, NotFound
-from cloud.registry import ApiCredential, Firm, Role, issue_key
+from renkei.cloud.api.deps import PrincipalDep, SessionDep, authorize
+from renkei.cloud.api.errors import Forbidden, NotFound
+from renkei.cloud.registry import ApiCredential, Firm, Role, issue_key
 
 router = APIRouter(tags=["credentials"])
 

@@ -1,6 +1,6 @@
 """Disruptions of a firm's sites: declared by the firm, or suspected by the platform.
 
-Life cycle (:class:`cloud.registry.DisruptionStatus`)::
+Life cycle (:class:`renkei.cloud.registry.DisruptionStatus`)::
 
     declare ──────────────► confirmed ──end──► ended
     watcher ─► suspected ──confirm──┘
@@ -29,10 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.api.deps import ClockDep, DbId, PrincipalDep, SessionDep, SettingsDep, authorize
-from cloud.api.errors import Conflict, Invalid, NotFound
-from cloud.disruption import as_utc
-from cloud.registry import Disruption, DisruptionSource, DisruptionStatus, Principal, Site
+from renkei.cloud.api.deps import ClockDep, DbId, PrincipalDep, SessionDep, SettingsDep, authorize
+from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.disruption import as_utc
+from renkei.cloud.registry import Disruption, DisruptionSource, DisruptionStatus, Principal, Site
 
 router = APIRouter(tags=["disruptions"])
 

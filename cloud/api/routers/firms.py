@@ -8,12 +8,12 @@ from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from cloud.api import audit
-from cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
-from cloud.api.errors import Conflict, NotFound
-from cloud.api.policy import machine_class_id, views_for
-from cloud.registry import Firm, Machine, Site
-from cloud.registry.schemas import FirmCreate, FirmPublic
+from renkei.cloud.api import audit
+from renkei.cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
+from renkei.cloud.api.errors import Conflict, NotFound
+from renkei.cloud.capacity.policy import machine_class_id, views_for
+from renkei.cloud.registry import Firm, Machine, Site
+from renkei.cloud.registry.schemas import FirmCreate, FirmPublic
 
 router = APIRouter(tags=["firms"])
 

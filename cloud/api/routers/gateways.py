@@ -1,7 +1,7 @@
 """``GET /firms/{firm_id}/gateways``: the last known state of the firm's gateways.
 
 States come from the gateways' retained birth / Last Will messages, written by the
-disruption watcher (``renkei cloud watch``, :mod:`cloud.disruption.watch`).
+disruption watcher (``renkei cloud watch``, :mod:`renkei.cloud.disruption.watch`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import select
 
-from cloud.api.deps import SessionDep, authorize
-from cloud.disruption import as_utc
-from cloud.registry import GatewayStatus
+from renkei.cloud.api.deps import SessionDep, authorize
+from renkei.cloud.disruption import as_utc
+from renkei.cloud.registry import GatewayStatus
 
 router = APIRouter(tags=["gateways"])
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from cloud.api.deps import PrincipalDep, SessionDep, authorize
-from cloud.registry import Firm, Role
+from renkei.cloud.api.deps import PrincipalDep, SessionDep, authorize
+from renkei.cloud.registry import Firm, Role
 
 router = APIRouter(tags=["me"])
 

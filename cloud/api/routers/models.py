@@ -3,7 +3,7 @@
 Registry (platform-wide, not per firm):
 
 - ``POST /models`` (engineer, admin): publish a release. Body: the exact ``manifest.json``
-  and ONNX bytes (base64) and the Ed25519 signature (:mod:`models.signing`). Refused
+  and ONNX bytes (base64) and the Ed25519 signature (:mod:`renkei.core.signing`). Refused
   with 422 unless the manifest is valid, the ONNX bytes hash to the manifest's ``sha256``
   and load as a model, and the signature is by a registered, unrevoked key over
   ``(name, version, sha256, manifest_sha256)``; ``detail.reason`` then says
@@ -22,7 +22,7 @@ Rollout (per firm):
 - ``POST /firms/{firm_id}/deployments`` (engineer, admin): deploy ``model@version`` (or
   roll back) to ``gateway:ID|site:ID|group:NAME|all`` with an optional canary wave; the
   deployment is stored ``pending`` and driven by the rollout controller
-  (:mod:`cloud.rollout`). ``GET .../deployments[/{id}]``: status and every gateway's
+  (:mod:`renkei.cloud.rollout`). ``GET .../deployments[/{id}]``: status and every gateway's
   outcome.
 - ``GET /firms/{firm_id}/fleet``: every rollout-enabled gateway with the versions it runs,
   previous and desired versions, pins and its last deployment result.
@@ -45,9 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
-from cloud.api.errors import Conflict, Invalid, NotFound
-from cloud.registry import (
+from renkei.cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
+from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.registry import (
     Deployment,
     DeploymentKind,
     DeploymentStatus,
@@ -58,9 +58,9 @@ from cloud.registry import (
     ModelSigningKey,
     TargetStatus,
 )
-from cloud.rollout.service import RolloutError, create_deployment
-from models.manifest import ModelManifest
-from models.signing import (
+from renkei.cloud.rollout.service import RolloutError, create_deployment
+from renkei.core.manifest import ModelManifest
+from renkei.core.signing import (
     ModelSignature,
     SignatureError,
     SigningKeyError,
@@ -240,8 +240,8 @@ def _trusted(session: Session) -> TrustedKeys:
 
 def _check_loads(manifest: bytes, onnx: bytes, sha256: str) -> None:
     """Load the release exactly as a gateway would (graph vs manifest checks)."""
-    from edge.inference import AnomalyModel, ModelError
-    from models.manifest import MANIFEST_FILE
+    from renkei.core.manifest import MANIFEST_FILE
+    from renkei.edge.model.inference import AnomalyModel, ModelError
 
     with tempfile.TemporaryDirectory(prefix="renkei-model-") as tmp:
         parsed = ModelManifest.model_validate_json(manifest)
@@ -358,8 +358,8 @@ def get_model(name: str, version: str, session: SessionDep) -> ModelReleaseDetai
 
 @router.get(
     "/models/{name}/{version}/artifact",
-    name="models.artifact",
-    dependencies=[authorize("models.artifact")],
+    name="renkei.models.artifact",
+    dependencies=[authorize("renkei.models.artifact")],
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )

@@ -1,7 +1,7 @@
 """A firm's sharing policy: its grants and its partner groups.
 
 Nothing of a firm is visible to other firms until it creates a grant (default deny; the
-interpretation of grants is :mod:`cloud.api.policy`). A grant opens one view:
+interpretation of grants is :mod:`renkei.cloud.capacity.policy`). A grant opens one view:
 
 - to one firm (``grantee_kind=firm``, ``grantee_id`` = firm id, not the owner itself),
 - to every member of one of the owner's partner groups (``group``, ``grantee_id`` = the
@@ -26,10 +26,10 @@ from fastapi import APIRouter, Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
-from cloud.api.deps import ClockDep, SessionDep, authorize
-from cloud.api.errors import Conflict, Invalid, NotFound
-from cloud.capacity import parse_capability_class
-from cloud.registry import (
+from renkei.cloud.api.deps import ClockDep, SessionDep, authorize
+from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.capacity import parse_capability_class
+from renkei.cloud.registry import (
     Firm,
     GranteeKind,
     PartnerGroup,

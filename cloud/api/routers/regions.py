@@ -2,8 +2,8 @@
 
 Who is counted: the *contributing firms* of region R are the firms whose registered
 region (``Firm.region``) is R and that admit the viewer through a live ``supporters``
-grant (:func:`cloud.api.policy.supporter_firm_ids`): a supporter's region is the region of
-its own firm record, and a grant to that region or to ``*`` admits it. An admin views each
+grant (:func:`renkei.cloud.capacity.policy.supporter_firm_ids`): a supporter's region is the region
+of its own firm record, and a grant to that region or to ``*`` admits it. An admin views each
 region R as a supporter of R would.
 
 What is shown per region: contributing firms, how many are up and how many disrupted (a
@@ -34,12 +34,19 @@ from pydantic import BaseModel
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from cloud.api import audit
-from cloud.api.capacity_index import CapacityIndex, index_service
-from cloud.api.deps import AppState, ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
-from cloud.api.policy import supporter_firm_ids
-from cloud.capacity import iso_week_label, iso_week_monday
-from cloud.registry import Disruption, DisruptionStatus, Firm, Principal, Role
+from renkei.cloud.api import audit
+from renkei.cloud.api.deps import (
+    AppState,
+    ClockDep,
+    PrincipalDep,
+    ServicesDep,
+    SessionDep,
+    authorize,
+)
+from renkei.cloud.capacity import iso_week_label, iso_week_monday
+from renkei.cloud.capacity.index import CapacityIndex, index_service
+from renkei.cloud.capacity.policy import supporter_firm_ids
+from renkei.cloud.registry import Disruption, DisruptionStatus, Firm, Principal, Role
 
 router = APIRouter(tags=["regions"])
 

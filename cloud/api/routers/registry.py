@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, Request, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.api.deps import SessionDep, SettingsDep, authorize
-from cloud.api.errors import Conflict, Invalid, NotFound
-from cloud.capacity import ShiftCalendar
-from cloud.registry import Base, Line, Machine, Mold, Site, export_document, import_document
-from cloud.registry.bulk import parse_document_json
-from cloud.registry.schemas import (
+from renkei.cloud.api.deps import SessionDep, SettingsDep, authorize
+from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.capacity import ShiftCalendar
+from renkei.cloud.registry import Base, Line, Machine, Mold, Site, export_document, import_document
+from renkei.cloud.registry.bulk import parse_document_json
+from renkei.cloud.registry.schemas import (
     LineCreate,
     LinePublic,
     MachineCreate,

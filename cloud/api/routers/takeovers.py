@@ -9,9 +9,9 @@
   covered); accepted and proposed assignments stay (new revision).
 - ``POST .../{id}/close``: close the request; unanswered proposals are withdrawn.
 
-Planning: :mod:`cloud.takeover.service` (sharing policies, disrupted zones, spare hours,
+Planning: :mod:`renkei.cloud.takeover.service` (sharing policies, disrupted zones, spare hours,
 the planner). Partners answer with ``/firms/{partner}/assignments/{id}/accept|decline``
-(:mod:`cloud.api.routers.assignments`); a decline re-plans the declined volume.
+(:mod:`renkei.cloud.api.routers.assignments`); a decline re-plans the declined volume.
 
 Disclosure: an assignment names the partner firm, its site, hours, parts and transport
 distance; the machine id only when the partner's sharing view for the requester has
@@ -31,11 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud.api import audit
-from cloud.api.deps import ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
-from cloud.api.errors import Conflict, Invalid, NotFound
-from cloud.api.policy import views_for
-from cloud.registry import (
+from renkei.cloud.api import audit
+from renkei.cloud.api.deps import ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
+from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.capacity.policy import views_for
+from renkei.cloud.registry import (
     AssignmentStatus,
     Disruption,
     DisruptionStatus,
@@ -48,8 +48,8 @@ from cloud.registry import (
     TakeoverStatus,
     VolumeUnit,
 )
-from cloud.takeover import plan_initial, refresh_summary, replan
-from cloud.takeover.convert import needed_parts, weekly_parts
+from renkei.cloud.takeover import plan_initial, refresh_summary, replan
+from renkei.cloud.takeover.convert import needed_parts, weekly_parts
 
 router = APIRouter(tags=["takeovers"])
 
@@ -116,7 +116,7 @@ class TakeoverCreate(BaseModel):
 
 class UnmetPublic(BaseModel):
     """Uncovered parts of a job and why: ``no_compatible_machine`` | ``no_capacity`` |
-    ``not_shared`` | ``only_inside_zone`` (see :mod:`cloud.planner.result`)."""
+    ``not_shared`` | ``only_inside_zone`` (see :mod:`renkei.cloud.planner.result`)."""
 
     parts: int
     reason: str
@@ -159,7 +159,7 @@ class TakeoverAssignmentPublic(BaseModel):
 
 class TakeoverPublic(BaseModel):
     """A takeover request with its plan (``summary``: see
-    :func:`cloud.takeover.service.refresh_summary`)."""
+    :func:`renkei.cloud.takeover.service.refresh_summary`)."""
 
     id: str
     firm_id: str

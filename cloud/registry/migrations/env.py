@@ -1,15 +1,15 @@
-"""Alembic environment for the registry (configured by :mod:`cloud.registry.migrate`)."""
+"""Alembic environment for the registry (configured by :mod:`renkei.cloud.registry.migrate`)."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from cloud.registry import Base  # the package registers every table
-from cloud.registry.db import make_engine
+from renkei.cloud.registry import Base  # the package registers every table
+from renkei.cloud.registry.db import make_engine
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
-assert url, "sqlalchemy.url must be set by cloud.registry.migrate"
+assert url, "sqlalchemy.url must be set by renkei.cloud.registry.migrate"
 engine = make_engine(url)
 with engine.connect() as connection:
     context.configure(

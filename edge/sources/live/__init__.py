@@ -21,9 +21,9 @@ import importlib
 from collections.abc import Callable
 from typing import Final
 
-from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading
-from edge.sources.live.signals import (
+from renkei.edge.sources.live.backoff import Backoff
+from renkei.edge.sources.live.base import Driver, LinkEvent, LiveSink, Quality, Reading
+from renkei.edge.sources.live.signals import (
     LinkConfig,
     LiveSourceConfig,
     Secret,
@@ -31,7 +31,7 @@ from edge.sources.live.signals import (
     ShotsConfig,
     SignalMap,
 )
-from edge.sources.live.source import LiveBatch, LiveSource, LiveSourceError
+from renkei.edge.sources.live.source import LiveBatch, LiveSource, LiveSourceError
 
 __all__ = [
     "LIVE_SOURCE_TYPES",
@@ -67,6 +67,6 @@ def build_live_source(
     kind = str(getattr(config, "type", ""))
     if kind not in LIVE_SOURCE_TYPES:
         raise LiveSourceError(f"unknown live source type {kind!r}")
-    module = importlib.import_module(f"edge.sources.live.{kind}.driver")
+    module = importlib.import_module(f"renkei.edge.sources.live.{kind}.driver")
     make: Callable[[LiveSourceConfig], Driver] = module.make_driver
     return LiveSource(config=config, driver=make(config), wake=wake)

@@ -1,9 +1,9 @@
-"""Runtime contract between a protocol driver and :class:`~edge.sources.live.LiveSource`.
+"""Runtime contract between a protocol driver and :class:`~renkei.edge.sources.live.LiveSource`.
 
 A *driver* (one per live source: OPC UA, Modbus, SLMP, MTConnect, Sparkplug B) talks to the
 device on its own thread. It never builds sample blocks: it hands :class:`Reading` objects
 (raw values, device or gateway timestamps, quality) and link events to a :class:`LiveSink`,
-which is thread-safe. The :class:`~edge.sources.live.LiveSource` on the agent's main thread
+which is thread-safe. The :class:`~renkei.edge.sources.live.LiveSource` on the agent's main thread
 drains the sink, applies the signal mapping (scale, offset, unit), orders rows in time and
 builds ``slow`` and ``shot`` blocks, ``quality`` rows and ``event`` rows.
 
@@ -16,7 +16,7 @@ response to the main thread: a driver thread then holds the GIL only briefly per
 
 A driver's :meth:`Driver.run` blocks until ``stop`` is set. It owns reconnection: on a
 failed connect or a lost link it calls :meth:`LiveSink.link_down` (once per outage), waits
-with :class:`~edge.sources.live.backoff.Backoff`, and reconnects, restoring everything it
+with :class:`~renkei.edge.sources.live.backoff.Backoff`, and reconnects, restoring everything it
 had (OPC UA session, subscriptions and monitored items; Modbus TCP connection) without help
 from the agent. It raises only for a problem no retry can fix (a certificate the server
 refuses, a config the device contradicts); :class:`LiveSource` then reports it as an event
@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from edge.sources.live.signals import ShotsConfig, SignalMap
+    from renkei.edge.sources.live.signals import ShotsConfig, SignalMap
 
 log = logging.getLogger(__name__)
 
@@ -442,7 +442,7 @@ class Driver(Protocol):
         """Read the device until ``stop`` is set, reconnecting by itself.
 
         Raises:
-            edge.sources.live.LiveSourceError: a problem retrying cannot fix; the message
+            renkei.edge.sources.live.LiveSourceError: a problem retrying cannot fix; the message
                 names the device and the cause (e.g. "server refused the client
                 certificate").
         """

@@ -1,4 +1,5 @@
-"""Shot rows from a counter or cycle signal (:class:`~edge.sources.live.signals.ShotsConfig`).
+"""Shot rows from a counter or cycle signal
+(:class:`~renkei.edge.sources.live.signals.ShotsConfig`).
 
 Many machines expose no per-cycle event, only a shot counter (EUROMAP 77
 ``MachineCycleCounter``, a PLC word counting strokes) or a cycle-end bit. Each completed
@@ -12,7 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Final
 
-from edge.sources.live.signals import ShotsConfig
+from renkei.edge.sources.live.signals import ShotsConfig
 
 __all__ = ["MAX_COUNTER_JUMP", "ShotAssembler"]
 

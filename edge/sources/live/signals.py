@@ -7,7 +7,7 @@ the value comes from (a NodeId, a register address, a DataItem id, a metric name
 
 - ``name``: the Renkei signal name, i.e. the field name in ``telemetry`` rows and the
   InfluxDB field key (1-64 characters ``[A-Za-z_][A-Za-z0-9_]*``, not a reserved name such
-  as ``firm``, ``time`` or ``_x``, see :func:`renkei.wire.reserved_name_problem`). Put the
+  as ``firm``, ``time`` or ``_x``, see :func:`renkei.core.wire.reserved_name_problem`). Put the
   unit in the name where it helps (``barrel_temp_zone1_C``).
 - ``unit``: the unit published with the signal; empty = the device's own unit where the
   protocol has one (OPC UA ``EngineeringUnits``, MTConnect ``units``), else none.
@@ -17,7 +17,7 @@ the value comes from (a NodeId, a register address, a DataItem id, a metric name
 Quality: a reading the device marks bad (OPC UA ``Bad*`` status, a Modbus exception or
 timeout, an MTConnect ``UNAVAILABLE``, a stale Sparkplug metric) is never published as a
 value: its field is ``null`` in the ``telemetry`` row and the bad reading is counted in the
-machine's ``quality`` rows (see :mod:`edge.sources.live.source`).
+machine's ``quality`` rows (see :mod:`renkei.edge.sources.live.source`).
 
 Secrets (passwords, private keys) are never written in the YAML: :class:`Secret` names an
 environment variable or a file holding them.
@@ -34,7 +34,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from renkei.wire import reserved_name_problem
+from renkei.core.wire import reserved_name_problem
 
 __all__ = [
     "QUALITY_FIELDS",
@@ -57,7 +57,7 @@ SignalName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 SHOT_ROW_FIELDS: Final = ("shot_count", "cycle_time_s")
 
 #: Counter fields of ``quality`` rows (a signal may not use these names), see
-#: :mod:`edge.sources.live.source`.
+#: :mod:`renkei.edge.sources.live.source`.
 QUALITY_FIELDS: Final = (
     "link_up",
     "readings",

@@ -1,6 +1,6 @@
 """A live source: a protocol driver on its own thread, turned into sample blocks.
 
-:class:`LiveSource` runs a :class:`~edge.sources.live.base.Driver` on a daemon thread and,
+:class:`LiveSource` runs a :class:`~renkei.edge.sources.live.base.Driver` on a daemon thread and,
 on the agent's main thread, turns what the driver handed over (:meth:`LiveSource.poll`)
 into a :class:`LiveBatch`:
 
@@ -10,7 +10,8 @@ into a :class:`LiveBatch`:
   strictly increasing in time: a reading older than the last row
   already handed on (a late notification) is placed 1 ms after it and counted as ``late``;
   two readings of one signal at the same time get rows 1 ms apart. Nothing is dropped.
-- ``shot`` blocks from the ``shots`` trigger (:class:`~edge.sources.live.shots.ShotAssembler`).
+- ``shot`` blocks from the ``shots`` trigger
+(:class:`~renkei.edge.sources.live.shots.ShotAssembler`).
 - ``quality`` rows every ``quality_interval_s`` and at each link change (a row at the
   ``source_down`` event's time with ``link_up`` 0, one at the ``source_up`` event's time
   with ``link_up`` 1; row times strictly increase, so no row overwrites another in the
@@ -45,9 +46,9 @@ from typing import Final
 
 import numpy as np
 
-from edge.sources.base import SampleBlock, SourceError
-from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import (
+from renkei.edge.sources.base import SampleBlock, SourceError
+from renkei.edge.sources.live.backoff import Backoff
+from renkei.edge.sources.live.base import (
     Driver,
     LinkEvent,
     LiveSink,
@@ -56,8 +57,8 @@ from edge.sources.live.base import (
     ReadingBlock,
     now_ms,
 )
-from edge.sources.live.shots import ShotAssembler
-from edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
+from renkei.edge.sources.live.shots import ShotAssembler
+from renkei.edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
 
 __all__ = [
     "MAX_FUTURE_SKEW_S",

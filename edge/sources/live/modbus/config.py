@@ -15,8 +15,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field, model_validator
 
-from edge.sources.live.registers import DataType, Order, word_count
-from edge.sources.live.signals import LiveSourceConfig, SignalMap
+from renkei.edge.sources.live.registers import DataType, Order, word_count
+from renkei.edge.sources.live.signals import LiveSourceConfig, SignalMap
 
 __all__ = [
     "BIT_TABLES",
@@ -45,7 +45,7 @@ class ModbusSignal(SignalMap):
     ``table`` and ``address`` (0-based PDU address, see the module docstring) locate it;
     ``type`` says how many registers it spans and how they decode (``bool`` for the bit
     tables, a numeric type for the register tables; default ``bool`` resp. ``uint16``);
-    ``word_order``/``byte_order`` (see :mod:`edge.sources.live.registers`) apply to values
+    ``word_order``/``byte_order`` (see :mod:`renkei.edge.sources.live.registers`) apply to values
     wider than one register. ``unit_id`` overrides the source's ``unit_id`` (several units
     behind one TCP gateway or on one RS-485 bus share the one connection).
     """

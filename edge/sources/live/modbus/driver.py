@@ -1,4 +1,4 @@
-"""Driver of the ``modbus`` live source (see :mod:`edge.sources.live.base`): pymodbus's
+"""Driver of the ``modbus`` live source (see :mod:`renkei.edge.sources.live.base`): pymodbus's
 synchronous TCP/RTU client on the driver thread.
 
 One connection per source: every read of every unit id goes over it, one request at a time
@@ -11,9 +11,9 @@ A poll runs the planned reads (:mod:`.plan`) on a monotonic schedule: poll *k* i
 after the next one was due is an *overrun*: the missed slots are skipped and counted, and
 one ``poll_overrun`` event is reported per episode (until a poll fits its slot again).
 
-Each response is handed over undecoded as a :class:`~edge.sources.live.base.RawBlock`
-(one :meth:`~edge.sources.live.base.LiveSink.put_blocks` per poll); the main thread decodes
-it into a columnar :class:`~edge.sources.live.base.ReadingBlock`
+Each response is handed over undecoded as a :class:`~renkei.edge.sources.live.base.RawBlock`
+(one :meth:`~renkei.edge.sources.live.base.LiveSink.put_blocks` per poll); the main thread decodes
+it into a columnar :class:`~renkei.edge.sources.live.base.ReadingBlock`
 (:meth:`.plan.BlockDecoder.columns`), so a driver thread holds the GIL only briefly per
 response.
 
@@ -30,7 +30,7 @@ Per-block quality:
   such requests in a row the connection is reopened (``link_down``, backoff);
 - a short response, a non-finite float: that signal ``BAD`` (see :func:`.plan.decode_block`);
 - connection lost or refused: ``link_down`` once per outage, reconnect with
-  :class:`~edge.sources.live.backoff.Backoff`; ``link_up`` at the first response after a
+  :class:`~renkei.edge.sources.live.backoff.Backoff`; ``link_up`` at the first response after a
   (re)connect.
 
 Stop: ``run`` returns within about the time of the request in flight; on TCP a helper
@@ -49,12 +49,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink, RawBlock, ReadingBlock, now_ms
-from edge.sources.live.modbus.config import ModbusSourceConfig
-from edge.sources.live.modbus.plan import Block, BlockDecoder, exception_reason, plan
-from edge.sources.live.schedule import PollSchedule
-from edge.sources.live.signals import ShotsConfig, SignalMap
+from renkei.edge.sources.live.backoff import Backoff
+from renkei.edge.sources.live.base import Driver, LiveSink, RawBlock, ReadingBlock, now_ms
+from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
+from renkei.edge.sources.live.modbus.plan import Block, BlockDecoder, exception_reason, plan
+from renkei.edge.sources.live.schedule import PollSchedule
+from renkei.edge.sources.live.signals import ShotsConfig, SignalMap
 
 if TYPE_CHECKING:
     from pymodbus.client import ModbusBaseSyncClient
@@ -329,7 +329,7 @@ def make_driver(config: ModbusSourceConfig) -> Driver:
     """The driver for ``config`` (the read plan is made here, once).
 
     Raises:
-        edge.sources.live.LiveSourceError: never for a valid config (kept for the protocol).
+        renkei.edge.sources.live.LiveSourceError: never for a valid config (kept for the protocol).
     """
     # pymodbus logs every timeout and refused connect at ERROR; the driver reports them
     # itself (events, quality rows), so keep its log for real trouble only.

@@ -1,10 +1,10 @@
 """Read plan of a ``modbus`` source and decoding of its responses (pure logic, no I/O).
 
 :func:`plan` groups the signals of each (unit id, table) into the fewest read requests
-(:func:`edge.sources.live.blocks.plan_reads`). :class:`BlockDecoder` turns one response
-(registers or bits) into :class:`~edge.sources.live.base.Reading` objects
+(:func:`renkei.edge.sources.live.blocks.plan_reads`). :class:`BlockDecoder` turns one response
+(registers or bits) into :class:`~renkei.edge.sources.live.base.Reading` objects
 (:meth:`BlockDecoder.decode`) or, for the poll loop, into one columnar
-:class:`~edge.sources.live.base.ReadingBlock` (:meth:`BlockDecoder.columns`: the registers
+:class:`~renkei.edge.sources.live.base.ReadingBlock` (:meth:`BlockDecoder.columns`: the registers
 as big-endian bytes, one gather and one ``numpy`` view per data type and order), defensively:
 a response shorter than the request, a word outside 0..65535 or a non-finite float becomes
 a ``BAD`` reading, never an exception.
@@ -21,10 +21,15 @@ from typing import Any, Final
 
 import numpy as np
 
-from edge.sources.live.base import Quality, Reading, ReadingBlock
-from edge.sources.live.blocks import Item, ReadBlock, plan_reads
-from edge.sources.live.modbus.config import BIT_TABLES, ModbusSignal, ModbusSourceConfig, Table
-from edge.sources.live.registers import DATA_TYPES, decode_words
+from renkei.edge.sources.live.base import Quality, Reading, ReadingBlock
+from renkei.edge.sources.live.blocks import Item, ReadBlock, plan_reads
+from renkei.edge.sources.live.modbus.config import (
+    BIT_TABLES,
+    ModbusSignal,
+    ModbusSourceConfig,
+    Table,
+)
+from renkei.edge.sources.live.registers import DATA_TYPES, decode_words
 
 __all__ = [
     "EXCEPTION_NAMES",
@@ -107,7 +112,7 @@ class BlockDecoder:
     """Decodes the responses of one :class:`Block` (precomputed once per block: a struct
     and a byte order per signal, so a poll costs one ``struct`` call per value).
 
-    Semantics are those of :func:`edge.sources.live.registers.decode_words` (the slow,
+    Semantics are those of :func:`renkei.edge.sources.live.registers.decode_words` (the slow,
     checking path it falls back to when a response holds a word outside 0..65535).
     """
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.sources.live.signals import LiveSourceConfig, SignalMap
+from renkei.edge.sources.live.signals import LiveSourceConfig, SignalMap
 
 __all__ = ["MtconnectSignal", "MtconnectSourceConfig"]
 

@@ -1,4 +1,4 @@
-"""Driver of the ``mtconnect`` live source (see :mod:`edge.sources.live.base`).
+"""Driver of the ``mtconnect`` live source (see :mod:`renkei.edge.sources.live.base`).
 
 Protocol (MTConnect Standard Part 1, "Fundamentals", REST API):
 
@@ -38,12 +38,12 @@ from urllib.parse import quote
 
 import httpx
 
-from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink, now_ms
-from edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
-from edge.sources.live.mtconnect.mapping import Decoder, MappingError, resolve
-from edge.sources.live.mtconnect.multipart import MultipartError, PartReader, boundary_of
-from edge.sources.live.mtconnect.parse import (
+from renkei.edge.sources.live.backoff import Backoff
+from renkei.edge.sources.live.base import Driver, LiveSink, now_ms
+from renkei.edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
+from renkei.edge.sources.live.mtconnect.mapping import Decoder, MappingError, resolve
+from renkei.edge.sources.live.mtconnect.multipart import MultipartError, PartReader, boundary_of
+from renkei.edge.sources.live.mtconnect.parse import (
     AgentError,
     DeviceModel,
     DocumentError,
@@ -52,15 +52,15 @@ from edge.sources.live.mtconnect.parse import (
     parse_devices,
     parse_streams,
 )
-from edge.sources.live.mtconnect.transport import (
+from renkei.edge.sources.live.mtconnect.transport import (
     Guard,
     TooLarge,
     make_client,
     open_stream,
     read_document,
 )
-from edge.sources.live.signals import ShotsConfig, SignalMap
-from edge.sources.live.source import LiveSourceError
+from renkei.edge.sources.live.signals import ShotsConfig, SignalMap
+from renkei.edge.sources.live.source import LiveSourceError
 
 __all__ = ["MtconnectDriver", "make_driver"]
 
@@ -120,7 +120,8 @@ class MtconnectDriver:
     # ----------------------------------------------------------------- run loop
 
     def run(self, sink: LiveSink, stop: threading.Event) -> None:
-        """Read the agent until ``stop`` is set (see :class:`~edge.sources.live.base.Driver`).
+        """Read the agent until ``stop`` is set (see
+        :class:`~renkei.edge.sources.live.base.Driver`).
 
         Raises:
             LiveSourceError: signals match no DataItem or several (names the candidates),
@@ -405,7 +406,7 @@ def make_driver(config: MtconnectSourceConfig) -> Driver:
     """The driver for ``config``.
 
     Raises:
-        edge.sources.live.LiveSourceError: ``ca_file`` cannot be read as a PEM CA bundle.
+        renkei.edge.sources.live.LiveSourceError: ``ca_file`` cannot be read as a PEM CA bundle.
     """
     ca: ssl.SSLContext | None = None
     if config.ca_file is not None:

@@ -2,7 +2,7 @@
 
 :func:`resolve` finds each configured :class:`MtconnectSignal`'s DataItem in the agent's
 device model (``/probe``); :class:`Decoder` turns observations (:mod:`.parse`) into
-:class:`~edge.sources.live.base.Reading` values and condition events, tracking the active
+:class:`~renkei.edge.sources.live.base.Reading` values and condition events, tracking the active
 conditions of each CONDITION DataItem (MTConnect Part 3, "Condition": a ``Normal`` without
 ``nativeCode`` clears all of an item's active conditions, with one clears that code).
 """
@@ -14,9 +14,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from edge.sources.live.base import Quality, Reading, now_ms
-from edge.sources.live.mtconnect.config import MtconnectSignal
-from edge.sources.live.mtconnect.parse import DataItem, Observation
+from renkei.edge.sources.live.base import Quality, Reading, now_ms
+from renkei.edge.sources.live.mtconnect.config import MtconnectSignal
+from renkei.edge.sources.live.mtconnect.parse import DataItem, Observation
 
 __all__ = ["ConditionEvent", "Decoder", "MappingError", "resolve"]
 

@@ -14,8 +14,8 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from edge.sources.live.opcua.euromap77_config import Euromap77Options
-from edge.sources.live.signals import LiveSourceConfig, Secret, SignalMap
+from renkei.edge.sources.live.opcua.euromap77_config import Euromap77Options
+from renkei.edge.sources.live.signals import LiveSourceConfig, Secret, SignalMap
 
 __all__ = [
     "BROWSE_SEGMENT_RE",

@@ -1,7 +1,7 @@
-"""Driver of the ``opcua`` live source (see :mod:`edge.sources.live.base`).
+"""Driver of the ``opcua`` live source (see :mod:`renkei.edge.sources.live.base`).
 
 :meth:`OpcuaDriver.run` runs an asyncio loop on the driver thread. Per connection
-(:class:`~edge.sources.live.opcua.session.OpcuaSession`): connect (SecureChannel, session,
+(:class:`~renkei.edge.sources.live.opcua.session.OpcuaSession`): connect (SecureChannel, session,
 user), resolve the signals' NodeIds (namespace URIs and browse paths looked up again on
 every connect, since a restarted server may renumber its namespaces), read their
 EngineeringUnits, then either create ONE subscription with a monitored item per signal or
@@ -10,10 +10,10 @@ keep-alive) arrives.
 
 A lost connection (socket closed, keep-alive missed, a failed request, the server's
 shutdown or a subscription status change) ends the session: ``link_down``, wait with
-:class:`~edge.sources.live.backoff.Backoff`, and build everything again. A signal whose
+:class:`~renkei.edge.sources.live.backoff.Backoff`, and build everything again. A signal whose
 node does not exist (or that the server refuses to monitor) is reported ``BAD`` with the
 reason once per connection; the others keep working. A refused certificate or user raises
-:class:`~edge.sources.live.LiveSourceError` (the source restarts the driver with backoff).
+:class:`~renkei.edge.sources.live.LiveSourceError` (the source restarts the driver with backoff).
 ``stop`` is honoured within ~1 s.
 """
 
@@ -27,19 +27,19 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import LiveSink
-from edge.sources.live.opcua.config import OpcuaSignal, OpcuaSourceConfig
-from edge.sources.live.opcua.session import (
+from renkei.edge.sources.live.backoff import Backoff
+from renkei.edge.sources.live.base import LiveSink
+from renkei.edge.sources.live.opcua.config import OpcuaSignal, OpcuaSourceConfig
+from renkei.edge.sources.live.opcua.session import (
     Credentials,
     OpcuaSession,
     SessionLost,
     SessionRefused,
     Target,
 )
-from edge.sources.live.opcua.values import ReadingMaker
-from edge.sources.live.signals import Secret, SecretError, ShotsConfig, SignalMap
-from edge.sources.live.source import LiveSourceError
+from renkei.edge.sources.live.opcua.values import ReadingMaker
+from renkei.edge.sources.live.signals import Secret, SecretError, ShotsConfig, SignalMap
+from renkei.edge.sources.live.source import LiveSourceError
 
 __all__ = ["OpcuaDriver", "make_driver"]
 
@@ -61,7 +61,7 @@ class OpcuaDriver:
         self.signals: Sequence[SignalMap]
         self.shots: ShotsConfig | None
         if config.preset == "euromap77":
-            from edge.sources.live.opcua import euromap77
+            from renkei.edge.sources.live.opcua import euromap77
 
             preset_signals, self.shots = euromap77.preset_signals(config.euromap77)
             self.signals = preset_signals
@@ -144,7 +144,7 @@ class OpcuaDriver:
     async def _resolve(self, session: OpcuaSession) -> dict[str, str]:
         if self.config.preset != "euromap77":
             return await session.resolve(self._items)
-        from edge.sources.live.opcua import euromap77
+        from renkei.edge.sources.live.opcua import euromap77
 
         found = await euromap77.resolve(session.client, self.config.euromap77)
         node_ids = found.nodes
@@ -255,7 +255,7 @@ def make_driver(config: OpcuaSourceConfig) -> OpcuaDriver:
     """The driver for ``config``; reads the secrets and the key/certificate files now.
 
     Raises:
-        edge.sources.live.LiveSourceError: a secret is missing or a file is unreadable (the
+        renkei.edge.sources.live.LiveSourceError: a secret is missing or a file is unreadable (the
             message names the config key).
     """
     sec = config.security

@@ -1,6 +1,6 @@
 """The OPC UA ``euromap77`` preset: IMM2MES (EUROMAP 77 / OPC 40077 1.01) standard variables.
 
-Contract with the OPC UA driver (:mod:`edge.sources.live.opcua.driver`):
+Contract with the OPC UA driver (:mod:`renkei.edge.sources.live.opcua.driver`):
 
 - :func:`preset_signals` gives, before connecting, the fixed list of signals the preset
   publishes and its shot trigger (one ``shot`` row per completed machine cycle);
@@ -48,10 +48,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 
-from edge.sources.live.base import Quality, Reading, now_ms
-from edge.sources.live.opcua.euromap77_config import Euromap77Options
-from edge.sources.live.signals import ShotsConfig, SignalMap
-from edge.sources.live.source import LiveSourceError
+from renkei.edge.sources.live.base import Quality, Reading, now_ms
+from renkei.edge.sources.live.opcua.euromap77_config import Euromap77Options
+from renkei.edge.sources.live.signals import ShotsConfig, SignalMap
+from renkei.edge.sources.live.source import LiveSourceError
 
 if TYPE_CHECKING:
     from asyncua import ua
@@ -311,7 +311,7 @@ async def resolve_nodes(client: Client, options: Euromap77Options) -> dict[str, 
     object (found by browsing; see :func:`resolve` for units and the cycle events).
 
     Raises:
-        edge.sources.live.LiveSourceError: no (or several, without ``options.machine``)
+        renkei.edge.sources.live.LiveSourceError: no (or several, without ``options.machine``)
             ``IMM_MES_InterfaceType`` instances; the message names those found.
     """
     return (await resolve(client, options)).nodes
@@ -324,7 +324,7 @@ async def resolve(client: Client, options: Euromap77Options) -> Euromap77Nodes:
     the barrel zones' EngineeringUnits, and the cycle event type.
 
     Raises:
-        edge.sources.live.LiveSourceError: the server lacks the IMM2MES namespace; no
+        renkei.edge.sources.live.LiveSourceError: the server lacks the IMM2MES namespace; no
             machine; several machines and no ``options.machine``; ``options.machine`` not
             among them. Messages name the machines found.
     """

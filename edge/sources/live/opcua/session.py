@@ -28,15 +28,15 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
-from edge.sources.live.base import Reading, now_ms
-from edge.sources.live.opcua.config import (
+from renkei.edge.sources.live.base import Reading, now_ms
+from renkei.edge.sources.live.opcua.config import (
     BROWSE_SEGMENT_RE,
     NODE_ID_RE,
     OpcuaSignal,
     OpcuaSourceConfig,
 )
-from edge.sources.live.opcua.euromap77 import CycleEvents
-from edge.sources.live.opcua.values import ReadingMaker
+from renkei.edge.sources.live.opcua.euromap77 import CycleEvents
+from renkei.edge.sources.live.opcua.values import ReadingMaker
 
 __all__ = ["Credentials", "OpcuaSession", "SessionLost", "Target"]
 

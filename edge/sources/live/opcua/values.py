@@ -1,4 +1,4 @@
-"""OPC UA DataValue -> :class:`~edge.sources.live.base.Reading` (pure logic).
+"""OPC UA DataValue -> :class:`~renkei.edge.sources.live.base.Reading` (pure logic).
 
 - Quality from the StatusCode's severity bits (OPC 10000-4 §7.39: bits 31-30 ``00`` Good,
   ``01`` Uncertain, ``10``/``11`` Bad); a non-good reading's reason is the status name
@@ -22,7 +22,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from edge.sources.live.base import Quality, Reading
+from renkei.edge.sources.live.base import Quality, Reading
 
 __all__ = ["ReadingMaker", "datetime_ms", "numeric", "quality_of"]
 

@@ -21,10 +21,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.sources.live.registers import DataType, Order
-from edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
-from edge.sources.live.slmp.devices import DeviceAddress, parse_device
-from edge.sources.live.slmp.frames import MAX_BITS, MAX_WORDS
+from renkei.edge.sources.live.registers import DataType, Order
+from renkei.edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
+from renkei.edge.sources.live.slmp.devices import DeviceAddress, parse_device
+from renkei.edge.sources.live.slmp.frames import MAX_BITS, MAX_WORDS
 
 __all__ = ["SlmpSignal", "SlmpSourceConfig"]
 

@@ -1,7 +1,7 @@
-"""Driver of the ``slmp`` live source (see :mod:`edge.sources.live.base`).
+"""Driver of the ``slmp`` live source (see :mod:`renkei.edge.sources.live.base`).
 
 One TCP connection to the PLC carries all reads. The configured devices are grouped per
-device code (:func:`edge.sources.live.blocks.plan_reads`: adjacent devices merged into one
+device code (:func:`renkei.edge.sources.live.blocks.plan_reads`: adjacent devices merged into one
 Device Read (batch) request of up to 960 words / 7168 bits, holes of at most ``max_gap``
 bridged) and every block is read once per ``poll_interval_ms`` on a monotonic schedule;
 a poll that takes longer than the interval is an *overrun* (counted, ``poll_overrun``
@@ -19,7 +19,7 @@ Failure handling:
   request can get) makes the block ``BAD`` and drops the connection (the byte stream can no
   longer be trusted); no read ever exceeds the largest legitimate response;
 - a lost or refused connection: ``link_down`` (one ``source_down`` event per outage),
-  reconnect with :class:`~edge.sources.live.backoff.Backoff`, ``link_up`` after the first
+  reconnect with :class:`~renkei.edge.sources.live.backoff.Backoff`, ``link_up`` after the first
   valid response.
 
 Readings carry the gateway's time (SLMP has no timestamps): one timestamp per poll.
@@ -34,15 +34,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from edge.sources.live import registers
-from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink, Quality, Reading, bad_readings, now_ms
-from edge.sources.live.blocks import Item, ReadBlock, plan_reads
-from edge.sources.live.schedule import PollSchedule
-from edge.sources.live.signals import ShotsConfig, SignalMap
-from edge.sources.live.slmp import frames
-from edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
-from edge.sources.live.slmp.link import Link, RequestTimeout, Stopped
+from renkei.edge.sources.live import registers
+from renkei.edge.sources.live.backoff import Backoff
+from renkei.edge.sources.live.base import Driver, LiveSink, Quality, Reading, bad_readings, now_ms
+from renkei.edge.sources.live.blocks import Item, ReadBlock, plan_reads
+from renkei.edge.sources.live.schedule import PollSchedule
+from renkei.edge.sources.live.signals import ShotsConfig, SignalMap
+from renkei.edge.sources.live.slmp import frames
+from renkei.edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
+from renkei.edge.sources.live.slmp.link import Link, RequestTimeout, Stopped
 
 __all__ = ["SlmpDriver", "make_driver"]
 
@@ -90,7 +90,7 @@ def decode_block(block: Block, data: bytes, t_ms: int) -> list[Reading]:
     """Readings of ``block`` from its normal response data (gateway time ``t_ms``).
 
     Raises:
-        edge.sources.live.slmp.frames.FrameError: data of the wrong size.
+        renkei.edge.sources.live.slmp.frames.FrameError: data of the wrong size.
     """
     out: list[Reading] = []
     if block.area.bit_units:
@@ -261,7 +261,7 @@ def make_driver(config: SlmpSourceConfig) -> Driver:
     """The driver for ``config`` (no I/O until :meth:`SlmpDriver.run`).
 
     Raises:
-        edge.sources.live.LiveSourceError: never for this protocol (no secrets); kept for
+        renkei.edge.sources.live.LiveSourceError: never for this protocol (no secrets); kept for
             the registry's contract.
     """
     return SlmpDriver(config)

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Final
 
-from edge.sources.live.slmp.frames import HEADER_LEN, Route, parse_response_header
+from renkei.edge.sources.live.slmp.frames import HEADER_LEN, Route, parse_response_header
 
 __all__ = ["SLICE_S", "Link", "RequestTimeout", "Stopped"]
 
@@ -120,7 +120,7 @@ class Link:
 
         Raises:
             RequestTimeout: no complete response within ``timeout_s``.
-            edge.sources.live.slmp.frames.FrameError: not a valid response header.
+            renkei.edge.sources.live.slmp.frames.FrameError: not a valid response header.
             OSError: the connection failed.
             Stopped: the stop event was set.
         """

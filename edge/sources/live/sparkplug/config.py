@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from edge.sources.live.signals import LiveSourceConfig, Secret, SignalMap
+from renkei.edge.sources.live.signals import LiveSourceConfig, Secret, SignalMap
 
 __all__ = ["SparkplugSignal", "SparkplugSourceConfig", "SparkplugTls"]
 

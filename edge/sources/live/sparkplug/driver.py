@@ -1,16 +1,16 @@
-"""Driver of the ``sparkplug`` live source (see :mod:`edge.sources.live.base`).
+"""Driver of the ``sparkplug`` live source (see :mod:`renkei.edge.sources.live.base`).
 
 One paho-mqtt client (MQTT 3.1.1, clean session, Sparkplug 3.0.0 §5.3 and §5.13 for Host
 Applications) on the driver's own thread: it subscribes with QoS 1 to the NBIRTH, NDATA,
 NDEATH, DBIRTH, DDATA and DDEATH topics of the configured Edge Nodes only
-(:func:`~edge.sources.live.sparkplug.topic.subscriptions`), hands every message to
-:class:`~edge.sources.live.sparkplug.host.SparkplugHost`, and publishes the rebirth NCMDs
+(:func:`~renkei.edge.sources.live.sparkplug.topic.subscriptions`), hands every message to
+:class:`~renkei.edge.sources.live.sparkplug.host.SparkplugHost`, and publishes the rebirth NCMDs
 it asks for (QoS 0, not retained, §4.2.1.4). The network loop runs in 0.1 s slices, so a
 stop is seen within about that.
 
 Outages: a failed connect, a refused CONNACK or a lost connection is one ``source_down``
 event (:meth:`LiveSink.link_down`); the driver reconnects with
-:class:`~edge.sources.live.backoff.Backoff` and the same client, subscribes again, reports
+:class:`~renkei.edge.sources.live.backoff.Backoff` and the same client, subscribes again, reports
 ``source_up`` once the SUBACK arrives, and asks every Edge Node that was online for a
 rebirth (births and deaths published during the outage are lost with a clean session).
 """
@@ -25,14 +25,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.sources.live.backoff import Backoff
-from edge.sources.live.base import Driver, LiveSink, now_ms
-from edge.sources.live.signals import SecretError, ShotsConfig, SignalMap
-from edge.sources.live.source import LiveSourceError
-from edge.sources.live.sparkplug.codec import encode_rebirth
-from edge.sources.live.sparkplug.config import SparkplugSourceConfig
-from edge.sources.live.sparkplug.host import SparkplugHost
-from edge.sources.live.sparkplug.topic import ncmd_topic, subscriptions
+from renkei.edge.sources.live.backoff import Backoff
+from renkei.edge.sources.live.base import Driver, LiveSink, now_ms
+from renkei.edge.sources.live.signals import SecretError, ShotsConfig, SignalMap
+from renkei.edge.sources.live.source import LiveSourceError
+from renkei.edge.sources.live.sparkplug.codec import encode_rebirth
+from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
+from renkei.edge.sources.live.sparkplug.host import SparkplugHost
+from renkei.edge.sources.live.sparkplug.topic import ncmd_topic, subscriptions
 
 __all__ = ["SparkplugDriver", "make_driver"]
 
@@ -50,7 +50,7 @@ def make_driver(config: SparkplugSourceConfig) -> Driver:
     """The driver for ``config``.
 
     Raises:
-        edge.sources.live.LiveSourceError: the password secret cannot be read, or a TLS
+        renkei.edge.sources.live.LiveSourceError: the password secret cannot be read, or a TLS
             file is missing.
     """
     return SparkplugDriver(config)

@@ -1,8 +1,8 @@
 """Sparkplug Host Application state: births, aliases, ``seq`` order, deaths (no I/O).
 
 :class:`SparkplugHost` keeps, for each configured Edge Node, what Sparkplug 3.0.0 asks a
-Host Application to track, and turns messages into :class:`~edge.sources.live.Reading`
-objects and events on a :class:`~edge.sources.live.LiveSink`:
+Host Application to track, and turns messages into :class:`~renkei.edge.sources.live.Reading`
+objects and events on a :class:`~renkei.edge.sources.live.LiveSink`:
 
 - NBIRTH (§4.2.1.1, §6.4.19): starts the Edge Node's session: its ``bdSeq``, ``seq`` = 0,
   the alias table and datatypes of its metrics; forgets its devices (their DBIRTHs follow).
@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from edge.sources.live.base import LiveSink, Quality, Reading, now_ms
-from edge.sources.live.sparkplug.codec import (
+from renkei.edge.sources.live.base import LiveSink, Quality, Reading, now_ms
+from renkei.edge.sources.live.sparkplug.codec import (
     BD_SEQ_METRIC,
     MalformedPayload,
     SpbMetric,
@@ -43,8 +43,8 @@ from edge.sources.live.sparkplug.codec import (
     metric_value,
     type_name,
 )
-from edge.sources.live.sparkplug.config import SparkplugSourceConfig
-from edge.sources.live.sparkplug.topic import SpbTopic, parse_topic
+from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
+from renkei.edge.sources.live.sparkplug.topic import SpbTopic, parse_topic
 
 __all__ = ["SparkplugHost"]
 

@@ -4,17 +4,17 @@ A model scores rows of its manifest's ``feature_kind`` (one per feature window, 
 shot). Its inputs are either
 
 - **row features**: names of the row itself (``vib_rms_g``, ``temperature_C_mean``, ...);
-- **history features** of some of the row's *fields* (:mod:`edge.features.history`):
+- **history features** of some of the row's *fields* (:mod:`renkei.edge.features.history`):
   ``{f}_m{w}`` (trailing mean of ``w`` rows), ``{f}_e{a}`` (EWMA), ``{f}_s{w}`` (trailing
   OLS slope), ``{f}_zm{w}`` / ``{f}_d{a}`` (against a frozen baseline of the first
   ``baseline_rows`` rows) and ``rows_seen``.
 
 :func:`plan_inputs` reads which from the input names and checks that
-:func:`~edge.features.history.history_feature_names` rebuilds exactly the manifest's column
-order, so the streaming :class:`~edge.features.history.HistoryFeatures` on the gateway gives
-the numbers of the batch :func:`~edge.features.history.history_features` the training
-recipes used (e.g. :mod:`models.profiles.skab_z`, :mod:`models.profiles.nab_stream`,
-:mod:`models.profiles.mold`, :mod:`models.profiles.cmapss`).
+:func:`~renkei.edge.features.history.history_feature_names` rebuilds exactly the manifest's column
+order, so the streaming :class:`~renkei.edge.features.history.HistoryFeatures` on the gateway gives
+the numbers of the batch :func:`~renkei.edge.features.history.history_features` the training
+recipes used (e.g. :mod:`renkei.models.profiles.skab_z`, :mod:`renkei.models.profiles.nab_stream`,
+:mod:`renkei.models.profiles.mold`, :mod:`renkei.models.profiles.cmapss`).
 
 Field values (:func:`field_value`): a history field ``f`` is the row's ``f`` (a shot's
 value), else its ``f_mean`` (a feature window's mean of signal ``f``: with one sample per
@@ -37,13 +37,13 @@ from typing import Final, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.features.history import (
+from renkei.core.manifest import ModelManifest
+from renkei.edge.features.history import (
     HistoryConfig,
     HistoryFeatures,
     history_feature_names,
     history_features,
 )
-from models.manifest import ModelManifest
 
 __all__ = [
     "BASELINE_PARAM_KEYS",
@@ -158,7 +158,7 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
     if rebuilt != names:
         raise InputPlanError(
             f"model {manifest.name}: inputs are not in the column order of "
-            "edge.features.history (grouped by feature kind, then parameter, then field)"
+            "renkei.edge.features.history (grouped by feature kind, then parameter, then field)"
         )
     return InputPlan(names=names, fields=tuple(fields), history=config)
 
@@ -196,7 +196,7 @@ class ModelInputs(Generic[P]):
     """Streaming inputs of one model: push rows, get the rows whose inputs are complete.
 
     Row-feature plans complete every row at once; history plans keep a
-    :class:`~edge.features.history.HistoryFeatures` (memory O(history rows · fields)) and
+    :class:`~renkei.edge.features.history.HistoryFeatures` (memory O(history rows · fields)) and
     hold rows back while the baseline is collected. Not thread-safe.
 
     Args:
@@ -251,10 +251,10 @@ def batch_inputs(plan: InputPlan, rows: Sequence[Mapping[str, float]]) -> list[d
     """The inputs of ``rows`` (oldest first) as rows of ``{input name: value}``.
 
     Row-feature plans return the rows unchanged. History plans compute the batch
-    :func:`~edge.features.history.history_features` over the rows, taking the baseline from
+    :func:`~renkei.edge.features.history.history_features` over the rows, taking the baseline from
     the first ``baseline_rows`` of them, and return only the rows after it; nothing if there
     are not more rows than that. Used for the shadow check of a candidate model on the
-    machine's recent rows (:mod:`edge.rollout.shadow`).
+    machine's recent rows (:mod:`renkei.edge.rollout.shadow`).
     """
     if plan.history is None:
         return [dict(r) for r in rows]

@@ -1,8 +1,8 @@
 """Partner capacity search: spare hours of firms that share with the caller, filtered.
 
-Runs on the in-memory :class:`~cloud.api.capacity_index.CapacityIndex` (vectorised over
+Runs on the in-memory :class:`~renkei.cloud.capacity.index.CapacityIndex` (vectorised over
 the machines of the owners that share with the caller) and applies each owner's
-:class:`~cloud.api.policy.SharedView`.
+:class:`~renkei.cloud.capacity.policy.SharedView`.
 
 Privacy rules (``../shared/DOMAIN.md``: a firm decides what it shares, with whom, at what
 granularity; a partner must not learn one machine's utilisation unless allowed):
@@ -53,10 +53,10 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloud.api.capacity_index import CapacityIndex, IntArray, normalize_label
-from cloud.api.policy import SharedView, class_allowed, views_for
-from cloud.capacity import iso_week_monday
-from cloud.registry import ShareGranularity, SharingGrant
+from renkei.cloud.capacity import iso_week_monday
+from renkei.cloud.capacity.index import CapacityIndex, IntArray, normalize_label
+from renkei.cloud.capacity.policy import SharedView, class_allowed, views_for
+from renkei.cloud.registry import ShareGranularity, SharingGrant
 
 __all__ = [
     "OwnerHit",
@@ -223,7 +223,7 @@ class _CachedViews:
 
 
 class ViewCache:
-    """:func:`cloud.api.policy.views_for` per viewer, reused until grants change.
+    """:func:`renkei.cloud.capacity.policy.views_for` per viewer, reused until grants change.
 
     An entry is reused while the engine's ``grants_version`` is unchanged (any commit
     touching grants, groups, memberships or firms through this process bumps it), until

@@ -2,8 +2,8 @@
 
 The engineer who publishes a model signs it with a private key that never leaves them
 (a PEM file, ``renkei models publish --key PATH``, or the environment variable
-``RENKEI_MODEL_SIGNING_KEY``); the registry (:mod:`cloud.api.routers.models`) and every
-gateway (:mod:`edge.rollout`) check the signature, each against keys *it* trusts: the
+``RENKEI_MODEL_SIGNING_KEY``); the registry (:mod:`renkei.cloud.api.routers.models`) and every
+gateway (:mod:`renkei.edge.rollout`) check the signature, each against keys *it* trusts: the
 registry against the keys an admin registered, a gateway against the public keys in its own
 configuration (``rollout.trusted_keys``). A gateway never trusts the registry alone.
 

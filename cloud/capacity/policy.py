@@ -1,6 +1,6 @@
 """Sharing-policy resolution: what of its data an owner firm shows to a viewer firm.
 
-The only place grants (:class:`cloud.registry.SharingGrant`) are interpreted. Rules:
+The only place grants (:class:`renkei.cloud.registry.SharingGrant`) are interpreted. Rules:
 
 - Default deny: an owner with no live grant for the viewer shares nothing with it.
 - A grant applies to a viewer when it names the viewer (``firm``), or names one of the
@@ -26,8 +26,8 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from cloud.capacity import capability_class
-from cloud.registry import (
+from renkei.cloud.capacity import capability_class
+from renkei.cloud.registry import (
     GranteeKind,
     Machine,
     PartnerGroup,

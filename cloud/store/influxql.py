@@ -1,8 +1,8 @@
 """A minimal read-only InfluxQL client over the InfluxDB v1 HTTP API (``POST /query``).
 
-:class:`cloud.store.influx.InfluxStore` exposes only ``count``/``last``; the availability
+:class:`renkei.cloud.store.influx.InfluxStore` exposes only ``count``/``last``; the availability
 reader needs arbitrary ``SELECT`` statements (subqueries), so it talks to the same endpoint
-with the same :class:`~cloud.store.influx.InfluxSettings` (URL, database, retention
+with the same :class:`~renkei.cloud.store.influx.InfluxSettings` (URL, database, retention
 policy, token or Basic auth, timeout, TLS verification) and the same error mapping:
 
 - connection error, timeout, HTTP 5xx/401/403/404/408/429, ``database not found``
@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 import orjson
 
-from cloud._exceptions import StoreRejected, StoreUnavailable
-from cloud.store.influx import InfluxSettings, http_client
+from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
+from renkei.cloud.store.influx import InfluxSettings, http_client
 
 __all__ = ["run_query"]
 

@@ -1,6 +1,6 @@
 """The in-memory capacity index: every machine's attributes and spare hours, for search.
 
-Partner search (:mod:`cloud.api.search`) and regional aggregates must look at the whole
+Partner search (:mod:`renkei.cloud.capacity.search`) and regional aggregates must look at the whole
 registry (10,000 firms / 100,000 machines) within milliseconds, which rules out reading
 machines and bookings from the database per request (≈ 2–3 s at that size). The index
 keeps what they need in numpy arrays:
@@ -12,7 +12,7 @@ keeps what they need in numpy arrays:
 - per firm: name, region, and its live machine rows (CSR layout ``by_firm``/``firm_ptr``).
 
 Spare hours are computed on the fly for the rows a request selects, with the formula of
-:mod:`cloud.capacity.spare`: ``max(0, available - booked - available × (1 - ratio))``.
+:mod:`renkei.cloud.capacity.spare`: ``max(0, available - booked - available × (1 - ratio))``.
 
 Columns are site-local days from :attr:`CapacityIndex.start` (today in
 ``settings.timezone`` when built) for ``settings.horizon_days`` + 7 days, so an index
@@ -60,10 +60,10 @@ from sqlalchemy import Engine, String, event, select, type_coerce
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from cloud.api.capacity_service import availability_cache
-from cloud.api.deps import AppState
-from cloud.capacity import ShiftCalendar, available_hours_matrix, capability_class
-from cloud.registry import (
+from renkei.cloud.api.deps import AppState
+from renkei.cloud.capacity import ShiftCalendar, available_hours_matrix, capability_class
+from renkei.cloud.capacity.service import availability_cache
+from renkei.cloud.registry import (
     CHANGED_FIRMS_OPTION,
     CapacityBooking,
     Firm,
@@ -91,7 +91,7 @@ __all__ = [
     "normalize_label",
 ]
 
-logger = logging.getLogger("cloud.api.capacity")
+logger = logging.getLogger("renkei.cloud.api.capacity")
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -2,8 +2,8 @@
 
 The :class:`Publisher` owns one paho client (``CallbackAPIVersion.VERSION2``; MQTT 5 by
 default, 3.1.1 selectable) and one *pump* thread. The agent writes messages to the
-:class:`~edge.outbox.Outbox` and calls :meth:`Publisher.notify`; the pump publishes them
-and deletes each one only once the ingest confirmed it is stored (``ack="ingest"``, the
+:class:`~renkei.edge.transport.outbox.Outbox` and calls :meth:`Publisher.notify`; the pump publishes
+them and deletes each one only once the ingest confirmed it is stored (``ack="ingest"``, the
 default; see "End-to-end acknowledgement") or, with ``ack="broker"``, after its PUBACK. A
 message is therefore on disk from the moment ``enqueue`` returns until the ingest (or the
 broker) has taken responsibility for it. Where this docstring says a record is "acked" on
@@ -51,7 +51,7 @@ End-to-end acknowledgement (``ack``, default ``"ingest"``)
     A PUBACK only means the broker holds the message; a broker killed before its next
     autosave loses it (issue 11: 17 of 2,682 points). With ``ack="ingest"`` a PUBACK
     still paces the in-flight window, but the record stays in the outbox, *awaiting
-    confirmation*, until the ingest's :class:`renkei.wire.IngestAck` on
+    confirmation*, until the ingest's :class:`renkei.core.wire.IngestAck` on
     ``renkei/ack/v1/{firm}/{site}/{gateway}`` (subscribed at QoS 1 on every connect)
     names its seq: then it is deleted. Awaiting records are re-published (QoS 1) after
     ``confirm_timeout_s`` (doubling per round up to ``confirm_timeout_max_s``), and all of
@@ -141,8 +141,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from edge.outbox import Outbox, OutboxRecord, OutboxSettings
-from renkei.wire import (
+from renkei.core.wire import (
     GatewayTopic,
     WireError,
     ack_topic,
@@ -150,6 +149,7 @@ from renkei.wire import (
     host_heartbeat_topic,
     parse_topic,
 )
+from renkei.edge.transport.outbox import Outbox, OutboxRecord, OutboxSettings
 
 __all__ = ["MqttSettings", "Publisher", "PublisherError", "PublisherStats"]
 
@@ -883,8 +883,8 @@ class Publisher:
 
     def _handle_confirm(self, ev: _Confirm) -> None:
         """The ingest handled these seqs: delete them from the outbox."""
-        # Seqs are never reused by one outbox (edge.outbox's guard file), so an ack of an
-        # earlier boot epoch still names exactly this outbox's records (messages enqueued
+        # Seqs are never reused by one outbox (renkei.edge.transport.outbox's guard file), so an ack
+        # of an earlier boot epoch still names exactly this outbox's records (messages enqueued
         # before a restart carry the epoch they were built in). An ack from a *later*
         # epoch than ours cannot be for this outbox (its guard file was lost and numbering
         # restarted): ignore it rather than delete unrelated records.

@@ -1,4 +1,5 @@
-"""Side files of the outbox that survive damage to its database (see :mod:`edge.outbox`).
+"""Side files of the outbox that survive damage to its database (see
+:mod:`renkei.edge.transport.outbox`).
 
 Three small files live next to the outbox database ``<db>``:
 
@@ -20,7 +21,7 @@ Three small files live next to the outbox database ``<db>``:
     Released when the filesystem is full, so the outbox can still write its WAL to
     delete acknowledged or dropped messages; re-created when there is room again.
 
-Nothing here imports SQLite; :class:`~edge.outbox.Outbox` owns the logic.
+Nothing here imports SQLite; :class:`~renkei.edge.transport.outbox.Outbox` owns the logic.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Packing rows into wire messages: many readings per MQTT message, column-wise.
 
 A :class:`RowBuffer` collects rows of one machine and one kind and turns them into
-:class:`renkei.wire.MachinePayload` objects of at most ``max_rows`` rows. Rows with
+:class:`renkei.core.wire.MachinePayload` objects of at most ``max_rows`` rows. Rows with
 different field sets are allowed (a missing field is ``null`` in that row). Each payload
 carries the outbox's boot ``epoch`` read when the outbox assigns its ``seq``.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 
 import orjson
 
-from renkei.wire import MAX_FIELDS, MAX_PAYLOAD_BYTES, SCHEMA_VERSION, MachineKind
+from renkei.core.wire import MAX_FIELDS, MAX_PAYLOAD_BYTES, SCHEMA_VERSION, MachineKind
 
 __all__ = ["RowBuffer"]
 
@@ -67,7 +67,7 @@ class RowBuffer:
 
         Returns:
             one callable per message (at most ``max_rows`` rows each), for
-            :meth:`edge.outbox.Outbox.enqueue_many`.
+            :meth:`renkei.edge.transport.outbox.Outbox.enqueue_many`.
         """
         if not self._ts:
             return []
@@ -125,7 +125,7 @@ class RowBuffer:
     ) -> Callable[[int], bytes]:
         def build(seq: int) -> bytes:
             # Built directly (not via pydantic) on the gateway hot path; the shape is the
-            # v1 MachinePayload, which tests check by decoding with renkei.wire.
+            # v1 MachinePayload, which tests check by decoding with renkei.core.wire.
             return self._dump(ts, cols, seq, _now_ms(), self.epoch())
 
         return build

@@ -3,11 +3,12 @@
 A trained model is a directory ``models/artifacts/<name>/`` holding::
 
     model.onnx      the ONNX graph (input ``x`` float32 (N, n_features), output ``score`` (N,))
-    manifest.json   this schema, written by :func:`models.train.export`
+    manifest.json   this schema, written by :func:`renkei.models.train.export`
     MODEL_CARD.md   human-readable summary (not read by the gateway)
 
-The gateway (:mod:`edge.inference`) reads ``manifest.json`` with :class:`ModelManifest`,
-checks ``sha256`` against the bytes of ``onnx_file`` and refuses the model on a mismatch.
+The gateway (:mod:`renkei.edge.model.inference`) reads ``manifest.json`` with
+:class:`ModelManifest`, checks ``sha256`` against the bytes of ``onnx_file`` and refuses the model
+on a mismatch.
 
 This module only depends on pydantic so that gateways can import it without the training
 extras (scikit-learn, skl2onnx).
@@ -51,7 +52,7 @@ _SEMVER_RE: Final = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$"
 )
 
-#: Feature / tensor names: the same rule as wire field names (``renkei.wire``).
+#: Feature / tensor names: the same rule as wire field names (``renkei.core.wire``).
 FeatureName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 ModelName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
@@ -139,9 +140,9 @@ class ModelManifest(BaseModel):
     outputs: tuple[OutputSpec, ...] = Field(min_length=1)
     """Graph outputs; the first one named ``score`` is the anomaly score, shape (N,)."""
     feature_kind: Literal["window", "shot"]
-    """``"window"``: inputs are tumbling-window features (``edge.features.slow_windower`` /
+    """``"window"``: inputs are tumbling-window features (``renkei.edge.features.slow_windower`` /
     ``vibration_windower``, slow and vibration windows of the same end merged);
-    ``"shot"``: inputs are per-shot features (``edge.features.ShotFeatures``)."""
+    ``"shot"``: inputs are per-shot features (``renkei.edge.features.ShotFeatures``)."""
     window_s: float | None = None
     """Window length the features were computed with, s (``"window"`` models only); the
     gateway's machine ``window_s`` must equal it."""

@@ -4,14 +4,14 @@
 hours of given machines; it hides where the numbers come from. It reads the machines'
 calendars and bookings from the registry on every call (one indexed query each, a few
 milliseconds for a firm's machines, exact ``float64`` arithmetic of
-:func:`cloud.capacity.compute_spare`) and takes measured availability from
+:func:`renkei.cloud.capacity.compute_spare`) and takes measured availability from
 :class:`AvailabilityCache`, which is where the expensive part (InfluxDB) is cached.
 
 Partner search and regional aggregates over the whole registry use the in-memory
-:mod:`cloud.api.capacity_index` instead, which applies the same formula to the same inputs.
+:mod:`renkei.cloud.capacity.index` instead, which applies the same formula to the same inputs.
 
 Measured availability (``settings.influx_url`` set): the ratio of each machine comes from
-:func:`cloud.capacity.recent_availability` over the 28 complete site-local days before
+:func:`renkei.cloud.capacity.recent_availability` over the 28 complete site-local days before
 today, with each machine's site calendar, from the ``features`` points whose ``machine``
 tag is the registry machine id and whose ``firm`` tag is the machine's firm (ingest writes
 the tags ``firm, site, area, line, machine``). Results are reused for
@@ -33,22 +33,22 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cloud._exceptions import StoreError
-from cloud.api.deps import AppState
-from cloud.api.settings import ApiSettings
-from cloud.capacity import (
+from renkei.cloud._exceptions import StoreError
+from renkei.cloud.api.deps import AppState
+from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.capacity import (
     Booking,
     ShiftCalendar,
     SpareCapacity,
     compute_spare,
     recent_availability,
 )
-from cloud.registry import CapacityBooking, Line, Machine, Site
-from cloud.store.influx import InfluxSettings
+from renkei.cloud.registry import CapacityBooking, Line, Machine, Site
+from renkei.cloud.store.influx import InfluxSettings
 
 __all__ = ["AvailabilityCache", "availability_cache", "spare_for"]
 
-logger = logging.getLogger("cloud.api.capacity")
+logger = logging.getLogger("renkei.cloud.api.capacity")
 
 #: Longest wait before InfluxDB is asked again after a failure (seconds).
 RETRY_AFTER_FAILURE_S = 60.0
@@ -210,7 +210,7 @@ def spare_for(
         start: first site-local day; days: horizon length in days (>= 0).
 
     Returns:
-        :class:`cloud.capacity.SpareCapacity` with one row per known machine, in the
+        :class:`renkei.cloud.capacity.SpareCapacity` with one row per known machine, in the
         order given (``ratio_measured`` tells which ratios came from telemetry).
 
     Raises:

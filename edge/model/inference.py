@@ -1,9 +1,9 @@
 """Gateway-side anomaly model: verified loading and scoring of an exported ONNX model.
 
-A model directory (written by ``models.train.export``) holds ``manifest.json`` and the ONNX
+A model directory (written by ``renkei.models.train.export``) holds ``manifest.json`` and the ONNX
 file it names. :meth:`AnomalyModel.load`:
 
-1. reads and validates the manifest (:class:`models.manifest.ModelManifest`);
+1. reads and validates the manifest (:class:`renkei.core.manifest.ModelManifest`);
 2. reads the ONNX bytes ONCE, computes their SHA-256 and refuses the model
    (:class:`ModelIntegrityError`) if it differs from the manifest's ``sha256`` or from the
    ``expected_sha256`` pinned in the gateway configuration;
@@ -32,7 +32,7 @@ import onnxruntime as ort
 from numpy.typing import ArrayLike, NDArray
 from pydantic import ValidationError
 
-from models.manifest import MANIFEST_FILE, ModelManifest
+from renkei.core.manifest import MANIFEST_FILE, ModelManifest
 
 __all__ = [
     "AnomalyModel",

@@ -67,13 +67,13 @@ Payload: one JSON object (UTF-8) per MQTT message, many readings packed column-w
   machines the gateway serves (``area/line/machine``, at most :data:`MAX_GATEWAY_MACHINES`):
   the ingest binds each machine topic of the site to the gateways that claim it and
   dead-letters a machine message whose ``gw`` is not one of them (``gateway_mismatch``,
-  :mod:`cloud.ingest.binding`).
+  :mod:`renkei.cloud.ingest.binding`).
 
 Model rollout (control plane, :class:`ModelDesired` and :class:`ModelReport`): the rollout
-controller (:mod:`cloud.rollout`) publishes, per gateway, the *whole* set of models the
+controller (:mod:`renkei.cloud.rollout`) publishes, per gateway, the *whole* set of models the
 gateway should run on ``.../{gateway}/desired`` (retained, QoS 1), so a gateway that is
 offline gets its desired state when it reconnects. Each entry names the deployment it
-belongs to and carries the Ed25519 signature over the model (:mod:`models.signing`); the
+belongs to and carries the Ed25519 signature over the model (:mod:`renkei.core.signing`); the
 gateway verifies it against its own trusted keys, downloads the artifact over HTTP from the
 API, checks it, and answers on ``.../{gateway}/report`` (retained, QoS 1) with the models it
 runs and the outcome of the last attempt per model name. It attempts every
@@ -105,7 +105,7 @@ boot ``epoch`` of those messages (0 when a message has none). ``firm``/``site`` 
 levels of the machine topic the message arrived on, ``gateway`` is the payload's ``gw``,
 and only a ``gw`` bound to that machine by its own retained birth
 (``GatewayState.machines``) is confirmed, so a gateway naming another in its payload can
-never make that one delete data (``cloud.ingest.acks``). The topic lives outside
+never make that one delete data (``renkei.cloud.ingest.acks``). The topic lives outside
 ``renkei/v1/#`` (which the ingest consumes) and the broker ACL lets only the ingest write
 it and each gateway read only its own::
 
@@ -229,7 +229,7 @@ FieldName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,
 #: Versions in the gateway state (config hash, agent and model versions): printable, no
 #: space, comma, ``=`` or quote (they become InfluxDB field keys and values).
 VersionStr = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z._+\-]{0,64}$")]
-#: Model names: the rule of ``models.manifest.ModelManifest.name``.
+#: Model names: the rule of ``renkei.core.manifest.ModelManifest.name``.
 ModelNameStr = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 #: JSON integers only (no bools, numeric strings or floats), 0 <= x < 2**63.
 WireInt = Annotated[int, Field(strict=True, ge=0, lt=2**63)]
@@ -270,9 +270,9 @@ class MachineKind(enum.StrEnum):
     RUL = "rul"
     """Remaining useful life per model output: ``rul_cycles`` (median), ``rul_p10``,
     ``rul_p90`` (machine cycles), optional ``rul_h`` (hours); tag ``model`` (optional
-    ``component``). Contract: :mod:`dashboards.contract` ``rul``."""
+    ``component``). Contract: :mod:`renkei.dashboards.contract` ``rul``."""
     QUALITY = "quality"
-    """Data quality of a live source (:mod:`edge.sources.live.source`), one row per
+    """Data quality of a live source (:mod:`renkei.edge.sources.live.source`), one row per
     ``quality_interval_s``: counters ``link_up`` (1/0), ``readings``, ``bad``,
     ``uncertain``, ``gateway_time``, ``late``, ``dropped``, ``unknown`` over the interval,
     and, per signal with a non-good reading in it, its worst code (1 uncertain, 2 bad)."""
@@ -281,12 +281,12 @@ class MachineKind(enum.StrEnum):
     ``shots_since_maintenance``, ``maintenance_interval_shots`` (whole numbers, written as
     InfluxDB integers, see :data:`INTEGER_FIELDS`), ``remaining_shots`` and optional
     ``remaining_shots_p10``/``_p90`` (shots); tag ``mold``. Contract:
-    :mod:`dashboards.contract` ``mold``."""
+    :mod:`renkei.dashboards.contract` ``mold``."""
 
 
 #: Fields that carry whole numbers for a kind: on the wire they are JSON numbers like every
 #: field, but must be integral (``|x| < 2**53``), and the ingest writes them as InfluxDB
-#: integers (the measurement contract of :mod:`dashboards.contract`).
+#: integers (the measurement contract of :mod:`renkei.dashboards.contract`).
 INTEGER_FIELDS: Final[dict[MachineKind, frozenset[str]]] = {
     MachineKind.MOLD: frozenset(
         {"shot_count", "shots_since_maintenance", "maintenance_interval_shots"}
@@ -564,7 +564,7 @@ class GatewayState(BaseModel):
     online: bool
     sent_ms: Annotated[int, Field(ge=0, lt=2**63)]
     config_version: VersionStr = ""
-    """The gateway config's hash (:func:`edge.config.load_config`: 12 hex)."""
+    """The gateway config's hash (:func:`renkei.edge.config.load_config`: 12 hex)."""
     agent_version: VersionStr = ""
     models: Annotated[dict[ModelNameStr, VersionStr], Field(max_length=_MAX_MODELS)] = {}
     """Model name -> version loaded on the gateway."""
@@ -595,7 +595,7 @@ class GatewayHealth(BaseModel):
     gateways)."""
     lost_total: Annotated[int, Field(ge=0)] = 0
     """Committed messages gone with damaged storage (torn WAL tail, a quarantined
-    database's backlog), persisted; see :mod:`edge.outbox`."""
+    database's backlog), persisted; see :mod:`renkei.edge.transport.outbox`."""
     gap_total: Annotated[int, Field(ge=0)] = 0
     """Seqs skipped after a possible power loss whose use could not be verified (an upper
     bound on further loss), persisted."""
@@ -635,7 +635,7 @@ class DesiredModel(BaseModel):
 
     The gateway trusts nothing here except what the signature proves: ``signature`` is an
     Ed25519 signature (base64, 64 bytes) by key ``key_id`` over
-    :func:`models.signing.signing_message` ``(name, version, sha256, manifest_sha256)``.
+    :func:`renkei.core.signing.signing_message` ``(name, version, sha256, manifest_sha256)``.
     Empty ``signature``/``key_id`` = unsigned (the gateway refuses it and says so).
     """
 

@@ -1,9 +1,9 @@
 """Remaining-useful-life models on the gateway: inputs, scoring, ``rul`` and ``mold`` rows.
 
-A RUL model (manifest ``task == "rul"``, :mod:`models.manifest`) scores rows of its
+A RUL model (manifest ``task == "rul"``, :mod:`renkei.core.manifest`) scores rows of its
 ``feature_kind`` (one per shot / machine cycle, or one per feature window). Its inputs are
 those rows' features or history features of their fields, computed row by row by
-:class:`edge.model_inputs.ModelInputs` (the same path the anomaly models use); with a
+:class:`renkei.edge.model.inputs.ModelInputs` (the same path the anomaly models use); with a
 history baseline nothing is scored during the first ``baseline_rows`` rows, and the row that
 completes the baseline releases all of them, each with its own timestamp.
 
@@ -16,7 +16,7 @@ band), in the manifest's units (cycles = shots for machine-cycle models). They b
   ``shots_since_maintenance``, ``maintenance_interval_shots``, ``remaining_shots`` (shots)
   and, once the wear model is engaged, ``remaining_shots_p10``/``_p90``.
 
-Names and fields are those of :mod:`dashboards.contract` (measurements ``rul`` and ``mold``).
+Names and fields are those of :mod:`renkei.dashboards.contract` (measurements ``rul`` and ``mold``).
 """
 
 from __future__ import annotations
@@ -29,10 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.inference import AnomalyModel
-from edge.model_inputs import BASELINE_PARAM_KEYS, InputPlan, InputPlanError, ModelInputs, ModelRow
-from edge.model_inputs import plan_inputs as _plan_inputs
-from models.manifest import ModelManifest
+from renkei.core.manifest import ModelManifest
+from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.model.inputs import (
+    BASELINE_PARAM_KEYS,
+    InputPlan,
+    InputPlanError,
+    ModelInputs,
+    ModelRow,
+)
+from renkei.edge.model.inputs import plan_inputs as _plan_inputs
 
 __all__ = [
     "BASELINE_PARAM_KEYS",
@@ -53,12 +59,12 @@ class RulPlanError(InputPlanError):
 
 
 def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) -> InputPlan:
-    """The :class:`~edge.model_inputs.InputPlan` of a ``task == "rul"`` manifest.
+    """The :class:`~renkei.edge.model.inputs.InputPlan` of a ``task == "rul"`` manifest.
 
     Args:
         manifest: the model's manifest.
         baseline_rows: history baseline length, rows; default: the manifest's
-            ``algorithm_params`` (:data:`~edge.model_inputs.BASELINE_PARAM_KEYS`).
+            ``algorithm_params`` (:data:`~renkei.edge.model.inputs.BASELINE_PARAM_KEYS`).
 
     Raises:
         RulPlanError: not a RUL model, no ``rul`` output, history inputs in an order the
@@ -86,7 +92,7 @@ class RulOutput:
             the row could not be scored (missing/non-finite input, model error) or the
             model has no band.
         in_baseline: the row is one of the history baseline's rows; the training recipes
-            do not evaluate those (e.g. ``models.profiles.mold`` scores from row
+            do not evaluate those (e.g. ``renkei.models.profiles.mold`` scores from row
             ``REFERENCE_SHOTS`` on), so their outputs are not published.
     """
 

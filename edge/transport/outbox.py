@@ -2,8 +2,8 @@
 
 Every message a gateway sends is written here *before* it is published and deleted only
 *after* it was confirmed: by the ingest's end-to-end ack once its points are in the store
-(``mqtt.ack: ingest``, the default; see :mod:`edge.publisher`), or by the broker's QoS 1
-PUBACK (``mqtt.ack: broker``). The store is one SQLite file in WAL mode
+(``mqtt.ack: ingest``, the default; see :mod:`renkei.edge.transport.publisher`), or by the broker's
+QoS 1 PUBACK (``mqtt.ack: broker``). The store is one SQLite file in WAL mode
 with ``synchronous=FULL``: a call to :meth:`Outbox.enqueue` that returned has been fsynced to
 the write-ahead log, so it survives ``kill -9`` and power loss; a call interrupted by a
 process crash leaves no trace (the transaction never committed, its sequence number is not
@@ -49,10 +49,10 @@ Disk full (``SQLITE_FULL``)
     under ``reject_new`` never uses it. ``OutboxStats.disk_full`` and an incident report it.
 
 Damage (boot epoch, quarantine, counted loss)
-    ``<db>.guard`` (see :mod:`edge.outbox_guard`) holds the boot :attr:`Outbox.epoch`
-    (Sparkplug B's bdSeq idea: +1 on every open and every quarantine, also copied into the
-    database's ``user_version``), a reserved seq high-water mark (raised 1024 seqs at a
-    time and fsynced *before* those seqs are used: the cost is one extra fsync per 1024
+    ``<db>.guard`` (see :mod:`renkei.edge.transport.outbox_guard`) holds the boot
+    :attr:`Outbox.epoch` (Sparkplug B's bdSeq idea: +1 on every open and every quarantine, also
+    copied into the database's ``user_version``), a reserved seq high-water mark (raised 1024 seqs
+    at a time and fsynced *before* those seqs are used: the cost is one extra fsync per 1024
     messages), and the loss counters. On open:
 
     - ``PRAGMA quick_check`` runs (O(file size): see ``bench/bench_outbox.py``). A damaged
@@ -101,7 +101,14 @@ from typing import Annotated, Final, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.outbox_guard import DiskReserve, GuardFile, GuardState, boot_id, is_enospc, sibling
+from renkei.edge.transport.outbox_guard import (
+    DiskReserve,
+    GuardFile,
+    GuardState,
+    boot_id,
+    is_enospc,
+    sibling,
+)
 
 __all__ = [
     "Outbox",
