@@ -580,6 +580,31 @@ def test_offline_install_with_pip_takes_exactly_the_bundle_wheels(
     assert len(installed) == len(list((bundle / "wheels").glob("*.whl"))) + 1
 
 
+def test_the_wheel_adds_exactly_one_import_name(bundle: Path) -> None:
+    """Installing the distribution adds one top-level import name, ``renkei``: the folders
+    edge/, cloud/, models/, dashboards/ ship inside it (with their data files), and no
+    test, benchmark or harness code ships at all."""
+    import zipfile
+
+    wheel = next(bundle.glob("renkei-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
+    assert tops == {"renkei"}, tops
+    for expected in (
+        "renkei/core/wire.py",
+        "renkei/edge/agent.py",
+        "renkei/edge/transport/outbox.py",
+        "renkei/cloud/ingest/worker.py",
+        "renkei/cloud/api/web/static/index.html",
+        "renkei/cloud/registry/migrations/env.py",
+        "renkei/models/artifacts/skab-pump-t2/model.onnx",
+        "renkei/dashboards/generated/renkei-capacity.json",
+    ):
+        assert expected in names, expected
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
+    assert not [n for n in names if n.startswith(("renkei/tests/", "renkei/bench/"))]
+
+
 def test_offline_install_without_wheels_is_refused(tmp_path: Path, bundle: Path) -> None:
     """``--offline`` with a bundle built without ``--wheels``: refused before any change."""
     bare = tmp_path / "bare"
