@@ -3,6 +3,11 @@
 This is the *only* module that defines what travels between gateways (``edge``) and the
 cloud (``cloud``); both sides import it, so a change here is a protocol change.
 
+Why this module is long: it is the whole v1 protocol in the order a reader needs it --
+the specification text (a fifth of the file), constants and limits, topics, payload
+schemas, decoding with the time window, end-to-end acks. Kept in one file on purpose: a
+protocol change is reviewed in one diff, and the limits sit next to the schemas they bound.
+
 Topic tree (ISA-95 levels: enterprise = firm, site, area, line, cell = machine)::
 
     renkei/v1/{firm}/{site}/{area}/{line}/{machine}/{kind}     kind in MachineKind
