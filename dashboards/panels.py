@@ -218,17 +218,39 @@ def tag_variable(
     )
 
 
-def machine_variables() -> list[dashboard.QueryVariable]:
-    """``site`` → ``line`` → ``machine`` (each filtered by the ones before)."""
+def machine_variables(measurement: str | None = None) -> list[dashboard.QueryVariable]:
+    """``site`` → ``line`` → ``machine`` (each filtered by the ones before); the tag values
+    of ``measurement`` only when given, else of every measurement."""
     return [
-        tag_variable("site", bi("拠点", "Site"), "site"),
-        tag_variable("line", bi("ライン", "Line"), "line", where='"site"::tag =~ /^$site$/'),
+        tag_variable("site", bi("拠点", "Site"), "site", measurement=measurement),
+        tag_variable(
+            "line",
+            bi("ライン", "Line"),
+            "line",
+            where='"site"::tag =~ /^$site$/',
+            measurement=measurement,
+        ),
         tag_variable(
             "machine",
             bi("設備", "Machine"),
             "machine",
             where='"site"::tag =~ /^$site$/ AND "line"::tag =~ /^$line$/',
+            measurement=measurement,
         ),
+    ]
+
+
+# --------------------------------------------------------------------------- overrides
+
+#: Grafana's dashed line style (thresholds, quantile bands).
+DASHED: Final = {"fill": "dash", "dash": [10, 10]}
+
+
+def dashed_band() -> list[dm.DynamicConfigValue]:
+    """Field overrides drawing a series dashed and unfilled (quantile bands)."""
+    return [
+        dm.DynamicConfigValue(id_val="custom.lineStyle", value=DASHED),
+        dm.DynamicConfigValue(id_val="custom.fillOpacity", value=0),
     ]
 
 

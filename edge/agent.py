@@ -1,5 +1,12 @@
 """The gateway agent: sources → features → model → outbox → MQTT.
 
+Why this module is long: :class:`GatewayAgent` is the gateway's one main loop --
+pacing sources, running the pipelines, flushing to the outbox, supervising the publisher,
+health/state messages and the orderly stop share its clock, its stop flag and the outbox
+transaction, and each step is short; the stages it drives (sources, pipeline, model,
+transport, rollout) live in their own packages. :func:`build_source` stays beside it
+because tests replace ``renkei.edge.agent.build_live_source`` at this address.
+
 One :class:`GatewayAgent` serves all machines of a gateway config. Its main thread paces
 every machine's source to the wall clock, runs each :class:`~renkei.edge.pipeline.MachinePipeline`
 (features, anomaly model, packing), and every ``publish.flush_interval_s`` writes the packed

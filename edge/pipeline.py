@@ -1,5 +1,11 @@
 """One machine's pipeline: sample blocks → features → anomaly model → packed messages.
 
+Why this module is long: :class:`MachinePipeline` is one machine's stream of work
+(windows, features, scoring, RUL, events, packing into messages) whose steps share the
+machine's window state, model and publish clock; the feature extraction, model inference,
+RUL and packing it calls already live in :mod:`renkei.edge.features`, :mod:`renkei.edge.model`
+and :mod:`renkei.edge.transport`.
+
 Data flow per stream of a :class:`~renkei.edge.sources.base.SampleBlock`:
 
 - ``slow``: raw rows → ``telemetry`` messages (if enabled); window statistics → features.

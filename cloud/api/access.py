@@ -132,7 +132,7 @@ RULES: dict[str, Rule] = {
     "models.list": _r("global", O, E, A),
     "models.publish": _r("global", E, A),
     "models.get": _r("global", O, E, A),
-    "renkei.models.artifact": _r("global", O, E, A),
+    "models.artifact": _r("global", O, E, A),
     "model_keys.list": _r("global", E, A),
     "model_keys.create": _r("global", A),
     "model_keys.revoke": _r("global", A),

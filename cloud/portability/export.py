@@ -14,9 +14,10 @@ from typing import Final
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect, select, text
 
-from renkei.cloud.portability.archive import (
+from renkei.cloud.portability.archive import ArchiveBuilder
+from renkei.cloud.portability.errors import PortabilityError
+from renkei.cloud.portability.manifest import (
     FORMAT_VERSION,
-    ArchiveBuilder,
     Manifest,
     TableMember,
     TimeseriesInfo,
@@ -24,7 +25,6 @@ from renkei.cloud.portability.archive import (
     measurement_member_name,
     table_member_name,
 )
-from renkei.cloud.portability.errors import PortabilityError
 from renkei.cloud.portability.tables import SPECS, TableSpec, encoder, firm_filter, table_of
 from renkei.cloud.portability.timeseries import InfluxReader, export_measurement
 from renkei.cloud.registry import make_engine

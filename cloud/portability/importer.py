@@ -1,5 +1,12 @@
 """``import_archive``: load a firm archive into an install (registry + InfluxDB).
 
+Why this module is long: it is one ordered procedure. Verify the archive, plan, migrate,
+then in one registry transaction check conflicts and field types, delete (with
+``replace``), insert the rows and advance the sequences, then write the time series and
+verify the counts; the order is what guarantees that nothing is written unless the archive
+and the target allow it, and each step is a short function of this module. The container,
+manifest, tables and time series it uses live in their own modules.
+
 Order of work, so that nothing is written unless the archive and the target allow it:
 
 1. Every member's size and SHA-256 is verified (:meth:`ArchiveReader.verify`); the

@@ -477,9 +477,9 @@ def test_no_per_reading_growth_of_internal_maps() -> None:
         )
         src.sink.set_unit(f"unknown{k}", "m")
         src.poll()
-    assert set(src._bad) <= {"a", "b"}
-    assert set(src._q_worst) <= {"a", "b"}
-    assert len(src._q) <= 8
+    assert set(src._rows._bad) <= {"a", "b"}
+    assert set(src._quality.worst) <= {"a", "b"}
+    assert len(src._quality.counts) <= 8
     assert set(src.totals) == {
         "readings",
         "bad",

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from renkei.cloud.capacity.availability import _up_buckets_query
-from renkei.cloud.portability.timeseries import _firm_where
+from renkei.cloud.portability.reader import _firm_where
 from renkei.core.wire import RESERVED_NAMES
 from renkei.dashboards.build import ROOT
 

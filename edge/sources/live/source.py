@@ -4,61 +4,36 @@
 on the agent's main thread, turns what the driver handed over (:meth:`LiveSource.poll`)
 into a :class:`LiveBatch`:
 
-- ``slow`` blocks: one row per distinct timestamp, every configured signal a field
-  (``value = raw * scale + offset``; NaN where the row has no reading of it, the reading
-  was ``BAD``, or its value is not finite -- such a reading counts as ``bad``). Rows are
-  strictly increasing in time: a reading older than the last row
-  already handed on (a late notification) is placed 1 ms after it and counted as ``late``;
-  two readings of one signal at the same time get rows 1 ms apart. Nothing is dropped.
-- ``shot`` blocks from the ``shots`` trigger
-(:class:`~renkei.edge.sources.live.shots.ShotAssembler`).
-- ``quality`` rows every ``quality_interval_s`` and at each link change (a row at the
-  ``source_down`` event's time with ``link_up`` 0, one at the ``source_up`` event's time
-  with ``link_up`` 1; row times strictly increase, so no row overwrites another in the
-  store): counters over the interval -- ``link_up`` (1/0), ``readings``, ``bad``,
-  ``uncertain``, ``gateway_time``
-  (readings stamped by the gateway: the protocol has no timestamps, or the device clock was
-  off by more than ``max_clock_skew_s``), ``late``, ``dropped`` (main thread too slow),
-  ``unknown`` (readings of unconfigured signals) -- plus, for each signal with a non-good
-  reading in the interval, its worst quality code (1 uncertain, 2 bad) under its own name.
+- ``slow`` and ``shot`` blocks, one row per distinct timestamp, strictly increasing in
+  time, nothing dropped (:mod:`renkei.edge.sources.live.rows`, which also says how device
+  timestamps are kept or replaced);
+- ``quality`` rows every ``quality_interval_s`` and at each link change
+  (:mod:`renkei.edge.sources.live.quality`);
 - events: the driver's (``source_down``/``source_up`` with the outage duration, protocol
-  events), ``signal_bad``/``signal_good`` when signals change quality between polls
-  (grouped by reason; a signal bad at the end of a poll that was not bad before is
-  ``signal_bad``, and the reverse ``signal_good``),
-  ``clock_skew``, and ``driver_failed`` when the driver raised (the source restarts it with
-  backoff: a live machine never stops the gateway).
-
-Time: device timestamps are kept (UTC epoch ms); the agent publishes them unchanged. A
-device timestamp more than ``max_clock_skew_s`` behind the gateway clock, or more than
-``min(max_clock_skew_s, MAX_FUTURE_SKEW_S)`` ahead of it, is replaced by the gateway's time
-(the ingest refuses points more than 300 s in the future by default).
+  events), ``signal_bad``/``signal_good`` and ``clock_skew`` (from the row assembly), and
+  ``driver_failed`` when the driver raised (the source restarts it with backoff: a live
+  machine never stops the gateway; :mod:`renkei.edge.sources.live.supervise`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Final
 
-import numpy as np
-
-from renkei.edge.sources.base import SampleBlock, SourceError
-from renkei.edge.sources.live.backoff import Backoff
-from renkei.edge.sources.live.base import (
-    Driver,
-    LinkEvent,
-    LiveSink,
-    Quality,
-    Reading,
-    ReadingBlock,
-    now_ms,
+from renkei.edge.sources.base import SourceError
+from renkei.edge.sources.live.base import Driver, LiveSink, Reading, ReadingBlock, now_ms
+from renkei.edge.sources.live.quality import QualityCounters
+from renkei.edge.sources.live.rows import (
+    MAX_FUTURE_SKEW_S,
+    MERGE_GRACE_MS,
+    LiveBatch,
+    RowAssembler,
 )
 from renkei.edge.sources.live.shots import ShotAssembler
 from renkei.edge.sources.live.signals import LiveSourceConfig, SignalMap, check_signal_names
+from renkei.edge.sources.live.supervise import supervise
 
 __all__ = [
     "MAX_FUTURE_SKEW_S",
@@ -71,42 +46,16 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: ``row_merge_ms``: how long after ``row_merge_ms`` the newest slot waits for late
-#: notifications before it becomes a row, gateway ms.
-MERGE_GRACE_MS: Final = 200
 #: Above this many signals without ``row_merge_ms`` a start-up warning explains the cost.
 _MANY_SIGNALS: Final = 500
-#: Signals named in one ``signal_bad``/``signal_good`` event before "and N more".
-_NAMES_PER_EVENT: Final = 10
-
-#: Most a device timestamp may lie ahead of the gateway clock, s, whatever
-#: ``max_clock_skew_s`` says: the ingest's admission window refuses points more than 300 s
-#: in the future (``IngestSettings.max_future_s``), which would dead-letter a whole message.
-MAX_FUTURE_SKEW_S: Final = 240.0
 
 #: Most values (signals x rows) one :meth:`LiveSource.poll` assembles (16 MB of float64):
 #: a backlog (the main loop was slow) is taken in parts, never as one huge block.
 MAX_POLL_CELLS: Final = 2_000_000
 
-#: Distinct ``ReadingBlock`` index layouts a source caches (a driver has one per request).
-_MAX_LAYOUTS: Final = 1024
-_NO_ROW: Final = np.iinfo(np.int64).min // 2
-
 
 class LiveSourceError(SourceError):
     """A live source cannot work as configured; the message names the device and cause."""
-
-
-@dataclass(slots=True)
-class LiveBatch:
-    """What one :meth:`LiveSource.poll` produced (all in time order)."""
-
-    blocks: list[SampleBlock] = field(default_factory=list)
-    events: list[LinkEvent] = field(default_factory=list)
-    quality: list[tuple[int, dict[str, float]]] = field(default_factory=list)
-    more: bool = False
-    """Readings are still waiting (the poll took at most ``MAX_POLL_CELLS`` values):
-    poll again soon."""
 
 
 class LiveSource:
@@ -140,13 +89,6 @@ class LiveSource:
                 raise LiveSourceError(f"{driver.describe}: signal {s.name!r} is listed twice")
             self.signals[s.name] = s
         self._names = list(self.signals)
-        # ReadingBlock layouts: (id(names), index bytes) -> (names, own index, kept entries)
-        self._layouts: dict[
-            tuple[int, bytes], tuple[tuple[str, ...], np.ndarray, np.ndarray | None]
-        ] = {}
-        self._held: list[Reading] = []  # row_merge_ms: the newest slot, not yet closed
-        self._held_slot: int | None = None
-        self._held_since = 0
         if len(self._names) > _MANY_SIGNALS and not config.row_merge_ms:
             log.warning(
                 "%s: %d signals with row_merge_ms 0: every distinct device timestamp makes a "
@@ -155,9 +97,6 @@ class LiveSource:
                 driver.describe,
                 len(self._names),
             )
-        self._index = {n: i for i, n in enumerate(self._names)}
-        self._scale = np.array([s.scale for s in self.signals.values()], dtype=np.float64)
-        self._offset = np.array([s.offset for s in self.signals.values()], dtype=np.float64)
         self._shots: ShotAssembler | None = None
         if driver.shots is not None:
             cfg = driver.shots
@@ -177,20 +116,13 @@ class LiveSource:
         self._device_units: dict[str, str] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_t: int | None = None
-        self._bad: dict[str, str] = {}
-        self._skewed = False
-        # quality interval counters
-        self._q_start: int | None = None
-        self._q_last_t: int | None = None
-        self._q: dict[str, float] = {}
-        self._q_worst: dict[str, int] = {}
-        self._q_dropped_seen = 0
+        self._quality = QualityCounters(clock)
+        self._rows = RowAssembler(
+            config=config, signals=self.signals, shots=self._shots, quality=self._quality
+        )
         self.driver_failures = 0
         """Times the driver raised and was restarted."""
-        self.totals: dict[str, int] = dict.fromkeys(
-            ("readings", "bad", "uncertain", "gateway_time", "late", "unknown", "rows"), 0
-        )
+        self.totals: dict[str, int] = self._quality.totals
         """Counters since start (the demo's live view and tests read them)."""
 
     # ----------------------------------------------------------------- Source API
@@ -235,35 +167,17 @@ class LiveSource:
         return self._thread is not None and self._thread.is_alive()
 
     def _supervise(self) -> None:
-        backoff = Backoff(
-            min_s=self.config.link.reconnect_min_s, max_s=self.config.link.reconnect_max_s
+        supervise(
+            self.driver,
+            self.sink,
+            self._stop,
+            link=self.config.link,
+            expected=(LiveSourceError,),
+            on_failure=self._driver_failed,
         )
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.driver.run(self.sink, self._stop)
-                if self._stop.is_set():
-                    return
-                # a driver must block until stop: returning early is a bug, not the end
-                failure = "driver returned before stop"
-                log.error("%s: %s; restarting it", self.describe, failure)
-            except Exception as exc:  # supervision boundary: report, restart with backoff
-                failure = f"{type(exc).__name__}: {exc}"
-                level = logging.ERROR if isinstance(exc, LiveSourceError) else logging.CRITICAL
-                log.log(
-                    level,
-                    "%s: driver failed (%s); restarting it",
-                    self.describe,
-                    failure,
-                    exc_info=not isinstance(exc, LiveSourceError),
-                )
-            self.driver_failures += 1
-            if time.monotonic() - started > backoff.max_s:
-                backoff.reset()  # it ran well for a while: not a crash loop
-            self.sink.link_down(failure)
-            self.sink.event("driver_failed", "alarm", failure)
-            if backoff.wait(self._stop):
-                return
+
+    def _driver_failed(self) -> None:
+        self.driver_failures += 1
 
     # ----------------------------------------------------------------- main thread
 
@@ -278,10 +192,10 @@ class LiveSource:
         """
         if (
             not final
-            and not self._held
-            and self._q_start is not None
+            and not self._rows.held
+            and self._quality.start is not None
             and self.sink.idle
-            and self._clock() - self._q_start < self.config.quality_interval_s * 1000
+            and self._clock() - self._quality.start < self.config.quality_interval_s * 1000
         ):
             return LiveBatch()  # nothing arrived, no quality row due (the agent polls often)
         limit = max(64, MAX_POLL_CELLS // max(1, len(self._names)))
@@ -290,7 +204,7 @@ class LiveSource:
         now = self._clock()
         blocks: list[ReadingBlock] = []
         readings: list[Reading] = []
-        if items and not self.config.row_merge_ms and not self._held:
+        if items and not self.config.row_merge_ms and not self._rows.held:
             blocks = [it for it in items if isinstance(it, ReadingBlock)]
             if len(blocks) != len(items):  # mixed: the per-reading path keeps the order
                 blocks = []
@@ -301,16 +215,16 @@ class LiveSource:
                 else:
                     readings.append(it)
         if self.config.row_merge_ms:
-            readings = self._hold_newest_slot(readings, now, final=final)
+            readings = self._rows.hold_newest_slot(readings, now, final=final)
         batch = LiveBatch()
-        if self._q_start is None:
-            self._q_start = now
+        if self._quality.start is None:
+            self._quality.start = now
         if self._shots is not None and any(ev.code == "source_down" for ev in events):
             self._shots.gap()  # before the rows: a cycle must not span an outage
         if readings:
-            self._rows(readings, now, batch)
+            self._rows.rows(readings, now, batch)
         elif blocks:
-            self._block_rows(blocks, now, batch)
+            self._rows.block_rows(blocks, now, batch)
         link_rows = False
         for ev in events:
             if ev.code in ("source_down", "source_up"):
@@ -319,339 +233,14 @@ class LiveSource:
                 self._emit_quality(ev.t_ms, batch, link_up=ev.code == "source_up")
                 link_rows = True
         batch.events.extend(events)
-        due = now - self._q_start >= self.config.quality_interval_s * 1000
+        due = now - self._quality.start >= self.config.quality_interval_s * 1000
         if due and not link_rows:
             self._emit_quality(now, batch, link_up=self.sink.up)
         batch.more = self.sink.pending > 0
         return batch
 
-    def _hold_newest_slot(self, readings: list[Reading], now: int, *, final: bool) -> list[Reading]:
-        merge = self.config.row_merge_ms
-        if self._held:
-            readings = self._held + readings
-            self._held = []
-        if not readings or final:
-            return readings
-        top = max(r.t_ms for r in readings) // merge
-        if top != self._held_slot:
-            self._held_slot, self._held_since = top, now
-        if now - self._held_since >= merge + MERGE_GRACE_MS:
-            return readings
-        out: list[Reading] = []
-        for r in readings:
-            (self._held if r.t_ms // merge == top else out).append(r)
-        return out
-
-    def _rows(self, readings: list[Reading], now: int, batch: LiveBatch) -> None:
-        past_ms = self.config.max_clock_skew_s * 1000
-        future_ms = min(self.config.max_clock_skew_s, MAX_FUTURE_SKEW_S) * 1000
-        rows: dict[int, dict[int, tuple[float, Quality]]] = {}
-        last_of: dict[int, int] = {}  # signal index -> its last row time in this batch
-        merge = self.config.row_merge_ms
-        # row_merge_ms: (slot, n-th reading of a signal in the slot) -> row time
-        slot_rows: dict[tuple[int, int], int] = {}
-        nth: dict[tuple[int, int], int] = {}
-        was_bad = dict(self._bad)
-        skew_seen: Reading | None = None
-        for r in sorted(readings, key=_by_time):
-            idx = self._index.get(r.signal)
-            if idx is None:
-                self._count("unknown")
-                continue
-            if r.quality is not Quality.BAD and not math.isfinite(r.value):
-                r = Reading(r.signal, r.t_ms, math.nan, Quality.BAD, r.device_time, "no value")
-            t = int(r.t_ms)
-            device_time = r.device_time
-            if device_time and not -past_ms <= t - now <= future_ms:
-                skew_seen = r
-                t, device_time = now, False
-            if not device_time:
-                self._count("gateway_time")
-            if self._last_t is not None and t <= self._last_t:
-                if t < self._last_t:
-                    self._count("late")
-                t = self._last_t + 1
-            # a signal's times only grow in this loop (sorted input): its next free row is
-            # 1 ms after its last one (O(1), not a scan: 10^5 readings at one ms stay fast)
-            if merge:
-                slot = t // merge
-                k = nth.get((slot, idx), 0)
-                nth[(slot, idx)] = k + 1
-                row_t = slot_rows.get((slot, k))
-                if row_t is None:
-                    row_t = slot_rows[(slot, k)] = t
-                    while row_t in rows:  # another slot's row at this ms
-                        row_t += 1
-                    slot_rows[(slot, k)] = row_t
-                    rows[row_t] = {}
-                rows[row_t][idx] = (r.value, r.quality)
-            else:
-                prev = last_of.get(idx)
-                if prev is not None and t <= prev:
-                    t = prev + 1
-                last_of[idx] = t
-                rows.setdefault(t, {})[idx] = (r.value, r.quality)
-            self._count("readings")
-            if r.quality is Quality.GOOD:
-                self._bad.pop(r.signal, None)
-                continue
-            name = "bad" if r.quality is Quality.BAD else "uncertain"
-            self._count(name)
-            self._q_worst[r.signal] = max(self._q_worst.get(r.signal, 0), int(r.quality))
-            if r.quality is Quality.BAD:
-                self._bad[r.signal] = r.reason or "bad quality"
-        self._skew_event(skew_seen, now, batch)
-        self._quality_events(was_bad, now, batch)
-        if not rows:
-            return
-        ts = sorted(rows)
-        k = len(self._names)
-        values = np.full((k, len(ts)), np.nan)
-        for j, t in enumerate(ts):
-            for idx, (v, quality) in rows[t].items():
-                if quality is not Quality.BAD:
-                    values[idx, j] = v
-        self._emit_rows(ts, values, batch)
-
-    def _quality_events(self, was_bad: dict[str, str], now: int, batch: LiveBatch) -> None:
-        """``signal_bad``/``signal_good`` for the net changes over this poll (a signal
-        flapping inside one poll is counted, not announced twice); configured order."""
-        if self._bad == was_bad:
-            return
-        newly_bad: dict[str, list[str]] = {}
-        recovered: list[str] = []
-        for name in self._names:
-            if name in self._bad and name not in was_bad:
-                newly_bad.setdefault(self._bad[name], []).append(name)
-            elif name in was_bad and name not in self._bad:
-                recovered.append(name)
-        for reason, names in newly_bad.items():
-            batch.events.append(
-                LinkEvent(now, "signal_bad", "warning", _names_message(names, f"bad: {reason}"))
-            )
-        if recovered:
-            batch.events.append(
-                LinkEvent(now, "signal_good", "info", _names_message(recovered, "good again"))
-            )
-
-    def _layout(self, b: ReadingBlock) -> tuple[np.ndarray, np.ndarray | None]:
-        """``b``'s entries as this source's signal indexes (entries of unknown names,
-        out-of-range or repeated positions left out: ``kept`` lists the others, ``None``
-        when all are kept); cached per (names tuple, index) layout."""
-        key = (id(b.names), b.index.tobytes())
-        hit = self._layouts.get(key)
-        if hit is not None and hit[0] is b.names:
-            return hit[1], hit[2]
-        own_of = [self._index.get(n, -1) for n in b.names]
-        pos = b.index.tolist()
-        own: list[int] = []
-        kept: list[int] = []
-        seen: set[int] = set()
-        for i, p in enumerate(pos):
-            o = own_of[p] if 0 <= p < len(own_of) else -1
-            if o >= 0 and o not in seen:
-                seen.add(o)
-                own.append(o)
-                kept.append(i)
-        own_arr = np.asarray(own, dtype=np.intp)
-        kept_arr = None if len(kept) == len(pos) else np.asarray(kept, dtype=np.intp)
-        if len(self._layouts) >= _MAX_LAYOUTS:
-            self._layouts.clear()  # bounded: a driver making endless layouts is a bug
-        self._layouts[key] = (b.names, own_arr, kept_arr)
-        return own_arr, kept_arr
-
-    def _block_rows(self, blocks: list[ReadingBlock], now: int, batch: LiveBatch) -> None:
-        """:meth:`_rows` for reading blocks (same rules, array operations: a block of ``m``
-        values costs a few numpy calls, not ``m`` objects)."""
-        past_ms = self.config.max_clock_skew_s * 1000
-        future_ms = min(self.config.max_clock_skew_s, MAX_FUTURE_SKEW_S) * 1000
-        k = len(self._names)
-        last_of = np.full(k, _NO_ROW, dtype=np.int64)  # signal -> its last row in this batch
-        parts: list[tuple[np.ndarray, int | np.ndarray, np.ndarray]] = []
-        was_bad = dict(self._bad)
-        skew_seen: Reading | None = None
-        for b in sorted(blocks, key=_by_time):
-            own, kept = self._layout(b)
-            m = len(own)
-            if m < len(b):
-                self._count("unknown", len(b) - m)
-            if not m:
-                continue
-            vals = b.values if kept is None else b.values[kept]
-            q = b.quality if b.quality is None or kept is None else b.quality[kept]
-            finite = np.isfinite(vals)
-            all_finite = bool(finite.all())
-            if q is None and all_finite:
-                bad = None
-                n_bad = n_unc = 0
-            else:
-                bad = ~finite if q is None else (q == Quality.BAD) | ~finite
-                n_bad = int(np.count_nonzero(bad))
-                n_unc = 0 if q is None else int(np.count_nonzero((q == Quality.UNCERTAIN) & ~bad))
-            t = int(b.t_ms)
-            device_time = b.device_time
-            if device_time and not -past_ms <= t - now <= future_ms:
-                skew_seen = Reading(self._names[int(own[0])], t, math.nan)
-                t, device_time = now, False
-            if not device_time:
-                self._count("gateway_time", m)
-            if self._last_t is not None and t <= self._last_t:
-                if t < self._last_t:
-                    self._count("late", m)
-                t = self._last_t + 1
-            prev = last_of[own]
-            rt: int | np.ndarray = t
-            if int(prev.max()) >= t:  # a signal already has a row at t: 1 ms after it
-                rt = np.maximum(prev + 1, t)
-            last_of[own] = rt
-            self._count("readings", m)
-            if bad is not None:
-                vals = np.where(bad, np.nan, vals)
-            parts.append((own, rt, vals))
-            if n_bad or n_unc:
-                self._block_quality(b, own, kept, q, bad, finite)
-                if n_bad:
-                    self._count("bad", n_bad)
-                if n_unc:
-                    self._count("uncertain", n_unc)
-            elif self._bad:
-                for i in own.tolist():
-                    self._bad.pop(self._names[i], None)
-        self._skew_event(skew_seen, now, batch)
-        self._quality_events(was_bad, now, batch)
-        if not parts:
-            return
-        if all(isinstance(rt, int) for _, rt, _ in parts):
-            ts_list = sorted({rt for _, rt, _ in parts if isinstance(rt, int)})
-        else:
-            ts_list = np.unique(np.concatenate([np.atleast_1d(rt) for _, rt, _ in parts])).tolist()
-        values = np.full((k, len(ts_list)), np.nan)
-        col_of = {t: j for j, t in enumerate(ts_list)}
-        for own, rt, vals in parts:
-            if isinstance(rt, int):
-                values[own, col_of[rt]] = vals
-            else:
-                values[own, np.searchsorted(ts_list, rt)] = vals
-        self._emit_rows(ts_list, values, batch)
-
-    def _block_quality(
-        self,
-        b: ReadingBlock,
-        own: np.ndarray,
-        kept: np.ndarray | None,
-        q: np.ndarray | None,
-        bad: np.ndarray | None,
-        finite: np.ndarray,
-    ) -> None:
-        """Per-signal bookkeeping of a block with non-good entries (worst quality of the
-        interval, the bad set and its reasons), entry order as :meth:`_rows` does."""
-        assert bad is not None
-        for j, o in enumerate(own.tolist()):
-            name = self._names[o]
-            if bad[j]:
-                self._q_worst[name] = int(Quality.BAD)
-                if finite[j] or (q is not None and q[j] == Quality.BAD):
-                    reason = b.reason_of(j if kept is None else int(kept[j]))
-                else:
-                    reason = "no value"
-                self._bad[name] = reason or "bad quality"
-            elif q is not None and q[j] == Quality.UNCERTAIN:
-                self._q_worst[name] = max(self._q_worst.get(name, 0), int(Quality.UNCERTAIN))
-            else:
-                self._bad.pop(name, None)
-
-    def _emit_rows(self, ts: Sequence[int], values: np.ndarray, batch: LiveBatch) -> None:
-        """Scale/offset the raw ``values`` (signals x rows) and append the ``slow`` block
-        (and the shot rows) of rows ``ts``."""
-        self._last_t = ts[-1]
-        with np.errstate(over="ignore", invalid="ignore"):
-            values = values * self._scale[:, None] + self._offset[:, None]
-        values[~np.isfinite(values)] = np.nan  # a huge raw value * scale: no value, not inf
-        t_arr = np.asarray(ts, dtype=np.int64)
-        self.totals["rows"] += len(ts)
-        fields = dict(zip(self._names, values))
-        batch.blocks.append(
-            SampleBlock(
-                stream="slow",
-                t_ms=t_arr,
-                fields=fields,
-                labels=None,
-                sample_rate_hz=None,
-                matrix=values,
-            )
-        )
-        if self._shots is not None:
-            self._shot_block(ts, values, batch)
-
-    def _shot_block(self, ts: Sequence[int], values: np.ndarray, batch: LiveBatch) -> None:
-        assert self._shots is not None
-        used = [self._index[n] for n in self._shot_inputs()]
-        shots: list[tuple[int, dict[str, float]]] = []
-        for j, t in enumerate(ts):
-            row = {self._names[i]: float(values[i, j]) for i in used}
-            shots.extend(self._shots.push(t, row))
-        if not shots:
-            return
-        names = self._shots.fields
-        batch.blocks.append(
-            SampleBlock(
-                stream="shot",
-                t_ms=np.asarray([t for t, _ in shots], dtype=np.int64),
-                fields={
-                    n: np.asarray([row[n] for _, row in shots], dtype=np.float64) for n in names
-                },
-                labels=None,
-                sample_rate_hz=None,
-            )
-        )
-
-    def _shot_inputs(self) -> list[str]:
-        assert self._shots is not None
-        cfg = self._shots.config
-        return list(dict.fromkeys((cfg.trigger, *cfg.values, *cfg.stats)))
-
-    def _skew_event(self, r: Reading | None, now: int, batch: LiveBatch) -> None:
-        if r is None:
-            self._skewed = False
-            return
-        if self._skewed:
-            return
-        self._skewed = True
-        batch.events.append(
-            LinkEvent(
-                now,
-                "clock_skew",
-                "warning",
-                f"device time of {r.signal!r} is {(r.t_ms - now) / 1000:+.0f} s off the "
-                f"gateway clock (limit {self.config.max_clock_skew_s:g} s); using the "
-                "gateway's time until the device clock is fixed",
-            )
-        )
-
-    def _count(self, name: str, n: int = 1) -> None:
-        self._q[name] = self._q.get(name, 0.0) + n
-        self.totals[name] += n
-
     def _emit_quality(self, t_ms: int, batch: LiveBatch, *, link_up: bool) -> None:
-        t = int(t_ms)
-        if self._q_last_t is not None and t <= self._q_last_t:
-            t = self._q_last_t + 1  # one row per time: a row never overwrites another
-        self._q_last_t = t
-        dropped = self.sink.dropped
-        row: dict[str, float] = {
-            "link_up": 1.0 if link_up else 0.0,
-            **dict.fromkeys(
-                ("readings", "bad", "uncertain", "gateway_time", "late", "unknown"), 0.0
-            ),
-            **self._q,
-            "dropped": float(dropped - self._q_dropped_seen),
-        }
-        row.update({n: float(c) for n, c in self._q_worst.items()})
-        self._q_dropped_seen = dropped
-        self._q = {}
-        self._q_worst = {}
-        self._q_start = self._clock()
-        batch.quality.append((t, row))
+        batch.quality.append(self._quality.row(t_ms, link_up=link_up, dropped=self.sink.dropped))
 
     def status(self) -> dict[str, int | bool]:
         """Counters for the live view and health: totals, outages, driver failures."""
@@ -664,13 +253,3 @@ class LiveSource:
             "events_dropped": self.sink.events_dropped,
             "driver_failures": self.driver_failures,
         }
-
-
-def _by_time(r: Reading | ReadingBlock) -> int:
-    return r.t_ms
-
-
-def _names_message(names: list[str], what: str) -> str:
-    shown = ", ".join(names[:_NAMES_PER_EVENT])
-    more = len(names) - _NAMES_PER_EVENT
-    return f"{len(names)} signal(s) {what}: {shown}" + (f" and {more} more" if more > 0 else "")

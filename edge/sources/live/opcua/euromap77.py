@@ -1,5 +1,11 @@
 """The OPC UA ``euromap77`` preset: IMM2MES (EUROMAP 77 / OPC 40077 1.01) standard variables.
 
+Why this module is long: it is one specification's preset. The node table of the
+IMM2MES standard variables (with their unit conversions), the browse that finds them on a
+server and the cycle-event plan of OPC 40083 §19 are read against the same spec sections and
+change together when the spec or a server's quirks do; split apart, each half would need the
+other's constants and the reader would lose the one place that maps the spec to signals.
+
 Contract with the OPC UA driver (:mod:`renkei.edge.sources.live.opcua.driver`):
 
 - :func:`preset_signals` gives, before connecting, the fixed list of signals the preset

@@ -1,6 +1,12 @@
 """One OPC UA session (asyncua ``Client``) of the ``opcua`` driver: connect, resolve the
 signals' NodeIds, read EngineeringUnits, one subscription or batched Reads, loss detection.
 
+Why this module is long: :class:`OpcuaSession` is one connection's state machine
+(connect, security refusal, resolve, units, subscribe or poll, loss detection, close), and
+its helpers (status names, the event request, certificates, NodeId and browse-path parsing)
+serve only it; its steps share the live client and the session's bookkeeping, so splitting
+them would spread one lifecycle over several files.
+
 A session object lives for one connection: the driver builds a fresh one after every loss,
 so nothing of a dead session (tasks, subscriptions, callbacks) is kept (bounded memory).
 Services used (OPC 10000-4): CreateSession/ActivateSession (§5.6), Read (§5.10.2),

@@ -1,0 +1,197 @@
+"""設備概要 / Plant overview: machine state, OEE and its three factors, anomaly heat map,
+alarms.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from grafana_foundation_sdk.builders import dashboard
+from grafana_foundation_sdk.models import dashboard as dm
+
+from renkei.dashboards import contract as c
+from renkei.dashboards.boards.common import ANOMALY_FLAG, ANOMALY_STATES
+from renkei.dashboards.panels import (
+    Board,
+    alertlist_panel,
+    bargauge_panel,
+    bi,
+    expression_math,
+    expression_reduce,
+    history_panel,
+    machine_variables,
+    table_panel,
+    thresholds,
+    timeline_panel,
+    value_map,
+)
+from renkei.dashboards.queries import Target
+from renkei.dashboards.targets import BY_MACHINE, MACHINE_TAGS, M, series, table
+
+__all__ = ["AVAILABILITY_Q", "PERFORMANCE_Q", "QUALITY_Q", "plant_overview"]
+
+# --------------------------------------------------------------------------- OEE queries
+
+#: Availability: share of 1-minute buckets of the range with at least one scored row.
+AVAILABILITY_Q: Final = (
+    'SELECT mean("up") AS "availability" FROM ('
+    f'SELECT count("score") / count("score") AS "up" FROM "{c.ANOMALY}" '
+    f"WHERE $timeFilter AND {M} GROUP BY time(1m), {BY_MACHINE} fill(0)"
+    f") GROUP BY {BY_MACHINE}"
+)
+#: Performance: best demonstrated cycle (5th percentile) / mean cycle time.
+PERFORMANCE_Q: Final = (
+    'SELECT percentile("cycle_time_s", 5) / mean("cycle_time_s") AS "performance" '
+    f'FROM "{c.SHOT}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
+)
+#: Quality: share of scored windows/shots the model did not flag.
+QUALITY_Q: Final = (
+    'SELECT 1 - mean("is_anomaly") AS "quality" '
+    f'FROM "{c.ANOMALY}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
+)
+
+
+def plant_overview() -> Board:
+    """設備概要 / Plant overview: state, OEE and its factors, anomaly heat map, alarms."""
+    b = Board(
+        uid="renkei-plant-overview",
+        title=bi("設備概要", "Plant overview"),
+        description="Every machine's state, OEE (availability × performance × quality), "
+        "anomaly heat map and active alarms.",
+        variables=machine_variables(),
+        time_from="now-24h",
+    )
+    b.row(bi("状態", "State"))
+    b.add(
+        table_panel()
+        .mappings(value_map(ANOMALY_STATES))
+        .override_by_name(
+            "score_ratio",
+            [
+                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+                dm.DynamicConfigValue(
+                    id_val="thresholds",
+                    value=thresholds((None, "green"), (0.8, "orange"), (1.0, "red")).build(),
+                ),
+                dm.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "color-background"}
+                ),
+            ],
+        ),
+        title=bi("設備状態(最新)", "Machine state (latest)"),
+        description="Latest anomaly score relative to the model threshold (score_ratio, "
+        "> 100 % = anomalous) and the latest anomaly flag, per machine.",
+        targets=[
+            table(
+                'last("score") / last("threshold") AS "score_ratio", '
+                'last("is_anomaly") AS "anomaly"',
+                c.ANOMALY,
+                ("time", "score_ratio", "anomaly"),
+            )
+        ],
+        width=10,
+    )
+    b.add(
+        timeline_panel().mappings(value_map(ANOMALY_STATES)).max_data_points(200),
+        title=bi("状態の推移", "State timeline"),
+        description="Anomaly flag per machine and interval (max of is_anomaly); gaps = no "
+        "scored data.",
+        targets=[ANOMALY_FLAG],
+        width=14,
+    )
+    b.row(bi("総合設備効率", "OEE"))
+    oee_targets = [
+        Target("A", AVAILABILITY_Q, ("time", "availability"), hide=True, tags=MACHINE_TAGS),
+        Target("P", PERFORMANCE_Q, ("time", "performance"), hide=True, tags=MACHINE_TAGS),
+        Target("Q", QUALITY_Q, ("time", "quality"), hide=True, tags=MACHINE_TAGS),
+    ]
+    b.add(
+        bargauge_panel("percentunit", min_value=0, max_value=1)
+        .thresholds(thresholds((None, "red"), (0.6, "orange"), (0.85, "green")))
+        .display_name("${__field.labels.site} ${__field.labels.machine}"),
+        title=bi("OEE(総合設備効率)", "OEE"),
+        description="OEE = availability × performance × quality (Grafana expressions over "
+        "the three factor queries). Machines without shots have no performance and no OEE.",
+        targets=oee_targets,
+        expressions=[
+            expression_reduce("rA", "A", "last", hide=True),
+            expression_reduce("rP", "P", "last", hide=True),
+            expression_reduce("rQ", "Q", "last", hide=True),
+            expression_math("OEE", "$rA * $rP * $rQ"),
+        ],
+        width=8,
+        height=9,
+    )
+    b.add(
+        table_panel()
+        .override_by_regexp(
+            "availability|performance|quality",
+            [
+                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+                dm.DynamicConfigValue(
+                    id_val="custom.cellOptions", value={"type": "gauge", "mode": "basic"}
+                ),
+                dm.DynamicConfigValue(id_val="min", value=0),
+                dm.DynamicConfigValue(id_val="max", value=1),
+            ],
+        )
+        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={})),
+        title=bi("OEE 3要素", "OEE factors"),
+        description="Availability: share of 1-minute buckets with at least one scored window "
+        "or shot. Performance: 5th-percentile cycle time / mean cycle time (shots). Quality: "
+        "1 - share of scored windows/shots flagged anomalous.",
+        targets=[
+            Target("A", AVAILABILITY_Q, ("time", "availability"), "table", tags=MACHINE_TAGS),
+            Target("P", PERFORMANCE_Q, ("time", "performance"), "table", tags=MACHINE_TAGS),
+            Target("Q", QUALITY_Q, ("time", "quality"), "table", tags=MACHINE_TAGS),
+        ],
+        width=16,
+        height=9,
+    )
+    b.row(bi("異常", "Anomalies"))
+    b.add(
+        history_panel()
+        .thresholds(thresholds((None, "green"), (0.8, "yellow"), (1.0, "red")))
+        .color_scheme(dashboard.FieldColor().mode(dm.FieldColorModeId.THRESHOLDS))
+        .unit("percentunit")
+        .max_data_points(60),
+        title=bi("異常ヒートマップ", "Anomaly heat map"),
+        description="Max anomaly score / threshold per machine and interval "
+        "(green < 80 %, yellow < 100 %, red >= 100 %).",
+        targets=[
+            series(
+                'max("score") / max("threshold") AS "score_ratio"',
+                c.ANOMALY,
+                ("time", "score_ratio"),
+                fill="null",
+            )
+        ],
+        width=24,
+        height=10,
+    )
+    b.add(
+        table_panel(),
+        title=bi("発生中の異常", "Active alarms"),
+        description="Machines whose latest event in the range is an anomaly onset.",
+        targets=[
+            Target(
+                "A",
+                'SELECT "code", "severity", "message" FROM ('
+                'SELECT last("code") AS "code", last("severity") AS "severity", '
+                f'last("message") AS "message" FROM "{c.EVENT}" '
+                f"WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}"
+                f") WHERE \"code\" = 'anomaly_onset' GROUP BY {BY_MACHINE}",
+                ("time", "code", "severity", "message"),
+                result_format="table",
+                tags=MACHINE_TAGS,
+            )
+        ],
+        width=14,
+    )
+    b.add(
+        alertlist_panel(),
+        title=bi("アラート(Grafana)", "Firing alerts (Grafana)"),
+        description="Firing and pending Renkei alert rules (Grafana alert state).",
+        width=10,
+    )
+    return b
