@@ -69,11 +69,12 @@ def test_production_code_does_not_import_test_tools(forbidden: str) -> None:
     for path in _production_modules():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = []
             if isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names = [node.module]
+            else:
+                continue
             if any(n == forbidden or n.startswith(forbidden + ".") for n in names):
                 offenders.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not offenders, f"production modules import {forbidden}: {offenders}"
