@@ -49,6 +49,8 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from renkei.core.errors import StoreError
+
 __all__ = [
     "AlertEvaluation",
     "Number",
@@ -78,7 +80,7 @@ Labels = tuple[tuple[str, str], ...]
 Runner = Callable[[str], list[dict[str, Any]]]
 
 
-class QueryError(RuntimeError):
+class QueryError(StoreError, RuntimeError):
     """InfluxDB refused a query (InfluxQL error)."""
 
 
