@@ -31,6 +31,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from renkei.core.errors import ConfigError
 from renkei.core.wire import (
     ACK_PREFIX,
     DEADLETTER_PREFIX,
@@ -56,7 +57,7 @@ ROLLOUT_USER_SUFFIX = "-rollout"
 _LAX = ConfigDict(frozen=True, extra="ignore")
 
 
-class AclConfigError(ValueError):
+class AclConfigError(ConfigError):
     """A gateway config the ACL cannot be rendered from; names the file and key path."""
 
 

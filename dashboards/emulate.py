@@ -42,6 +42,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from renkei.core.errors import StoreError
 from renkei.dashboards.expressions import (
     Labels,
     Number,
@@ -78,7 +79,7 @@ State = Literal["Normal", "Alerting", "NoData", "Error"]
 Runner = Callable[[str], list[dict[str, Any]]]
 
 
-class QueryError(RuntimeError):
+class QueryError(StoreError, RuntimeError):
     """InfluxDB refused a query (InfluxQL error)."""
 
 

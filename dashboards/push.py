@@ -131,7 +131,7 @@ def push(
 def _folder(grafana: Any, report: PushReport) -> None:
     try:
         folder = grafana.folder.get_folder(FOLDER_UID)
-    except Exception as exc:
+    except GrafanaClientError as exc:
         if not _missing(exc):
             raise
         grafana.folder.create_folder(FOLDER_TITLE, uid=FOLDER_UID)
@@ -147,7 +147,7 @@ def _folder(grafana: Any, report: PushReport) -> None:
 def _datasource(grafana: Any, report: PushReport, model: dict[str, Any]) -> None:
     try:
         current = grafana.datasource.get_datasource_by_uid(DATASOURCE_UID)
-    except Exception as exc:
+    except GrafanaClientError as exc:
         if not _missing(exc):
             raise
         grafana.datasource.create_datasource(model)
@@ -168,7 +168,7 @@ def _dashboard(grafana: Any, report: PushReport, model: dict[str, Any]) -> None:
     action: Action = "created"
     try:
         current = grafana.dashboard.get_dashboard(uid)
-    except Exception as exc:
+    except GrafanaClientError as exc:
         if not _missing(exc):
             raise
     else:
@@ -194,7 +194,7 @@ def _rules(grafana: Any, report: PushReport, *, disable_provenance: bool) -> Non
         body = rule.to_api(folder_uid=FOLDER_UID)
         try:
             current = prov.get_alertrule(rule.uid)
-        except Exception as exc:
+        except GrafanaClientError as exc:
             if not _missing(exc):
                 raise
             prov.create_alertrule(body, disable_provenance=disable_provenance)

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 from renkei import __version__
+from renkei.core.errors import RenkeiError
 from renkei.core.wire import GatewayHealth, GatewayState, encode, gateway_topic
 from renkei.edge.config import (
     GatewayConfig,
@@ -91,7 +92,7 @@ _WATCHDOG_TICK_S: Final = 5.0
 even when ``publish.flush_interval_s`` is long."""
 
 
-class AgentError(RuntimeError):
+class AgentError(RenkeiError, RuntimeError):
     """The agent cannot go on (e.g. its publisher keeps failing); the message says why."""
 
 

@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from renkei.core.errors import ConfigError
 from renkei.core.wire import MAX_GATEWAY_MACHINES, Level, reserved_name_problem
 from renkei.edge.features.vibration import EnvelopeConfig, VibrationConfig
 from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
@@ -78,16 +79,6 @@ __all__ = [
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-
-class ConfigError(ValueError):
-    """A gateway config that cannot be used. The message names file, key path and problem."""
-
-    def __init__(self, file: Path | str, problems: list[tuple[str, str]]) -> None:
-        self.file = str(file)
-        self.problems = problems
-        lines = [f"{self.file}: {path or '<root>'}: {msg}" for path, msg in problems]
-        super().__init__("invalid gateway config\n  " + "\n  ".join(lines))
 
 
 class MqttConfig(BaseModel):

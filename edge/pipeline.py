@@ -62,7 +62,7 @@ from renkei.edge.config import (
     RulModelConfig,
 )
 from renkei.edge.features import ShotFeatures, Windower, vibration_windower
-from renkei.edge.model.inference import AnomalyModel, ModelInputError
+from renkei.edge.model.inference import AnomalyModel, ModelError, ModelInputError
 from renkei.edge.model.inputs import InputPlan, InputPlanError, ModelInputs, ModelRow, batch_inputs
 from renkei.edge.model.inputs import plan_inputs as plan_model_inputs
 from renkei.edge.model.rul import MoldTracker, RulRunner, plan_inputs, rul_fields
@@ -460,7 +460,7 @@ class MachinePipeline:
         x = row.x.astype(np.float32).reshape(1, -1)
         try:
             score = float(self.model.score(x)[0])
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
+        except ModelError as exc:  # onnxruntime's errors arrive as ModelRunError
             self.unscored += 1
             self.model_errors += 1
             if self.model_errors == 1:

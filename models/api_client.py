@@ -15,12 +15,14 @@ from typing import Any, Final
 
 import orjson
 
+from renkei.core.errors import TransportError
+
 __all__ = ["ApiClient", "ApiClientError"]
 
 _TIMEOUT_S: Final = 60.0
 
 
-class ApiClientError(Exception):
+class ApiClientError(TransportError):
     """The API answered with an error (``status`` >= 400) or could not be reached
     (``status`` 0). ``code``/``message``/``detail`` come from the API's error body."""
 

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from renkei.cloud._exceptions import CloudError
 from renkei.cloud.api.limits import BodyTooLarge, too_large_body
 from renkei.cloud.planner import PlannerInputError
 from renkei.cloud.registry import RegistryImportError, RegistryOwnershipError
@@ -33,7 +34,7 @@ from renkei.cloud.registry import RegistryImportError, RegistryOwnershipError
 __all__ = ["ApiError", "Conflict", "Forbidden", "Invalid", "NotFound", "Unauthenticated", "install"]
 
 
-class ApiError(Exception):
+class ApiError(CloudError):
     """An error with an HTTP status, a stable code and details for the client."""
 
     status = 400

@@ -16,10 +16,12 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from renkei.core.errors import RenkeiError
+
 __all__ = ["BodyLimit", "BodyTooLarge", "too_large_body"]
 
 
-class BodyTooLarge(HTTPException):
+class BodyTooLarge(HTTPException, RenkeiError):
     """The request body passed ``limit_bytes`` (raised while it is being received).
 
     An :class:`HTTPException`, so FastAPI's body parsing passes it through unchanged

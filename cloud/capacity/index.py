@@ -996,7 +996,7 @@ class CapacityIndexService:
     def _rebuild_in_background(self, today: date) -> None:
         try:
             fresh = self._full(today)
-        except Exception:
+        except Exception:  # thread boundary: log, keep serving the current index
             logger.exception("background rebuild of the capacity index failed")
             return
         with self._lock:

@@ -43,7 +43,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from renkei.cloud._exceptions import CloudError, StoreRejected
+from renkei.cloud._exceptions import StoreRejected
 from renkei.cloud.api.deps import AppState
 from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity.calendar import ShiftCalendar
@@ -51,6 +51,7 @@ from renkei.cloud.capacity.service import spare_for
 from renkei.cloud.ingest.lineproto import escape_key
 from renkei.cloud.registry import Line, Machine, Site
 from renkei.cloud.store.influx import InfluxStore
+from renkei.core.errors import RenkeiError
 from renkei.dashboards.contract import capacity_points
 
 __all__ = [
@@ -287,7 +288,7 @@ def run_periodic(
 
     Runs start ``every_s`` apart (a run longer than that is followed at once by the
     next). An exception of a run is logged at ERROR (with a traceback unless it is a
-    :class:`~renkei.cloud._exceptions.CloudError` or a database error) and passed to
+    :class:`~renkei.core.errors.RenkeiError` or a database error) and passed to
     ``on_error``, and the next run happens as planned: a periodic producer outlives
     InfluxDB or database outages.
 
@@ -317,7 +318,7 @@ def run_periodic(
                 "capacity: run failed: %s; next run in %.0f s",
                 exc,
                 every_s,
-                exc_info=not isinstance(exc, CloudError | SQLAlchemyError),
+                exc_info=not isinstance(exc, RenkeiError | SQLAlchemyError),
             )
             if on_error is not None:
                 on_error(exc)

@@ -76,6 +76,7 @@ from renkei.cloud.ingest.lineproto import (
     encode_message,
 )
 from renkei.cloud.store.base import TimeSeriesStore
+from renkei.core.errors import RenkeiError
 from renkei.core.wire import DeadLetter, WireError, deadletter_topic
 
 __all__ = [
@@ -358,7 +359,7 @@ class _Work:
     dl_info: mqtt.MQTTMessageInfo | None = None
 
 
-class _Abandon(Exception):
+class _Abandon(RenkeiError):
     """The current batch cannot complete (stop deadline passed or connection lost)."""
 
 

@@ -144,8 +144,8 @@ def export_command(
     if not out.parent.is_dir():
         raise _fail(f"--out: directory {out.parent} does not exist", 2)
 
-    from renkei.cloud._exceptions import CloudError
     from renkei.cloud.portability.export import export_firm
+    from renkei.core.errors import RenkeiError
 
     try:
         report = export_firm(
@@ -156,7 +156,7 @@ def export_command(
             overwrite=force,
             chunk_points=chunk_points,
         )
-    except CloudError as exc:
+    except RenkeiError as exc:
         raise _fail(f"export failed: {exc}", 1) from None
     except Exception as exc:  # database drivers: unreachable, no such table, ...
         raise _fail(f"export failed: {type(exc).__name__}: {exc}", 1) from None
@@ -210,14 +210,14 @@ def import_command(
         influx, influx_database, influx_token, influx_username, influx_password
     )
 
-    from renkei.cloud._exceptions import CloudError
     from renkei.cloud.portability.archive import ArchiveReader
     from renkei.cloud.portability.importer import import_archive
+    from renkei.core.errors import RenkeiError
 
     try:
         with ArchiveReader(archive) as reader:
             manifest = reader.manifest
-    except CloudError as exc:
+    except RenkeiError as exc:
         raise _fail(f"import failed: {exc}", 1) from None
     if manifest.points and settings is None:
         raise _fail(
@@ -234,7 +234,7 @@ def import_command(
             strict=strict,
             batch_points=batch_points,
         )
-    except CloudError as exc:
+    except RenkeiError as exc:
         raise _fail(f"import failed: {exc}", 1) from None
     except Exception as exc:  # database drivers: unreachable, locked, ...
         raise _fail(f"import failed: {type(exc).__name__}: {exc}", 1) from None

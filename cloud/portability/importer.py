@@ -58,7 +58,6 @@ from typing import Any, Final
 from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from renkei.cloud._exceptions import CloudError
 from renkei.cloud.portability.archive import ArchiveReader, Manifest, TableMember
 from renkei.cloud.portability.errors import (
     ArchiveError,
@@ -80,6 +79,7 @@ from renkei.cloud.portability.timeseries import InfluxReader, write_member
 from renkei.cloud.registry import make_engine
 from renkei.cloud.registry.migrate import upgrade
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.errors import RenkeiError
 
 __all__ = ["ImportReport", "SkippedRow", "import_archive"]
 
@@ -247,7 +247,7 @@ def import_archive(
                         log.info("%s: %d points written", member.measurement, member.points)
                     report.timeseries_seconds = time.perf_counter() - ts_started
                     report.verification_problems = _verify_counts(ts_reader, manifest)
-                except CloudError as exc:
+                except RenkeiError as exc:
                     raise PortabilityError(
                         f"the registry of {firm_id} was imported, but writing its time series "
                         f"failed after {report.total_points} points: {exc}; fix the cause and "

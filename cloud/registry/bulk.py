@@ -21,6 +21,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
+from renkei.cloud._exceptions import CloudError
 from renkei.cloud.registry.models import Base, Firm, Line, Machine, Mold, Site
 from renkei.cloud.registry.schemas import (
     FirmCreate,
@@ -65,7 +66,7 @@ _ADAPTERS: Final[dict[str, TypeAdapter[list[Any]]]] = {
 }
 
 
-class RegistryOwnershipError(ValueError):
+class RegistryOwnershipError(CloudError, ValueError):
     """Ids of an import that rows of other firms hold; ``conflicts`` = table -> ids."""
 
     def __init__(self, conflicts: dict[str, list[str]]) -> None:
@@ -79,7 +80,7 @@ class RegistryOwnershipError(ValueError):
         )
 
 
-class RegistryImportError(ValueError):
+class RegistryImportError(CloudError, ValueError):
     """Rows that do not validate; ``problems`` lists ``(where, message)`` pairs."""
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from renkei.cloud._exceptions import CloudError
 from renkei.cloud.registry import (
     Deployment,
     DeploymentKind,
@@ -57,7 +58,7 @@ _ACTIVE = (DeploymentStatus.PENDING, DeploymentStatus.CANARY, DeploymentStatus.R
 _OPEN = (TargetStatus.WAITING, TargetStatus.SENT)
 
 
-class RolloutError(ValueError):
+class RolloutError(CloudError, ValueError):
     """A deployment request that cannot be carried out.
 
     ``code`` is ``invalid`` (bad target expression, nothing to deploy to) or ``not_found``

@@ -29,9 +29,11 @@ from typing import Final
 
 import numpy as np
 import onnxruntime as ort
+import onnxruntime.capi.onnxruntime_pybind11_state as _ort_state
 from numpy.typing import ArrayLike, NDArray
 from pydantic import ValidationError
 
+from renkei.core.errors import ModelError
 from renkei.core.manifest import MANIFEST_FILE, ModelManifest
 
 __all__ = [
@@ -39,13 +41,32 @@ __all__ = [
     "ModelError",
     "ModelInputError",
     "ModelIntegrityError",
+    "ModelRunError",
 ]
 
 _SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
 
-
-class ModelError(Exception):
-    """A model cannot be loaded or used (missing files, invalid manifest, bad graph)."""
+_ORT_ERRORS: Final[tuple[type[Exception], ...]] = (
+    _ort_state.Fail,
+    _ort_state.InvalidArgument,
+    _ort_state.InvalidGraph,
+    _ort_state.InvalidProtobuf,
+    _ort_state.NoSuchFile,
+    _ort_state.NoModel,
+    _ort_state.NotImplemented,
+    _ort_state.RuntimeException,
+    _ort_state.EngineError,
+    _ort_state.EPFail,
+    RuntimeError,
+    ValueError,
+)
+"""What onnxruntime raises when it cannot build or run a session: the status classes of its
+C++ core (``onnxruntime.capi.onnxruntime_pybind11_state``, each a direct subclass of
+``Exception``; those present since onnxruntime 1.18: a protobuf that does not parse is
+``InvalidProtobuf``, an empty one or a wrong input dtype/shape ``InvalidArgument``...),
+plus the builtins of its Python layer (``ValueError``: an input missing from the feed) and
+of pybind11's translation of other C++ exceptions (``RuntimeError``).
+:class:`AnomalyModel` maps them to :class:`ModelError` / :class:`ModelRunError`."""
 
 
 class ModelIntegrityError(ModelError):
@@ -54,6 +75,10 @@ class ModelIntegrityError(ModelError):
 
 class ModelInputError(ModelError, ValueError):
     """Feature rows do not fit the model (width, missing feature name, non-finite values)."""
+
+
+class ModelRunError(ModelError):
+    """onnxruntime failed while running a loaded model (its error chained as ``__cause__``)."""
 
 
 class AnomalyModel:
@@ -111,7 +136,8 @@ class AnomalyModel:
             ModelIntegrityError: hash differs from the manifest or from ``expected_sha256``,
                 or no pin was given with ``require_pin``.
             ModelError: missing directory/manifest/ONNX file, invalid manifest, malformed
-                ``expected_sha256``, or a graph whose input/outputs differ from the manifest.
+                ``expected_sha256``, a graph whose input/outputs differ from the manifest, or
+                ONNX bytes onnxruntime cannot load (its error chained as ``__cause__``).
         """
         model_dir = Path(model_dir)
         if expected_sha256 is not None:
@@ -158,7 +184,7 @@ class AnomalyModel:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         try:
             session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own untyped exceptions
+        except _ORT_ERRORS as exc:
             raise ModelError(f"onnxruntime cannot load {onnx_path}: {exc}") from exc
         _check_graph(session, manifest, onnx_path)
         return cls(manifest=manifest, session=session, sha256=digest)
@@ -176,10 +202,23 @@ class AnomalyModel:
         Raises:
             ModelInputError: non-numeric rows, wrong width or rank, or NaN/inf values (the
                 offending feature is named).
+            ModelRunError: onnxruntime failed (its error chained).
         """
         x = self._check_rows(rows)
-        (out,) = self._session.run(["score"], {self._input_name: x})
+        (out,) = self._run(["score"], x)
         return np.asarray(out, dtype=np.float64)
+
+    def _run(self, names: list[str], x: NDArray[np.float32]) -> list[object]:
+        """``session.run`` of outputs ``names`` on rows ``x``, onnxruntime's errors mapped.
+
+        Raises:
+            ModelRunError: onnxruntime failed (its error chained as ``__cause__``).
+        """
+        try:
+            values: list[object] = self._session.run(names, {self._input_name: x})
+        except _ORT_ERRORS as exc:
+            raise ModelRunError(f"model {self.name}: onnxruntime failed: {exc}") from exc
+        return values
 
     def _check_rows(self, rows: ArrayLike) -> NDArray[np.float32]:
         try:
@@ -212,6 +251,7 @@ class AnomalyModel:
         Raises:
             ModelInputError: as :meth:`score`.
             ModelError: the graph lacks an output the manifest lists.
+            ModelRunError: onnxruntime failed (its error chained).
         """
         x = self._check_rows(rows)
         names = [o.name for o in self.manifest.outputs]
@@ -219,7 +259,7 @@ class AnomalyModel:
         missing = [n for n in names if n not in graph]
         if missing:
             raise ModelError(f"model {self.name}: graph has no outputs {missing}")
-        values = self._session.run(names, {self._input_name: x})
+        values = self._run(names, x)
         return {n: np.asarray(v, dtype=np.float64).reshape(-1) for n, v in zip(names, values)}
 
     def row_from_features(self, features: Mapping[str, float]) -> NDArray[np.float32]:

@@ -37,6 +37,7 @@ from typing import Final, Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from renkei.core.errors import ModelError
 from renkei.core.manifest import ModelManifest
 from renkei.edge.features.history import (
     HistoryConfig,
@@ -65,7 +66,7 @@ HISTORY_NAME_RE: Final = re.compile(
 P = TypeVar("P")
 
 
-class InputPlanError(ValueError):
+class InputPlanError(ModelError, ValueError):
     """A model whose inputs the gateway cannot compute (message names model and inputs)."""
 
 

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from renkei.core.manifest import ModelManifest
-from renkei.edge.model.inference import AnomalyModel
+from renkei.edge.model.inference import AnomalyModel, ModelError
 from renkei.edge.model.inputs import (
     BASELINE_PARAM_KEYS,
     InputPlan,
@@ -141,7 +141,7 @@ class RulRunner:
             return unscored
         try:
             out = self.model.run_outputs(x.reshape(1, -1))
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
+        except ModelError as exc:  # onnxruntime's errors arrive as ModelRunError
             self.model_errors += 1
             self.unscored += 1
             if self.model_errors == 1:

@@ -23,12 +23,14 @@ from typing import Final
 
 import orjson
 
+from renkei.core.errors import TransportError
+
 __all__ = ["FetchError", "fetch_release"]
 
 _TIMEOUT_S: Final = 30.0
 
 
-class FetchError(Exception):
+class FetchError(TransportError):
     """The release could not be downloaded (network, HTTP status, size, bad response)."""
 
 

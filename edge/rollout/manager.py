@@ -51,6 +51,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
+from renkei.core.errors import RenkeiError
 from renkei.core.manifest import MANIFEST_FILE, ModelManifest
 from renkei.core.signing import (
     ModelSignature,
@@ -133,7 +134,7 @@ class _AgentLike(Protocol):
     pipelines: dict[str, MachinePipeline]
 
 
-class _Outcome(Exception):
+class _Outcome(RenkeiError):
     """Ends an attempt early with this result."""
 
     def __init__(
@@ -146,7 +147,7 @@ class _Outcome(Exception):
         self.checks = checks or {}
 
 
-class _Stopped(Exception):
+class _Stopped(RenkeiError):
     """The agent is stopping; abandon the attempt without recording it."""
 
 

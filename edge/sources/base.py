@@ -24,6 +24,7 @@ from typing import Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from renkei.core.errors import RenkeiError
 from renkei.core.wire import reserved_name_problem
 
 __all__ = [
@@ -47,7 +48,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
-class SourceError(ValueError):
+class SourceError(RenkeiError, ValueError):
     """Bad input data or configuration of a source.
 
     The message always names the offending file / column / value and what was expected.

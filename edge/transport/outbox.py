@@ -101,6 +101,7 @@ from typing import Annotated, Final, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from renkei.core.errors import RenkeiError
 from renkei.edge.transport.outbox_guard import (
     DiskReserve,
     GuardFile,
@@ -176,7 +177,7 @@ END;
 """
 
 
-class OutboxError(RuntimeError):
+class OutboxError(RenkeiError, RuntimeError):
     """The outbox database cannot be opened, read or written.
 
     The message names the file and the fix (for example: move a corrupt file aside).

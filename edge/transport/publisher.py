@@ -141,6 +141,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from renkei.core.errors import MqttError
 from renkei.core.wire import (
     GatewayTopic,
     WireError,
@@ -171,7 +172,7 @@ _GATE_LOG_EVERY_S: Final = 30.0
 _MAX_ACK_SPAN: Final = 65_536
 
 
-class PublisherError(RuntimeError):
+class PublisherError(MqttError, RuntimeError):
     """The publisher was misused (started twice) or its pump thread failed."""
 
 

@@ -51,6 +51,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from renkei.core.errors import ModelError, RenkeiError
+
 __all__ = [
     "KEY_ENV",
     "SIGNATURE_FILE",
@@ -82,11 +84,11 @@ _HEX64: Final = re.compile(r"^[0-9a-f]{64}$")
 _NAME_OK: Final = re.compile(r"^[^\n=]{1,128}$")
 
 
-class SigningKeyError(ValueError):
+class SigningKeyError(RenkeiError, ValueError):
     """A key that cannot be read or parsed (the message says which and why)."""
 
 
-class SignatureError(ValueError):
+class SignatureError(ModelError, ValueError):
     """A model signature that is missing, malformed, by an untrusted key, or invalid.
 
     ``reason`` is one of ``unsigned``, ``malformed``, ``untrusted_key``, ``bad_signature``.

@@ -144,6 +144,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from renkei.core.errors import DecodeError
+
 __all__ = [
     "ACK_PREFIX",
     "DEADLETTER_PREFIX",
@@ -242,7 +244,7 @@ WireInt = Annotated[int, Field(strict=True, ge=0, lt=2**63)]
 WireFloat = Annotated[float, Field(strict=True)]
 
 
-class WireError(ValueError):
+class WireError(DecodeError):
     """A topic or payload that breaks the v1 contract.
 
     ``reason`` is a short machine-readable code used as the dead-letter topic level

@@ -34,6 +34,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from renkei.core.errors import RenkeiError
 from renkei.core.wire import reserved_name_problem
 
 __all__ = [
@@ -70,7 +71,7 @@ QUALITY_FIELDS: Final = (
 )
 
 
-class SecretError(ValueError):
+class SecretError(RenkeiError, ValueError):
     """A secret's environment variable is unset or its file cannot be read."""
 
 

@@ -49,6 +49,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from renkei.core.errors import TransportError
 from renkei.edge.sources.live.backoff import Backoff
 from renkei.edge.sources.live.base import Driver, LiveSink, RawBlock, ReadingBlock, now_ms
 from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
@@ -91,7 +92,7 @@ class JitterRing:
 Outcome = Literal["ok", "exception", "timeout", "invalid"]
 
 
-class _LinkLost(Exception):
+class _LinkLost(TransportError):
     """The connection failed (closed by the peer, reset, refused)."""
 
 

@@ -38,6 +38,7 @@ from urllib.parse import quote
 
 import httpx
 
+from renkei.core.errors import RenkeiError
 from renkei.edge.sources.live.backoff import Backoff
 from renkei.edge.sources.live.base import Driver, LiveSink, now_ms
 from renkei.edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
@@ -70,11 +71,11 @@ log = logging.getLogger(__name__)
 _DOCUMENT_TIMEOUTS: Final = 4.0
 
 
-class _Restarted(Exception):
+class _Restarted(RenkeiError):
     """The agent's instanceId changed mid-session: probe and resync."""
 
 
-class _Closed(Exception):
+class _Closed(RenkeiError):
     """The agent ended a stream or the guard cut it."""
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from renkei.core.errors import RenkeiError
 from renkei.edge.sources.live.base import Quality, Reading, now_ms
 from renkei.edge.sources.live.mtconnect.config import MtconnectSignal
 from renkei.edge.sources.live.mtconnect.parse import DataItem, Observation
@@ -25,7 +26,7 @@ _LEVEL_NAMES: Final = {0: "normal", 1: "warning", 2: "fault"}
 _SEVERITY: Final = {0: "info", 1: "warning", 2: "alarm"}
 
 
-class MappingError(ValueError):
+class MappingError(RenkeiError, ValueError):
     """Signals match no DataItem or several; the message names each and the candidates."""
 
 

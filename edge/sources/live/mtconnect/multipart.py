@@ -21,12 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Final
 
+from renkei.core.errors import DecodeError
+
 __all__ = ["MultipartError", "PartReader", "PartTooLarge", "boundary_of"]
 
 _MAX_HEADERS: Final = 8192
 
 
-class MultipartError(ValueError):
+class MultipartError(DecodeError):
     """The stream does not follow the multipart syntax."""
 
 

@@ -25,6 +25,8 @@ from typing import Final
 
 from lxml import etree  # type: ignore[import-untyped]
 
+from renkei.core.errors import DecodeError, TransportError
+
 __all__ = [
     "AgentError",
     "DataItem",
@@ -44,11 +46,11 @@ CONDITION_LEVELS: Final = {"Normal": 0, "Warning": 1, "Fault": 2, "Unavailable":
 _CATEGORY_GROUPS: Final = {"Samples": "SAMPLE", "Events": "EVENT", "Condition": "CONDITION"}
 
 
-class DocumentError(ValueError):
+class DocumentError(DecodeError):
     """A response is not a well-formed, safe MTConnect document of the expected kind."""
 
 
-class AgentError(Exception):
+class AgentError(TransportError):
     """The agent answered with an ``MTConnectError`` document.
 
     Attributes:

@@ -22,12 +22,14 @@ from typing import Final
 
 import httpx
 
+from renkei.core.errors import DecodeError
+
 __all__ = ["Guard", "TooLarge", "make_client", "open_stream", "read_document"]
 
 _TICK_S: Final = 0.05
 
 
-class TooLarge(ValueError):
+class TooLarge(DecodeError):
     """A response is larger than ``max_document_bytes``."""
 
 

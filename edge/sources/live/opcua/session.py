@@ -34,6 +34,7 @@ from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaError, UaStatusCodeError
 
+from renkei.core.errors import TransportError
 from renkei.edge.sources.live.base import Reading, now_ms
 from renkei.edge.sources.live.opcua.config import (
     BROWSE_SEGMENT_RE,
@@ -92,11 +93,11 @@ _SECURITY_REFUSED: Final = frozenset(
 )
 
 
-class SessionLost(Exception):
+class SessionLost(TransportError):
     """The connection or session failed (retry with backoff)."""
 
 
-class SessionRefused(Exception):
+class SessionRefused(TransportError):
     """The server refused the certificate or the user (retrying does not help)."""
 
 
@@ -574,7 +575,7 @@ def _node_id(text: str, ns_index: dict[str, int]) -> ua.NodeId:
         text = f"ns={idx};{m['kind']}={m['id']}"
     try:
         return ua.NodeId.from_string(text)
-    except Exception as exc:
+    except UaError as exc:  # UaStringParsingError: from_string wraps every ValueError
         raise LookupError(f"bad NodeId {text!r}: {exc}") from None
 
 

@@ -34,6 +34,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from renkei.core.errors import TransportError
 from renkei.edge.sources.live import registers
 from renkei.edge.sources.live.backoff import Backoff
 from renkei.edge.sources.live.base import Driver, LiveSink, Quality, Reading, bad_readings, now_ms
@@ -130,7 +131,7 @@ def _bit_index(sig: SlmpSignal) -> int:
     return 0 if bit is None else bit
 
 
-class _LinkLost(Exception):
+class _LinkLost(TransportError):
     """The connection must be dropped (message: why)."""
 
 

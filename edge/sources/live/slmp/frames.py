@@ -40,6 +40,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from renkei.core.errors import DecodeError
+
 __all__ = [
     "HEADER_LEN",
     "MAX_BITS",
@@ -76,7 +78,7 @@ HEADER_LEN: Final = 9
 ERROR_INFO_LEN: Final = 9
 
 
-class FrameError(ValueError):
+class FrameError(DecodeError):
     """A response that is not a valid 3E binary response to our request (wrong subheader,
     route or length): the byte stream can no longer be trusted."""
 

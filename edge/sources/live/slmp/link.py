@@ -14,6 +14,7 @@ import threading
 import time
 from typing import Final
 
+from renkei.core.errors import RenkeiError, TransportError
 from renkei.edge.sources.live.slmp.frames import HEADER_LEN, Route, parse_response_header
 
 __all__ = ["SLICE_S", "Link", "RequestTimeout", "Stopped"]
@@ -24,11 +25,11 @@ SLICE_S: Final = 0.2
 _DRAIN_MAX: Final = 64 * 1024
 
 
-class RequestTimeout(Exception):
+class RequestTimeout(TransportError):
     """No (complete) response within the timeout."""
 
 
-class Stopped(Exception):
+class Stopped(RenkeiError):
     """The stop event was set while waiting."""
 
 

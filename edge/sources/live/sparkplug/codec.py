@@ -16,6 +16,8 @@ from typing import Any, Final
 import pysparkplug as spb
 from pysparkplug import _protobuf as spb_pb
 
+from renkei.core.errors import DecodeError
+
 __all__ = [
     "BD_SEQ_METRIC",
     "NUMERIC_TYPES",
@@ -53,7 +55,7 @@ NUMERIC_TYPES: Final = frozenset(
 )
 
 
-class MalformedPayload(ValueError):
+class MalformedPayload(DecodeError):
     """The bytes are not a Sparkplug B payload (protobuf error, missing field, wrong type)."""
 
 
