@@ -8,13 +8,16 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
+from renkei.core.errors import ConfigError
+
 #: Characters of an MQTT client id Renkei accepts (MQTT 5 §3.1.3.1 guarantees 0-9a-zA-Z;
 #: Mosquitto accepts more, ``_.-`` are safe in every broker we met).
 CLIENT_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
-class BrokerSettingsError(ValueError):
-    """Broker settings that cannot be used (bad URL, half a TLS key pair, unreadable file)."""
+class BrokerSettingsError(ConfigError):
+    """Broker settings that cannot be used (bad URL, half a TLS key pair, unreadable file).
+    A :class:`~renkei.core.errors.ConfigError` (so also a ``ValueError``)."""
 
 
 class BrokerSettings(BaseModel):
