@@ -38,7 +38,7 @@ from renkei.cloud.cli_options import (
     RegistryUrl,
 )
 from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
-from renkei.cloud.store.influx import InfluxStore, influx_settings_from_options
+from renkei.cloud.store import influx_settings_from_options, open_store
 
 __all__ = ["api", "app", "capacity_publish", "ingest"]
 
@@ -136,7 +136,7 @@ def ingest(
             password=password,
             gzip=gzip,
         )
-        store = InfluxStore(settings=influx_settings)
+        store = open_store(influx_settings)
         worker = IngestWorker(settings=settings, store=store)
     except (ValidationError, ConfigError) as exc:
         typer.echo(f"invalid configuration: {exc}", err=True)
@@ -291,7 +291,7 @@ def capacity_publish(
         typer.echo(f"invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
     days = horizon_days or api_settings.horizon_days
-    store = InfluxStore(settings=influx_settings)
+    store = open_store(influx_settings)
     engine = make_engine(api_settings.database_url)
     state = publisher_state(api_settings, engine=engine, clock=clock)
     try:

@@ -6,7 +6,9 @@
 - :mod:`renkei.dashboards.push`: provisions a running Grafana over its HTTP API (grafana-client).
 - :mod:`renkei.dashboards.emulate`: Grafana's query interpolation and server-side expressions,
   re-implemented to run the panel queries and alert rules in tests.
-- :mod:`renkei.dashboards.contract`: the measurements read (and the ones other producers owe).
+
+The measurements read (and the ones other producers owe) are fixed in
+:mod:`renkei.core.influx.contract`.
 
 Command line: ``python -m dashboards`` (= ``renkei dashboards build``).
 """

@@ -20,7 +20,7 @@ from typing import Any, Final, Literal
 
 from grafana_foundation_sdk.builders import alerting, expr
 
-from renkei.dashboards import contract as c
+from renkei.core.influx import contract as c
 from renkei.dashboards.panels import bi
 from renkei.dashboards.queries import DATASOURCE_UID, Target
 

@@ -58,7 +58,7 @@ def series(
 
     Args:
         select: the SELECT list (``max("x") AS "x"``, ``mean(/_dev$/)``, ...).
-        measurement: the measurement name (:mod:`renkei.dashboards.contract`).
+        measurement: the measurement name (:mod:`renkei.core.influx.contract`).
         columns: expected result columns, ``time`` first.
         where: condition after ``$timeFilter AND`` (default: the machine variables);
             empty for none.

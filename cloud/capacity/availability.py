@@ -72,14 +72,14 @@ from renkei.cloud.capacity.calendar import (
     available_hours,
     day_start_utc,
 )
-from renkei.cloud.store.influx import (
+from renkei.cloud.store import (
     InfluxSettings,
     InfluxStore,
     quote_ident,
     quote_literal,
     quote_tag,
+    run_query,
 )
-from renkei.cloud.store.influxql import run_query
 
 __all__ = [
     "DEFAULT_MEASUREMENT",

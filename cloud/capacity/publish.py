@@ -15,7 +15,7 @@ What one run does:
    endpoints and the takeover planner use: site calendars (else the API's default
    calendar), the firm's bookings, and the availability ratio measured from the
    ``features`` telemetry in InfluxDB (else ``RENKEI_API_DEFAULT_AVAILABILITY_RATIO``);
-4. writes :func:`renkei.dashboards.contract.capacity_points` of it (one point per machine and
+4. writes :func:`renkei.cloud.capacity.points.capacity_points` of it (one point per machine and
    day, stamped at the day's local 00:00; tags ``firm``, ``site``, ``area``, ``line``,
    ``machine`` = registry ids, ``area`` left out when the line has none; fields in hours)
    in batches of at most ``batch_lines`` lines.
@@ -47,12 +47,12 @@ from renkei.cloud._exceptions import StoreRejected
 from renkei.cloud.api.deps import AppState
 from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity.calendar import ShiftCalendar
+from renkei.cloud.capacity.points import capacity_points
 from renkei.cloud.capacity.service import spare_for
-from renkei.cloud.ingest.lineproto import escape_key
 from renkei.cloud.registry import Line, Machine, Site
-from renkei.cloud.store.influx import InfluxStore
+from renkei.cloud.store import TimeSeriesStore
 from renkei.core.errors import RenkeiError
-from renkei.dashboards.contract import capacity_points
+from renkei.core.influx.lineproto import escape_key
 
 __all__ = [
     "BATCH_LINES",
@@ -185,7 +185,7 @@ def _batches(body: bytes, size: int) -> Iterator[bytes]:
 
 def publish_capacity(
     state: AppState,
-    store: InfluxStore,
+    store: TimeSeriesStore,
     *,
     days: int,
     batch_lines: int = BATCH_LINES,

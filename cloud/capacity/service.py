@@ -44,7 +44,7 @@ from renkei.cloud.capacity import (
     recent_availability,
 )
 from renkei.cloud.registry import CapacityBooking, Line, Machine, Site
-from renkei.cloud.store.influx import InfluxSettings
+from renkei.cloud.store import InfluxSettings
 
 __all__ = ["AvailabilityCache", "availability_cache", "spare_for"]
 

@@ -1,18 +1,8 @@
 """Wire messages -> InfluxDB line protocol (the ingest hot path).
 
-Line protocol reference (InfluxDB 1.x/2.x/3.x):
-https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/ ::
-
-    measurement[,tag_key=tag_value...] field_key=field_value[,field_key=field_value...] [ts]
-
-- measurement: escape ``,`` and space with ``\\``; tag keys/values and field keys: escape
-  ``,``, ``=`` and space. Line protocol cannot carry a newline in any of them, and 1.x and
-  2.x disagree on whether ``\\\\`` is an escape, so names containing ``\\n``, ``\\r`` or
-  ``\\\\`` are refused (:func:`escape_key` raises ``ValueError``).
-- string field values are double-quoted, with ``"`` and ``\\`` escaped by ``\\``.
-- floats are written in the shortest form that round-trips (``repr``-equivalent, e.g.
-  ``41.2``, ``1e+16``); integers get the ``i`` suffix; booleans are ``true``/``false``.
-- tags are sorted by key, as InfluxDB recommends for write performance.
+Escaping and the format of single points are the core's codec
+(:mod:`renkei.core.influx.lineproto`); measurement names are those of
+:mod:`renkei.core.influx.contract`. This module only turns wire messages into points.
 
 Mapping of Renkei messages (one row -> one point, timestamp precision **ms**):
 
@@ -27,7 +17,7 @@ machine ``mold``       ``mold``             as ``{kind}``, but the whole-number 
                                             ``renkei.core.wire.INTEGER_FIELDS`` (``shot_count``,
                                             ``shots_since_maintenance``,
                                             ``maintenance_interval_shots``) are written as
-                                            integers (``123i``), as dashboards/contract.py
+                                            integers (``123i``), as core/influx/contract.py
                                             fixes; ``rul`` is the generic mapping.
 machine ``event``      ``event``            same tags; string fields code, severity, message;
                                             time = ``t_ms``
@@ -50,13 +40,18 @@ is per column and per message. See ``bench/bench_ingest.py``.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
 from typing import Final, NamedTuple
 
 import orjson
 
 from renkei.cloud.ingest.binding import GatewayBindings
+from renkei.core.influx.contract import DEADLETTERS, GATEWAY_HEALTH, GATEWAY_STATE
+from renkei.core.influx.lineproto import (
+    FORBIDDEN_IN_NAMES,
+    FieldValue,
+    format_point,
+    quote_string,
+)
 from renkei.core.wire import (
     FUTURE_SLACK_MS,
     INTEGER_FIELDS,
@@ -75,7 +70,6 @@ from renkei.core.wire import (
 )
 
 __all__ = [
-    "DEADLETTER_MEASUREMENT",
     "Encoded",
     "TimeWindow",
     "encode_deadletter_point",
@@ -83,26 +77,7 @@ __all__ = [
     "encode_gateway_state",
     "encode_machine",
     "encode_message",
-    "escape_key",
-    "escape_measurement",
-    "format_point",
-    "format_value",
-    "quote_string",
 ]
-
-#: Measurement the ingest writes one point to per dead letter (tags reason, worker).
-DEADLETTER_MEASUREMENT: Final = "ingest_deadletters"
-GATEWAY_STATE_MEASUREMENT: Final = "gateway_state"
-GATEWAY_HEALTH_MEASUREMENT: Final = "gateway_health"
-
-_INT64_MAX: Final = 2**63 - 1
-
-_MEAS_ESC: Final = str.maketrans({",": "\\,", " ": "\\ "})
-_KEY_ESC: Final = str.maketrans({",": "\\,", "=": "\\=", " ": "\\ "})
-_STR_ESC: Final = str.maketrans({"\\": "\\\\", '"': '\\"'})
-_FORBIDDEN_IN_NAMES: Final = ("\n", "\r", "\\")
-
-FieldValue = float | int | str | bool
 
 
 class Encoded(NamedTuple):
@@ -120,92 +95,6 @@ class Encoded(NamedTuple):
 
 
 EMPTY: Final = Encoded(b"", 0, 0)
-
-
-# --------------------------------------------------------------------------- primitives
-
-
-def _check_name(kind: str, name: str) -> None:
-    if not name:
-        raise ValueError(f"{kind} must not be empty")
-    for ch in _FORBIDDEN_IN_NAMES:
-        if ch in name:
-            raise ValueError(f"{kind} {name!r} contains {ch!r}, which line protocol cannot carry")
-
-
-def escape_measurement(name: str) -> str:
-    """Escape a measurement name (``,`` and space).
-
-    Raises:
-        ValueError: empty, starts with ``#`` (a comment line) or a tab (stripped by
-            InfluxDB), or contains a newline, carriage return or backslash.
-    """
-    _check_name("measurement", name)
-    if name.startswith("#"):
-        raise ValueError(f"measurement {name!r} would be read as a comment line")
-    if name.startswith("\t"):
-        raise ValueError(f"measurement {name!r}: InfluxDB strips a line's leading tabs")
-    return name.translate(_MEAS_ESC)
-
-
-def escape_key(name: str) -> str:
-    """Escape a tag key, tag value or field key (``,``, ``=`` and space).
-
-    Raises:
-        ValueError: empty, or contains a newline, carriage return or backslash.
-    """
-    _check_name("tag/field name", name)
-    return name.translate(_KEY_ESC)
-
-
-def quote_string(value: str) -> str:
-    """A string field value: double-quoted, ``\\`` and ``"`` escaped (newlines allowed)."""
-    return '"' + value.translate(_STR_ESC) + '"'
-
-
-def format_value(value: FieldValue) -> str:
-    """Format one field value: float (round-trip ``repr``), ``{n}i`` integer, bool, string.
-
-    Raises:
-        ValueError: NaN or infinite float, or an integer outside int64.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        if not -_INT64_MAX - 1 <= value <= _INT64_MAX:
-            raise ValueError(f"integer {value} is outside int64")
-        return f"{value}i"
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"float {value!r} is not finite; line protocol has no NaN/inf")
-        return repr(value)
-    return quote_string(value)
-
-
-def format_point(
-    measurement: str,
-    tags: Mapping[str, str],
-    fields: Mapping[str, FieldValue],
-    time: int | None = None,
-) -> bytes:
-    """One line of line protocol (with trailing ``\\n``), tags sorted by key.
-
-    ``time`` is in whatever precision the body is written with (the ingest uses ms).
-
-    Raises:
-        ValueError: no fields, or a name/value that line protocol cannot carry.
-    """
-    if not fields:
-        raise ValueError("a point needs at least one field")
-    parts = [escape_measurement(measurement)]
-    for key in sorted(tags):
-        parts.append(f",{escape_key(key)}={escape_key(tags[key])}")
-    parts.append(" ")
-    parts.append(",".join(f"{escape_key(k)}={format_value(v)}" for k, v in fields.items()))
-    if time is not None:
-        parts.append(f" {int(time)}")
-    parts.append("\n")
-    return "".join(parts).encode()
 
 
 # --------------------------------------------------------------------------- machine messages
@@ -329,7 +218,7 @@ def encode_gateway_state(topic: GatewayTopic, state: GatewayState, *, now_ms: in
     for name, version in state.models.items():
         fields[f"model.{name}"] = version
     try:
-        body = format_point(GATEWAY_STATE_MEASUREMENT, _gateway_tags(topic), fields, state.sent_ms)
+        body = format_point(GATEWAY_STATE, _gateway_tags(topic), fields, state.sent_ms)
     except ValueError as exc:
         raise WireError("invalid_payload", str(exc)) from None
     return Encoded(body, 1, len(fields))
@@ -362,9 +251,7 @@ def encode_gateway_health(topic: GatewayTopic, health: GatewayHealth, *, now_ms:
         "publisher_restarts": health.publisher_restarts,
     }
     try:
-        body = format_point(
-            GATEWAY_HEALTH_MEASUREMENT, _gateway_tags(topic), fields, health.sent_ms
-        )
+        body = format_point(GATEWAY_HEALTH, _gateway_tags(topic), fields, health.sent_ms)
     except ValueError as exc:
         raise WireError("invalid_payload", str(exc)) from None
     return Encoded(body, 1, len(fields))
@@ -449,7 +336,7 @@ def encode_deadletter_point(
     per worker and reason, or points overwrite each other.
     """
     return format_point(
-        DEADLETTER_MEASUREMENT,
+        DEADLETTERS,
         {"reason": _safe_name(reason), "worker": _safe_name(worker)},
         {"count": 1, "topic": topic[:512], "detail": detail[:512]},
         time_ms,
@@ -457,5 +344,5 @@ def encode_deadletter_point(
 
 
 def _safe_name(value: str) -> str:
-    cleaned = "".join("_" if ch in _FORBIDDEN_IN_NAMES else ch for ch in value)
+    cleaned = "".join("_" if ch in FORBIDDEN_IN_NAMES else ch for ch in value)
     return cleaned or "_"

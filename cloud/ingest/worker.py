@@ -75,7 +75,7 @@ from renkei.cloud.ingest.lineproto import (
     encode_deadletter_point,
     encode_message,
 )
-from renkei.cloud.store.base import TimeSeriesStore
+from renkei.cloud.store import TimeSeriesStore
 from renkei.core.errors import RenkeiError
 from renkei.core.wire import DeadLetter, WireError, deadletter_topic
 

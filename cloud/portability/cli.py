@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
-    from renkei.cloud.store.influx import InfluxSettings
+    from renkei.cloud.store import InfluxSettings
 
 __all__ = ["export_command", "import_command"]
 
@@ -89,7 +89,7 @@ def _influx_settings(
 ) -> InfluxSettings | None:
     from pydantic import SecretStr, ValidationError
 
-    from renkei.cloud.store.influx import InfluxSettings
+    from renkei.cloud.store import InfluxSettings
 
     if url is None:
         if token or username or password:

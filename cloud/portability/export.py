@@ -29,7 +29,7 @@ from renkei.cloud.portability.tables import SPECS, TableSpec, encoder, firm_filt
 from renkei.cloud.portability.timeseries import InfluxReader, export_measurement
 from renkei.cloud.registry import make_engine
 from renkei.cloud.registry.migrate import alembic_config
-from renkei.cloud.store.influx import InfluxSettings
+from renkei.cloud.store import InfluxSettings
 
 __all__ = ["NOTES", "ExportReport", "export_firm", "software_version"]
 

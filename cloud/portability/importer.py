@@ -78,7 +78,7 @@ from renkei.cloud.portability.tables import (
 from renkei.cloud.portability.timeseries import InfluxReader, write_member
 from renkei.cloud.registry import make_engine
 from renkei.cloud.registry.migrate import upgrade
-from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.store import InfluxSettings, open_store
 from renkei.core.errors import RenkeiError
 
 __all__ = ["ImportReport", "SkippedRow", "import_archive"]
@@ -201,7 +201,7 @@ def import_archive(
         upgrade(database_url)
         engine = make_engine(database_url)
         ts_reader = InfluxReader(influx) if influx is not None else None
-        store = InfluxStore(settings=influx) if influx is not None else None
+        store = open_store(influx) if influx is not None else None
         try:
             existing_series: list[str] = []
             with engine.begin() as conn:

@@ -5,27 +5,26 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-import httpx
 import orjson
 
-from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
-from renkei.cloud.store.influx import (
+from renkei.cloud.store import (
     InfluxSettings,
     http_client,
     quote_ident,
     quote_literal,
     quote_tag,
 )
+from renkei.cloud.store.errors import check_status, query_results, transport_errors
 
 __all__ = ["FIELD_TYPES", "InfluxReader"]
 
 #: InfluxDB field types and the InfluxQL cast selecting exactly that type.
 FIELD_TYPES: Final = ("float", "integer", "unsigned", "string", "boolean")
-_RETRYABLE_4XX: Final = frozenset({401, 403, 404, 408, 429})
 
 
 class InfluxReader:
@@ -33,7 +32,7 @@ class InfluxReader:
 
     Same settings (URL, database, retention policy, token or Basic auth, timeout, TLS;
     ``gzip`` asks for compressed answers, worth it over slow links only) and
-    the same error mapping as :class:`renkei.cloud.store.influx.InfluxStore`: connection errors,
+    the readers' error mapping of :mod:`renkei.cloud.store.errors`: connection errors,
     timeouts, 5xx/401/403/404/408/429 and ``database not found`` raise
     :class:`StoreUnavailable`; other 4xx and statement errors :class:`StoreRejected`.
     """
@@ -57,44 +56,12 @@ class InfluxReader:
             params["rp"] = self.settings.retention_policy
         return params
 
-    @staticmethod
-    def _check_status(response: httpx.Response, text: str) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        detail = text.strip()[:2000]
-        message = f"InfluxDB query failed: HTTP {status}: {detail}"
-        if status >= 500 or status in _RETRYABLE_4XX:
-            raise StoreUnavailable(message, status=status, detail=detail)
-        raise StoreRejected(message, status=status, detail=detail)
-
-    @staticmethod
-    def _results(body: Any, status: int) -> list[dict[str, Any]]:
-        try:
-            results: list[dict[str, Any]] = body["results"]
-        except (KeyError, TypeError) as exc:
-            raise StoreUnavailable(f"InfluxDB answer is not InfluxQL JSON: {exc!r}") from None
-        for result in results:
-            if "error" in result:
-                error = str(result["error"])
-                cls = StoreUnavailable if error.startswith("database not found") else StoreRejected
-                raise cls(f"InfluxQL error: {error}", status=status, detail=error)
-        return results
-
     def query(self, q: str) -> list[dict[str, Any]]:
         """Run ``q`` (``;``-separated statements); one result dict per statement."""
-        try:
+        with transport_errors("/query"):
             response = self._client.post("/query", data=self._params(q))
-        except httpx.TimeoutException as exc:
-            raise StoreUnavailable(f"InfluxDB /query timed out: {exc!r}") from exc
-        except httpx.RequestError as exc:
-            raise StoreUnavailable(f"InfluxDB /query unreachable: {exc!r}") from exc
-        self._check_status(response, response.text)
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
-            raise StoreUnavailable(f"InfluxDB answer is not JSON: {exc}") from None
-        return self._results(body, response.status_code)
+        check_status(response, "query")
+        return query_results(response.content, response.status_code)
 
     def stream(self, q: str, *, chunk_points: int) -> Iterator[dict[str, Any]]:
         """The series of a one-statement ``q``, chunk by chunk (``chunked=true``).
@@ -103,42 +70,36 @@ class InfluxReader:
         ``values`` of at most ``chunk_points`` rows); only one chunk is in memory.
         """
         params = self._params(q, chunked="true", chunk_size=str(chunk_points))
-        try:
-            with self._client.stream("POST", "/query", data=params) as response:
-                if not 200 <= response.status_code < 300:
-                    response.read()
-                    self._check_status(response, response.text)
-                pending: list[bytes] = []  # the current chunk's blocks (one JSON line)
-                for block in response.iter_bytes():
-                    if b"\n" not in block:
-                        pending.append(block)
-                        continue
-                    *lines, rest = block.split(b"\n")
-                    lines[0] = b"".join([*pending, lines[0]])
-                    pending = [rest]
-                    for line in lines:
-                        yield from self._chunk_series(line, response.status_code)
-                last = b"".join(pending)
-                if last.strip():
-                    yield from self._chunk_series(last, response.status_code)
-        except httpx.TimeoutException as exc:
-            raise StoreUnavailable(f"InfluxDB /query timed out: {exc!r}") from exc
-        except httpx.RequestError as exc:
-            raise StoreUnavailable(f"InfluxDB /query unreachable: {exc!r}") from exc
+        with (
+            transport_errors("/query"),
+            self._client.stream("POST", "/query", data=params) as response,
+        ):
+            if not 200 <= response.status_code < 300:
+                response.read()
+                check_status(response, "query")
+            pending: list[bytes] = []  # the current chunk's blocks (one JSON line)
+            for block in response.iter_bytes():
+                if b"\n" not in block:
+                    pending.append(block)
+                    continue
+                *lines, rest = block.split(b"\n")
+                lines[0] = b"".join([*pending, lines[0]])
+                pending = [rest]
+                for line in lines:
+                    yield from self._chunk_series(line, response.status_code)
+            last = b"".join(pending)
+            if last.strip():
+                yield from self._chunk_series(last, response.status_code)
 
     def _chunk_series(self, line: bytes, status: int) -> Iterator[dict[str, Any]]:
         if not line.strip():
             return
-        try:
-            if b"-0," in line or b"-0]" in line:
-                # InfluxDB writes the float -0.0 as ``-0``, which orjson reads as the int 0:
-                # the sign would be lost. The stdlib parser with this hook keeps it.
-                body = json.loads(line, parse_int=_parse_int)
-            else:
-                body = orjson.loads(line)
-        except ValueError as exc:
-            raise StoreUnavailable(f"InfluxDB chunk is not JSON: {exc}") from None
-        for result in self._results(body, status):
+        loads: Callable[[bytes], Any] = orjson.loads
+        if b"-0," in line or b"-0]" in line:
+            # InfluxDB writes the float -0.0 as ``-0``, which orjson reads as the int 0:
+            # the sign would be lost. The stdlib parser with this hook keeps it.
+            loads = functools.partial(json.loads, parse_int=_parse_int)
+        for result in query_results(line, status, loads=loads):
             yield from result.get("series") or []
 
     # ------------------------------------------------------------------ statements
@@ -199,3 +160,6 @@ def _firm_where(firm_id: str) -> str:
 
 def _type_order(typ: str) -> int:
     return FIELD_TYPES.index(typ) if typ in FIELD_TYPES else len(FIELD_TYPES)
+
+
+# --------------------------------------------------------------------------- formatting

@@ -23,7 +23,7 @@ Line protocol written (one record per point, tags sorted by key, nanosecond time
 floats as Python ``repr`` (shortest string that round-trips exactly: ``0.1``, ``5.0``,
 ``1e+16``), integers with ``i``, unsigned integers with ``u``, booleans ``true``/``false``,
 strings double-quoted with ``"`` and ``\\`` escaped (a string may contain newlines, as
-line protocol allows). Names are escaped with :mod:`renkei.cloud.ingest.lineproto`; a measurement,
+line protocol allows). Names are escaped with :mod:`renkei.core.influx.lineproto`; a measurement,
 tag or field name containing a newline or backslash cannot be carried by line protocol
 (the ingest never writes one) and stops the export with the series named.
 
@@ -51,13 +51,13 @@ from typing import Any, Final
 import orjson
 
 from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
-from renkei.cloud.ingest.lineproto import escape_key, escape_measurement, quote_string
 from renkei.cloud.portability.errors import PortabilityError
 from renkei.cloud.portability.reader import FIELD_TYPES, InfluxReader, _firm_where
-from renkei.cloud.store.influx import (
-    InfluxStore,
+from renkei.cloud.store import (
+    TimeSeriesStore,
     quote_ident,
 )
+from renkei.core.influx.lineproto import escape_key, escape_measurement, quote_string
 
 __all__ = [
     "FIELD_TYPES",
@@ -272,7 +272,7 @@ def export_measurement(
 
 
 def write_member(
-    store: InfluxStore,
+    store: TimeSeriesStore,
     records: Iterator[bytes],
     *,
     measurement: str,
@@ -369,7 +369,7 @@ def _check_record(
         raise PortabilityError(f"a record of measurement {measurement!r} is not tagged firm={firm}")
 
 
-def _post(store: InfluxStore, batch: list[bytes], measurement: str, retries: int) -> None:
+def _post(store: TimeSeriesStore, batch: list[bytes], measurement: str, retries: int) -> None:
     body = b"\n".join(batch) + b"\n"
     delay = 0.5
     for attempt in range(1, retries + 1):

@@ -5,7 +5,7 @@ The gateway side is :mod:`renkei.edge.rollout`; the messages between them are in
 :mod:`renkei.core.wire` (``ModelDesired``, ``ModelReport``); signatures in
 :mod:`renkei.core.signing`. With InfluxDB configured, the controller also writes every reported
 deployment outcome as a ``model_deploy`` point
-(:func:`renkei.dashboards.contract.model_deploy_point`) for the gateway fleet dashboard.
+(:func:`renkei.core.influx.contract.model_deploy_point`) for the gateway fleet dashboard.
 """
 
 from renkei.cloud.rollout.controller import RolloutController, RolloutSettings

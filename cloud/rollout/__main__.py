@@ -31,7 +31,7 @@ from renkei.cloud.cli_options import (
     MqttUsername,
 )
 from renkei.cloud.rollout.controller import RolloutController, RolloutSettings
-from renkei.cloud.store.influx import influx_settings_from_options
+from renkei.cloud.store import influx_settings_from_options
 
 __all__ = ["app", "rollout"]
 

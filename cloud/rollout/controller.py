@@ -21,7 +21,7 @@ the controller was down are picked up from the retained reports.
 
 **Deployment outcomes in InfluxDB** (optional, ``RolloutSettings.influx``): every
 :class:`renkei.core.wire.DeployResult` of a valid report becomes one ``model_deploy`` point
-(:func:`renkei.dashboards.contract.model_deploy_point`: tags firm, site, gw, model, version,
+(:func:`renkei.core.influx.contract.model_deploy_point`: tags firm, site, gw, model, version,
 result, stage; fields deployment, reason; time ``finished_ms``), written with
 :class:`renkei.cloud.store.influx.InfluxStore` after the tick's registry transaction (also when
 that transaction failed: the points are the gateway's facts, not the registry's). The
@@ -63,7 +63,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from renkei.cloud._exceptions import StoreError, StoreRejected
 from renkei.cloud.registry import FleetGateway, FleetModel, make_engine
 from renkei.cloud.rollout import service
-from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.cloud.store import InfluxSettings, InfluxStore
+from renkei.core.influx.contract import model_deploy_point
 from renkei.core.wire import (
     ROLLOUT_PREFIX,
     ModelReport,
@@ -73,7 +74,6 @@ from renkei.core.wire import (
     parse_rollout_topic,
     rollout_topic,
 )
-from renkei.dashboards.contract import model_deploy_point
 
 __all__ = ["REPORT_FILTER", "ControllerStats", "RolloutController", "RolloutSettings"]
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from renkei.cloud._exceptions import StoreError, StoreRejected, StoreUnavailable
+from renkei.core.influx.lineproto import FieldValue
 
 __all__ = [
     "FieldValue",
@@ -27,8 +28,6 @@ __all__ = [
     "TimeSeriesStore",
 ]
 
-#: A field value as stored: float, integer (``i``/``u`` suffix), string or boolean.
-FieldValue = float | int | str | bool
 #: Timestamp precision of a line-protocol body, as in InfluxDB's ``/write?precision=``.
 Precision = Literal["ns", "u", "us", "ms", "s", "m", "h"]
 

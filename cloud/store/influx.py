@@ -12,11 +12,13 @@ compatibility API, with a DBRP mapping) and InfluxDB 3.x also serve:
 Authentication: ``Authorization: Token <token>`` (2.x/3.x tokens) or HTTP Basic with
 username/password (1.x users; 2.x accepts a token as the password).
 
-Error mapping (the boundary: no ``httpx`` exception leaves this module)::
+Error mapping (the boundary: no ``httpx`` exception leaves this module): that of
+:mod:`renkei.cloud.store.errors`::
 
     connection refused/reset, timeout, protocol error  -> StoreUnavailable
     5xx, 429, 401, 403, 404 (database not found)      -> StoreUnavailable (retryable)
     other 4xx (400 type conflict / parse error, 413)  -> StoreRejected (with the server text)
+    any statement error of a query                    -> StoreRejected
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import httpx
-import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -38,8 +39,9 @@ from pydantic import (
     model_validator,
 )
 
-from renkei.cloud._exceptions import ConfigError, StoreRejected, StoreUnavailable
+from renkei.cloud._exceptions import ConfigError, StoreUnavailable
 from renkei.cloud.store.base import FieldValue, Precision, Row
+from renkei.cloud.store.errors import check_status, query_results, transport_errors
 
 __all__ = [
     "INFLUX_OPTIONS",
@@ -51,8 +53,6 @@ __all__ = [
     "quote_literal",
     "quote_tag",
 ]
-
-_RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
 
 
 class InfluxSettings(BaseModel):
@@ -254,7 +254,7 @@ class InfluxStore:
             content = gzip.compress(body, compresslevel=1)
             headers["Content-Encoding"] = "gzip"
         response = self._send("POST", "/write", params=params, content=content, headers=headers)
-        self._check(response, "write")
+        check_status(response, "write")
 
     def count(self, measurement: str, field: str, *, where: Mapping[str, str] | None = None) -> int:
         """``SELECT count("field") FROM "measurement" [WHERE tag = 'v' AND ...]``."""
@@ -313,43 +313,10 @@ class InfluxStore:
         if self._closed.is_set():
             raise StoreUnavailable("InfluxStore is closed")
         try:
-            return self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise StoreUnavailable(f"InfluxDB {path} timed out: {exc!r}") from exc
-        except httpx.RequestError as exc:
-            raise StoreUnavailable(f"InfluxDB {path} unreachable: {exc!r}") from exc
+            with transport_errors(path):
+                return self._client.request(method, path, **kwargs)
         except RuntimeError as exc:  # httpx: "Cannot send a request, as the client has been closed"
             raise StoreUnavailable(f"InfluxDB client unusable: {exc}") from exc
-
-    @staticmethod
-    def _error_text(response: httpx.Response) -> str:
-        text = response.text
-        try:
-            body = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            return text.strip()[:2000]
-        if isinstance(body, dict):
-            for key in ("error", "message"):
-                if isinstance(body.get(key), str):
-                    return str(body[key])[:2000]
-        return text.strip()[:2000]
-
-    def _check(self, response: httpx.Response, what: str) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        detail = self._error_text(response)
-        message = f"InfluxDB {what} failed: HTTP {status}: {detail}"
-        if status >= 500 or status in _RETRYABLE_4XX:
-            retry_after: float | None = None
-            header = response.headers.get("Retry-After")
-            if header is not None:
-                try:
-                    retry_after = max(0.0, float(header))
-                except ValueError:
-                    retry_after = None
-            raise StoreUnavailable(message, status=status, detail=detail, retry_after_s=retry_after)
-        raise StoreRejected(message, status=status, detail=detail)
 
     def _query(self, q: str, *, post: bool = False) -> list[dict[str, Any]]:
         params = {"q": q, "db": self.settings.database, "epoch": "ms"}
@@ -359,19 +326,7 @@ class InfluxStore:
             response = self._send("POST", "/query", data=params)
         else:
             response = self._send("GET", "/query", params=params)
-        self._check(response, "query")
-        try:
-            body = orjson.loads(response.content)
-            results: list[dict[str, Any]] = body["results"]
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise StoreUnavailable(
-                f"InfluxDB query answer is not InfluxQL JSON: {response.text[:200]!r}"
-            ) from exc
-        for result in results:
-            if "error" in result:
-                raise StoreRejected(
-                    f"InfluxQL error: {result['error']}",
-                    status=response.status_code,
-                    detail=str(result["error"]),
-                )
-        return results
+        check_status(response, "query")
+        return query_results(
+            response.content, response.status_code, missing_database_retryable=False
+        )

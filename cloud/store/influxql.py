@@ -3,7 +3,8 @@
 :class:`renkei.cloud.store.influx.InfluxStore` exposes only ``count``/``last``; the availability
 reader needs arbitrary ``SELECT`` statements (subqueries), so it talks to the same endpoint
 with the same :class:`~renkei.cloud.store.influx.InfluxSettings` (URL, database, retention
-policy, token or Basic auth, timeout, TLS verification) and the same error mapping:
+policy, token or Basic auth, timeout, TLS verification) and the error mapping of
+:mod:`renkei.cloud.store.errors`:
 
 - connection error, timeout, HTTP 5xx/401/403/404/408/429, ``database not found``
   -> :class:`StoreUnavailable`
@@ -19,14 +20,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import orjson
 
-from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
+from renkei.cloud.store.errors import check_status, query_results, transport_errors
 from renkei.cloud.store.influx import InfluxSettings, http_client
 
 __all__ = ["run_query"]
-
-_RETRYABLE_4XX = frozenset({401, 403, 404, 408, 429})
 
 
 def _client(settings: InfluxSettings) -> httpx.Client:
@@ -48,35 +46,8 @@ def run_query(settings: InfluxSettings, q: str) -> list[dict[str, Any]]:
     params = {"q": q, "db": settings.database, "epoch": "ms"}
     if settings.retention_policy:
         params["rp"] = settings.retention_policy
-    try:
-        with _client(settings) as client:
-            response = client.post("/query", data=params)
-    except httpx.TimeoutException as exc:
-        raise StoreUnavailable(f"InfluxDB /query timed out: {exc!r}") from exc
-    except httpx.RequestError as exc:
-        raise StoreUnavailable(f"InfluxDB /query unreachable: {exc!r}") from exc
-    status = response.status_code
-    if not 200 <= status < 300:
-        detail = response.text.strip()[:2000]
-        message = f"InfluxDB query failed: HTTP {status}: {detail}"
-        if status >= 500 or status in _RETRYABLE_4XX:
-            raise StoreUnavailable(message, status=status, detail=detail)
-        raise StoreRejected(message, status=status, detail=detail)
-    try:
-        body = orjson.loads(response.content)
-        results: list[dict[str, Any]] = body["results"]
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise StoreUnavailable(
-            f"InfluxDB query answer is not InfluxQL JSON: {response.text[:200]!r}"
-        ) from exc
-    for result in results:
-        if "error" in result:
-            if str(result["error"]).startswith("database not found"):
-                # 1.x answers 200 + error; 2.x answers 404. Both: retryable, as in InfluxStore.
-                raise StoreUnavailable(
-                    f"InfluxQL error: {result['error']}", status=status, detail=str(result["error"])
-                )
-            raise StoreRejected(
-                f"InfluxQL error: {result['error']}", status=status, detail=str(result["error"])
-            )
-    return results
+    with transport_errors("/query"), _client(settings) as client:
+        response = client.post("/query", data=params)
+    check_status(response, "query")
+    # 1.x answers 200 + "database not found"; 2.x answers 404. Both: retryable.
+    return query_results(response.content, response.status_code)

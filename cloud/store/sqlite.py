@@ -1,6 +1,6 @@
 """An embedded time-series store on SQLite, for ``renkei demo`` (no server needed).
 
-It takes the same line protocol as InfluxDB (parsed by :mod:`renkei.cloud.store.lineparse`) and
+It takes the same line protocol as InfluxDB (parsed by :mod:`renkei.core.influx.lineparse`) and
 keeps InfluxDB's identity rules: a point is identified by (measurement, tag set, field,
 timestamp) and writing it again replaces the value (``INSERT OR REPLACE``), so MQTT
 redelivery creates no duplicates. Like InfluxDB, a field keeps the type of its first write
@@ -24,9 +24,9 @@ from typing import Final
 
 import orjson
 
-from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
+from renkei.cloud._exceptions import LineProtocolError, StoreRejected, StoreUnavailable
 from renkei.cloud.store.base import FieldValue, Precision, Row
-from renkei.cloud.store.lineparse import ParsedPoint, parse_lines
+from renkei.core.influx.lineparse import LineParseError, ParsedPoint, parse_lines
 
 __all__ = ["SqliteStore"]
 
@@ -131,7 +131,10 @@ class SqliteStore:
             StoreRejected: field type conflict (nothing written).
             StoreUnavailable: the database file is locked or unwritable.
         """
-        points = parse_lines(body, precision=precision)
+        try:
+            points = parse_lines(body, precision=precision)
+        except LineParseError as exc:
+            raise LineProtocolError(str(exc), line_no=exc.line_no) from None
         if not points:
             return
         now_ns = time.time_ns()

@@ -1,6 +1,6 @@
 """The five Renkei dashboards, as code (see ``dashboards/README.md`` for the definitions).
 
-Every panel query is InfluxQL over the measurements of :mod:`renkei.dashboards.contract`; the
+Every panel query is InfluxQL over the measurements of :mod:`renkei.core.influx.contract`; the
 expected result columns next to each query are checked by the integration tests against a
 real InfluxDB filled by the pipeline. Column patterns ending in ``*`` stand for one or more
 columns with that prefix (regex field selections such as ``mean(/_dev$/)``).

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.models import common
 
-from renkei.dashboards import contract as c
+from renkei.core.influx import contract as c
 from renkei.dashboards.panels import (
     Board,
     bargauge_panel,

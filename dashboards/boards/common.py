@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from renkei.dashboards import contract as c
+from renkei.core.influx import contract as c
 from renkei.dashboards.panels import bi
 from renkei.dashboards.targets import series
 

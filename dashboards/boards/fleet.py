@@ -8,7 +8,7 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dm
 
-from renkei.dashboards import contract as c
+from renkei.core.influx import contract as c
 from renkei.dashboards.panels import (
     Board,
     bi,

@@ -4,7 +4,7 @@ deviations per shot, cycle time.
 
 from __future__ import annotations
 
-from renkei.dashboards import contract as c
+from renkei.core.influx import contract as c
 from renkei.dashboards.panels import (
     Board,
     bargauge_panel,

@@ -16,7 +16,8 @@ band), in the manifest's units (cycles = shots for machine-cycle models). They b
   ``shots_since_maintenance``, ``maintenance_interval_shots``, ``remaining_shots`` (shots)
   and, once the wear model is engaged, ``remaining_shots_p10``/``_p90``.
 
-Names and fields are those of :mod:`renkei.dashboards.contract` (measurements ``rul`` and ``mold``).
+Names and fields are those of :mod:`renkei.core.influx.contract` (measurements ``rul`` and
+``mold``).
 """
 
 from __future__ import annotations

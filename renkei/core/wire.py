@@ -277,7 +277,7 @@ class MachineKind(enum.StrEnum):
     RUL = "rul"
     """Remaining useful life per model output: ``rul_cycles`` (median), ``rul_p10``,
     ``rul_p90`` (machine cycles), optional ``rul_h`` (hours); tag ``model`` (optional
-    ``component``). Contract: :mod:`renkei.dashboards.contract` ``rul``."""
+    ``component``). Contract: :mod:`renkei.core.influx.contract` ``rul``."""
     QUALITY = "quality"
     """Data quality of a live source (:mod:`renkei.edge.sources.live.source`), one row per
     ``quality_interval_s``: counters ``link_up`` (1/0), ``readings``, ``bad``,
@@ -288,12 +288,12 @@ class MachineKind(enum.StrEnum):
     ``shots_since_maintenance``, ``maintenance_interval_shots`` (whole numbers, written as
     InfluxDB integers, see :data:`INTEGER_FIELDS`), ``remaining_shots`` and optional
     ``remaining_shots_p10``/``_p90`` (shots); tag ``mold``. Contract:
-    :mod:`renkei.dashboards.contract` ``mold``."""
+    :mod:`renkei.core.influx.contract` ``mold``."""
 
 
 #: Fields that carry whole numbers for a kind: on the wire they are JSON numbers like every
 #: field, but must be integral (``|x| < 2**53``), and the ingest writes them as InfluxDB
-#: integers (the measurement contract of :mod:`renkei.dashboards.contract`).
+#: integers (the measurement contract of :mod:`renkei.core.influx.contract`).
 INTEGER_FIELDS: Final[dict[MachineKind, frozenset[str]]] = {
     MachineKind.MOLD: frozenset(
         {"shot_count", "shots_since_maintenance", "maintenance_interval_shots"}

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
-from renkei.cloud.store.sqlite import SqliteStore
+from renkei.cloud.store import SqliteStore
 from renkei.demo.broker import EmbeddedBroker
 from renkei.edge.agent import GatewayAgent
 from renkei.edge.config import GatewayConfig, MqttConfig, load_config

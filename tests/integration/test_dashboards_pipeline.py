@@ -20,7 +20,7 @@ deployment outcomes of two model reports published to the broker as gateways pub
 them (one success, one rollback), and :func:`renkei.cloud.capacity.publish.publish_capacity`
 (``renkei cloud capacity-publish``, its clock fixed at the end of the fill) writes the
 spare capacity of the 84-day horizon. The
-``rul`` and ``mold`` points are written afterwards with :mod:`renkei.dashboards.contract`,
+``rul`` and ``mold`` points are written afterwards with :mod:`renkei.core.influx.contract`,
 derived from the simulator's ground-truth labels in InfluxDB (a stand-in for the models),
 and so are ``quality`` points (a stand-in for live machine sources, whose quality rows
 ``tests/integration/test_live_quality.py`` takes through the real ingest).
@@ -54,8 +54,8 @@ from renkei.cloud.registry import CapacityBooking, Site, import_document, make_e
 from renkei.cloud.registry.migrate import upgrade
 from renkei.cloud.rollout import RolloutController, RolloutSettings
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.influx import contract
 from renkei.core.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
-from renkei.dashboards import contract
 from renkei.dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
 from renkei.dashboards.boards import build_boards
 from renkei.dashboards.build import ROOT

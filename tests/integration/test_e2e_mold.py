@@ -1,5 +1,5 @@
 """End to end: a simulated cell with mold wear -> gateway (mold-maint-rul) -> real Mosquitto
--> ingest -> real InfluxDB holds ``mold`` points as dashboards/contract.py fixes them, with
+-> ingest -> real InfluxDB holds ``mold`` points as renkei/core/influx/contract.py fixes them, with
 ``remaining_shots`` falling to ~0 at maintenance due, and the mold alert rule fires."""
 
 from __future__ import annotations

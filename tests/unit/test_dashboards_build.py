@@ -10,8 +10,8 @@ import yaml
 from typer.testing import CliRunner
 
 from renkei.cli import app
-from renkei.cloud.ingest.lineproto import format_point
-from renkei.dashboards import contract
+from renkei.core.influx import contract
+from renkei.core.influx.lineproto import format_point
 from renkei.dashboards.alerts import RULES
 from renkei.dashboards.boards import build_boards
 from renkei.dashboards.build import ROOT, check, render

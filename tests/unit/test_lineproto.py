@@ -10,17 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from renkei.cloud._exceptions import LineProtocolError
-from renkei.cloud.ingest.lineproto import (
-    encode_deadletter_point,
-    encode_message,
+from renkei.cloud.ingest.lineproto import encode_deadletter_point, encode_message
+from renkei.core.influx.lineparse import LineParseError, parse_lines
+from renkei.core.influx.lineproto import (
     escape_key,
     escape_measurement,
     format_point,
     format_value,
     quote_string,
 )
-from renkei.cloud.store.lineparse import parse_lines
 from renkei.core.wire import reserved_name_problem
 
 T0 = 1_700_000_000_000
@@ -300,7 +298,7 @@ def test_parser_spec_cases() -> None:
     ],
 )
 def test_parser_rejects(line: bytes) -> None:
-    with pytest.raises(LineProtocolError):
+    with pytest.raises(LineParseError):
         parse_lines(line)
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from renkei.cloud.ingest.lineproto import encode_machine
+from renkei.core.influx import contract
 from renkei.core.wire import MachineKind, MachinePayload, MachineTopic
-from renkei.dashboards import contract
 from renkei.dashboards.boards import build_boards
 from renkei.dashboards.queries import MACHINE_FILTER
 from renkei.edge.sources.live.signals import QUALITY_FIELDS

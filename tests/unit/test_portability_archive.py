@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import pytest
 
-from renkei.cloud.ingest.lineproto import escape_key
 from renkei.cloud.portability.archive import (
     FORMAT_VERSION,
     ArchiveBuilder,
@@ -44,7 +43,8 @@ from renkei.cloud.portability.timeseries import (
 )
 from renkei.cloud.registry import Base, DisruptionSource, DisruptionStatus
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
-from renkei.cloud.store.lineparse import parse_lines
+from renkei.core.influx.lineparse import parse_lines
+from renkei.core.influx.lineproto import escape_key
 
 # --------------------------------------------------------------------------- helpers
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from renkei.cloud.ingest.lineproto import encode_message
+from renkei.core.influx import contract
 from renkei.core.manifest import read_manifest
 from renkei.core.wire import MachineKind, WireError, decode_machine_payload, parse_topic
-from renkei.dashboards import contract
 from renkei.edge.config import ConfigError, GatewayConfig, load_config
 from renkei.edge.model.inference import AnomalyModel
 from renkei.edge.model.rul import RulOutput, RulRunner, plan_inputs

@@ -1,4 +1,8 @@
-"""The InfluxDB measurements the dashboards and alert rules read: names, tags, fields.
+"""The InfluxDB measurement contract: names, tags and fields of every measurement.
+
+The ingest writes them, the dashboards and alert rules read them, and the other producers
+write theirs with the functions below; all import this module, so a change here is a
+change of what is stored.
 
 Two kinds of measurements:
 
@@ -7,13 +11,15 @@ Two kinds of measurements:
   ``gateway_state``, ``gateway_health`` and ``ingest_deadletters``.
 - **Written by other producers**, whose names and fields are fixed here and in
   ``dashboards/README.md``; the functions below produce exactly that line protocol (via
-  :func:`renkei.cloud.ingest.lineproto.format_point`), and the producers call them instead of
+  :func:`renkei.core.influx.lineproto.format_point`), and the producers call them instead of
   re-implementing the format:
 
   - ``model_deploy`` (:func:`model_deploy_point`): the rollout controller
     (:mod:`renkei.cloud.rollout.controller`, ``renkei cloud rollout --influx ...``), one point per
     deployment result of each gateway report;
-  - ``capacity`` (:func:`capacity_points`): the capacity publisher
+  - ``capacity`` (:data:`CAPACITY`; written by
+    :func:`renkei.cloud.capacity.points.capacity_points`, next to its producer, since it
+    formats a capacity computation): the capacity publisher
     (:mod:`renkei.cloud.capacity.publish`, ``renkei cloud capacity-publish``), one point per
     registry machine and site-local day of the horizon;
   - ``rul`` and ``mold`` (:func:`rul_point`, :func:`mold_point`): the gateways' RUL and
@@ -29,18 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Final, Literal
 
-from renkei.cloud.capacity.calendar import day_start_utc
-from renkei.cloud.capacity.spare import SpareCapacity
-from renkei.cloud.ingest.lineproto import (
-    DEADLETTER_MEASUREMENT,
-    GATEWAY_HEALTH_MEASUREMENT,
-    GATEWAY_STATE_MEASUREMENT,
-    FieldValue,
-    format_point,
-)
+from renkei.core.influx.lineproto import FieldValue, format_point
 
 __all__ = [
     "ANOMALY",
@@ -59,7 +56,6 @@ __all__ = [
     "SHOT",
     "TELEMETRY",
     "MachineTags",
-    "capacity_points",
     "model_deploy_point",
     "mold_point",
     "quality_point",
@@ -95,9 +91,15 @@ QUALITY_COUNTERS: Final = (
     "unknown",
 )
 """The fixed fields of a ``quality`` point (``renkei.edge.sources.live.signals.QUALITY_FIELDS``)."""
-GATEWAY_STATE: Final = GATEWAY_STATE_MEASUREMENT
-GATEWAY_HEALTH: Final = GATEWAY_HEALTH_MEASUREMENT
-DEADLETTERS: Final = DEADLETTER_MEASUREMENT
+GATEWAY_STATE: Final = "gateway_state"
+"""A gateway's birth / Last Will: ``online`` (0i/1i), ``config_version``,
+``agent_version``, one string field ``model.{name}`` per loaded model; tags firm, site, gw."""
+GATEWAY_HEALTH: Final = "gateway_health"
+"""A gateway's outbox backlog, counters and storage-damage accounting (integer fields,
+``disk_full`` boolean); tags firm, site, gw."""
+DEADLETTERS: Final = "ingest_deadletters"
+"""One point per dead letter of the ingest (tags ``reason``, ``worker``; fields
+``count=1i``, ``topic``, ``detail``)."""
 
 RUL: Final = "rul"
 """Remaining useful life of a machine (component), one point per model output."""
@@ -123,7 +125,7 @@ class MachineTags:
     gw: str
 
     def as_dict(self) -> dict[str, str]:
-        """The tags as a mapping (for :func:`renkei.cloud.ingest.lineproto.format_point`)."""
+        """The tags as a mapping (for :func:`renkei.core.influx.lineproto.format_point`)."""
         return {
             "firm": self.firm,
             "site": self.site,
@@ -278,38 +280,3 @@ def model_deploy_point(
     }
     fields: dict[str, FieldValue] = {"deployment": int(deployment), "reason": reason[:512]}
     return format_point(MODEL_DEPLOY, tags, fields, finished_ms)
-
-
-def capacity_points(
-    spare: SpareCapacity,
-    *,
-    machine_tags: Mapping[str, Mapping[str, str]],
-    timezone: str = "Asia/Tokyo",
-) -> bytes:
-    """``capacity`` points of a :func:`renkei.cloud.capacity.compute_spare` result.
-
-    One point per machine and site-local day, stamped at the day's local midnight (UTC
-    epoch ms), tags from ``machine_tags[machine]`` (``firm``, ``site``, ``area``,
-    ``line``, ``machine``), fields ``available_h``, ``booked_h``, ``downtime_h``,
-    ``spare_h`` and ``availability_ratio`` (all floats, hours), ``ratio_measured`` (0/1).
-    Writing the same horizon again overwrites the points (same series and times).
-
-    Raises:
-        KeyError: a machine of ``spare`` has no entry in ``machine_tags``.
-    """
-    lines: list[bytes] = []
-    for day_index, day in enumerate(spare.dates):
-        start: datetime = day_start_utc(timezone, day)
-        time_ms = int(start.astimezone(UTC).timestamp() * 1000)
-        for row, machine in enumerate(spare.machines):
-            tags = {**machine_tags[machine], "machine": machine}
-            fields: dict[str, FieldValue] = {
-                "available_h": float(spare.available_h[row, day_index]),
-                "booked_h": float(spare.booked_h[row, day_index]),
-                "downtime_h": float(spare.downtime_h[row, day_index]),
-                "spare_h": float(spare.spare_h[row, day_index]),
-                "availability_ratio": float(spare.availability_ratio[row]),
-                "ratio_measured": int(bool(spare.ratio_measured[row])),
-            }
-            lines.append(format_point(CAPACITY, tags, fields, time_ms))
-    return b"".join(lines)

@@ -1,4 +1,5 @@
-"""A parser for InfluxDB line protocol, used by the embedded :mod:`renkei.cloud.store.sqlite` store.
+"""A parser for InfluxDB line protocol (the decoder), used by the embedded
+:mod:`renkei.cloud.store.sqlite` store.
 
 Follows the line protocol reference
 (https://docs.influxdata.com/influxdb/v2/reference/syntax/line-protocol/)::
@@ -24,11 +25,10 @@ from __future__ import annotations
 import re
 from typing import Final, NamedTuple
 
-from renkei.cloud._exceptions import LineProtocolError
+from renkei.core.errors import DecodeError
+from renkei.core.influx.lineproto import FieldValue
 
-__all__ = ["PRECISION_NS", "ParsedPoint", "parse_lines"]
-
-FieldValue = float | int | str | bool
+__all__ = ["PRECISION_NS", "LineParseError", "ParsedPoint", "parse_lines"]
 
 #: Nanoseconds per unit of each ``precision`` accepted by InfluxDB's ``/write``.
 PRECISION_NS: Final[dict[str, int]] = {
@@ -52,6 +52,23 @@ _UINT_MAX: Final = 2**64 - 1
 _MIN_NS, _MAX_NS = -9_223_372_036_854_775_806, 9_223_372_036_854_775_806
 
 
+class LineParseError(DecodeError):
+    """A body is not valid InfluxDB line protocol (a :class:`~renkei.core.errors.DecodeError`,
+    so also a ``ValueError``).
+
+    The embedded store re-raises it as :class:`renkei.cloud._exceptions.LineProtocolError`
+    (a ``StoreRejected``), as InfluxDB answers such a body with HTTP 400.
+
+    Attributes:
+        line_no: 1-based line number of the offending line within the body (0: the body
+            as a whole, e.g. not UTF-8).
+    """
+
+    def __init__(self, message: str, *, line_no: int = 0) -> None:
+        super().__init__(message)
+        self.line_no = line_no
+
+
 class ParsedPoint(NamedTuple):
     """One parsed point: tags sorted by key, fields in line order, time in ns (or None)."""
 
@@ -70,18 +87,18 @@ def parse_lines(body: bytes | str, *, precision: str = "ns") -> list[ParsedPoint
             ``h``); they are converted to nanoseconds.
 
     Raises:
-        LineProtocolError: invalid UTF-8, syntax error, bad value, or time out of range;
+        LineParseError: invalid UTF-8, syntax error, bad value, or time out of range;
             ``line_no`` tells which line (the whole body is refused).
     """
     try:
         scale = PRECISION_NS[precision]
     except KeyError:
-        raise LineProtocolError(f"unknown precision {precision!r}") from None
+        raise LineParseError(f"unknown precision {precision!r}") from None
     if isinstance(body, bytes | bytearray | memoryview):
         try:
             text = bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise LineProtocolError(f"body is not UTF-8: {exc}") from None
+            raise LineParseError(f"body is not UTF-8: {exc}") from None
     else:
         text = body
     points: list[ParsedPoint] = []
@@ -144,51 +161,51 @@ def _parse_line(line: str, no: int, scale: int, out: list[ParsedPoint]) -> None:
     elif len(parts) == 3:
         key, fields_txt, time_txt = parts
     else:
-        raise LineProtocolError(
+        raise LineParseError(
             f"line {no}: expected 2 or 3 space-separated parts: {line!r}", line_no=no
         )
     meas, *tag_parts = key.split(",")
     if not meas:
-        raise LineProtocolError(f"line {no}: missing measurement", line_no=no)
+        raise LineParseError(f"line {no}: missing measurement", line_no=no)
     tags: dict[str, str] = {}
     for tp in tag_parts:
         k, eq, v = tp.partition("=")
         if not eq or not k or not v or "=" in v:
-            raise LineProtocolError(f"line {no}: bad tag {tp!r}", line_no=no)
+            raise LineParseError(f"line {no}: bad tag {tp!r}", line_no=no)
         if k in tags:
-            raise LineProtocolError(f"line {no}: duplicate tag {k!r}", line_no=no)
+            raise LineParseError(f"line {no}: duplicate tag {k!r}", line_no=no)
         tags[k] = v
     fields: dict[str, FieldValue] = {}
     for fp in fields_txt.split(","):
         k, eq, v = fp.partition("=")
         if not eq or not k or "=" in v:
-            raise LineProtocolError(f"line {no}: bad field {fp!r}", line_no=no)
+            raise LineParseError(f"line {no}: bad field {fp!r}", line_no=no)
         fields[k] = _value(v, no)
     out.append(ParsedPoint(meas, tuple(sorted(tags.items())), fields, _time(time_txt, no, scale)))
 
 
 def _value(txt: str, no: int) -> FieldValue:
     if not txt:
-        raise LineProtocolError(f"line {no}: missing field value", line_no=no)
+        raise LineParseError(f"line {no}: missing field value", line_no=no)
     last = txt[-1]
     if last == "i" or last == "u":
         num = txt[:-1]
         if not _INT_RE.fullmatch(num):
-            raise LineProtocolError(f"line {no}: bad integer {txt!r}", line_no=no)
+            raise LineParseError(f"line {no}: bad integer {txt!r}", line_no=no)
         value = int(num)
         lo, hi = (_INT_MIN, _INT_MAX) if last == "i" else (0, _UINT_MAX)
         if not lo <= value <= hi:
-            raise LineProtocolError(f"line {no}: integer {txt!r} out of range", line_no=no)
+            raise LineParseError(f"line {no}: integer {txt!r} out of range", line_no=no)
         return value
     if txt in _TRUE:
         return True
     if txt in _FALSE:
         return False
     if not _FLOAT_RE.fullmatch(txt):
-        raise LineProtocolError(f"line {no}: bad field value {txt!r}", line_no=no)
+        raise LineParseError(f"line {no}: bad field value {txt!r}", line_no=no)
     value_f = float(txt)
     if value_f in (float("inf"), float("-inf")):
-        raise LineProtocolError(f"line {no}: float {txt!r} out of range", line_no=no)
+        raise LineParseError(f"line {no}: float {txt!r} out of range", line_no=no)
     return value_f
 
 
@@ -196,10 +213,10 @@ def _time(txt: str | None, no: int, scale: int) -> int | None:
     if txt is None:
         return None
     if not _INT_RE.fullmatch(txt):
-        raise LineProtocolError(f"line {no}: bad timestamp {txt!r}", line_no=no)
+        raise LineParseError(f"line {no}: bad timestamp {txt!r}", line_no=no)
     ns = int(txt) * scale
     if not _MIN_NS <= ns <= _MAX_NS:
-        raise LineProtocolError(f"line {no}: time {txt} outside the supported range", line_no=no)
+        raise LineParseError(f"line {no}: time {txt} outside the supported range", line_no=no)
     return ns
 
 
@@ -212,8 +229,8 @@ class _Scanner:
         self.no = no
         self.scale = scale
 
-    def fail(self, what: str) -> LineProtocolError:
-        return LineProtocolError(f"line {self.no}: {what}: {self.s!r}", line_no=self.no)
+    def fail(self, what: str) -> LineParseError:
+        return LineParseError(f"line {self.no}: {what}: {self.s!r}", line_no=self.no)
 
     def token(self, stops: str, escapable: str) -> str:
         """Read until an unescaped char of ``stops``; unescape ``\\`` + ``escapable``."""
