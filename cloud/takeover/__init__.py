@@ -4,8 +4,9 @@
 - :mod:`.service`: loading machines, sharing, zones and spare hours for a request,
   planning and re-planning it, and its summary.
 
-The HTTP side is :mod:`renkei.cloud.api.routers.takeovers` (the disrupted firm) and
-:mod:`renkei.cloud.api.routers.assignments` (the partners).
+The HTTP side is in the API layer above (``cloud/api/routers/takeovers.py`` for the
+disrupted firm, ``cloud/api/routers/assignments.py`` for the partners); this package does
+not import it.
 """
 
 from renkei.cloud.takeover.service import (

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from renkei.cloud.capacity.policy import machine_class_id, views_for
+from renkei.cloud.capacity.service import spare_for
 from renkei.cloud.planner import (
     DisruptionZone,
     MachineSpec,
@@ -77,7 +79,7 @@ from renkei.cloud.takeover.convert import (
 )
 
 if TYPE_CHECKING:
-    from renkei.cloud.api.deps import AppState
+    from renkei.cloud.capacity.context import CapacityContext
 
 __all__ = [
     "LIVE",
@@ -184,12 +186,12 @@ def _aware(value: datetime) -> datetime:
 
 
 def load_fleet(
-    state: AppState, session: Session, request: TakeoverRequest, *, now: datetime
+    capacity: CapacityContext, session: Session, request: TakeoverRequest, *, now: datetime
 ) -> Fleet:
-    """Machines, spare hours, sharing and zones for planning ``request`` (module docs)."""
-    # Imported here: renkei.cloud.api imports the routers, which import this module.
-    from renkei.cloud.capacity.policy import machine_class_id, views_for
-    from renkei.cloud.capacity.service import spare_for
+    """Machines, spare hours, sharing and zones for planning ``request`` (module docs).
+
+    ``capacity`` gives the spare hours (:func:`renkei.cloud.capacity.service.spare_for`).
+    """
 
     origin = session.get(Site, request.origin_site_id)
     if origin is None:  # pragma: no cover - FK
@@ -225,7 +227,7 @@ def load_fleet(
     days = (request.window_end - request.window_start).days
     if plannable and days > 0:
         spare = spare_for(
-            state, session, machine_ids=plannable, start=request.window_start, days=days
+            capacity, session, machine_ids=plannable, start=request.window_start, days=days
         )
         totals = spare.spare_h.sum(axis=1)
         spare_h = {mid: float(totals[i]) for mid, i in spare.machine_index.items()}
@@ -233,8 +235,8 @@ def load_fleet(
             select(TakeoverAssignment, TakeoverRequest)
             .join(TakeoverRequest, TakeoverAssignment.request_id == TakeoverRequest.id)
             .where(TakeoverRequest.status == TakeoverStatus.OPEN)
-            # accepted assignments are capacity bookings of the partner by now (see
-            # renkei.cloud.api.routers.assignments), which spare_for has already subtracted
+            # accepted assignments are capacity bookings of the partner by now (the
+            # assignments endpoint makes them), which spare_for has already subtracted
             .where(TakeoverAssignment.status == AssignmentStatus.PROPOSED)
             .where(TakeoverAssignment.machine_id.in_(plannable))
         ).all()
@@ -421,11 +423,11 @@ def _apply(request: TakeoverRequest, fleet: Fleet, run: PlanRun, *, now: datetim
 
 
 def plan_initial(
-    state: AppState, session: Session, request: TakeoverRequest, *, now: datetime
+    capacity: CapacityContext, session: Session, request: TakeoverRequest, *, now: datetime
 ) -> None:
     """Plan a new request's jobs in full (revision 1): proposed assignments, coverage,
     unmet reasons and summary. ``request.jobs`` must carry ``needed_parts``."""
-    fleet = load_fleet(state, session, request, now=now)
+    fleet = load_fleet(capacity, session, request, now=now)
     demands = [
         Demand(
             job_id=j.job_id,
@@ -441,7 +443,9 @@ def plan_initial(
     _apply(request, fleet, run, now=now)
 
 
-def replan(state: AppState, session: Session, request: TakeoverRequest, *, now: datetime) -> None:
+def replan(
+    capacity: CapacityContext, session: Session, request: TakeoverRequest, *, now: datetime
+) -> None:
     """Re-plan every job's remaining volume (needed − live assignments) as a new revision.
 
     Accepted and proposed assignments stay; declined machines are excluded per job; jobs
@@ -472,7 +476,7 @@ def replan(state: AppState, session: Session, request: TakeoverRequest, *, now: 
                 ),
             )
         )
-    fleet = load_fleet(state, session, request, now=now)
+    fleet = load_fleet(capacity, session, request, now=now)
     run = plan_demands(fleet, demands, _molds(session, request.jobs))
     _apply(request, fleet, run, now=now)
 

@@ -44,7 +44,7 @@ from renkei.cloud.api.deps import (
     authorize,
 )
 from renkei.cloud.capacity import iso_week_label, iso_week_monday
-from renkei.cloud.capacity.index import CapacityIndex, index_service
+from renkei.cloud.capacity.index import CapacityIndex
 from renkei.cloud.capacity.policy import supporter_firm_ids
 from renkei.cloud.registry import Disruption, DisruptionStatus, Firm, Principal, Role
 
@@ -194,7 +194,7 @@ def _aggregate(
     with_weeks: bool,
 ) -> list[_Shown]:
     settings = state.settings
-    index = index_service(state).current(now=now)
+    index = state.capacity.index.current(now=now)
     today = now.astimezone(ZoneInfo(settings.timezone)).date()
     viewer_region = _viewer_region(session, principal)
     by_region: dict[str, list[str]] = {}
