@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from renkei.cloud.capacity.calendar import ShiftCalendar
 from renkei.cloud.capacity.index.service import CapacityIndexService
-from renkei.cloud.capacity.search import ViewCache
 from renkei.cloud.capacity.service import AvailabilityCache
+from renkei.cloud.capacity.views import ViewCache
 from renkei.cloud.store.influx import InfluxSettings
 
 __all__ = ["VIEWS_MAX_AGE_S", "CapacityContext", "CapacitySettings", "Clock"]
