@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
             r = client.get(url, params={"limit": args.limit}, headers=hdr0)
             build_s = time.perf_counter() - t1
             assert r.status_code == 200, r.text
-            index_stats = app.state.renkei.services["capacity_index"].stats()
+            index_stats = app.state.renkei.capacity.index.stats()
             if args.gc_freeze:
                 gc.collect()
                 gc.freeze()
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((n_owners, times, results))
             # Rebuild costs: a booking upload and a machine update (per-firm patches), then a
             # forced full rebuild (what the periodic refresh does in the background).
-            service = app.state.renkei.services["capacity_index"]
+            service = app.state.renkei.capacity.index
             hdr_op = {"Authorization": f"Bearer {op_key}"}
             own = client.get(f"/api/v1/firms/{requesters[0]}/machines", headers=hdr_op).json()
             body = [

@@ -293,7 +293,7 @@ def capacity_publish(
     days = horizon_days or api_settings.horizon_days
     store = open_store(influx_settings)
     engine = make_engine(api_settings.database_url)
-    state = publisher_state(api_settings, engine=engine, clock=clock)
+    state = publisher_state(api_settings.capacity(), engine=engine, clock=clock)
     try:
         if every is None:
             try:

@@ -15,6 +15,7 @@ from renkei.cloud.api.deps import AppState
 from renkei.cloud.api.limits import BodyLimit
 from renkei.cloud.api.routers import ROUTERS
 from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.capacity.context import CapacityContext
 from renkei.cloud.registry import make_engine
 from renkei.cloud.registry.migrate import upgrade
 
@@ -55,11 +56,15 @@ def create_app(
         version="1",
         summary="Spare-capacity sharing between partner firms and disaster takeover planning.",
     )
+    sessions = sessionmaker(engine, expire_on_commit=False)
     app.state.renkei = AppState(
         settings=settings,
         engine=engine,
-        sessions=sessionmaker(engine, expire_on_commit=False),
+        sessions=sessions,
         clock=clock,
+        capacity=CapacityContext(
+            settings=settings.capacity(), engine=engine, sessions=sessions, clock=clock
+        ),
     )
     errors.install(app)
     app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes)

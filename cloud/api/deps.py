@@ -6,16 +6,16 @@
   ``X-API-Key: rk_...`` (401 otherwise).
 - :func:`authorize`: the access rule of a named endpoint (:data:`renkei.cloud.api.access.RULES`);
   routes declare it as ``dependencies=[authorize("sites.list")]``.
-- :data:`SettingsDep`, :data:`ServicesDep`, :data:`ClockDep`: the app's settings, shared
-  services (capacity cache, ...) and clock (tests replace the clock).
+- :data:`SettingsDep`, :data:`ServicesDep`, :data:`ClockDep`: the app's settings, its
+  :class:`AppState` (with the capacity services) and clock (tests replace the clock).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Path, Request
 from fastapi.params import Depends as DependsParam
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from renkei.cloud.api.access import RULES
 from renkei.cloud.api.errors import Forbidden, Unauthenticated
 from renkei.cloud.api.settings import ApiSettings
+from renkei.cloud.capacity.context import CapacityContext
 from renkei.cloud.registry import Principal, Role, verify_key
 
 __all__ = [
@@ -50,15 +51,19 @@ DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="database id (64-bit)
 class AppState:
     """Everything the endpoints share, kept on ``app.state.renkei``.
 
-    ``services`` is a free-form registry of long-lived helpers keyed by name (e.g. the
-    capacity index), created lazily by the modules that own them.
+    Attributes:
+        settings: the API's settings (``RENKEI_API_*``).
+        engine, sessions: the registry engine and its session factory.
+        clock: current instant (aware UTC; tests pass a fixed one).
+        capacity: the capacity services (spare hours, index, caches) on the same engine,
+            sessions and clock, with ``settings.capacity()``.
     """
 
     settings: ApiSettings
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Clock
-    services: dict[str, Any] = field(default_factory=dict)
+    capacity: CapacityContext
 
 
 def state_of(request: Request) -> AppState:

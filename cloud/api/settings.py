@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from renkei.cloud.capacity import DEFAULT_TIMEZONE, ShiftCalendar
+from renkei.cloud.capacity.context import CapacitySettings
+from renkei.cloud.store.influx import InfluxSettings
 
 __all__ = ["ApiSettings"]
 
@@ -84,3 +86,27 @@ class ApiSettings(BaseSettings):
     def default_calendar(self) -> ShiftCalendar:
         """The calendar of sites that have none of their own."""
         return ShiftCalendar(weekly_hours=self.default_weekly_hours, timezone=self.timezone)
+
+    def capacity(self) -> CapacitySettings:
+        """What the capacity services read of these settings (horizon, defaults, cache
+        lifetime, and the InfluxDB of the measured availability when ``influx_url`` is set).
+        """
+        influx = (
+            None
+            if self.influx_url is None
+            else InfluxSettings(
+                url=self.influx_url,
+                database=self.influx_database,
+                token=self.influx_token,
+                username=self.influx_username,
+                password=self.influx_password,
+            )
+        )
+        return CapacitySettings(
+            horizon_days=self.horizon_days,
+            default_weekly_hours=self.default_weekly_hours,
+            timezone=self.timezone,
+            default_availability_ratio=self.default_availability_ratio,
+            capacity_cache_s=self.capacity_cache_s,
+            influx=influx,
+        )

@@ -13,6 +13,18 @@ Pipeline (all hours; dates are site-local, default time zone Asia/Tokyo)::
 - :mod:`~renkei.cloud.capacity.classes`: capability classes (process + size band).
 - :mod:`~renkei.cloud.capacity.rollup`: per class, per day or ISO week (DCM mapping documented).
 - :mod:`~renkei.cloud.capacity.catenax`: Catena-X CX-0128 JSON export and its pydantic model.
+
+Services on the registry (imported by the API, the takeover planner and the producer; they
+never import the API):
+
+- :mod:`~renkei.cloud.capacity.context`: :class:`CapacityContext` (settings, sessions,
+  clock, caches) that every service below is given.
+- :mod:`~renkei.cloud.capacity.service`: ``spare_for`` (spare hours of given machines).
+- :mod:`~renkei.cloud.capacity.index`: the in-memory index of every machine (search).
+- :mod:`~renkei.cloud.capacity.policy`, :mod:`~renkei.cloud.capacity.views`,
+  :mod:`~renkei.cloud.capacity.search`: sharing rules, cached views, partner search.
+- :mod:`~renkei.cloud.capacity.regions`: k-anonymous regional aggregates.
+- :mod:`~renkei.cloud.capacity.publish`: the ``capacity`` measurement for the dashboard.
 """
 
 from renkei.cloud.capacity.availability import (

@@ -29,24 +29,22 @@ say), are not deleted: InfluxDB's v1 API cannot delete on InfluxDB 2.x.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from renkei.cloud._exceptions import StoreRejected
-from renkei.cloud.api.deps import AppState
-from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity.calendar import ShiftCalendar
+from renkei.cloud.capacity.context import CapacityContext, CapacitySettings
 from renkei.cloud.capacity.points import capacity_points
 from renkei.cloud.capacity.service import spare_for
 from renkei.cloud.registry import Line, Machine, Site
@@ -114,25 +112,21 @@ class _MachineRow:
 
 
 def publisher_state(
-    settings: ApiSettings,
+    settings: CapacitySettings,
     *,
     engine: Engine,
     clock: Callable[[], datetime] | None = None,
-) -> AppState:
-    """The :class:`~renkei.cloud.api.deps.AppState` that :func:`spare_for` needs, without an app.
+) -> CapacityContext:
+    """The :class:`~renkei.cloud.capacity.context.CapacityContext` :func:`publish_capacity` needs.
 
     Args:
-        settings: the API's settings (calendar defaults, default availability ratio and
-            the InfluxDB of the measured availability, ``influx_*``).
+        settings: what capacity reads (the API's: ``ApiSettings.capacity()``: calendar
+            defaults, default availability ratio and the InfluxDB of the measured
+            availability).
         engine: the registry engine.
         clock: current UTC time (default: the system clock).
     """
-    return AppState(
-        settings=settings,
-        engine=engine,
-        sessions=sessionmaker(engine, expire_on_commit=False),
-        clock=clock or (lambda: datetime.now(UTC)),
-    )
+    return CapacityContext.create(settings, engine=engine, clock=clock)
 
 
 def _machines(session: Session, default_timezone: str) -> list[_MachineRow]:
@@ -184,7 +178,7 @@ def _batches(body: bytes, size: int) -> Iterator[bytes]:
 
 
 def publish_capacity(
-    state: AppState,
+    state: CapacityContext,
     store: TimeSeriesStore,
     *,
     days: int,
@@ -214,7 +208,6 @@ def publish_capacity(
         raise ValueError(f"batch_lines must be >= 1, got {batch_lines}")
     started = time.monotonic()
     now = state.clock()
-    frozen = dataclasses.replace(state, clock=lambda: now)
     with state.sessions() as session:
         rows = _machines(session, state.settings.timezone)
         skipped: list[str] = []
@@ -229,9 +222,9 @@ def publish_capacity(
         machines = points = 0
         for (firm, zone), group in groups.items():
             start = now.astimezone(ZoneInfo(zone)).date()
-            # A fresh services dict per group: the availability cache of spare_for keeps
-            # one entry per firm and day, which a firm's other time zone must not reuse.
-            group_state = dataclasses.replace(frozen, services={})
+            # Fresh caches per group: the availability cache of spare_for keeps one entry
+            # per firm and day, which a firm's other time zone must not reuse.
+            group_state = state.fresh(clock=lambda: now)
             spare = spare_for(
                 group_state,
                 session,

@@ -10,11 +10,12 @@ milliseconds for a firm's machines, exact ``float64`` arithmetic of
 Partner search and regional aggregates over the whole registry use the in-memory
 :mod:`renkei.cloud.capacity.index` instead, which applies the same formula to the same inputs.
 
-Measured availability (``settings.influx_url`` set): the ratio of each machine comes from
-:func:`renkei.cloud.capacity.recent_availability` over the 28 complete site-local days before
-today, with each machine's site calendar, from the ``features`` points whose ``machine``
-tag is the registry machine id and whose ``firm`` tag is the machine's firm (ingest writes
-the tags ``firm, site, area, line, machine``). Results are reused for
+Measured availability (``settings.influx`` of
+:class:`~renkei.cloud.capacity.context.CapacitySettings` set): the ratio of each machine
+comes from :func:`renkei.cloud.capacity.recent_availability` over the 28 complete
+site-local days before today, with each machine's site calendar, from the ``features``
+points whose ``machine`` tag is the registry machine id and whose ``firm`` tag is the
+machine's firm (ingest writes the tags ``firm, site, area, line, machine``). Results are reused for
 ``settings.capacity_cache_s`` seconds and always dropped when the site-local day changes.
 When InfluxDB is unreachable or refuses the query, the default ratio
 (``settings.default_availability_ratio``) is used, a warning is logged, and the next try
@@ -28,14 +29,12 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.cloud._exceptions import StoreError
-from renkei.cloud.api.deps import AppState
-from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity import (
     Booking,
     ShiftCalendar,
@@ -44,16 +43,16 @@ from renkei.cloud.capacity import (
     recent_availability,
 )
 from renkei.cloud.registry import CapacityBooking, Line, Machine, Site
-from renkei.cloud.store import InfluxSettings
 
-__all__ = ["AvailabilityCache", "availability_cache", "spare_for"]
+if TYPE_CHECKING:
+    from renkei.cloud.capacity.context import CapacityContext, CapacitySettings
 
-logger = logging.getLogger("renkei.cloud.api.capacity")
+__all__ = ["AvailabilityCache", "spare_for"]
+
+logger = logging.getLogger("renkei.cloud.capacity")
 
 #: Longest wait before InfluxDB is asked again after a failure (seconds).
 RETRY_AFTER_FAILURE_S = 60.0
-_CACHE_KEY = "availability"
-_CREATE_LOCK = threading.Lock()
 
 FirmMachine = tuple[str, str]
 
@@ -73,19 +72,9 @@ class AvailabilityCache:
     once may both query (harmless).
     """
 
-    def __init__(self, settings: ApiSettings) -> None:
+    def __init__(self, settings: CapacitySettings) -> None:
         self._ttl_s = settings.capacity_cache_s
-        self._influx = (
-            None
-            if settings.influx_url is None
-            else InfluxSettings(
-                url=settings.influx_url,
-                database=settings.influx_database,
-                token=settings.influx_token,
-                username=settings.influx_username,
-                password=settings.influx_password,
-            )
-        )
+        self._influx = settings.influx
         self._lock = threading.Lock()
         self._firms: dict[tuple[str, date], tuple[float, dict[str, float]]] = {}
         self._all: tuple[date, float, dict[str, dict[str, float]]] | None = None
@@ -181,18 +170,8 @@ def _window_end(calendars: Mapping[Any, ShiftCalendar], now: datetime) -> date:
     return now.astimezone(cal.zone).date()
 
 
-def availability_cache(state: AppState) -> AvailabilityCache:
-    """The app's :class:`AvailabilityCache` (created on first use)."""
-    cache = state.services.get(_CACHE_KEY)
-    if cache is None:
-        with _CREATE_LOCK:
-            cache = state.services.setdefault(_CACHE_KEY, AvailabilityCache(state.settings))
-    assert isinstance(cache, AvailabilityCache)
-    return cache
-
-
 def spare_for(
-    state: AppState,
+    ctx: CapacityContext,
     session: Session,
     *,
     machine_ids: Sequence[str],
@@ -202,10 +181,12 @@ def spare_for(
     """Spare hours per machine and site-local day for ``days`` days from ``start``.
 
     ``spare_h = max(0, available_h - booked_h - available_h * (1 - ratio))`` per machine and
-    day (hours), with the site's shift calendar (or the API default), the firm's bookings,
+    day (hours), with the site's shift calendar (or the default calendar), the firm's bookings,
     and the measured availability ratio (or ``settings.default_availability_ratio``).
 
     Args:
+        ctx: settings, clock and the availability cache (:class:`CapacityContext`).
+        session: an open registry session (read only).
         machine_ids: registry machine ids (unknown ids are dropped from the result).
         start: first site-local day; days: horizon length in days (>= 0).
 
@@ -226,7 +207,7 @@ def spare_for(
     ).all()
     firm_of = {mid: firm for mid, firm, _ in rows}
     known = [m for m in dict.fromkeys(machine_ids) if m in firm_of]
-    default = state.settings.default_calendar()
+    default = ctx.settings.default_calendar()
     parsed: dict[str, ShiftCalendar] = {}
     calendars: dict[str, ShiftCalendar] = {}
     for mid, _, cal in rows:
@@ -251,9 +232,9 @@ def spare_for(
         )
     ]
     availability: dict[str, float] = {}
-    cache = availability_cache(state)
+    cache = ctx.availability
     if cache.enabled and known:
-        now = state.clock()
+        now = ctx.clock()
         by_firm: dict[str, dict[str, ShiftCalendar]] = {}
         for mid in known:
             by_firm.setdefault(firm_of[mid], {})[mid] = calendars.get(mid, default)
@@ -266,6 +247,6 @@ def spare_for(
         default_calendar=default,
         bookings=bookings,
         availability=availability,
-        default_ratio=state.settings.default_availability_ratio,
+        default_ratio=ctx.settings.default_availability_ratio,
         days=days,
     )

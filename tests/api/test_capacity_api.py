@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from sqlalchemy import insert, text
 
 from renkei.cloud.capacity import WeekBasedCapacityGroup
-from renkei.cloud.capacity import index as capacity_index
-from renkei.cloud.capacity.index import CapacityIndexService, ChangeLog, ChangeSet, index_service
+from renkei.cloud.capacity.index import ChangeLog, ChangeSet
+from renkei.cloud.capacity.index import service as capacity_index
 from renkei.cloud.registry import CapacityBooking, session_scope
 from tests.api.rig import ApiRig, imm
 
@@ -427,7 +427,7 @@ def test_changes_are_visible_at_once(fleet: ApiRig) -> None:
     assert beta.patch(f"{API}/firms/beta", json={"name": "Beta Renamed"}).status_code == 200
     (row,) = search(fleet, "acme")["results"]
     assert row["firm_name"] == "Beta Renamed"
-    service = index_service(fleet.app.state.renkei)
+    service = fleet.app.state.renkei.capacity.index
     assert service.full_builds == 1 and service.patches >= 5
 
 
@@ -449,8 +449,8 @@ def test_patched_index_equals_full_rebuild(fleet: ApiRig) -> None:
     grant(fleet, "delta", "acme", granularity="day", machine_detail=True)
     patched = search(fleet, "acme", **params)
     state = fleet.app.state.renkei
-    assert index_service(state).full_builds == 1 and index_service(state).patches == 1
-    state.services["capacity_index"] = CapacityIndexService(state)
+    assert state.capacity.index.full_builds == 1 and state.capacity.index.patches == 1
+    state.capacity = state.capacity.fresh()  # a new index service: a full build
     assert search(fleet, "acme", **params) == patched
     assert {r["firm_id"] for r in patched["results"]} == {"beta", "gamma", "delta"}
 
@@ -522,7 +522,7 @@ def test_bulk_statements_force_a_full_rebuild(fleet: ApiRig) -> None:
         )
     (beta,) = search(fleet, "acme", end="2026-11-24")["results"]
     assert {m["machine_id"]: m["spare_h_total"] for m in beta["machines"]}["b1"] == 0.0
-    assert index_service(fleet.app.state.renkei).full_builds == 2
+    assert fleet.app.state.renkei.capacity.index.full_builds == 2
 
 
 def test_writes_outside_sessions_are_seen_after_capacity_cache_s(tmp_path: Path) -> None:
@@ -549,7 +549,7 @@ def test_new_day_rebuilds_in_the_background_for_large_indexes(
     fleet: ApiRig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grant(fleet, "beta", "acme", granularity="day")
-    service = index_service(fleet.app.state.renkei)
+    service = fleet.app.state.renkei.capacity.index
     first = service.current()
     monkeypatch.setattr(capacity_index, "SYNC_REBUILD_MAX_MACHINES", 0)
     fleet.now += timedelta(days=1)

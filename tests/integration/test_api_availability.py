@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from renkei.cloud.capacity.service import availability_cache
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from tests.api.rig import ApiRig, imm
 from tests.services import InfluxDB, free_port
@@ -85,7 +84,7 @@ def test_low_measured_availability_means_less_spare(measured: ApiRig) -> None:
     totals = {m["machine_id"]: m["spare_h_total"] for m in acme["machines"]}
     assert totals == {"a1": 20 * 4.0, "a2": pytest.approx(20 * 14.4)}
     # Measurements are cached: more requests ask InfluxDB nothing new.
-    cache = availability_cache(measured.app.state.renkei)
+    cache = measured.app.state.renkei.capacity.availability
     asked = cache.queries
     measured.client("acme").get(f"{API}/firms/acme/capacity")
     measured.client("beta", "partner").get(f"{API}/capacity/search", params={"min_spare_h": 1})
@@ -98,7 +97,7 @@ def test_unreachable_influxdb_falls_back_to_default(
     rig = ApiRig(tmp_path, influx_url=f"http://127.0.0.1:{free_port()}")
     try:
         rig.seed_firm("acme", machines=[imm("a1")])
-        with caplog.at_level(logging.WARNING, logger="renkei.cloud.api.capacity"):
+        with caplog.at_level(logging.WARNING, logger="renkei.cloud.capacity"):
             r = rig.client("acme").get(f"{API}/firms/acme/capacity", params={"days": 7})
         assert r.status_code == 200, r.text
         (a1,) = r.json()["machines"]

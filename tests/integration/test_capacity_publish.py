@@ -146,7 +146,7 @@ class Setup:
     store: InfluxStore
 
     def publish(self, days: int, **kw: Any) -> Any:
-        state = publisher_state(self.settings, engine=self.engine, clock=lambda: NOW)
+        state = publisher_state(self.settings.capacity(), engine=self.engine, clock=lambda: NOW)
         return publish_capacity(state, self.store, days=days, **kw)
 
     def points(self) -> dict[tuple[str, int], dict[str, Any]]:

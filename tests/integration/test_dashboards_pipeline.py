@@ -458,7 +458,7 @@ def _run_producers(
     engine = make_engine(registry)
     store = InfluxStore(settings=InfluxSettings(url=influx.url, database=database))
     try:
-        state = publisher_state(settings, engine=engine, clock=lambda: now)
+        state = publisher_state(settings.capacity(), engine=engine, clock=lambda: now)
         published = publish_capacity(state, store, days=84)
         assert published.ok and published.machines == len(FAULTS) + len(NORMAL), published
     finally:

@@ -246,7 +246,7 @@ def _answer(
     a.responded_by = principal.key_id
     a.note = note
     if decision is AssignmentStatus.DECLINED:
-        replan(services, session, req, now=now)
+        replan(services.capacity, session, req, now=now)
     else:
         _book(session, a, req)
         refresh_summary(req)

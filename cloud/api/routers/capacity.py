@@ -28,15 +28,13 @@ from renkei.cloud.api.deps import (
 )
 from renkei.cloud.api.errors import Invalid, NotFound
 from renkei.cloud.capacity import WeekBasedCapacityGroup, rollup, to_catenax_json
-from renkei.cloud.capacity.index import index_service
 from renkei.cloud.capacity.policy import machine_class_id
-from renkei.cloud.capacity.search import SearchQuery, ViewCache, search
+from renkei.cloud.capacity.search import SearchQuery, search
 from renkei.cloud.capacity.service import spare_for
 from renkei.cloud.registry import Firm, Line, Machine
 
 router = APIRouter(tags=["capacity"])
 
-_VIEWS_KEY = "grant_views"
 #: ``start`` of the own-capacity view may be at most this many days from today.
 MAX_OFFSET_DAYS = 731
 
@@ -168,15 +166,6 @@ def _periods(start: date, days: int, granularity: str) -> tuple[list[int], int]:
     return offsets, len(offsets) if last.weekday() == 6 else len(offsets) - 1
 
 
-def _views(state: AppState) -> ViewCache:
-    cache = state.services.get(_VIEWS_KEY)
-    if cache is None:
-        max_age = min(state.settings.capacity_cache_s, 30.0)
-        cache = state.services.setdefault(_VIEWS_KEY, ViewCache(max_age_s=max_age))
-    assert isinstance(cache, ViewCache)
-    return cache
-
-
 # ------------------------------------------------------------------ own capacity
 
 
@@ -216,7 +205,7 @@ def own_capacity(
         .order_by(Machine.id)
     ).all()
     classes = {m.id: machine_class_id(m) for m, _ in machines}
-    sp = spare_for(state, session, machine_ids=list(classes), start=start, days=days)
+    sp = spare_for(state.capacity, session, machine_ids=list(classes), start=start, days=days)
     series = rollup(sp, classes, granularity=granularity)
     offsets, keep = _periods(start, days, granularity)
     bounds = offsets[:keep] + [offsets[keep] if keep < len(offsets) else days]
@@ -320,7 +309,11 @@ def capacity_dcm(
     classes = {m.id: machine_class_id(m) for m in machines}
     start = _today(state, now)
     sp = spare_for(
-        state, session, machine_ids=list(classes), start=start, days=state.settings.horizon_days
+        state.capacity,
+        session,
+        machine_ids=list(classes),
+        start=start,
+        days=state.settings.horizon_days,
     )
     docs = [
         to_catenax_json(s, supplier=firm.bpnl, customer=customer_bpnl, changed_at=now)
@@ -412,9 +405,9 @@ def search_capacity(
         min_spare_h=min_spare_h,
         limit=limit,
     )
-    service = index_service(state)
+    service = state.capacity.index
     index = service.current(now=now)
-    views = _views(state).views(
+    views = state.capacity.views.views(
         session,
         viewer_firm_id=principal.firm_id,
         now=now,

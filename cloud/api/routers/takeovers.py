@@ -311,7 +311,7 @@ def create_takeover(
     )
     session.add(req)
     session.flush()
-    plan_initial(services, session, req, now=now)
+    plan_initial(services.capacity, session, req, now=now)
     session.flush()
     return takeover_public(session, req, principal=principal, now=now, resource=request.url.path)
 
@@ -353,7 +353,7 @@ def replan_takeover(
     grants or capacity changed. Errors: 404, 409 (closed)."""
     req = get_request(session, firm_id, request_id, lock=True)
     require_open(req)
-    replan(services, session, req, now=now)
+    replan(services.capacity, session, req, now=now)
     session.flush()
     return takeover_public(session, req, principal=principal, now=now, resource=request.url.path)
 
