@@ -59,7 +59,7 @@ from renkei.edge.model.inference import AnomalyModel
 from renkei.edge.pipeline import MachinePipeline
 from renkei.edge.sources.base import SampleBlock, Source
 from renkei.edge.sources.live import LiveSource, build_live_source
-from renkei.edge.transport.outbox import Outbox, OutboxFullError, OutboxIncident, OutboxSettings
+from renkei.edge.transport.outbox import Outbox, OutboxFullError, OutboxIncident
 from renkei.edge.transport.publisher import MqttSettings, Publisher, PublisherError
 from renkei.edge.watchdog import Notifier
 
@@ -272,13 +272,7 @@ class GatewayAgent:
         if self.rollout is not None:
             self.rollout.attach(self)
         config.outbox_path.parent.mkdir(parents=True, exist_ok=True)
-        self.outbox_settings = OutboxSettings(
-            path=config.outbox_path,
-            max_bytes=config.outbox.max_bytes,
-            when_full=config.outbox.when_full,
-            drain_rate_msgs_per_s=config.outbox.drain_rate_msgs_per_s,
-            max_inflight=config.outbox.max_inflight,
-        )
+        self.outbox_settings = config.outbox.settings(config.outbox_path)
         self.outbox = Outbox(settings=self.outbox_settings)
         self.state_topic = gateway_topic(
             firm=config.firm, site=config.site, gateway=config.gateway_id, kind="state"
@@ -291,23 +285,11 @@ class GatewayAgent:
     def _make_publisher(self) -> Publisher:
         mq = self.config.mqtt
         return Publisher(
-            settings=MqttSettings(
-                host=mq.host,
-                port=mq.port,
-                client_id=mq.client_id or self.config.gateway_id,
-                username=mq.username,
-                password=self._password,
-                tls_ca_file=mq.tls_ca_file,
-                tls_cert_file=mq.tls_cert_file,
-                tls_key_file=mq.tls_key_file,
-                keepalive_s=mq.keepalive_s,
-                protocol=mq.protocol,
-                wait_for_ingest=mq.wait_for_ingest,
-                ack=mq.ack,
-                confirm_timeout_s=mq.confirm_timeout_s,
-                confirm_timeout_max_s=mq.confirm_timeout_max_s,
-                max_unconfirmed=mq.max_unconfirmed,
-                outage_log_interval_s=mq.outage_log_interval_s,
+            # Every key of the ``mqtt:`` section is a publisher setting, but the password's
+            # env var name: the password itself and the default client id are added.
+            settings=MqttSettings.model_validate(
+                mq.model_dump(exclude={"password_env"})
+                | {"client_id": mq.client_id or self.config.gateway_id, "password": self._password}
             ),
             outbox=self.outbox,
             outbox_settings=self.outbox_settings,

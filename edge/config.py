@@ -42,12 +42,16 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from renkei.core.errors import ConfigError
+from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import MAX_GATEWAY_MACHINES, Level, reserved_name_problem
 from renkei.edge.features.vibration import EnvelopeConfig, VibrationConfig
 from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
@@ -56,6 +60,7 @@ from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
 from renkei.edge.sources.live.signals import LiveSourceConfig, check_signal_names
 from renkei.edge.sources.live.slmp.config import SlmpSourceConfig
 from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
+from renkei.edge.transport.outbox_types import OutboxLimits, OutboxSettings
 
 __all__ = [
     "ConfigError",
@@ -80,24 +85,31 @@ __all__ = [
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
+#: Keys of :class:`renkei.core.mqtt.BrokerSettings` a gateway file does not offer.
+_NOT_IN_FILE: Final = ("password", "tls", "tls_insecure")
 
-class MqttConfig(BaseModel):
-    """How the gateway reaches the MQTT broker."""
 
-    model_config = _FROZEN
+def _drop_keys(schema: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Remove ``keys`` from a model's JSON Schema (``json_schema_extra`` hook)."""
+    for key in keys:
+        schema.get("properties", {}).pop(key, None)
 
-    host: str = "127.0.0.1"
-    port: Annotated[int, Field(ge=1, le=65535)] = 1883
-    client_id: str | None = None
-    """Defaults to the gateway id (a stable id keeps the broker session)."""
-    username: str | None = None
+
+class MqttConfig(BrokerSettings):
+    """How the gateway reaches the MQTT broker: the core's
+    :class:`renkei.core.mqtt.BrokerSettings` (``host``, ``port``, ``client_id``,
+    ``username``, ``tls_ca_file``, ``tls_cert_file``, ``tls_key_file``, ``keepalive_s``
+    5..65535, ``protocol``) plus the gateway's own keys below. ``client_id`` defaults to
+    the gateway id (a stable id keeps the broker session). TLS is used when a ``tls_*``
+    file is given. The password is never in the file: ``password_env`` names the
+    environment variable holding it."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", json_schema_extra=lambda s: _drop_keys(s, _NOT_IN_FILE)
+    )
+
     password_env: str | None = None
     """Name of the environment variable holding the password (never in the file)."""
-    tls_ca_file: Path | None = None
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-    keepalive_s: Annotated[int, Field(ge=5, le=3600)] = 30
-    protocol: Literal["5", "3.1.1"] = "5"
     wait_for_ingest: Level | None = "renkei-ingest"
     """Ingest share group whose heartbeat must be seen after every (re)connect before
     outbox data is published (see :mod:`renkei.core.wire`, "Ingest heartbeat"); ``null``
@@ -118,6 +130,21 @@ class MqttConfig(BaseModel):
     """While the broker stays unreachable, repeat the warning (with the backlog) this
     often, seconds."""
 
+    @field_validator(*_NOT_IN_FILE, mode="before")
+    @classmethod
+    def _not_in_file(cls, value: object) -> object:
+        # Broker fields the gateway file does not offer: the password comes from
+        # ``password_env``, TLS follows the ``tls_*`` files (reported like any unknown key).
+        raise PydanticCustomError("extra_forbidden", "Extra inputs are not permitted")
+
+    @model_serializer(mode="wrap")
+    def _dump_file_keys(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Dumps (and the schema's defaults) show the keys of the file only.
+        data: dict[str, Any] = handler(self)
+        for key in _NOT_IN_FILE:
+            data.pop(key, None)
+        return data
+
     @model_validator(mode="after")
     def _confirm_timeouts(self) -> MqttConfig:
         if self.confirm_timeout_s > self.confirm_timeout_max_s:
@@ -127,17 +154,28 @@ class MqttConfig(BaseModel):
             )
         return self
 
+    def broker(self, *, password: str | None) -> BrokerSettings:
+        """The broker connection of this section, with ``password`` (read from
+        ``password_env`` by the caller); ``client_id`` as written (``None``: the caller's
+        default)."""
+        fields = {name: getattr(self, name) for name in BrokerSettings.model_fields}
+        return BrokerSettings.model_validate(fields | {"password": password})
 
-class OutboxConfig(BaseModel):
-    """The durable on-disk outbox (see :mod:`renkei.edge.transport.outbox`)."""
 
-    model_config = _FROZEN
+class OutboxConfig(OutboxLimits):
+    """The durable on-disk outbox (see :mod:`renkei.edge.transport.outbox`): the transport's
+    own :class:`renkei.edge.transport.outbox.OutboxLimits` (``max_inflight`` 1..65000,
+    ``when_full``, ``drain_rate_msgs_per_s``) plus where the file is."""
 
     path: Path | None = None
-    max_bytes: Annotated[int, Field(ge=1_048_576)] = 256 * 1_048_576
-    when_full: Literal["drop_oldest", "reject_new"] = "drop_oldest"
-    drain_rate_msgs_per_s: Annotated[float, Field(gt=0)] = 200.0
-    max_inflight: Annotated[int, Field(ge=1, le=65535)] = 100
+    max_bytes: Annotated[int, Field(ge=1_048_576)] = OutboxLimits.model_fields["max_bytes"].default
+    """Largest backlog, bytes of payload + topic; at least 1 MiB on a gateway (the
+    transport alone accepts 4 KiB, for tests)."""
+
+    def settings(self, path: Path) -> OutboxSettings:
+        """The transport's :class:`renkei.edge.transport.outbox.OutboxSettings` of this
+        section, with the database at ``path``."""
+        return OutboxSettings(path=path, **self.model_dump(exclude={"path"}))
 
 
 class PublishConfig(BaseModel):

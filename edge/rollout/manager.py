@@ -1,12 +1,11 @@
 """Gateway-side model rollout: desired state in, verified atomic model switch, report out.
 
 :class:`ModelRollout` is created by :class:`renkei.edge.agent.GatewayAgent` when the config has a
-``rollout`` section. It owns a second MQTT client (``{client_id}-rollout``, clean start;
-the data publisher and its outbox are untouched; with ``mqtt.username`` set it logs in as
-``{username}-rollout`` with the same password, because Renkei's broker makes the client id
-the user name -- see :mod:`renkei.cloud.broker_acl`) that subscribes to the gateway's retained
-desired state and publishes its retained report (:mod:`renkei.core.wire`, "Model rollout"),
-and one worker thread that handles each ``(model name, deployment)`` entry once:
+``rollout`` section. Its MQTT connection (a second client,
+``{client_id}-rollout``) is :class:`renkei.edge.rollout.link.RolloutLink`: it receives the
+gateway's retained desired state and publishes its retained report (:mod:`renkei.core.wire`,
+"Model rollout"). This module is the other half: one worker thread that handles each
+``(model name, deployment)`` entry once:
 
 1. **verify** -- the Ed25519 signature of the entry (:mod:`renkei.core.signing`) by a key in
    ``rollout.trusted_keys`` (never the registry's word); a ``model.sha256`` pinned in the
@@ -35,51 +34,30 @@ already attempted is not attempted again after a reconnect or restart.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import math
-import queue
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Final, Literal, Protocol, TypeVar
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import ValidationError
-
 from renkei.core.errors import RenkeiError
-from renkei.core.manifest import MANIFEST_FILE, ModelManifest
-from renkei.core.signing import (
-    ModelSignature,
-    SignatureError,
-    TrustedKeys,
-    sha256_hex,
-    verify_model,
-)
 from renkei.core.wire import (
     DeployResult,
     DesiredModel,
     ModelDesired,
     ModelReport,
     RunningModel,
-    WireError,
-    decode_rollout_payload,
-    encode,
-    rollout_topic,
 )
 from renkei.edge.config import GatewayConfig, MachineConfig
 from renkei.edge.model.inference import (
     AnomalyModel,
-    ModelError,
     ModelInputError,
-    ModelIntegrityError,
 )
 from renkei.edge.pipeline import MachinePipeline
-from renkei.edge.rollout.fetch import FetchError, fetch_release
+from renkei.edge.rollout.calls import MainThreadCalls
+from renkei.edge.rollout.link import RolloutLink
+from renkei.edge.rollout.release import Outcome, Releases, Stage, Status
 from renkei.edge.rollout.shadow import shadow_check
 from renkei.edge.rollout.store import ActiveModel, ModelStore
 
@@ -93,38 +71,6 @@ T = TypeVar("T")
 _MAIN_TIMEOUT_S: Final = 30.0
 _POLL_S: Final = 0.2
 
-Status = Literal["succeeded", "rejected", "rolled_back"]
-Stage = Literal["verify", "download", "load", "shadow", "switch", "probation", "done"]
-
-
-class MainThreadCalls:
-    """Calls queued by other threads and run by the agent's main loop between rows."""
-
-    def __init__(self) -> None:
-        self._q: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]]] = (
-            queue.SimpleQueue()
-        )
-
-    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
-        """Queue ``fn``; its result (or exception) arrives in the returned future."""
-        fut: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._q.put((fn, fut))
-        return fut
-
-    def run_pending(self) -> None:
-        """Run every queued call (main thread only)."""
-        while True:
-            try:
-                fn, fut = self._q.get_nowait()
-            except queue.Empty:
-                return
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn())
-            except BaseException as exc:
-                fut.set_exception(exc)
-
 
 class _AgentLike(Protocol):
     """What the rollout needs of :class:`renkei.edge.agent.GatewayAgent`."""
@@ -132,19 +78,6 @@ class _AgentLike(Protocol):
     config: GatewayConfig
     models: dict[str, AnomalyModel]
     pipelines: dict[str, MachinePipeline]
-
-
-class _Outcome(RenkeiError):
-    """Ends an attempt early with this result."""
-
-    def __init__(
-        self, status: Status, stage: Stage, reason: str, checks: dict[str, float] | None = None
-    ) -> None:
-        super().__init__(reason)
-        self.status: Status = status
-        self.stage: Stage = stage
-        self.reason = reason
-        self.checks = checks or {}
 
 
 class _Stopped(RenkeiError):
@@ -157,12 +90,13 @@ class ModelRollout:
     Args:
         config: gateway config with a ``rollout`` section.
         api_key: API key for downloads (the CLI reads ``rollout.api_key_env``).
-        password: MQTT password (as for the data publisher).
+        password: MQTT password (as for the data publisher; used by :attr:`link`).
         now_ms: clock, UTC epoch ms.
 
     Raises:
         ValueError: the config has no ``rollout`` section.
         OSError: the model store directory cannot be created.
+        renkei.core.mqtt.BrokerSettingsError: the MQTT TLS files cannot be loaded.
     """
 
     def __init__(
@@ -177,11 +111,11 @@ class ModelRollout:
             raise ValueError("ModelRollout needs a config with a rollout section")
         self.config = config
         self.cfg = config.rollout
-        self.trusted = TrustedKeys(self.cfg.trusted_keys)
         self.store = ModelStore(config.models_dir)
+        self.releases = Releases(cfg=self.cfg, store=self.store, api_key=api_key)
+        """Signature, digest and download checks of the deployed releases."""
+        self.trusted = self.releases.trusted
         self.calls = MainThreadCalls()
-        self._api_key = api_key
-        self._password = password
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._agent: _AgentLike | None = None
         self._source: dict[str, Literal["config", "deployed"]] = {}
@@ -191,14 +125,11 @@ class ModelRollout:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.desired_topic = rollout_topic(
-            firm=config.firm, site=config.site, gateway=config.gateway_id, kind="desired"
-        )
-        self.report_topic = rollout_topic(
-            firm=config.firm, site=config.site, gateway=config.gateway_id, kind="report"
-        )
         self.attempts = 0
-        self._client = self._make_client()
+        self.link = RolloutLink(
+            config=config, password=password, on_desired=self._on_desired, report=self.report
+        )
+        """The MQTT connection (desired state in, report out)."""
 
     # ------------------------------------------------------------------ start-up
 
@@ -212,10 +143,10 @@ class ModelRollout:
             return config_model
         if name not in self._restored:
             try:
-                self._restored[name] = self._load_verified(
+                self._restored[name] = self.releases.load_verified(
                     name, active.entry, self.store.root / active.dir
                 )
-            except _Outcome as exc:
+            except Outcome as exc:
                 log.error(
                     "deployed model %s %s does not verify (%s); using the config's %s",
                     name,
@@ -245,12 +176,7 @@ class ModelRollout:
 
     def start(self) -> None:
         """Connect to the broker and start the worker thread; returns at once."""
-        mq = self.config.mqtt
-        if mq.protocol == "5":
-            self._client.connect_async(mq.host, mq.port, keepalive=mq.keepalive_s, clean_start=True)
-        else:
-            self._client.connect_async(mq.host, mq.port, keepalive=mq.keepalive_s)
-        self._client.loop_start()
+        self.link.start()
         self._thread = threading.Thread(target=self._work, name="renkei-rollout", daemon=True)
         self._thread.start()
 
@@ -267,61 +193,12 @@ class ModelRollout:
                 log.warning("rollout worker did not stop within %.0f s", timeout_s)
                 break
             self._thread.join(0.05)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self.link.stop()
 
     # ------------------------------------------------------------------ MQTT
 
-    def _make_client(self) -> mqtt.Client:
-        mq = self.config.mqtt
-        v5 = mq.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{mq.client_id or self.config.gateway_id}-rollout",
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
-        )
-        client.reconnect_delay_set(1, 30)
-        if mq.username is not None:
-            # A user of its own: the broker binds client ids to users
-            # (use_username_as_clientid), so sharing the data connection's user would make
-            # the two connections take over each other's session.
-            client.username_pw_set(f"{mq.username}-rollout", self._password)
-        if mq.tls_ca_file is not None or mq.tls_cert_file is not None:
-            client.tls_set(
-                ca_certs=None if mq.tls_ca_file is None else str(mq.tls_ca_file),
-                certfile=None if mq.tls_cert_file is None else str(mq.tls_cert_file),
-                keyfile=None if mq.tls_key_file is None else str(mq.tls_key_file),
-            )
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        return client
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.warning("rollout: broker refused the connection: %s", reason_code)
-            return
-        client.subscribe(self.desired_topic, qos=1)
-        self.publish_report()
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic != self.desired_topic:
-            return
-        try:
-            desired = decode_rollout_payload(bytes(msg.payload), "desired")
-        except WireError as exc:
-            log.warning("ignoring malformed desired state: %s", exc)
-            return
-        if not isinstance(desired, ModelDesired) or desired.gw != self.config.gateway_id:
-            log.warning("ignoring a desired state for another gateway on %s", msg.topic)
-            return
+    def _on_desired(self, desired: ModelDesired) -> None:
+        """A desired state of this gateway arrived (paho's network thread)."""
         with self._lock:
             self._desired = desired
         self._wake.set()
@@ -354,9 +231,7 @@ class ModelRollout:
     def publish_report(self) -> None:
         """Publish :meth:`report` retained (QoS 1); a no-op while disconnected (every
         connect publishes the latest one)."""
-        if not self._client.is_connected():
-            return
-        self._client.publish(self.report_topic, encode(self.report()), qos=1, retain=True)
+        self.link.publish_report()
 
     # ------------------------------------------------------------------ worker
 
@@ -409,7 +284,7 @@ class ModelRollout:
         checks: dict[str, float] = {}
         try:
             checks = self._apply(name, entry)
-        except _Outcome as out:
+        except Outcome as out:
             status, stage, reason, checks = out.status, out.stage, out.reason, out.checks
         except _Stopped:
             raise
@@ -431,21 +306,21 @@ class ModelRollout:
         assert agent is not None
         machines = [mid for mid, m in list(agent.models.items()) if m.name == name]
         if not machines:
-            raise _Outcome(
+            raise Outcome(
                 "rejected",
                 "verify",
                 f"no machine of gateway {self.config.gateway_id} runs model {name}",
             )
         current = agent.models[machines[0]]
         if current.version == entry.version and current.sha256 == entry.sha256:
-            self._verify_signature(name, entry)
+            self.releases.verify_signature(name, entry)
             return {"already_running": 1.0}
-        self._verify_signature(name, entry)
+        self.releases.verify_signature(name, entry)
         by_id = {m.id: m for m in self.config.machines}
         for mid in machines:
             mc = by_id[mid].model
             if mc is not None and mc.sha256 is not None and mc.sha256 != entry.sha256:
-                raise _Outcome(
+                raise Outcome(
                     "rejected",
                     "verify",
                     f"machine {mid}: the gateway config pins model sha256 {mc.sha256}; "
@@ -453,23 +328,23 @@ class ModelRollout:
                 )
         release_dir = self.store.cached(name, entry)
         if release_dir is None:
-            release_dir = self._download(name, entry)
-        model = self._load_verified(name, entry, release_dir)
+            release_dir = self.releases.download(name, entry)
+        model = self.releases.load_verified(name, entry, release_dir)
         for mid in machines:
             try:
                 agent.pipelines[mid].check_model(model)
             except ModelInputError as exc:
-                raise _Outcome("rejected", "load", str(exc)) from None
+                raise Outcome("rejected", "load", str(exc)) from None
         rows = self._recent_rows(machines, model)
         shadow = shadow_check(model, current, rows, self.cfg.shadow)
         if not shadow.ok:
-            raise _Outcome("rejected", "shadow", shadow.reason, shadow.checks)
+            raise Outcome("rejected", "shadow", shadow.reason, shadow.checks)
         checks = dict(shadow.checks)
         previous = {mid: agent.models[mid] for mid in machines}
         before = self._main(lambda: self._switch(agent, dict.fromkeys(machines, model)), "switch")
         try:
             checks |= self._probation(agent, machines, before)
-        except _Outcome as out:
+        except Outcome as out:
             self._main(lambda: self._switch(agent, previous), "switch")
             out.checks = checks | out.checks
             raise
@@ -481,89 +356,6 @@ class ModelRollout:
         return checks
 
     # ------------------------------------------------------------------ steps
-
-    def _verify_signature(self, name: str, entry: DesiredModel) -> None:
-        sig = (
-            ModelSignature(key_id=entry.key_id, signature=entry.signature)
-            if entry.signature and entry.key_id
-            else None
-        )
-        try:
-            verify_model(
-                sig,
-                self.trusted,
-                name=name,
-                version=entry.version,
-                sha256=entry.sha256,
-                manifest_sha256=entry.manifest_sha256,
-            )
-        except (SignatureError, ValidationError) as exc:
-            code = exc.reason if isinstance(exc, SignatureError) else "malformed"
-            raise _Outcome("rejected", "verify", f"{code}: {exc}") from None
-
-    def _download(self, name: str, entry: DesiredModel) -> Path:
-        try:
-            manifest, onnx = fetch_release(
-                api_url=self.cfg.api_url,
-                name=name,
-                version=entry.version,
-                api_key=self._api_key,
-                max_bytes=self.cfg.max_model_bytes,
-                tls_ca_file=self.cfg.tls_ca_file,
-            )
-        except FetchError as exc:
-            raise _Outcome("rejected", "download", str(exc)) from None
-        self._check_digests(entry, manifest, onnx)
-        try:
-            onnx_file = ModelManifest.model_validate_json(manifest).onnx_file
-        except ValidationError as exc:  # pragma: no cover - the digest is signed
-            raise _Outcome("rejected", "load", f"invalid manifest: {exc}") from None
-        sig = ModelSignature(key_id=entry.key_id, signature=entry.signature)
-        return self.store.put(
-            name, entry, manifest=manifest, onnx_file=onnx_file, onnx=onnx, signature=sig
-        )
-
-    @staticmethod
-    def _check_digests(entry: DesiredModel, manifest: bytes, onnx: bytes) -> None:
-        got = sha256_hex(onnx)
-        if got != entry.sha256:
-            raise _Outcome(
-                "rejected",
-                "verify",
-                f"sha256 mismatch: the model bytes hash to {got}, the signed desired state "
-                f"says {entry.sha256} (tampered or corrupted artifact)",
-            )
-        got = sha256_hex(manifest)
-        if got != entry.manifest_sha256:
-            raise _Outcome(
-                "rejected",
-                "verify",
-                f"sha256 mismatch: manifest.json hashes to {got}, the signed desired state "
-                f"says {entry.manifest_sha256} (tampered or corrupted manifest)",
-            )
-
-    def _load_verified(self, name: str, entry: DesiredModel, release_dir: Path) -> AnomalyModel:
-        """Verify signature and digests of a release directory, then load it."""
-        self._verify_signature(name, entry)
-        try:
-            manifest = (release_dir / MANIFEST_FILE).read_bytes()
-            parsed = ModelManifest.model_validate_json(manifest)
-            onnx = (release_dir / parsed.onnx_file).read_bytes()
-        except (OSError, ValidationError) as exc:
-            raise _Outcome("rejected", "load", f"cannot read release: {exc}") from None
-        self._check_digests(entry, manifest, onnx)
-        if (parsed.name, parsed.version) != (name, entry.version):
-            raise _Outcome(
-                "rejected",
-                "verify",
-                f"manifest is {parsed.name}@{parsed.version}, expected {name}@{entry.version}",
-            )
-        try:
-            return AnomalyModel.load(model_dir=release_dir, expected_sha256=entry.sha256)
-        except ModelIntegrityError as exc:
-            raise _Outcome("rejected", "verify", str(exc)) from None
-        except ModelError as exc:
-            raise _Outcome("rejected", "load", str(exc)) from None
 
     def _recent_rows(self, machines: list[str], model: AnomalyModel) -> list[dict[str, float]]:
         agent = self._agent
@@ -638,7 +430,7 @@ class ModelRollout:
                 "probation_errors": float(errors),
             }
             if nonfinite or errors:
-                raise _Outcome(
+                raise Outcome(
                     "rolled_back",
                     "probation",
                     f"in live use the model gave {nonfinite} non-finite scores and "
@@ -662,7 +454,7 @@ class ModelRollout:
                 if self._stop.is_set() and fut.cancel():
                     raise _Stopped() from None
                 if time.monotonic() >= deadline and fut.cancel():
-                    raise _Outcome(
+                    raise Outcome(
                         "rejected", stage, "the agent's main loop did not respond"
                     ) from None
 

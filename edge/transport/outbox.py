@@ -10,6 +10,15 @@ process crash leaves no trace (the transaction never committed, its sequence num
 used). Storage that breaks that promise (a torn WAL, a corrupt page) cannot go unnoticed:
 see "Damage" below.
 
+Why this module is long: :class:`Outbox` is one SQLite store whose every method shares
+one connection, one lock and one recovery path -- a write can hit a full disk (drop the
+oldest, give back the reserve, retry) or a corrupt page (quarantine and continue with the
+seqs going on) in the middle of a transaction, so opening, writing, acknowledging and
+recovering cannot be separated without splitting that path. What is not the store lives
+beside it: settings, records, stats and errors (:mod:`~renkei.edge.transport.outbox_types`),
+the schema and SQLite error classification (:mod:`~renkei.edge.transport.outbox_sqlite`),
+and the guard file and disk reserve (:mod:`~renkei.edge.transport.outbox_guard`).
+
 Sequence numbers and ids
     Each accepted message gets the gateway's next sequence number ``seq`` (0-based,
     strictly increasing, never reused -- it is stored in the same transaction as the row,
@@ -95,13 +104,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Final, Literal, NamedTuple, TypeVar
+from typing import Final, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from renkei.core.errors import RenkeiError
 from renkei.edge.transport.outbox_guard import (
     DiskReserve,
     GuardFile,
@@ -110,13 +116,35 @@ from renkei.edge.transport.outbox_guard import (
     is_enospc,
     sibling,
 )
+from renkei.edge.transport.outbox_sqlite import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    OldMeta,
+    explain,
+    is_corrupt,
+    is_full,
+)
+from renkei.edge.transport.outbox_types import (
+    MAX_INFLIGHT,
+    IncidentKind,
+    OutboxError,
+    OutboxFullError,
+    OutboxIncident,
+    OutboxItem,
+    OutboxLimits,
+    OutboxRecord,
+    OutboxSettings,
+    OutboxStats,
+)
 
 __all__ = [
+    "MAX_INFLIGHT",
     "Outbox",
     "OutboxError",
     "OutboxFullError",
     "OutboxIncident",
     "OutboxItem",
+    "OutboxLimits",
     "OutboxRecord",
     "OutboxSettings",
     "OutboxStats",
@@ -124,7 +152,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION: Final = 1
 #: Largest MQTT payload (the protocol's remaining-length limit minus headroom), bytes.
 MAX_MQTT_PAYLOAD: Final = 268_435_455 - 65_535 - 16
 #: Rows deleted per ``DELETE ... IN (...)`` statement (below SQLite's variable limit).
@@ -141,153 +168,8 @@ _SEQ_BLOCK: Final = 1024
 _FULL_ATTEMPTS: Final = 24
 #: SQLite's default page size, bytes (the outbox never changes it).
 _PAGE_GUESS: Final = 4096
-_SQLITE_CORRUPT: Final = 11
-_SQLITE_FULL: Final = 13
-_SQLITE_NOTADB: Final = 26
 
 _T = TypeVar("_T")
-IncidentKind = Literal["quarantined", "lost", "gap", "disk_full"]
-
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS meta (
-    one INTEGER PRIMARY KEY CHECK (one = 1),
-    schema_version INTEGER NOT NULL,
-    next_seq INTEGER NOT NULL,
-    enqueued_total INTEGER NOT NULL,
-    dropped_total INTEGER NOT NULL,
-    dropped_bytes_total INTEGER NOT NULL,
-    backlog_msgs INTEGER NOT NULL,
-    backlog_bytes INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO meta VALUES (1, 1, 0, 0, 0, 0, 0, 0);
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
-    size INTEGER NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS outbox_ins AFTER INSERT ON outbox BEGIN
-    UPDATE meta SET backlog_msgs = backlog_msgs + 1, backlog_bytes = backlog_bytes + NEW.size;
-END;
-CREATE TRIGGER IF NOT EXISTS outbox_del AFTER DELETE ON outbox BEGIN
-    UPDATE meta SET backlog_msgs = backlog_msgs - 1, backlog_bytes = backlog_bytes - OLD.size;
-END;
-"""
-
-
-class OutboxError(RenkeiError, RuntimeError):
-    """The outbox database cannot be opened, read or written.
-
-    The message names the file and the fix (for example: move a corrupt file aside).
-    """
-
-
-class OutboxFullError(OutboxError):
-    """``when_full="reject_new"`` refused messages because the outbox is full.
-
-    Attributes:
-        accepted: seqs of the messages of the same call that *were* stored (a batch is
-            accepted in order up to the first message that does not fit).
-        rejected: seqs consumed by the refused messages (counted in ``dropped_total``).
-    """
-
-    def __init__(self, message: str, *, accepted: list[int], rejected: list[int]) -> None:
-        super().__init__(message)
-        self.accepted = accepted
-        self.rejected = rejected
-
-
-class OutboxSettings(BaseModel):
-    """Configuration of the on-disk outbox (frozen)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    path: Path
-    """SQLite file; its directory is created if missing. Keep it on persistent storage."""
-    max_bytes: Annotated[int, Field(ge=4096)] = 256 * 1024 * 1024
-    """Largest backlog, bytes of payload + topic (see the module docstring)."""
-    when_full: Literal["drop_oldest", "reject_new"] = "drop_oldest"
-    """``drop_oldest``: delete the oldest messages until the new one fits (live data beats
-    stale backlog). ``reject_new``: refuse the new message with :class:`OutboxFullError`."""
-    drain_rate_msgs_per_s: Annotated[float, Field(gt=0)] = 200.0
-    """Rate, messages/s, at which the publisher drains a backlog after an outage."""
-    max_inflight: Annotated[int, Field(ge=1, le=65_000)] = 100
-    """Most outbox messages published but not yet acknowledged (PUBACK) at once."""
-    busy_timeout_s: Annotated[float, Field(gt=0)] = 10.0
-    """How long a write waits for the other thread's write lock before failing."""
-    journal_size_limit_bytes: Annotated[int, Field(ge=0)] = 16 * 1024 * 1024
-    """Size the WAL file is truncated to after a checkpoint."""
-    disk_reserve_bytes: Annotated[int, Field(ge=0)] = 8 * 1024 * 1024
-    """Preallocated file given back when the filesystem is full, so the WAL can still take
-    deletions (acks, drops); ``0`` disables it (see "Disk full" in the module docstring)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxRecord:
-    """One buffered message. ``id`` is its per-gateway sequence number (``seq``)."""
-
-    id: int
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-
-    @property
-    def seq(self) -> int:
-        """The message's sequence number (same as :attr:`id`)."""
-        return self.id
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    """Counters of the outbox, all persisted in the database file."""
-
-    backlog_msgs: int
-    """Messages on disk not yet acknowledged."""
-    backlog_bytes: int
-    """Payload + topic bytes of those messages."""
-    dropped_total: int
-    """Messages deleted or refused by the full policy since the file was created."""
-    enqueued_total: int
-    """Messages accepted into the outbox since the file was created."""
-    dropped_bytes_total: int = 0
-    """Payload + topic bytes of the dropped messages."""
-    next_seq: int = 0
-    """The seq the next accepted message will get."""
-    epoch: int = 0
-    """Boot epoch of this open (>= 1; see :attr:`Outbox.epoch`)."""
-    lost_total: int = 0
-    """Committed, unacknowledged-or-unknown messages gone with damaged storage (a torn WAL
-    tail, a quarantined database's backlog); persisted in the guard file."""
-    gap_total: int = 0
-    """Seqs skipped after a possible power loss whose use could not be verified (an
-    upper bound on further loss); persisted in the guard file."""
-    quarantined_total: int = 0
-    """Damaged databases moved aside."""
-    disk_full: bool = False
-    """The filesystem is full now (the reserve is given back)."""
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxIncident:
-    """Storage damage or a full disk, as reported by :meth:`Outbox.take_incidents`."""
-
-    kind: IncidentKind
-    count: int
-    """Messages concerned (lost, skipped, or in a quarantined backlog); 0 if unknown."""
-    message: str
-    """What happened, the seqs and the file, for logs and events."""
-
-
-class OutboxItem(NamedTuple):
-    """One message for :meth:`Outbox.enqueue_many`."""
-
-    topic: str
-    make_payload: Callable[[int], bytes]
-    qos: int = 1
-    retain: bool = False
 
 
 class _DropLog:
@@ -397,7 +279,7 @@ class Outbox:
         prev = self._guard.load()
         self._state = replace(prev) if prev is not None else GuardState()
         st = self._state
-        old: _OldMeta | None = None
+        old: OldMeta | None = None
         quarantined = False
         for attempt in range(2):
             try:
@@ -406,8 +288,8 @@ class Outbox:
                 self._init_schema(conn)
                 break
             except sqlite3.DatabaseError as exc:
-                if not _is_corrupt(exc) or attempt:
-                    raise OutboxError(_explain(self.path, "open", exc)) from exc
+                if not is_corrupt(exc) or attempt:
+                    raise OutboxError(explain(self.path, "open", exc)) from exc
                 old = self._quarantine(f"integrity check on open: {exc}")
                 quarantined = True
         conn = self._conn()
@@ -474,8 +356,8 @@ class Outbox:
         try:
             self._retry_full(lambda: self._write_open_marks(conn, nxt, st.epoch))
         except sqlite3.Error as exc:  # the guard file has them; the next commit sets next_seq
-            if not _is_full(exc):
-                raise OutboxError(_explain(self.path, "open", exc)) from exc
+            if not is_full(exc):
+                raise OutboxError(explain(self.path, "open", exc)) from exc
             log.warning("outbox %s: filesystem full; epoch not copied into the database", self.path)
         self._save_guard()
         self._write_hint()
@@ -512,7 +394,7 @@ class Outbox:
             raise sqlite3.DatabaseError(f"database disk image is malformed ({detail})")
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
-        self._retry_full(lambda: conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;"))
+        self._retry_full(lambda: conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
         row = conn.execute("SELECT schema_version FROM meta").fetchone()
         if row is None or row[0] != SCHEMA_VERSION:
             found = None if row is None else row[0]
@@ -530,7 +412,7 @@ class Outbox:
             conn = self._db
             if conn is not None and conn.in_transaction:
                 conn.execute("ROLLBACK")
-            if not _is_full(exc) or not self._release_reserve():
+            if not is_full(exc) or not self._release_reserve():
                 raise
             fn()
 
@@ -540,7 +422,7 @@ class Outbox:
         log.error("%s", message)
         self._incidents.append(OutboxIncident(kind, count, message))
 
-    def _quarantine(self, reason: str) -> _OldMeta | None:
+    def _quarantine(self, reason: str) -> OldMeta | None:
         """Move the damaged database (and its -wal/-shm) aside; return its counters if
         they are still readable. The caller opens a fresh database."""
         old = self._read_old_meta()
@@ -575,7 +457,7 @@ class Outbox:
         )
         return old
 
-    def _read_old_meta(self) -> _OldMeta | None:
+    def _read_old_meta(self) -> OldMeta | None:
         try:
             conn = sqlite3.connect(self.path, isolation_level=None)
             try:
@@ -587,7 +469,7 @@ class Outbox:
                 conn.close()
         except sqlite3.Error:
             return None
-        return None if row is None else _OldMeta(*(int(v) for v in row))
+        return None if row is None else OldMeta(*(int(v) for v in row))
 
     def _quarantine_now(self, op: str, exc: sqlite3.Error) -> None:
         """Run-time corruption: quarantine, open a fresh database, keep the seqs going."""
@@ -599,7 +481,7 @@ class Outbox:
             self._init_schema(conn)
             self._retry_full(lambda: self._write_open_marks(conn, self._next_seq, st.epoch))
         except sqlite3.Error as exc2:
-            raise OutboxError(_explain(self.path, "re-create after quarantine", exc2)) from exc2
+            raise OutboxError(explain(self.path, "re-create after quarantine", exc2)) from exc2
         self._save_guard()
         self._write_hint()
 
@@ -718,7 +600,7 @@ class Outbox:
         try:
             yield
         except sqlite3.Error as exc:
-            raise OutboxError(_explain(self.path, op, exc)) from exc
+            raise OutboxError(explain(self.path, op, exc)) from exc
 
     def _run(
         self, op: str, fn: Callable[[sqlite3.Connection], _T], *, full_retry: bool = True
@@ -734,14 +616,14 @@ class Outbox:
                     if conn.in_transaction:
                         with contextlib.suppress(sqlite3.Error):
                             conn.execute("ROLLBACK")
-                    if _is_corrupt(exc) and attempt == 0:
+                    if is_corrupt(exc) and attempt == 0:
                         self._quarantine_now(op, exc)
                         continue
-                    if _is_full(exc) and full_retry and attempt < 2:
+                    if is_full(exc) and full_retry and attempt < 2:
                         self._release_reserve()
                         self._checkpoint()
                         continue
-                    raise OutboxError(_explain(self.path, op, exc)) from exc
+                    raise OutboxError(explain(self.path, op, exc)) from exc
                 if self._pressure and op in ("ack", "enqueue"):
                     self._relieve()
                 return result
@@ -834,7 +716,7 @@ class Outbox:
                 except OutboxError as exc:
                     cause = exc.__cause__
                     if isinstance(exc, OutboxFullError) or not (
-                        isinstance(cause, sqlite3.Error) and _is_full(cause)
+                        isinstance(cause, sqlite3.Error) and is_full(cause)
                     ):
                         raise
                     if not self._make_room(attempt):
@@ -980,9 +862,9 @@ class Outbox:
         try:
             n, freed = self._tx(conn, body)
         except sqlite3.Error as exc:
-            if _is_full(exc):
+            if is_full(exc):
                 return False
-            raise OutboxError(_explain(self.path, "drop for space", exc)) from exc
+            raise OutboxError(explain(self.path, "drop for space", exc)) from exc
         if n == 0:
             return False
         self._drops.add(
@@ -1035,7 +917,7 @@ class Outbox:
             try:
                 write()
             except (sqlite3.Error, OutboxError) as exc:
-                if attempt or not (isinstance(exc, sqlite3.Error) and _is_full(exc)):
+                if attempt or not (isinstance(exc, sqlite3.Error) and is_full(exc)):
                     log.debug("outbox %s: refused messages counted in memory: %s", self.path, exc)
                     return
                 self._release_reserve()
@@ -1110,7 +992,7 @@ class Outbox:
                 return deleted
             except OutboxError as exc:
                 cause = exc.__cause__
-                if not (isinstance(cause, sqlite3.Error) and _is_full(cause)):
+                if not (isinstance(cause, sqlite3.Error) and is_full(cause)):
                     raise
             # Full filesystem: the WAL cannot take one big deletion. Give back the reserve
             # and delete in small transactions, each checkpointed in place (deleting never
@@ -1260,61 +1142,3 @@ class Outbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass(frozen=True, slots=True)
-class _OldMeta:
-    next_seq: int
-    backlog_msgs: int
-    enqueued_total: int
-    dropped_total: int
-    dropped_bytes_total: int
-
-
-def _is_corrupt(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-        return True
-    low = str(exc).lower()
-    return "malformed" in low or "not a database" in low
-
-
-def _is_full(exc: sqlite3.Error) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None and code & 0xFF == _SQLITE_FULL:
-        return True
-    return "disk is full" in str(exc).lower()
-
-
-def _explain(path: Path, op: str, exc: sqlite3.Error) -> str:
-    text = str(exc)
-    low = text.lower()
-    if (
-        "not a database" in low
-        or "malformed" in low
-        or "corrupt" in low
-        or (isinstance(exc, sqlite3.DatabaseError) and "encrypted" in low)
-    ):
-        return (
-            f"outbox {path} is corrupt or not an outbox database ({text}) during {op}. Fix: "
-            f"stop the agent, move it aside (mv {path} {path}.corrupt, and its -wal/-shm "
-            f"files), optionally salvage rows with `sqlite3 {path}.corrupt .recover`, then "
-            f"restart; a new empty outbox is created (seq restarts at 0)"
-        )
-    if "unable to open" in low or "readonly" in low or "permission" in low:
-        return (
-            f"cannot open outbox {path} for writing ({text}) during {op}. Fix: check that "
-            f"the directory exists and that the file, its -wal/-shm files and the directory "
-            f"are writable by the agent's user"
-        )
-    if "disk is full" in low or "disk i/o" in low:
-        return (
-            f"outbox {path}: {text} during {op}. Fix: free space on the filesystem or lower "
-            f"outbox.max_bytes; check the storage device for errors"
-        )
-    if "locked" in low or "busy" in low:
-        return (
-            f"outbox {path} stayed locked ({text}) during {op}. Fix: make sure only one "
-            f"agent uses this file; raise outbox.busy_timeout_s on slow storage"
-        )
-    return f"outbox {path}: {op} failed: {text}"

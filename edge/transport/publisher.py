@@ -9,6 +9,16 @@ message is therefore on disk from the moment ``enqueue`` returns until the inges
 broker) has taken responsibility for it. Where this docstring says a record is "acked" on
 PUBACK, read "awaits confirmation" for ``ack="ingest"``.
 
+Why this module is long: this docstring is the publisher's delivery contract (no loss,
+bounded duplicates, who re-sends what), and the :class:`Publisher` class is one state
+machine on one thread -- the in-flight window, the live/backlog/retry/solo streams and the
+reaction to connect, disconnect and PUBACK all move the same cursors and tables, so
+splitting them would scatter one invariant over several files. What is a job of its own
+lives beside it: the settings (:mod:`~renkei.edge.transport.publisher_settings`), the
+events, counters and stats (:mod:`~renkei.edge.transport.publisher_state`), end-to-end
+confirmation (:mod:`~renkei.edge.transport.publisher_confirm`), and the ingest gate and
+outage reporting (:mod:`~renkei.edge.transport.publisher_watch`).
+
 State topic, birth and Last Will
     The client registers a Last Will: ``death`` retained, QoS 1, on ``state_topic``. On
     every (re)connect the pump first publishes ``birth()`` retained, QoS 1, on the same
@@ -130,18 +140,15 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Annotated, Any, Final, Literal
+from typing import Any, Final
 
-import orjson
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from renkei.core.errors import MqttError
+from renkei.core.mqtt import Will, connect_async, make_client
 from renkei.core.wire import (
     GatewayTopic,
     WireError,
@@ -151,6 +158,22 @@ from renkei.core.wire import (
     parse_topic,
 )
 from renkei.edge.transport.outbox import Outbox, OutboxRecord, OutboxSettings
+from renkei.edge.transport.publisher_confirm import ConfirmTracking
+from renkei.edge.transport.publisher_settings import MqttSettings
+from renkei.edge.transport.publisher_state import (
+    Confirm,
+    Connected,
+    ConnectFailed,
+    Counters,
+    Disconnected,
+    Event,
+    Flight,
+    Heartbeat,
+    Kind,
+    Puback,
+    PublisherStats,
+)
+from renkei.edge.transport.publisher_watch import BrokerWatch
 
 __all__ = ["MqttSettings", "Publisher", "PublisherError", "PublisherStats"]
 
@@ -166,200 +189,13 @@ _IDLE_S: Final = 0.25
 _PEEK_N: Final = 256
 #: Window slots kept free for birth, health and state messages (not outbox records).
 _RESERVED_SLOTS: Final = 4
-#: While the ingest gate is closed, warn this often, seconds.
-_GATE_LOG_EVERY_S: Final = 30.0
-#: Most seqs one ingest ack may make the pump delete (real acks name <= a batch).
-_MAX_ACK_SPAN: Final = 65_536
 
 
 class PublisherError(MqttError, RuntimeError):
     """The publisher was misused (started twice) or its pump thread failed."""
 
 
-class MqttSettings(BaseModel):
-    """Broker connection settings (frozen)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    host: str
-    port: Annotated[int, Field(ge=1, le=65_535)] = 1883
-    client_id: str | None = None
-    """MQTT client id; ``None`` = the gateway id from the state topic."""
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: bool = False
-    """Use TLS. Implied by any ``tls_*`` file; alone it verifies the broker against the
-    system CA store."""
-    tls_ca_file: Path | None = None
-    """PEM CA bundle that signed the broker certificate."""
-    tls_cert_file: Path | None = None
-    """PEM client certificate (mutual TLS); needs ``tls_key_file``."""
-    tls_key_file: Path | None = None
-    """PEM private key of ``tls_cert_file``."""
-    keepalive_s: Annotated[int, Field(ge=5, le=65_535)] = 30
-    """MQTT keep-alive, seconds; the broker fires the Last Will after 1.5x this."""
-    qos: Literal[1, 2] = 1
-    """QoS of birth, Last Will, clean-stop state and health messages. Outbox records
-    keep the QoS they were enqueued with (default 1). QoS 0 is not offered here: it has
-    no PUBACK, so delivery could not be confirmed."""
-    protocol: Literal["5", "3.1.1"] = "5"
-    reconnect_min_s: Annotated[float, Field(gt=0)] = 1.0
-    """First reconnect delay after a lost connection, seconds (doubles per failure)."""
-    reconnect_max_s: Annotated[float, Field(gt=0)] = 60.0
-    """Longest reconnect delay, seconds."""
-    puback_retry_min_s: Annotated[float, Field(gt=0)] = 1.0
-    """First re-publish delay after a PUBACK with a failure reason code, seconds."""
-    puback_retry_max_s: Annotated[float, Field(gt=0)] = 60.0
-    """Longest re-publish delay for a record the broker keeps refusing, seconds."""
-    wait_for_ingest: str | None = None
-    """Ingest group whose heartbeat (``renkei/host/v1/{group}/heartbeat``) must arrive
-    after every (re)connect before outbox records are published; ``None`` = no gate.
-    See "Ingest gate" in the module docstring."""
-    ack: Literal["ingest", "broker"] = "ingest"
-    """When a record leaves the outbox: ``ingest`` = when the ingest confirms it is in the
-    store (end to end); ``broker`` = on PUBACK. See the module docstring."""
-    confirm_timeout_s: Annotated[float, Field(gt=0)] = 30.0
-    """``ack=ingest``: re-publish a PUBACKed record not confirmed after this, seconds."""
-    confirm_timeout_max_s: Annotated[float, Field(gt=0)] = 300.0
-    """Longest confirmation timeout (it doubles per re-publication), seconds."""
-    max_unconfirmed: Annotated[int, Field(ge=1, le=1_000_000)] = 10_000
-    """``ack=ingest``: most records awaiting confirmation or in flight (bounds memory);
-    when reached, no new record is published until confirmations arrive."""
-    ingest_gap_s: Annotated[float, Field(gt=0)] = 5.0
-    """``ack=ingest`` with ``wait_for_ingest``: a heartbeat after a silence this long
-    means the ingest restarted: all unconfirmed records are re-published."""
-    outage_log_interval_s: Annotated[float, Field(gt=0)] = 60.0
-    """While the broker stays unreachable, repeat the warning this often, seconds."""
-
-    @property
-    def uses_tls(self) -> bool:
-        """Whether the connection uses TLS."""
-        return self.tls or self.tls_ca_file is not None or self.tls_cert_file is not None
-
-    @model_validator(mode="after")
-    def _ranges(self) -> MqttSettings:
-        if (self.tls_cert_file is None) != (self.tls_key_file is None):
-            raise ValueError("tls_cert_file and tls_key_file must be given together")
-        if self.reconnect_min_s > self.reconnect_max_s:
-            raise ValueError("reconnect_min_s must be <= reconnect_max_s")
-        if self.puback_retry_min_s > self.puback_retry_max_s:
-            raise ValueError("puback_retry_min_s must be <= puback_retry_max_s")
-        if self.confirm_timeout_s > self.confirm_timeout_max_s:
-            raise ValueError("confirm_timeout_s must be <= confirm_timeout_max_s")
-        return self
-
-    @property
-    def address(self) -> str:
-        """``host:port (TLS|plain TCP)``, for log lines."""
-        return f"{self.host}:{self.port} ({'TLS' if self.uses_tls else 'plain TCP'})"
-
-
-@dataclass(frozen=True, slots=True)
-class PublisherStats:
-    """A snapshot of the publisher's counters (since :meth:`Publisher.start`)."""
-
-    connected: bool
-    connects_total: int
-    disconnects_total: int
-    acked_total: int
-    """Outbox records acknowledged by the broker (PUBACK success)."""
-    puback_failures_total: int
-    """PUBACKs with a failure reason code (records kept and retried)."""
-    puback_failures_by_reason: dict[str, int]
-    resent_total: int
-    """Records published again after a refusal or an interrupted attempt (see the module
-    docstring: the upper bound on duplicates)."""
-    inflight: int
-    """Outbox records published and not yet acknowledged."""
-    retry_pending: int
-    """Records refused by the broker, waiting for their backoff to re-publish."""
-    waiting_for_ingest: bool
-    """Connected, but holding records until the ingest group's heartbeat arrives."""
-    backlog_draining: bool
-    """True while records older than the last connect are being drained."""
-    health_published_total: int
-    pump_error: str | None
-    """``repr`` of the exception that stopped the pump thread, else ``None``."""
-    unconfirmed: int = 0
-    """``ack=ingest``: records PUBACKed and awaiting the ingest's confirmation."""
-    confirmed_total: int = 0
-    """Records deleted from the outbox on the ingest's confirmation."""
-    republished_unconfirmed_total: int = 0
-    """Records re-published because their confirmation timed out."""
-    acks_ignored_total: int = 0
-    """Ingest acks ignored (invalid, another gateway or another boot epoch)."""
-    unconfirmed_full: bool = False
-    """Publishing paused: ``max_unconfirmed`` records await confirmation."""
-    broker_unreachable: bool = False
-    """The broker could not be reached at the last attempt (and not since)."""
-
-
-# ------------------------------------------------------------------ pump events
-
-
-@dataclass(frozen=True, slots=True)
-class _Connected:
-    receive_max: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class _Disconnected:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Puback:
-    mid: int
-    reason: ReasonCode
-
-
-@dataclass(frozen=True, slots=True)
-class _Heartbeat:
-    """A live heartbeat of the ingest group arrived."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Confirm:
-    """An ingest ack for this gateway arrived."""
-
-    epoch: int
-    ranges: list[tuple[int, int]]
-
-
-@dataclass(frozen=True, slots=True)
-class _ConnectFailed:
-    reason: str
-
-
-_Event = _Connected | _Disconnected | _Puback | _Heartbeat | _Confirm | _ConnectFailed
-
-
-_Kind = Literal["live", "backlog", "retry", "solo", "confirm"]
-
-
-@dataclass(slots=True)
-class _Flight:
-    record_id: int
-    kind: _Kind
-    rounds: int = 0
-    """Confirmation rounds already timed out (``kind == "confirm"``)."""
-
-
-@dataclass(slots=True)
-class _Counters:
-    connects_total: int = 0
-    disconnects_total: int = 0
-    acked_total: int = 0
-    puback_failures_total: int = 0
-    puback_failures_by_reason: dict[str, int] = field(default_factory=dict)
-    resent_total: int = 0
-    health_published_total: int = 0
-    confirmed_total: int = 0
-    republished_unconfirmed_total: int = 0
-    acks_ignored_total: int = 0
-
-
-class Publisher:
+class Publisher(ConfirmTracking, BrokerWatch):
     """Publishes the outbox to an MQTT broker (see the module docstring).
 
     Args:
@@ -412,7 +248,7 @@ class Publisher:
         self._client = self._make_client()
 
         # Shared between paho's thread / callers and the pump.
-        self._events: collections.deque[_Event] = collections.deque()
+        self._events: collections.deque[Event] = collections.deque()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._stop_drain_deadline = 0.0
@@ -423,11 +259,11 @@ class Publisher:
         self._connack_reasons_logged: set[str] = set()
 
         # Pump-thread state (read, never written, by stats()).
-        self._c = _Counters()
+        self._c = Counters()
         self._stats_lock = threading.Lock()
         self._connected = False
         self._window = self._max_inflight
-        self._inflight: dict[int, _Flight] = {}
+        self._inflight: dict[int, Flight] = {}
         self._inflight_ids: set[int] = set()
         self._backlog_inflight = 0
         self._watermark = -1
@@ -474,28 +310,17 @@ class Publisher:
 
     def _make_client(self) -> mqtt.Client:
         s = self._settings
-        v5 = s.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        # Clean start, no paho in-flight/queue limits (module docstring, "paho's own
+        # retransmission", 1 and 3); the Last Will is the retained ``death``.
+        client = make_client(
+            s,
             client_id=self._client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+            persistent_session=False,
+            will=Will(self._state_topic, self._death, qos=s.qos, retain=True),
+            reconnect_min_s=s.reconnect_min_s,
+            reconnect_max_s=s.reconnect_max_s,
+            unlimited_inflight=True,
         )
-        client.max_inflight_messages_set(0)
-        client.max_queued_messages_set(0)
-        # paho computes the delays in float seconds; its annotation says int.
-        client.reconnect_delay_set(s.reconnect_min_s, s.reconnect_max_s)  # type: ignore[arg-type]
-        client.will_set(self._state_topic, self._death, qos=s.qos, retain=True)
-        if s.username is not None:
-            client.username_pw_set(
-                s.username, None if s.password is None else s.password.get_secret_value()
-            )
-        if s.uses_tls:
-            client.tls_set(
-                ca_certs=None if s.tls_ca_file is None else str(s.tls_ca_file),
-                certfile=None if s.tls_cert_file is None else str(s.tls_cert_file),
-                keyfile=None if s.tls_key_file is None else str(s.tls_key_file),
-            )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -530,7 +355,7 @@ class Publisher:
         if self._e2e:
             client.subscribe(self._ack_topic, qos=1)
         receive_max = getattr(properties, "ReceiveMaximum", None)
-        self._post(_Connected(int(receive_max) if receive_max is not None else None))
+        self._post(Connected(int(receive_max) if receive_max is not None else None))
 
     def _on_disconnect(
         self,
@@ -540,7 +365,7 @@ class Publisher:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._post(_Disconnected(str(reason_code)))
+        self._post(Disconnected(str(reason_code)))
 
     def _on_publish(
         self,
@@ -550,11 +375,11 @@ class Publisher:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        self._post(_Puback(mid, reason_code))
+        self._post(Puback(mid, reason_code))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self._heartbeat_topic and not msg.retain:
-            self._post(_Heartbeat())
+            self._post(Heartbeat())
         elif msg.topic == self._ack_topic:
             try:
                 ack = decode_ack_payload(bytes(msg.payload))
@@ -569,15 +394,15 @@ class Publisher:
                 with self._stats_lock:
                     self._c.acks_ignored_total += 1
                 return
-            self._post(_Confirm(ack.epoch, list(ack.ranges)))
+            self._post(Confirm(ack.epoch, list(ack.ranges)))
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this inside its ``except OSError`` block: the exception is the reason.
         exc = sys.exc_info()[1]
         reason = "connection failed" if exc is None else f"{type(exc).__name__}: {exc}"
-        self._post(_ConnectFailed(reason))
+        self._post(ConnectFailed(reason))
 
-    def _post(self, event: _Event) -> None:
+    def _post(self, event: Event) -> None:
         self._events.append(event)
         self._wake.set()
 
@@ -595,11 +420,7 @@ class Publisher:
         if self._started:
             raise PublisherError("Publisher.start() called twice")
         self._started = True
-        s = self._settings
-        if s.protocol == "5":
-            self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s, clean_start=True)
-        else:
-            self._client.connect_async(s.host, s.port, keepalive=s.keepalive_s)
+        connect_async(self._client, self._settings, clean_start=True)
         self._client.loop_start()
         self._thread = threading.Thread(target=self._run, name="renkei-publisher", daemon=True)
         self._thread.start()
@@ -729,39 +550,20 @@ class Publisher:
     def _drain_events(self) -> None:
         while self._events:
             ev = self._events.popleft()
-            if isinstance(ev, _Puback):
+            if isinstance(ev, Puback):
                 self._handle_puback(ev)
-            elif isinstance(ev, _Connected):
+            elif isinstance(ev, Connected):
                 self._handle_connected(ev)
-            elif isinstance(ev, _Heartbeat):
+            elif isinstance(ev, Heartbeat):
                 self._handle_heartbeat()
-            elif isinstance(ev, _Confirm):
+            elif isinstance(ev, Confirm):
                 self._handle_confirm(ev)
-            elif isinstance(ev, _ConnectFailed):
+            elif isinstance(ev, ConnectFailed):
                 self._handle_connect_failed(ev)
             else:
                 self._handle_disconnected(ev)
 
-    def _handle_heartbeat(self) -> None:
-        now = time.monotonic()
-        gap = now - self._last_heartbeat
-        self._last_heartbeat = now
-        if not self._ingest_seen:
-            self._ingest_seen = True
-            log.info(
-                "ingest group %s is subscribed (heartbeat seen); publishing",
-                self._settings.wait_for_ingest,
-            )
-        elif self._e2e and gap >= self._settings.ingest_gap_s:
-            log.info(
-                "ingest heartbeat back after %.1f s of silence; re-publishing the %d "
-                "unconfirmed messages",
-                gap,
-                len(self._awaiting),
-            )
-            self._redrain()
-
-    def _handle_connected(self, ev: _Connected) -> None:
+    def _handle_connected(self, ev: Connected) -> None:
         now = time.monotonic()
         self._forget_inflight()
         self._connected = True
@@ -808,17 +610,7 @@ class Publisher:
             self._rate,
         )
 
-    def _log_gate_wait(self, now: float) -> None:
-        if now - self._gate_logged_at >= _GATE_LOG_EVERY_S:
-            self._gate_logged_at = now
-            log.warning(
-                "connected, but no heartbeat from ingest group %s yet: holding %d messages "
-                "in the outbox until an ingest is subscribed",
-                self._settings.wait_for_ingest,
-                self._outbox.stats().backlog_msgs,
-            )
-
-    def _handle_disconnected(self, ev: _Disconnected) -> None:
+    def _handle_disconnected(self, ev: Disconnected) -> None:
         if not self._connected:
             return
         self._connected = False
@@ -847,7 +639,7 @@ class Publisher:
         self._backlog_inflight = 0
         self._solo_inflight = False
 
-    def _handle_puback(self, ev: _Puback) -> None:
+    def _handle_puback(self, ev: Puback) -> None:
         flight = self._inflight.pop(ev.mid, None)
         if flight is None:
             return  # birth/health/state, or a message of a previous connection
@@ -880,160 +672,6 @@ class Publisher:
             self._pending_since = time.monotonic()
         self._pending_acks.append(record_id)
 
-    # ------------------------------------------------------------------ end-to-end acks
-
-    def _handle_confirm(self, ev: _Confirm) -> None:
-        """The ingest handled these seqs: delete them from the outbox."""
-        # Seqs are never reused by one outbox (renkei.edge.transport.outbox's guard file), so an ack
-        # of an earlier boot epoch still names exactly this outbox's records (messages enqueued
-        # before a restart carry the epoch they were built in). An ack from a *later*
-        # epoch than ours cannot be for this outbox (its guard file was lost and numbering
-        # restarted): ignore it rather than delete unrelated records.
-        if ev.epoch > self._outbox.epoch:
-            with self._stats_lock:
-                self._c.acks_ignored_total += 1
-            return
-        last = self._outbox_last_id()
-        span = 0
-        for lo, hi in ev.ranges:
-            lo, hi = max(lo, 0), min(hi, last)
-            if lo > hi:
-                continue
-            span += hi - lo + 1
-            if span > _MAX_ACK_SPAN:
-                with self._stats_lock:
-                    self._c.acks_ignored_total += 1
-                log.warning("ignoring the rest of an ingest ack covering > %d seqs", span)
-                return
-            for rid in range(lo, hi + 1):
-                self._confirm_one(rid)
-
-    def _confirm_one(self, rid: int) -> None:
-        if rid in self._inflight_ids:
-            self._confirmed_inflight.add(rid)
-        self._awaiting.pop(rid, None)
-        self._retry.pop(rid, None)
-        self._delete_later(rid)
-        self._c.confirmed_total += 1
-
-    def _outbox_last_id(self) -> int:
-        return self._outbox.last_id()
-
-    def _unconfirmed_room(self) -> int:
-        """Records that may still be published before ``max_unconfirmed`` is reached."""
-        if not self._e2e:
-            return 1 << 30
-        return self._settings.max_unconfirmed - len(self._awaiting) - len(self._inflight)
-
-    def _room(self) -> int:
-        """Free in-flight slots for new records (window and ``max_unconfirmed``)."""
-        room = min(self._window - len(self._inflight), self._unconfirmed_room())
-        if self._e2e and room <= 0 and self._unconfirmed_room() <= 0:
-            if not self._full_logged:
-                self._full_logged = True
-                log.warning(
-                    "%d messages await the ingest's confirmation (max_unconfirmed); new "
-                    "messages wait in the outbox until confirmations arrive",
-                    len(self._awaiting),
-                )
-        elif room > 0:
-            self._full_logged = False
-        return room
-
-    def _publish_unconfirmed(self, now: float) -> None:
-        """Re-publish records whose confirmation timed out (QoS 1, duplicates harmless)."""
-        heap = self._await_heap
-        room = self._window - len(self._inflight)
-        due: list[tuple[int, int]] = []
-        while heap and heap[0][0] <= now and len(due) < room:
-            when, rid = heapq.heappop(heap)
-            entry = self._awaiting.get(rid)
-            if entry is None or entry[0] != when or rid in self._inflight_ids:
-                continue  # confirmed, or a stale heap entry
-            due.append((rid, entry[1]))
-        if not due:
-            return
-        found = {rec.id: rec for rec in self._outbox.get([rid for rid, _ in due])}
-        for rid, rounds in due:
-            rec = found.get(rid)
-            self._awaiting.pop(rid, None)
-            if rec is None:  # dropped by the full policy or confirmed meanwhile
-                continue
-            if not self._publish_record(rec, "confirm", rounds=rounds):
-                return  # connection lost; the records are backlog again after it
-            self._c.republished_unconfirmed_total += 1
-        if now - self._republish_logged_at >= _GATE_LOG_EVERY_S:
-            self._republish_logged_at = now
-            log.info(
-                "re-published %d messages the ingest had not confirmed in time "
-                "(confirm_timeout_s=%.0f, doubling per round); %d re-published so far",
-                len(due),
-                self._settings.confirm_timeout_s,
-                self._c.republished_unconfirmed_total,
-            )
-
-    def _redrain(self) -> None:
-        """Make every unconfirmed record backlog again (re-published at the drain rate)."""
-        self._awaiting.clear()
-        self._await_heap.clear()
-        self._watermark = max(self._watermark, self._outbox.last_id())
-        self._live_cursor = max(self._live_cursor, self._watermark)
-        self._backlog_cursor = -1
-        self._backlog_active = True
-
-    # ------------------------------------------------------------------ broker outages
-
-    def _handle_connect_failed(self, ev: _ConnectFailed) -> None:
-        now = time.monotonic()
-        self._outage_reason = ev.reason
-        if self._outage_since is not None:
-            return
-        self._outage_since = now
-        if self._down_since is None:
-            self._down_since = now
-        self._outage_logged_at = now
-        log.warning(
-            "broker %s unreachable: %s; messages stay in the outbox (%s); retrying every <= %g s",
-            self._settings.address,
-            ev.reason,
-            self._backlog_text(),
-            self._settings.reconnect_max_s,
-        )
-
-    def _remind_outage(self, now: float) -> None:
-        if self._outage_since is None:
-            return
-        if now - self._outage_logged_at < self._settings.outage_log_interval_s:
-            return
-        self._outage_logged_at = now
-        down = now - (self._down_since if self._down_since is not None else self._outage_since)
-        log.warning(
-            "broker %s still unreachable after %.0f s (%s); %s",
-            self._settings.address,
-            down,
-            self._outage_reason,
-            self._backlog_text(),
-        )
-
-    def _backlog_text(self) -> str:
-        st = self._outbox.stats()
-        text = f"backlog {st.backlog_msgs} messages, {st.backlog_bytes} bytes"
-        age = self._oldest_age_s()
-        return text if age is None else f"{text}, oldest {age:.0f} s old"
-
-    def _oldest_age_s(self) -> float | None:
-        """Age of the oldest buffered message from its payload's ``sent_ms``, seconds."""
-        recs = self._outbox.peek(-1, 1)
-        if not recs:
-            return None
-        try:
-            sent = orjson.loads(recs[0].payload).get("sent_ms")
-        except (orjson.JSONDecodeError, AttributeError):
-            return None
-        if not isinstance(sent, int):
-            return None
-        return max(0.0, time.time() - sent / 1000.0)
-
     def _refused(self, record_id: int, reason: ReasonCode) -> None:
         name = str(reason)
         self._c.puback_failures_total += 1
@@ -1060,11 +698,11 @@ class Publisher:
         self._retry[record_id] = (due, attempts)
         heapq.heappush(self._retry_heap, (due, record_id))
 
-    def _publish_record(self, rec: OutboxRecord, kind: _Kind, *, rounds: int = 0) -> bool:
+    def _publish_record(self, rec: OutboxRecord, kind: Kind, *, rounds: int = 0) -> bool:
         info = self._client.publish(rec.topic, rec.payload, qos=rec.qos, retain=rec.retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False  # connection lost; a disconnect event follows
-        self._inflight[info.mid] = _Flight(rec.id, kind, rounds)
+        self._inflight[info.mid] = Flight(rec.id, kind, rounds)
         self._inflight_ids.add(rec.id)
         if kind == "backlog":
             self._backlog_inflight += 1

@@ -721,7 +721,7 @@ def test_gateway_rollout_connection_coexists_with_its_data_connection(
             },
         }
     )
-    client = ModelRollout(config=cfg, password=broker.passwords[GW3])._make_client()
+    client = ModelRollout(config=cfg, password=broker.passwords[GW3]).link.make_client()
     connacks: list[ReasonCode] = []
     client.on_connect = lambda _c, _u, _f, rc, _p=None: connacks.append(rc)
     with (

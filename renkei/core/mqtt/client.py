@@ -40,6 +40,7 @@ def make_client(
     reconnect_min_s: float = 1.0,
     reconnect_max_s: float = 30.0,
     unlimited_inflight: bool = False,
+    reconnect_on_failure: bool = True,
 ) -> mqtt.Client:
     """A paho client configured from ``settings`` (not yet connected).
 
@@ -57,6 +58,9 @@ def make_client(
             seconds (doubling from min to max).
         unlimited_inflight: disable paho's own in-flight and queue limits, for an owner
             that paces publishing itself (the gateway publisher).
+        reconnect_on_failure: paho's own retries (reconnect in ``loop_forever``, protocol
+            downgrade after a refused CONNACK); ``False`` for an owner that runs the network
+            loop and its reconnect backoff itself (the Sparkplug B source).
 
     Raises:
         BrokerSettingsError: the TLS files cannot be loaded (missing, unreadable, bad PEM).
@@ -68,6 +72,7 @@ def make_client(
         protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
         clean_session=None if v5 else not persistent_session,
         manual_ack=manual_ack,
+        reconnect_on_failure=reconnect_on_failure,
     )
     if unlimited_inflight:
         client.max_inflight_messages_set(0)

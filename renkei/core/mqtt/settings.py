@@ -91,7 +91,7 @@ class BrokerSettings(BaseModel):
         tls = parts.scheme == "mqtts"
         values: dict[str, object] = {
             "host": parts.hostname,
-            "port": port or (8883 if tls else 1883),
+            "port": port if port is not None else (8883 if tls else 1883),
             "tls": tls or bool(fields.pop("tls", False)),
         }
         values.update(fields)

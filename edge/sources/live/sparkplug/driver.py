@@ -1,7 +1,8 @@
 """Driver of the ``sparkplug`` live source (see :mod:`renkei.edge.sources.live.base`).
 
-One paho-mqtt client (MQTT 3.1.1, clean session, Sparkplug 3.0.0 §5.3 and §5.13 for Host
-Applications) on the driver's own thread: it subscribes with QoS 1 to the NBIRTH, NDATA,
+One paho-mqtt client (built by :func:`renkei.core.mqtt.make_client`; MQTT 3.1.1, clean
+session, Sparkplug 3.0.0 §5.3 and §5.13 for Host Applications) on the driver's own thread:
+it subscribes with QoS 1 to the NBIRTH, NDATA,
 NDEATH, DBIRTH, DDATA and DDEATH topics of the configured Edge Nodes only
 (:func:`~renkei.edge.sources.live.sparkplug.topic.subscriptions`), hands every message to
 :class:`~renkei.edge.sources.live.sparkplug.host.SparkplugHost`, and publishes the rebirth NCMDs
@@ -23,8 +24,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import SecretStr
 
+from renkei.core.mqtt import BrokerSettings, make_client
 from renkei.edge.sources.live.backoff import Backoff
 from renkei.edge.sources.live.base import Driver, LiveSink, now_ms
 from renkei.edge.sources.live.signals import SecretError, ShotsConfig, SignalMap
@@ -184,26 +186,36 @@ class SparkplugDriver:
 
     def _client(self) -> mqtt.Client:
         cfg = self.config
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
+        client = make_client(
+            self._broker(),
             client_id=cfg.client_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
+            persistent_session=False,
             reconnect_on_failure=False,
         )
         # The TCP connect blocks this thread: capped so that a stop is seen within ~1 s
         # even while the broker's host does not answer (the plant broker is local).
         client.connect_timeout = min(cfg.link.timeout_s, _CONNECT_TIMEOUT_CAP_S)
         client.max_queued_messages_set(1000)
-        if cfg.username is not None:
-            client.username_pw_set(cfg.username, self._password)
-        if cfg.tls is not None:
-            client.tls_set(
-                ca_certs=str(cfg.tls.ca),
-                certfile=None if cfg.tls.cert is None else str(cfg.tls.cert),
-                keyfile=None if cfg.tls.key is None else str(cfg.tls.key),
-            )
         return client
+
+    def _broker(self) -> BrokerSettings:
+        """The source's keys as the core's broker settings (the one place they are mapped):
+        MQTT 3.1.1, TLS with ``tls.ca`` (and ``tls.cert``/``tls.key``). The client id is
+        given to :func:`renkei.core.mqtt.make_client` as written (a Sparkplug Host id may
+        use characters the core's ``client_id`` rule does not allow)."""
+        cfg = self.config
+        tls = cfg.tls
+        return BrokerSettings(
+            host=cfg.host,
+            port=cfg.port,
+            username=cfg.username,
+            password=None if self._password is None else SecretStr(self._password),
+            tls_ca_file=None if tls is None else tls.ca,
+            tls_cert_file=None if tls is None else tls.cert,
+            tls_key_file=None if tls is None else tls.key,
+            keepalive_s=cfg.keepalive_s,
+            protocol="3.1.1",
+        )
 
     def _publish_rebirth(self, client: mqtt.Client, edge_node: str) -> bool:
         if not client.is_connected():
