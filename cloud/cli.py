@@ -23,9 +23,10 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from renkei.cloud._exceptions import ConfigError, StoreUnavailable
+from renkei.cloud.broker import broker_settings_from_options
 from renkei.cloud.cli_options import (
     Broker,
     InfluxDatabase,
@@ -36,8 +37,11 @@ from renkei.cloud.cli_options import (
     MqttPassword,
     MqttUsername,
     RegistryUrl,
+    TlsCaFile,
+    TlsCert,
+    TlsKey,
 )
-from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
+from renkei.cloud.ingest import IngestSettings, IngestWorker
 from renkei.cloud.store import influx_settings_from_options, open_store
 
 __all__ = ["api", "app", "capacity_publish", "ingest"]
@@ -57,6 +61,9 @@ def ingest(
     password: InfluxPassword = None,
     mqtt_username: MqttUsername = None,
     mqtt_password: MqttPassword = None,
+    tls_ca_file: TlsCaFile = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     share_group: Annotated[
         str,
         typer.Option(
@@ -113,20 +120,24 @@ def ingest(
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
     try:
-        extra = {"client_id": client_id} if client_id else {}
         settings = IngestSettings(
-            broker_url=broker,
-            username=mqtt_username,
-            password=SecretStr(mqtt_password) if mqtt_password is not None else None,
+            broker=broker_settings_from_options(
+                url=broker,
+                username=mqtt_username,
+                password=mqtt_password,
+                tls_ca_file=tls_ca_file,
+                tls_cert_file=tls_cert,
+                tls_key_file=tls_key,
+                client_id=client_id or None,
+                protocol=protocol,
+            ),
             share_group=share_group or None,
-            protocol=protocol,  # validated by pydantic
             batch_max_lines=batch_max_lines,
             batch_max_delay_s=batch_max_delay_s,
             retry_max_s=retry_max_s,
             max_buffered_messages=max_buffered_messages,
             max_past_s=max_past_s or None,
             max_future_s=max_future_s,
-            **extra,
         )
         influx_settings = influx_settings_from_options(
             url=influx,

@@ -4,7 +4,10 @@ The ingest worker, the rollout controller, the disruption watcher and the capaci
 publisher read the same brokers, databases and InfluxDB; these aliases give each option one
 flag name, one environment variable and one help text everywhere (``--influx`` /
 ``RENKEI_INFLUX_URL``, ...). The flag name comes from the parameter name, so use them as
-``influx: InfluxUrl = "http://127.0.0.1:8086"``.
+``influx: InfluxUrl = "http://127.0.0.1:8086"``. The broker options (``Broker``,
+``MqttUsername``, ``MqttPassword``, ``TlsCaFile``, ``TlsCert``, ``TlsKey``) become one
+:class:`renkei.core.mqtt.BrokerSettings` through
+:func:`renkei.cloud.broker.broker_settings_from_options`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ __all__ = [
     "MqttPassword",
     "MqttUsername",
     "RegistryUrl",
+    "TlsCaFile",
+    "TlsCert",
+    "TlsKey",
 ]
 
 Broker = Annotated[
@@ -39,6 +45,23 @@ InfluxUsername = Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_USERNA
 InfluxPassword = Annotated[str | None, typer.Option(envvar="RENKEI_INFLUX_PASSWORD")]
 MqttUsername = Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_USERNAME")]
 MqttPassword = Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_PASSWORD")]
+TlsCaFile = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RENKEI_MQTT_TLS_CA_FILE",
+        help="PEM CA bundle that signed the broker's certificate (default: system CAs)",
+    ),
+]
+TlsCert = Annotated[
+    str | None,
+    typer.Option(
+        envvar="RENKEI_MQTT_TLS_CERT", help="PEM client certificate (mutual TLS; with --tls-key)"
+    ),
+]
+TlsKey = Annotated[
+    str | None,
+    typer.Option(envvar="RENKEI_MQTT_TLS_KEY", help="PEM client key (mutual TLS; with --tls-cert)"),
+]
 RegistryUrl = Annotated[
     str | None,
     typer.Option(

@@ -15,9 +15,19 @@ from types import FrameType
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
-from renkei.cloud.cli_options import Broker, MqttPassword, MqttUsername, RegistryUrl
+from renkei.cloud._exceptions import ConfigError
+from renkei.cloud.broker import broker_settings_from_options
+from renkei.cloud.cli_options import (
+    Broker,
+    MqttPassword,
+    MqttUsername,
+    RegistryUrl,
+    TlsCaFile,
+    TlsCert,
+    TlsKey,
+)
 
 __all__ = ["watch_command"]
 
@@ -36,7 +46,9 @@ def watch_command(
             help="stable MQTT client id (its persistent session); default renkei-watch-<host>",
         ),
     ] = None,
-    tls_ca_file: Annotated[str | None, typer.Option(envvar="RENKEI_MQTT_TLS_CA_FILE")] = None,
+    tls_ca_file: TlsCaFile = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     migrate: Annotated[
         bool, typer.Option(help="bring the registry schema to the newest revision first")
     ] = True,
@@ -66,11 +78,15 @@ def watch_command(
             zone_radius_km=api.zone_radius_km,
         )
         settings = WatchSettings(
-            broker_url=broker,
-            username=mqtt_username,
-            password=SecretStr(mqtt_password) if mqtt_password is not None else None,
-            tls_ca_file=tls_ca_file,
-            **({"client_id": client_id} if client_id else {}),
+            broker=broker_settings_from_options(
+                url=broker,
+                username=mqtt_username,
+                password=mqtt_password,
+                tls_ca_file=tls_ca_file,
+                tls_cert_file=tls_cert,
+                tls_key_file=tls_key,
+                client_id=client_id or None,
+            )
         )
     except (ValidationError, ValueError) as exc:
         typer.echo(f"invalid configuration: {exc}", err=True)
@@ -79,7 +95,11 @@ def watch_command(
     try:
         if migrate:
             upgrade(engine.url.render_as_string(hide_password=False))
-        watcher = DisruptionWatcher(settings=settings, engine=engine, rules=rules)
+        try:
+            watcher = DisruptionWatcher(settings=settings, engine=engine, rules=rules)
+        except ConfigError as exc:  # the TLS files do not load
+            typer.echo(f"invalid configuration: {exc}", err=True)
+            raise typer.Exit(2) from None
         stop = threading.Event()
 
         def on_signal(signum: int, frame: FrameType | None) -> None:

@@ -20,7 +20,7 @@ published while it is down are queued by the broker) to
 Threads: paho's network thread only queues messages; one worker thread does the database
 work in arrival order, retrying with exponential backoff while the database is
 unavailable (the message stays unacknowledged meanwhile). As in the ingest
-(:mod:`renkei.cloud.ingest.worker`), every message carries the connection generation it arrived
+(:mod:`renkei.cloud.ingest.session`), every message carries the connection generation it arrived
 on, and it is acknowledged only on that same connection (packet ids are per connection;
 after a reconnect the broker redelivers unacknowledged messages itself).
 
@@ -33,28 +33,26 @@ from __future__ import annotations
 
 import logging
 import queue
-import socket
 import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from renkei.cloud.broker import client_for, host_client_id
 from renkei.cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
 from renkei.cloud.disruption.suspect import SuspectRules
+from renkei.core.mqtt import BrokerSettings, connect_async
 from renkei.core.wire import (
     GatewayState,
     GatewayTopic,
@@ -70,13 +68,6 @@ log = logging.getLogger("renkei.cloud.disruption")
 #: The topic filter of every gateway's retained birth / Last Will state.
 STATE_FILTER: Final = "renkei/v1/+/+/_gw/+/state"
 
-_ID_CHARS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-
-
-def _default_client_id() -> str:
-    host = "".join(ch if ch in _ID_CHARS else "-" for ch in socket.gethostname())
-    return f"renkei-watch-{host}"[:64]
-
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -86,65 +77,39 @@ class WatchSettings(BaseModel):
     """Broker connection of the watcher (immutable).
 
     Attributes:
-        broker_url: ``mqtt://host[:1883]`` or ``mqtts://host[:8883]`` (TLS).
-        client_id: MQTT client id; stable across restarts (the persistent session is
-            keyed by it) and unique per watcher process.
-        username, password: MQTT credentials.
+        broker: the broker connection (:class:`renkei.core.mqtt.BrokerSettings`: URL,
+            credentials, TLS incl. mutual TLS, keep-alive; MQTT 5 only). Its
+            ``client_id`` must be stable across restarts (the persistent session is
+            keyed by it) and unique per watcher process; ``None`` =
+            ``renkei-watch-<hostname>`` (:attr:`client_id`).
         topic_filter: what to watch (default :data:`STATE_FILTER`).
-        keepalive_s: MQTT keepalive, seconds.
         session_expiry_s: how long the broker keeps the session (and queues states)
             while the watcher is down, seconds.
         max_inflight: unacknowledged messages the broker may send at once (MQTT 5
             Receive Maximum); bounds the watcher's queue.
         retry_min_s, retry_max_s: backoff bounds while the database is unavailable.
-        tls_ca_file: CA bundle for ``mqtts://`` (default: system CAs).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    broker_url: str = "mqtt://127.0.0.1:1883"
-    client_id: str = Field(default_factory=_default_client_id)
-    username: str | None = None
-    password: SecretStr | None = None
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
     topic_filter: str = STATE_FILTER
-    keepalive_s: int = Field(default=30, ge=5, le=65535)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=2**32 - 1)
     max_inflight: int = Field(default=1000, ge=1, le=65535)
     retry_min_s: float = Field(default=0.5, gt=0)
     retry_max_s: float = Field(default=30.0, gt=0)
-    tls_ca_file: str | None = None
 
-    @field_validator("broker_url")
-    @classmethod
-    def _check_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"broker_url must be mqtt://host[:port] or mqtts://..., got {value!r}")
-        _ = parts.port  # raises ValueError on a bad port
-        return value
-
-    @field_validator("client_id")
-    @classmethod
-    def _check_client_id(cls, value: str) -> str:
-        if not value or len(value) > 64 or not set(value) <= _ID_CHARS:
-            raise ValueError("client_id must be 1-64 characters of [A-Za-z0-9_.-]")
-        return value
+    @model_validator(mode="after")
+    def _mqtt5(self) -> WatchSettings:
+        if self.broker.protocol != "5":
+            # persistent session expiry, Receive Maximum and Retain Handling are MQTT 5
+            raise ValueError("the watcher needs MQTT 5 (broker.protocol '5')")
+        return self
 
     @property
-    def host(self) -> str:
-        """Broker host name."""
-        return urlsplit(self.broker_url).hostname or ""
-
-    @property
-    def port(self) -> int:
-        """Broker port (default 1883, or 8883 for ``mqtts``)."""
-        parts = urlsplit(self.broker_url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-
-    @property
-    def tls(self) -> bool:
-        """Whether ``broker_url`` asks for TLS."""
-        return urlsplit(self.broker_url).scheme == "mqtts"
+    def client_id(self) -> str:
+        """The MQTT client id: ``broker.client_id``, default ``renkei-watch-<hostname>``."""
+        return self.broker.client_id or host_client_id("renkei-watch")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +163,9 @@ class DisruptionWatcher:
             ``zone_radius_km``).
         clock: current UTC time (receipt time of messages).
 
+    Raises:
+        ConfigError: the broker's TLS files cannot be loaded.
+
     Usage::
 
         watcher = DisruptionWatcher(settings=WatchSettings(...), engine=engine, rules=rules)
@@ -228,6 +196,7 @@ class DisruptionWatcher:
         self._stats_lock = threading.Lock()
         self._last_error: str | None = None
         self._thread: threading.Thread | None = None
+        self._client_id = settings.client_id
         self._client = self._make_client()
 
     # ------------------------------------------------------------------ public API
@@ -241,14 +210,18 @@ class DisruptionWatcher:
         if self._thread is not None:
             raise RuntimeError("DisruptionWatcher.start() called twice")
         s = self.settings
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = s.session_expiry_s
-        props.ReceiveMaximum = s.max_inflight
         log.info(
-            "watch %s: connecting to %s, subscribing %s", s.client_id, s.broker_url, s.topic_filter
+            "watch %s: connecting to %s, subscribing %s",
+            self._client_id,
+            s.broker.url,
+            s.topic_filter,
         )
-        self._client.connect_async(
-            s.host, s.port, keepalive=s.keepalive_s, clean_start=False, properties=props
+        connect_async(
+            self._client,
+            s.broker,
+            clean_start=False,
+            session_expiry_s=s.session_expiry_s,
+            receive_maximum=s.max_inflight,
         )
         self._client.loop_start()
         self._thread = threading.Thread(target=self._work, name="renkei-watch", daemon=True)
@@ -373,7 +346,7 @@ class DisruptionWatcher:
     def _error(self, text: str) -> None:
         with self._stats_lock:
             self._last_error = text
-        log.warning("watch %s: %s", self.settings.client_id, text)
+        log.warning("watch %s: %s", self._client_id, text)
 
     def _work(self) -> None:
         s = self.settings
@@ -413,21 +386,14 @@ class DisruptionWatcher:
                 self._client.ack(item.mid, item.qos)
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
+        client = client_for(
+            self.settings.broker,
+            client_id=self._client_id,
+            persistent_session=True,
             manual_ack=True,
-            reconnect_on_failure=True,
+            reconnect_min_s=1,
+            reconnect_max_s=10,
         )
-        client.reconnect_delay_set(min_delay=1, max_delay=10)
-        if s.username is not None:
-            client.username_pw_set(
-                s.username, s.password.get_secret_value() if s.password is not None else None
-            )
-        if s.tls:
-            client.tls_set(ca_certs=s.tls_ca_file)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
@@ -451,7 +417,7 @@ class DisruptionWatcher:
         self._count("connects")
         log.info(
             "watch %s connected (session present: %s)",
-            self.settings.client_id,
+            self._client_id,
             flags.session_present,
         )
         client.subscribe(
@@ -471,7 +437,7 @@ class DisruptionWatcher:
         if failed:
             self._error(f"broker refused subscription {self.settings.topic_filter}: {failed[0]}")
             return
-        log.info("watch %s subscribed to %s", self.settings.client_id, self.settings.topic_filter)
+        log.info("watch %s subscribed to %s", self._client_id, self.settings.topic_filter)
         self._subscribed.set()
 
     def _on_disconnect(

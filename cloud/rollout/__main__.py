@@ -3,6 +3,7 @@ SIGINT/SIGTERM.
 
 Options can also be given as environment variables (``RENKEI_API_DATABASE_URL``,
 ``RENKEI_BROKER``, ``RENKEI_MQTT_USERNAME``, ``RENKEI_MQTT_PASSWORD``,
+``RENKEI_MQTT_TLS_CA_FILE``, ``RENKEI_MQTT_TLS_CERT``, ``RENKEI_MQTT_TLS_KEY``,
 ``RENKEI_ROLLOUT_CLIENT_ID``). The InfluxDB receiving the ``model_deploy`` points is
 named like ``renkei cloud ingest``'s: ``--influx`` / ``RENKEI_INFLUX_URL``, ``--database``
 / ``RENKEI_INFLUX_DATABASE``, ``--token``, ``--username``, ``--password`` /
@@ -18,9 +19,10 @@ import signal
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 
 from renkei.cloud._exceptions import ConfigError
+from renkei.cloud.broker import broker_settings_from_options
 from renkei.cloud.cli_options import (
     Broker,
     InfluxDatabase,
@@ -29,6 +31,9 @@ from renkei.cloud.cli_options import (
     InfluxUsername,
     MqttPassword,
     MqttUsername,
+    TlsCaFile,
+    TlsCert,
+    TlsKey,
 )
 from renkei.cloud.rollout.controller import RolloutController, RolloutSettings
 from renkei.cloud.store import influx_settings_from_options
@@ -46,6 +51,9 @@ def rollout(
     broker: Broker = "mqtt://127.0.0.1:1883",
     mqtt_username: MqttUsername = None,
     mqtt_password: MqttPassword = None,
+    tls_ca_file: TlsCaFile = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
     client_id: Annotated[
         str, typer.Option(envvar="RENKEI_ROLLOUT_CLIENT_ID", help="MQTT client id")
     ] = "renkei-rollout",
@@ -77,10 +85,15 @@ def rollout(
             )
         settings = RolloutSettings(
             database_url=database_url,
-            broker_url=broker,
-            client_id=client_id,
-            username=mqtt_username,
-            password=None if mqtt_password is None else SecretStr(mqtt_password),
+            broker=broker_settings_from_options(
+                url=broker,
+                username=mqtt_username,
+                password=mqtt_password,
+                tls_ca_file=tls_ca_file,
+                tls_cert_file=tls_cert,
+                tls_key_file=tls_key,
+                client_id=client_id,
+            ),
             influx=None
             if influx is None
             else influx_settings_from_options(
@@ -93,7 +106,11 @@ def rollout(
     from renkei.cloud.registry.migrate import upgrade
 
     upgrade(database_url)  # the registry schema, as `renkei cloud api` does at start
-    controller = RolloutController(settings)
+    try:
+        controller = RolloutController(settings)
+    except ConfigError as exc:  # the TLS files do not load
+        typer.echo(f"invalid configuration: {exc}", err=True)
+        raise typer.Exit(2) from None
     if settings.influx is None:
         logging.getLogger("renkei.cloud.rollout").info(
             "no InfluxDB (--influx / RENKEI_INFLUX_URL): model_deploy points are not written"

@@ -48,23 +48,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final, Literal
-from urllib.parse import urlsplit
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from renkei.cloud._exceptions import StoreError, StoreRejected
+from renkei.cloud.broker import client_for
 from renkei.cloud.registry import FleetGateway, FleetModel, make_engine
 from renkei.cloud.rollout import service
 from renkei.cloud.store import InfluxSettings, InfluxStore
 from renkei.core.influx.contract import model_deploy_point
+from renkei.core.mqtt import BrokerSettings, connect_async
 from renkei.core.wire import (
     ROLLOUT_PREFIX,
     ModelReport,
@@ -90,8 +90,10 @@ class RolloutSettings(BaseModel):
 
     Attributes:
         database_url: SQLAlchemy URL of the registry (the API's ``RENKEI_API_DATABASE_URL``).
-        broker_url: ``mqtt://host:port`` or ``mqtts://host:port``.
-        client_id: MQTT client id (one controller per broker).
+        broker: the broker connection (:class:`renkei.core.mqtt.BrokerSettings`: URL,
+            credentials, TLS incl. mutual TLS, keep-alive, MQTT version). Its
+            ``client_id`` (one controller per broker) defaults to ``renkei-rollout``
+            (:attr:`client_id`).
         tick_s: period of the deployment step, seconds.
         influx: InfluxDB receiving the ``model_deploy`` points (the ``RENKEI_INFLUX_*``
             options of ``renkei cloud ingest``); ``None`` = no points are written.
@@ -104,17 +106,16 @@ class RolloutSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     database_url: str
-    broker_url: str = "mqtt://127.0.0.1:1883"
-    client_id: str = "renkei-rollout"
-    username: str | None = None
-    password: SecretStr | None = None
-    tls_ca_file: Path | None = None
-    protocol: Literal["5", "3.1.1"] = "5"
-    keepalive_s: int = Field(default=30, ge=5, le=3600)
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
     tick_s: float = Field(default=0.5, gt=0, le=60)
     influx: InfluxSettings | None = None
     influx_retry_max_s: float = Field(default=60.0, gt=0, le=3600)
     influx_max_pending: int = Field(default=10_000, ge=1)
+
+    @property
+    def client_id(self) -> str:
+        """The MQTT client id: ``broker.client_id``, default ``renkei-rollout``."""
+        return self.broker.client_id or "renkei-rollout"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +146,9 @@ class RolloutController:
         settings: controller settings.
         engine: registry engine (default: ``make_engine(settings.database_url)``).
         clock: current UTC time (tests may pin it).
+
+    Raises:
+        ConfigError: the broker's TLS files cannot be loaded.
     """
 
     def __init__(
@@ -187,21 +191,14 @@ class RolloutController:
     # ------------------------------------------------------------------ MQTT
 
     def _make_client(self) -> mqtt.Client:
-        s = self.settings
-        v5 = s.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=s.client_id,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            clean_session=None if v5 else True,
+        client = client_for(
+            self.settings.broker,
+            client_id=self.settings.client_id,
+            persistent_session=False,
+            manual_ack=False,
+            reconnect_min_s=1,
+            reconnect_max_s=30,
         )
-        if s.username is not None:
-            client.username_pw_set(
-                s.username, None if s.password is None else s.password.get_secret_value()
-            )
-        if urlsplit(s.broker_url).scheme == "mqtts" or s.tls_ca_file is not None:
-            client.tls_set(ca_certs=None if s.tls_ca_file is None else str(s.tls_ca_file))
-        client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -222,7 +219,7 @@ class RolloutController:
         self._connected = True
         self._resend_all = True
         self._wake.set()
-        log.info("rollout controller connected to %s", self.settings.broker_url)
+        log.info("rollout controller connected to %s", self.settings.broker.url)
 
     def _on_disconnect(
         self,
@@ -254,15 +251,7 @@ class RolloutController:
 
     def run(self) -> None:
         """Run until :meth:`stop` (blocking)."""
-        parts = urlsplit(self.settings.broker_url)
-        host = parts.hostname or "127.0.0.1"
-        port = parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-        if self.settings.protocol == "5":
-            self._client.connect_async(
-                host, port, keepalive=self.settings.keepalive_s, clean_start=True
-            )
-        else:
-            self._client.connect_async(host, port, keepalive=self.settings.keepalive_s)
+        connect_async(self._client, self.settings.broker, clean_start=True)
         self._client.loop_start()
         try:
             while not self._stop.is_set():

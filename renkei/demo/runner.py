@@ -8,8 +8,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
+from renkei.cloud.ingest import IngestSettings, IngestWorker
 from renkei.cloud.store import SqliteStore
+from renkei.core.mqtt import BrokerSettings
 from renkei.demo.broker import EmbeddedBroker
 from renkei.edge.agent import GatewayAgent
 from renkei.edge.config import GatewayConfig, MqttConfig, load_config
@@ -70,10 +71,13 @@ class DemoRun:
         self.store.ensure_database()
         self.worker = IngestWorker(
             settings=IngestSettings(
-                broker_url=f"mqtt://127.0.0.1:{self.broker.port}",
-                client_id="renkei-demo-ingest",
+                broker=BrokerSettings(
+                    host="127.0.0.1",
+                    port=self.broker.port,
+                    client_id="renkei-demo-ingest",
+                    protocol="3.1.1",
+                ),
                 share_group=None,
-                protocol="3.1.1",
             ),
             store=self.store,
         )

@@ -55,6 +55,7 @@ from renkei.cloud.registry.migrate import upgrade
 from renkei.cloud.rollout import RolloutController, RolloutSettings
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from renkei.core.influx import contract
+from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
 from renkei.dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
 from renkei.dashboards.boards import build_boards
@@ -487,8 +488,7 @@ def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) ->
     rollout = RolloutController(
         RolloutSettings(
             database_url=registry,
-            broker_url=broker.url,
-            client_id="rollout-dashboards",
+            broker=BrokerSettings.from_url(broker.url, client_id="rollout-dashboards"),
             influx=InfluxSettings(url=influxdb_shared.url, database=database),
         )
     )

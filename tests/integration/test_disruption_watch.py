@@ -25,6 +25,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from renkei.cloud.disruption import DisruptionWatcher, SuspectRules, WatchSettings
+from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import GatewayState, encode, gateway_topic
 from tests.api.rig import ApiRig
 from tests.services import Mosquitto
@@ -104,7 +105,9 @@ def _online(rig: ApiRig, firm: str) -> dict[str, bool]:
 def test_two_of_three_gateways_die_and_the_firm_confirms(mosquitto: Mosquitto, rig: ApiRig) -> None:
     rig.seed_firm("acme")
     watcher = DisruptionWatcher(
-        settings=WatchSettings(broker_url=mosquitto.url, client_id="watch-test"),
+        settings=WatchSettings(
+            broker=BrokerSettings.from_url(mosquitto.url, client_id="watch-test")
+        ),
         engine=rig.engine,
         rules=SuspectRules(window_s=300, offline_fraction=0.5, min_gateways=2),
     )
@@ -205,7 +208,9 @@ def test_outage_while_the_watcher_is_down_then_dismissed(mosquitto: Mosquitto, r
         time.sleep(0.5)  # the Wills are queued in the watcher's session meanwhile
         assert _suspected(rig, "beta") == []
         watcher = DisruptionWatcher(
-            settings=WatchSettings(broker_url=mosquitto.url, client_id="watch-cli-test"),
+            settings=WatchSettings(
+                broker=BrokerSettings.from_url(mosquitto.url, client_id="watch-cli-test")
+            ),
             engine=rig.engine,
             rules=SuspectRules(),
         )

@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from renkei.cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
 from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import MAX_PAYLOAD_BYTES, DeadLetter
 from tests.services import InfluxDB, Mosquitto, ServiceError
 
@@ -63,9 +64,13 @@ def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
 
 
 def settings_for(broker: Mosquitto, **over: Any) -> IngestSettings:
+    """Worker settings for ``broker``; ``protocol`` and ``keepalive_s`` in ``over`` go to
+    the embedded :class:`BrokerSettings`, the rest to :class:`IngestSettings`."""
+    mqtt_over = {k: over.pop(k) for k in ("protocol", "keepalive_s") if k in over}
     base: dict[str, Any] = {
-        "broker_url": broker.url,
-        "client_id": f"ingest-{uuid.uuid4().hex[:8]}",
+        "broker": BrokerSettings.from_url(
+            broker.url, client_id=f"ingest-{uuid.uuid4().hex[:8]}", **mqtt_over
+        ),
         "batch_max_delay_s": 0.05,
         "retry_min_s": 0.2,
         "retry_max_s": 1.0,

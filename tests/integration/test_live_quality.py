@@ -25,6 +25,7 @@ from pydantic import Field
 
 from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
+from renkei.core.mqtt import BrokerSettings
 from renkei.edge.agent import GatewayAgent
 from renkei.edge.config import GatewayConfig
 from renkei.edge.sources.live import (
@@ -226,8 +227,7 @@ def test_agent_publishes_live_rows_quality_and_events_wakes_and_stops_promptly(
 @pytest.fixture
 def ingest(mosquitto: Mosquitto, influxdb: InfluxDB, database: str) -> Iterator[IngestWorker]:
     settings = IngestSettings(
-        broker_url=mosquitto.url,
-        client_id=f"ingest-{uuid.uuid4().hex[:8]}",
+        broker=BrokerSettings.from_url(mosquitto.url, client_id=f"ingest-{uuid.uuid4().hex[:8]}"),
         batch_max_delay_s=0.05,
         retry_min_s=0.2,
         retry_max_s=1.0,

@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 from renkei.cloud.registry import ModelRelease, session_scope
 from renkei.cloud.rollout import RolloutController, RolloutSettings
 from renkei.cloud.store.influx import InfluxSettings
+from renkei.core.mqtt import BrokerSettings
 from renkei.core.signing import generate_private_key, private_key_pem, public_key_text
 from renkei.core.wire import ModelDesired, ModelReport, encode, rollout_topic
 from renkei.edge.agent import GatewayAgent
@@ -105,8 +106,7 @@ class RolloutRig:
         self.controller = RolloutController(
             RolloutSettings(
                 database_url=str(self.api.settings.database_url),
-                broker_url=mosquitto.url,
-                client_id="rollout-test",
+                broker=BrokerSettings.from_url(mosquitto.url, client_id="rollout-test"),
                 tick_s=0.2,
                 influx=influx,
             )

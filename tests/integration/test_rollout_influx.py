@@ -25,6 +25,7 @@ from renkei.cloud.registry import FleetModel, make_engine, session_scope
 from renkei.cloud.registry.migrate import upgrade
 from renkei.cloud.rollout import RolloutController, RolloutSettings
 from renkei.cloud.store.influx import InfluxSettings
+from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
 from tests.services import InfluxDB, Mosquitto
 
@@ -109,8 +110,7 @@ def controller(
 ) -> RolloutController:
     settings = RolloutSettings(
         database_url=registry,
-        broker_url=broker.url,
-        client_id="rollout-test",
+        broker=BrokerSettings.from_url(broker.url, client_id="rollout-test"),
         tick_s=0.1,
         influx=None if influx is None else InfluxSettings(url=influx.url, database=database),
         **kw,

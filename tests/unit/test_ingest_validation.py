@@ -11,14 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from renkei.cloud.ingest.lineproto import Encoded
+from renkei.cloud.ingest.work import Inbound as _Inbound
 from renkei.cloud.ingest.worker import (
     IngestSettings,
     IngestWorker,
     Rejected,
-    _Inbound,
     route_message,
 )
 from renkei.cloud.store.sqlite import SqliteStore
+from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import MAX_PAYLOAD_BYTES, DeadLetter
 
 T0 = 1_700_000_000_000
@@ -196,7 +197,9 @@ def test_worker_prepare_and_envelope_never_raise(topic: str, raw: bytes) -> None
     )
     work = worker._prepare(item)
     if work.reason is not None:
-        envelope = DeadLetter.model_validate_json(worker._envelope(item, work.reason, work.detail))
+        envelope = DeadLetter.model_validate_json(
+            worker._deadletters.envelope(item, work.reason, work.detail)
+        )
         assert envelope.reason == work.reason
         assert base64.b64decode(envelope.payload_b64) == raw
         assert envelope.topic == topic
@@ -210,21 +213,24 @@ def _worker() -> IngestWorker:
     global _WORKER
     if _WORKER is None:
         _WORKER = IngestWorker(
-            settings=IngestSettings(client_id="unit"), store=SqliteStore(path=":memory:")
+            settings=IngestSettings(broker=BrokerSettings(client_id="unit")),
+            store=SqliteStore(path=":memory:"),
         )
     return _WORKER
 
 
 def test_oversize_dead_letter_is_truncated_to_the_packet_limit() -> None:
     worker = IngestWorker(
-        settings=IngestSettings(client_id="unit", deadletter_max_bytes=64 * 1024),
+        settings=IngestSettings(
+            broker=BrokerSettings(client_id="unit"), deadletter_max_bytes=64 * 1024
+        ),
         store=SqliteStore(),
     )
     raw = bytes(range(256)) * 1024  # 256 KiB
     item = _Inbound(
         gen=1, mid=1, qos=1, topic=TOPIC, raw_topic=TOPIC.encode(), payload=raw, received_ms=NOW
     )
-    envelope = worker._envelope(item, "oversize", "too big")
+    envelope = worker._deadletters.envelope(item, "oversize", "too big")
     assert len(envelope) <= 64 * 1024
     dl = DeadLetter.model_validate_json(envelope)
     kept = base64.b64decode(dl.payload_b64)
