@@ -12,7 +12,8 @@ import pytest
 import yaml
 from pydantic import Field, ValidationError
 
-from renkei.edge.config import ConfigError, _check_field_names, _key_path, load_config
+from renkei.edge.config import ConfigError, load_config
+from renkei.edge.config.load import _check_field_names, _key_path
 from renkei.edge.sources.live import (
     Backoff,
     LinkConfig,
