@@ -8,7 +8,7 @@ Lookup order:
    ``/work/main/../shared/datasets``).
 
 When nothing is found, :func:`missing_data_dir_message` says why (for the caller's error).
-Tests use ``tests.datasets.require_data_dir``, which fails under CI and skips otherwise.
+The test suite skips a test that needs the folder when it is missing (fails it in CI).
 """
 
 from __future__ import annotations
