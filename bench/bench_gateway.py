@@ -29,8 +29,9 @@ from pathlib import Path
 import psutil
 import yaml
 
-from tests.e2e import REPO, Proc, Witness, ingest_argv
-from tests.services import InfluxDB, Mosquitto
+from harness.procs import Proc, ingest_argv
+from harness.services import REPO, InfluxDB, Mosquitto
+from harness.witness import Witness
 
 WARMUP_S = 10.0
 

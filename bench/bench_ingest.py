@@ -40,9 +40,9 @@ from pathlib import Path
 import orjson
 import psutil
 
-from renkei.cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_topic_for
-from tests.e2e import ingest_argv
-from tests.services import REPO, InfluxDB, Mosquitto, ServiceError
+from harness.loadgen import T0_MS, QoS1Publisher, machine_topic_for
+from harness.procs import ingest_argv
+from harness.services import REPO, InfluxDB, Mosquitto, ServiceError
 
 STEP_MS = 10
 MACHINES = 8

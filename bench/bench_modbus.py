@@ -34,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from harness.live.modbus_server import ModbusServer
+from harness.services import free_port
 from renkei.edge.sources.live import LiveSource
 from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
 from renkei.edge.sources.live.modbus.driver import ModbusDriver, make_driver
-from tests.live.modbus_server import ModbusServer
-from tests.services import free_port
 
 
 def register_map() -> list[dict[str, Any]]:

@@ -26,11 +26,11 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.live.modbus_server import ModbusServer
+from harness.services import free_port
 from renkei.edge.sources.live import LiveSource
 from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
 from renkei.edge.sources.live.modbus.driver import ModbusDriver, make_driver
-from tests.live.modbus_server import ModbusServer
-from tests.services import free_port
 
 
 def rss_kib() -> int:

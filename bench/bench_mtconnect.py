@@ -4,7 +4,7 @@ Run: ``python -m bench.bench_mtconnect [--seconds 10] [--period-ms 5] [--drops 3
 
 1. Parse + decode: MTConnectStreams documents of 1,000 observations through the hardened
    parser and the decoder, observations/s (one core).
-2. Live stream: the test agent (:mod:`tests.live.mtconnect_agent`, subprocess) generating
+2. Live stream: the test agent (:mod:`harness.live.mtconnect_agent`, subprocess) generating
    ~5 observations per ``period_ms``; the driver in ``stream`` mode (interval 50 ms) maps 7
    signals for ``--seconds``: readings/s, gateway CPU (this process, % of one core), and the
    latency from the observation timestamp to the sink (p50/p99, ms; the agent stamps at
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from harness.live.mtconnect_agent import Agent, AgentProcess, Obs
 from renkei.edge.sources.datasets import find_data_dir
 from renkei.edge.sources.live.base import LiveSink, now_ms
 from renkei.edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
 from renkei.edge.sources.live.mtconnect.driver import MtconnectDriver
 from renkei.edge.sources.live.mtconnect.mapping import Decoder, resolve
 from renkei.edge.sources.live.mtconnect.parse import parse_devices, parse_streams
-from tests.live.mtconnect_agent import Agent, AgentProcess, Obs
 
 SIGNALS = [
     {"name": "x_pos", "data_item": "x2"},

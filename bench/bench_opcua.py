@@ -44,8 +44,8 @@ import orjson
 import psutil
 import yaml
 
-from tests.e2e import Proc, ingest_argv
-from tests.services import InfluxDB, Mosquitto, free_port
+from harness.procs import Proc, ingest_argv
+from harness.services import InfluxDB, Mosquitto, free_port
 
 WARMUP_S = 20.0
 DATABASE = "bench_opcua"

@@ -1,6 +1,6 @@
 """Soak of the ``opcua`` driver's session code: week-long reconnect behaviour in minutes.
 
-Against the asyncua test server in a subprocess (``tests/live/opcua_server.py``, ``items``
+Against the asyncua test server in a subprocess (``harness/live/opcua_server.py``, ``items``
 Double variables changing every 100 ms), the client process (this one) performs ``N``
 subscription re-creations (delete + create ONE subscription with ``items`` monitored items,
 wait for its first data) on one session, and every ``N / reconnects`` iterations a full
@@ -25,10 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.live.opcua_fixtures import NS, OpcuaServer
 from renkei.edge.sources.live.base import Reading
 from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
 from renkei.edge.sources.live.opcua.session import Credentials, OpcuaSession
-from tests.live.opcua_fixtures import NS, OpcuaServer
 
 
 def rss_kib() -> float:

@@ -56,6 +56,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from harness.services import Mosquitto
 from renkei.core.wire import (
     GatewayState,
     MachineKind,
@@ -67,7 +68,6 @@ from renkei.core.wire import (
 from renkei.edge.features import slow_feature_names, vibration_feature_names
 from renkei.edge.transport.outbox import Outbox, OutboxItem, OutboxSettings
 from renkei.edge.transport.publisher import MqttSettings, Publisher
-from tests.services import Mosquitto
 
 GW = "gw-bench"
 CHANNELS = [f"ch{i:02d}_temp_C" for i in range(32)]

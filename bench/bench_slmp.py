@@ -1,7 +1,7 @@
 """SLMP source polling cost (issue 12): requests per poll against one request per signal,
 gateway CPU, poll jitter.
 
-A MELSEC stand-in (``tests/live/slmp_server.py``, a subprocess on loopback) holds
+A MELSEC stand-in (``harness/live/slmp_server.py``, a subprocess on loopback) holds
 ``--signals`` signals: int16 in D0.., int32 and float32 pairs, and M bits. One
 :class:`~renkei.edge.sources.live.LiveSource` polls them every ``--interval-ms`` for ``--seconds``
 while this process drains it as the agent would. Reported: requests per poll (batched)
@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from harness.live.slmp_server import SlmpServer
 from renkei.edge.sources.live import build_live_source
 from renkei.edge.sources.live.slmp.config import SlmpSourceConfig
 from renkei.edge.sources.live.slmp.driver import SlmpDriver
-from tests.live.slmp_server import SlmpServer
 
 
 def _signals(n: int) -> list[dict[str, Any]]:

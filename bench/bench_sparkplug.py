@@ -2,7 +2,7 @@
 
 1. Host logic alone: DDATA payloads (``--metrics`` aliased Double metrics each, all mapped
    to signals) decoded and turned into readings per second of one core.
-2. Through a real Mosquitto on loopback: an Edge Node (``tests/live/sparkplug_node.py``)
+2. Through a real Mosquitto on loopback: an Edge Node (``harness/live/sparkplug_node.py``)
    publishes DDATA at ``--rate`` messages/s for ``--seconds``; the gateway process's CPU
    share of one core (driver + LiveSource polling), and publish→LiveSource latency
    p50/p99 (metric timestamp to the poll that saw it; includes the 20 ms poll period).
@@ -28,13 +28,13 @@ import psutil
 import pysparkplug as spb
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.live.sparkplug_node import EdgeNode, MetricDef
+from harness.services import Mosquitto
+from harness.wait import wait_for
 from renkei.edge.sources.live import LiveSource, build_live_source
 from renkei.edge.sources.live.base import LiveSink, now_ms
 from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
 from renkei.edge.sources.live.sparkplug.host import SparkplugHost
-from tests.e2e import wait_for
-from tests.live.sparkplug_node import EdgeNode, MetricDef
-from tests.services import Mosquitto
 
 DT = spb.DataType
 
@@ -147,7 +147,7 @@ def bench_reconnects(workdir: Path, reconnects: int) -> None:
             before = source.sink.connects
             thief.connect("127.0.0.1", broker.port)  # session takeover drops the source
             thief.disconnect()
-            wait_for(_more_connects(source, before), 10, "reconnect", step_s=0.002)
+            wait_for(_more_connects(source, before), 10, "reconnect", interval_s=0.002)
             if k % 100 == 0:
                 source.poll()
                 rss.append((k, proc.memory_info().rss))

@@ -35,17 +35,21 @@ __all__ = [
 
 #: Where the trained models of the repository live (``models/artifacts/<name>/``).
 DEFAULT_ARTIFACTS_DIR: Final = Path(__file__).resolve().parent / "artifacts"
-_FALLBACK_DATA_DIR: Final = Path("/work/shared/datasets")
 
 
 def default_data_dir() -> Path:
     """The datasets folder: ``renkei.edge.sources.datasets.find_data_dir()`` (env
-    ``RENKEI_DATA_DIR`` or ``shared/datasets`` beside an ancestor of the repository), else
-    ``/work/shared/datasets``.
-    """
-    from renkei.edge.sources.datasets import find_data_dir
+    ``RENKEI_DATA_DIR`` or ``shared/datasets`` beside an ancestor of the repository).
 
-    return find_data_dir() or _FALLBACK_DATA_DIR
+    Raises:
+        FileNotFoundError: no datasets folder found; the message names ``RENKEI_DATA_DIR``.
+    """
+    from renkei.edge.sources.datasets import find_data_dir, missing_data_dir_message
+
+    found = find_data_dir()
+    if found is None:
+        raise FileNotFoundError(missing_data_dir_message())
+    return found
 
 
 def train_profile(name: str, *, data_dir: Path, out_dir: Path) -> ModelManifest:

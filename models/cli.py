@@ -31,6 +31,18 @@ def list_profiles() -> None:
         )
 
 
+def _data_dir(given: Path | None) -> Path:
+    """``--data-dir`` if given, else the located datasets folder; exits 1 with a message
+    naming ``RENKEI_DATA_DIR`` when there is none."""
+    if given is not None:
+        return given
+    try:
+        return default_data_dir()
+    except FileNotFoundError as exc:
+        typer.echo(f"{exc} (or pass --data-dir)", err=True)
+        raise typer.Exit(1) from None
+
+
 @app.command()
 def train(
     name: Annotated[str, typer.Argument(help="Profile name (see `renkei models list`), or 'all'.")],
@@ -54,7 +66,7 @@ def train(
             f"unknown profile {unknown[0]!r}; known: {', '.join(sorted(PROFILES))}", err=True
         )
         raise typer.Exit(2)
-    data = data_dir or default_data_dir()
+    data = _data_dir(data_dir)
     for n in names:
         try:
             manifest = train_profile(n, data_dir=data, out_dir=out_dir)
@@ -96,7 +108,7 @@ def evaluate(
         typer.echo(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}", err=True)
         raise typer.Exit(2)
     names = [name] if name else [n for n in PROFILES if (artifacts / n / "manifest.json").is_file()]
-    data = data_dir or default_data_dir()
+    data = _data_dir(data_dir)
     mismatches = 0
     for n in names:
         model_dir = artifacts / n

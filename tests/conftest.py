@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import InfluxDB, Mosquitto
+from harness.services import InfluxDB, Mosquitto
 
 
 @pytest.fixture

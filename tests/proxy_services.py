@@ -5,7 +5,7 @@ official nginx image does (``${NGINX_*}`` from ``deploy/nginx/nginx.env``, overr
 top; nginx's own ``$variables`` untouched) and runs the Debian package's binary from a
 temp dir: ``nginx -p DIR -c DIR/nginx.conf -g 'daemon off; pid ...; error_log stderr;'``.
 :class:`ApiServer` runs ``python -m renkei.cli cloud api`` with ``RENKEI_API_*``
-variables. Both use the server helpers of :mod:`tests.services` (free ports, start/stop).
+variables. Both use the server helpers of :mod:`harness.services` (free ports, start/stop).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tests.services import REPO, ServiceError, _Process, _wait_port, free_port
+from harness.services import REPO, ServerProcess, ServiceError, free_port, wait_port
 
 NGINX_DIR = REPO / "deploy" / "nginx"
 NGINX_TEMPLATE = NGINX_DIR / "templates" / "renkei-api.conf.template"
@@ -54,7 +54,7 @@ def render_template(overrides: Mapping[str, str] | None = None) -> str:
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
-class Nginx(_Process):
+class Nginx(ServerProcess):
     """nginx from the Debian package with the rendered shipped config, on loopback."""
 
     def __init__(self, *, workdir: Path, upstream_port: int, **overrides: str) -> None:
@@ -95,10 +95,10 @@ class Nginx(_Process):
 
     def _ready(self) -> None:
         assert self.proc is not None
-        _wait_port(self.port, 10.0, self.proc, self.log_path)
+        wait_port(self.port, 10.0, self.proc, self.log_path)
 
 
-class ApiServer(_Process):
+class ApiServer(ServerProcess):
     """``renkei cloud api`` (uvicorn) on a free loopback port, configured by ``env``."""
 
     def __init__(self, *, workdir: Path, env: Mapping[str, str]) -> None:
@@ -134,7 +134,7 @@ class ApiServer(_Process):
 
     def _ready(self) -> None:
         assert self.proc is not None
-        _wait_port(self.port, 60.0, self.proc, self.log_path)
+        wait_port(self.port, 60.0, self.proc, self.log_path)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

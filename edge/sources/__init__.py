@@ -13,7 +13,7 @@ from renkei.edge.sources.base import (
     Stream,
     check_field_name,
 )
-from renkei.edge.sources.datasets import DATA_DIR_ENV, find_data_dir, require_data_dir
+from renkei.edge.sources.datasets import DATA_DIR_ENV, find_data_dir, missing_data_dir_message
 from renkei.edge.sources.faults import FAULT_CODES, FaultKind, FaultSpec
 from renkei.edge.sources.presets import KASSEL_CLASS_CODES, PRESETS, PresetName
 from renkei.edge.sources.replay import ReplayOptions, ReplaySource, sanitize_field_name
@@ -47,6 +47,6 @@ __all__ = [
     "Stream",
     "check_field_name",
     "find_data_dir",
-    "require_data_dir",
+    "missing_data_dir_message",
     "sanitize_field_name",
 ]

@@ -7,7 +7,8 @@ Lookup order:
 2. ``shared/datasets`` next to any ancestor of this file's folder (in the development layout
    ``/work/main/../shared/datasets``).
 
-Tests use :func:`require_data_dir`, which fails under CI (env ``CI`` set) and skips otherwise.
+When nothing is found, :func:`missing_data_dir_message` says why (for the caller's error).
+The test suite skips a test that needs the folder when it is missing (fails it in CI).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Final
 
-__all__ = ["DATA_DIR_ENV", "find_data_dir", "require_data_dir"]
+__all__ = ["DATA_DIR_ENV", "find_data_dir", "missing_data_dir_message"]
 
 DATA_DIR_ENV: Final = "RENKEI_DATA_DIR"
 _RELATIVE: Final = Path("shared") / "datasets"
@@ -45,25 +46,19 @@ def find_data_dir(start: Path | None = None) -> Path | None:
     return None
 
 
-def require_data_dir() -> Path:
-    """Return the datasets folder for a test, or fail/skip the test if it is missing.
+def missing_data_dir_message() -> str:
+    """Why :func:`find_data_dir` finds nothing, naming ``RENKEI_DATA_DIR`` (for errors).
 
-    Calls ``pytest.fail`` when the environment variable ``CI`` is set (data must be present
-    in CI) and ``pytest.skip`` otherwise. Only meant to be called from tests.
+    Returns:
+        ``"datasets folder not found: RENKEI_DATA_DIR='…' is not a directory"`` when the
+        variable is set, else a sentence saying it is unset and where ``shared/datasets`` was
+        looked for.
     """
-    import pytest  # local import: pytest is a dev dependency only
-
-    path = find_data_dir()
-    if path is not None:
-        return path
     env = os.environ.get(DATA_DIR_ENV)
     where = (
         f"{DATA_DIR_ENV}={env!r} is not a directory"
         if env
-        else f"{DATA_DIR_ENV} is unset and no ancestor of {Path(__file__).parent} "
+        else f"{DATA_DIR_ENV} is unset and no ancestor of {Path(__file__).resolve().parent} "
         f"contains {_RELATIVE}"
     )
-    message = f"datasets folder not found: {where}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    return f"datasets folder not found: {where}"

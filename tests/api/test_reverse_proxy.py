@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.wait import wait_for
 from renkei.cloud.registry import Role, import_document, issue_key, make_engine, session_scope
 from tests.proxy_services import ApiServer, Nginx, render_template
 
@@ -119,9 +120,9 @@ def test_requests_pass_with_the_client_address_forwarded(
             headers={"Authorization": f"Bearer {api.key}"},
         )
         assert r.status_code == 200 and r.json()["firms"] == 1, r.text
-    deadline = time.monotonic() + 10
-    while '"PUT /api/v1/firms/acme/registry' not in api.log() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(
+        lambda: '"PUT /api/v1/firms/acme/registry' in api.log(), 10, "the PUT in the API's log"
+    )
     lines = [ln for ln in api.log().splitlines() if "/api/v1/me" in ln or "/registry" in ln]
     assert len(lines) == 2, api.log()[-2000:]
     # The proxy's address (127.0.0.1) and the spoofed header are both replaced by the client's.

@@ -20,12 +20,13 @@ from typing import Any
 import orjson
 import pytest
 
+from harness.services import Mosquitto
+from harness.wait import wait_for
+from harness.witness import Witness
 from renkei.core.wire import GatewayHealth, decode_machine_payload
 from renkei.edge.agent import AgentError, GatewayAgent
 from renkei.edge.config import GatewayConfig
 from renkei.edge.transport.outbox import OutboxError, OutboxRecord
-from tests.e2e import Witness, wait_for
-from tests.services import Mosquitto
 
 GW = "gw-fault-1"
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.services import InfluxDB, free_port
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from tests.api.rig import ApiRig, imm
-from tests.services import InfluxDB, free_port
 
 API = "/api/v1"
 JST = timezone(timedelta(hours=9))

@@ -36,7 +36,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,12 +53,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from harness.services import InfluxDB, ServiceError, free_port, log_tail, wait_port
+from harness.wait import WaitTimeout, pause, wait_for
 from renkei.core.signing import generate_private_key, public_key_text
 from renkei.core.wire import MachineKind
 from renkei.edge.config import GatewayConfig
 from renkei.edge.rollout import ModelRollout
-from tests.e2e import wait_for
-from tests.services import InfluxDB, ServiceError, _tail, _wait_port, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MOSQ = REPO / "deploy" / "mosquitto"
@@ -300,7 +299,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         port=port, ca_file=work / "pki" / "ca.crt", passwords=passwords, workdir=work, proc=proc
     )
     try:
-        _wait_port(port, 15.0, proc, server.log)
+        wait_port(port, 15.0, proc, server.log)
         yield server
     finally:
         if proc.poll() is None:
@@ -396,11 +395,13 @@ class Conn:
     # test side
     def wait_connected(self, timeout_s: float = 10) -> ReasonCode | None:
         """The CONNACK reason (None: the connection closed without one)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and not self.got_connack.is_set():
-            if self.closed.is_set():
-                break
-            time.sleep(0.01)
+        with contextlib.suppress(WaitTimeout):
+            wait_for(
+                lambda: self.got_connack.is_set() or self.closed.is_set(),
+                timeout_s,
+                "a CONNACK",
+                interval_s=0.01,
+            )
         return self.connack
 
     def publish(
@@ -410,20 +411,19 @@ class Conn:
         rc = self.wait_connected()
         assert rc is not None and not rc.is_failure, f"not connected: {rc}"
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+
+        def answered() -> bool:
             with self._lock:
-                if info.mid in self.acks:
-                    return self.acks[info.mid]
-            if self.closed.is_set():
-                return None
-            time.sleep(0.01)
-        raise AssertionError(f"no PUBACK for {topic} within 10 s")
+                return info.mid in self.acks or self.closed.is_set()
+
+        wait_for(answered, 10, f"a PUBACK for {topic}", interval_s=0.01)
+        with self._lock:
+            return self.acks.get(info.mid)  # None: the broker hung up without one
 
     def subscribe(self, topic: str, qos: int = 1) -> list[ReasonCode]:
         _, mid = self.client.subscribe(topic, qos=qos)
         assert mid is not None
-        wait_for(lambda: mid in self.subacks, 10, f"SUBACK for {topic}", step_s=0.01)
+        wait_for(lambda: mid in self.subacks, 10, f"SUBACK for {topic}", interval_s=0.01)
         return self.subacks[mid]
 
     def payloads(self) -> list[bytes]:
@@ -573,7 +573,7 @@ def test_gateway_last_will_only_under_its_own_state_topic(broker: Broker) -> Non
             sock.shutdown(socket.SHUT_RDWR)
             gw.client.loop_stop()
         wait_for(lambda: state_topic(GW1) in spy.topics(), 10, "gw1's own Last Will")
-        time.sleep(0.3)
+        pause(0.3, "a forged Last Will would arrive meanwhile")
         assert spy.topics() == [state_topic(GW1)], "a forged Last Will was delivered"
 
 
@@ -596,7 +596,7 @@ def test_gateway_publishes_on_every_kind_of_its_own_machines_only(broker: Broker
                 rc = gw.publish(topic)
                 assert rc is not None and not rc.is_failure, (topic, rc)
         wait_for(lambda: len(spy.topics()) >= len(own), 10, "gw1's own machine data")
-        time.sleep(0.3)
+        pause(0.3, "refused data would arrive meanwhile")
         assert spy.topics() == own, f"delivered: {spy.topics()}"
 
 
@@ -630,7 +630,7 @@ def test_another_gateways_client_id_neither_disconnects_it_nor_fires_its_last_wi
                 rc = gw.publish(state_topic(victim), b"sentinel")
                 with contextlib.suppress(AssertionError):
                     wait_for(lambda: watcher.payloads() != [], 10, "a state at the watcher")
-                time.sleep(0.3)
+                pause(0.3, "a Last Will fired by the takeover would arrive meanwhile")
                 # (before: [WILL_PAYLOAD], the victim's retained "offline" fired by gw1)
                 assert watcher.payloads() == [b"sentinel"], watcher.messages
                 assert rc is not None and not rc.is_failure, f"victim disconnected: {rc}"
@@ -670,7 +670,7 @@ def test_a_client_using_the_ingests_client_id_cannot_wipe_its_session(broker: Br
             broker, user, client_id=INGEST1, clean_start=clean_start, session_expiry_s=0
         ) as impostor:
             connected(impostor)
-            time.sleep(0.1)
+            pause(0.1, "the queued messages would reach the impostor meanwhile")
             assert impostor.messages == [], (user, clean_start, impostor.topics())
     resumed = Conn(
         broker, INGEST1, broker.passwords[INGEST1], client_id=INGEST1, clean_start=False
@@ -678,8 +678,8 @@ def test_a_client_using_the_ingests_client_id_cannot_wipe_its_session(broker: Br
     try:
         connected(resumed)
         with contextlib.suppress(AssertionError):
-            wait_for(lambda: len(resumed.messages) >= n, 10, "the queue", step_s=0.05)
-        time.sleep(0.3)
+            wait_for(lambda: len(resumed.messages) >= n, 10, "the queue", interval_s=0.05)
+        pause(0.3, "duplicates would arrive meanwhile")
         got = len(resumed.messages)
         assert got == n, f"{got} of {n} queued messages delivered"
         assert sorted(resumed.payloads()) == sent
@@ -741,7 +741,7 @@ def test_gateway_rollout_connection_coexists_with_its_data_connection(
             rc = client.publish(rollout_topic(GW3, "report"), b"{}", qos=1)
             rc.wait_for_publish(10)
             assert rc.is_published()
-            time.sleep(0.3)
+            pause(0.3, "a takeover would close the data connection meanwhile")
             assert not data.closed.is_set(), "the rollout login took over the data connection"
             assert data.publish(machine_topic(GW3)) is not None
         finally:
@@ -775,7 +775,7 @@ def test_gateway_reads_only_its_heartbeat_and_desired_models(broker: Broker) -> 
         wait_for(
             lambda: gw3_rollout.topics() == [rollout_topic(GW3, "desired")], 10, "gw3's models"
         )
-        time.sleep(0.3)
+        pause(0.3, "foreign data would arrive meanwhile")
         assert gw1.topics() == [heartbeat], f"gw1 read foreign data: {gw1.topics()}"
         assert gw3.topics() == [], f"gw3's data connection read: {gw3.topics()}"
 
@@ -788,7 +788,7 @@ def test_cloud_users_have_only_their_rights(broker: Broker) -> None:
         gw.publish(machine_topic(GW1))
         gw.publish(state_topic(GW1))
         wait_for(lambda: state_topic(GW1) in watch.topics(), 10, "the state at the watcher")
-        time.sleep(0.3)
+        pause(0.3, "machine data would arrive meanwhile")
         assert watch.topics() == [state_topic(GW1)], "the watcher reads only states"
     heartbeat = f"renkei/host/v1/{SHARE_GROUP}/heartbeat"
     ingest_refused = [machine_topic(GW1), state_topic(GW1), rollout_topic(GW1, "desired")]
@@ -922,7 +922,7 @@ def test_edge_agent_and_ingest_worker_connect_with_tls_and_credentials(
             lambda: "subscribed to" in (tmp_path / "watch.log").read_text(errors="replace"),
             60,
             "the watcher to subscribe over TLS",
-            step_s=0.2,
+            interval_s=0.2,
         )
     except AssertionError:
         _stop(watch)
@@ -936,14 +936,14 @@ def test_edge_agent_and_ingest_worker_connect_with_tls_and_credentials(
     try:
 
         def arrived() -> bool:
-            assert ingest.poll() is None, _tail(tmp_path / "ingest.log")
-            assert agent.poll() is None, _tail(tmp_path / "agent.log")
+            assert ingest.poll() is None, log_tail(tmp_path / "ingest.log")
+            assert agent.poll() is None, log_tail(tmp_path / "agent.log")
             try:
                 return influxdb.count_points(database, "telemetry", "oil_temp_C") > 0
             except (ServiceError, OSError):
                 return False
 
-        wait_for(arrived, 90, "gw1's telemetry in InfluxDB through TLS and ACL", step_s=0.5)
+        wait_for(arrived, 90, "gw1's telemetry in InfluxDB through TLS and ACL", interval_s=0.5)
         [series] = influxdb.query(
             'SELECT last("online") FROM "gateway_state" GROUP BY "gw"', db=database
         )
@@ -957,7 +957,7 @@ def test_edge_agent_and_ingest_worker_connect_with_tls_and_credentials(
         assert "refused the connection" not in text and "Traceback" not in text, text[-3000:]
     # The watcher logged in over TLS and received gw1's birth state (its ACL: states only).
     stats = re.search(r"watch stopped: .*", (tmp_path / "watch.log").read_text())
-    assert stats is not None, _tail(tmp_path / "watch.log")
+    assert stats is not None, log_tail(tmp_path / "watch.log")
     assert re.search(r"messages=[1-9]", stats.group(0)) and "connects=1" in stats.group(0), (
         stats.group(0)
     )

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
+from harness.services import InfluxDB, free_port
 from renkei.cloud._exceptions import StoreUnavailable
 from renkei.cloud.capacity import (
     ShiftCalendar,
@@ -21,7 +22,6 @@ from renkei.cloud.capacity import (
     recent_availability_details,
 )
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
-from tests.services import InfluxDB, free_port
 
 JST = timezone(timedelta(hours=9))
 CAL = ShiftCalendar(weekly_hours=(8, 8, 8, 8, 8, 0, 0))

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,8 @@ import pytest
 from sqlalchemy import Engine, update
 from typer.testing import CliRunner
 
+from harness.services import InfluxDB, free_port
+from harness.wait import wait_for
 from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity import ShiftCalendar
 from renkei.cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
@@ -41,7 +43,6 @@ from renkei.cloud.registry import (
 from renkei.cloud.registry.migrate import upgrade
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from tests.api.rig import imm
-from tests.services import InfluxDB, free_port
 
 NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 TODAY = date(2026, 11, 23)
@@ -53,16 +54,6 @@ TAGS = {
     "acme-m3": {"firm": "acme", "site": "acme-s1", "line": "acme-l2"},
     "beta-b1": {"firm": "beta", "site": "beta-de", "area": "press", "line": "beta-l1"},
 }
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def _seed(engine: Engine) -> None:

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e import Proc, ingest_argv, wait_for
+from harness.procs import Proc, ingest_argv
+from harness.services import InfluxDB, Mosquitto, ServiceError
+from harness.wait import pause, wait_for
 from tests.seq_gateway import seqs_in_influx
-from tests.services import InfluxDB, Mosquitto, ServiceError
 
 pytestmark = pytest.mark.slow
 
@@ -245,7 +246,7 @@ def test_chaos_overlapping_faults_lose_and_duplicate_nothing(
                 nxt = start + at
                 if recover:
                     nxt = min(nxt, recover[0][0])
-                time.sleep(max(0.0, min(0.05, nxt - now)))
+                pause(max(0.0, min(0.05, nxt - now)), "until the next fault or recovery is due")
             overlapping = bool(recover)  # another fault is not recovered yet
             if apply():
                 overlaps += overlapping
@@ -254,7 +255,7 @@ def test_chaos_overlapping_faults_lose_and_duplicate_nothing(
             now = time.monotonic()
             while recover and recover[0][0] <= now:
                 heapq.heappop(recover)[2]()
-            time.sleep(0.05)
+            pause(0.05, "the chaos phase runs its course; faults recover when due")
         assert len(applied) >= MIN_APPLIED, applied
         assert overlaps >= 5, (overlaps, applied)
         # Everything runs again; the gateways stop producing and drain.
@@ -271,7 +272,7 @@ def test_chaos_overlapping_faults_lose_and_duplicate_nothing(
             return True
 
         try:
-            wait_for(drained, 150, "every outbox to be confirmed empty", step_s=0.5)
+            wait_for(drained, 150, "every outbox to be confirmed empty", interval_s=0.5)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{applied}\n{c.tails()}") from None
         for g in c.gateways:

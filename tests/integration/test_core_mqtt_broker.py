@@ -11,8 +11,8 @@ import pytest
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from harness.services import Mosquitto
 from renkei.core.mqtt import BrokerSettings, connect_async, make_client
-from tests.services import Mosquitto
 
 TIMEOUT_S = 10.0
 

@@ -46,6 +46,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.procs import Proc, start_agent, start_ingest
+from harness.services import REPO, InfluxDB, Mosquitto
+from harness.wait import pause, wait_for
 from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity import ShiftCalendar
 from renkei.cloud.capacity.calendar import day_start_utc, local_date
@@ -69,10 +72,9 @@ from renkei.dashboards.emulate import (
 )
 from renkei.dashboards.panels import Board
 from renkei.dashboards.verify import PanelRun, run_board
-from renkei.edge.sources.datasets import require_data_dir
 from tests.api.rig import imm
-from tests.e2e import REPO, Proc, start_agent, start_ingest, wait_for, write_gateway_config
-from tests.services import InfluxDB, Mosquitto
+from tests.datasets import require_data_dir
+from tests.e2e import write_gateway_config
 
 pytestmark = pytest.mark.slow
 
@@ -524,16 +526,19 @@ def fill(influxdb_shared: InfluxDB, tmp_path_factory: pytest.TempPathFactory) ->
         # before the fill ends, however long the start-up took on a loaded machine.
         silent_ms = (OFFLINE_BUCKETS + 1) * 15_000 + 5_000
         deadline = max(start_ms + int(FILL_S * 1000), kill_ms + silent_ms)
-        time.sleep(max(0.0, (deadline - 12_000 - _now_ms()) / 1000))
+        pause(
+            max(0.0, (deadline - 12_000 - _now_ms()) / 1000),
+            "the fill runs until 12 s before its end",
+        )
         deadletters_ms = _now_ms()
         _publish_dead_letters(broker.port)
-        time.sleep(max(0.0, (deadline - _now_ms()) / 1000))
+        pause(max(0.0, (deadline - _now_ms()) / 1000), "the fill runs to its end")
         for gw, agent in agents.items():
             assert gw == "gw-nab-01" or agent.alive(), agent.tail()
         end_ms = _now_ms()
         for agent in agents.values():
             agent.kill9()
-        time.sleep(3)  # the ingest writes what it holds (batches of < 1 s)
+        pause(3, "the ingest writes what it holds (batches of < 1 s)")
         onsets = _write_standins(influxdb_shared, database, run, end_ms)
         _run_producers(influxdb_shared, database, registry, broker, run, end_ms)
         yield Fill(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.services import REPO
 from renkei.cloud.store.sqlite import SqliteStore
-from renkei.edge.sources.datasets import require_data_dir
-from tests.e2e import REPO
+from tests.datasets import require_data_dir
 
 pytestmark = pytest.mark.slow
 

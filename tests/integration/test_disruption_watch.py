@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,26 +24,18 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.services import Mosquitto
+from harness.wait import pause, wait_for
 from renkei.cloud.disruption import DisruptionWatcher, SuspectRules, WatchSettings
 from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import GatewayState, encode, gateway_topic
 from tests.api.rig import ApiRig
-from tests.services import Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _wait(pred: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval_s)
-    return pred()
 
 
 class FakeGateway:
@@ -116,20 +108,28 @@ def test_two_of_three_gateways_die_and_the_firm_confirms(mosquitto: Mosquitto, r
     try:
         assert watcher.wait_ready(10)
         gateways = [FakeGateway(mosquitto.port, "acme", "acme-s1", f"gw-{i}") for i in (1, 2, 3)]
-        assert _wait(lambda: _online(rig, "acme") == {"gw-1": True, "gw-2": True, "gw-3": True}, 10)
+        wait_for(
+            lambda: _online(rig, "acme") == {"gw-1": True, "gw-2": True, "gw-3": True},
+            10,
+            '_online(rig, "acme") == {"gw-1": True, "gw-2": True, "gw-3": True}',
+        )
         # malformed state messages are counted and do not stop the watcher
         bad = gateways[2].client
         bad.publish("renkei/v1/acme/acme-s1/_gw/gw-x/state", b"not json", qos=1).wait_for_publish(5)
         wrong_gw = encode(GatewayState(v=1, gw="gw-2", online=False, sent_ms=_now_ms()))
         bad.publish("renkei/v1/acme/acme-s1/_gw/gw-9/state", wrong_gw, qos=1).wait_for_publish(5)
-        assert _wait(lambda: watcher.stats().malformed == 2, 10), watcher.stats()
+        wait_for(lambda: watcher.stats().malformed == 2, 10, lambda: str(watcher.stats()))
         assert _suspected(rig, "acme") == []
 
         gateways[0].crash()
-        assert _wait(lambda: _online(rig, "acme").get("gw-1") is False, 10)
+        wait_for(
+            lambda: _online(rig, "acme").get("gw-1") is False,
+            10,
+            '_online(rig, "acme").get("gw-1") is False',
+        )
         assert _suspected(rig, "acme") == []  # one of three is not "most"
         gateways[1].crash()
-        assert _wait(lambda: len(_suspected(rig, "acme")) == 1, 10), watcher.stats()
+        wait_for(lambda: len(_suspected(rig, "acme")) == 1, 10, lambda: str(watcher.stats()))
         [d] = _suspected(rig, "acme")
         assert d["source"] == "last_will" and d["site_id"] == "acme-s1"
         assert {g["gateway_id"] for g in d["detail"]["offline"]} == {"gw-1", "gw-2"}
@@ -171,7 +171,7 @@ class WatchProcess:
             text=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
-        assert _wait(lambda: any("subscribed" in x for x in self.lines), 20), self.lines
+        wait_for(lambda: any("subscribed" in x for x in self.lines), 20, lambda: str(self.lines))
 
     def _read(self) -> None:
         assert self.proc.stderr is not None
@@ -200,12 +200,12 @@ def test_outage_while_the_watcher_is_down_then_dismissed(mosquitto: Mosquitto, r
     watcher: DisruptionWatcher | None = None
     try:
         gateways = [FakeGateway(mosquitto.port, "beta", "beta-s1", f"gw-{i}") for i in (1, 2, 3)]
-        assert _wait(lambda: len(_online(rig, "beta")) == 3, 10)
+        wait_for(lambda: len(_online(rig, "beta")) == 3, 10, "three beta gateways online")
         watch.stop()
         assert watch.proc.returncode == 0, watch.lines
         gateways[0].crash()
         gateways[1].crash()
-        time.sleep(0.5)  # the Wills are queued in the watcher's session meanwhile
+        pause(0.5, "the Wills are queued in the watcher's session meanwhile")
         assert _suspected(rig, "beta") == []
         watcher = DisruptionWatcher(
             settings=WatchSettings(
@@ -215,7 +215,7 @@ def test_outage_while_the_watcher_is_down_then_dismissed(mosquitto: Mosquitto, r
             rules=SuspectRules(),
         )
         watcher.start()
-        assert _wait(lambda: len(_suspected(rig, "beta")) == 1, 15), watcher.stats()
+        wait_for(lambda: len(_suspected(rig, "beta")) == 1, 15, lambda: str(watcher.stats()))
         [d] = _suspected(rig, "beta")
         rig.now = datetime.now(UTC)
         r = rig.client("beta").post(
@@ -223,8 +223,12 @@ def test_outage_while_the_watcher_is_down_then_dismissed(mosquitto: Mosquitto, r
         )
         assert r.status_code == 200 and r.json()["status"] == "dismissed"
         gateways[2].crash()
-        assert _wait(lambda: _online(rig, "beta").get("gw-3") is False, 10)
-        time.sleep(0.3)
+        wait_for(
+            lambda: _online(rig, "beta").get("gw-3") is False,
+            10,
+            '_online(rig, "beta").get("gw-3") is False',
+        )
+        pause(0.3, "no suspicion may follow the dismissed one")
         assert _suspected(rig, "beta") == []
         listed = rig.client("beta").get("/api/v1/firms/beta/disruptions").json()
         assert [x["status"] for x in listed] == ["dismissed"]

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import pytest
 
+from harness.services import InfluxDB, Mosquitto, ServiceError, free_port
+from harness.wait import wait_for
 from renkei.cloud.ingest.worker import IngestWorker
 from renkei.edge.transport.outbox import Outbox, OutboxSettings
 from renkei.edge.transport.publisher import Publisher
-from tests.e2e import wait_for
 from tests.integration.test_ingest_faults import start_ingest
 from tests.integration.test_ingest_worker import running, settings_for, store_for
 from tests.seq_gateway import make_publisher, seq_payload, seq_topic, seqs_in_influx
-from tests.services import InfluxDB, Mosquitto, ServiceError, free_port
 
 GW = "gw-ack-1"
 
@@ -153,7 +153,7 @@ def test_ack_topic_of_another_gateway_or_garbage_is_ignored(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
     """An ack that is invalid or names another gateway deletes nothing."""
-    from tests.e2e import Witness
+    from harness.witness import Witness
 
     t0 = (time.time_ns() // 1_000_000 // 1000) * 1000 - 3_600_000
     with seq_gateway(tmp_path, mosquitto.port, confirm_timeout_s=300) as (outbox, pub):

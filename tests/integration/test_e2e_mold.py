@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from harness.services import REPO, InfluxDB, Mosquitto
+from harness.wait import wait_for
 from renkei.dashboards.alerts import RULES
 from renkei.dashboards.emulate import evaluate_rule, influx_runner
 from renkei.models.profiles import mold
-from tests.e2e import REPO, pipeline_rig, wait_for
+from tests.e2e import pipeline_rig
 from tests.integration.test_e2e_pipeline import _finish
-from tests.services import InfluxDB, Mosquitto
 
 pytestmark = pytest.mark.slow
 

@@ -6,15 +6,17 @@ subscriber) and the exact number of points in InfluxDB (no loss, no duplicates).
 
 from __future__ import annotations
 
+import contextlib
 import re
-import time
 from pathlib import Path
 
 import pytest
 
-from renkei.edge.sources.datasets import require_data_dir
-from tests.e2e import REPO, Rig, Witness, pipeline_rig, wait_for
-from tests.services import InfluxDB, Mosquitto, ServiceError
+from harness.services import REPO, InfluxDB, Mosquitto, ServiceError
+from harness.wait import WaitTimeout, pause, wait_for
+from harness.witness import Witness
+from tests.datasets import require_data_dir
+from tests.e2e import Rig, pipeline_rig
 
 pytestmark = pytest.mark.slow
 
@@ -34,10 +36,37 @@ def _settle(
             return False
 
     wait_for(done, timeout_s, f"{expected} {kind}.{field} points in InfluxDB")
-    # Stable: nothing more arrives and nothing is duplicated later.
-    time.sleep(0.5)
+    pause(0.5, "stable: nothing more arrives and nothing is duplicated later")
     assert influx.count_points(db, kind, field) == witness.expected_points(kind, field)
     return expected
+
+
+def _gaps(witness: Witness) -> str:
+    """The sequence numbers the witness misses so far, per gateway ("" when none)."""
+    missing = {
+        gw: sorted(set(range(max(seqs) + 1)) - seqs)[:20] for gw, seqs in witness.seqs().items()
+    }
+    return ", ".join(f"{gw} misses {m}" for gw, m in missing.items() if m)
+
+
+def _stream(rig: Rig, messages: int = 20, timeout_s: float = 60) -> None:
+    """Wait until the witness holds ``messages`` more gateway messages than now with no gap
+    in any sequence: the pipeline flows (again) and any outbox backlog is delivered."""
+
+    def count() -> int:
+        return sum(len(s) for s in rig.witness.seqs().values())
+
+    target = count() + messages
+
+    def flowing() -> bool:
+        return count() >= target and not _gaps(rig.witness)
+
+    wait_for(
+        flowing,
+        timeout_s,
+        lambda: f"{messages} more gateway messages without gaps ({_gaps(rig.witness)})",
+        interval_s=0.2,
+    )
 
 
 def _finish(rig: Rig, *fields: tuple[str, str], timeout_s: float = 60) -> dict[str, int]:
@@ -45,7 +74,15 @@ def _finish(rig: Rig, *fields: tuple[str, str], timeout_s: float = 60) -> dict[s
     for agent in rig.agents:
         agent.terminate()
     wait_for(rig.witness.client.is_connected, 20, "witness connected")
-    time.sleep(1)
+    seen = -1
+
+    def delivered() -> bool:  # the broker's queue for the witness is empty: nothing new
+        nonlocal seen
+        before, seen = seen, len(rig.witness.messages)
+        return seen == before and not _gaps(rig.witness)
+
+    with contextlib.suppress(WaitTimeout):  # the assertion below names what is missing
+        wait_for(delivered, 20, "the witness to receive what the broker queued", interval_s=1.0)
     counts = rig.witness.assert_gap_free()
     for kind, field in fields:
         _settle(rig.witness, rig.influx, rig.database, kind, field, timeout_s)
@@ -102,11 +139,11 @@ def test_broker_restart_mid_stream(
     tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
 ) -> None:
     with pipeline_rig(tmp_path, mosquitto, influxdb, database) as rig:
-        time.sleep(4)
+        _stream(rig)
         mosquitto.stop()
-        time.sleep(4)  # the gateway buffers to its outbox meanwhile
+        pause(4, "the outage: the gateway buffers to its outbox meanwhile")
         mosquitto.start()
-        time.sleep(4)
+        _stream(rig)
         _finish(rig, *SIM_FIELDS)
 
 
@@ -114,11 +151,11 @@ def test_kill9_ingest_mid_stream(
     tmp_path: Path, mosquitto: Mosquitto, influxdb: InfluxDB, database: str
 ) -> None:
     with pipeline_rig(tmp_path, mosquitto, influxdb, database) as rig:
-        time.sleep(4)
+        _stream(rig)
         rig.ingests[0].kill9()
-        time.sleep(3)  # the broker queues for the ingest's persistent session
+        pause(3, "the broker queues for the ingest's persistent session meanwhile")
         rig.start_ingest()
-        time.sleep(3)
+        pause(3, "the restarted ingest takes the queue and the live stream together")
         _finish(rig, *SIM_FIELDS)
 
 
@@ -126,11 +163,11 @@ def test_influxdb_down_30s(
     tmp_path: Path, mosquitto: Mosquitto, influxdb_own: InfluxDB, database: str
 ) -> None:
     with pipeline_rig(tmp_path, mosquitto, influxdb_own, database) as rig:
-        time.sleep(3)
+        _stream(rig)
         influxdb_own.stop()
-        time.sleep(30)
+        pause(30, "the outage: the ingest holds and retries its batches")
         influxdb_own.start()
-        time.sleep(3)
+        pause(3, "the ingest writes again while the gateway streams")
         assert rig.ingests[0].alive(), rig.ingests[0].tail()
         _finish(rig, *SIM_FIELDS, timeout_s=90)
 
@@ -141,13 +178,13 @@ def test_kill9_agent_then_restart(
     """The outbox survives kill -9: with the broker down, messages pile up on disk; the agent
     is killed, the broker returns, a restarted agent delivers the backlog (same seq line)."""
     with pipeline_rig(tmp_path, mosquitto, influxdb, database) as rig:
-        time.sleep(3)
+        _stream(rig)
         mosquitto.stop()
-        time.sleep(3)
+        pause(3, "the outage: messages pile up in the outbox on disk")
         rig.agents[0].kill9()
         mosquitto.start()
         rig.start_agent()
-        time.sleep(5)
+        _stream(rig)
         counts = _finish(rig, *SIM_FIELDS, ("shot", "shot_count"))
         assert counts["gw-e2e-01"] > 10
 
@@ -194,12 +231,12 @@ def test_broker_restart_while_ingest_down_loses_nothing(
     (With ``wait_for_ingest: null`` this test fails: the data is lost.)
     """
     with pipeline_rig(tmp_path, mosquitto, influxdb, database) as rig:
-        time.sleep(3)
+        _stream(rig)
         rig.ingests[0].terminate()
         mosquitto.stop()
         mosquitto.start()
-        time.sleep(5)  # the agent reconnects and keeps producing; no ingest subscribed
+        pause(5, "the agent reconnects and keeps producing; no ingest subscribed")
         assert rig.agents[0].alive(), rig.agents[0].tail()
         rig.start_ingest()
-        time.sleep(4)
+        pause(4, "the ingest takes what the gateway held back and the live stream")
         _finish(rig, *SIM_FIELDS)

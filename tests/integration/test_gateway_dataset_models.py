@@ -21,10 +21,10 @@ from renkei.edge.features.history import history_features
 from renkei.edge.model.inference import AnomalyModel
 from renkei.edge.pipeline import MachinePipeline, OutboxItem
 from renkei.edge.rollout.shadow import shadow_check
-from renkei.edge.sources.datasets import require_data_dir
 from renkei.edge.sources.live import LiveSource
 from renkei.models.artifact import make_session, run_outputs
 from renkei.models.profiles import cwru, nab_stream, skab_z
+from tests.datasets import require_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "models" / "artifacts"

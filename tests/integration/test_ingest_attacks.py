@@ -16,8 +16,10 @@ import orjson
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from harness.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
+from harness.services import InfluxDB, Mosquitto
+from harness.wait import wait_for
 from renkei.cloud.capacity.availability import daily_up_hours
-from renkei.cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
 from renkei.cloud.ingest.worker import IngestWorker
 from renkei.core.wire import (
     ACK_PREFIX,
@@ -32,9 +34,7 @@ from tests.integration.test_ingest_worker import (
     running,
     settings_for,
     store_for,
-    wait_until,
 )
-from tests.services import InfluxDB, Mosquitto
 
 ROWS = 60  # one row a second: one 1-minute availability bucket per message
 
@@ -67,7 +67,7 @@ def test_tag_named_field_cannot_blind_another_firm(
     try:
         with running(IngestWorker(settings=settings_for(mosquitto), store=store)) as worker:
             pub.publish_many(_victim_and_attacker("firm"))
-            wait_until(lambda: worker.stats().acked == 21, 30, "21 messages acked")
+            wait_for(lambda: worker.stats().acked == 21, 30, "21 messages acked")
             assert worker.stats().points == 1200
             assert {k: len(v) for k, v in dlq.by_reason.items()} == {"reserved_name": 1}
             assert "fields.firm" in dlq.by_reason["reserved_name"][0].detail
@@ -106,7 +106,7 @@ def test_shard_bomb_is_dead_lettered_without_shards(
         with running(IngestWorker(settings=settings_for(mosquitto), store=store)) as worker:
             pub.publish(machine_topic_for(1), machine_message(seq=1, rows=5, fields=1))
             pub.publish(machine_topic_for(1), orjson.dumps(bomb))
-            wait_until(lambda: worker.stats().acked == 2, 30, "2 messages acked")
+            wait_for(lambda: worker.stats().acked == 2, 30, "2 messages acked")
             assert worker.stats().points == 5
         assert len(stamps) > 1900
         assert [dl.reason for dl in dlq.by_reason["out_of_range_time"]] == ["out_of_range_time"]
@@ -139,7 +139,7 @@ def _publish_retained(broker: Mosquitto, births: list[tuple[str, bytes]]) -> Non
 
 def _wait_births_learned(worker: IngestWorker) -> None:
     """Until the worker knows gw-2's retained birth (from its plain birth subscription)."""
-    wait_until(
+    wait_for(
         lambda: (
             worker._bindings is not None
             and bool(worker._bindings.bound("acme", "plant1", "a1/l1/m2"))
@@ -173,8 +173,8 @@ def test_forged_gateway_id_is_dead_lettered_also_after_an_ingest_restart(
             pub.publish_many(msgs)
             # (Mosquitto also hands the retained births to the shared subscription, which
             # writes them as gateway_state points; only telemetry is counted here.)
-            wait_until(lambda: dlq.total() == 1, 30, "1 dead letter")
-            wait_until(
+            wait_for(lambda: dlq.total() == 1, 30, "1 dead letter")
+            wait_for(
                 lambda: worker.stats().acked >= 4 and worker.stats().buffered == 0,
                 30,
                 "4 messages acked",
@@ -247,12 +247,12 @@ def test_a_forged_gateway_id_is_never_confirmed_to_the_named_gateway(
         with running(IngestWorker(settings=settings_for(mosquitto), store=store)) as worker:
             _wait_births_learned(worker)
             pub.publish_many(msgs)
-            wait_until(
+            wait_for(
                 lambda: acks.seqs("gw-1") == {10} and acks.seqs("gw-2") == {11},
                 30,
                 "the bound gateways' own acks",
             )
-            wait_until(
+            wait_for(
                 lambda: worker.stats().acked >= 5 and worker.stats().buffered == 0,
                 30,
                 "5 messages handled",

@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from renkei.cloud.ingest.loadgen import QoS1Publisher
+from harness.loadgen import QoS1Publisher
+from harness.procs import ingest_argv
+from harness.services import REPO, InfluxDB, Mosquitto
+from harness.wait import pause, wait_for
 from renkei.cloud.ingest.worker import IngestWorker
-from tests.e2e import ingest_argv
 from tests.integration.test_ingest_worker import (
     ROWS,
     assert_exact,
@@ -26,9 +28,7 @@ from tests.integration.test_ingest_worker import (
     running,
     settings_for,
     store_for,
-    wait_until,
 )
-from tests.services import REPO, InfluxDB, Mosquitto
 
 __all__ = ["persistent_mosquitto"]  # a fixture, used by name below
 
@@ -55,7 +55,7 @@ def start_ingest(
             raise AssertionError(f"ingest exited with {proc.returncode}:\n{log.read_text()}")
         return log.read_bytes().count(b"subscribed to") > subscribed
 
-    wait_until(ready, 20, "the ingest process to subscribe")
+    wait_for(ready, 20, "the ingest process to subscribe")
     return proc
 
 
@@ -74,16 +74,16 @@ def test_kill_9_mid_stream_then_restart(
             def publish() -> None:
                 for i in range(0, total, 5):
                     pub.publish_many(batch[i : i + 5])
-                    time.sleep(0.02)
+                    pause(0.02, "pace: 5 messages per 20 ms")
 
             sender = threading.Thread(target=publish, daemon=True)
             sender.start()
-            wait_until(lambda: count(influxdb, database) >= 20 * ROWS, 30, "some points")
+            wait_for(lambda: count(influxdb, database) >= 20 * ROWS, 30, "some points")
             proc.kill()  # SIGKILL: no flush, no ack, no DISCONNECT
             proc.wait(10)
             written_at_kill = count(influxdb, database)
             assert written_at_kill < total * ROWS, "the stream should still be running"
-            time.sleep(0.5)
+            pause(0.5, "the broker queues the stream for the dead session")
             proc = start_ingest(mosquitto, influxdb, database, client_id, log)
             procs.append(proc)
             sender.join(60)
@@ -112,13 +112,13 @@ def test_influxdb_outage_of_30_s_loses_nothing(
         influx.stop()
         stopped_at = time.monotonic()
         pub.publish_many(messages(range(40, 100)))  # the broker accepts; the store is down
-        wait_until(lambda: worker.stats().store_retries >= 3, 20, "store retries")
+        wait_for(lambda: worker.stats().store_retries >= 3, 20, "store retries")
         assert worker.stats().acked == 40, "nothing may be acked while the store is down"
-        time.sleep(max(0.0, 30 - (time.monotonic() - stopped_at)))
+        pause(max(0.0, 30 - (time.monotonic() - stopped_at)), "the outage lasts 30 s")
         influx.start()
         pub.publish_many(messages(range(100, 140)))
         assert_exact(influx, database, 140 * ROWS, timeout_s=60)
-        wait_until(lambda: worker.stats().acked == 140, 10, "all acked")
+        wait_for(lambda: worker.stats().acked == 140, 10, "all acked")
         stats = worker.stats()
         # Keepalives went on during the outage (keepalive 5 s << 30 s): one connection.
         assert stats.connects == 1, stats
@@ -137,12 +137,12 @@ def test_batch_held_across_a_reconnect_is_never_acked_on_the_new_connection(
         assert_exact(influx, database, 10 * ROWS)
         influx.stop()
         pub.publish_many(messages(range(10, 30)))
-        wait_until(lambda: worker.stats().store_retries >= 2, 20, "the worker holding a batch")
+        wait_for(lambda: worker.stats().store_retries >= 2, 20, "the worker holding a batch")
         broker.restart()  # the held batch's connection ends
-        wait_until(lambda: worker.stats().subscribed, 20, "reconnected")
+        wait_for(lambda: worker.stats().subscribed, 20, "reconnected")
         influx.start()
         assert_exact(influx, database, 30 * ROWS, timeout_s=40)
-        wait_until(lambda: worker.stats().acked == 30, 10, "30 acks")
+        wait_for(lambda: worker.stats().acked == 30, 10, "30 acks")
         stats = worker.stats()
         assert stats.connects == 2
         # The 20 held messages arrived twice (before and after the reconnect) and were

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from harness.loadgen import machine_message, machine_topic_for
+from harness.services import InfluxDB, free_port
 from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
 from renkei.cloud.ingest.lineproto import encode_message
-from renkei.cloud.ingest.loadgen import machine_message, machine_topic_for
 from renkei.cloud.store.base import TimeSeriesStore
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from renkei.cloud.store.sqlite import SqliteStore
-from tests.services import InfluxDB, free_port
 
 NOW = 1_800_000_000_000
 

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,12 +23,13 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from renkei.cloud.ingest.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
+from harness.loadgen import T0_MS, QoS1Publisher, machine_message, machine_topic_for
+from harness.services import InfluxDB, Mosquitto, ServiceError
+from harness.wait import pause, wait_for
 from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import MAX_PAYLOAD_BYTES, DeadLetter
-from tests.services import InfluxDB, Mosquitto, ServiceError
 
 ROWS, FIELDS = 50, 8
 
@@ -52,15 +53,6 @@ def persistent_mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_until(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def settings_for(broker: Mosquitto, **over: Any) -> IngestSettings:
@@ -115,8 +107,8 @@ def count(influx: InfluxDB, database: str, field: str = "f0") -> int:
 
 
 def assert_exact(influx: InfluxDB, database: str, points: int, timeout_s: float = 30) -> None:
-    wait_until(lambda: count(influx, database) >= points, timeout_s, f"{points} points")
-    time.sleep(0.5)  # nothing more must arrive
+    wait_for(lambda: count(influx, database) >= points, timeout_s, f"{points} points")
+    pause(0.5, "nothing more must arrive")
     for j in range(FIELDS):
         assert influx.count_points(database, "telemetry", f"f{j}") == points
 
@@ -188,7 +180,7 @@ def test_exact_counts_and_every_bad_message_dead_lettered(
             stream = good[:20] + [(t, raw) for _, t, raw in bad] + good[20:]
             pub.publish_many(stream)
             assert_exact(influxdb, database, 40 * ROWS)
-            wait_until(lambda: dlq.total() == len(bad), 15, "all dead letters")
+            wait_for(lambda: dlq.total() == len(bad), 15, "all dead letters")
             expected: dict[str, list[bytes]] = defaultdict(list)
             for reason, _, raw in bad:
                 expected[reason].append(raw)
@@ -234,11 +226,11 @@ def test_store_rejected_message_is_isolated_and_dead_lettered(
             ]
             poison = (machine_topic_for(2), machine_message(seq=99, rows=ROWS, fields=8))
             pub.publish_many(good[:15] + [poison] + good[15:])
-            wait_until(lambda: dlq.total() == 1, 20, "the store_rejected dead letter")
+            wait_for(lambda: dlq.total() == 1, 20, "the store_rejected dead letter")
             [dl] = dlq.by_reason["store_rejected"]
             assert base64.b64decode(dl.payload_b64) == poison[1]
             assert "field type conflict" in dl.detail
-            wait_until(lambda: worker.stats().acked == 31, 10, "all acked")
+            wait_for(lambda: worker.stats().acked == 31, 10, "all acked")
             assert influxdb.count_points(database, "telemetry", "f0") == 30 * ROWS
             assert worker.stats().points == 30 * ROWS
     finally:
@@ -257,7 +249,7 @@ def test_same_message_twice_creates_no_duplicates(
         pub.publish_many(batch)
         pub.publish_many(batch)  # a gateway redelivering after a lost PUBACK
         pub.publish_many(batch[:3])
-        wait_until(lambda: worker.stats().acked == 23, 20, "23 messages acked")
+        wait_for(lambda: worker.stats().acked == 23, 20, "23 messages acked")
         assert_exact(influxdb, database, 10 * ROWS)
 
 
@@ -276,7 +268,7 @@ def test_two_workers_share_the_stream(
     ):
         pub.publish_many(messages(range(100), machines=5))
         assert_exact(influxdb, database, 100 * ROWS)
-        wait_until(lambda: w1.stats().acked + w2.stats().acked == 100, 10, "100 acks")
+        wait_for(lambda: w1.stats().acked + w2.stats().acked == 100, 10, "100 acks")
         s1, s2 = w1.stats(), w2.stats()
         assert s1.messages > 0 and s2.messages > 0, (s1, s2)
         assert s1.messages + s2.messages == 100
@@ -334,7 +326,7 @@ def test_broker_restart_with_persistent_session(
             sender.join(30)
             mosquitto.restart()
             assert pub.wait_connected(15)
-            wait_until(lambda: worker.stats().subscribed, 20, "worker re-subscribed")
+            wait_for(lambda: worker.stats().subscribed, 20, "worker re-subscribed")
             pub.publish_many(messages(range(90, 120)))
             assert_exact(influxdb, database, 120 * ROWS, timeout_s=40)
             assert worker.stats().connects >= 2
@@ -382,7 +374,7 @@ def test_gateway_state_and_health_points(
     with running(worker), QoS1Publisher(host="127.0.0.1", port=mosquitto.port) as pub:
         pub.publish("renkei/v1/acme/plant1/_gw/gw-9/state", orjson.dumps(state))
         pub.publish("renkei/v1/acme/plant1/_gw/gw-9/health", orjson.dumps(health))
-        wait_until(lambda: worker.stats().acked == 2, 10, "2 acks")
+        wait_for(lambda: worker.stats().acked == 2, 10, "2 acks")
     assert influxdb.count_points(database, "gateway_state", "online") == 1
     assert influxdb.count_points(database, "gateway_health", "outbox_backlog") == 1
     [s] = influxdb.query('SELECT "online", "model.t2" FROM gateway_state', db=database)

@@ -23,6 +23,9 @@ from typing import Any, Literal
 import pytest
 from pydantic import Field
 
+from harness.services import InfluxDB, Mosquitto
+from harness.wait import wait_for
+from harness.witness import Witness
 from renkei.cloud.ingest.worker import IngestSettings, IngestWorker
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from renkei.core.mqtt import BrokerSettings
@@ -38,8 +41,6 @@ from renkei.edge.sources.live import (
     SignalMap,
 )
 from renkei.edge.sources.live.base import now_ms
-from tests.e2e import Witness, wait_for
-from tests.services import InfluxDB, Mosquitto
 
 GW = "gw-live-q"
 Command = Callable[[LiveSink], None]

@@ -13,8 +13,7 @@ With ``rig_influx`` the controller also writes each reported outcome to a real I
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import update
 from typer.testing import CliRunner
 
+from harness.services import InfluxDB, Mosquitto, free_port
+from harness.wait import pause, wait_for
 from renkei.cloud.registry import ModelRelease, session_scope
 from renkei.cloud.rollout import RolloutController, RolloutSettings
 from renkei.cloud.store.influx import InfluxSettings
@@ -34,9 +35,9 @@ from renkei.core.signing import generate_private_key, private_key_pem, public_ke
 from renkei.core.wire import ModelDesired, ModelReport, encode, rollout_topic
 from renkei.edge.agent import GatewayAgent
 from renkei.edge.config import GatewayConfig
-from renkei.edge.sources.datasets import require_data_dir
 from renkei.models.cli import app as models_app
 from tests.api.rig import ApiRig
+from tests.datasets import require_data_dir
 from tests.rollout_helpers import (
     SKAB_MODEL,
     copy_model,
@@ -45,22 +46,11 @@ from tests.rollout_helpers import (
     nan_onnx,
     publish_body,
 )
-from tests.services import InfluxDB, Mosquitto, free_port
 
 pytestmark = pytest.mark.slow
 
 NAME = "skab-pump-t2"
 FIRM, SITE = "acme", "acme-s1"
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 class Gateway:
@@ -393,7 +383,7 @@ def test_deployment_to_an_offline_gateway_completes_after_it_reconnects(rig: Rol
     wait_for(
         lambda: rig.deployment(dep["id"])["targets"][0]["status"] == "sent", 20, "desired sent"
     )
-    time.sleep(1)
+    pause(1, "the deployment cannot complete while its gateway is offline")
     assert rig.deployment(dep["id"])["status"] == "rolling"
     g = rig.start("gw-a")  # reconnects: gets the retained desired state
     final = rig.wait_final(dep["id"])

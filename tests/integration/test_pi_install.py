@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from harness.services import free_port
 from renkei.edge.watchdog import Notifier
-from tests.services import free_port
 
 pytestmark = pytest.mark.slow
 

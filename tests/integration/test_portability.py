@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from harness.services import InfluxDB
 from renkei.cloud.cli import app as cloud_app
 from renkei.cloud.ingest.lineproto import encode_message
 from renkei.cloud.portability import (
@@ -75,7 +76,6 @@ from renkei.cloud.registry import (
 from renkei.cloud.registry.migrate import upgrade
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from renkei.core.wire import gateway_topic, machine_topic
-from tests.services import InfluxDB
 
 REPO = Path(__file__).resolve().parents[2]
 T0_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z

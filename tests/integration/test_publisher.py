@@ -26,6 +26,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from harness.services import Mosquitto
+from harness.wait import WaitTimeout, pause, wait_for
 from renkei.core.wire import (
     GatewayState,
     MachineKind,
@@ -37,7 +39,6 @@ from renkei.core.wire import (
 )
 from renkei.edge.transport.outbox import Outbox, OutboxSettings
 from renkei.edge.transport.publisher import MqttSettings, Publisher, PublisherError
-from tests.services import Mosquitto
 
 REPO = Path(__file__).resolve().parents[2]
 GW = "gw-test"
@@ -73,15 +74,6 @@ def _telemetry(seq: int) -> bytes:
 
 def _state(online: bool) -> bytes:
     return encode(GatewayState(v=1, gw=GW, online=online, sent_ms=_now_ms()))
-
-
-def _wait(pred: Callable[[], bool], timeout_s: float, interval_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval_s)
-    return pred()
 
 
 # ------------------------------------------------------------------ subscriber
@@ -168,7 +160,8 @@ def _retained_state(port: int) -> bool | None:
     """
     c = Collector(port, STATE, persistent=False)
     try:
-        _wait(lambda: any(retain for _, retain in c.states()), 2.0)
+        with contextlib.suppress(WaitTimeout):  # no retained copy yet: the caller polls again
+            wait_for(lambda: any(retain for _, retain in c.states()), 2.0, "a retained state")
         retained = [online for online, retain in c.states() if retain]
         return retained[-1] if retained else None
     finally:
@@ -245,11 +238,11 @@ def collector(mosquitto: Mosquitto) -> Iterator[Collector]:
 
 
 def _connected(g: Gateway, timeout_s: float = 10.0) -> None:
-    assert _wait(lambda: g.publisher.stats().connected, timeout_s), "publisher never connected"
+    wait_for(lambda: g.publisher.stats().connected, timeout_s, "the publisher to connect")
 
 
-def _drained(g: Gateway, timeout_s: float) -> bool:
-    return _wait(lambda: g.outbox.stats().backlog_msgs == 0, timeout_s)
+def _drained(g: Gateway, timeout_s: float) -> None:
+    wait_for(lambda: g.outbox.stats().backlog_msgs == 0, timeout_s, "the outbox to drain")
 
 
 # ------------------------------------------------------------------ delivery
@@ -266,8 +259,8 @@ def test_every_message_arrives_and_leaves_the_outbox(
     for _ in range(50):
         expected.update(g.enqueue(20))
     assert len(expected) == 1000
-    assert _wait(lambda: collector.has_all(expected), 15), "messages missing"
-    assert _drained(g, 5)
+    wait_for(lambda: collector.has_all(expected), 15, "every expected message")
+    _drained(g, 5)
     st = g.publisher.stats()
     assert st.acked_total == 1000
     assert st.puback_failures_total == 0
@@ -283,11 +276,13 @@ def test_inflight_window_is_bounded(
     _connected(g)
     expected = set(g.enqueue(600))
     peak = 0
-    deadline = time.monotonic() + 15
-    while not collector.has_all(expected) and time.monotonic() < deadline:
+
+    def all_received() -> bool:  # samples the in-flight count while waiting
+        nonlocal peak
         peak = max(peak, g.publisher.stats().inflight)
-        time.sleep(0.0005)
-    assert collector.has_all(expected)
+        return collector.has_all(expected)
+
+    wait_for(all_received, 15, "every expected message", interval_s=0.0005)
     assert 1 <= peak <= 5
 
 
@@ -305,21 +300,23 @@ def test_broker_stop_and_start_mid_stream_loses_nothing(
             expected.update(g.enqueue(1))
             if i == 100:
                 done.set()
-            time.sleep(0.01)
+            pause(0.01, "pace: 100 messages/s")
 
     producer = threading.Thread(target=produce)
     producer.start()
     assert done.wait(10)
     mosquitto.stop()
-    time.sleep(1.0)  # the outage: messages pile up in the outbox
+    pause(1.0, "the outage: messages pile up in the outbox")
     assert not g.publisher.stats().connected
     assert g.outbox.stats().backlog_msgs > 0
     mosquitto.start()
     producer.join(15)
-    assert _wait(lambda: collector.has_all(expected), 15), (
-        f"missing {sorted(expected - set(collector.seqs()))[:20]}"
+    wait_for(
+        lambda: collector.has_all(expected),
+        15,
+        lambda: f"every message; missing {sorted(expected - set(collector.seqs()))[:20]}",
     )
-    assert _drained(g, 5)
+    _drained(g, 5)
     st = g.publisher.stats()
     assert st.disconnects_total >= 1 and st.connects_total >= 2
     dups = len(collector.seqs()) - len(expected)
@@ -333,14 +330,14 @@ def test_broker_down_at_start_up(
     g = gateway(mosquitto)
     expected = set(g.enqueue(100))
     g.publisher.start()
-    time.sleep(0.8)  # several failed connection attempts
+    pause(0.8, "several failed connection attempts")
     expected.update(g.enqueue(50))
     assert not g.publisher.stats().connected
     mosquitto.start()
     _connected(g)
     expected.update(g.enqueue(50))
-    assert _wait(lambda: collector.has_all(expected), 15)
-    assert _drained(g, 5)
+    wait_for(lambda: collector.has_all(expected), 15, "collector.has_all(expected)")
+    _drained(g, 5)
     assert _retained_state(mosquitto.port) is True
 
 
@@ -354,7 +351,11 @@ def test_birth_is_retained_and_clean_stop_leaves_offline(
     g = gateway(mosquitto)
     g.publisher.start()
     _connected(g)
-    assert _wait(lambda: _retained_state(mosquitto.port) is True, 5)
+    wait_for(
+        lambda: _retained_state(mosquitto.port) is True,
+        5,
+        "_retained_state(mosquitto.port) is True",
+    )
     g.publisher.stop(timeout_s=5)
     assert _retained_state(mosquitto.port) is False
 
@@ -367,14 +368,23 @@ def test_birth_is_published_again_after_a_reconnect(
     _connected(g)
     mosquitto.kill()  # a crash: no session or retained-message save since the birth
     mosquitto.start()
-    assert _wait(lambda: g.publisher.stats().connects_total >= 2, 10)
-    assert _wait(lambda: _retained_state(mosquitto.port) is True, 5)
+    wait_for(
+        lambda: g.publisher.stats().connects_total >= 2,
+        10,
+        "g.publisher.stats().connects_total >= 2",
+    )
+    wait_for(
+        lambda: _retained_state(mosquitto.port) is True,
+        5,
+        "_retained_state(mosquitto.port) is True",
+    )
 
 
 _CHILD = """
-import sys, time
+import contextlib, sys
 sys.path.insert(0, {repo!r})
 from pathlib import Path
+from harness.wait import WaitTimeout, pause, wait_for
 from renkei.edge.transport.outbox import Outbox, OutboxSettings
 from renkei.edge.transport.publisher import MqttSettings, Publisher
 from tests.integration.test_publisher import STATE, _state
@@ -386,11 +396,10 @@ pub = Publisher(
     birth=lambda: _state(True), death=_state(False),
 )
 pub.start()
-deadline = time.monotonic() + 20
-while not pub.stats().connected and time.monotonic() < deadline:
-    time.sleep(0.01)
+with contextlib.suppress(WaitTimeout):
+    wait_for(lambda: pub.stats().connected, 20, "the publisher to connect", interval_s=0.01)
 print("up" if pub.stats().connected else "down", flush=True)
-time.sleep(60)
+pause(60, "stay connected until the test kills this process")
 """
 
 
@@ -413,12 +422,12 @@ def test_last_will_is_retained_when_the_publisher_process_is_killed(
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"up"
-        assert _wait(lambda: (True, False) in watcher.states(), 5)
+        wait_for(lambda: (True, False) in watcher.states(), 5, "(True, False) in watcher.states()")
         assert _retained_state(mosquitto.port) is True
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         # keepalive is 60 s: the Will must come from the closed socket, not a timeout.
-        assert _wait(lambda: watcher.states()[-1][0] is False, 5)
+        wait_for(lambda: watcher.states()[-1][0] is False, 5, "watcher.states()[-1][0] is False")
         assert _retained_state(mosquitto.port) is False
     finally:
         if proc.poll() is None:
@@ -442,10 +451,10 @@ def test_drain_rate_is_honoured(
     g = gateway(mosquitto, rate=rate)
     backlog = set(g.enqueue(600))  # before start: all of it is backlog (~4 s)
     g.publisher.start()
-    assert _wait(lambda: collector.has_all(backlog), 15)
+    wait_for(lambda: collector.has_all(backlog), 15, "collector.has_all(backlog)")
     measured = _drain_rate(collector.received())
     assert rate * 0.8 <= measured <= rate * 1.2, measured
-    assert _drained(g, 5)
+    _drained(g, 5)
     assert not g.publisher.stats().backlog_draining
 
 
@@ -461,9 +470,9 @@ def test_live_data_flows_promptly_while_a_backlog_drains(
     t_end = time.monotonic() + 3.0
     while time.monotonic() < t_end:  # 20 live messages/s for 3 s, during the drain
         live.update(g.enqueue(1))
-        time.sleep(0.05)
+        pause(0.05, "pace: 20 live messages/s")
     assert g.publisher.stats().backlog_draining  # the drain is still going on
-    assert _wait(lambda: collector.has_all(backlog | live), 15)
+    wait_for(lambda: collector.has_all(backlog | live), 15, "collector.has_all(backlog | live)")
     by_seq = {orjson.loads(r.payload)["seq"]: r for r in collector.received()}
     latencies = sorted(by_seq[s].wall_ms - orjson.loads(by_seq[s].payload)["sent_ms"] for s in live)
     p95 = latencies[int(0.95 * (len(latencies) - 1))]
@@ -508,20 +517,28 @@ def test_refused_puback_keeps_the_record_and_retries_until_accepted(
         _connected(g)
         ok = set(g.enqueue(5, "m1"))
         refused = set(g.enqueue(3, "m2"))  # not authorized
-        assert _wait(lambda: coll.has_all(ok), 5)
-        assert _wait(lambda: g.publisher.stats().puback_failures_total >= 9, 5)  # 3 tries each
+        wait_for(lambda: coll.has_all(ok), 5, "coll.has_all(ok)")
+        wait_for(
+            lambda: g.publisher.stats().puback_failures_total >= 9,
+            5,
+            "g.publisher.stats().puback_failures_total >= 9",
+        )  # 3 tries each
         st = g.publisher.stats()
         assert st.puback_failures_by_reason.get("Not authorized", 0) >= 9
         assert st.retry_pending == 3
         assert st.disconnects_total == 0
-        assert _wait(lambda: {r.id for r in g.outbox.peek(-1, 100)} == refused, 5)  # kept
+        wait_for(
+            lambda: {r.id for r in g.outbox.peek(-1, 100)} == refused,
+            5,
+            "{r.id for r in g.outbox.peek(-1, 100)} == refused",
+        )  # kept
         refusals = [r for r in caplog.records if "refused message" in r.getMessage()]
         assert len(refusals) == 1  # logged once per reason
         acl.write_text(_ACL_BASE + "topic write renkei/v1/acme/s1/a1/l1/+/telemetry\n")
         assert broker.proc is not None
         broker.proc.send_signal(signal.SIGHUP)  # Mosquitto reloads the ACL
-        assert _wait(lambda: coll.has_all(refused), 10)
-        assert _drained(g, 5)
+        wait_for(lambda: coll.has_all(refused), 10, "coll.has_all(refused)")
+        _drained(g, 5)
         assert g.publisher.stats().retry_pending == 0
         coll.close()
     finally:
@@ -545,16 +562,24 @@ def test_broker_that_disconnects_on_a_denied_publish_loses_nothing(
         ok = set(g.enqueue(5, "m1"))
         refused = set(g.enqueue(3, "m2"))
         ok |= set(g.enqueue(5, "m1"))
-        assert _wait(lambda: coll.has_all(ok), 10)
-        assert _wait(lambda: g.publisher.stats().disconnects_total >= 2, 10)
+        wait_for(lambda: coll.has_all(ok), 10, "coll.has_all(ok)")
+        wait_for(
+            lambda: g.publisher.stats().disconnects_total >= 2,
+            10,
+            "g.publisher.stats().disconnects_total >= 2",
+        )
         # The refused ones stay; the others leave once acknowledged (possibly after a
         # retry, when a drop interrupted their PUBACK).
-        assert _wait(lambda: {r.id for r in g.outbox.peek(-1, 100)} == refused, 10)
+        wait_for(
+            lambda: {r.id for r in g.outbox.peek(-1, 100)} == refused,
+            10,
+            "{r.id for r in g.outbox.peek(-1, 100)} == refused",
+        )
         acl.write_text(_ACL_BASE + "topic write renkei/v1/acme/s1/a1/l1/+/telemetry\n")
         assert broker.proc is not None
         broker.proc.send_signal(signal.SIGHUP)
-        assert _wait(lambda: coll.has_all(refused), 10)
-        assert _drained(g, 5)
+        wait_for(lambda: coll.has_all(refused), 10, "coll.has_all(refused)")
+        _drained(g, 5)
         coll.close()
     finally:
         broker.kill()
@@ -573,7 +598,11 @@ def test_health_is_published_directly_while_connected(
     g = gateway(mosquitto, health=health, health_interval_s=0.2)
     g.publisher.start()
     _connected(g)
-    assert _wait(lambda: len(collector.received("/health")) >= 5, 5)
+    wait_for(
+        lambda: len(collector.received("/health")) >= 5,
+        5,
+        'len(collector.received("/health")) >= 5',
+    )
     assert g.outbox.stats().enqueued_total == 0  # not via the outbox
     assert g.publisher.stats().health_published_total >= 5
 
@@ -586,7 +615,11 @@ def test_a_failing_health_callback_stops_the_pump_loudly(
 
     g = gateway(mosquitto, health=health, health_interval_s=0.1)
     g.publisher.start()
-    assert _wait(lambda: g.publisher.stats().pump_error is not None, 5)
+    wait_for(
+        lambda: g.publisher.stats().pump_error is not None,
+        5,
+        "g.publisher.stats().pump_error is not None",
+    )
     assert "health source broken" in str(g.publisher.stats().pump_error)
     with pytest.raises(PublisherError, match="health source broken"):
         g.publisher.stop(timeout_s=2)

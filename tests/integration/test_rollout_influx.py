@@ -10,8 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from typer.testing import CliRunner
 
+from harness.services import InfluxDB, Mosquitto
+from harness.wait import wait_for
 from renkei.cloud.cli import app as cloud_app
 from renkei.cloud.registry import FleetModel, make_engine, session_scope
 from renkei.cloud.registry.migrate import upgrade
@@ -27,21 +27,10 @@ from renkei.cloud.rollout import RolloutController, RolloutSettings
 from renkei.cloud.store.influx import InfluxSettings
 from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
-from tests.services import InfluxDB, Mosquitto
 
 FIRM, SITE, GW = "acme", "acme-s1", "gw-a"
 SHA = "ab" * 32
 T0 = 1_790_000_000_000  # 2026-09-21, UTC epoch ms
-
-
-def wait_for(cond: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def report(**results: DeployResult) -> ModelReport:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.services import InfluxDB, Mosquitto
+from harness.services import InfluxDB, Mosquitto
 
 
 def test_mosquitto_accepts_connection(mosquitto: Mosquitto) -> None:

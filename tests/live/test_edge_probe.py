@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import REPO, write_gateway_config
-from tests.live.modbus_server import ModbusServer
-from tests.services import free_port
+from harness.live.modbus_server import ModbusServer
+from harness.services import REPO, free_port
+from tests.e2e import write_gateway_config
 
 
 @pytest.fixture

@@ -17,7 +17,9 @@ from asyncua.client.client import Client
 from asyncua.server.server import Server
 from asyncua.ua.uaerrors import UaError
 
-from renkei.edge.sources.datasets import require_data_dir
+from harness.live.imm2mes_server import Imm2MesServer, cycle_values
+from harness.services import free_port
+from harness.wait import wait_for
 from renkei.edge.sources.live.base import LiveSink, Reading
 from renkei.edge.sources.live.opcua.euromap77 import (
     COUNTER,
@@ -29,9 +31,7 @@ from renkei.edge.sources.live.opcua.euromap77 import (
 from renkei.edge.sources.live.opcua.euromap77_config import Euromap77Options
 from renkei.edge.sources.live.signals import LiveSourceConfig, ShotsConfig, SignalMap
 from renkei.edge.sources.live.source import LiveSource, LiveSourceError
-from tests.e2e import wait_for
-from tests.live.imm2mes_server import Imm2MesServer, cycle_values
-from tests.services import free_port
+from tests.datasets import require_data_dir
 
 logging.getLogger("asyncua").setLevel(logging.ERROR)
 
@@ -283,7 +283,7 @@ def _collect_shots(source: LiveSource, want: int) -> list[dict[str, float]]:
                     rows.append({k: float(v[j]) for k, v in block.fields.items()})
         return len(rows) >= want
 
-    wait_for(enough, 20, f"{want} shot rows", step_s=0.05)
+    wait_for(enough, 20, f"{want} shot rows", interval_s=0.05)
     return rows
 
 

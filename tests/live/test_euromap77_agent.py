@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 
-from renkei.edge.sources.datasets import require_data_dir
-from tests.e2e import Witness, start_agent, wait_for, write_gateway_config
-from tests.live.imm2mes_server import Imm2MesServer, cycle_values
-from tests.services import Mosquitto
+from harness.live.imm2mes_server import Imm2MesServer, cycle_values
+from harness.procs import start_agent
+from harness.services import Mosquitto
+from harness.wait import wait_for
+from harness.witness import Witness
+from tests.datasets import require_data_dir
+from tests.e2e import write_gateway_config
 
 CYCLE_S = 0.5
 

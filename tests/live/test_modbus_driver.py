@@ -1,7 +1,7 @@
 """The ``modbus`` source against pymodbus's own server (a subprocess), over TCP and RTU.
 
 Every test talks to a real ``ModbusTcpServer``/``ModbusSerialServer`` started by
-:mod:`tests.live.modbus_server`; failures are real ones (SIGKILL, a proxy that swallows
+:mod:`harness.live.modbus_server`; failures are real ones (SIGKILL, a proxy that swallows
 requests, mangles responses or refuses a second connection, a pty serial line).
 """
 
@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.live.modbus_server import ModbusServer, PtyNullModem, TcpProxy
+from harness.services import free_port
+from harness.wait import wait_for
 from renkei.edge.sources.live import LinkEvent, LiveSink, LiveSource, Quality
 from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
 from renkei.edge.sources.live.modbus.driver import ModbusDriver, make_driver
-from tests.e2e import wait_for
-from tests.live.modbus_server import ModbusServer, PtyNullModem, TcpProxy
-from tests.services import free_port
 
 FAST_LINK = {"reconnect_min_s": 0.05, "reconnect_max_s": 0.2, "timeout_s": 0.5}
 
@@ -92,7 +92,7 @@ class Collector:
             self.poll()
             return bool(cond())
 
-        wait_for(check, timeout_s, what, step_s=0.02)
+        wait_for(check, timeout_s, what, interval_s=0.02)
 
     def codes(self) -> list[str]:
         return [e.code for e in self.events]

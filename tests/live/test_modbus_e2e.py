@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from tests.e2e import Witness, start_agent, wait_for, write_gateway_config
-from tests.live.modbus_server import ModbusServer
-from tests.services import Mosquitto, free_port
+from harness.live.modbus_server import ModbusServer
+from harness.procs import start_agent
+from harness.services import Mosquitto, free_port
+from harness.wait import wait_for
+from harness.witness import Witness
+from tests.e2e import write_gateway_config
 
 
 @pytest.fixture

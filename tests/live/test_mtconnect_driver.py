@@ -1,5 +1,5 @@
 """The ``mtconnect`` driver against a real HTTP MTConnect agent in a subprocess
-(:mod:`tests.live.mtconnect_agent`, serving the reference ``VMC-3Axis.xml`` device model).
+(:mod:`harness.live.mtconnect_agent`, serving the reference ``VMC-3Axis.xml`` device model).
 
 Values flow in stream and poll mode with units from ``/probe``; ``UNAVAILABLE`` is a bad
 reading; a wrapped buffer gives exactly one ``sequence_gap`` with the lost count; an agent
@@ -19,14 +19,14 @@ from typing import Any
 
 import pytest
 
-from renkei.edge.sources.datasets import require_data_dir
+from harness.live.driver_run import DriverRun
+from harness.live.mtconnect_agent import AgentProcess
+from harness.wait import pause, wait_for
 from renkei.edge.sources.live.base import LiveSink, Quality
 from renkei.edge.sources.live.mtconnect.config import MtconnectSourceConfig
 from renkei.edge.sources.live.mtconnect.driver import MtconnectDriver, make_driver
 from renkei.edge.sources.live.source import LiveSourceError
-from tests.e2e import wait_for
-from tests.live.driver_run import DriverRun
-from tests.live.mtconnect_agent import AgentProcess
+from tests.datasets import require_data_dir
 
 SIGNALS: list[dict[str, Any]] = [
     {"name": "x_pos", "data_item": "x2"},
@@ -188,11 +188,11 @@ def test_buffer_wrap_gives_one_gap_event_with_the_lost_count(
         lambda: agent.control("state")["last_from"] == agent.control("state")["next"],
         10,
         "driver caught up",
-        step_s=0.02,
+        interval_s=0.02,
     )
     agent.control("burst", n=40)  # 40 new observations into a 16-entry buffer: 24 lost
     run.until(lambda: any(r.value == 39.5 for r in run.values("x_pos")), "burst tail")
-    time.sleep(0.3)
+    pause(0.3, "no second gap event may follow")
     run.collect()
     gaps = run.events_of("sequence_gap")
     assert len(gaps) == 1, gaps

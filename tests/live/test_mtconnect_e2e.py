@@ -11,12 +11,13 @@ from typing import Any
 
 import pytest
 
+from harness.live.mtconnect_agent import AgentProcess
+from harness.services import Mosquitto
+from harness.wait import wait_for
+from harness.witness import Witness
 from renkei.edge.agent import GatewayAgent
 from renkei.edge.config import GatewayConfig
-from renkei.edge.sources.datasets import require_data_dir
-from tests.e2e import Witness, wait_for
-from tests.live.mtconnect_agent import AgentProcess
-from tests.services import Mosquitto
+from tests.datasets import require_data_dir
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from renkei.edge.sources.datasets import require_data_dir
+from harness.live.mtconnect_agent import BOMB, XXE
 from renkei.edge.sources.live.base import Quality
 from renkei.edge.sources.live.mtconnect.config import MtconnectSignal, MtconnectSourceConfig
 from renkei.edge.sources.live.mtconnect.mapping import Decoder, MappingError, resolve
@@ -29,7 +29,7 @@ from renkei.edge.sources.live.mtconnect.parse import (
     parse_timestamp_ms,
     parse_xml,
 )
-from tests.live.mtconnect_agent import BOMB, XXE
+from tests.datasets import require_data_dir
 
 
 def _cfg(**kw: Any) -> MtconnectSourceConfig:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.live.opcua_fixtures import NS, OpcuaServer, Running, make_cert, opcua_server
+from harness.wait import pause, wait_for
 from renkei.edge.sources.live.base import Quality
 from renkei.edge.sources.live.source import LiveSource, LiveSourceError
-from tests.e2e import wait_for
-from tests.live.opcua_fixtures import NS, OpcuaServer, Running, make_cert, opcua_server
 
 SPEC: dict[str, Any] = {
     "period_ms": 100,
@@ -120,7 +119,7 @@ def test_server_killed_and_restarted(server: OpcuaServer) -> None:
         server.kill9()
         wait_for(lambda: "source_down" in run.codes(), 10, "source_down")
         before = len(_good_values(run, "count"))
-        time.sleep(1.0)  # an outage: the driver keeps retrying with backoff
+        pause(1.0, "an outage: the driver keeps retrying with backoff")
         assert len(_good_values(run, "count")) == before
         server.start(first_tick=1000)
         wait_for(lambda: "source_up" in run.codes()[run.codes().index("source_down") :], 15, "up")
@@ -269,7 +268,7 @@ def test_hostile_server_is_an_outage(garbage: bool) -> None:
         wait_for(lambda: srv.conns >= 2, 10, "a second connect attempt (backoff, retried)")
         assert run.thread.is_alive() and run.error is None
         assert not run.values("temp_C")
-        time.sleep(0.3)  # likely inside a connect that waits for its timeout
+        pause(0.3, "likely inside a connect that waits for its timeout")
         assert run.close() < 1.5
     finally:
         srv.done.set()

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from harness.services import REPO
 from renkei.edge.config import ConfigError, load_config
 from renkei.edge.sources.live import registers
 from renkei.edge.sources.live.blocks import ReadBlock
@@ -16,7 +17,6 @@ from renkei.edge.sources.live.slmp import frames
 from renkei.edge.sources.live.slmp.config import SlmpSignal, SlmpSourceConfig
 from renkei.edge.sources.live.slmp.devices import parse_device
 from renkei.edge.sources.live.slmp.driver import decode_block, plan
-from tests.e2e import REPO
 
 OWN = frames.Route()  # network 0, PC 0xFF, module I/O 0x03FF, station 0
 

@@ -1,5 +1,5 @@
 """The ``slmp`` driver and :class:`LiveSource` against the 3E binary test server running as
-a real subprocess (tests/live/slmp_server.py): values, batching, end codes, hostile
+a real subprocess (harness/live/slmp_server.py): values, batching, end codes, hostile
 responses, a PLC that stops answering, kill -9 and restart."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from harness.live.slmp_server import SlmpServer
+from harness.wait import wait_for
 from renkei.edge.sources.live import LiveSource, build_live_source
 from renkei.edge.sources.live.base import LinkEvent
 from renkei.edge.sources.live.slmp.config import SlmpSourceConfig
 from renkei.edge.sources.live.slmp.driver import SlmpDriver
-from tests.e2e import wait_for
-from tests.live.slmp_server import SlmpServer
 
 
 def _words_le(fmt: str, value: float) -> list[int]:
@@ -124,7 +124,7 @@ class Collector:
             self.pump()
             return bool(cond())
 
-        wait_for(check, timeout_s, what, step_s=0.02)
+        wait_for(check, timeout_s, what, interval_s=0.02)
 
     def codes(self) -> list[str]:
         return [e.code for e in self.events]

@@ -6,9 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tests.e2e import Witness, start_agent, wait_for, write_gateway_config
-from tests.live.slmp_server import SlmpServer
-from tests.services import Mosquitto
+from harness.live.slmp_server import SlmpServer
+from harness.procs import start_agent
+from harness.services import Mosquitto
+from harness.wait import wait_for
+from harness.witness import Witness
+from tests.e2e import write_gateway_config
 
 
 def _telemetry(witness: Witness) -> list[dict[str, Any]]:

@@ -10,12 +10,14 @@ from typing import Any
 
 import pysparkplug as spb
 
+from harness.live.sparkplug_node import EdgeNode, MetricDef
+from harness.services import Mosquitto
+from harness.wait import wait_for
+from harness.witness import Witness
 from renkei.edge.agent import GatewayAgent
 from renkei.edge.config import load_config
 from renkei.edge.sources.live.base import now_ms
-from tests.e2e import Witness, wait_for, write_gateway_config
-from tests.live.sparkplug_node import EdgeNode, MetricDef
-from tests.services import Mosquitto
+from tests.e2e import write_gateway_config
 
 DT = spb.DataType
 

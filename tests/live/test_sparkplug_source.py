@@ -1,5 +1,5 @@
 """The ``sparkplug`` live source against a real Mosquitto and a Sparkplug B Edge Node
-(``tests/live/sparkplug_node.py``, payloads by pysparkplug)."""
+(``harness/live/sparkplug_node.py``, payloads by pysparkplug)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pysparkplug as spb
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.live.sparkplug_node import EdgeNode, MetricDef
+from harness.services import Mosquitto
+from harness.wait import wait_for
 from renkei.edge.sources.live import LiveSource, build_live_source
 from renkei.edge.sources.live.base import LinkEvent, now_ms
 from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
 from renkei.edge.sources.live.sparkplug.driver import SparkplugDriver
-from tests.e2e import wait_for
-from tests.live.sparkplug_node import EdgeNode, MetricDef
-from tests.services import Mosquitto
 
 DT = spb.DataType
 GROUP = "Plant1"
@@ -105,7 +105,7 @@ class Collector:
             self.poll()
             return bool(cond())
 
-        wait_for(check, timeout_s, what, step_s=0.05)
+        wait_for(check, timeout_s, what, interval_s=0.05)
 
 
 @pytest.fixture

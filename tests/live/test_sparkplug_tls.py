@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from harness.services import Mosquitto, free_port
+from harness.wait import wait_for
 from renkei.edge.sources.live import LiveSource, build_live_source
 from renkei.edge.sources.live.sparkplug.config import SparkplugSourceConfig
-from tests.e2e import wait_for
 from tests.integration.test_broker_security import make_ca, make_server_cert
-from tests.services import Mosquitto, free_port
 
 
 @pytest.fixture

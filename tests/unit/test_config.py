@@ -22,8 +22,9 @@ from renkei.edge.config import (
 )
 from renkei.edge.model.inference import AnomalyModel
 from renkei.edge.pipeline import MachinePipeline
-from renkei.edge.sources.datasets import DATA_DIR_ENV, require_data_dir
+from renkei.edge.sources.datasets import DATA_DIR_ENV
 from renkei.edge.sources.live import LIVE_SOURCE_TYPES
+from tests.datasets import require_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "firmware-config"

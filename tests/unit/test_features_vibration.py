@@ -13,7 +13,7 @@ from renkei.edge.features import (
     vibration_feature_names,
     vibration_features,
 )
-from renkei.edge.sources.datasets import require_data_dir
+from tests.datasets import require_data_dir
 
 FS = 10_000.0
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.wait import wait_for
 from renkei.edge.sources.live import (
     LinkConfig,
     LiveSink,
@@ -33,7 +34,6 @@ from renkei.edge.sources.live.source import (
     MERGE_GRACE_MS,
     LiveBatch,
 )
-from tests.e2e import wait_for
 
 NOW = 1_767_225_600_000  # 2026-01-01T00:00:00Z, the pinned gateway clock
 

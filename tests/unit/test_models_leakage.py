@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from renkei.edge.sources.datasets import require_data_dir
 from renkei.models.profiles import cmapss, cwru, mold, nab_stream, skab_z
+from tests.datasets import require_data_dir
 
 
 def _copy(src_root: Path, dst_root: Path, rel: str) -> Path:

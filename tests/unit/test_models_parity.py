@@ -10,12 +10,12 @@ import pytest
 
 from renkei.core.manifest import read_manifest
 from renkei.edge.model.inference import AnomalyModel
-from renkei.edge.sources.datasets import require_data_dir
 from renkei.models import DEFAULT_ARTIFACTS_DIR, PROFILES
 from renkei.models.artifact import make_session, run_outputs
 from renkei.models.mahalanobis import fit_mahalanobis, reference_scores, to_onnx_bytes
 from renkei.models.rul import fit_rul, reference_outputs
 from renkei.models.rul import to_onnx_bytes as rul_onnx
+from tests.datasets import require_data_dir
 
 
 def _rel_err(got: np.ndarray, ref: np.ndarray) -> float:

@@ -13,13 +13,13 @@ import yaml
 from renkei.core.manifest import read_manifest
 from renkei.edge.features import slow_feature_names
 from renkei.edge.model.inference import AnomalyModel
-from renkei.edge.sources.datasets import require_data_dir
 from renkei.edge.sources.presets import PRESETS
 from renkei.models import DEFAULT_ARTIFACTS_DIR, PROFILES, train_profile
 from renkei.models.profiles import cell
 from renkei.models.profiles._common import evaluate
 from renkei.models.t2 import reference_scores
 from renkei.models.train import fit_t2
+from tests.datasets import require_data_dir
 
 REPO = Path(__file__).resolve().parents[2]
 

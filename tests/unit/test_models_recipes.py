@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from renkei.core.manifest import ModelManifest, read_manifest
-from renkei.edge.sources.datasets import require_data_dir
 from renkei.models import DEFAULT_ARTIFACTS_DIR
+from tests.datasets import require_data_dir
 
 
 def _manifest_dict(name: str) -> dict[str, object]:

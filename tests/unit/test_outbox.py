@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from harness.wait import pause
 from renkei.core.wire import MachineKind, MachinePayload, encode, machine_topic
 from renkei.edge.transport.outbox import (
     Outbox,
@@ -375,7 +376,7 @@ def test_writer_and_publisher_threads_share_the_outbox(tmp_path: Path) -> None:
                         seen.extend(r.id for r in recs)
                         ob.ack(r.id for r in recs)
                     else:
-                        time.sleep(0.001)
+                        pause(0.001, "nothing to publish yet")
             except BaseException as exc:
                 errors.append(exc)
 

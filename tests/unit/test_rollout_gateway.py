@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from harness.wait import pause
 from renkei.core.manifest import MANIFEST_FILE
 from renkei.core.signing import generate_private_key, public_key_text
 from renkei.core.wire import DeployResult, DesiredModel
@@ -135,7 +136,7 @@ def _drive(
     while t.is_alive() and time.monotonic() < deadline:
         r.calls.run_pending()
         agent.feed(value())
-        time.sleep(0.01)
+        pause(0.01, "one tick of the simulated main loop")
     t.join(1)
     assert out, "attempt did not finish"
     return out[0]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from renkei.edge.sources.datasets import DATA_DIR_ENV, find_data_dir, require_data_dir
+from renkei.edge.sources.datasets import DATA_DIR_ENV, find_data_dir
+from tests.datasets import require_data_dir
 
 
 def test_env_var_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -37,3 +38,15 @@ def test_require_fails_in_ci_and_skips_otherwise(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match=DATA_DIR_ENV):
         require_data_dir()
+
+
+def test_models_default_data_dir_names_the_variable_when_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from renkei.models import default_data_dir
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match=DATA_DIR_ENV):
+        default_data_dir()
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    assert default_data_dir() == tmp_path

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from renkei.edge.sources import FIELD_NAME_RE, KASSEL_CLASS_CODES, ReplayOptions, ReplaySource
-from renkei.edge.sources.datasets import require_data_dir
+from tests.datasets import require_data_dir
 
 SKAB_FIELDS = [
     "accel1_rms_g",

@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from harness.services import free_port
 from renkei.cloud._exceptions import StoreRejected, StoreUnavailable
 from renkei.cloud.store import InfluxSettings, run_query
 from renkei.cloud.store.errors import check_status, error_text, query_results, transport_errors
-from tests.services import free_port
 
 
 @pytest.mark.parametrize("status", [500, 503, 401, 403, 404, 408, 429])

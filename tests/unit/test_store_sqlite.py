@@ -7,9 +7,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from harness.loadgen import machine_message, machine_topic_for
 from renkei.cloud._exceptions import LineProtocolError, StoreRejected, StoreUnavailable
 from renkei.cloud.ingest.lineproto import encode_message
-from renkei.cloud.ingest.loadgen import machine_message, machine_topic_for
 from renkei.cloud.store.base import Row, TimeSeriesStore
 from renkei.cloud.store.sqlite import SqliteStore
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -28,7 +27,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.services import free_port
+from harness.services import free_port
+from harness.wait import wait_for
 
 __all__ = ["WAIT_S", "Browser", "LiveServer", "find_chromium"]
 
@@ -112,13 +112,13 @@ class LiveServer:
     def start(self, timeout_s: float = WAIT_S) -> None:
         """Start serving and wait until uvicorn has bound its socket."""
         self.thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self.server.started:
+
+        def started() -> bool:
             if not self.thread.is_alive():
                 raise RuntimeError("uvicorn exited during start-up")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"uvicorn did not start within {timeout_s} s")
-            time.sleep(0.01)
+            return bool(self.server.started)
+
+        wait_for(started, timeout_s, "uvicorn to start", interval_s=0.01)
 
     def stop(self, timeout_s: float = WAIT_S) -> None:
         """Ask uvicorn to exit and join its thread."""

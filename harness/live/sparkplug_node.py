@@ -19,8 +19,8 @@ import paho.mqtt.client as mqtt
 import pysparkplug as spb
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.wait import wait_for
 from renkei.edge.sources.live.base import now_ms
-from tests.e2e import wait_for
 
 __all__ = ["EdgeNode", "MetricDef"]
 

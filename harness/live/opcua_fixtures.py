@@ -1,5 +1,5 @@
 """Helpers for the ``opcua`` tests and bench: the asyncua test server as a real subprocess
-(:mod:`tests.live.opcua_server`), certificates, and a driver running on a thread."""
+(:mod:`harness.live.opcua_server`), certificates, and a driver running on a thread."""
 
 from __future__ import annotations
 
@@ -19,18 +19,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from harness.live.driver_run import DriverRun
+from harness.services import free_port
+from harness.wait import wait_for
 from renkei.edge.sources.live.opcua.config import OpcuaSourceConfig
 from renkei.edge.sources.live.opcua.driver import OpcuaDriver, make_driver
-from tests.e2e import wait_for
-from tests.live.driver_run import DriverRun
-from tests.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 NS = "urn:renkei:test"
 
 
 class OpcuaServer:
-    """``tests/live/opcua_server.py`` in a subprocess on a fixed free loopback port."""
+    """``harness/live/opcua_server.py`` in a subprocess on a fixed free loopback port."""
 
     def __init__(
         self, workdir: Path, spec: dict[str, Any], *, extra: list[str] | None = None
@@ -47,7 +47,7 @@ class OpcuaServer:
         return f"opc.tcp://127.0.0.1:{self.port}/renkei/test"
 
     def start(self, first_tick: int = 0) -> None:
-        argv = [sys.executable, "-m", "tests.live.opcua_server", "--port", str(self.port)]
+        argv = [sys.executable, "-m", "harness.live.opcua_server", "--port", str(self.port)]
         argv += ["--spec", json.dumps(self.spec), "--first-tick", str(first_tick), *self.extra]
         env = dict(os.environ, PYTHONPATH=str(REPO))
         with open(self.log, "ab") as fh:
@@ -148,7 +148,7 @@ def make_cert(directory: Path, name: str, uri: str, *, server: bool = False) -> 
 
 class Running(DriverRun):
     """The ``opcua`` driver of ``config`` (a ``source`` mapping without ``type``) running on
-    its own thread (:class:`tests.live.driver_run.DriverRun`)."""
+    its own thread (:class:`harness.live.driver_run.DriverRun`)."""
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = OpcuaSourceConfig.model_validate({"type": "opcua", **config})

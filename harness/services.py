@@ -38,18 +38,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+def wait_port(port: int, timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
+    """Wait until ``127.0.0.1:port`` accepts connections.
+
+    Raises:
+        ServiceError: ``proc`` exited first, or the port stayed closed for ``timeout_s`` s
+            (the message holds the tail of ``log``).
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise ServiceError(f"process exited with {proc.returncode}; log:\n{_tail(log)}")
+            raise ServiceError(f"process exited with {proc.returncode}; log:\n{log_tail(log)}")
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.02)
-    raise ServiceError(f"port {port} not open after {timeout_s} s; log:\n{_tail(log)}")
+    raise ServiceError(f"port {port} not open after {timeout_s} s; log:\n{log_tail(log)}")
 
 
-def _tail(path: Path, n: int = 30) -> str:
+def log_tail(path: Path, n: int = 30) -> str:
+    """The last ``n`` lines of the log at ``path`` (``"<no log>"`` if unreadable)."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
     except OSError:
@@ -69,7 +76,7 @@ def _binary(name: str, candidates: list[str]) -> str:
     )
 
 
-class _Process:
+class ServerProcess:
     """A server process with stop/kill/start on a fixed port and directory."""
 
     port: int
@@ -124,7 +131,7 @@ class _Process:
         return None if self.proc is None else self.proc.pid
 
 
-class Mosquitto(_Process):
+class Mosquitto(ServerProcess):
     """A real Mosquitto broker using the repo's ``deploy/mosquitto/renkei.conf``."""
 
     def __init__(self, *, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
@@ -152,10 +159,10 @@ class Mosquitto(_Process):
 
     def _ready(self) -> None:
         assert self.proc is not None
-        _wait_port(self.port, 10.0, self.proc, self.log_path)
+        wait_port(self.port, 10.0, self.proc, self.log_path)
 
 
-class InfluxDB(_Process):
+class InfluxDB(ServerProcess):
     """A real InfluxDB 1.x (Debian ``influxdb``) serving the v1 HTTP API on loopback."""
 
     def __init__(self, *, workdir: Path, port: int | None = None) -> None:
@@ -208,7 +215,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 
     def _ready(self) -> None:
         assert self.proc is not None
-        _wait_port(self.port, 30.0, self.proc, self.log_path)
+        wait_port(self.port, 30.0, self.proc, self.log_path)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -218,7 +225,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.05)
-        raise ServiceError(f"InfluxDB /ping not ready; log:\n{_tail(self.log_path)}")
+        raise ServiceError(f"InfluxDB /ping not ready; log:\n{log_tail(self.log_path)}")
 
     # Small helpers for assertions (plain HTTP, independent of the code under test).
     def query(self, q: str, *, db: str | None = None) -> list[dict[str, Any]]:

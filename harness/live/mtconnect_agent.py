@@ -24,7 +24,7 @@ Test control (JSON answers), ``GET /_control?op=...``:
 - ``drop``: open streams end (the connection closes, the agent keeps running);
 - ``stall``: open streams go silent (no parts, no heartbeats) but stay connected.
 
-Run: ``python -m tests.live.mtconnect_agent --port 5000 [--probe FILE] [--buffer-size 64]``.
+Run: ``python -m harness.live.mtconnect_agent --port 5000 [--probe FILE] [--buffer-size 64]``.
 """
 
 from __future__ import annotations
@@ -480,7 +480,7 @@ class AgentProcess:
         paused: bool = False,
         tls: tuple[Path, Path] | None = None,
     ) -> None:
-        from tests.services import free_port
+        from harness.services import free_port
 
         self.port = free_port()
         self.probe = probe
@@ -505,7 +505,7 @@ class AgentProcess:
         argv = [
             sys.executable,
             "-m",
-            "tests.live.mtconnect_agent",
+            "harness.live.mtconnect_agent",
             "--port",
             str(self.port),
             "--probe",

@@ -8,8 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from harness.wait import wait_for
 from renkei.edge.sources.live.base import Driver, LinkEvent, LiveSink, Reading
-from tests.e2e import wait_for
 
 
 class DriverRun:
@@ -48,7 +48,7 @@ class DriverRun:
             assert self.error is None, f"driver raised {self.error!r}"
             return cond()
 
-        wait_for(check, timeout_s, what, step_s=0.02)
+        wait_for(check, timeout_s, what, interval_s=0.02)
 
     def values(self, signal: str) -> list[Reading]:
         """Every reading of ``signal`` so far."""

@@ -4,7 +4,7 @@ It answers Device Read (batch), command 0x0401, subcommand 0x0000 (word units) a
 (bit units), per SLMP Reference Manual SH-080956ENG §5.1, from an in-memory device table,
 and has faults to order. Run as a subprocess (so kill -9 and restart are real)::
 
-    python -m tests.live.slmp_server --port P --control-port C [--single] [--preset JSON]
+    python -m harness.live.slmp_server --port P --control-port C [--single] [--preset JSON]
 
 The *control port* takes one JSON object per line and answers one JSON line:
 
@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.services import REPO, free_port
+from harness.wait import wait_for
 from renkei.edge.sources.live.slmp.devices import parse_device
 from renkei.edge.sources.live.slmp.frames import (
     HEADER_LEN,
@@ -45,8 +47,6 @@ from renkei.edge.sources.live.slmp.frames import (
     encode_bits,
     encode_response,
 )
-from tests.e2e import REPO, wait_for
-from tests.services import free_port
 
 
 class PlcState:
@@ -188,7 +188,7 @@ class SlmpServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "tests.live.slmp_server", "--port", str(self.port)]
+        argv = [sys.executable, "-m", "harness.live.slmp_server", "--port", str(self.port)]
         argv += ["--control-port", str(self.control_port), "--preset", json.dumps(self.preset)]
         if self.single:
             argv.append("--single")

@@ -1,6 +1,6 @@
 """A real pymodbus server in a subprocess, plus a TCP proxy and a pty null-modem for tests.
 
-Run as ``python -m tests.live.modbus_server SPEC_JSON``; the server is pymodbus's own
+Run as ``python -m harness.live.modbus_server SPEC_JSON``; the server is pymodbus's own
 ``ModbusTcpServer``/``ModbusSerialServer`` over its ``SimDevice`` datastore. SPEC::
 
     {"port": 15020}  or  {"serial": "/dev/pts/7", "baudrate": 19200}
@@ -143,7 +143,7 @@ class ModbusServer:
     def start(self, timeout_s: float = 20.0) -> ModbusServer:
         """Start it and wait until it listens."""
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.live.modbus_server", json.dumps(self.spec)],
+            [sys.executable, "-m", "harness.live.modbus_server", json.dumps(self.spec)],
             cwd=_ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

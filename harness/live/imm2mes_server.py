@@ -4,7 +4,7 @@ own OPC UA ``Server``, loaded with the OPC Foundation nodesets.
 Run as a script (tests start it as a subprocess on a free loopback port, so kill -9 and a
 restart are real)::
 
-    python -m tests.live.imm2mes_server --port 4840 --cycle-s 0.5 [--machines IMM_1,IMM_2]
+    python -m harness.live.imm2mes_server --port 4840 --cycle-s 0.5 [--machines IMM_1,IMM_2]
 
 It prints ``READY <endpoint>`` on stdout once the address space is loaded and the
 simulator runs. Address space (namespace indexes as the server assigns them):
@@ -389,7 +389,7 @@ class Imm2MesServer:
         units: int = 1,
         zones: int = 4,
     ) -> None:
-        from tests.services import free_port
+        from harness.services import free_port
 
         self.port = free_port()
         self.endpoint = f"opc.tcp://127.0.0.1:{self.port}/renkei/imm2mes"
@@ -398,7 +398,7 @@ class Imm2MesServer:
         self.argv = [
             sys.executable,
             "-m",
-            "tests.live.imm2mes_server",
+            "harness.live.imm2mes_server",
             f"--port={self.port}",
             f"--data-dir={data_dir}",
             f"--cycle-s={cycle_s}",
@@ -411,7 +411,8 @@ class Imm2MesServer:
 
     def start(self, timeout_s: float = 30.0) -> None:
         """Start the server and wait until its address space is loaded."""
-        from tests.e2e import Proc, wait_for
+        from harness.procs import Proc
+        from harness.wait import wait_for
 
         self.starts += 1
         log = self.workdir / f"server-{self.starts}.log"
@@ -422,7 +423,7 @@ class Imm2MesServer:
                 raise AssertionError(f"IMM2MES server exited; log:\n{self.proc.tail()}")
             return "READY" in log.read_text(errors="replace")
 
-        wait_for(ready, timeout_s, "the IMM2MES server to load its nodesets", step_s=0.05)
+        wait_for(ready, timeout_s, "the IMM2MES server to load its nodesets", interval_s=0.05)
 
     def kill9(self) -> None:
         """SIGKILL (a crashed machine controller)."""

@@ -2,7 +2,7 @@
 
 Run as a subprocess (so tests can kill -9 and restart it)::
 
-    python -m tests.live.opcua_server --port 4840 --spec '{"vars": [...]}' \
+    python -m harness.live.opcua_server --port 4840 --spec '{"vars": [...]}' \
         [--cert server.der --key server.pem --trust DIR] [--user NAME:PASSWORD]
 
 ``--spec`` (JSON): ``ns_uri`` (default ``urn:renkei:test``), ``period_ms`` (value updates,
