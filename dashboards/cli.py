@@ -86,20 +86,25 @@ def push(
     ] = False,
 ) -> None:
     """Create or update the folder, datasource, dashboards and alert rules in Grafana."""
+    from renkei.dashboards.push import PushError
     from renkei.dashboards.push import push as do_push
 
-    report = do_push(
-        grafana,
-        token=token,
-        user=user,
-        password=password,
-        influx_url=influx_url,
-        influx_database=influx_database,
-        influx_user=influx_user,
-        influx_password=influx_password,
-        influx_token=influx_token,
-        editable_rules=editable_rules,
-    )
+    try:
+        report = do_push(
+            grafana,
+            token=token,
+            user=user,
+            password=password,
+            influx_url=influx_url,
+            influx_database=influx_database,
+            influx_user=influx_user,
+            influx_password=influx_password,
+            influx_token=influx_token,
+            editable_rules=editable_rules,
+        )
+    except PushError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
     for (kind, uid), action in report.actions.items():
         typer.echo(f"{kind:<12} {uid:<36} {action}")
 

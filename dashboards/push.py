@@ -23,16 +23,26 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import grafana_client  # type: ignore[import-untyped]
-from grafana_client.client import GrafanaClientError  # type: ignore[import-untyped]
+import requests
+from grafana_client.client import (  # type: ignore[import-untyped]
+    GrafanaClientError,
+    GrafanaException,
+)
 
+from renkei.core.errors import TransportError
 from renkei.dashboards.alerts import FOLDER_TITLE, FOLDER_UID, GROUP_INTERVAL_S, RULES
 from renkei.dashboards.boards import build_boards
 from renkei.dashboards.build import datasource_model
 from renkei.dashboards.queries import DATASOURCE_UID
 
-__all__ = ["Action", "PushReport", "push"]
+__all__ = ["Action", "PushError", "PushReport", "push"]
 
 Action = Literal["created", "updated", "unchanged"]
+
+
+class PushError(TransportError):
+    """Grafana could not be reached or refused a request while provisioning; the
+    grafana-client or requests error is chained as ``__cause__``."""
 
 
 @dataclass
@@ -106,9 +116,33 @@ def push(
         api: a ready ``grafana_client.GrafanaApi`` (tests); ``url`` etc. are then ignored.
 
     Raises:
-        grafana_client.client.GrafanaException: Grafana refused a request.
+        PushError: Grafana could not be reached or refused a request (what was done
+            before stays done; the push is idempotent, so run it again).
     """
-    grafana = api or _client(url, token=token, user=user, password=password, timeout_s=timeout_s)
+    try:
+        return _push(
+            api or _client(url, token=token, user=user, password=password, timeout_s=timeout_s),
+            influx_url=influx_url,
+            influx_database=influx_database,
+            influx_user=influx_user,
+            influx_password=influx_password,
+            influx_token=influx_token,
+            editable_rules=editable_rules,
+        )
+    except (GrafanaException, requests.RequestException) as exc:
+        raise PushError(f"Grafana push failed: {exc}") from exc
+
+
+def _push(
+    grafana: Any,
+    *,
+    influx_url: str,
+    influx_database: str,
+    influx_user: str | None,
+    influx_password: str | None,
+    influx_token: str | None,
+    editable_rules: bool,
+) -> PushReport:
     report = PushReport()
     _folder(grafana, report)
     _datasource(

@@ -33,7 +33,7 @@
 #                                           only: no cloud/models extras)
 #   /opt/renkei/venv -> releases/...        the current release; previous -> the one before
 #   /opt/renkei/bin/renkei-gateway          the agent's command line (renkei.edge.cli)
-#   /opt/renkei/models -> venv/.../models/artifacts   models shipped with the release
+#   /opt/renkei/models -> venv/.../renkei/models/artifacts  models shipped with the release
 #   /etc/renkei/ (0750 root:renkei)         gateway.yaml, gateway.env, tls/ (files 0640)
 #   /var/lib/renkei/ (0750 renkei:renkei)   outbox and deployed models
 #   /etc/systemd/system/renkei-gateway.service
@@ -252,7 +252,7 @@ fi
 prune_releases
 
 # The shipped models of the current release, at a path that survives upgrades.
-models=$(cd "$prefix/venv" && find lib -maxdepth 4 -path 'lib/python3*/site-packages/models/artifacts' | head -n1)
+models=$(cd "$prefix/venv" && find lib -maxdepth 5 -path 'lib/python3*/site-packages/renkei/models/artifacts' | head -n1)
 [ -n "$models" ] || die "the release has no models/artifacts"
 if [ "$(readlink "$prefix/models" 2>/dev/null || true)" != "venv/$models" ]; then
     ln -sfn "venv/$models" "$prefix/models.new"

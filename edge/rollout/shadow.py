@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from renkei.core.errors import ModelError
 from renkei.edge.config import ShadowConfig
 from renkei.edge.model.inference import AnomalyModel
 
@@ -38,7 +39,7 @@ class ShadowResult:
 def _alarm_fraction(model: AnomalyModel, x: np.ndarray) -> float | None:
     try:
         scores = model.score(x)
-    except Exception:  # the running model's view is only a reference
+    except ModelError:  # the running model's view is only a reference
         return None
     finite = np.isfinite(scores)
     if not finite.any():
@@ -82,7 +83,7 @@ def shadow_check(
             t0 = time.perf_counter()
             scores[i] = candidate.score(x[i : i + 1])[0]
             latencies[i] = (time.perf_counter() - t0) * 1000.0
-    except Exception as exc:
+    except ModelError as exc:
         return ShadowResult(False, f"model failed while scoring: {exc}", checks)
     p95 = float(np.percentile(latencies, 95))
     checks["latency_p95_ms"] = round(p95, 4)

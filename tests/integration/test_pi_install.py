@@ -371,7 +371,9 @@ def test_install_tree_modes_and_unit(installed: Install) -> None:
     )
     assert (etc / "gateway.env").read_text() == "RENKEI_MQTT_PASSWORD=Pi-test-password-9fK2xQ7\n"
     # Bytecode is compiled at install time: /opt is read-only for the service.
-    assert list((p / "venv" / "lib").glob("python3*/site-packages/edge/__pycache__/agent.*.pyc"))
+    assert list(
+        (p / "venv" / "lib").glob("python3*/site-packages/renkei/edge/__pycache__/agent.*.pyc")
+    )
 
 
 def test_installed_venv_holds_the_edge_part_only(installed: Install) -> None:
