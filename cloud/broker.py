@@ -3,18 +3,18 @@
 The ingest worker (:class:`renkei.cloud.ingest.IngestSettings`), the disruption watcher
 (:class:`renkei.cloud.disruption.WatchSettings`) and the rollout controller
 (:class:`renkei.cloud.rollout.RolloutSettings`) each hold their broker connection as
-``broker: BrokerSettings`` (:mod:`renkei.core.mqtt`) and build their paho client with
-:func:`client_for`. This module adds what the three share on top of the core:
+``broker: BrokerSettings`` (:mod:`renkei.core.mqtt`) and connect with a
+:class:`renkei.core.mqtt.MqttSession` (whose TLS problems are a
+:class:`~renkei.core.mqtt.BrokerSettingsError`, a :class:`ConfigError`: what the
+``renkei cloud`` commands report as "invalid configuration", exit status 2). This module
+adds what the three share on top of the core:
 
 - :func:`host_client_id`: a service's default MQTT client id (``BrokerSettings.client_id``
   ``None`` means "the service picks one");
 - :func:`broker_settings_from_options`: the shared command-line options
   (:mod:`renkei.cloud.cli_options`: ``--broker`` / ``RENKEI_BROKER``, ``--mqtt-username``,
   ``--mqtt-password``, ``--tls-ca-file``, ``--tls-cert``, ``--tls-key``) to one
-  ``BrokerSettings``, with a one-line :class:`ConfigError` naming the bad option;
-- :func:`client_for`: :func:`renkei.core.mqtt.make_client` with TLS problems raised as
-  :class:`ConfigError` (what the ``renkei cloud`` commands report as "invalid
-  configuration", exit status 2).
+  ``BrokerSettings``, with a one-line :class:`ConfigError` naming the bad option.
 """
 
 from __future__ import annotations
@@ -23,17 +23,15 @@ import socket
 from pathlib import Path
 from typing import Final
 
-import paho.mqtt.client as mqtt
 from pydantic import SecretStr, ValidationError
 
 from renkei.cloud._exceptions import ConfigError
-from renkei.core.mqtt import BrokerSettings, BrokerSettingsError, make_client
+from renkei.core.mqtt import BrokerSettings, BrokerSettingsError
 from renkei.core.mqtt.settings import CLIENT_ID_CHARS
 
 __all__ = [
     "BROKER_OPTIONS",
     "broker_settings_from_options",
-    "client_for",
     "host_client_id",
 ]
 
@@ -116,30 +114,3 @@ def broker_settings_from_options(
         raise ConfigError("invalid broker settings: " + "; ".join(problems)) from None
     except BrokerSettingsError as exc:  # the URL itself
         raise ConfigError(f"invalid broker settings: {BROKER_OPTIONS['host']}: {exc}") from None
-
-
-def client_for(
-    broker: BrokerSettings,
-    *,
-    client_id: str,
-    persistent_session: bool,
-    manual_ack: bool,
-    reconnect_min_s: float,
-    reconnect_max_s: float,
-) -> mqtt.Client:
-    """:func:`renkei.core.mqtt.make_client` for a cloud service (no Last Will).
-
-    Raises:
-        ConfigError: the TLS files cannot be loaded (unreadable, not PEM, key mismatch).
-    """
-    try:
-        return make_client(
-            broker,
-            client_id=client_id,
-            persistent_session=persistent_session,
-            manual_ack=manual_ack,
-            reconnect_min_s=reconnect_min_s,
-            reconnect_max_s=reconnect_max_s,
-        )
-    except BrokerSettingsError as exc:
-        raise ConfigError(str(exc)) from exc

@@ -20,9 +20,10 @@ published while it is down are queued by the broker) to
 Threads: paho's network thread only queues messages; one worker thread does the database
 work in arrival order, retrying with exponential backoff while the database is
 unavailable (the message stays unacknowledged meanwhile). As in the ingest
-(:mod:`renkei.cloud.ingest.session`), every message carries the connection generation it arrived
-on, and it is acknowledged only on that same connection (packet ids are per connection;
-after a reconnect the broker redelivers unacknowledged messages itself).
+(:mod:`renkei.cloud.ingest.session`), the connection is a
+:class:`renkei.core.mqtt.MqttSession`: every message carries the connection generation
+it arrived on, and it is acknowledged only on that same connection (packet ids are per
+connection; after a reconnect the broker redelivers unacknowledged messages itself).
 
 The subscription asks for retained messages only when it is new (MQTT 5 Retain Handling
 1): the first start syncs every gateway's current state; reconnects to the persistent
@@ -38,7 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
@@ -49,10 +50,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
-from renkei.cloud.broker import client_for, host_client_id
+from renkei.cloud.broker import host_client_id
 from renkei.cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
 from renkei.cloud.disruption.suspect import SuspectRules
-from renkei.core.mqtt import BrokerSettings, connect_async
+from renkei.core.mqtt import BrokerSettings, MqttSession
 from renkei.core.wire import (
     GatewayState,
     GatewayTopic,
@@ -189,15 +190,25 @@ class DisruptionWatcher:
         self._queue: queue.Queue[_Inbound] = queue.Queue()
         self._stopping = threading.Event()
         self._subscribed = threading.Event()
-        self._conn_lock = threading.Lock()
-        self._gen = 0
-        self._connected = False
         self._counts: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._last_error: str | None = None
         self._thread: threading.Thread | None = None
         self._client_id = settings.client_id
-        self._client = self._make_client()
+        self._mqtt = MqttSession(
+            settings.broker,
+            name=f"watch {self._client_id}",
+            client_id=self._client_id,
+            persistent_session=True,
+            manual_ack=True,
+            reconnect_min_s=1,
+            reconnect_max_s=10,
+            on_connected=self._on_connected,
+            on_refused=self._on_refused,
+            on_lost=self._on_lost,
+            on_subscribe=self._on_subscribe,
+            on_message=self._on_message,
+        )
 
     # ------------------------------------------------------------------ public API
 
@@ -216,14 +227,11 @@ class DisruptionWatcher:
             s.broker.url,
             s.topic_filter,
         )
-        connect_async(
-            self._client,
-            s.broker,
+        self._mqtt.start(
             clean_start=False,
             session_expiry_s=s.session_expiry_s,
             receive_maximum=s.max_inflight,
         )
-        self._client.loop_start()
         self._thread = threading.Thread(target=self._work, name="renkei-watch", daemon=True)
         self._thread.start()
 
@@ -236,11 +244,7 @@ class DisruptionWatcher:
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
-        self._client.disconnect()
-        self._client.loop_stop()
-        with self._conn_lock:
-            self._connected = False
-            self._gen += 1
+        self._mqtt.stop()
         self._subscribed.clear()
 
     def wait_ready(self, timeout: float | None = None) -> bool:
@@ -260,7 +264,7 @@ class DisruptionWatcher:
                 db_retries=c["db_retries"],
                 errors=c["errors"],
                 connects=c["connects"],
-                connected=self._connected,
+                connected=self._mqtt.connected,
                 subscribed=self._subscribed.is_set(),
                 last_error=self._last_error,
             )
@@ -343,10 +347,12 @@ class DisruptionWatcher:
         with self._stats_lock:
             self._counts[name] += n
 
-    def _error(self, text: str) -> None:
+    def _error(self, text: str, *, logged: bool = False) -> None:
+        """Keep ``text`` as the last error; log it unless ``logged`` (the session did)."""
         with self._stats_lock:
             self._last_error = text
-        log.warning("watch %s: %s", self._client_id, text)
+        if not logged:
+            log.warning("watch %s: %s", self._client_id, text)
 
     def _work(self) -> None:
         s = self.settings
@@ -381,58 +387,21 @@ class DisruptionWatcher:
     def _ack(self, item: _Inbound) -> None:
         if item.qos == 0:
             return
-        with self._conn_lock:
-            if item.gen == self._gen and self._connected:
-                self._client.ack(item.mid, item.qos)
+        self._mqtt.ack((item,))
 
-    def _make_client(self) -> mqtt.Client:
-        client = client_for(
-            self.settings.broker,
-            client_id=self._client_id,
-            persistent_session=True,
-            manual_ack=True,
-            reconnect_min_s=1,
-            reconnect_max_s=10,
-        )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        return client
+    # ------------------------------------------------------------------ session hooks
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.ConnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            self._error(f"broker refused the connection: {reason}")
-            return
-        with self._conn_lock:
-            self._gen += 1
-            self._connected = True
+    def _on_refused(self, reason: str) -> None:
+        self._error(f"broker refused the connection: {reason}", logged=True)
+
+    def _on_connected(self, session_present: bool, properties: Properties | None) -> None:
         self._count("connects")
-        log.info(
-            "watch %s connected (session present: %s)",
-            self._client_id,
-            flags.session_present,
-        )
-        client.subscribe(
+        self._mqtt.client.subscribe(
             self.settings.topic_filter,
             options=SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB),
         )
 
-    def _on_subscribe(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        mid: int,
-        reasons: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
+    def _on_subscribe(self, mid: int, reasons: list[ReasonCode]) -> None:
         failed = [rc for rc in reasons if rc.is_failure]
         if failed:
             self._error(f"broker refused subscription {self.settings.topic_filter}: {failed[0]}")
@@ -440,22 +409,12 @@ class DisruptionWatcher:
         log.info("watch %s subscribed to %s", self._client_id, self.settings.topic_filter)
         self._subscribed.set()
 
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: mqtt.DisconnectFlags,
-        reason: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        with self._conn_lock:
-            self._connected = False
-            self._gen += 1
+    def _on_lost(self, reason: str) -> None:
         self._subscribed.clear()
         if not self._stopping.is_set():
-            self._error(f"disconnected from broker: {reason}")
+            self._error(f"disconnected from broker: {reason}", logged=True)
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def _on_message(self, message: mqtt.MQTTMessage) -> None:
         try:
             topic: str | None = message.topic
         except UnicodeDecodeError:
@@ -463,7 +422,7 @@ class DisruptionWatcher:
         self._count("messages")
         self._queue.put(
             _Inbound(
-                gen=self._gen,  # written by this (network) thread's callbacks and stop()
+                gen=self._mqtt.gen,  # written by the network thread's callbacks and stop()
                 mid=message.mid,
                 qos=message.qos,
                 topic=topic,

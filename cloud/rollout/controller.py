@@ -48,23 +48,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from renkei.cloud._exceptions import StoreError, StoreRejected
-from renkei.cloud.broker import client_for
 from renkei.cloud.registry import FleetGateway, FleetModel, make_engine
 from renkei.cloud.rollout import service
 from renkei.cloud.store import InfluxSettings, InfluxStore
 from renkei.core.influx.contract import model_deploy_point
-from renkei.core.mqtt import BrokerSettings, connect_async
+from renkei.core.mqtt import BrokerSettings, MqttSession
 from renkei.core.wire import (
     ROLLOUT_PREFIX,
     ModelReport,
@@ -166,7 +164,6 @@ class RolloutController:
         self._inbox: queue.SimpleQueue[tuple[str, bytes]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._connected = False
         self._resend_all = False
         self._thread: threading.Thread | None = None
         self._n = {
@@ -186,52 +183,24 @@ class RolloutController:
         self._written: dict[tuple[str, str, str], bytes] = {}
         self._write_failures_in_row = 0
         self._retry_at = 0.0
-        self._client = self._make_client()
+        self._mqtt = MqttSession(
+            settings.broker,
+            name="rollout controller",
+            client_id=settings.client_id,
+            reconnect_min_s=1,
+            reconnect_max_s=30,
+            on_connected=self._on_connected,
+            on_message=self._on_message,
+        )
 
     # ------------------------------------------------------------------ MQTT
 
-    def _make_client(self) -> mqtt.Client:
-        client = client_for(
-            self.settings.broker,
-            client_id=self.settings.client_id,
-            persistent_session=False,
-            manual_ack=False,
-            reconnect_min_s=1,
-            reconnect_max_s=30,
-        )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        return client
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.warning("rollout: broker refused the connection: %s", reason_code)
-            return
-        client.subscribe(REPORT_FILTER, qos=1)
-        self._connected = True
+    def _on_connected(self, session_present: bool, properties: Properties | None) -> None:
+        self._mqtt.client.subscribe(REPORT_FILTER, qos=1)
         self._resend_all = True
         self._wake.set()
-        log.info("rollout controller connected to %s", self.settings.broker.url)
 
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._connected = False
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         self._inbox.put((msg.topic, bytes(msg.payload)))
         self._wake.set()
 
@@ -251,8 +220,7 @@ class RolloutController:
 
     def run(self) -> None:
         """Run until :meth:`stop` (blocking)."""
-        connect_async(self._client, self.settings.broker, clean_start=True)
-        self._client.loop_start()
+        self._mqtt.start(clean_start=True)
         try:
             while not self._stop.is_set():
                 self._wake.clear()
@@ -263,8 +231,7 @@ class RolloutController:
                     log.exception("rollout controller step failed; retrying")
                 self._wake.wait(self.settings.tick_s)
         finally:
-            self._client.disconnect()
-            self._client.loop_stop()
+            self._mqtt.stop()
             if self._own_engine:
                 self.engine.dispose()
             if self._store is not None:
@@ -280,7 +247,7 @@ class RolloutController:
     def stats(self) -> ControllerStats:
         """A snapshot of the counters."""
         return ControllerStats(
-            connected=self._connected,
+            connected=self._mqtt.connected,
             reports=self._n["reports"],
             malformed=self._n["malformed"],
             desired_published=self._n["desired"],
@@ -310,7 +277,7 @@ class RolloutController:
                 self._n["steps"] += 1
         finally:
             self._write_deploy_points()
-        if self._connected:
+        if self._mqtt.connected:
             self._publish_desired(resend_all=self._resend_all)
 
     def _record(self, session: Session, topic: str, payload: bytes, now: datetime) -> None:
@@ -455,12 +422,12 @@ class RolloutController:
             return True
         site_id, desired = found
         topic = rollout_topic(firm=firm_id, site=site_id, gateway=gateway_id, kind="desired")
-        info = self._client.publish(topic, encode(desired), qos=1, retain=True)
+        info = self._mqtt.client.publish(topic, encode(desired), qos=1, retain=True)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             return False
         deadline = time.monotonic() + _PUBACK_WAIT_S
         while not info.is_published() and time.monotonic() < deadline:
-            if self._stop.is_set() or not self._connected:
+            if self._stop.is_set() or not self._mqtt.connected:
                 return False
             try:
                 info.wait_for_publish(0.1)

@@ -1,9 +1,9 @@
 """The model rollout's MQTT connection: desired state in, retained report out.
 
 :class:`RolloutLink` is the transport half of :class:`renkei.edge.rollout.ModelRollout`
-(which keeps the verify/apply/state half). It owns a second MQTT client of the gateway
-(``{client_id}-rollout``, clean start, built by :func:`renkei.core.mqtt.make_client`; the
-data publisher and its outbox are untouched). With ``mqtt.username`` set it logs in as
+(which keeps the verify/apply/state half). It owns a second MQTT connection of the gateway
+(``{client_id}-rollout``, clean start, a :class:`renkei.core.mqtt.MqttSession`; the data
+publisher and its outbox are untouched). With ``mqtt.username`` set it logs in as
 ``{username}-rollout`` with the same password, because Renkei's broker makes the client id
 the user name (see :mod:`renkei.cloud.broker_acl`). On every connect it subscribes (QoS 1)
 to the gateway's retained desired state and publishes the current report, retained
@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 
-from renkei.core.mqtt import connect_async, make_client
+from renkei.core.mqtt import MqttSession
 from renkei.core.wire import (
     ModelDesired,
     ModelReport,
@@ -70,10 +68,20 @@ class RolloutLink:
         self.report_topic = rollout_topic(
             firm=config.firm, site=config.site, gateway=config.gateway_id, kind="report"
         )
-        self._client = self.make_client()
+        self._session = self.make_session()
 
     def make_client(self) -> mqtt.Client:
-        """A new paho client of the rollout's identity, callbacks set (not connected)."""
+        """A new paho client of the rollout's identity (client id, user, TLS; not connected).
+
+        Its hooks act for the link's own session: use it to check the identity only."""
+        return self.make_session().client
+
+    def make_session(self) -> MqttSession:
+        """A new session of the rollout's identity, hooks set (not connected).
+
+        Raises:
+            renkei.core.mqtt.BrokerSettingsError: the TLS files cannot be loaded.
+        """
         mq = self.config.mqtt
         broker = mq.broker(password=self._password)
         if mq.username is not None:
@@ -81,42 +89,30 @@ class RolloutLink:
             # (use_username_as_clientid), so sharing the data connection's user would make
             # the two connections take over each other's session.
             broker = broker.model_copy(update={"username": f"{mq.username}-rollout"})
-        client = make_client(
+        client_id = f"{mq.client_id or self.config.gateway_id}-rollout"
+        return MqttSession(
             broker,
-            client_id=f"{mq.client_id or self.config.gateway_id}-rollout",
-            persistent_session=False,
+            name=f"rollout {client_id}",
+            client_id=client_id,
             reconnect_min_s=1,
             reconnect_max_s=30,
+            on_connected=self._on_connected,
+            on_message=self._on_message,
         )
-        client.on_connect = self._on_connect
-        client.on_message = self._on_message
-        return client
 
     def start(self) -> None:
         """Start connecting in the background (paho's network thread); returns at once."""
-        connect_async(self._client, self.config.mqtt, clean_start=True)
-        self._client.loop_start()
+        self._session.start(clean_start=True)
 
     def stop(self) -> None:
         """Disconnect and stop the network thread."""
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._session.stop()
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.warning("rollout: broker refused the connection: %s", reason_code)
-            return
-        client.subscribe(self.desired_topic, qos=1)
+    def _on_connected(self, session_present: bool, properties: Properties | None) -> None:
+        self._session.client.subscribe(self.desired_topic, qos=1)
         self.publish_report()
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         if msg.topic != self.desired_topic:
             return
         try:
@@ -132,6 +128,7 @@ class RolloutLink:
     def publish_report(self) -> None:
         """Publish the report retained (QoS 1); a no-op while disconnected (every connect
         publishes the latest one)."""
-        if not self._client.is_connected():
+        client = self._session.client
+        if not client.is_connected():
             return
-        self._client.publish(self.report_topic, encode(self._report()), qos=1, retain=True)
+        client.publish(self.report_topic, encode(self._report()), qos=1, retain=True)

@@ -1,7 +1,8 @@
 """MQTT publisher: drains the durable outbox to the broker with QoS 1 (paho-mqtt 2.x).
 
-The :class:`Publisher` owns one paho client (``CallbackAPIVersion.VERSION2``; MQTT 5 by
-default, 3.1.1 selectable) and one *pump* thread. The agent writes messages to the
+The :class:`Publisher` owns one MQTT connection (a :class:`renkei.core.mqtt.MqttSession`:
+paho ``CallbackAPIVersion.VERSION2``; MQTT 5 by default, 3.1.1 selectable) and one *pump*
+thread. The agent writes messages to the
 :class:`~renkei.edge.transport.outbox.Outbox` and calls :meth:`Publisher.notify`; the pump publishes
 them and deletes each one only once the ingest confirmed it is stored (``ack="ingest"``, the
 default; see "End-to-end acknowledgement") or, with ``ack="broker"``, after its PUBACK. A
@@ -99,9 +100,10 @@ paho's own retransmission (the design decision)
     1. Clean start: MQTT 5 ``clean_start=True`` with session expiry 0 (3.1.1:
        ``clean_session=True``). A gateway only publishes; a persistent session would
        carry no state the outbox does not already have.
-    2. ``on_connect`` calls ``client.drop_out_messages()``. paho runs ``on_connect``
-       before its re-send loop in the CONNACK handler, so its stale copies (and anything
-       queued while disconnected) are discarded before they go out.
+    2. The ``on_connected`` hook calls ``client.drop_out_messages()``. paho runs its
+       ``on_connect`` (and so the hook) before its re-send loop in the CONNACK handler, so
+       its stale copies (and anything queued while disconnected) are discarded before
+       they go out.
     3. ``max_inflight_messages_set(0)`` and ``max_queued_messages_set(0)``: paho sends at
        once and never holds messages in its own queue; the pump bounds the window.
     4. On disconnect the pump forgets all in-flight message ids (they are meaningless on
@@ -136,11 +138,10 @@ import collections
 import contextlib
 import heapq
 import logging
-import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode
@@ -148,7 +149,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from renkei.core.errors import MqttError
-from renkei.core.mqtt import Will, connect_async, make_client
+from renkei.core.mqtt import MqttSession, Will
 from renkei.core.wire import (
     GatewayTopic,
     WireError,
@@ -245,7 +246,6 @@ class Publisher(ConfirmTracking, BrokerWatch):
         self._health = health
         self._health_interval_s = health_interval_s
         self._client_id = settings.client_id or parsed.gateway
-        self._client = self._make_client()
 
         # Shared between paho's thread / callers and the pump.
         self._events: collections.deque[Event] = collections.deque()
@@ -256,7 +256,6 @@ class Publisher(ConfirmTracking, BrokerWatch):
         self._started = False
         self._stopped = False
         self._crash: BaseException | None = None
-        self._connack_reasons_logged: set[str] = set()
 
         # Pump-thread state (read, never written, by stats()).
         self._c = Counters()
@@ -305,48 +304,31 @@ class Publisher(ConfirmTracking, BrokerWatch):
         self._outage_reason = ""
         self._outage_logged_at = 0.0
         self._down_since: float | None = time.monotonic()
-
-    # ------------------------------------------------------------------ paho client
-
-    def _make_client(self) -> mqtt.Client:
-        s = self._settings
         # Clean start, no paho in-flight/queue limits (module docstring, "paho's own
-        # retransmission", 1 and 3); the Last Will is the retained ``death``.
-        client = make_client(
-            s,
+        # retransmission", 1 and 3); the Last Will is the retained ``death``. Connects
+        # and losses are logged by the pump (with the outbox backlog); refusals by the
+        # session.
+        self._session = MqttSession(
+            settings,
+            name=f"gateway {self._client_id}",
             client_id=self._client_id,
-            persistent_session=False,
-            will=Will(self._state_topic, self._death, qos=s.qos, retain=True),
-            reconnect_min_s=s.reconnect_min_s,
-            reconnect_max_s=s.reconnect_max_s,
+            will=Will(self._state_topic, self._death, qos=settings.qos, retain=True),
+            reconnect_min_s=settings.reconnect_min_s,
+            reconnect_max_s=settings.reconnect_max_s,
             unlimited_inflight=True,
+            log_links=False,
+            on_connected=self._on_connected,
+            on_lost=self._on_lost,
+            on_connect_failed=self._on_connect_failed,
+            on_publish=self._on_publish,
+            on_message=self._on_message,
         )
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_publish = self._on_publish
-        client.on_connect_fail = self._on_connect_fail
-        client.on_message = self._on_message
-        return client
+        self._client = self._session.client
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            name = str(reason_code)
-            if name not in self._connack_reasons_logged:
-                self._connack_reasons_logged.add(name)
-                log.warning(
-                    "broker %s:%d refused the connection: %s (will retry)",
-                    self._settings.host,
-                    self._settings.port,
-                    name,
-                )
-            return
+    # ------------------------------------------------------------------ session hooks
+
+    def _on_connected(self, session_present: bool, properties: Properties | None) -> None:
+        client = self._client
         # Runs before paho's own re-send loop: discard its in-memory copies so that only
         # the outbox re-sends (module docstring, "paho's own retransmission").
         client.drop_out_messages()
@@ -357,27 +339,13 @@ class Publisher(ConfirmTracking, BrokerWatch):
         receive_max = getattr(properties, "ReceiveMaximum", None)
         self._post(Connected(int(receive_max) if receive_max is not None else None))
 
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        flags: Any,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._post(Disconnected(str(reason_code)))
+    def _on_lost(self, reason: str) -> None:
+        self._post(Disconnected(reason))
 
-    def _on_publish(
-        self,
-        client: mqtt.Client,
-        userdata: Any,
-        mid: int,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
+    def _on_publish(self, mid: int, reason_code: ReasonCode, properties: Properties | None) -> None:
         self._post(Puback(mid, reason_code))
 
-    def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+    def _on_message(self, msg: mqtt.MQTTMessage) -> None:
         if msg.topic == self._heartbeat_topic and not msg.retain:
             self._post(Heartbeat())
         elif msg.topic == self._ack_topic:
@@ -396,10 +364,7 @@ class Publisher(ConfirmTracking, BrokerWatch):
                 return
             self._post(Confirm(ack.epoch, list(ack.ranges)))
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        # paho calls this inside its ``except OSError`` block: the exception is the reason.
-        exc = sys.exc_info()[1]
-        reason = "connection failed" if exc is None else f"{type(exc).__name__}: {exc}"
+    def _on_connect_failed(self, reason: str) -> None:
         self._post(ConnectFailed(reason))
 
     def _post(self, event: Event) -> None:
@@ -420,8 +385,7 @@ class Publisher(ConfirmTracking, BrokerWatch):
         if self._started:
             raise PublisherError("Publisher.start() called twice")
         self._started = True
-        connect_async(self._client, self._settings, clean_start=True)
-        self._client.loop_start()
+        self._session.start(clean_start=True)
         self._thread = threading.Thread(target=self._run, name="renkei-publisher", daemon=True)
         self._thread.start()
 
@@ -453,8 +417,7 @@ class Publisher(ConfirmTracking, BrokerWatch):
             self._thread.join(max(0.0, deadline - time.monotonic()))
         if self._crash is None:
             self._publish_death(deadline)
-        self._client.disconnect()
-        self._client.loop_stop()
+        self._session.stop()
         if self._crash is not None:
             raise PublisherError(f"publisher pump failed: {self._crash!r}") from self._crash
 

@@ -1,16 +1,20 @@
-"""renkei.core.mqtt: broker settings (URL parsing, validation rules) and the client factory
-(without a broker; tests/integration/test_core_mqtt_broker.py connects to a real one)."""
+"""renkei.core.mqtt: broker settings (URL parsing, validation rules), the client factory and
+the session's bookkeeping (without a broker; tests/integration/test_core_mqtt_broker.py
+connects to a real one)."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import ValidationError
 
-from renkei.core.mqtt import BrokerSettings, BrokerSettingsError, Will, make_client
+from renkei.core.mqtt import BrokerSettings, BrokerSettingsError, MqttSession, Will, make_client
 
 
 @pytest.mark.parametrize(
@@ -133,3 +137,99 @@ def test_make_client_credentials_will_and_limits() -> None:
     assert c._max_inflight_messages == 0 and c._max_queued_messages == 0
     assert c._client_id == b"gw"
     assert make_client(BrokerSettings(), client_id="x", persistent_session=False)._username is None
+
+
+# ---------------------------------------------------------------------- MqttSession
+# paho's callbacks are called directly here (what its network thread does on CONNACK and
+# on a closed connection); tests/integration/test_core_mqtt_broker.py uses a real broker.
+
+
+def _connack(session: MqttSession, reason: str, *, present: bool = False) -> None:
+    session._on_connect(
+        session.client,
+        None,
+        mqtt.ConnectFlags(session_present=present),
+        ReasonCode(PacketTypes.CONNACK, reason),
+        None,
+    )
+
+
+def _closed(session: MqttSession) -> None:
+    session._on_disconnect(
+        session.client,
+        None,
+        mqtt.DisconnectFlags(is_disconnect_packet_from_server=False),
+        ReasonCode(PacketTypes.DISCONNECT, "Unspecified error"),
+        None,
+    )
+
+
+class _Delivery:
+    def __init__(self, gen: int, mid: int, qos: int) -> None:
+        self.gen, self.mid, self.qos = gen, mid, qos
+
+
+def test_session_needs_a_client_id_and_installs_only_supplied_hooks() -> None:
+    with pytest.raises(ValueError, match="client id"):
+        MqttSession(BrokerSettings(), name="x")
+    bare = MqttSession(BrokerSettings(client_id="from-settings"), name="x")
+    assert bare.client._client_id == b"from-settings"
+    assert bare.client.on_message is None and bare.client.on_publish is None
+    assert bare.client.on_connect_fail is None and bare.client.on_subscribe is None
+    got: list[mqtt.MQTTMessage] = []
+    hooked = MqttSession(
+        BrokerSettings(), name="x", client_id="c", manual_ack=True, on_message=got.append
+    )
+    assert hooked.client.on_message is not None
+    assert hooked.client._manual_ack
+
+
+def test_session_refusal_is_logged_once_per_reason_and_hooked(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    refused: list[str] = []
+    connected: list[bool] = []
+    session = MqttSession(
+        BrokerSettings(),
+        name="unit",
+        client_id="c",
+        on_refused=refused.append,
+        on_connected=lambda present, _p: connected.append(present),
+    )
+    with caplog.at_level(logging.WARNING, logger="renkei.core.mqtt.session"):
+        _connack(session, "Not authorized")
+        _connack(session, "Not authorized")
+        _closed(session)  # the broker closes after a refusal: not a loss
+        _connack(session, "Server unavailable")
+    assert refused == ["Not authorized", "Not authorized", "Server unavailable"]
+    assert not session.connected and connected == []
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all("refused the connection" in m for m in lines), lines
+    _connack(session, "Success", present=True)
+    assert session.connected and connected == [True]
+
+
+def test_session_generation_guards_acks_and_loss_is_reported_once() -> None:
+    lost: list[str] = []
+    session = MqttSession(
+        BrokerSettings(), name="unit", client_id="c", manual_ack=True, on_lost=lost.append
+    )
+    acked: list[tuple[int, int]] = []
+
+    def ack(mid: int, qos: int) -> MQTTErrorCode:
+        acked.append((mid, qos))
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    session.client.ack = ack  # type: ignore[method-assign]
+    _connack(session, "Success")
+    first = session.gen
+    assert session.is_current(first)
+    assert session.ack([_Delivery(first, 7, 1), _Delivery(first, 0, 0)]) == (2, 0)
+    assert acked == [(7, 1)]  # QoS 0 has nothing to acknowledge
+    _closed(session)
+    _closed(session)  # a second close of the same connection
+    assert lost == ["Unspecified error"] and not session.connected
+    _connack(session, "Success")
+    assert session.gen > first and not session.is_current(first)
+    assert session.ack([_Delivery(first, 8, 1)]) == (0, 1)  # stale: never acknowledged
+    assert acked == [(7, 1)]

@@ -1,9 +1,10 @@
 """The one paho client factory: every Renkei MQTT connection is built here.
 
 paho-mqtt 2.x, callback API version 2 (https://eclipse.dev/paho/files/paho.mqtt.python/html/).
-Callbacks, subscriptions and the publish/ack logic stay with the owner; this module only
-does what every owner did the same way: protocol version, session semantics, credentials,
-TLS, Last Will, reconnect pacing, and the MQTT 5 CONNECT properties.
+Owners use it through :class:`renkei.core.mqtt.MqttSession` (which adds the connection
+life cycle and turns the callbacks into hooks); this module only does what every owner
+did the same way: protocol version, session semantics, credentials, TLS, Last Will,
+reconnect pacing, and the MQTT 5 CONNECT properties.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Driver of the ``sparkplug`` live source (see :mod:`renkei.edge.sources.live.base`).
 
-One paho-mqtt client (built by :func:`renkei.core.mqtt.make_client`; MQTT 3.1.1, clean
-session, Sparkplug 3.0.0 §5.3 and §5.13 for Host Applications) on the driver's own thread:
+One MQTT connection (a :class:`renkei.core.mqtt.MqttSession` whose paho network loop the
+driver runs itself; MQTT 3.1.1, clean session, Sparkplug 3.0.0 §5.3 and §5.13 for Host
+Applications) on the driver's own thread:
 it subscribes with QoS 1 to the NBIRTH, NDATA,
 NDEATH, DBIRTH, DDATA and DDEATH topics of the configured Edge Nodes only
 (:func:`~renkei.edge.sources.live.sparkplug.topic.subscriptions`), hands every message to
@@ -24,9 +25,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from pydantic import SecretStr
 
-from renkei.core.mqtt import BrokerSettings, make_client
+from renkei.core.mqtt import BrokerSettings, MqttSession
 from renkei.edge.sources.live.backoff import Backoff
 from renkei.edge.sources.live.base import Driver, LiveSink, now_ms
 from renkei.edge.sources.live.signals import SecretError, ShotsConfig, SignalMap
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 #: Seconds of one network-loop slice (bounds the reaction time to ``stop``).
 _SLICE_S = 0.1
-#: Longest blocking TCP connect, s (see :meth:`SparkplugDriver._client`).
+#: Longest blocking TCP connect, s (see :meth:`SparkplugDriver.run`).
 _CONNECT_TIMEOUT_CAP_S = 1.0
 #: Topic filters per SUBSCRIBE packet.
 _FILTERS_PER_SUBSCRIBE = 100
@@ -93,27 +96,24 @@ class SparkplugDriver:
     def run(self, sink: LiveSink, stop: threading.Event) -> None:
         """Read until ``stop`` is set; reconnect by itself (see the module docstring)."""
         cfg = self.config
-        client = self._client()
-        host = SparkplugHost(cfg, sink, lambda node: self._publish_rebirth(client, node))
-        self.host = host
         state: dict[str, Any] = {"subscribed": False, "connects": 0, "failure": None}
         filters = subscriptions(cfg.group_id, cfg.edge_nodes)
         pending_mids: set[int] = set()
 
-        def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any = None) -> None:
-            if rc.is_failure:
-                state["failure"] = f"MQTT server refused the connection: {rc}"
-                return
+        def on_refused(reason: str) -> None:
+            state["failure"] = f"MQTT server refused the connection: {reason}"
+
+        def on_connected(_present: bool, _props: Properties | None) -> None:
             pending_mids.clear()
             for i in range(0, len(filters), _FILTERS_PER_SUBSCRIBE):
                 chunk = filters[i : i + _FILTERS_PER_SUBSCRIBE]
-                result, mid = c.subscribe([(f, 1) for f in chunk])
+                result, mid = client.subscribe([(f, 1) for f in chunk])
                 if result == mqtt.MQTT_ERR_SUCCESS and mid is not None:
                     pending_mids.add(mid)
 
-        def on_subscribe(_c: mqtt.Client, _u: Any, mid: int, codes: Any, _p: Any = None) -> None:
+        def on_subscribe(mid: int, codes: list[ReasonCode]) -> None:
             pending_mids.discard(mid)
-            refused = [rc for rc in codes if getattr(rc, "is_failure", False)]
+            refused = [rc for rc in codes if rc.is_failure]
             if refused:
                 state["failure"] = f"MQTT server refused a subscription: {refused[0]}"
                 return
@@ -125,16 +125,33 @@ class SparkplugDriver:
             sink.link_up(f"mqtt://{cfg.host}:{cfg.port}, {len(filters)} topic filters")
             host.on_connected(again=again)
 
-        def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        def on_message(msg: mqtt.MQTTMessage) -> None:
             try:
                 host.on_message(msg.topic, bytes(msg.payload))
             except Exception:  # a bug must not kill the network loop; report it
                 log.exception("%s: message on %s not handled", self.describe, msg.topic)
                 sink.event("message_failed", "alarm", f"message on {msg.topic} not handled")
 
-        client.on_connect = on_connect
-        client.on_subscribe = on_subscribe
-        client.on_message = on_message
+        # The driver runs paho's loop and its reconnect backoff itself (module docstring);
+        # the sink reports the link, the session only logs a refusal.
+        session = MqttSession(
+            self._broker(),
+            name=self.describe,
+            client_id=cfg.client_id,
+            reconnect_on_failure=False,
+            log_links=False,
+            on_connected=on_connected,
+            on_refused=on_refused,
+            on_subscribe=on_subscribe,
+            on_message=on_message,
+        )
+        client = session.client
+        # The TCP connect blocks this thread: capped so that a stop is seen within ~1 s
+        # even while the broker's host does not answer (the plant broker is local).
+        client.connect_timeout = min(cfg.link.timeout_s, _CONNECT_TIMEOUT_CAP_S)
+        client.max_queued_messages_set(1000)
+        host = SparkplugHost(cfg, sink, lambda node: self._publish_rebirth(client, node))
+        self.host = host
         backoff = Backoff(min_s=cfg.link.reconnect_min_s, max_s=cfg.link.reconnect_max_s)
         try:
             while not stop.is_set():
@@ -184,24 +201,10 @@ class SparkplugDriver:
 
     # ----------------------------------------------------------------- helpers
 
-    def _client(self) -> mqtt.Client:
-        cfg = self.config
-        client = make_client(
-            self._broker(),
-            client_id=cfg.client_id,
-            persistent_session=False,
-            reconnect_on_failure=False,
-        )
-        # The TCP connect blocks this thread: capped so that a stop is seen within ~1 s
-        # even while the broker's host does not answer (the plant broker is local).
-        client.connect_timeout = min(cfg.link.timeout_s, _CONNECT_TIMEOUT_CAP_S)
-        client.max_queued_messages_set(1000)
-        return client
-
     def _broker(self) -> BrokerSettings:
         """The source's keys as the core's broker settings (the one place they are mapped):
         MQTT 3.1.1, TLS with ``tls.ca`` (and ``tls.cert``/``tls.key``). The client id is
-        given to :func:`renkei.core.mqtt.make_client` as written (a Sparkplug Host id may
+        given to :class:`renkei.core.mqtt.MqttSession` as written (a Sparkplug Host id may
         use characters the core's ``client_id`` rule does not allow)."""
         cfg = self.config
         tls = cfg.tls
