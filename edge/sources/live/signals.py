@@ -35,6 +35,7 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from renkei.core.errors import RenkeiError
+from renkei.core.influx.contract import QUALITY_COUNTERS
 from renkei.core.wire import reserved_name_problem
 
 __all__ = [
@@ -59,16 +60,7 @@ SHOT_ROW_FIELDS: Final = ("shot_count", "cycle_time_s")
 
 #: Counter fields of ``quality`` rows (a signal may not use these names), see
 #: :mod:`renkei.edge.sources.live.source`.
-QUALITY_FIELDS: Final = (
-    "link_up",
-    "readings",
-    "bad",
-    "uncertain",
-    "gateway_time",
-    "late",
-    "dropped",
-    "unknown",
-)
+QUALITY_FIELDS: Final = QUALITY_COUNTERS  # one list: the measurement contract's
 
 
 class SecretError(RenkeiError, ValueError):
