@@ -1,10 +1,12 @@
 """One machine's pipeline: sample blocks → features → anomaly model → packed messages.
 
-Why this module is long: :class:`MachinePipeline` is one machine's stream of work
-(windows, features, scoring, RUL, events, packing into messages) whose steps share the
-machine's window state, model and publish clock; the feature extraction, model inference,
-RUL and packing it calls already live in :mod:`renkei.edge.features`, :mod:`renkei.edge.model`
-and :mod:`renkei.edge.transport`.
+:class:`MachinePipeline` is one machine's stream of work (windows, events, packing into
+messages) whose steps share the machine's window state, model and publish clock. What it
+calls lives below it: feature extraction in :mod:`renkei.edge.features`; model inputs in
+:mod:`renkei.edge.model.inputs`; anomaly scoring (score, threshold, onset/clear events and
+the scoring counters) in :mod:`renkei.edge.model.scoring`; RUL models in
+:mod:`renkei.edge.model.rul` and :mod:`renkei.edge.model.rul_sink`; packing in
+:mod:`renkei.edge.transport.packing`.
 
 Data flow per stream of a :class:`~renkei.edge.sources.base.SampleBlock`:
 
@@ -14,20 +16,22 @@ Data flow per stream of a :class:`~renkei.edge.sources.base.SampleBlock`:
 
 Completed feature windows (slow and vibration windows of the same end time are merged) go to
 ``features`` messages, are scored by the machine's ONNX model when its inputs are window
-features, and produce ``anomaly`` rows (``score``, ``threshold``, ``is_anomaly``) plus
-``event`` messages at anomaly onset/clear. Shots are scored instead when the model's inputs
-are shot features. A model whose inputs are history features of the rows' fields (e.g.
-``skab-pump-mahal``: 10-row means of baseline z-scores; ``nab-temp-stream``: a 288-row
-mean) gets them from :class:`renkei.edge.model.inputs.ModelInputs`; rows of a history baseline are
-not scored (``baseline_pending`` in the status counts down). Ground-truth labels, when the
-source has them, go to ``label`` messages.
+features (:class:`renkei.edge.model.scoring.AnomalyScorer`), and produce ``anomaly`` rows
+(``score``, ``threshold``, ``is_anomaly``) plus ``event`` messages at anomaly onset/clear.
+Shots are scored instead when the model's inputs are shot features. A model whose inputs are
+history features of the rows' fields (e.g. ``skab-pump-mahal``: 10-row means of baseline
+z-scores; ``nab-temp-stream``: a 288-row mean) gets them from
+:class:`renkei.edge.model.inputs.ModelInputs`; rows of a history baseline are not scored
+(``baseline_pending`` in the status counts down). Ground-truth labels, when the source has
+them, go to ``label`` messages.
 
-Remaining-useful-life models (machine ``models:``, :mod:`renkei.edge.model.rul`) run next to the
-anomaly model on the rows of their manifest's ``feature_kind`` (shots, or feature windows): their
-inputs are computed with :class:`~renkei.edge.features.history.HistoryFeatures` where the manifest
-asks for history features, and their outputs go to ``mold`` rows (tag ``mold``) when the
-config names a mold, else to ``rul`` rows (tag ``model``, optional ``component``), each with
-the published time of the row it scored.
+Remaining-useful-life models (machine ``models:``, :mod:`renkei.edge.model.rul`, one
+:class:`~renkei.edge.model.rul_sink.RulSink` each) run next to the anomaly model on the rows of
+their manifest's ``feature_kind`` (shots, or feature windows): their inputs are computed with
+:class:`~renkei.edge.features.history.HistoryFeatures` where the manifest asks for history
+features, and their outputs go to ``mold`` rows (tag ``mold``) when the config names a mold,
+else to ``rul`` rows (tag ``model``, optional ``component``), each with the published time of
+the row it scored.
 
 Model switch (:mod:`renkei.edge.rollout`): the pipeline keeps its last ``recent_rows`` (machine
 config, default :data:`RECENT_ROWS`) feature windows and shots
@@ -43,11 +47,8 @@ trained on); with ``timestamps: rebase`` published times are ``start + (t - t0) 
 
 from __future__ import annotations
 
-import logging
-import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -62,42 +63,22 @@ from renkei.edge.config import (
     RulModelConfig,
 )
 from renkei.edge.features import ShotFeatures, Windower, vibration_windower
-from renkei.edge.model.inference import AnomalyModel, ModelError, ModelInputError
-from renkei.edge.model.inputs import InputPlan, InputPlanError, ModelInputs, ModelRow, batch_inputs
+from renkei.edge.model.inference import AnomalyModel, ModelInputError
+from renkei.edge.model.inputs import InputPlan, InputPlanError, ModelInputs, batch_inputs
 from renkei.edge.model.inputs import plan_inputs as plan_model_inputs
-from renkei.edge.model.rul import MoldTracker, RulRunner, plan_inputs, rul_fields
+from renkei.edge.model.rul_sink import RulSink, rul_sink
+from renkei.edge.model.scoring import AnomalyScorer
 from renkei.edge.sources.base import SampleBlock, field_matrix
 from renkei.edge.transport.packing import RowBuffer
 
 __all__ = ["RECENT_ROWS", "MachinePipeline", "OutboxItem", "RulSink"]
 
-log = logging.getLogger(__name__)
-
 #: (topic, payload builder taking the sequence number) — what the outbox enqueues.
 OutboxItem = tuple[str, Callable[[int], bytes]]
 
-_MAX_EVENTS_KEPT: Final = 20
 #: Default of the feature windows (and shots) kept per machine for the shadow check of a
 #: new model (machine ``recent_rows``).
 RECENT_ROWS: Final = 512
-
-
-@dataclass(slots=True)
-class RulSink:
-    """One RUL model of a machine: its runner, its output buffer (kind ``mold`` or ``rul``)
-    and, for a mold model, the mold tracker."""
-
-    runner: RulRunner
-    buffer: RowBuffer
-    on_shots: bool
-    mold: MoldTracker | None = None
-
-    def push(self, pub_ms: int, row: Mapping[str, float]) -> None:
-        """Feed one row (published time ``pub_ms``, UTC epoch ms); buffer what it completes."""
-        for out in self.runner.push(pub_ms, row):
-            fields = self.mold.fields(out) if self.mold is not None else rul_fields(out)
-            if fields:
-                self.buffer.add(out.t_ms, fields)
 
 
 def _source_name(src: object) -> str:
@@ -134,7 +115,8 @@ class MachinePipeline:
     ) -> None:
         self.machine = machine
         self._epoch = epoch
-        self.model = model
+        self.scorer = AnomalyScorer(model, machine_id=machine.id)
+        """The anomaly model's scorer and its counters (:attr:`model` is its model)."""
         self._topics = {
             kind: machine_topic(
                 firm=gateway.firm,
@@ -189,55 +171,46 @@ class MachinePipeline:
         if model is not None:
             self._inputs = self._model_inputs(model)
             self._model_on_shots = model.manifest.feature_kind == "shot"
-        self.rul: list[RulSink] = [self._rul_sink(cfg, m) for cfg, m in rul_models]
-        # status for health / live view
+        self.rul: list[RulSink[RowBuffer]] = [
+            rul_sink(m, cfg, machine_id=machine.id, check=self.check_model, buffer=self._rul_buffer)
+            for cfg, m in rul_models
+        ]
+        # status for health / live view (the scoring counters are the scorer's)
         self.rows = 0
         self.finished = False
-        self.anomalous = False
-        self.anomalies = 0
-        self.last_score: float | None = None
-        self.last_label: int | None = None
-        self.last_event: str | None = None
-        self.recent_events: list[str] = []
-        self.scored = 0
-        self.unscored = 0
-        self.nonfinite_scores = 0
-        self.model_errors = 0
 
-    def _rul_sink(self, cfg: RulModelConfig, model: AnomalyModel) -> RulSink:
-        from renkei.edge.model.rul import RulPlanError
+    def _rul_buffer(self, kind: MachineKind, tags: dict[str, str]) -> RowBuffer:
+        return RowBuffer(kind=kind, gateway_id=self._gw, tags=tags, epoch=self._epoch)
 
-        try:
-            plan = plan_inputs(model.manifest, baseline_rows=cfg.baseline_rows)
-        except RulPlanError as exc:
-            raise ModelInputError(f"machine {self.machine.id}: {exc}") from None
-        on_shots = model.manifest.feature_kind == "shot"
-        if not on_shots:
-            self.check_model(model)
-        cap = float(model.manifest.rul_cap or 0.0)
-        if cfg.mold is not None:
-            if not on_shots:
-                raise ModelInputError(
-                    f"machine {self.machine.id}: mold model {model.name} must score shots"
-                )
-            tracker = MoldTracker(
-                rul_cap=cap,
-                maintenance_interval_shots=cfg.mold.maintenance_interval_shots,
-                shot_count_at_maintenance=cfg.mold.shot_count_at_maintenance,
-                ideal_cycle_time_s=cfg.mold.ideal_cycle_time_s,
-            )
-            buffer = RowBuffer(
-                kind=MachineKind.MOLD,
-                gateway_id=self._gw,
-                tags={"mold": cfg.mold.id},
-                epoch=self._epoch,
-            )
-            return RulSink(RulRunner(model, plan), buffer, on_shots, tracker)
-        tags = {"model": model.name}
-        if cfg.component is not None:
-            tags["component"] = cfg.component
-        buffer = RowBuffer(kind=MachineKind.RUL, gateway_id=self._gw, tags=tags, epoch=self._epoch)
-        return RulSink(RulRunner(model, plan), buffer, on_shots)
+    @property
+    def model(self) -> AnomalyModel | None:
+        """The anomaly model (:meth:`set_model` replaces it)."""
+        return self.scorer.model
+
+    @property
+    def scored(self) -> int:
+        """Rows scored (:attr:`AnomalyScorer.scored <renkei.edge.model.scoring.AnomalyScorer>`)."""
+        return self.scorer.scored
+
+    @property
+    def unscored(self) -> int:
+        """Rows left unscored (non-finite inputs or score, model errors)."""
+        return self.scorer.unscored
+
+    @property
+    def nonfinite_scores(self) -> int:
+        """Rows whose score was not finite."""
+        return self.scorer.nonfinite_scores
+
+    @property
+    def model_errors(self) -> int:
+        """Rows the model raised on."""
+        return self.scorer.model_errors
+
+    @property
+    def anomalies(self) -> int:
+        """Anomaly onsets."""
+        return self.scorer.anomalies
 
     # ----------------------------------------------------------------- model switch
 
@@ -284,7 +257,7 @@ class MachinePipeline:
         self._inputs = inputs
         self._model_on_shots = model.manifest.feature_kind == "shot"
         self._buffers[MachineKind.ANOMALY].tags["model"] = model.name
-        self.model = model
+        self.scorer.model = model
 
     def recent_rows(self, kind: str) -> list[dict[str, float]]:
         """Copies of the last ``recent_rows`` (machine config) feature rows of ``kind``
@@ -447,53 +420,12 @@ class MachinePipeline:
     def _model_row(self, pub_ms: int, values: Mapping[str, float], label: int | None) -> None:
         assert self._inputs is not None
         for row in self._inputs.push(pub_ms, values, label):
-            self._score(row)
-
-    def _score(self, row: ModelRow[int | None]) -> None:
-        assert self.model is not None
-        if row.in_baseline:
-            return  # the history baseline's own rows are not scored (renkei.edge.model.inputs)
-        pub_ms, label = row.t_ms, row.payload
-        if row.x is None or not np.all(np.isfinite(row.x)):
-            self.unscored += 1
-            return
-        x = row.x.astype(np.float32).reshape(1, -1)
-        try:
-            score = float(self.model.score(x)[0])
-        except ModelError as exc:  # onnxruntime's errors arrive as ModelRunError
-            self.unscored += 1
-            self.model_errors += 1
-            if self.model_errors == 1:
-                log.error("machine %s: model %s failed: %s", self.machine.id, self.model.name, exc)
-            return
-        if not math.isfinite(score):
-            self.unscored += 1
-            self.nonfinite_scores += 1
-            return
-        self.scored += 1
-        threshold = float(self.model.threshold)
-        is_anomaly = score > threshold
-        self.last_score = score
-        self.last_label = label
-        self._buffers[MachineKind.ANOMALY].add(
-            pub_ms, {"score": score, "threshold": threshold, "is_anomaly": float(is_anomaly)}
-        )
-        if is_anomaly != self.anomalous:
-            self.anomalous = is_anomaly
-            if is_anomaly:
-                self.anomalies += 1
-            code = "anomaly_onset" if is_anomaly else "anomaly_cleared"
-            message = f"{self.model.name} score {score:.3g} vs threshold {threshold:.3g}"
-            self._events.append(
-                {
-                    "t_ms": pub_ms,
-                    "code": code,
-                    "severity": "warning" if is_anomaly else "info",
-                    "message": message,
-                }
-            )
-            self.last_event = code
-            self.recent_events = ([*self.recent_events, f"{code}: {message}"])[-_MAX_EVENTS_KEPT:]
+            res = self.scorer.score(row)
+            if res is not None:
+                self._buffers[MachineKind.ANOMALY].add(row.t_ms, res.fields())
+                if res.event is not None:
+                    ev = res.event
+                    self.add_event(row.t_ms, ev.code, ev.severity, ev.message)
 
     # ----------------------------------------------------------------- output
 
@@ -550,13 +482,13 @@ class MachinePipeline:
         return {
             "source": f"{src.type}:{_source_name(src)}",
             "rows": self.rows,
-            "score": self.last_score,
+            "score": self.scorer.last_score,
             "threshold": None if self.model is None else float(self.model.threshold),
-            "anomaly": self.anomalous,
-            "anomalies": self.anomalies,
-            "last_event": self.last_event,
-            "events": list(self.recent_events[-3:]),
-            "label": self.last_label,
+            "anomaly": self.scorer.anomalous,
+            "anomalies": self.scorer.anomalies,
+            "last_event": self.scorer.last_event,
+            "events": list(self.scorer.recent_events[-3:]),
+            "label": self.scorer.last_label,
             "baseline_pending": self.baseline_pending,
             "finished": self.finished,
         }

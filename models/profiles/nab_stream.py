@@ -10,7 +10,7 @@ step; NAB anomaly windows → labels, on the original stamps). The 4 labelled wi
 Detector: score = ``(mu - m288) / sd``, with ``m288`` the trailing mean of the last 288 rows
 (24 h; :mod:`renkei.edge.features.history`) and ``mu``, ``sd`` the mean and standard deviation of
 the raw temperature in the fit rows; alarm while ``score > threshold``; NAB detections =
-alarm ONSETS (rising edges), as the gateway raises one event per onset (edge/pipeline.py).
+alarm ONSETS (rising edges), as the gateway raises one event per onset (edge/model/scoring.py).
 One-sided on purpose: the machine's failures and shutdowns show as a loss of temperature
 lasting many hours (the normal operation has short dips of a few hours, which a 24 h mean
 averages out, and long stretches 15-20 °C ABOVE the probationary mean, which are not
