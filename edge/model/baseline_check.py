@@ -139,7 +139,7 @@ def _robust_sd(x: NDArray[np.float64]) -> NDArray[np.float64]:
     med = np.nanmedian(x, axis=0)
     mad = np.nanmedian(np.abs(x - med), axis=0) * 1.4826
     sd = np.nanstd(x, axis=0)
-    return np.where(mad > 0, mad, sd)  # type: ignore[no-any-return]
+    return np.where(mad > 0, mad, sd)
 
 
 def _runs(mask: NDArray[np.bool_]) -> list[tuple[int, int]]:
@@ -215,12 +215,12 @@ def check_baseline(
     sd = _robust_sd(good)
     med = np.nanmedian(good, axis=0)
     flat = sd <= cfg.flat_rel * np.maximum(np.abs(med), 1.0)
-    for j in np.flatnonzero(flat):
+    for j in np.flatnonzero(flat).tolist():
         issues.append(
             BaselineIssue("flat", (names[j],), 0, n - 1, f"spread {sd[j]:.3g}, channel constant")
         )
     idx = np.arange(len(good), dtype=np.float64)
-    for j in np.flatnonzero(~flat):
+    for j in np.flatnonzero(~flat).tolist():
         slope = np.polyfit(idx, good[:, j], 1)[0]
         moved = abs(slope) * (len(good) - 1) / sd[j]
         if moved > cfg.drift_sigma:
@@ -235,7 +235,7 @@ def check_baseline(
             )
     k = max(1, cfg.smooth_rows)
     kernel = np.ones(k) / k
-    for j in np.flatnonzero(~flat):
+    for j in np.flatnonzero(~flat).tolist():
         z = (x[:, j] - med[j]) / sd[j]
         z = np.where(np.isfinite(z), z, 0.0)
         smooth = np.convolve(z, kernel, mode="full")[:n]
