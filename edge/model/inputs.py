@@ -7,7 +7,8 @@ shot). Its inputs are either
 - **history features** of some of the row's *fields* (:mod:`renkei.edge.features.history`):
   ``{f}_m{w}`` (trailing mean of ``w`` rows), ``{f}_e{a}`` (EWMA), ``{f}_s{w}`` (trailing
   OLS slope), ``{f}_zm{w}`` / ``{f}_d{a}`` (against a frozen baseline of the first
-  ``baseline_rows`` rows) and ``rows_seen``.
+  ``baseline_rows`` rows; its sd floor relative to ``|mean|`` from the manifest's
+  ``algorithm_params["sd_floor_rel"]``, default 1e-3) and ``rows_seen``.
 
 :func:`plan_inputs` reads which from the input names and checks that
 :func:`~renkei.edge.features.history.history_feature_names` rebuilds exactly the manifest's column
@@ -48,6 +49,7 @@ from renkei.edge.features.history import (
 
 __all__ = [
     "BASELINE_PARAM_KEYS",
+    "SD_FLOOR_REL_KEY",
     "InputPlan",
     "InputPlanError",
     "ModelInputs",
@@ -59,6 +61,9 @@ __all__ = [
 
 #: ``algorithm_params`` keys a manifest may state its history baseline length in (rows).
 BASELINE_PARAM_KEYS: Final = ("baseline_rows", "reference_shots", "baseline_cycles")
+#: ``algorithm_params`` key of the baseline sd floor relative to ``|mu|`` (default 1e-3).
+SD_FLOOR_REL_KEY: Final = "sd_floor_rel"
+_SD_FLOOR_REL_DEFAULT: Final = 1e-3  # HistoryConfig's default
 HISTORY_NAME_RE: Final = re.compile(
     r"^(?P<field>.+)_(?:(?P<wkind>zm|m|s)(?P<w>\d+)|(?P<akind>e|d)(?P<a>\d+(?:p\d+)?(?:e[m]?\d+)?))$"
 )
@@ -143,7 +148,13 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
                 "set baseline_rows"
             )
         baseline_rows = int(found[0])
+    floor = manifest.algorithm_params.get(SD_FLOOR_REL_KEY, _SD_FLOOR_REL_DEFAULT)
+    if isinstance(floor, str):
+        raise InputPlanError(
+            f"model {manifest.name}: algorithm_params {SD_FLOOR_REL_KEY}={floor!r} is not a number"
+        )
     try:
+        floor_rel = float(floor)
         config = HistoryConfig(
             mean_rows=tuple(int(w) for w in groups["m"]),
             ewma_alphas=tuple(groups["e"]),
@@ -151,6 +162,7 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
             baseline_rows=(baseline_rows or 0) if groups["zm"] or groups["d"] else 0,
             zmean_rows=tuple(int(w) for w in groups["zm"]),
             dev_alphas=tuple(groups["d"]),
+            sd_floor_rel=floor_rel,
             count=count,
         )
         rebuilt = tuple(history_feature_names(fields, config))

@@ -108,10 +108,14 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="skab-pump-mahal",
-                version="1.0.0",
-                summary="SKAB valve1: per-run baseline z, 10-row means, Mahalanobis (1 Hz rows)",
+                version="2.0.0",
+                summary="SKAB valve1+valve2: per-run baseline z (2 % sd floor), Mahalanobis",
                 module="renkei.models.profiles.skab_z",
-                data_paths=("skab/data/valve1/*.csv",),
+                data_paths=(
+                    "skab/data/valve1/*.csv",
+                    "skab/data/valve2/*.csv",
+                    "skab/data/anomaly-free/anomaly-free.csv",
+                ),
                 kind="recipe",
             ),
             Profile(

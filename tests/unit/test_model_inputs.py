@@ -32,7 +32,7 @@ def _with_inputs(names: list[str], **params: object) -> ModelManifest:
 
 def test_plans_of_the_committed_anomaly_models() -> None:
     skab = plan_inputs(read_manifest(ARTIFACTS / "skab-pump-mahal"))
-    assert skab.history == HistoryConfig(baseline_rows=400, zmean_rows=(10,))
+    assert skab.history == HistoryConfig(baseline_rows=400, zmean_rows=(10,), sd_floor_rel=0.02)
     assert skab.fields[:2] == ("accel1_rms_g", "accel2_rms_g") and skab.rows_needed == 400
     nab = plan_inputs(read_manifest(ARTIFACTS / "nab-temp-stream"))
     assert nab.history == HistoryConfig(mean_rows=(288,)) and nab.fields == ("machine_temperature",)
@@ -40,6 +40,17 @@ def test_plans_of_the_committed_anomaly_models() -> None:
     for plain in ("cwru-bearing-mahal", "skab-pump-t2", "kassel-shot-t2", "cell-t2"):
         manifest = read_manifest(ARTIFACTS / plain)
         assert plan_inputs(manifest) == InputPlan(names=manifest.input_names)
+
+
+def test_the_sd_floor_comes_from_the_manifest_or_the_default() -> None:
+    plan = plan_inputs(_with_inputs(["a_zm10"], baseline_rows=5, sd_floor_rel=0.05))
+    assert plan.history == HistoryConfig(baseline_rows=5, zmean_rows=(10,), sd_floor_rel=0.05)
+    plan = plan_inputs(_with_inputs(["a_zm10"], baseline_rows=5))
+    assert plan.history == HistoryConfig(baseline_rows=5, zmean_rows=(10,))
+    with pytest.raises(InputPlanError, match="sd_floor_rel='x' is not a number"):
+        plan_inputs(_with_inputs(["a_zm10"], baseline_rows=5, sd_floor_rel="x"))
+    with pytest.raises(InputPlanError, match="sd floors"):
+        plan_inputs(_with_inputs(["a_zm10"], baseline_rows=5, sd_floor_rel=-1.0))
 
 
 def test_plan_errors_name_the_model_and_the_inputs() -> None:

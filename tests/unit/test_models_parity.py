@@ -100,10 +100,11 @@ def test_skab_artifact_parity_on_real_rows() -> None:
     from renkei.models.profiles import skab_z
 
     data = skab_z.build(require_data_dir())
-    fitted = skab_z.fit_and_threshold([r.x[: skab_z.TRAIN_ROWS] for r in data.runs])
+    parts = skab_z.normal_parts(data)
+    fitted = skab_z.fit_and_threshold(parts)
     from renkei.models.mahalanobis import fit_mahalanobis as fm
 
-    feats = [skab_z.run_features(r.x[: skab_z.TRAIN_ROWS], fitted.kept) for r in data.runs]
+    feats = [skab_z.run_features(p, fitted.kept) for p in parts]
     fit = fm(np.vstack([f[: skab_z.FIT_ROWS] for f in feats]))
     probe = np.vstack([skab_z.run_features(r.x, fitted.kept) for r in data.runs])
     model = AnomalyModel.load(model_dir=DEFAULT_ARTIFACTS_DIR / skab_z.NAME)
