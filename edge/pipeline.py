@@ -426,6 +426,9 @@ class MachinePipeline:
                 if res.event is not None:
                     ev = res.event
                     self.add_event(row.t_ms, ev.code, ev.severity, ev.message)
+                if res.drift_event is not None:  # process drift (renkei.edge.model.drift)
+                    dv = res.drift_event
+                    self.add_event(row.t_ms, dv.code, dv.severity, dv.message)
 
     # ----------------------------------------------------------------- output
 
@@ -485,6 +488,7 @@ class MachinePipeline:
             "score": self.scorer.last_score,
             "threshold": None if self.model is None else float(self.model.threshold),
             "anomaly": self.scorer.anomalous,
+            "drift": self.scorer.drift_status(),
             "anomalies": self.scorer.anomalies,
             "last_event": self.scorer.last_event,
             "events": list(self.scorer.recent_events[-3:]),

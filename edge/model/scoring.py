@@ -20,6 +20,12 @@ Rows that are not scored, and are counted:
 ``nonfinite_scores`` and ``model_errors`` are read by a new model's probation
 (:mod:`renkei.edge.rollout`). :attr:`AnomalyScorer.model` may be replaced between two rows
 (:meth:`renkei.edge.pipeline.MachinePipeline.set_model`); the counters carry on.
+
+Drift: a model whose manifest has a ``drift`` section also gets a
+:class:`~renkei.edge.model.drift.DriftWatch` (restarted whenever the model is replaced): every
+finite score is pushed, the row carries ``drift_share`` once the window is full, and a
+``drift_onset``/``drift_cleared`` event (distinct from the per-row anomaly events) is
+returned as :attr:`ScoreResult.drift_event`.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Final
 
 import numpy as np
 
+from renkei.edge.model.drift import DriftWatch
 from renkei.edge.model.inference import AnomalyModel, ModelError
 from renkei.edge.model.inputs import ModelRow
 
@@ -54,20 +61,28 @@ class ScoreEvent:
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
     """One scored row: the model's ``score``, its ``threshold`` and ``is_anomaly``
-    (``score > threshold``); ``event`` is set when the row changes the anomaly state."""
+    (``score > threshold``); ``event`` is set when the row changes the anomaly state;
+    ``drift_share``/``drift_event``: the drift watch's statistic and state change (models
+    with a ``drift`` section only)."""
 
     score: float
     threshold: float
     is_anomaly: bool
     event: ScoreEvent | None = None
+    drift_share: float | None = None
+    drift_event: ScoreEvent | None = None
 
     def fields(self) -> dict[str, float]:
-        """The ``anomaly`` row: ``score``, ``threshold``, ``is_anomaly`` (0.0 or 1.0)."""
-        return {
+        """The ``anomaly`` row: ``score``, ``threshold``, ``is_anomaly`` (0.0 or 1.0), and
+        ``drift_share`` when the model has a drift watch whose window is full."""
+        out = {
             "score": self.score,
             "threshold": self.threshold,
             "is_anomaly": float(self.is_anomaly),
         }
+        if self.drift_share is not None:
+            out["drift_share"] = self.drift_share
+        return out
 
 
 class AnomalyScorer:
@@ -79,6 +94,9 @@ class AnomalyScorer:
     """
 
     def __init__(self, model: AnomalyModel | None, *, machine_id: str) -> None:
+        self.drift: DriftWatch | None = None
+        """The model's drift watch (``None``: the model has no ``drift`` section)."""
+        self._model: AnomalyModel | None = None
         self.model = model
         self.machine_id = machine_id
         self.scored = 0
@@ -101,6 +119,40 @@ class AnomalyScorer:
         """Code of the last event."""
         self.recent_events: list[str] = []
         """The last events (at most 20), ``"code: message"``, oldest first."""
+
+    @property
+    def model(self) -> AnomalyModel | None:
+        """The anomaly model; assigning one restarts the drift watch from its manifest."""
+        return self._model
+
+    @model.setter
+    def model(self, model: AnomalyModel | None) -> None:
+        self._model = model
+        # getattr: stand-in models (tests, shadow checks) may have no manifest
+        spec = getattr(getattr(model, "manifest", None), "drift", None)
+        if model is None or spec is None:
+            self.drift = None
+        else:
+            self.drift = DriftWatch(spec, model_name=model.name)
+
+    def drift_status(self) -> dict[str, float | bool | None] | None:
+        """``{"drifting", "share", "onsets"}`` of the drift watch (``None``: no watch)."""
+        if self.drift is None:
+            return None
+        d = self.drift
+        return {"drifting": d.drifting, "share": d.share, "onsets": float(d.onsets)}
+
+    def _drift(self, score: float) -> tuple[float | None, ScoreEvent | None]:
+        if self.drift is None:
+            return None, None
+        change = self.drift.push(score)
+        if change is None:
+            return self.drift.share, None
+        self.last_event = change.code
+        self.recent_events = ([*self.recent_events, f"{change.code}: {change.message}"])[
+            -_MAX_EVENTS_KEPT:
+        ]
+        return self.drift.share, ScoreEvent(change.code, change.severity, change.message)
 
     def score(self, row: ModelRow[int | None]) -> ScoreResult | None:
         """Score one row (its payload is its ground-truth label, if any).
@@ -134,8 +186,9 @@ class AnomalyScorer:
         is_anomaly = score > threshold
         self.last_score = score
         self.last_label = row.payload
+        share, drift_event = self._drift(score)
         if is_anomaly == self.anomalous:
-            return ScoreResult(score, threshold, is_anomaly)
+            return ScoreResult(score, threshold, is_anomaly, None, share, drift_event)
         self.anomalous = is_anomaly
         if is_anomaly:
             self.anomalies += 1
@@ -144,4 +197,4 @@ class AnomalyScorer:
         event = ScoreEvent(code, "warning" if is_anomaly else "info", message)
         self.last_event = code
         self.recent_events = ([*self.recent_events, f"{code}: {message}"])[-_MAX_EVENTS_KEPT:]
-        return ScoreResult(score, threshold, is_anomaly, event)
+        return ScoreResult(score, threshold, is_anomaly, event, share, drift_event)

@@ -94,10 +94,11 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="kassel-shot-t2",
-                version="1.0.1",
-                summary="Kassel CPC injection molding: per-shot machine actuals, reference runs",
+                version="2.0.0",
+                summary="Kassel CPC molding: per-shot actuals, cross-conformal threshold, drift",
                 module="renkei.models.profiles.kassel",
                 data_paths=("molding/kassel_cpc_lower_workpiece/static_data.csv",),
+                kind="recipe",
             ),
             Profile(
                 name="cell-t2",

@@ -17,19 +17,24 @@ weight (measured offline, missing for 2,853 shots) and the ``_dev`` EWMA feature
 forget a persistent deviation within ~20 shots, while the designed deviations last whole
 runs of 50-180 shots).
 
-Protocol: only ``reference_*`` shots are normal. Each of the five reference runs (different
-days) is split in production order: first 60 % → fit, next 15 % → threshold hold-out,
-last 25 % → evaluation negatives. Evaluation: those held-out reference shots vs every
+Protocol (2.0.0, recipe :mod:`renkei.models.profiles.kassel_recipe`): only ``reference_*``
+shots are normal. Each of the five reference runs (different days) is split in production
+order: first 75 % → calibration (fit + cross-conformal threshold), last 25 % → evaluation
+negatives (the same negatives as 1.x). Evaluation: those held-out reference shots vs every
 deviation family (cooling_time, injection_velocity, switching_point, mold_temperature,
 glass_fiber_content), ROC-AUC and detection rate at the threshold per family. Shots with a
 missing value (32) are not scored, as on the gateway.
+
+:func:`build` keeps the 1.x split (first 60 % fit, next 15 % threshold hold-out) for the
+:class:`~renkei.models.profiles._common.ProfileData` interface (ONNX parity test); the
+shipped model is trained by :func:`train`.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 
@@ -38,7 +43,11 @@ from renkei.edge.sources.replay import ReplayOptions, ReplaySource
 from renkei.models.profiles._common import EvalSet, ProfileData, require_file
 from renkei.models.profiles._features import shot_feature_rows
 
-__all__ = ["FEATURES", "build"]
+if TYPE_CHECKING:
+    from renkei.core.manifest import ModelManifest
+    from renkei.models.reporting import ReportData
+
+__all__ = ["FEATURES", "build", "evaluate", "report", "train"]
 
 FILE: Final = "molding/kassel_cpc_lower_workpiece/static_data.csv"
 FEATURES: Final = (
@@ -52,6 +61,28 @@ FEATURES: Final = (
 )
 FIT_FRACTION: Final = 0.60
 HOLDOUT_FRACTION: Final = 0.15
+
+
+def train(data_dir: Path, out_dir: Path) -> ModelManifest:
+    """Fit, threshold (cross-conformal), export and evaluate ``kassel-shot-t2`` 2.x
+    (:func:`renkei.models.profiles.kassel_recipe.train`)."""
+    from renkei.models.profiles import kassel_recipe
+
+    return kassel_recipe.train(data_dir, out_dir)
+
+
+def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
+    """Re-compute the evaluation numbers with the artifact in ``model_dir``."""
+    from renkei.models.profiles import kassel_recipe
+
+    return kassel_recipe.evaluate(data_dir, model_dir)
+
+
+def report(data_dir: Path, model_dir: Path) -> ReportData:
+    """Report data (score traces, ROC/PR, drift trace, tables) of the artifact."""
+    from renkei.models.profiles import kassel_report
+
+    return kassel_report.report(data_dir, model_dir)
 
 
 def _run_ids(path: Path) -> np.ndarray:

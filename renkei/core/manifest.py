@@ -16,6 +16,7 @@ extras (scikit-learn, skl2onnx).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "MANIFEST_FILE",
     "MANIFEST_SCHEMA_VERSION",
     "MODEL_FILE",
+    "DriftSpec",
     "InputSpec",
     "ModelManifest",
     "OutputSpec",
@@ -78,6 +80,37 @@ class OutputSpec(BaseModel):
     name: FeatureName
     unit: str
     description: str = ""
+
+
+class DriftSpec(BaseModel):
+    """Process-drift watch on the anomaly score (gateway: :mod:`renkei.edge.model.drift`).
+
+    Over the last ``window`` scored rows, the share whose score exceeds ``reference_score``
+    (the ``reference_quantile`` quantile of the normal calibration scores, so the share is
+    about ``1 - reference_quantile`` on the commissioned regime) is compared with
+    ``fire_share`` (drift onset at ``share >= fire_share``) and ``clear_share`` (cleared at
+    ``share <= clear_share``). A drift says the process moved away from the regime the
+    model was commissioned on, distinct from per-row anomalies.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reference_score: float
+    reference_quantile: float = Field(gt=0.0, lt=1.0)
+    window: int = Field(ge=2, le=100_000)
+    fire_share: float = Field(gt=0.0, le=1.0)
+    clear_share: float = Field(ge=0.0, lt=1.0)
+    rule: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftSpec:
+        if not self.clear_share < self.fire_share:
+            raise ValueError(
+                f"drift clear_share {self.clear_share} must be below fire_share {self.fire_share}"
+            )
+        if not math.isfinite(self.reference_score):
+            raise ValueError("drift reference_score must be finite")
+        return self
 
 
 class TrainingInfo(BaseModel):
@@ -164,6 +197,8 @@ class ModelManifest(BaseModel):
     rul_cap: float | None = None
     """Optional, ``task`` ``"rul"`` only: the cap of the piecewise-linear RUL target (units
     of the ``rul`` output)."""
+    drift: DriftSpec | None = None
+    """Optional: the process-drift watch on ``score`` (:class:`DriftSpec`); ``None``: none."""
     alarm_rule: str = ""
     """Optional: how alarms are derived from ``score > threshold`` when that is not the
     plain per-row rule (e.g. "onsets only" or a consecutive-row rule applied inside the
@@ -242,6 +277,7 @@ _OPTIONAL_DEFAULTS: Final[dict[str, object]] = {
     "task": "anomaly",
     "rul_cap": None,
     "alarm_rule": "",
+    "drift": None,
 }
 
 
