@@ -42,6 +42,19 @@ ALGORITHM_TEXT: Final[dict[str, str]] = {
 }
 
 
+def _has_report(name: str) -> bool:
+    """Whether the profile ``name`` defines ``report`` (imports its module)."""
+    from renkei.models.profiles import PROFILES, NoReportError
+
+    if name not in PROFILES:
+        return False
+    try:
+        _ = PROFILES[name].report
+    except NoReportError:
+        return False
+    return True
+
+
 def render_model_card(manifest: ModelManifest, *, notes: Sequence[str] = ()) -> str:
     """Markdown summary of ``manifest`` plus free-text ``notes`` paragraphs."""
     params = ", ".join(f"{k}={v}" for k, v in manifest.algorithm_params.items())
@@ -75,7 +88,7 @@ def render_model_card(manifest: ModelManifest, *, notes: Sequence[str] = ()) -> 
         f"- Fitted on: {manifest.training.fitted_on} "
         f"({manifest.training.rows} fit rows, {manifest.training.holdout_rows} hold-out rows)",
         "- Runtime: onnxruntime, CPU, 1 intra-op + 1 inter-op thread (`edge/model/inference.py`)",
-        report_line(manifest.name),
+        *([report_line(manifest.name)] if _has_report(manifest.name) else []),
         "",
         f"## Inputs (`{manifest.input_name}`: float32, shape (N, {len(manifest.inputs)}), "
         "column order)",

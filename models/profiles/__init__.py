@@ -7,7 +7,11 @@ Two kinds of profile:
 - ``kind="recipe"``: the module has ``train(data_dir: Path, out_dir: Path) ->
   ModelManifest`` (fit, threshold, export, evaluate; writes ``out_dir``) and
   ``evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]`` (re-computes the
-  evaluation numbers with the exported artifact, loaded as the gateway loads it).
+  evaluation numbers with the exported artifact, loaded as the gateway loads it);
+  optionally ``report(data_dir, model_dir) -> renkei.models.reporting.ReportData``
+  (:attr:`Profile.report`, ``renkei models report NAME``) and ``gateway_rows(data_dir, n) ->
+  list[dict[str, float]]`` (real rows as the gateway pipeline pushes them to the model,
+  used by ``bench/bench_inference.py``).
 
 For ``t2`` profiles: Feature extraction is
 never re-implemented here: the profiles replay the data through the gateway's own sources

@@ -150,6 +150,8 @@ def test_decimation_keeps_peaks_and_bounds_points() -> None:
 def test_card_links_the_report(tmp_path: Path) -> None:
     manifest = read_manifest(DEFAULT_ARTIFACTS_DIR / "cwru-bearing-mahal")
     assert report_line(manifest.name) in render_model_card(manifest)
+    t2 = read_manifest(DEFAULT_ARTIFACTS_DIR / "skab-pump-t2")  # its profile has no report
+    assert "REPORT.html" not in render_model_card(t2)
     old = "# Model card\n\n- Created: x\n- Runtime: y\n\n## Outputs\n\n- `score`\n"
     (tmp_path / CARD_FILE).write_text(old)
     assert link_report(tmp_path, "m") and not link_report(tmp_path, "m")
