@@ -8,9 +8,28 @@ from typing import Final
 
 from renkei.core.manifest import ModelManifest
 
-__all__ = ["CARD_FILE", "render_model_card", "write_model_card"]
+__all__ = [
+    "CARD_FILE",
+    "REPORT_FILE",
+    "link_report",
+    "render_model_card",
+    "report_line",
+    "write_model_card",
+]
 
 CARD_FILE: Final = "MODEL_CARD.md"
+#: The model's HTML report beside the card (``renkei models report NAME``,
+#: :mod:`renkei.models.reporting`).
+REPORT_FILE: Final = "REPORT.html"
+
+
+def report_line(name: str) -> str:
+    """The card's bullet linking to the model's report (one line of Markdown)."""
+    return (
+        f"- Report: [{REPORT_FILE}]({REPORT_FILE}) (plots: score against threshold, ROC/PR, "
+        f"RUL bands; tables); if it is not there, `renkei models report {name}` writes it"
+    )
+
 
 #: Human-readable description and source module of each manifest ``algorithm``.
 ALGORITHM_TEXT: Final[dict[str, str]] = {
@@ -21,6 +40,19 @@ ALGORITHM_TEXT: Final[dict[str, str]] = {
         "histogram gradient boosting, mean + 10/90 % quantile regressors, `models/rul.py`"
     ),
 }
+
+
+def _has_report(name: str) -> bool:
+    """Whether the profile ``name`` defines ``report`` (imports its module)."""
+    from renkei.models.profiles import PROFILES, NoReportError
+
+    if name not in PROFILES:
+        return False
+    try:
+        _ = PROFILES[name].report
+    except NoReportError:
+        return False
+    return True
 
 
 def render_model_card(manifest: ModelManifest, *, notes: Sequence[str] = ()) -> str:
@@ -56,6 +88,7 @@ def render_model_card(manifest: ModelManifest, *, notes: Sequence[str] = ()) -> 
         f"- Fitted on: {manifest.training.fitted_on} "
         f"({manifest.training.rows} fit rows, {manifest.training.holdout_rows} hold-out rows)",
         "- Runtime: onnxruntime, CPU, 1 intra-op + 1 inter-op thread (`edge/model/inference.py`)",
+        *([report_line(manifest.name)] if _has_report(manifest.name) else []),
         "",
         f"## Inputs (`{manifest.input_name}`: float32, shape (N, {len(manifest.inputs)}), "
         "column order)",
@@ -87,3 +120,27 @@ def write_model_card(manifest: ModelManifest, out_dir: Path, *, notes: Sequence[
     path = out_dir / CARD_FILE
     path.write_text(render_model_card(manifest, notes=notes), encoding="utf-8")
     return path
+
+
+def link_report(model_dir: Path, name: str) -> bool:
+    """Add :func:`report_line` to the ``MODEL_CARD.md`` in ``model_dir`` if it lacks it
+    (cards written before reports existed), at the end of the card's first bullet list
+    (the header facts). Return whether it changed.
+
+    A missing card is left missing (``False``).
+    """
+    path = model_dir / CARD_FILE
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    line = report_line(name)
+    if line in text:
+        return False
+    lines = text.split("\n")
+    first = next((i for i, ln in enumerate(lines) if ln.startswith("- ")), len(lines))
+    end = first
+    while end < len(lines) and lines[end].startswith("- "):
+        end += 1
+    lines.insert(end, line)
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return True

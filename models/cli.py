@@ -15,6 +15,7 @@ from renkei.models import (
     evaluate_profile,
     train_profile,
 )
+from renkei.models.progress import track
 
 __all__ = ["app"]
 
@@ -67,7 +68,7 @@ def train(
         )
         raise typer.Exit(2)
     data = _data_dir(data_dir)
-    for n in names:
+    for n in track(names, "training"):
         try:
             manifest = train_profile(n, data_dir=data, out_dir=out_dir)
         except (FileNotFoundError, ValueError) as exc:
@@ -110,7 +111,7 @@ def evaluate(
     names = [name] if name else [n for n in PROFILES if (artifacts / n / "manifest.json").is_file()]
     data = _data_dir(data_dir)
     mismatches = 0
-    for n in names:
+    for n in track(names, "evaluating"):
         model_dir = artifacts / n
         try:
             recorded = read_manifest(model_dir).metrics
@@ -130,6 +131,59 @@ def evaluate(
     if mismatches:
         typer.echo(f"{mismatches} metric(s) differ from the manifests", err=True)
         raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    name: Annotated[str, typer.Argument(help="Profile name (see `renkei models list`).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: MODEL_DIR/REPORT.html)."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Datasets folder (default: RENKEI_DATA_DIR or "
+            "shared/datasets next to the repository).",
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option("--model-dir", help="Trained model folder (default: the committed one)."),
+    ] = None,
+) -> None:
+    """Write the model's HTML report (plots, tables, provenance; one self-contained file)."""
+    from renkei.core.manifest import MANIFEST_FILE
+    from renkei.edge.model.inference import ModelError
+    from renkei.models.profiles import NoReportError
+    from renkei.models.reporting.run import report_profile
+
+    if name not in PROFILES:
+        typer.echo(f"unknown profile {name!r}; known: {', '.join(sorted(PROFILES))}", err=True)
+        raise typer.Exit(2)
+    folder = model_dir if model_dir is not None else DEFAULT_ARTIFACTS_DIR / name
+    if not (folder / MANIFEST_FILE).is_file():
+        typer.echo(
+            f"{name}: no trained model in {folder} (run `renkei models train {name}` "
+            "or pass --model-dir)",
+            err=True,
+        )
+        raise typer.Exit(1)
+    # simulated profiles read no dataset: do not require a datasets folder for them
+    needs_data = bool(PROFILES[name].data_paths)
+    data = _data_dir(data_dir) if needs_data else (data_dir or Path("."))
+    try:
+        path, size = report_profile(name, data_dir=data, model_dir=folder, out=out)
+    except NoReportError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    except (FileNotFoundError, ValueError, ModelError) as exc:
+        typer.echo(f"{name}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"{name}: report {path} ({size / 1e6:.2f} MB)")
+    if size > 1_000_000:
+        typer.echo(f"{name}: warning: report over 1 MB; do not commit it as is", err=True)
 
 
 @app.command()

@@ -7,7 +7,11 @@ Two kinds of profile:
 - ``kind="recipe"``: the module has ``train(data_dir: Path, out_dir: Path) ->
   ModelManifest`` (fit, threshold, export, evaluate; writes ``out_dir``) and
   ``evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]`` (re-computes the
-  evaluation numbers with the exported artifact, loaded as the gateway loads it).
+  evaluation numbers with the exported artifact, loaded as the gateway loads it);
+  optionally ``report(data_dir, model_dir) -> renkei.models.reporting.ReportData``
+  (:attr:`Profile.report`, ``renkei models report NAME``) and ``gateway_rows(data_dir, n) ->
+  list[dict[str, float]]`` (real rows as the gateway pipeline pushes them to the model,
+  used by ``bench/bench_inference.py``).
 
 For ``t2`` profiles: Feature extraction is
 never re-implemented here: the profiles replay the data through the gateway's own sources
@@ -27,11 +31,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final, Literal
 
+from renkei.core.errors import RenkeiError
+
 if TYPE_CHECKING:
     from renkei.core.manifest import ModelManifest
     from renkei.models.profiles._common import ProfileData
+    from renkei.models.reporting import ReportData
 
-__all__ = ["PROFILES", "Profile"]
+__all__ = ["PROFILES", "NoReportError", "Profile"]
+
+
+class NoReportError(RenkeiError, LookupError):
+    """A profile whose module defines no ``report(data_dir, model_dir)`` function."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +82,24 @@ class Profile:
     def evaluate(self) -> Callable[[Path, Path], dict[str, float]]:
         """A ``recipe`` profile's ``evaluate(data_dir, model_dir)`` (imports its module)."""
         fn: Callable[[Path, Path], dict[str, float]] = importlib.import_module(self.module).evaluate
+        return fn
+
+    @property
+    def report(self) -> Callable[[Path, Path], ReportData]:
+        """The module's ``report(data_dir, model_dir) -> ReportData`` (imports its module;
+        see :mod:`renkei.models.reporting`).
+
+        Raises:
+            NoReportError: the module defines none (the message names profile and module).
+        """
+        fn: Callable[[Path, Path], ReportData] | None = getattr(
+            importlib.import_module(self.module), "report", None
+        )
+        if fn is None:
+            raise NoReportError(
+                f"profile {self.name!r} has no report: its module {self.module} defines no "
+                "report(data_dir, model_dir) -> renkei.models.reporting.ReportData"
+            )
         return fn
 
 

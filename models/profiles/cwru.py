@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +42,9 @@ from renkei.models.artifact import make_session, run_outputs, write_artifact
 from renkei.models.metrics import roc_auc
 from renkei.models.profiles._common import require_file, window_descriptions
 
+if TYPE_CHECKING:
+    from renkei.models.reporting import ReportData
+
 __all__ = [
     "CLASSES",
     "FEATURES",
@@ -51,6 +54,8 @@ __all__ = [
     "build",
     "evaluate",
     "fit_and_threshold",
+    "gateway_rows",
+    "report",
     "train",
     "window_features",
 ]
@@ -284,3 +289,150 @@ def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
 
     model = AnomalyModel.load(model_dir=model_dir)
     return class_metrics(build(data_dir), model.score, model.threshold)
+
+
+def gateway_rows(data_dir: Path, n: int) -> list[dict[str, float]]:
+    """Up to ``n`` feature rows as the gateway's vibration windows give them to the model
+    stage (``{feature name: value}``): the normal test windows, then every fault record's
+    windows, in that order (for ``bench/bench_inference.py``).
+
+    Raises:
+        FileNotFoundError: a .mat file is missing.
+    """
+    data = build(data_dir)
+    rows: list[dict[str, float]] = []
+    for cls, rec in data.records.items():
+        lo = round(SPLIT[1] * rec.x.size) if cls == "normal" else 0
+        for seg in windows(rec.x, lo):
+            if len(rows) >= n:
+                return rows
+            rows.append(_vibration_features(seg, FS_HZ, FEATURES))
+    return rows
+
+
+def _onsets(alarm: NDArray[np.bool_]) -> NDArray[np.intp]:
+    """Indices where ``alarm`` turns on (the first row counts when it is on)."""
+    return np.flatnonzero(alarm & ~np.r_[False, alarm[:-1]])
+
+
+def report(data_dir: Path, model_dir: Path) -> ReportData:
+    """The report of ``cwru-bearing-mahal``: every evaluation window scored with the artifact
+    in ``model_dir`` (loaded as the gateway loads it), the per-class table of
+    :func:`class_metrics`, ROC/PR of normal test vs all fault windows.
+
+    The score trace concatenates the records (normal hold-out, normal test, IR007, B007,
+    OR007@6; x = window number, hop 0.1 s); fault records are shaded whole (each is one
+    fault), detections are alarm onsets counted per record.
+    """
+    from renkei.edge.model.inference import AnomalyModel
+    from renkei.models.reporting import Classification, ReportData, ScoreTrace, Table
+
+    model = AnomalyModel.load(model_dir=model_dir)
+    thr = float(model.threshold)
+    data = build(data_dir)
+    normal = data.records["normal"].x
+    n70 = round(SPLIT[1] * normal.size)
+    cut = round(SPLIT[0] / SPLIT[1] * n70)
+    ev = eval_windows(data)
+    parts = [("normal hold-out", window_features(windows(normal[:n70], cut, n70)))]
+    parts += [("normal test", ev["normal"][0])]
+    parts += [(f"{cls} 0.007 in", ev[cls][0]) for cls in ("inner_race", "ball", "outer_race")]
+    scores, spans, detections, start = [], [], [], 0
+    for label, x in parts:
+        s = model.score(x)
+        scores.append(s)
+        if not label.startswith("normal"):
+            spans.append((start - 0.5, start + s.size - 0.5))
+        detections += [float(start + i) for i in _onsets(s > thr)]
+        start += s.size
+    score = np.concatenate(scores)
+    metrics = class_metrics(data, model.score, thr)
+    n_test = parts[1][1].shape[0]
+    fault_scores = np.concatenate(scores[2:])
+    rows: list[tuple[str | int | float, ...]] = [
+        (
+            "normal (test, last 30 %)",
+            CLASSES["normal"][0].rsplit("/", 1)[-1],
+            n_test,
+            metrics["normal_test.far"],
+            metrics["normal_test.max_score_over_threshold"],
+            float("nan"),
+            float("nan"),
+        )
+    ]
+    for cls in ("inner_race", "ball", "outer_race"):
+        rows.append(
+            (
+                cls,
+                CLASSES[cls][0].rsplit("/", 1)[-1],
+                int(metrics[f"{cls}_007.windows"]),
+                metrics[f"{cls}_007.detected"],
+                metrics[f"{cls}_007.min_score_over_threshold"],
+                metrics[f"{cls}_007.roc_auc"],
+                metrics[f"{cls}_007.diagnosed_correctly"],
+            )
+        )
+    return ReportData(
+        model=NAME,
+        title="CWRU drive-end bearing: normal-only Mahalanobis detector (0.2 s windows, 12 kHz)",
+        summary=(
+            "Nine gateway vibration features per 0.2 s window (hop 0.1 s) of the drive-end "
+            "accelerometer at 0 HP; Ledoit-Wolf Mahalanobis distance fitted on the first 50 % "
+            "of the normal record, threshold = 2 × the highest score of the 20 % hold-out. "
+            "Evaluated on the last 30 % of the normal record and every window of the three "
+            "0.007 in fault records (inner race, ball, outer race), never fitted. Alarm rate "
+            "on normal test windows: "
+            f"{metrics['normal_test.far']:.0%}; fault windows above the threshold: "
+            f"{np.mean(fault_scores > thr):.0%}. Fault kind by envelope orders (no training)."
+        ),
+        metrics=metrics,
+        traces=[
+            ScoreTrace(
+                name="records concatenated: normal hold-out, normal test, IR007, B007, OR007@6",
+                t=np.arange(score.size, dtype=np.float64),
+                score=score,
+                threshold=thr,
+                windows=spans,
+                detections=detections,
+                t_label="window (hop 0.1 s); shaded = fault record",
+                log_score=True,
+            )
+        ],
+        classifications=[
+            Classification(
+                name=f"normal test ({n_test} windows) vs all 0.007 in fault windows",
+                y_true=np.r_[np.zeros(n_test), np.ones(fault_scores.size)].astype(np.int8),
+                score=np.r_[scores[1], fault_scores],
+                threshold=thr,
+            )
+        ],
+        tables=[
+            Table(
+                title="Per class (0 HP, ~1797 rpm)",
+                columns=(
+                    "class",
+                    "file",
+                    "windows",
+                    "share above threshold",
+                    "weakest fault (min) / strongest normal (max) score ÷ threshold",
+                    "ROC AUC vs normal test",
+                    "envelope diagnosis correct",
+                ),
+                rows=rows,
+            )
+        ],
+        notes=[
+            "One record per class, all at 0 HP and the same speed, one fault size (0.007 in): "
+            "a perfect separation here says the features separate these records, not that "
+            "every bearing fault will be caught. Only "
+            f"{n_test} normal test windows: with no alarm among them the true false-alarm "
+            f"rate is only bounded by {1 - 0.05 ** (1 / n_test):.0%} (95 % upper bound).",
+            "The normal record is 48 kHz decimated to 12 kHz (another anti-alias path than "
+            "the 12 kHz fault records), which is why no feature uses 4.5-6 kHz; part of the "
+            "margin may still come from the recording chain.",
+            "B007 is known not to show ball-spin orders at the drive end (Smith & Randall "
+            "2015), hence the low diagnosis share for the ball fault; detection does not "
+            "depend on it. Published CWRU accuracies (≈99-100 %, e.g. WDCNN) are for "
+            "supervised classifiers; this detector is trained on normal data only.",
+        ],
+    )

@@ -2,7 +2,9 @@
 
 A recipe module (``kind="recipe"`` in :mod:`renkei.models.profiles`) may define
 ``report(data_dir: Path, model_dir: Path) -> ReportData``; ``renkei models report NAME``
-renders it to one self-contained HTML file (plots embedded) that the model card links to.
+renders it to one self-contained HTML file (plots embedded, :mod:`.render`, drawn by
+:mod:`.plots` with matplotlib's Agg canvas) that the model card links to. matplotlib and
+scikit-learn are imported only when a page is rendered.
 """
 
 from renkei.models.reporting.data import (
@@ -12,5 +14,15 @@ from renkei.models.reporting.data import (
     ScoreTrace,
     Table,
 )
+from renkei.models.reporting.render import REPORT_FILE, render_report, write_report
 
-__all__ = ["Classification", "ReportData", "RulTrace", "ScoreTrace", "Table"]
+__all__ = [
+    "REPORT_FILE",
+    "Classification",
+    "ReportData",
+    "RulTrace",
+    "ScoreTrace",
+    "Table",
+    "render_report",
+    "write_report",
+]

@@ -37,7 +37,8 @@ class ScoreTrace:
         threshold: alarm when ``score > threshold``.
         windows: labelled anomaly windows as ``(start, end)`` in ``t`` units (shaded).
         detections: ``t`` of the reported detections (alarm onsets), drawn as marks.
-        t_label: axis label (``"time (UTC)"`` for epoch seconds, else e.g. ``"row"``).
+        t_label: axis label (``"time (UTC)"`` for epoch seconds, else e.g. ``"row"``). The
+            renderer draws ``t`` as UTC dates exactly when the label contains ``"UTC"``.
         log_score: draw the score on a log axis.
     """
 
@@ -141,7 +142,8 @@ class ReportData:
         title: one-line title.
         summary: a paragraph: data, protocol, headline figures (plain text).
         metrics: headline metrics by name (as the manifest's ``metrics``).
-        traces: score-over-time plots (at most a few dozen; pick representative files).
+        traces: score-over-time plots (at most a few dozen; pick representative files:
+            each is a ~30 kB PNG in the page, and a committed report should stay < 1 MB).
         classifications: ROC/PR curves.
         ruls: RUL predicted-vs-true plots.
         tables: result tables.
