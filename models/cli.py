@@ -204,6 +204,11 @@ def verify(
     typer.echo(f"OK {model!r}")
 
 
+# Commissioning a model for one machine from its own telemetry (renkei.models.commission).
+from renkei.models.commission.cli import commission as _commission  # noqa: E402
+
+app.command("commission")(_commission)
+
 # Registry and rollout: keygen, trust, publish, releases, deploy, rollback, status, pin,
 # unpin, fleet (see renkei.models.registry_cli).
 from renkei.models.registry_cli import register as _register_rollout  # noqa: E402
