@@ -64,6 +64,7 @@ from renkei.edge.sources.replay import ReplayOptions, ReplaySource
 from renkei.models.artifact import make_session, run_outputs, write_artifact
 from renkei.models.metrics import binary_metrics, roc_auc
 from renkei.models.profiles._common import require_file
+from renkei.models.reporting.data import ReportData
 
 __all__ = [
     "CONFIG",
@@ -78,6 +79,7 @@ __all__ = [
     "fit_and_threshold",
     "model_notes",
     "normal_parts",
+    "report",
     "screen_channels",
     "train",
 ]
@@ -428,3 +430,10 @@ def evaluate(data_dir: Path, model_dir: Path) -> dict[str, float]:
     out = metrics_of(data, per_run, model.threshold)
     out["anomaly_free_after_baseline.far"] = free_far(model.score, data, kept, model.threshold)
     return out
+
+
+def report(data_dir: Path, model_dir: Path) -> ReportData:
+    """The model report's data (:func:`renkei.models.profiles.skab_report.report`)."""
+    from renkei.models.profiles.skab_report import report as skab_report
+
+    return skab_report(data_dir, model_dir)
