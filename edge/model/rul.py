@@ -40,6 +40,7 @@ from renkei.edge.model.inputs import (
     ModelRow,
 )
 from renkei.edge.model.inputs import plan_inputs as _plan_inputs
+from renkei.edge.model.regimes import RegimeNormaliser, RegimeParamsError, RegimeTable
 
 __all__ = [
     "BASELINE_PARAM_KEYS",
@@ -75,6 +76,10 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
         raise RulPlanError(f"model {manifest.name} is not a RUL model (task {manifest.task!r})")
     if not any(o.name == "rul" for o in manifest.outputs):
         raise RulPlanError(f"model {manifest.name} has no 'rul' output")
+    try:
+        RegimeTable.from_params(manifest.algorithm_params)  # validates regime parameters
+    except RegimeParamsError as exc:
+        raise RulPlanError(f"model {manifest.name}: {exc}") from None
     try:
         return _plan_inputs(manifest, baseline_rows=baseline_rows)
     except InputPlanError as exc:
@@ -123,6 +128,10 @@ class RulRunner:
         self.scored = 0
         self.unscored = 0
         self.model_errors = 0
+        # Multi-condition models: per-row regime normalisation before the history features
+        # (renkei.edge.model.regimes; adds the `{sensor}_rn` / `_rb` fields to each row).
+        table = RegimeTable.from_params(model.manifest.algorithm_params)
+        self._regimes = None if table is None else RegimeNormaliser(table)
 
     @property
     def rows(self) -> int:
@@ -132,7 +141,10 @@ class RulRunner:
     def push(self, t_ms: int, row: Mapping[str, float]) -> list[RulOutput]:
         """Add one row (published time ``t_ms``, UTC epoch ms); return the rows it completes
         (none while a history baseline is collected, then the whole backlog)."""
-        return [self._score(r) for r in self._inputs.push(t_ms, dict(row), None)]
+        fields = dict(row)
+        if self._regimes is not None:
+            fields.update(self._regimes.push(fields))
+        return [self._score(r) for r in self._inputs.push(t_ms, fields, None)]
 
     def _score(self, r: ModelRow[None]) -> RulOutput:
         row, x = dict(r.row), r.x

@@ -98,9 +98,11 @@ def test_cmapss_test_files_do_not_change_fit_or_selection(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data_dir = require_data_dir()
-    small = ({"max_iter": 8, "max_leaf_nodes": 7}, {"max_iter": 12, "max_leaf_nodes": 5})
-    monkeypatch.setattr(cmapss, "CANDIDATES", small)
-    monkeypatch.setattr(cmapss, "CV_FOLDS", 2)
+    from renkei.models.profiles import cmapss_recipe
+
+    monkeypatch.setattr(cmapss_recipe, "PARAMS", {"max_iter": 8, "max_leaf_nodes": 7})
+    monkeypatch.setattr(cmapss_recipe, "CALIB_FOLDS", 2)
+    monkeypatch.setattr(cmapss_recipe, "MEAN_MEMBERS", 1)
     seen: list[int] = []
     from renkei.models import rul
 
@@ -119,7 +121,7 @@ def test_cmapss_test_files_do_not_change_fit_or_selection(
     np.savetxt(tmp_path / cmapss.FILES[2], rul_true[::-1], fmt="%d")
     a = cmapss.train(data_dir, tmp_path / "a")
     b = cmapss.train(tmp_path, tmp_path / "b")
-    assert a.sha256 == b.sha256
+    assert a.sha256 == b.sha256 and a.algorithm_params == b.algorithm_params  # regimes too
     train_rows = np.loadtxt(data_dir / cmapss.FILES[0]).shape[0]
     assert seen == [train_rows, train_rows]  # the final fit saw exactly the training rows
     assert b.metrics["test.rmse"] != a.metrics["test.rmse"]

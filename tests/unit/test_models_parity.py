@@ -113,7 +113,7 @@ def test_skab_artifact_parity_on_real_rows() -> None:
     assert _rel_err(got, ref) < 1e-4
 
 
-@pytest.mark.parametrize("name", ["cmapss-fd001-rul", "mold-maint-rul"])
+@pytest.mark.parametrize("name", ["cmapss-fd001-rul", "cmapss-fd002-rul", "mold-maint-rul"])
 def test_rul_artifacts_contract(name: str) -> None:
     model_dir = DEFAULT_ARTIFACTS_DIR / name
     model = AnomalyModel.load(model_dir=model_dir)  # the gateway's loader accepts it

@@ -18,7 +18,7 @@ from renkei.core.manifest import read_manifest
 from renkei.core.wire import MachineKind, WireError, decode_machine_payload, parse_topic
 from renkei.edge.config import ConfigError, GatewayConfig, load_config
 from renkei.edge.model.inference import AnomalyModel
-from renkei.edge.model.rul import RulOutput, RulRunner, plan_inputs
+from renkei.edge.model.rul import RulOutput, RulPlanError, RulRunner, plan_inputs
 from renkei.edge.pipeline import MachinePipeline
 from renkei.edge.sources import FaultSpec, SimulatedCell, SimulatorOptions
 from renkei.models.artifact import make_session, run_outputs
@@ -111,8 +111,17 @@ def test_plan_of_the_mold_model_is_the_recipe_config() -> None:
 def test_plan_of_the_cmapss_model_rebuilds_its_inputs() -> None:
     manifest = read_manifest(CMAPSS_MODEL)
     plan = plan_inputs(manifest)
-    assert plan.history is not None and plan.history.baseline_rows == 25
+    # 2.0.0: history of the regime fields, no frozen baseline (a RUL from the first cycle)
+    assert plan.history is not None and plan.history.baseline_rows == 0
     assert plan.names == manifest.input_names
+    assert all(f.endswith(("_rn", "_rb")) for f in plan.fields)
+
+
+def test_cmapss_plan_refuses_a_broken_regime_table() -> None:
+    manifest = read_manifest(CMAPSS_MODEL)
+    params = {**manifest.algorithm_params, "regime_sd": "1,2"}
+    with pytest.raises(RulPlanError, match="regime_mean and regime_sd"):
+        plan_inputs(manifest.model_copy(update={"algorithm_params": params}))
 
 
 def test_pipeline_rows_equal_the_training_rows(mold_model: AnomalyModel) -> None:
