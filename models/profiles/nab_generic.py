@@ -20,7 +20,7 @@ published 58-file scoreboard only as context). The manifest's threshold is the s
 profile's, moved down to the midpoint towards the next lower score value seen, so the
 gateway's ``score > threshold`` selects exactly the rows NAB's ``score >= t`` does.
 
-Design honesty: the configuration was chosen after comparing about 70 variants on this
+Design honesty: the configuration was chosen after comparing about 80 variants on this
 scored corpus (see models/RESULTS.md and ``sensitivity.*``): the figure is optimistic.
 """
 
@@ -325,7 +325,7 @@ def train(data_dir: Path, out_dir: Path) -> ModelManifest:
             "(one threshold per profile over all files); normalised over the 52 present files "
             "(101 windows), NOT the 58-file scoreboard (ARTime 74.9, numenta HTM ~70, CAD OSE "
             "69.9, windowedGaussian 39.6, null 0): context only.",
-            "Design honesty: about 70 variants (context length, level bits, rest period, "
+            "Design honesty: about 80 variants (context length, level bits, rest period, "
             "scale rows; extra channels: value differences, level rarity, HTM-style "
             "likelihood, windowed z-score, novelty rate, coarser series) were compared on "
             "this scored corpus before fixing the configuration; `sensitivity.*` keeps eight.",
