@@ -17,6 +17,12 @@ Ahmad 2015, arXiv:1510.03336; Ahmad et al. 2017, doi:10.1016/j.neucom.2017.04.07
 
 NAB normalises over its whole corpus; the single-file normalised score here uses the same
 formula on one file, so it is only comparable with other detectors' scores on this file.
+
+Corpus protocol (NAB ``optimizer.py`` / ``runner.py``): a detector outputs a score per row;
+every scored row with ``score >= threshold`` is a detection; ONE threshold per detector and
+profile is chosen to maximise the raw score summed over all files (:func:`optimize_threshold`,
+an exact sweep over the distinct score values, like NAB's sweeper); the corpus score is
+normalised with the null and perfect detectors' corpus sums (:func:`corpus_score`).
 """
 
 from __future__ import annotations
@@ -31,9 +37,13 @@ from numpy.typing import NDArray
 
 __all__ = [
     "PROFILES",
+    "CorpusResult",
     "NabCosts",
+    "NabFile",
     "NabResult",
+    "corpus_score",
     "nab_score",
+    "optimize_threshold",
     "probationary_length",
     "scaled_sigmoid",
 ]
@@ -160,3 +170,144 @@ def nab_score(
         false_positives=n_fp,
         window_scores=tuple(best[j] for j in scored),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class NabFile:
+    """One corpus file as the scorer sees it: ``name`` (``folder/file.csv``), ``n`` rows,
+    ``windows`` (first, last) rows inclusive, ``probation`` unscored leading rows."""
+
+    name: str
+    n: int
+    windows: tuple[tuple[int, int], ...]
+    probation: int
+
+
+@dataclass(frozen=True, slots=True)
+class CorpusResult:
+    """A detector's corpus score for one profile at one threshold.
+
+    Attributes:
+        threshold: the detection threshold (``score >= threshold``).
+        raw: raw scores summed over files.
+        null, perfect: the null / perfect detectors' corpus sums (``∓ weight · windows``).
+        normalized: ``100 (raw - null) / (perfect - null)``.
+        per_file: each file's :class:`NabResult`, in input order.
+    """
+
+    threshold: float
+    raw: float
+    null: float
+    perfect: float
+    normalized: float
+    per_file: tuple[NabResult, ...]
+
+
+def _row_terms(f: NabFile) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Per scored row: window index (-1 outside) and the unit-weight contribution of a
+    detection there (``+tp`` scale inside a window, ``<= 0`` false-positive weight outside)."""
+    win = np.full(f.n, -1, dtype=np.int64)
+    term = np.empty(f.n, dtype=np.float64)
+    max_tp = scaled_sigmoid(-1.0)
+    prev: tuple[int, int] | None = None
+    k = 0
+    for i in range(f.n):
+        while k < len(f.windows) and f.windows[k][1] < i:
+            prev = f.windows[k]
+            k += 1
+        if k < len(f.windows) and f.windows[k][0] <= i:
+            a, b = f.windows[k]
+            win[i] = k
+            term[i] = scaled_sigmoid(-(b - i + 1) / (b - a + 1)) / max_tp
+        elif prev is None:
+            term[i] = -1.0
+        else:
+            term[i] = scaled_sigmoid(abs(i - prev[1]) / float(prev[1] - prev[0]))
+    return win, term
+
+
+def optimize_threshold(
+    files: Sequence[NabFile],
+    scores: Sequence[NDArray[np.float64]],
+    costs: NabCosts = PROFILES["standard"],
+) -> tuple[float, float]:
+    """NAB's corpus threshold: the ``threshold`` maximising the summed raw score.
+
+    Exact sweep: scored rows of all files sorted by score (descending); lowering the
+    threshold past a score value adds its rows as detections (a window keeps its best,
+    i.e. earliest, detection; each row outside windows adds its false-positive cost).
+    Ties are broken towards the higher threshold. Returns ``(threshold, raw total)``;
+    ``threshold = inf`` when no threshold beats the null detector. Non-finite scores never
+    detect.
+
+    Raises:
+        ValueError: ``files`` and ``scores`` differ in length or a score array in size.
+    """
+    if len(files) != len(scores):
+        raise ValueError(f"{len(files)} files but {len(scores)} score arrays")
+    vals, wins, terms = [], [], []
+    n_windows = 0
+    for f, s in zip(files, scores, strict=True):
+        s = np.asarray(s, dtype=np.float64)
+        if s.shape != (f.n,):
+            raise ValueError(f"{f.name}: {s.shape[0]} scores for {f.n} rows")
+        win, term = _row_terms(f)
+        scored_windows = [j for j, (_, b) in enumerate(f.windows) if b >= f.probation]
+        keep = np.zeros(f.n, dtype=bool)
+        keep[f.probation :] = True
+        keep &= np.isfinite(s)
+        # windows wholly inside the probation are not scored; their rows are not either
+        keep &= (win < 0) | np.isin(win, scored_windows)
+        w = np.where(win[keep] >= 0, win[keep] + n_windows, -1)
+        vals.append(s[keep])
+        wins.append(w)
+        terms.append(term[keep])
+        n_windows += len(f.windows)
+    v = np.concatenate(vals) if vals else np.empty(0)
+    w_all = np.concatenate(wins) if wins else np.empty(0, dtype=np.int64)
+    t_all = np.concatenate(terms) if terms else np.empty(0)
+    n_scored = sum(sum(1 for (_, b) in f.windows if b >= f.probation) for f in files)
+    order = np.argsort(-v, kind="stable")
+    v, w_all, t_all = v[order], w_all[order], t_all[order]
+    best = np.full(max(n_windows, 1), -costs.fn)
+    total = -costs.fn * n_scored
+    best_total, best_thr = total, math.inf
+    i, n = 0, v.size
+    while i < n:
+        j = i
+        while j < n and v[j] == v[i]:
+            k = int(w_all[j])
+            if k >= 0:
+                gain = costs.tp * float(t_all[j])
+                if gain > best[k]:
+                    total += gain - best[k]
+                    best[k] = gain
+            else:
+                total += costs.fp * float(t_all[j])
+            j += 1
+        if total > best_total + 1e-12:
+            best_total, best_thr = total, float(v[i])
+        i = j
+    return best_thr, best_total
+
+
+def corpus_score(
+    files: Sequence[NabFile],
+    scores: Sequence[NDArray[np.float64]],
+    costs: NabCosts = PROFILES["standard"],
+    threshold: float | None = None,
+) -> CorpusResult:
+    """Corpus score at ``threshold`` (default: :func:`optimize_threshold`'s), NAB-normalised
+    with the null and perfect detectors' sums over ``files``."""
+    if threshold is None:
+        threshold, _ = optimize_threshold(files, scores, costs)
+    per_file = []
+    for f, s in zip(files, scores, strict=True):
+        s = np.asarray(s, dtype=np.float64)
+        det = np.isfinite(s) & (s >= threshold)
+        per_file.append(nab_score(det, f.windows, costs=costs, probation=f.probation))
+    raw = sum(r.raw for r in per_file)
+    null = sum(r.null for r in per_file)
+    perfect = sum(r.perfect for r in per_file)
+    normalized = 100.0 * (raw - null) / (perfect - null) if perfect > null else float("nan")
+    return CorpusResult(threshold, raw, null, perfect, normalized, tuple(per_file))

@@ -46,10 +46,17 @@ from renkei.edge.features.history import (
     history_feature_names,
     history_features,
 )
+from renkei.edge.model.stream_detector import PARAM_KEY as STREAM_PARAM_KEY
+from renkei.edge.model.stream_detector import (
+    StreamDetector,
+    StreamDetectorConfig,
+    StreamDetectorError,
+)
 
 __all__ = [
     "BASELINE_PARAM_KEYS",
     "SD_FLOOR_REL_KEY",
+    "STREAM_PARAM_KEY",
     "InputPlan",
     "InputPlanError",
     "ModelInputs",
@@ -88,6 +95,7 @@ class InputPlan:
     names: tuple[str, ...]
     fields: tuple[str, ...] = ()
     history: HistoryConfig | None = None
+    stream: StreamDetectorConfig | None = None  # streaming-detector plan (see _stream_plan)
 
     @property
     def rows_needed(self) -> int:
@@ -111,6 +119,8 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
         InputPlanError: inputs mixing row and history features, history inputs in an order
             the gateway cannot rebuild, or baseline features without a baseline length.
     """
+    if STREAM_PARAM_KEY in manifest.algorithm_params:
+        return _stream_plan(manifest)
     names = manifest.input_names
     fields: list[str] = []
     groups: dict[str, list[float]] = {k: [] for k in ("m", "e", "s", "zm", "d")}
@@ -176,6 +186,28 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
     return InputPlan(names=names, fields=tuple(fields), history=config)
 
 
+#: inputs of a streaming-detector model (``algorithm_params[STREAM_PARAM_KEY]`` set;
+#: :mod:`renkei.edge.model.stream_detector`) are named ``{field}_{STREAM_SUFFIX}``.
+STREAM_SUFFIX: Final = "sdet"
+
+
+def _stream_plan(manifest: ModelManifest) -> InputPlan:
+    """A streaming-detector plan: one detector per input ``{field}_sdet`` on that field."""
+    try:
+        config = StreamDetectorConfig.from_params(manifest.algorithm_params)
+    except StreamDetectorError as exc:
+        raise InputPlanError(f"model {manifest.name}: {exc}") from None
+    suffix = f"_{STREAM_SUFFIX}"
+    bad = [n for n in manifest.input_names if not n.endswith(suffix) or n == suffix]
+    if bad:
+        raise InputPlanError(
+            f"model {manifest.name}: streaming-detector inputs must be named "
+            f"'<field>{suffix}', got {bad}"
+        )
+    fields = tuple(n.removesuffix(suffix) for n in manifest.input_names)
+    return InputPlan(names=manifest.input_names, fields=fields, stream=config)
+
+
 def field_value(row: Mapping[str, float], field: str) -> float:
     """A history field's value in a row: ``row[field]``, else ``row[field + "_mean"]``,
     else NaN (see the module docstring)."""
@@ -221,6 +253,9 @@ class ModelInputs(Generic[P]):
         self._history = (
             None if plan.history is None else HistoryFeatures(len(plan.fields), plan.history)
         )
+        self._stream = (
+            None if plan.stream is None else [StreamDetector(plan.stream) for _ in plan.fields]
+        )
         self._pending: deque[tuple[int, Mapping[str, float], P]] = deque()
         self.rows = 0
         """Rows completed so far."""
@@ -242,6 +277,11 @@ class ModelInputs(Generic[P]):
 
     def push(self, t_ms: int, row: Mapping[str, float], payload: P) -> list[ModelRow[P]]:
         """Add one row; return the rows it completes, oldest first."""
+        if self._stream is not None:
+            self.rows += 1
+            values = [field_value(row, f) for f in self.plan.fields]
+            x = np.array([d.push(v) for d, v in zip(self._stream, values, strict=True)])
+            return [ModelRow(t_ms, row, payload, x)]
         if self._history is None:
             self.rows += 1
             try:
@@ -269,6 +309,10 @@ def batch_inputs(plan: InputPlan, rows: Sequence[Mapping[str, float]]) -> list[d
     are not more rows than that. Used for the shadow check of a candidate model on the
     machine's recent rows (:mod:`renkei.edge.rollout.shadow`).
     """
+    if plan.stream is not None:
+        inputs = ModelInputs[None](plan)
+        out = [inputs.push(0, r, None)[0].x for r in rows]
+        return [dict(zip(plan.names, x.tolist(), strict=True)) for x in out if x is not None]
     if plan.history is None:
         return [dict(r) for r in rows]
     if len(rows) <= plan.rows_needed:

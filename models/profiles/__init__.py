@@ -157,6 +157,14 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
                 kind="recipe",
             ),
             Profile(
+                name="nab-stream-generic",
+                version="1.0.0",
+                summary="NAB whole corpus: streaming transition-novelty detector, one config",
+                module="renkei.models.profiles.nab_generic",
+                data_paths=("nab/data/*/*.csv", "nab/labels/combined_windows.json"),
+                kind="recipe",
+            ),
+            Profile(
                 name="cwru-bearing-mahal",
                 version="1.0.0",
                 summary="CWRU drive-end bearing: envelope/spectral window features, 12 kHz",
