@@ -39,8 +39,8 @@ commissioning data checks" gives the figures they were chosen on):
   drift spreads the block means evenly and is not contamination; a fault or a stop is a
   stretch of blocks apart from the rest. The reported range is widened over neighbouring
   blocks nearer the stretch's level (the gateway discards up to its end). When the
-  stretch is more than half the period the
-  *normal* part is the minority and is the one reported (the refusal is the same);
+  stretch is more than half the period the *normal* part is the minority and is the one
+  reported (the refusal is the same);
 - ``contamination`` (variance): a block whose row-to-row differences vary more than
   ``variance_ratio`` × their usual (median over blocks) standard deviation -- bursts of
   vibration, chattering, spikes (a level step or ramp inside a block is not a burst);
