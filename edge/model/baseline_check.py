@@ -321,10 +321,9 @@ def _level_stretch(
     that wanders (motor temperature) has a per-block walk step ``w`` with ``w² =
     var(Δm) - walk_margin × 2 noise² / block_rows`` (0 if negative), ``var(Δm)`` from the
     median absolute difference of neighbouring block means without the two largest (the
-    one or two steps a fault makes). A stretch
-    whose level other blocks reach as well (at least half as many as the stretch has,
-    beyond the midpoint between the two levels) is a recurring state (a cycle, a second
-    shift), not contamination.
+    one or two steps a fault makes). A stretch whose level other blocks reach as well (at
+    least half as many as the stretch has, beyond the midpoint between the two levels) is a
+    recurring state (a cycle, a second shift), not contamination.
 
     Returns ``(first block, last block, offset in spreads, offset in noise)`` when it is
     over both limits, else ``None``.
