@@ -22,8 +22,9 @@ Shots are scored instead when the model's inputs are shot features. A model whos
 history features of the rows' fields (e.g. ``skab-pump-mahal``: 10-row means of baseline
 z-scores; ``nab-temp-stream``: a 288-row mean) gets them from
 :class:`renkei.edge.model.inputs.ModelInputs`; rows of a history baseline are not scored
-(``baseline_pending`` in the status counts down). Ground-truth labels, when the source has
-them, go to ``label`` messages.
+(``baseline_pending`` in the status counts down; a baseline refused by
+:mod:`renkei.edge.model.baseline_check` is not frozen: ``baseline_suspect``, an event).
+Ground-truth labels, when the source has them, go to ``label`` messages.
 
 Remaining-useful-life models (machine ``models:``, :mod:`renkei.edge.model.rul`, one
 :class:`~renkei.edge.model.rul_sink.RulSink` each) run next to the anomaly model on the rows of
@@ -238,7 +239,8 @@ class MachinePipeline:
     def _model_inputs(self, model: AnomalyModel) -> ModelInputs[int | None]:
         """Streaming inputs of ``model``, warmed up on the recent rows of its kind (so a
         history model switched in keeps scoring; its baseline = the oldest recent rows)."""
-        inputs: ModelInputs[int | None] = ModelInputs(self._plan(model))
+        check = self.machine.model is None or self.machine.model.baseline_check
+        inputs: ModelInputs[int | None] = ModelInputs(self._plan(model), check=check)
         if inputs.plan.history is not None:
             for row in self._recent[model.manifest.feature_kind]:
                 inputs.push(0, row, None)
@@ -418,8 +420,11 @@ class MachinePipeline:
     # ----------------------------------------------------------------- model
 
     def _model_row(self, pub_ms: int, values: Mapping[str, float], label: int | None) -> None:
-        assert self._inputs is not None
-        for row in self._inputs.push(pub_ms, values, label):
+        assert self._inputs is not None and self.model is not None
+        rows = self._inputs.push(pub_ms, values, label)
+        for event in self._inputs.baseline_events(self.model.name):
+            self.add_event(pub_ms, *event)
+        for row in rows:
             res = self.scorer.score(row)
             if res is not None:
                 self._buffers[MachineKind.ANOMALY].add(row.t_ms, res.fields())
@@ -494,5 +499,6 @@ class MachinePipeline:
             "events": list(self.scorer.recent_events[-3:]),
             "label": self.scorer.last_label,
             "baseline_pending": self.baseline_pending,
+            **(ModelInputs.baseline_status(self._inputs)),
             "finished": self.finished,
         }

@@ -285,6 +285,13 @@ class ModelConfig(BaseModel):
     dir: Path
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
     """If set, the model must also match this hash (pinning), not only its manifest."""
+    baseline_check: bool = True
+    """Check a history model's in-run baseline before freezing it (too short/NaN rows,
+    contamination: a stretch at another level; :mod:`renkei.edge.model.baseline_check`).
+    A refused baseline is reported (status ``baseline_suspect``, event
+    ``baseline_suspect``) and a fresh one is collected after the contaminated stretch; no
+    scores until one passes. ``false`` freezes the first rows unchecked: only for a machine
+    whose normal operation the check keeps refusing (e.g. two alternating states)."""
 
 
 class MoldConfig(BaseModel):

@@ -24,6 +24,15 @@ window, as the 1 s SKAB and 5 min NAB models use, the sample itself), else NaN.
 With a baseline, nothing is scored during the first ``baseline_rows`` rows (the training
 recipes do not evaluate them either); the row that completes the baseline releases them all,
 flagged :attr:`ModelRow.in_baseline`, each with its own time and payload.
+
+Baseline check (``ModelInputs(plan, check=...)``, the pipeline's anomaly model): before the
+baseline is frozen its rows' field values go through
+:func:`renkei.edge.model.baseline_check.check_baseline` (the code and settings of
+``renkei models commission``, with ``min_rows`` = the baseline length, so a NaN row in it
+refuses it). A refused baseline is not frozen: its rows up to the end of the last refusing
+issue are released unscored (``x`` is ``None``: the scorer counts them), the rows after it
+start the next baseline, and :attr:`ModelInputs.suspect` holds the report until a clean one
+is frozen.
 """
 
 from __future__ import annotations
@@ -32,7 +41,7 @@ import math
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Generic, TypeVar
 
 import numpy as np
@@ -46,6 +55,7 @@ from renkei.edge.features.history import (
     history_feature_names,
     history_features,
 )
+from renkei.edge.model.baseline_check import BaselineCheckConfig, BaselineVerdict, check_baseline
 from renkei.edge.model.stream_detector import PARAM_KEY as STREAM_PARAM_KEY
 from renkei.edge.model.stream_detector import (
     StreamDetector,
@@ -246,10 +256,21 @@ class ModelInputs(Generic[P]):
 
     Args:
         plan: from :func:`plan_inputs`.
+        check: check a history baseline before freezing it with these settings (``True``:
+            the shipped :class:`~renkei.edge.model.baseline_check.BaselineCheckConfig`; see
+            the module docstring); ``None``/``False`` = freeze it unchecked.
     """
 
-    def __init__(self, plan: InputPlan) -> None:
+    def __init__(self, plan: InputPlan, *, check: BaselineCheckConfig | bool | None = None) -> None:
         self.plan = plan
+        self.check = BaselineCheckConfig() if check is True else (check or None)
+        self._new: list[BaselineVerdict] = []
+        self.suspect: BaselineVerdict | None = None
+        """The last refused baseline, until a clean one is frozen."""
+        self.refusals = 0
+        """Baselines refused so far."""
+        self.verdict: BaselineVerdict | None = None
+        """The check of the frozen baseline (``None``: not frozen or not checked)."""
         self._history = (
             None if plan.history is None else HistoryFeatures(len(plan.fields), plan.history)
         )
@@ -290,14 +311,64 @@ class ModelInputs(Generic[P]):
                 return [ModelRow(t_ms, row, payload, None)]
             return [ModelRow(t_ms, row, payload, x)]
         self._pending.append((t_ms, row, payload))
+        was_ready = self._history.ready
+        if not was_ready and self.check is not None and self.collecting == self.baseline_rows:
+            refused = self._check_baseline()
+            if refused:
+                return refused
         values = [field_value(row, f) for f in self.plan.fields]
         feats = self._history.push(np.array([values], dtype=np.float64))
         out = []
-        for x in feats:
+        for i, x in enumerate(feats):
             t, r, p = self._pending.popleft()
             self.rows += 1
-            out.append(ModelRow(t, r, p, x, self.rows <= self.baseline_rows))
+            out.append(ModelRow(t, r, p, x, not was_ready and i < self.baseline_rows))
         return out
+
+    def _check_baseline(self) -> list[ModelRow[P]]:
+        """Check the pending rows (the complete candidate baseline, the newest not yet in the
+        history features); return the rows a refusal discards (``[]``: accepted)."""
+        assert self.check is not None and self.plan.history is not None
+        rows = list(self._pending)
+        x = np.array([[field_value(r, f) for f in self.plan.fields] for _, r, _ in rows])
+        t_s = np.array([t for t, _, _ in rows], dtype=np.float64) / 1000.0
+        cfg = replace(self.check, min_rows=self.baseline_rows)
+        report = check_baseline(x, self.plan.fields, t_s=t_s, config=cfg)
+        if not report.refused:
+            self.verdict, self.suspect = BaselineVerdict(report, t_s, 0), None
+            self._new.append(self.verdict)
+            return []
+        cut = max(i.last_row for i in report.refusing) + 1
+        self.suspect = BaselineVerdict(report, t_s, cut)
+        self._new.append(self.suspect)
+        self.refusals += 1
+        out = []
+        for _ in range(cut):
+            t, r, p = self._pending.popleft()
+            self.rows += 1
+            out.append(ModelRow(t, r, p, None))
+        self._history = HistoryFeatures(len(self.plan.fields), self.plan.history)
+        kept = [[field_value(r, f) for f in self.plan.fields] for _, r, _ in self._pending]
+        if kept:
+            self._history.push(np.array(kept, dtype=np.float64))
+        return out
+
+    def baseline_events(self, model: str) -> list[tuple[str, str, str]]:
+        """(code, severity, message) of the events of the checks since the last call
+        (:meth:`BaselineVerdict.event <renkei.edge.model.baseline_check.BaselineVerdict.event>`:
+        ``baseline_suspect`` for a refusal, ``baseline_frozen`` after one or with issues)."""
+        new, self._new = self._new, []
+        events = [v.event(model, after_refusal=self.refusals > 0) for v in new]
+        return [e for e in events if e is not None]
+
+    @staticmethod
+    def baseline_status(inputs: ModelInputs[P] | None) -> dict[str, bool | list[str]]:
+        """Status fields of a model's inputs (``inputs`` ``None``: no model):
+        ``baseline_suspect`` (a refused baseline, a fresh one is being collected) and
+        ``baseline_issues`` (its refusing issues, with UTC times)."""
+        suspect = None if inputs is None else inputs.suspect
+        issues = [] if suspect is None else suspect.describe()
+        return {"baseline_suspect": suspect is not None, "baseline_issues": issues}
 
 
 def batch_inputs(plan: InputPlan, rows: Sequence[Mapping[str, float]]) -> list[dict[str, float]]:
