@@ -53,9 +53,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import numpy as np
-import orjson
 
-from renkei.core.wire import SCHEMA_VERSION, MachineKind, machine_topic
+from renkei.core.wire import MachineKind, machine_topic
 from renkei.edge.config import (
     GatewayConfig,
     LiveSourceConfig,
@@ -70,7 +69,7 @@ from renkei.edge.model.inputs import plan_inputs as plan_model_inputs
 from renkei.edge.model.rul_sink import RulSink, rul_sink
 from renkei.edge.model.scoring import AnomalyScorer
 from renkei.edge.sources.base import SampleBlock, field_matrix
-from renkei.edge.transport.packing import RowBuffer
+from renkei.edge.transport.packing import RowBuffer, event_message
 
 __all__ = ["RECENT_ROWS", "MachinePipeline", "OutboxItem", "RulSink"]
 
@@ -450,7 +449,9 @@ class MachinePipeline:
         items.extend((label_topic, build) for build in self._shot_labels.drain(max_rows))
         if self._events:
             events, self._events = self._events, []
-            items.append((self._topics[MachineKind.EVENT], self._event_builder(events)))
+            items.append(
+                (self._topics[MachineKind.EVENT], event_message(self._gw, self._epoch, events))
+            )
         return items
 
     def add_quality(self, t_ms: int, fields: Mapping[str, float]) -> None:
@@ -462,27 +463,6 @@ class MachinePipeline:
         """Queue an event for this machine's ``event`` topic (sent with the next drain),
         e.g. the agent's report of outbox damage that lost this gateway's data."""
         self._events.append({"t_ms": t_ms, "code": code, "severity": severity, "message": message})
-
-    def _event_builder(self, events: list[dict[str, Any]]) -> Callable[[int], bytes]:
-        gw = self._gw
-        epoch = self._epoch
-
-        def build(seq: int) -> bytes:
-            import time
-
-            return orjson.dumps(
-                {
-                    "v": SCHEMA_VERSION,
-                    "gw": gw,
-                    "seq": seq,
-                    "epoch": epoch(),
-                    "sent_ms": time.time_ns() // 1_000_000,
-                    "kind": MachineKind.EVENT.value,
-                    "events": events,
-                }
-            )
-
-        return build
 
     def status(self) -> dict[str, Any]:
         """A snapshot for the health message and the demo's live view."""

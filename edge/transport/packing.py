@@ -9,13 +9,14 @@ carries the outbox's boot ``epoch`` read when the outbox assigns its ``seq``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import orjson
 
 from renkei.core.wire import MAX_FIELDS, MAX_PAYLOAD_BYTES, SCHEMA_VERSION, MachineKind
 
-__all__ = ["RowBuffer"]
+__all__ = ["RowBuffer", "event_message"]
 
 
 class RowBuffer:
@@ -135,3 +136,25 @@ def _now_ms() -> int:
     import time
 
     return time.time_ns() // 1_000_000
+
+
+def event_message(
+    gateway_id: str, epoch: Callable[[], int], events: Sequence[Mapping[str, Any]]
+) -> Callable[[int], bytes]:
+    """A builder of one v1 ``event`` message holding ``events`` (each ``t_ms`` UTC epoch ms,
+    ``code``, ``severity``, ``message``); called with the outbox sequence number when sent."""
+
+    def build(seq: int) -> bytes:
+        return orjson.dumps(
+            {
+                "v": SCHEMA_VERSION,
+                "gw": gateway_id,
+                "seq": seq,
+                "epoch": epoch(),
+                "sent_ms": _now_ms(),
+                "kind": MachineKind.EVENT.value,
+                "events": list(events),
+            }
+        )
+
+    return build
