@@ -60,8 +60,9 @@ def train_subset(
             "quantiles": "0.1, 0.9",
             "rul_cap_cycles": recipe.RUL_CAP,
             "truncation_model": (
-                f"test-like cut: RUL uniform on 0..{recipe.TRUNC_RUL_MAX} cycles; rows weighted "
-                "by it in every regressor and in the band calibration"
+                f"test-like cut: RUL uniform on 0..{recipe.TRUNC_RUL_MAX} cycles; regressors "
+                f"fitted on the rows with RUL <= {recipe.TRUNC_RUL_MAX}, band calibration rows "
+                "weighted as one such cut per engine"
             ),
             "band_calibration": f"cross-conformal, {recipe.CALIB_FOLDS} folds of training engines",
             "band_history_edges_cycles": ", ".join(f"{e:g}" for e in recipe.HIST_EDGES),
@@ -105,12 +106,12 @@ def train_subset(
         holdout_rows=fitted.calib_rows,
         fitted_on=(
             f"supervised: the {len(data.train)} {subset} training engines (run to failure), "
-            f"target min(RUL, {recipe.RUL_CAP:g}), rows weighted by the truncation model "
-            f"(RUL uniform on 0..{recipe.TRUNC_RUL_MAX}); regimes and per-regime sensor "
-            "statistics from their rows; "
+            f"rows with RUL <= {recipe.TRUNC_RUL_MAX} (truncation model: a test-like cut at "
+            f"RUL uniform on 0..{recipe.TRUNC_RUL_MAX}), target the true RUL; regimes and "
+            "per-regime sensor statistics from all their rows; "
             f"band calibrated cross-conformally ({recipe.CALIB_FOLDS} folds of those engines; "
             "holdout_rows = out-of-fold calibration rows); the test engines were never "
-            "fitted or used for selection"
+            "fitted; only their history lengths (inputs, no RUL) chose the truncation model"
         ),
         metrics=metrics,
         opset=17,
