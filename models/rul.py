@@ -68,6 +68,9 @@ class RulFit:
         cv_pred: (N,) out-of-fold mean predictions of the cross-conformal folds (one
             regressor per fold, clipped to ``[0, cap]``), NaN on rows not calibrated;
             empty without ``calib_folds``.
+        cv_conformity: (N,) out-of-fold conformity scores ``max(lo - y, y - hi)`` of the same
+            rows (a row is covered by its cell's band iff its score ≤ the cell's widening,
+            before clipping), NaN on rows not calibrated; empty without ``calib_folds``.
     """
 
     models: tuple[Any, Any, Any]
@@ -82,6 +85,7 @@ class RulFit:
     band_table: tuple[float, ...] = ()
     cell_rows: tuple[int, ...] = ()
     cv_pred: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    cv_conformity: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
 
 
 def fit_rul(
@@ -353,6 +357,7 @@ def _fit_cross_conformal(
         _conformal_q(conformity[calib], quantiles, None if weights is None else weights[calib]),
         int(calib.sum()),
         cv_pred=cv_pred,
+        cv_conformity=conformity,
     )
     if cells.col < 0:
         return fit

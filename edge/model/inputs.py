@@ -33,6 +33,11 @@ refuses it). A refused baseline is not frozen: its rows up to the end of the las
 issue are released unscored (``x`` is ``None``: the scorer counts them), the rows after it
 start the next baseline, and :attr:`ModelInputs.suspect` holds the report until a clean one
 is frozen.
+
+Multi-condition models (a regime table in the manifest's ``algorithm_params``,
+:mod:`renkei.edge.model.regimes`): each row is first regime-normalised (its ``{s}_rn`` /
+``{s}_rb`` fields added), in :class:`ModelInputs` (streaming) and :func:`batch_inputs`
+(shadow rows) alike, so both give the inputs the training recipe computed.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from renkei.edge.features.history import (
     history_features,
 )
 from renkei.edge.model.baseline_check import BaselineCheckConfig, BaselineVerdict, check_baseline
+from renkei.edge.model.regimes import RegimeNormaliser, RegimeParamsError, RegimeTable
 from renkei.edge.model.stream_detector import PARAM_KEY as STREAM_PARAM_KEY
 from renkei.edge.model.stream_detector import (
     StreamDetector,
@@ -100,12 +106,15 @@ class InputPlan:
         names: the model's inputs, in column order.
         fields: row fields the history features are computed on (history plans only).
         history: the history features' settings; ``None`` = inputs are row features.
+        regimes: regime table applied to each row before its inputs are computed
+            (multi-condition models; ``None`` = rows are used as they come).
     """
 
     names: tuple[str, ...]
     fields: tuple[str, ...] = ()
     history: HistoryConfig | None = None
     stream: StreamDetectorConfig | None = None  # streaming-detector plan (see _stream_plan)
+    regimes: RegimeTable | None = None
 
     @property
     def rows_needed(self) -> int:
@@ -127,10 +136,21 @@ def plan_inputs(manifest: ModelManifest, *, baseline_rows: int | None = None) ->
 
     Raises:
         InputPlanError: inputs mixing row and history features, history inputs in an order
-            the gateway cannot rebuild, or baseline features without a baseline length.
+            the gateway cannot rebuild, baseline features without a baseline length, or
+            malformed regime parameters.
     """
     if STREAM_PARAM_KEY in manifest.algorithm_params:
         return _stream_plan(manifest)
+    try:
+        regimes = RegimeTable.from_params(manifest.algorithm_params)
+    except RegimeParamsError as exc:
+        raise InputPlanError(f"model {manifest.name}: {exc}") from None
+    plan = _history_plan(manifest, baseline_rows)
+    return plan if regimes is None else replace(plan, regimes=regimes)
+
+
+def _history_plan(manifest: ModelManifest, baseline_rows: int | None) -> InputPlan:
+    """:func:`plan_inputs` of a row-feature or history-feature manifest (no regimes)."""
     names = manifest.input_names
     fields: list[str] = []
     groups: dict[str, list[float]] = {k: [] for k in ("m", "e", "s", "zm", "d")}
@@ -278,6 +298,7 @@ class ModelInputs(Generic[P]):
             None if plan.stream is None else [StreamDetector(plan.stream) for _ in plan.fields]
         )
         self._pending: deque[tuple[int, Mapping[str, float], P]] = deque()
+        self._regimes = None if plan.regimes is None else RegimeNormaliser(plan.regimes)
         self.rows = 0
         """Rows completed so far."""
 
@@ -297,7 +318,10 @@ class ModelInputs(Generic[P]):
         return len(self._pending)
 
     def push(self, t_ms: int, row: Mapping[str, float], payload: P) -> list[ModelRow[P]]:
-        """Add one row; return the rows it completes, oldest first."""
+        """Add one row; return the rows it completes, oldest first. With a regime table
+        the row (also in the returned :attr:`ModelRow.row`) carries its regime fields."""
+        if self._regimes is not None:
+            row = {**row, **self._regimes.push(row)}
         if self._stream is not None:
             self.rows += 1
             values = [field_value(row, f) for f in self.plan.fields]
@@ -377,9 +401,14 @@ def batch_inputs(plan: InputPlan, rows: Sequence[Mapping[str, float]]) -> list[d
     Row-feature plans return the rows unchanged. History plans compute the batch
     :func:`~renkei.edge.features.history.history_features` over the rows, taking the baseline from
     the first ``baseline_rows`` of them, and return only the rows after it; nothing if there
-    are not more rows than that. Used for the shadow check of a candidate model on the
-    machine's recent rows (:mod:`renkei.edge.rollout.shadow`).
+    are not more rows than that. With a regime table the rows are regime-normalised first,
+    as :class:`ModelInputs` does (one machine, from the oldest row). Used for the shadow
+    check of a candidate model on the machine's recent rows
+    (:mod:`renkei.edge.rollout.shadow`).
     """
+    if plan.regimes is not None:
+        norm = RegimeNormaliser(plan.regimes)
+        rows = [{**r, **norm.push(r)} for r in rows]
     if plan.stream is not None:
         inputs = ModelInputs[None](plan)
         out = [inputs.push(0, r, None)[0].x for r in rows]

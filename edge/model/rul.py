@@ -40,7 +40,7 @@ from renkei.edge.model.inputs import (
     ModelRow,
 )
 from renkei.edge.model.inputs import plan_inputs as _plan_inputs
-from renkei.edge.model.regimes import RegimeNormaliser, RegimeParamsError, RegimeTable
+from renkei.edge.model.regimes import RegimeParamsError, RegimeTable
 
 __all__ = [
     "BASELINE_PARAM_KEYS",
@@ -128,10 +128,9 @@ class RulRunner:
         self.scored = 0
         self.unscored = 0
         self.model_errors = 0
-        # Multi-condition models: per-row regime normalisation before the history features
-        # (renkei.edge.model.regimes; adds the `{sensor}_rn` / `_rb` fields to each row).
-        table = RegimeTable.from_params(model.manifest.algorithm_params)
-        self._regimes = None if table is None else RegimeNormaliser(table)
+        # Multi-condition models: the plan's regime table (renkei.edge.model.regimes) makes
+        # ModelInputs normalise each row before the history features, as batch_inputs does
+        # for the shadow check.
 
     @property
     def rows(self) -> int:
@@ -141,10 +140,7 @@ class RulRunner:
     def push(self, t_ms: int, row: Mapping[str, float]) -> list[RulOutput]:
         """Add one row (published time ``t_ms``, UTC epoch ms); return the rows it completes
         (none while a history baseline is collected, then the whole backlog)."""
-        fields = dict(row)
-        if self._regimes is not None:
-            fields.update(self._regimes.push(fields))
-        return [self._score(r) for r in self._inputs.push(t_ms, fields, None)]
+        return [self._score(r) for r in self._inputs.push(t_ms, row, None)]
 
     def _score(self, r: ModelRow[None]) -> RulOutput:
         row, x = dict(r.row), r.x

@@ -174,7 +174,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="cmapss-fd001-rul",
-                version="2.0.0",
+                version="3.0.0",
                 summary="C-MAPSS FD001 RUL: regime-normalised history, boosted trees + band",
                 module="renkei.models.profiles.cmapss",
                 data_paths=("cmapss/train_FD001.txt", "cmapss/test_FD001.txt"),
@@ -182,8 +182,8 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="cmapss-fd002-rul",
-                version="1.0.0",
-                summary="C-MAPSS FD002 (6 regimes) RUL: same recipe as cmapss-fd001-rul 2.0.0",
+                version="2.0.0",
+                summary="C-MAPSS FD002 (6 regimes) RUL: same recipe as cmapss-fd001-rul 3.0.0",
                 module="renkei.models.profiles.cmapss_fd002",
                 data_paths=("cmapss/train_FD002.txt", "cmapss/test_FD002.txt"),
                 kind="recipe",

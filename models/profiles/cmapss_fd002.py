@@ -1,8 +1,11 @@
-"""Recipe ``cmapss-fd002-rul`` 1.0.0: NASA C-MAPSS FD002 (six operating conditions) RUL.
+"""Recipe ``cmapss-fd002-rul`` 2.0.0: NASA C-MAPSS FD002 (six operating conditions) RUL.
 
-The same recipe and constants as ``cmapss-fd001-rul`` 2.0.0
+The same recipe and constants as ``cmapss-fd001-rul`` 3.0.0
 (:mod:`renkei.models.profiles.cmapss_recipe`), fitted on FD002's 260 training engines and
 scored on its 259 official test engines (three of them shorter than 25 cycles).
+
+History: 1.0.0 (target min(RUL, 125)) scored test RMSE 22.38 vs the true RUL (10.04 vs
+min(RUL, 125)), band coverage 84 % of min(RUL, 125).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from renkei.models.reporting.data import ReportData
 __all__ = ["FILES", "NAME", "SUBSET", "VERSION", "evaluate", "report", "train"]
 
 NAME: Final = "cmapss-fd002-rul"
-VERSION: Final = "1.0.0"
+VERSION: Final = "2.0.0"
 SUBSET: Final = "FD002"
 FILES: Final = cmapss_recipe.files(SUBSET)
 
