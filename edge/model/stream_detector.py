@@ -23,13 +23,21 @@ followed by a rest period.
 3. **Rest**: a raw score ≥ ``base_threshold`` silences the output for the next ``rest_rows``
    rows (the raw scores keep being computed and learnt).
 
-Cost per row: O(context_rows) dictionary operations (a few µs); memory: O(distinct
-transitions), bounded by ``max_transitions`` (past it, the counts are cleared and learning
-starts over on the same scale; not reached on NAB's files).
+Algorithm ``kind = "cad_ose"``: CAD OSE itself (:mod:`renkei.edge.model.cad_ose`, indexed so
+a row does not cross the whole context memory), on a scale fixed by a rule a gateway can
+follow: ``lo``, ``hi`` = min and max of the first ``range_rows`` rows widened by
+``range_margin · (hi - lo)`` on each side (values outside are clipped); those rows score 0 and
+are then replayed into the detector (learnt, outputs discarded; the freeze row pays for that
+once). ``value_bits``, ``base_threshold`` and ``rest_rows`` (the original's ``restPeriod``)
+apply; ``context_rows``, ``min_context`` and ``max_transitions`` do not.
 
-Why not CAD OSE itself: a clean re-implementation took 11 ms per row (median; 93 ms p99) on
-NAB's machine_temperature in pure Python, because every row crosses the whole context memory
-(39,000 contexts after 22,695 rows): far over the gateway's 2 ms budget.
+Cost per row (``transition_novelty``): O(context_rows) dictionary operations (a few µs);
+memory: O(distinct transitions), bounded by ``max_transitions`` (past it, the counts are
+cleared and learning starts over on the same scale; not reached on NAB's files).
+
+``transition_novelty`` was 1.0.0's detector of ``nab-stream-generic``, written when CAD OSE
+was thought too slow for the gateway (a first, whole-memory re-implementation: 11 ms per row);
+``cad_ose`` (2.0.0) is CAD OSE indexed: see :mod:`renkei.edge.model.cad_ose` for its cost.
 """
 
 from __future__ import annotations
@@ -41,11 +49,15 @@ from dataclasses import dataclass, fields
 from typing import Final
 
 from renkei.core.errors import ModelError
+from renkei.edge.model.cad_ose import CadOse
 
-__all__ = ["PARAM_KEY", "StreamDetector", "StreamDetectorConfig", "StreamDetectorError"]
+__all__ = ["KINDS", "PARAM_KEY", "StreamDetector", "StreamDetectorConfig", "StreamDetectorError"]
 
 #: ``algorithm_params`` key naming the detector kind; its attributes are ``PARAM_KEY.<name>``.
 PARAM_KEY: Final = "stream_detector"
+#: detector kinds
+KINDS: Final = ("transition_novelty", "cad_ose")
+_FLOAT_ATTRS: Final = frozenset({"base_threshold", "range_margin"})
 
 
 class StreamDetectorError(ModelError, ValueError):
@@ -57,7 +69,7 @@ class StreamDetectorConfig:
     """Parameters of :class:`StreamDetector` (see the module docstring).
 
     Attributes:
-        kind: algorithm; only ``"transition_novelty"``.
+        kind: algorithm, ``"transition_novelty"`` or ``"cad_ose"``.
         range_rows: rows whose min / max fix the level scale (≥ 2); score 0 on them.
         value_bits: level code width (2 bits = 4 levels over the range).
         context_rows: longest context, rows (contexts of 1 .. this many levels).
@@ -65,6 +77,8 @@ class StreamDetectorConfig:
         base_threshold: raw score that starts a rest period, in (0, 1].
         rest_rows: rows silenced after such a score (≥ 0).
         max_transitions: memory bound (distinct transitions kept).
+        range_margin: ``cad_ose`` only: the scale's widening on each side, fraction of the
+            first rows' range (≥ 0).
     """
 
     kind: str = "transition_novelty"
@@ -75,11 +89,21 @@ class StreamDetectorConfig:
     base_threshold: float = 0.75
     rest_rows: int = 100
     max_transitions: int = 1_000_000
+    range_margin: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.kind != "transition_novelty":
+        if self.kind not in KINDS:
             raise StreamDetectorError(
-                f"stream_detector.kind: {self.kind!r}, expected 'transition_novelty'"
+                f"stream_detector.kind: {self.kind!r}, expected one of {list(KINDS)}"
+            )
+        if not (isinstance(self.range_margin, float) and 0.0 <= self.range_margin < 1e6):
+            raise StreamDetectorError(
+                f"stream_detector.range_margin: {self.range_margin!r}, expected a float ≥ 0"
+            )
+        if self.kind == "cad_ose" and not (self.rest_rows >= 1 and self.value_bits <= 16):
+            raise StreamDetectorError(
+                f"stream_detector (cad_ose): rest_rows {self.rest_rows!r} must be ≥ 1 and "
+                f"value_bits {self.value_bits!r} ≤ 16"
             )
         for name, low in (
             ("range_rows", 2),
@@ -122,9 +146,9 @@ class StreamDetectorConfig:
                 raise StreamDetectorError(
                     f"algorithm_params.{key}: unknown; known: {sorted(prefix + k for k in known)}"
                 )
-            if attr == "base_threshold" and isinstance(value, int):
+            if attr in _FLOAT_ATTRS and isinstance(value, int):
                 value = float(value)
-            elif attr != "base_threshold" and isinstance(value, float) and value.is_integer():
+            elif attr not in _FLOAT_ATTRS and isinstance(value, float) and value.is_integer():
                 value = int(value)
             kwargs[attr] = value
         return cls(**kwargs)  # type: ignore[arg-type]
@@ -158,6 +182,7 @@ class StreamDetector:
         self._contexts: dict[tuple[int, ...], int] = {}
         self._transitions: dict[tuple[tuple[int, ...], int], int] = {}
         self._recent: deque[float] = deque(maxlen=max(config.rest_rows, 1))
+        self._cad: CadOse | None = None
 
     @property
     def scale(self) -> tuple[float, float] | None:
@@ -177,6 +202,8 @@ class StreamDetector:
         self.rows += 1
         if not math.isfinite(value):
             return math.nan
+        if self.config.kind == "cad_ose":
+            return self._push_cad(value)
         if self._step == 0.0:
             self._seen.append(value)
             if len(self._seen) >= self.config.range_rows:
@@ -209,6 +236,28 @@ class StreamDetector:
             self._transitions.clear()
             self.restarts += 1
         return 0.0 if resting else raw
+
+    def _push_cad(self, value: float) -> float:
+        if self._cad is not None:
+            return self._cad.push(value)
+        self._seen.append(value)
+        if len(self._seen) < self.config.range_rows:
+            return 0.0
+        lo, hi = min(self._seen), max(self._seen)
+        pad = self.config.range_margin * (hi - lo)
+        cfg = self.config
+        self._cad = CadOse(
+            lo - pad,
+            hi + pad,
+            base_threshold=cfg.base_threshold,
+            rest_period=float(cfg.rest_rows),
+            value_bits=cfg.value_bits,
+        )
+        self._lo, self._step = self._cad.min_value, self._cad.step
+        for v in self._seen:
+            self._cad.push(v)
+        self._seen = []
+        return 0.0
 
     def run(self, values: Iterable[float]) -> list[float]:
         """Scores of ``values`` pushed one by one (batch helper for recipes and tests)."""

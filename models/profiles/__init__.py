@@ -158,8 +158,8 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="nab-stream-generic",
-                version="1.0.0",
-                summary="NAB whole corpus: streaming transition-novelty detector, one config",
+                version="2.0.0",
+                summary="NAB whole corpus: streaming CAD OSE (indexed), one config",
                 module="renkei.models.profiles.nab_generic",
                 data_paths=("nab/data/*/*.csv", "nab/labels/combined_windows.json"),
                 kind="recipe",

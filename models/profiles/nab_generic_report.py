@@ -121,7 +121,7 @@ def build_report(data_dir: Path, model_dir: Path) -> ReportData:
     ]
     return ReportData(
         model=model.name,
-        title="NAB generic streaming detector (transition novelty), whole corpus",
+        title="NAB generic streaming detector (CAD OSE, gateway scale rule), whole corpus",
         summary=(
             f"{len(corpus.files)} NAB files ({int(metrics['nab.windows'])} windows), one "
             "configuration, NAB corpus protocol (one threshold per profile). Standard "

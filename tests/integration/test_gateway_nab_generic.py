@@ -1,8 +1,10 @@
 """``nab-stream-generic`` on real NAB files: the gateway (replay preset ``nab``, 5 min
-windows, streaming detector input, ONNX pass-through, anomaly scoring) gives the recipe's
-scores and alarms (renkei.models.profiles.nab_generic); the corpus scorer reproduces NAB's
-published per-file figures where they can be checked (null detector, window rows); the
-report data builds. Needs ../shared/datasets (fails in CI without it, skips elsewhere)."""
+windows, streaming detector input — CAD OSE since 2.0.0 —, ONNX pass-through, anomaly
+scoring) gives the recipe's scores and alarms (renkei.models.profiles.nab_generic), and the
+recipe's NAB-wrapper scores equal the plain CAD OSE oracle (tests/cad_ose_reference.py);
+the corpus scorer reproduces NAB's published per-file figures where they can be checked
+(null detector, window rows); the report data builds. Needs ../shared/datasets (fails in
+CI without it, skips elsewhere)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import pytest
 from renkei.core.manifest import read_manifest
 from renkei.models.nab_scoring import corpus_score, nab_score
 from renkei.models.profiles import nab_generic
+from tests.cad_ose_reference import ReferenceCadOse
 from tests.datasets import require_data_dir
 from tests.integration.test_gateway_dataset_models import _onnx_scores, _pipeline, _rows, _run
 
@@ -25,6 +28,7 @@ FILES = (
     "artificialWithAnomaly/art_daily_jumpsup.csv",
     "realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv",
     "realKnownCause/machine_temperature_system_failure.csv",
+    "realTweets/Twitter_volume_GOOG.csv",
 )
 
 
@@ -57,12 +61,26 @@ def test_gateway_equals_the_recipe_on_a_real_nab_file(name: str) -> None:
     alarms = np.flatnonzero(ref > threshold)
     ev_ts, ev = _rows(items, "event")
     onsets = [t for t, code in zip(ev_ts, ev["code"], strict=True) if code == "anomaly_onset"]
-    assert onsets == [ts[i] for i in alarms]  # rest period: every alarm is one row, one event
+    starts = [i for i in alarms.tolist() if i == 0 or ref[i - 1] <= threshold]
+    assert onsets == [ts[i] for i in starts]  # one onset event per run of alarm rows
     # the gateway's alarms score as the recipe's detections (NAB: score >= corpus threshold)
     nab_t = read_manifest(ARTIFACTS / MODEL).metrics["nab.standard.threshold"]
     recipe = nab_score(ref >= nab_t, f.windows, probation=f.probation)
     gateway = nab_score(np.isin(np.arange(x.size), alarms), f.windows, probation=f.probation)
     assert gateway == recipe
+
+
+def test_recipe_wrapper_scores_equal_the_reference_cad_ose() -> None:
+    """NAB's wrapper rule (whole-file min / max, restPeriod = probation / 5) through the
+    recipe's indexed CAD OSE equals the plain reference, row for row (first 3,000 rows)."""
+    data = require_data_dir()
+    corpus = nab_generic.build(data, ("realTweets/Twitter_volume_GOOG.csv",))
+    x = corpus.values[0]
+    got = nab_generic.wrapper_scores(x)
+    ref = ReferenceCadOse(
+        float(x.min()), float(x.max()), rest_period=corpus.files[0].probation / 5.0
+    )
+    np.testing.assert_array_equal(got[:3000], [ref.score(v) for v in x[:3000].tolist()])
 
 
 def _published(data: Path, detector: str) -> dict[str, dict[str, str]]:
