@@ -22,6 +22,16 @@ __all__ = ["app"]
 app = typer.Typer(no_args_is_help=True)
 
 
+#: ``--data-dir`` of the commands that read datasets.
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Datasets folder (default: RENKEI_DATA_DIR or shared/datasets beside the repository).",
+    ),
+]
+
+
 @app.command("list")
 def list_profiles() -> None:
     """List the training profiles and whether a trained artifact exists."""
@@ -47,14 +57,7 @@ def _data_dir(given: Path | None) -> Path:
 @app.command()
 def train(
     name: Annotated[str, typer.Argument(help="Profile name (see `renkei models list`), or 'all'.")],
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Datasets folder (default: RENKEI_DATA_DIR or "
-            "shared/datasets next to the repository).",
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
     out_dir: Annotated[
         Path, typer.Option("--out-dir", help="Artifacts folder; the model goes to OUT/NAME.")
     ] = DEFAULT_ARTIFACTS_DIR,
@@ -88,14 +91,7 @@ def evaluate(
         str | None,
         typer.Argument(help="Profile name (see `renkei models list`); all trained if omitted."),
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Datasets folder (default: RENKEI_DATA_DIR or "
-            "shared/datasets next to the repository).",
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
     artifacts: Annotated[
         Path, typer.Option("--artifacts", help="Artifacts folder holding NAME/.")
     ] = DEFAULT_ARTIFACTS_DIR,
@@ -140,14 +136,7 @@ def report(
         Path | None,
         typer.Option("--out", help="HTML file to write (default: MODEL_DIR/REPORT.html)."),
     ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--data-dir",
-            help="Datasets folder (default: RENKEI_DATA_DIR or "
-            "shared/datasets next to the repository).",
-        ),
-    ] = None,
+    data_dir: DataDirOption = None,
     model_dir: Annotated[
         Path | None,
         typer.Option("--model-dir", help="Trained model folder (default: the committed one)."),
