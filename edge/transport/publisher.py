@@ -77,10 +77,12 @@ End-to-end acknowledgement (``ack``, default ``"ingest"``)
     earlier epochs confirm the records enqueued before a restart.
 
 Broker outages are not silent
-    When the broker cannot be reached, a WARNING names the address (``host:port``, TLS
-    or plain TCP) and the reason; every ``outage_log_interval_s`` a reminder gives the
-    outbox backlog (messages, bytes, age of the oldest); an INFO on recovery gives the
-    outage's duration.
+    When the broker cannot be reached, one WARNING names the address (``host:port``, TLS
+    or plain TCP; never credentials) and the reason (refused, unreachable, auth or TLS:
+    :mod:`renkei.core.mqtt.reasons`); every ``outage_log_interval_s`` a reminder gives the
+    number of failed attempts and the outbox backlog (messages, bytes, age of the oldest:
+    the data is kept, not lost); one INFO on recovery gives the outage's duration and the
+    failed attempts. A refused CONNACK (bad credentials) counts as a failed attempt.
 
 Ingest gate (``wait_for_ingest``)
     A broker acknowledges a QoS 1 PUBLISH even when no subscription matches, and
@@ -150,6 +152,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from renkei.core.errors import MqttError
 from renkei.core.mqtt import MqttSession, Will
+from renkei.core.mqtt.reasons import refusal_reason
 from renkei.core.wire import (
     GatewayTopic,
     WireError,
@@ -303,11 +306,12 @@ class Publisher(ConfirmTracking, BrokerWatch):
         self._outage_since: float | None = None
         self._outage_reason = ""
         self._outage_logged_at = 0.0
+        self._outage_attempts = 0
         self._down_since: float | None = time.monotonic()
         # Clean start, no paho in-flight/queue limits (module docstring, "paho's own
         # retransmission", 1 and 3); the Last Will is the retained ``death``. Connects
-        # and losses are logged by the pump (with the outbox backlog); refusals by the
-        # session.
+        # and losses, failed connects and refusals are logged by the pump (with the
+        # outbox backlog).
         self._session = MqttSession(
             settings,
             name=f"gateway {self._client_id}",
@@ -317,7 +321,9 @@ class Publisher(ConfirmTracking, BrokerWatch):
             reconnect_max_s=settings.reconnect_max_s,
             unlimited_inflight=True,
             log_links=False,
+            log_refusals=False,
             on_connected=self._on_connected,
+            on_refused=self._on_refused,
             on_lost=self._on_lost,
             on_connect_failed=self._on_connect_failed,
             on_publish=self._on_publish,
@@ -366,6 +372,9 @@ class Publisher(ConfirmTracking, BrokerWatch):
 
     def _on_connect_failed(self, reason: str) -> None:
         self._post(ConnectFailed(reason))
+
+    def _on_refused(self, reason: str) -> None:
+        self._post(ConnectFailed(refusal_reason(reason)))
 
     def _post(self, event: Event) -> None:
         self._events.append(event)
@@ -557,11 +566,14 @@ class Publisher(ConfirmTracking, BrokerWatch):
         self._client.publish(self._state_topic, self._birth(), qos=self._settings.qos, retain=True)
         if self._outage_since is not None:
             log.info(
-                "broker %s reachable again after an outage of %.1f s",
+                "broker %s reachable again after an outage of %.1f s and %d failed connection "
+                "attempts; the buffered messages are sent now",
                 self._settings.address,
                 now - (self._down_since if self._down_since is not None else self._outage_since),
+                self._outage_attempts,
             )
         self._outage_since = None
+        self._outage_attempts = 0
         self._down_since = None
         backlog = self._outbox.stats().backlog_msgs
         log.info(

@@ -3,8 +3,9 @@
 :class:`BrokerWatch` is the part of :class:`renkei.edge.transport.publisher.Publisher` that
 implements its module docstring's "Ingest gate" (hold outbox records until a live heartbeat
 of the ingest group arrives; a heartbeat after a gap re-publishes what awaits confirmation)
-and "Broker outages are not silent" (a WARNING naming the address and the reason, reminders
-with the backlog, the outage's duration on recovery). A mixin: the methods run on the
+and "Broker outages are not silent" (one WARNING naming the address and the reason,
+reminders with the failed attempts and the backlog, the outage's duration and attempts on
+recovery). A mixin: the methods run on the
 publisher's pump thread and use its state, declared below.
 """
 
@@ -39,6 +40,7 @@ class BrokerWatch:
     _outage_since: float | None
     _outage_reason: str
     _outage_logged_at: float
+    _outage_attempts: int
     _down_since: float | None
 
     def _redrain(self) -> None:
@@ -76,6 +78,7 @@ class BrokerWatch:
     def _handle_connect_failed(self, ev: ConnectFailed) -> None:
         now = time.monotonic()
         self._outage_reason = ev.reason
+        self._outage_attempts += 1
         if self._outage_since is not None:
             return
         self._outage_since = now
@@ -83,7 +86,8 @@ class BrokerWatch:
             self._down_since = now
         self._outage_logged_at = now
         log.warning(
-            "broker %s unreachable: %s; messages stay in the outbox (%s); retrying every <= %g s",
+            "cannot connect to broker %s: %s; messages stay in the outbox (%s); retrying "
+            "every <= %g s",
             self._settings.address,
             ev.reason,
             self._backlog_text(),
@@ -98,9 +102,11 @@ class BrokerWatch:
         self._outage_logged_at = now
         down = now - (self._down_since if self._down_since is not None else self._outage_since)
         log.warning(
-            "broker %s still unreachable after %.0f s (%s); %s",
+            "broker %s still not connected after %.0f s and %d failed attempts (%s); "
+            "messages stay in the outbox (%s)",
             self._settings.address,
             down,
+            self._outage_attempts,
             self._outage_reason,
             self._backlog_text(),
         )

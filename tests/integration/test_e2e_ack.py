@@ -195,13 +195,14 @@ def test_broker_outage_is_reported_at_warning_with_backlog_and_recovery(
             def warnings() -> list[str]:
                 return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
-            wait_for(lambda: any("still unreachable" in m for m in warnings()), 15, "a reminder")
+            wait_for(lambda: any("still not connected" in m for m in warnings()), 15, "a reminder")
             first = warnings()[0]
-            assert f"broker 127.0.0.1:{port} (plain TCP) unreachable" in first, first
+            assert f"cannot connect to broker 127.0.0.1:{port} (plain TCP): refused" in first
             assert "ConnectionRefusedError" in first, first
             assert "messages stay in the outbox (backlog" in first, first
-            reminder = next(m for m in warnings() if "still unreachable" in m)
+            reminder = next(m for m in warnings() if "still not connected" in m)
             assert "backlog 3 messages" in reminder and "oldest" in reminder, reminder
+            assert "failed attempts" in reminder, reminder
             assert pub.stats().broker_unreachable
             broker.start()
             wait_for(lambda: outbox.stats().backlog_msgs == 0, 20, "the backlog to drain")

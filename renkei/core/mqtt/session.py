@@ -42,6 +42,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from renkei.core.mqtt.client import Will, connect_async, make_client
+from renkei.core.mqtt.reasons import connect_error_reason, refusal_reason
 from renkei.core.mqtt.settings import BrokerSettings
 
 __all__ = ["Delivery", "MqttSession"]
@@ -93,7 +94,10 @@ class MqttSession:
             with :attr:`client` instead of :meth:`start`).
         log_links: log connects (INFO) and lost connections (WARNING) here; ``False`` for
             an owner that reports them itself with context the session lacks (the
-            gateway publisher: its outbox backlog). Refusals are always logged here.
+            gateway publisher: its outbox backlog).
+        log_refusals: log refused CONNACKs here (WARNING, each reason once until a
+            connection succeeds); ``False`` for an owner that reports them itself (the
+            gateway publisher, through ``on_refused``).
         on_connected, on_refused, on_lost, on_connect_failed, on_message, on_publish,
             on_subscribe, on_unsubscribe: the owner's hooks (module docstring). ``on_lost``
             is called only for a connection that was up (not for the close that follows
@@ -124,6 +128,7 @@ class MqttSession:
         unlimited_inflight: bool = False,
         reconnect_on_failure: bool = True,
         log_links: bool = True,
+        log_refusals: bool = True,
         on_connected: OnConnected | None = None,
         on_refused: OnReason | None = None,
         on_lost: OnReason | None = None,
@@ -144,6 +149,7 @@ class MqttSession:
         self._connected = False
         self._stopping = False
         self._log_links = log_links
+        self._log_refusals = log_refusals
         self._refusals_logged: set[str] = set()
         self._connected_hook = on_connected
         self._refused_hook = on_refused
@@ -269,13 +275,13 @@ class MqttSession:
     ) -> None:
         if reason_code.is_failure:
             reason = str(reason_code)
-            if reason not in self._refusals_logged:
+            if self._log_refusals and reason not in self._refusals_logged:
                 self._refusals_logged.add(reason)
                 log.warning(
                     "%s: broker %s refused the connection: %s (will retry)",
                     self.name,
                     self.settings.address,
-                    reason,
+                    refusal_reason(reason),
                 )
             if self._refused_hook is not None:
                 self._refused_hook(reason)
@@ -321,7 +327,6 @@ class MqttSession:
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this inside its ``except OSError`` block: the exception is the reason.
-        exc = sys.exc_info()[1]
-        reason = "connection failed" if exc is None else f"{type(exc).__name__}: {exc}"
+        reason = connect_error_reason(sys.exc_info()[1])
         assert self._connect_failed_hook is not None  # installed only with the hook
         self._connect_failed_hook(reason)
