@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Annotated
 
@@ -117,16 +118,47 @@ def verify(
     influx_database: Annotated[
         str, typer.Option("--influx-database", envvar="RENKEI_INFLUX_DATABASE")
     ] = "renkei",
+    influx_user: Annotated[
+        str | None, typer.Option("--influx-user", envvar="RENKEI_INFLUX_USERNAME")
+    ] = None,
+    influx_password: Annotated[
+        str | None, typer.Option("--influx-password", envvar="RENKEI_INFLUX_PASSWORD")
+    ] = None,
+    influx_token: Annotated[
+        str | None,
+        typer.Option("--influx-token", envvar="RENKEI_INFLUX_TOKEN", help="InfluxDB 2.x/3.x"),
+    ] = None,
 ) -> None:
-    """Run every panel query (All selected) and evaluate every alert rule now."""
-    from renkei.dashboards.verify import run_alerts, run_panels
+    """Run every panel query (All selected) and evaluate every alert rule now.
+
+    Each line says "ok (data)", "ok, no data yet" (a valid query, nothing stored yet: not
+    a failure) or "BROKEN QUERY". Exit 0: no broken query; 1: at least one; 2: InfluxDB
+    cannot be asked at all (unreachable, credentials, no such database, bad options).
+    """
+    from renkei.core.errors import ConfigError, StoreUnavailable
+    from renkei.dashboards.verify import check_server, run_alerts, run_panels
 
     now_ms = time.time_ns() // 1_000_000
-    failures = 0
-    for line, ok in run_panels(influx_url, influx_database, now_ms=now_ms):
-        failures += not ok
-        typer.echo(line)
-    for line in run_alerts(influx_url, influx_database, now_ms=now_ms):
-        typer.echo(line)
-    if failures:
+    counts = {"ok": 0, "no data": 0, "broken": 0}
+    try:
+        run = check_server(
+            influx_url,
+            influx_database,
+            token=influx_token,
+            username=influx_user,
+            password=influx_password,
+        )
+        for check in itertools.chain(
+            run_panels(run, now_ms=now_ms), run_alerts(run, now_ms=now_ms)
+        ):
+            counts[check.outcome] += 1
+            typer.echo(check.line)
+    except (ConfigError, StoreUnavailable) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(
+        f"{counts['ok']} ok with data, {counts['no data']} ok with no data yet, "
+        f"{counts['broken']} broken"
+    )
+    if counts["broken"]:
         raise typer.Exit(1)

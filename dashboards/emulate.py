@@ -34,15 +34,11 @@ Alert state (``ngalert/eval``): per number of the condition, 0 → ``Normal``, n
 from __future__ import annotations
 
 import re
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-import orjson
-
-from renkei.core.errors import StoreError
+from renkei.core.errors import StoreError, StoreRejected
 from renkei.dashboards.expressions import (
     Labels,
     Number,
@@ -273,18 +269,45 @@ def dashboard_variables(model: Mapping[str, Any], run: Runner) -> dict[str, list
 # --------------------------------------------------------------------------- InfluxDB
 
 
-def influx_runner(url: str, database: str, *, timeout_s: float = 30.0) -> Runner:
-    """A :data:`Runner` over the InfluxDB v1 HTTP API (``POST /query``, epoch ms)."""
+def influx_runner(
+    url: str,
+    database: str,
+    *,
+    timeout_s: float = 30.0,
+    token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> Runner:
+    """A :data:`Runner` over the InfluxDB v1 HTTP API (``POST /query``, epoch ms), through
+    :func:`renkei.cloud.store.run_query` (httpx, its error mapping).
+
+    Args:
+        url, database: the InfluxDB base URL and database.
+        timeout_s: per-query timeout, seconds.
+        token, username, password: credentials (a token, or a 1.x user and password).
+
+    Raises:
+        ConfigError: a bad URL or half a user/password pair (at once, naming the option).
+
+    The runner raises :class:`QueryError` when InfluxDB refuses the statement (syntax,
+    unknown function, ...: the query is broken) and
+    :class:`~renkei.core.errors.StoreUnavailable` when the server cannot answer at all
+    (unreachable, time-out, credentials refused, database missing, 5xx).
+    """
+    from renkei.cloud.store import influx_settings_from_options, run_query
+
+    settings = influx_settings_from_options(
+        url=url, database=database, token=token, username=username, password=password
+    ).model_copy(update={"timeout_s": timeout_s})
 
     def run(query: str) -> list[dict[str, Any]]:
-        body = urllib.parse.urlencode({"db": database, "q": query, "epoch": "ms"}).encode()
-        req = urllib.request.Request(f"{url.rstrip('/')}/query", data=body, method="POST")
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            answer = orjson.loads(resp.read())
-        result = answer["results"][0]
-        if "error" in result:
-            raise QueryError(f"{result['error']}: {query}")
-        series: list[dict[str, Any]] = result.get("series", [])
+        try:
+            results = run_query(settings, query)
+        except StoreRejected as exc:
+            raise QueryError(
+                f"{exc.detail or exc}: {query}", status=exc.status, detail=exc.detail
+            ) from exc
+        series: list[dict[str, Any]] = results[0].get("series", []) if results else []
         return series
 
     return run

@@ -4,14 +4,22 @@ Used by the integration tests (against the pipeline-filled test InfluxDB) and by
 ``renkei dashboards verify`` (against a live installation). Queries are taken from the
 dashboard *JSON* (what Grafana would run), prepared with :mod:`renkei.dashboards.emulate`, and
 their answers are checked against the expected columns declared in :mod:`renkei.dashboards.boards`.
+
+``verify`` tells three outcomes apart per query (:class:`Outcome`): ``ok`` (rows with the
+expected columns), ``no data`` (a valid query with an empty answer: a fresh install
+before any gateway sent data; not a failure) and ``broken`` (InfluxDB refused the query,
+or its rows lack expected columns: a failure). A server that cannot answer at all
+(unreachable, credentials refused, database missing) is :class:`VerifyUnavailable`,
+raised before any panel runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+from renkei.core.errors import StoreUnavailable
 from renkei.dashboards.alerts import RULES
 from renkei.dashboards.boards import build_boards
 from renkei.dashboards.emulate import (
@@ -34,12 +42,46 @@ from renkei.dashboards.panels import Board
 __all__ = [
     "DATASOURCE_MIN_INTERVAL",
     "DEFAULT_MAX_DATA_POINTS",
+    "Check",
+    "Outcome",
     "PanelRun",
+    "VerifyUnavailable",
     "check_answer",
+    "check_server",
     "run_alerts",
     "run_board",
     "run_panels",
 ]
+
+#: What one query of ``verify`` found (module docstring).
+Outcome = Literal["ok", "no data", "broken"]
+
+#: The only problem of a valid query over an empty database.
+NO_ROWS: Final = "no rows"
+
+
+class VerifyUnavailable(StoreUnavailable):
+    """InfluxDB cannot answer at all: unreachable, credentials refused, or no such
+    database. The message names the URL and what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One line of ``verify``: ``what`` was checked (panel or alert rule) and its outcome;
+    ``detail`` says why it is broken (empty otherwise)."""
+
+    what: str
+    outcome: Outcome
+    detail: str = ""
+
+    @property
+    def line(self) -> str:
+        """``"<what>: ok (data)"``, ``"<what>: ok, no data yet"`` or ``"<what>: BROKEN
+        QUERY: <detail>"``."""
+        text = {"ok": "ok (data)", "no data": "ok, no data yet", "broken": "BROKEN QUERY"}
+        tail = f": {self.detail}" if self.detail else ""
+        return f"{self.what}: {text[self.outcome]}{tail}"
+
 
 #: maxDataPoints of a panel without its own (Grafana uses the panel's width in pixels).
 DEFAULT_MAX_DATA_POINTS: Final = 1000
@@ -59,11 +101,22 @@ class PanelRun:
     answer: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     expressions: dict[str, list[Number]] = field(default_factory=dict)
+    query_failed: bool = False
 
     @property
     def ok(self) -> bool:
         """Rows returned and every expected column present."""
         return not self.problems
+
+    @property
+    def outcome(self) -> Outcome:
+        """``ok``; ``no data`` when the only problem is an empty answer of a query InfluxDB
+        accepted; ``broken`` otherwise (refused query, missing columns)."""
+        if self.ok:
+            return "ok"
+        if not self.query_failed and self.problems == [NO_ROWS]:
+            return "no data"
+        return "broken"
 
 
 def _matches(pattern: str, column: str) -> bool:
@@ -82,7 +135,7 @@ def check_answer(
     """
     problems: list[str] = []
     if not answer or not any(s.get("values") for s in answer):
-        return ["no rows"]
+        return [NO_ROWS]
     for s in answer:
         got = list(s["columns"])
         series_tags = dict(s.get("tags") or {})
@@ -151,6 +204,7 @@ def run_board(
             try:
                 pr.answer = run(query)
             except QueryError as exc:
+                pr.query_failed = True
                 pr.problems.append(str(exc))
             else:
                 if ref in expected:
@@ -176,22 +230,85 @@ def _models() -> Iterator[tuple[Board, dict[str, Any]]]:
         yield board, json.loads(files[f"generated/{board.uid}.json"])
 
 
-def run_panels(url: str, database: str, *, now_ms: int) -> Iterator[tuple[str, bool]]:
-    """Run every panel of every dashboard; yields a report line and whether it passed."""
-    run = influx_runner(url, database)
+def _unavailable(exc: StoreUnavailable, url: str, database: str) -> VerifyUnavailable:
+    detail = exc.detail or str(exc)
+    if exc.status in (401, 403):
+        hint = "credentials refused (--influx-user/--influx-password or --influx-token)"
+    elif detail.startswith("database not found"):
+        hint = (
+            f"no database {database!r} (the ingest creates it on its first start; "
+            "or check --influx-database)"
+        )
+    elif exc.status is None:
+        hint = "unreachable: is InfluxDB running, and is --influx-url right?"
+    else:
+        hint = f"not answering (HTTP {exc.status})"
+    return VerifyUnavailable(f"InfluxDB at {url}: {hint} [{detail}]", status=exc.status)
+
+
+def check_server(
+    url: str,
+    database: str,
+    *,
+    token: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> Runner:
+    """A runner for ``url``/``database``, after one query proved that the server answers,
+    accepts the credentials and has the database. The runner raises
+    :class:`VerifyUnavailable` too when the server stops answering later.
+
+    Raises:
+        ConfigError: a bad URL or half a user/password pair.
+        VerifyUnavailable: the server cannot answer (the message names ``url`` and what to
+            check: is it running, the credentials, the database name).
+    """
+    inner = influx_runner(url, database, token=token, username=username, password=password)
+
+    def run(query: str) -> list[dict[str, Any]]:
+        try:
+            return inner(query)
+        except StoreUnavailable as exc:
+            raise _unavailable(exc, url, database) from exc
+
+    try:
+        # A SELECT (unlike SHOW MEASUREMENTS) names a missing database.
+        run('SELECT * FROM "renkei_verify_probe" LIMIT 1')
+    except QueryError as exc:
+        raise VerifyUnavailable(f"InfluxDB at {url} refused a basic query: {exc.detail}") from exc
+    return run
+
+
+def run_panels(run: Runner, *, now_ms: int) -> Iterator[Check]:
+    """Run every panel of every dashboard (``All`` selected); one :class:`Check` each.
+
+    Raises:
+        StoreUnavailable: the server stopped answering meanwhile.
+    """
     for board, model in _models():
         for pr in run_board(board, model, run, now_ms=now_ms):
-            status = "ok" if pr.ok else "FAIL " + "; ".join(pr.problems)
-            yield f"{pr.dashboard} #{pr.panel_id} {pr.ref_id} {pr.title}: {status}", pr.ok
+            what = f"{pr.dashboard} #{pr.panel_id} {pr.ref_id} {pr.title}"
+            outcome = pr.outcome
+            detail = "; ".join(pr.problems) if outcome == "broken" else ""
+            yield Check(what, outcome, detail)
 
 
-def run_alerts(url: str, database: str, *, now_ms: int) -> Iterator[str]:
-    """Evaluate every alert rule now; yields one line per rule."""
-    run = influx_runner(url, database)
+def run_alerts(run: Runner, *, now_ms: int) -> Iterator[Check]:
+    """Evaluate every alert rule now; one :class:`Check` each (``broken`` when a query of
+    the rule fails, ``no data`` when the rule sees no series).
+
+    Raises:
+        StoreUnavailable: the server stopped answering meanwhile.
+    """
     for rule in RULES:
+        what = f"alert {rule.uid}"
         ev = evaluate_rule(rule.to_file(), run, now_ms=now_ms)
-        if ev.rule_state is not None:
-            yield f"{rule.uid}: {ev.rule_state} {ev.error or ''}".rstrip()
-            continue
-        firing = sorted(",".join(f"{k}={v}" for k, v in labels) for labels in ev.firing())
-        yield f"{rule.uid}: {len(ev.states)} instances, firing: {firing or 'none'}"
+        if ev.rule_state == "Error":
+            yield Check(what, "broken", ev.error or "")
+        elif ev.rule_state is not None and not ev.states:
+            yield Check(what, "no data", "")
+        else:
+            firing = sorted(",".join(f"{k}={v}" for k, v in labels) for labels in ev.firing())
+            yield Check(
+                what, "ok", f"{len(ev.states)} instances, firing: {', '.join(firing) or 'none'}"
+            )
