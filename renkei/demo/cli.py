@@ -64,17 +64,17 @@ def demo(
     view = LiveView(run)
     deadline = None if duration is None else time.monotonic() + duration
     try:
-        with Live(view.render(), console=console, refresh_per_second=2, transient=False) as live:
+        # The view is re-rendered at each refresh for the terminal's current width.
+        with Live(view, console=console, refresh_per_second=2, transient=False):
             while not stop.is_set():
                 if deadline is not None and time.monotonic() >= deadline:
                     break
                 stop.wait(0.5)
-                live.update(view.render())
     except KeyboardInterrupt:
         console.print("Stopping (Ctrl-C)…")
     finally:
         console.print("Stopping gateways, draining outboxes, stopping ingest…")
-        final = view.render()
+        final = view.render(width=console.width)
         run.stop()
         signal.signal(signal.SIGTERM, previous)
     console.print(final)
