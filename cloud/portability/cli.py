@@ -1,5 +1,9 @@
 """``renkei cloud export`` and ``renkei cloud import`` (registered by :mod:`renkei.cloud.cli`).
 
+Progress bars (tables, measurements, time-series points) are drawn on stderr when stdout
+is a terminal (:func:`renkei.core.progress.bars`; ``RENKEI_PROGRESS=0``/``1`` forces them
+off/on); otherwise the output is the report alone.
+
 Exit codes: 0 done; 1 the export or import failed (corrupt archive, conflict, firm not
 found, InfluxDB unavailable, ...: the message says which); 2 bad options (typer's own usage
 errors included). Heavy modules are imported inside the commands, so ``renkei --help``
@@ -146,16 +150,19 @@ def export_command(
 
     from renkei.cloud.portability.export import export_firm
     from renkei.core.errors import RenkeiError
+    from renkei.core.progress import bars
 
     try:
-        report = export_firm(
-            firm,
-            database_url=database_url,
-            out=out,
-            influx=settings,
-            overwrite=force,
-            chunk_points=chunk_points,
-        )
+        with bars() as progress:
+            report = export_firm(
+                firm,
+                database_url=database_url,
+                out=out,
+                influx=settings,
+                overwrite=force,
+                chunk_points=chunk_points,
+                progress=progress,
+            )
     except RenkeiError as exc:
         raise _fail(f"export failed: {exc}", 1) from None
     except Exception as exc:  # database drivers: unreachable, no such table, ...
@@ -213,6 +220,7 @@ def import_command(
     from renkei.cloud.portability.archive import ArchiveReader
     from renkei.cloud.portability.importer import import_archive
     from renkei.core.errors import RenkeiError
+    from renkei.core.progress import bars
 
     try:
         with ArchiveReader(archive) as reader:
@@ -226,14 +234,16 @@ def import_command(
             2,
         )
     try:
-        report = import_archive(
-            archive,
-            database_url=database_url,
-            influx=settings,
-            replace=replace,
-            strict=strict,
-            batch_points=batch_points,
-        )
+        with bars() as progress:
+            report = import_archive(
+                archive,
+                database_url=database_url,
+                influx=settings,
+                replace=replace,
+                strict=strict,
+                batch_points=batch_points,
+                progress=progress,
+            )
     except RenkeiError as exc:
         raise _fail(f"import failed: {exc}", 1) from None
     except Exception as exc:  # database drivers: unreachable, locked, ...

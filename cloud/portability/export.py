@@ -30,6 +30,7 @@ from renkei.cloud.portability.timeseries import InfluxReader, export_measurement
 from renkei.cloud.registry import make_engine
 from renkei.cloud.registry.migrate import alembic_config
 from renkei.cloud.store import InfluxSettings
+from renkei.core.progress import NO_PROGRESS, Reporter
 
 __all__ = ["NOTES", "ExportReport", "export_firm", "software_version"]
 
@@ -117,6 +118,7 @@ def export_firm(
     overwrite: bool = False,
     chunk_points: int = 10_000,
     slice_points: int = 200_000,
+    progress: Reporter = NO_PROGRESS,
 ) -> ExportReport:
     """Write firm ``firm_id``'s data to the archive ``out`` (format:
     :mod:`renkei.cloud.portability`).
@@ -131,6 +133,9 @@ def export_firm(
         influx: the source InfluxDB; ``None`` exports no time series (the manifest says so).
         chunk_points: rows per streamed InfluxDB chunk (the export's memory bound).
         slice_points: points each time-sliced query aims at.
+        progress: told of the work done: ``tables`` (total: the registry tables),
+            ``measurements`` (total: the firm's measurements) and ``points`` (total
+            unknown until the end; advanced per streamed chunk).
 
     Raises:
         PortabilityError: firm not found, registry schema not current, a series line
@@ -151,10 +156,12 @@ def export_firm(
                 firm = table_of(SPECS[0])
                 if conn.execute(select(firm.c.id).where(firm.c.id == firm_id)).first() is None:
                     raise PortabilityError(f"firm {firm_id!r} not found in the registry")
+                progress.task("tables", "registry tables", len(SPECS))
                 for s in SPECS:
                     member = _export_table(conn, s, firm_id, builder)
                     members.append(member)
                     report.rows[s.name] = member.rows
+                    progress.advance("tables")
                 conn.rollback()
             log.info("registry of %s: %d rows", firm_id, report.total_rows)
             ts_started = time.perf_counter()
@@ -167,6 +174,7 @@ def export_firm(
                     report,
                     chunk_points=chunk_points,
                     slice_points=slice_points,
+                    progress=progress,
                 )
                 members.extend(series)
                 report.points = {m.measurement: m.points for m in series}
@@ -256,11 +264,19 @@ def _export_timeseries(
     *,
     chunk_points: int,
     slice_points: int,
+    progress: Reporter,
 ) -> list[TimeseriesMember]:
     reader = InfluxReader(settings)
     out: list[TimeseriesMember] = []
+
+    def on_points(n: int) -> None:
+        progress.advance("points", n)
+
     try:
-        for index, measurement in enumerate(reader.measurements(firm_id)):
+        measurements = list(reader.measurements(firm_id))
+        progress.task("measurements", "measurements", len(measurements))
+        progress.task("points", "time-series points", None)
+        for index, measurement in enumerate(measurements):
             name = measurement_member_name(index, measurement)
             writer = builder.member(name, level=1)
             try:
@@ -271,11 +287,13 @@ def _export_timeseries(
                     writer.write,
                     chunk_points=chunk_points,
                     slice_points=slice_points,
+                    on_points=on_points,
                 )
             except BaseException:
                 writer.abort()
                 raise
             sha, size = writer.close()
+            progress.advance("measurements")
             report.slices += stats.slices
             report.chunks += stats.chunks
             out.append(

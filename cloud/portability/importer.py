@@ -80,6 +80,7 @@ from renkei.cloud.registry import make_engine
 from renkei.cloud.registry.migrate import upgrade
 from renkei.cloud.store import InfluxSettings, open_store
 from renkei.core.errors import RenkeiError
+from renkei.core.progress import NO_PROGRESS, Reporter
 
 __all__ = ["ImportReport", "SkippedRow", "import_archive"]
 
@@ -161,6 +162,7 @@ def import_archive(
     replace: bool = False,
     strict: bool = False,
     batch_points: int = 10_000,
+    progress: Reporter = NO_PROGRESS,
 ) -> ImportReport:
     """Load the firm archive at ``path`` into the registry at ``database_url`` and InfluxDB.
 
@@ -173,6 +175,8 @@ def import_archive(
         strict: refuse the archive when rows refer to firms missing in the target (default:
             skip those rows and report them).
         batch_points: points per InfluxDB write.
+        progress: told of the work done: ``tables`` (total: the archive's tables) and
+            ``points`` (total: the archive's points; advanced per written batch).
 
     Raises:
         ArchiveError: the archive is corrupt, modified, of an unknown format, or holds rows
@@ -227,7 +231,7 @@ def import_archive(
                     )
                 if replace:
                     _delete_firm(conn, firm_id)
-                _load(conn, reader, manifest, plan, missing, replace, report)
+                _load(conn, reader, manifest, plan, missing, replace, report, progress)
             log.info("registry of %s: %d rows imported", firm_id, report.total_rows)
 
             ts_started = time.perf_counter()
@@ -236,6 +240,7 @@ def import_archive(
                     if replace:
                         for measurement in existing_series:
                             ts_reader.drop_firm(measurement, firm_id)
+                    progress.task("points", "time-series points", manifest.points)
                     for member in manifest.series():
                         report.points[member.measurement] = write_member(
                             store,
@@ -243,6 +248,7 @@ def import_archive(
                             measurement=member.measurement,
                             firm_id=firm_id,
                             batch_points=batch_points,
+                            on_points=lambda n: progress.advance("points", n),
                         )
                         log.info("%s: %d points written", member.measurement, member.points)
                     report.timeseries_seconds = time.perf_counter() - ts_started
@@ -476,8 +482,12 @@ def _load(
     missing: set[str],
     replace: bool,
     report: ImportReport,
+    progress: Reporter,
 ) -> None:
     firm_id = manifest.firm_id
+    progress.task(
+        "tables", "registry tables", sum(manifest.table(s.name) is not None for s in SPECS)
+    )
     for s in SPECS:
         member = manifest.table(s.name)
         if member is None:
@@ -520,6 +530,7 @@ def _load(
         if batch:
             written += _insert(conn, s, t, batch, replace, report)
         report.rows[s.name] = written
+        progress.advance("tables")
     if conn.dialect.name == "postgresql":
         _advance_sequences(conn)
 

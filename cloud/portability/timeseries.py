@@ -186,10 +186,12 @@ def export_measurement(
     *,
     chunk_points: int = 10_000,
     slice_points: int = 200_000,
+    on_points: Callable[[int], None] | None = None,
 ) -> MeasurementStats:
     """Write every point of ``measurement`` tagged ``firm=<firm_id>`` to ``sink``.
 
-    See the module docstring for the queries and the memory bound.
+    See the module docstring for the queries and the memory bound. ``on_points(n)`` is
+    called after each chunk of ``n`` points went to ``sink`` (progress).
 
     Raises:
         StoreUnavailable, StoreRejected: InfluxDB errors.
@@ -252,6 +254,8 @@ def export_measurement(
             last_ns = t1 if last_ns is None else max(last_ns, t1)
             n_slice += len(values)
             stats.chunks += 1
+            if on_points is not None:
+                on_points(len(values))
         stats.points += n_slice
         stats.slices += 1
         if hi >= last:
@@ -281,8 +285,10 @@ def write_member(
     batch_bytes: int = 4 << 20,
     retries: int = 5,
     concurrency: int = 2,
+    on_points: Callable[[int], None] | None = None,
 ) -> int:
     """Post ``records`` (line protocol, ns) in batches; returns the number of points.
+    ``on_points(n)`` is called after each batch of ``n`` points was written (progress).
 
     Every record must be of ``measurement`` and carry the tag ``firm=<firm_id>``. Up to
     ``concurrency`` batches are in flight at once (the next batch is prepared while
@@ -303,7 +309,14 @@ def write_member(
     batch: list[bytes] = []
     size = 0
     written = 0
-    in_flight: deque[Future[None]] = deque()
+    in_flight: deque[tuple[Future[None], int]] = deque()
+
+    def settle() -> None:
+        future, n = in_flight.popleft()
+        future.result()
+        if on_points is not None:
+            on_points(n)
+
     with ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="renkei-import") as pool:
         try:
             for rec in records:
@@ -312,17 +325,19 @@ def write_member(
                 size += len(rec) + 1
                 if len(batch) >= batch_points or size >= batch_bytes:
                     while len(in_flight) >= max(1, concurrency):
-                        in_flight.popleft().result()
-                    in_flight.append(pool.submit(_post, store, batch, measurement, retries))
+                        settle()
+                    future = pool.submit(_post, store, batch, measurement, retries)
+                    in_flight.append((future, len(batch)))
                     written += len(batch)
                     batch, size = [], 0
             if batch:
-                in_flight.append(pool.submit(_post, store, batch, measurement, retries))
+                future = pool.submit(_post, store, batch, measurement, retries)
+                in_flight.append((future, len(batch)))
                 written += len(batch)
             while in_flight:
-                in_flight.popleft().result()
+                settle()
         finally:
-            for future in in_flight:
+            for future, _ in in_flight:
                 future.cancel()
     return written
 

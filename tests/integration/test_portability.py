@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -706,10 +707,26 @@ def _seed_partners(url: str) -> None:
 # --------------------------------------------------------------------------- tests
 
 
+class RecordingProgress:
+    """A :class:`renkei.core.progress.Reporter` that keeps each task's total and count."""
+
+    def __init__(self) -> None:
+        self.totals: dict[str, int | None] = {}
+        self.done: dict[str, int] = {}
+
+    def task(self, key: str, description: str, total: int | None) -> None:
+        self.totals[key] = total
+        self.done[key] = 0
+
+    def advance(self, key: str, n: int = 1) -> None:
+        self.done[key] += n
+
+
 def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
     tmp_path: Path, source: Source, influxdb: InfluxDB
 ) -> None:
     archive = tmp_path / "acme.tar"
+    progress = RecordingProgress()
     report = export_firm(
         "acme",
         database_url=source.url,
@@ -717,7 +734,15 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
         influx=source.influx,
         chunk_points=500,
         slice_points=1000,
+        progress=progress,
     )
+    # Progress: every table and measurement counted against its total, every point.
+    assert progress.totals == {"tables": len(SPECS), "measurements": 8, "points": None}
+    assert progress.done == {
+        "tables": len(SPECS),
+        "measurements": 8,
+        "points": sum(report.points.values()),
+    }
     assert report.timeseries_included
     assert report.chunks >= 10 and report.slices >= 5  # streamed in many chunks and slices
     assert set(report.points) == {
@@ -779,7 +804,13 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
     # Import into a fresh registry and a fresh InfluxDB database (partners known there).
     url, target_influx = _target(tmp_path, influxdb, "target")
     _seed_partners(url)
-    imported = import_archive(archive, database_url=url, influx=target_influx, batch_points=700)
+    progress = RecordingProgress()
+    imported = import_archive(
+        archive, database_url=url, influx=target_influx, batch_points=700, progress=progress
+    )
+    total_points = sum(report.points.values())
+    assert progress.totals == {"tables": len(SPECS), "points": total_points}
+    assert progress.done == {"tables": len(SPECS), "points": total_points}
     assert imported.skipped == [] and imported.remapped == {}
     assert imported.verification_problems == []
     assert imported.rows == expected_rows
@@ -1071,6 +1102,23 @@ def test_cli_export_and_import(tmp_path: Path, source: Source, influxdb: InfluxD
     )
     assert run.returncode == 0, run.stderr
     assert "exported firm acme" in run.stdout and "points/s" in run.stdout
+    # Not on a terminal: no progress bars, only the report.
+    assert "registry tables" not in run.stdout + run.stderr
+    assert "time-series points" not in run.stdout + run.stderr
+    # Forced on (RENKEI_PROGRESS=1): bars on stderr; the report on stdout is the same.
+    forced = subprocess.run(
+        [renkei, "cloud", "export", "--firm", "acme", "--out", str(archive), "--force"]
+        + ["--influx", influxdb.url, "--influx-database", source.influx.database],
+        capture_output=True,
+        text=True,
+        env={**env, "RENKEI_PROGRESS": "1"},
+        timeout=120,
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert "registry tables" in forced.stderr and "time-series points" in forced.stderr
+    assert "registry tables" not in forced.stdout
+    timing = re.compile(r", [0-9.]+ s \([0-9,]+ points/s\)")
+    assert timing.sub("", forced.stdout) == timing.sub("", run.stdout)
 
     env = {"PATH": "/usr/bin:/bin", "RENKEI_INFLUX_URL": influxdb.url}
     cmd = [renkei, "cloud", "import", str(archive), "--database-url", url]
@@ -1078,6 +1126,7 @@ def test_cli_export_and_import(tmp_path: Path, source: Source, influxdb: InfluxD
     run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert run.returncode == 0, run.stderr
     assert "imported firm acme" in run.stdout and "skipped 6 rows" in run.stdout
+    assert "time-series points" not in run.stdout + run.stderr
     needle = "takeover_assignment[id=1 request_id=acme-req-1 job_id=J1]: firm beta does not"
     assert needle in run.stdout
     assert points_of(influxdb.url, target_influx.database, "acme") == points_of(
