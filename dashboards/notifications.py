@@ -5,8 +5,8 @@ point ``renkei`` whose webhook calls Renkei's API,
 ``POST ${RENKEI_API_URL}/api/v1/firms/${RENKEI_ALERT_FIRM_ID}/notifications/grafana``
 (``?channels=line,email,slack``) with ``Authorization: Bearer ${RENKEI_ALERT_API_KEY}``
 (a key of that firm; engineer or operator role). Renkei sends the alert text to the
-channels in the firm's own notification settings (LINE Messaging API push, e-mail, Slack) in the firm's language:
-LINE Notify, Grafana's old LINE integration, shut down on 2025-03-31.
+channels in the firm's own notification settings (LINE Messaging API push, e-mail,
+Slack) in the firm's language: LINE Notify, Grafana's old LINE integration, shut down on 2025-03-31.
 
 ``provisioning-direct/alerting/renkei-notifications.yaml`` (an alternative, not mounted):
 Grafana itself sends e-mail (SMTP from Grafana's ``GF_SMTP_*`` settings; the password as
