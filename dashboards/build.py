@@ -8,6 +8,9 @@
 - ``dashboards/renkei.yaml``: a file provider for the folder ``Renkei`` (uid ``renkei``)
   reading ``/var/lib/grafana/dashboards/renkei`` (mount ``dashboards/generated`` there).
 - ``alerting/renkei-rules.yaml``: the alert rules of :mod:`renkei.dashboards.alerts`.
+- ``alerting/renkei-notifications.yaml``: contact point and notification policies of
+  :mod:`renkei.dashboards.notifications` (``provisioning-direct/`` holds the variant where
+  Grafana sends e-mail and Slack itself).
 
 Everything is deterministic (sorted keys, fixed ids), so a test can compare the committed
 files with :func:`render` and fail on drift.
@@ -23,6 +26,7 @@ import yaml
 
 from renkei.dashboards.alerts import FOLDER_TITLE, FOLDER_UID, rule_groups
 from renkei.dashboards.boards import build_boards
+from renkei.dashboards.notifications import provisioning as notification_provisioning
 from renkei.dashboards.queries import DATASOURCE_NAME, DATASOURCE_TYPE, DATASOURCE_UID
 
 __all__ = [
@@ -117,6 +121,10 @@ def render() -> dict[str, str]:
     )
     files["provisioning/alerting/renkei-rules.yaml"] = _yaml(
         {"apiVersion": 1, "groups": rule_groups()}
+    )
+    files["provisioning/alerting/renkei-notifications.yaml"] = _yaml(notification_provisioning())
+    files["provisioning-direct/alerting/renkei-notifications.yaml"] = _yaml(
+        notification_provisioning(direct=True)
     )
     return files
 

@@ -125,6 +125,11 @@ RULES: dict[str, Rule] = {
     "assignments.list": _r("own", O, P, A),
     "assignments.accept": _r("own", O, P, A),
     "assignments.decline": _r("own", O, P, A),
+    # notifications: the firm's channels, its delivery log, Grafana's webhook
+    "notifications.get": _r("own", O, A),
+    "notifications.update": _r("own", O, A),
+    "notifications.deliveries": _r("own", O, A),
+    "notifications.grafana": _r("own", O, E, A),
     # regional supporters
     "regions.list": _r("global", S, A),
     "regions.get": _r("global", S, A),

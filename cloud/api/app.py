@@ -16,6 +16,8 @@ from renkei.cloud.api.limits import BodyLimit
 from renkei.cloud.api.routers import ROUTERS
 from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity.context import CapacityContext
+from renkei.cloud.notify import Dispatcher, NotifySettings
+from renkei.cloud.notify import install as install_notifications
 from renkei.cloud.registry import make_engine
 from renkei.cloud.registry.migrate import upgrade
 
@@ -34,6 +36,7 @@ def create_app(
     engine: Engine | None = None,
     clock: Callable[[], datetime] = _utcnow,
     migrate: bool = True,
+    notify: NotifySettings | None = None,
 ) -> FastAPI:
     """Build the API.
 
@@ -42,6 +45,8 @@ def create_app(
         engine: registry engine; default ``make_engine(settings.database_url)``.
         clock: returns the current UTC time (tests pass a fixed clock).
         migrate: bring the registry schema to the newest Alembic revision first.
+        notify: notification senders; default parsed from ``RENKEI_NOTIFY_*`` variables.
+            The dispatcher (delivery after commit) is ``app.state.notify``.
 
     Raises:
         pydantic.ValidationError: a bad ``RENKEI_API_*`` value (the variable is named).
@@ -66,6 +71,10 @@ def create_app(
             settings=settings.capacity(), engine=engine, sessions=sessions, clock=clock
         ),
     )
+    app.state.notify = Dispatcher(
+        settings=notify or NotifySettings(), sessions=sessions, clock=clock
+    )
+    install_notifications(sessions, app.state.notify)
     errors.install(app)
     app.add_middleware(BodyLimit, limit_bytes=settings.max_body_bytes)
     for router in ROUTERS:

@@ -1,7 +1,8 @@
 """The registry (SQLAlchemy): firms, sites, lines, machines, molds, API credentials,
 sharing grants and the audit log (:mod:`.sharing`), bookings, gateway states,
 disruptions and takeover plans (:mod:`.operations`), the model registry and rollout
-state (:mod:`.models_registry`).
+state (:mod:`.models_registry`), notification settings and deliveries
+(:mod:`.notifications`).
 
 Importing this package registers every table on :data:`Base.metadata`.
 """
@@ -39,6 +40,12 @@ from renkei.cloud.registry.models_registry import (
     ModelSigningKey,
     TargetStatus,
 )
+from renkei.cloud.registry.notifications import (
+    DeliveryStatus,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationSettings,
+)
 from renkei.cloud.registry.operations import (
     AssignmentStatus,
     CapacityBooking,
@@ -68,6 +75,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "CapacityBooking",
+    "DeliveryStatus",
     "Deployment",
     "DeploymentKind",
     "DeploymentStatus",
@@ -85,6 +93,9 @@ __all__ = [
     "ModelRelease",
     "ModelSigningKey",
     "Mold",
+    "NotificationChannel",
+    "NotificationDelivery",
+    "NotificationSettings",
     "PartnerGroup",
     "PartnerGroupMember",
     "Principal",

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from renkei.cloud import notify
 from renkei.cloud.planner import (
     PlanContext,
     plan_takeover,
@@ -294,6 +295,7 @@ def plan_initial(
     ]
     run = plan_demands(fleet, demands, _molds(session, request.jobs))
     _apply(request, fleet, run, now=now)
+    _notify_offers(session, request)
 
 
 def replan(
@@ -332,6 +334,13 @@ def replan(
     fleet = load_fleet(capacity, session, request, now=now)
     run = plan_demands(fleet, demands, _molds(session, request.jobs))
     _apply(request, fleet, run, now=now)
+    _notify_offers(session, request)
+
+
+def _notify_offers(session: Session, request: TakeoverRequest) -> None:
+    """Tell partners of this revision's new proposed assignments (after commit)."""
+    new = [a for a in request.assignments if a.revision == request.revision]
+    notify.offered(session, request, new)
 
 
 def refresh_summary(request: TakeoverRequest, *, plan: dict[str, Any] | None = None) -> None:

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from renkei.cloud.api import ApiSettings, create_app
+from renkei.cloud.notify import NotifySettings
 from renkei.cloud.registry import Role, import_document, issue_key, session_scope
 
 __all__ = ["NOW", "ApiRig", "imm", "mold"]
@@ -26,12 +27,18 @@ NOW = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 class ApiRig:
     """One API instance with its registry, clock and clients."""
 
-    def __init__(self, tmp_path: Path, **settings: Any) -> None:
+    def __init__(
+        self, tmp_path: Path, *, notify: NotifySettings | None = None, **settings: Any
+    ) -> None:
         self.now = NOW
         self.settings = ApiSettings(
             database_url=f"sqlite:///{tmp_path / 'registry.sqlite3'}", **settings
         )
-        self.app = create_app(self.settings, clock=lambda: self.now)
+        self.app = create_app(
+            self.settings,
+            clock=lambda: self.now,
+            notify=notify or NotifySettings(line_api_base="http://127.0.0.1:9", backoff_s=0),
+        )
         self.engine: Engine = self.app.state.renkei.engine
         self._keys: dict[tuple[str, Role], str] = {}
         self._clients: list[TestClient] = []
@@ -103,6 +110,7 @@ class ApiRig:
     def close(self) -> None:
         for c in self._clients:
             c.close()
+        self.app.state.notify.close()
         self.engine.dispose()
 
 

@@ -29,7 +29,7 @@ def _models() -> dict[str, dict[str, Any]]:
 
 def test_committed_files_equal_generator_output() -> None:
     assert check() == [], "run: python -m dashboards build"
-    assert len(render()) == len(build_boards()) + 3
+    assert len(render()) == len(build_boards()) + 5  # + datasource, provider, rules, 2 notif.
 
 
 def test_cli_check_and_python_m_entry() -> None:
@@ -151,3 +151,25 @@ def test_contract_points_are_the_documented_line_protocol() -> None:
         {"deployment": 7, "reason": ""},
         9,
     )
+
+
+def test_contact_points_carry_no_secret_and_route_everything() -> None:
+    """The notification files reference secrets only as ``${VAR}`` and every policy route
+    ends at a provisioned contact point."""
+    from renkei.dashboards.notifications import provisioning
+
+    for direct in (False, True):
+        doc = provisioning(direct=direct)
+        names = {cp["name"] for cp in doc["contactPoints"]}
+        receivers = [r for cp in doc["contactPoints"] for r in cp["receivers"]]
+        kinds = {r["type"] for r in receivers}
+        assert kinds == ({"email", "slack", "webhook"} if direct else {"webhook"})
+        for r in receivers:
+            for key in ("url", "addresses", "authorization_credentials"):
+                if key in r["settings"]:
+                    assert r["settings"][key].startswith("${"), (key, r)
+        routes = [doc["policies"][0], *doc["policies"][0]["routes"]]
+        assert {r["receiver"] for r in routes} <= names
+    hook = provisioning()["contactPoints"][0]["receivers"][0]["settings"]
+    assert hook["url"].endswith("/notifications/grafana?channels=line,email,slack")
+    assert hook["authorization_scheme"] == "Bearer"

@@ -13,6 +13,7 @@ from renkei.cloud.api.routers import (
     gateways,
     me,
     models,
+    notifications,
     policies,
     regions,
     registry,
@@ -36,4 +37,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     assignments.router,
     regions.router,
     models.router,
+    notifications.router,
 )

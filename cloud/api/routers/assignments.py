@@ -35,6 +35,7 @@ from renkei.cloud.api.deps import (
 )
 from renkei.cloud.api.errors import Conflict, NotFound
 from renkei.cloud.api.routers.takeovers import require_open
+from renkei.cloud.notify import answered as notify_answered
 from renkei.cloud.registry import (
     AssignmentStatus,
     CapacityBooking,
@@ -251,6 +252,7 @@ def _answer(
         _book(session, a, req)
         refresh_summary(req)
     session.flush()
+    notify_answered(session, req, a)  # delivered after commit, never blocks the answer
     row = session.execute(_query().where(TakeoverAssignment.id == a.id)).one()
     view = _view(*row)
     _audit(session, [view], principal=principal, resource=request.url.path, now=now)

@@ -1,0 +1,295 @@
+"""A firm's notification settings, its delivery log, and Grafana's webhook.
+
+- ``GET /firms/{firm_id}/notifications``: the settings; secrets (Slack webhook URL, LINE
+  channel access token) are never returned, only whether they are set and a masked form.
+- ``PATCH /firms/{firm_id}/notifications``: change them; a field left out is kept, a
+  secret given as ``null`` is removed. Owner firm only (operator, admin).
+- ``GET /firms/{firm_id}/notifications/deliveries``: the newest deliveries (outcome, masked
+  target, reason).
+- ``POST /firms/{firm_id}/notifications/grafana?channels=line``: Grafana's webhook contact
+  point. Authenticated with a key of the firm; the alert text goes only to the targets in
+  *that firm's* settings (the payload names no target), after the response (202).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from sqlalchemy import select
+
+from renkei.cloud.api.deps import ClockDep, SessionDep, authorize
+from renkei.cloud.api.errors import Invalid
+from renkei.cloud.notify import AlertLine, Notification, alert_texts, enqueue, mask
+from renkei.cloud.registry import (
+    DeliveryStatus,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationSettings,
+)
+
+router = APIRouter(tags=["notifications"])
+
+LINE_ID = re.compile(r"^[UCR][0-9a-f]{32}$")
+"""A LINE user (``U…``), group (``C…``) or room (``R…``) id: a letter and 32 hex digits."""
+EmailAddress = Annotated[
+    str, Field(max_length=254, pattern=r"^[^@\s<>,;\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+]
+"""An e-mail address (local part @ a domain with a dot; no display name)."""
+SLACK_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S{1,450}$")
+
+
+class NotificationSettingsPublic(BaseModel):
+    """Where the firm is notified; secrets appear only masked."""
+
+    language: Literal["ja", "en"] = Field(description="Language of the texts.")
+    email_to: list[str] = Field(description="E-mail addresses, one message each.")
+    line_to: list[str] = Field(description="LINE user (U…), group (C…) or room (R…) ids.")
+    slack_webhook_set: bool = Field(description="Whether a Slack webhook URL is stored.")
+    slack_webhook_masked: str | None = Field(
+        description="Scheme, host and last 4 characters of the Slack webhook URL."
+    )
+    line_channel_token_set: bool = Field(
+        description="Whether the firm has its own LINE channel access token (else the "
+        "platform's is used)."
+    )
+    updated_at: datetime | None = Field(description="Last change (UTC); null if never set.")
+
+
+class NotificationSettingsUpdate(BaseModel):
+    """Partial update: fields left out keep their value; ``null`` removes a secret."""
+
+    model_config = ConfigDict(extra="forbid")
+    language: Literal["ja", "en"] | None = Field(None, description="Language of the texts.")
+    email_to: Annotated[list[EmailAddress], Field(max_length=20)] | None = Field(
+        None, description="E-mail addresses (at most 20)."
+    )
+    line_to: Annotated[list[str], Field(max_length=20)] | None = Field(
+        None,
+        description="LINE user/group/room ids (at most 20): a letter U, C or R and "
+        "32 lowercase hex digits.",
+    )
+    slack_webhook_url: SecretStr | None = Field(
+        None, description="Slack incoming-webhook URL (https); write-only, null removes it."
+    )
+    line_channel_token: SecretStr | None = Field(
+        None,
+        description="The firm's own LINE channel access token; write-only, null removes it.",
+    )
+
+
+class DeliveryPublic(BaseModel):
+    """One notification on one channel."""
+
+    model_config = ConfigDict(from_attributes=True)
+    id: int = Field(description="Delivery id.")
+    event: str = Field(description="offer, accepted, declined or alert.")
+    reference: str = Field(description="What it was about (takeover, assignment).")
+    channel: NotificationChannel = Field(description="email, slack or line.")
+    target: str = Field(description="Masked target.")
+    status: DeliveryStatus = Field(description="sent, failed or skipped.")
+    reason: str = Field(description="Why it failed or was skipped (empty when sent).")
+    at: datetime = Field(description="When it was attempted (UTC).")
+
+
+class GrafanaAlert(BaseModel):
+    """One alert of Grafana's webhook payload (only what the text uses)."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: Annotated[str, Field(max_length=16)] = Field("firing", description="firing/resolved.")
+    labels: dict[str, Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=dict, description="Alert labels (alertname, site, machine, ...)."
+    )
+    annotations: dict[str, Annotated[str, Field(max_length=2000)]] = Field(
+        default_factory=dict, description="Annotations (summary, description)."
+    )
+
+
+class GrafanaWebhook(BaseModel):
+    """Grafana's webhook contact point payload (version 1); other fields are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+    status: Annotated[str, Field(max_length=16)] = Field("firing", description="Group status.")
+    title: Annotated[str, Field(max_length=1000)] = Field("", description="Rendered title.")
+    alerts: Annotated[list[GrafanaAlert], Field(max_length=200)] = Field(
+        default_factory=list, description="The alerts of the group (at most 200)."
+    )
+
+
+class WebhookAccepted(BaseModel):
+    """What the webhook queued."""
+
+    alerts: int = Field(description="Alerts in the payload.")
+    channels: list[NotificationChannel] = Field(description="Channels the text goes to.")
+
+
+def _public(row: NotificationSettings | None) -> NotificationSettingsPublic:
+    if row is None:
+        return NotificationSettingsPublic(
+            language="ja",
+            email_to=[],
+            line_to=[],
+            slack_webhook_set=False,
+            slack_webhook_masked=None,
+            line_channel_token_set=False,
+            updated_at=None,
+        )
+    return NotificationSettingsPublic(
+        language="en" if row.language == "en" else "ja",
+        email_to=list(row.email_to),
+        line_to=list(row.line_to),
+        slack_webhook_set=row.slack_webhook_url is not None,
+        slack_webhook_masked=(
+            mask(NotificationChannel.SLACK, row.slack_webhook_url)
+            if row.slack_webhook_url
+            else None
+        ),
+        line_channel_token_set=row.line_channel_token is not None,
+        updated_at=row.updated_at,
+    )
+
+
+@router.get(
+    "/firms/{firm_id}/notifications",
+    name="notifications.get",
+    dependencies=[authorize("notifications.get")],
+)
+def get_settings(firm_id: str, session: SessionDep) -> NotificationSettingsPublic:
+    """The firm's notification settings (secrets masked)."""
+    return _public(session.get(NotificationSettings, firm_id))
+
+
+def _secret(value: SecretStr | None, *, field: str, pattern: re.Pattern[str]) -> str | None:
+    if value is None:
+        return None
+    raw = value.get_secret_value().strip()
+    if not pattern.match(raw):
+        # The value itself is never echoed (it is a secret).
+        raise Invalid(
+            f"{field}: not a valid value (expected {pattern.pattern})",
+            detail=[{"loc": ["body", field], "msg": "invalid format (value not shown)"}],
+        )
+    return raw
+
+
+@router.patch(
+    "/firms/{firm_id}/notifications",
+    name="notifications.update",
+    dependencies=[authorize("notifications.update")],
+)
+def update_settings(
+    firm_id: str, body: NotificationSettingsUpdate, session: SessionDep, now: ClockDep
+) -> NotificationSettingsPublic:
+    """Change the firm's notification settings; returns them with secrets masked.
+
+    Errors: 422 naming the field (a bad secret's value is never echoed).
+    """
+    row = session.get(NotificationSettings, firm_id)
+    if row is None:
+        row = NotificationSettings(firm_id=firm_id, language="ja", email_to=[], line_to=[])
+        session.add(row)
+    given = body.model_fields_set
+    if body.language is not None:
+        row.language = body.language
+    if body.email_to is not None:
+        row.email_to = sorted({str(a) for a in body.email_to})
+    if body.line_to is not None:
+        bad = [i for i, t in enumerate(body.line_to) if not LINE_ID.match(t)]
+        if bad:
+            raise Invalid(
+                f"line_to[{bad[0]}]: expected a LINE id: U, C or R and 32 hex digits",
+                detail=[{"loc": ["body", "line_to", i], "msg": "not a LINE id"} for i in bad],
+            )
+        row.line_to = list(dict.fromkeys(body.line_to))
+    if "slack_webhook_url" in given:
+        row.slack_webhook_url = _secret(
+            body.slack_webhook_url, field="slack_webhook_url", pattern=SLACK_URL
+        )
+    if "line_channel_token" in given:
+        row.line_channel_token = _secret(
+            body.line_channel_token,
+            field="line_channel_token",
+            pattern=re.compile(r"^[A-Za-z0-9+/=._-]{20,400}$"),
+        )
+    row.updated_at = now
+    session.flush()
+    return _public(row)
+
+
+@router.get(
+    "/firms/{firm_id}/notifications/deliveries",
+    name="notifications.deliveries",
+    dependencies=[authorize("notifications.deliveries")],
+)
+def list_deliveries(
+    firm_id: str,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="Most rows (newest first).")] = 100,
+) -> list[DeliveryPublic]:
+    """The firm's newest notification deliveries."""
+    rows = session.scalars(
+        select(NotificationDelivery)
+        .where(NotificationDelivery.firm_id == firm_id)
+        .order_by(NotificationDelivery.id.desc())
+        .limit(limit)
+    )
+    return [DeliveryPublic.model_validate(r) for r in rows]
+
+
+def _channels(raw: str) -> frozenset[NotificationChannel]:
+    out = set()
+    for name in (p.strip() for p in raw.split(",") if p.strip()):
+        try:
+            out.add(NotificationChannel(name))
+        except ValueError:
+            raise Invalid(
+                f"channels: unknown channel {name!r} (expected email, slack, line)"
+            ) from None
+    if not out:
+        raise Invalid("channels: at least one of email, slack, line")
+    return frozenset(out)
+
+
+@router.post(
+    "/firms/{firm_id}/notifications/grafana",
+    name="notifications.grafana",
+    status_code=status.HTTP_202_ACCEPTED,
+    dependencies=[authorize("notifications.grafana")],
+)
+def grafana_webhook(
+    firm_id: str,
+    body: GrafanaWebhook,
+    session: SessionDep,
+    channels: Annotated[
+        str, Query(max_length=40, description="Comma-separated: email, slack, line.")
+    ] = "line",
+) -> WebhookAccepted:
+    """Forward a Grafana notification as a short text to the firm's own targets.
+
+    Delivered after the response; outcomes in ``.../notifications/deliveries``.
+    """
+    chosen = _channels(channels)
+    alerts = [
+        AlertLine(
+            status=a.status,
+            name=a.labels.get("alertname", "alert"),
+            summary=a.annotations.get("summary", "") or a.annotations.get("description", ""),
+            labels=a.labels,
+        )
+        for a in body.alerts
+    ]
+    fingerprint: dict[str, Any] = {"status": body.status, "alerts": len(alerts)}
+    enqueue(
+        session,
+        Notification(
+            firm_id=firm_id,
+            event="alert",
+            reference=f"grafana {fingerprint['status']} ({fingerprint['alerts']} alerts)",
+            texts=alert_texts(status=body.status, alerts=alerts, title=body.title),
+            channels=chosen,
+        ),
+    )
+    return WebhookAccepted(alerts=len(alerts), channels=sorted(chosen))
