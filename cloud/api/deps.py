@@ -43,7 +43,16 @@ __all__ = [
 
 Clock = Callable[[], datetime]
 
-DbId = Annotated[int, Path(ge=1, le=2**63 - 1, description="database id (64-bit)")]
+DbId = Annotated[
+    int,
+    Path(
+        ge=1,
+        le=2**63 - 1,
+        description="Integer id of the object (1 to 2^63-1), as in the `id` field of its "
+        "listing; an id of another firm's object answers 404.",
+        examples=[1],
+    ),
+]
 """An integer row id in a path; out-of-range values are a 422, not a database error."""
 
 

@@ -28,10 +28,30 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renkei.cloud._exceptions import CloudError
 from renkei.cloud.api.limits import BodyTooLarge, too_large_body
+from renkei.cloud.api.schemas.errors import ErrorResponse
 from renkei.cloud.planner import PlannerInputError
 from renkei.cloud.registry import RegistryImportError, RegistryOwnershipError
 
-__all__ = ["ApiError", "Conflict", "Forbidden", "Invalid", "NotFound", "Unauthenticated", "install"]
+__all__ = [
+    "ERROR_RESPONSES",
+    "ApiError",
+    "Conflict",
+    "Forbidden",
+    "Invalid",
+    "NotFound",
+    "Unauthenticated",
+    "install",
+]
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {
+        "model": ErrorResponse,
+        "description": 'Client error; the body is `{"error": {code, message, detail}}` '
+        "(see `ErrorBody.code` for the status codes).",
+    }
+}
+"""OpenAPI ``responses`` of every operation: the API's error body for all 4xx (this also
+replaces FastAPI's default 422 ``HTTPValidationError``, which is not what the API sends)."""
 
 
 class ApiError(CloudError):
@@ -87,7 +107,10 @@ def _validation_detail(errors: list[Any]) -> list[dict[str, Any]]:
 
 
 def install(app: FastAPI) -> None:
-    """Register the exception handlers on ``app``."""
+    """Register the exception handlers on ``app`` and declare :data:`ERROR_RESPONSES` for
+    every route included after this call (the app's router merges its ``responses`` into
+    each route it adds)."""
+    app.router.responses.update(ERROR_RESPONSES)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:

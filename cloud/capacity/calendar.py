@@ -70,10 +70,29 @@ class ShiftCalendar(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    weekly_hours: tuple[DayHours, DayHours, DayHours, DayHours, DayHours, DayHours, DayHours]
-    holidays: frozenset[date] = frozenset()
-    exceptions: Mapping[date, DayHours] = Field(default_factory=dict)
-    timezone: str = DEFAULT_TIMEZONE
+    weekly_hours: tuple[DayHours, DayHours, DayHours, DayHours, DayHours, DayHours, DayHours] = (
+        Field(
+            description="Scheduled hours for Monday .. Sunday (7 values, each 0-24 h).",
+            examples=[[16, 16, 16, 16, 16, 8, 0]],
+        )
+    )
+    holidays: frozenset[date] = Field(
+        default=frozenset(),
+        description="Site-local dates (YYYY-MM-DD) with 0 scheduled hours, unless listed in "
+        "`exceptions`.",
+        examples=[["2027-01-01", "2027-01-02"]],
+    )
+    exceptions: Mapping[date, DayHours] = Field(
+        default_factory=dict,
+        description="Site-local date -> scheduled hours on that date (0-24 h); overrides both "
+        "`weekly_hours` and `holidays`.",
+        examples=[{"2026-12-26": 8}],
+    )
+    timezone: str = Field(
+        default=DEFAULT_TIMEZONE,
+        description="IANA time zone of the site, in which dates are local (default `Asia/Tokyo`).",
+        examples=["Asia/Tokyo"],
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -74,10 +74,19 @@ class DcmCapacity(BaseModel):
 
     model_config = _CAMEL
 
-    point_in_time: date
-    actual_capacity: Quantity
-    maximum_capacity: Quantity
-    agreed_capacity: Quantity | None = None
+    point_in_time: date = Field(description="Monday of the ISO week (YYYY-MM-DD).")
+    actual_capacity: Quantity = Field(
+        description="Spare hours of the week: what can realistically be offered (h, >= 0)."
+    )
+    maximum_capacity: Quantity = Field(
+        description="Available (scheduled) hours of the week: the most the class could work "
+        "(h, >= 0)."
+    )
+    agreed_capacity: Quantity | None = Field(
+        default=None,
+        description="Hours reserved for the customer by agreement (h, >= 0; not a legal "
+        "obligation).",
+    )
 
     @field_validator("point_in_time")
     @classmethod
@@ -98,16 +107,28 @@ class WeekBasedCapacityGroup(BaseModel):
 
     model_config = _CAMEL
 
-    capacity_group_id: Annotated[str, StringConstraints(pattern=_UUID)]
-    name: Annotated[str, StringConstraints(min_length=1)]
-    supplier: Bpnl
-    customer: Bpnl
-    changed_at: AwareDatetime
-    unit_of_measure_is_omitted: bool
-    capacity_group_is_inactive: bool
-    unit_of_measure: Literal["unit:hourUnitOfTime"] | None = None
-    supplier_locations: list[Bpns] | None = None
-    capacities: list[DcmCapacity] = Field(default_factory=list)
+    capacity_group_id: Annotated[str, StringConstraints(pattern=_UUID)] = Field(
+        description="UUID of the group, stable per supplier, customer and capability class (uuid5)."
+    )
+    name: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="Name of the group, e.g. `Renkei spare capacity injection_molding:1000-2000kN`."
+    )
+    supplier: Bpnl = Field(description="BPNL of the firm offering the capacity.")
+    customer: Bpnl = Field(description="BPNL of the partner it is offered to.")
+    changed_at: AwareDatetime = Field(
+        description="When the document was produced (ISO-8601 with offset)."
+    )
+    unit_of_measure_is_omitted: bool = Field(description="False: `unitOfMeasure` is given (hours).")
+    capacity_group_is_inactive: bool = Field(description="True if the group is no longer used.")
+    unit_of_measure: Literal["unit:hourUnitOfTime"] | None = Field(
+        default=None, description="`unit:hourUnitOfTime`: capacities are in hours."
+    )
+    supplier_locations: list[Bpns] | None = Field(
+        default=None, description="BPNS of the supplier's sites, if known."
+    )
+    capacities: list[DcmCapacity] = Field(
+        default_factory=list, description="One entry per ISO week, at most one per week."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> WeekBasedCapacityGroup:

@@ -31,7 +31,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
@@ -47,40 +47,68 @@ __all__ = ["ProcessCell", "RegionShown", "RegionView", "WeekSpare", "regional_vi
 class WeekSpare(BaseModel):
     """Spare hours of one process in one ISO week (sum over contributing firms)."""
 
-    week: str
-    """ISO week label, e.g. ``2026-W48``."""
-    period_start: date
-    """Monday of the week."""
-    days: int
-    """Days of the horizon in this week."""
-    spare_h: float
+    week: str = Field(description="ISO week label, e.g. `2026-W48`.")
+    period_start: date = Field(
+        description="Monday of the week (may be before the horizon's `start`)."
+    )
+    days: int = Field(description="Days of the horizon in this week (1-7).")
+    spare_h: float = Field(
+        description="Spare hours of the process's machines of all contributing firms over "
+        "those days (h)."
+    )
 
 
 class ProcessCell(BaseModel):
     """One process of a region; numbers are absent when ``suppressed``."""
 
-    process: str
-    suppressed: bool
-    firms: int | None = None
-    machines: int | None = None
-    spare_h_total: float | None = None
-    weeks: list[WeekSpare] | None = None
+    process: str = Field(
+        description="Process (capability class prefix): `injection_molding`, `press` or "
+        "`machining`."
+    )
+    suppressed: bool = Field(
+        description="True when fewer than k contributing firms have this process; then no "
+        "numbers are given."
+    )
+    firms: int | None = Field(default=None, description="Contributing firms with this process.")
+    machines: int | None = Field(default=None, description="Their machines of this process.")
+    spare_h_total: float | None = Field(
+        default=None, description="Spare hours over the horizon [start, end) (h)."
+    )
+    weeks: list[WeekSpare] | None = Field(
+        default=None,
+        description="Spare hours per ISO week (only in `GET /regions/{region}`).",
+    )
 
 
 class RegionView(BaseModel):
     """One region; numbers are absent when ``suppressed``."""
 
-    region: str
-    suppressed: bool
-    k: int | None = None
-    """The k-anonymity threshold applied."""
-    firms: int | None = None
-    firms_up: int | None = None
-    firms_disrupted: int | None = None
-    start: date | None = None
-    end: date | None = None
-    """Exclusive end of the horizon."""
-    processes: list[ProcessCell] | None = None
+    region: str = Field(description="Region name.")
+    suppressed: bool = Field(
+        description="True when fewer than k firms contribute to the caller; then no numbers "
+        "are given."
+    )
+    k: int | None = Field(default=None, description="The k-anonymity threshold applied.")
+    firms: int | None = Field(
+        default=None,
+        description="Contributing firms: of this region and granting the caller's region "
+        "(or `*`) to supporters.",
+    )
+    firms_up: int | None = Field(
+        default=None, description="Contributing firms without a current confirmed disruption."
+    )
+    firms_disrupted: int | None = Field(
+        default=None,
+        description="Contributing firms with a confirmed disruption covering now "
+        "(start <= now < end); suspected ones do not count.",
+    )
+    start: date | None = Field(
+        default=None, description="First day of the horizon (inclusive; today, site-local)."
+    )
+    end: date | None = Field(
+        default=None, description="End of the horizon (exclusive; today + horizon days)."
+    )
+    processes: list[ProcessCell] | None = Field(default=None, description="One cell per process.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,9 @@ class Base(DeclarativeBase):
 
 
 class Process(enum.StrEnum):
-    """Manufacturing process class of a machine."""
+    """Manufacturing process class of a machine: ``injection_molding`` (injection molding
+    machine, sized by clamp force in kN), ``press`` (stamping press, sized by tonnage in kN)
+    or ``machining`` (CNC machining, sized by axes and work envelope in mm)."""
 
     INJECTION_MOLDING = "injection_molding"
     PRESS = "press"
@@ -69,7 +71,10 @@ class Process(enum.StrEnum):
 
 
 class Role(enum.StrEnum):
-    """What an API credential may do (see the access matrix in :mod:`renkei.cloud.api.access`)."""
+    """What an API credential may do (see the access matrix in :mod:`renkei.cloud.api.access`):
+    ``operator`` manages its own firm, ``partner`` reads shared data and answers assignments,
+    ``supporter`` sees regional aggregates only, ``engineer`` deploys models to its firm's
+    gateways, ``admin`` administers the platform."""
 
     OPERATOR = "operator"
     """Manages its own firm's registry, plans and policies; sees its own data."""

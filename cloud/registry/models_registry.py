@@ -62,12 +62,17 @@ _SHA = String(64)
 
 
 class DeploymentKind(enum.StrEnum):
+    """``deploy`` a version, or ``rollback`` each gateway to its previous version."""
+
     DEPLOY = "deploy"
     ROLLBACK = "rollback"
     """Each gateway goes back to its ``previous_version`` (or to an explicit version)."""
 
 
 class DeploymentStatus(enum.StrEnum):
+    """``pending`` (stored), ``canary`` (canary wave running), ``rolling`` (the rest
+    running), then one of ``succeeded``, ``failed`` or ``stopped``."""
+
     PENDING = "pending"
     CANARY = "canary"
     ROLLING = "rolling"
@@ -87,6 +92,10 @@ class DeploymentStatus(enum.StrEnum):
 
 
 class TargetStatus(enum.StrEnum):
+    """One gateway of a deployment: ``waiting``, ``sent``, then ``succeeded``, ``failed``,
+    ``cancelled`` (a canary failed), ``superseded`` (a newer deployment took over) or
+    ``skipped`` (pinned, nothing to roll back to, or not in the registry)."""
+
     WAITING = "waiting"
     SENT = "sent"
     SUCCEEDED = "succeeded"

@@ -83,7 +83,8 @@ class GatewayStatus(Base):
 
 
 class DisruptionStatus(enum.StrEnum):
-    """Life cycle of a disruption."""
+    """Life cycle of a disruption: ``suspected`` -> ``confirmed`` | ``dismissed``;
+    ``confirmed`` -> ``ended`` (a declared disruption starts ``confirmed``)."""
 
     SUSPECTED = "suspected"
     """Raised by the platform from gateways going offline; awaits the firm's decision."""
@@ -96,6 +97,9 @@ class DisruptionStatus(enum.StrEnum):
 
 
 class DisruptionSource(enum.StrEnum):
+    """Where a disruption came from: ``declared`` by the firm, or ``last_will`` (suspected
+    by the platform because the site's gateways went offline)."""
+
     DECLARED = "declared"
     LAST_WILL = "last_will"
 
@@ -132,16 +136,25 @@ class Disruption(Base):
 
 
 class TakeoverStatus(enum.StrEnum):
+    """A takeover request is ``open`` (partners may answer, it can be re-planned) or
+    ``closed`` (unanswered proposals were withdrawn)."""
+
     OPEN = "open"
     CLOSED = "closed"
 
 
 class VolumeUnit(enum.StrEnum):
+    """Unit of a job's weekly volume: ``parts``, or ``shots`` (x the mold's cavities)."""
+
     PARTS = "parts"
     SHOTS = "shots"
 
 
 class AssignmentStatus(enum.StrEnum):
+    """State of a takeover assignment: ``proposed`` (awaits the partner's answer),
+    ``accepted``, ``declined``, or ``withdrawn`` (replaced by a later plan revision, or the
+    request was closed, before the partner answered)."""
+
     PROPOSED = "proposed"
     ACCEPTED = "accepted"
     DECLINED = "declined"

@@ -44,7 +44,8 @@ __all__ = [
 
 
 class GranteeKind(enum.StrEnum):
-    """Who a grant is for."""
+    """Who a grant is for: one ``firm``, every member of a partner ``group``, or regional
+    ``supporters`` (aggregates over at least k firms only)."""
 
     FIRM = "firm"
     """One named partner firm (``grantee_id`` = firm id)."""
@@ -56,7 +57,8 @@ class GranteeKind(enum.StrEnum):
 
 
 class ShareGranularity(enum.StrEnum):
-    """Finest time resolution of the spare capacity a grant shows."""
+    """Finest time resolution of the spare capacity a grant shows: ``day`` (hours per
+    date) or ``week`` (hours summed over whole ISO weeks)."""
 
     DAY = "day"
     WEEK = "week"

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from renkei.core.errors import ModelError, RenkeiError
 
@@ -104,11 +104,15 @@ class ModelSignature(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    v: Literal[1] = 1
-    alg: Literal["ed25519"] = "ed25519"
-    key_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
-    signature: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    """Base64 of the 64 signature bytes."""
+    v: Literal[1] = Field(default=1, description="Format version (1).")
+    alg: Literal["ed25519"] = Field(default="ed25519", description="Signature algorithm.")
+    key_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")] = Field(
+        description="Id of the signing key (16 lowercase hex digits)."
+    )
+    signature: Annotated[str, StringConstraints(min_length=1, max_length=128)] = Field(
+        description="Base64 of the 64 signature bytes over (name, version, sha256, "
+        "manifest_sha256)."
+    )
 
 
 def sha256_hex(data: bytes) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
@@ -34,7 +34,9 @@ from renkei.cloud.api.deps import (
     authorize,
 )
 from renkei.cloud.api.errors import Conflict, NotFound
+from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.api.routers.takeovers import require_open
+from renkei.cloud.api.schemas.common import WindowEnd, WindowStart
 from renkei.cloud.notify import answered as notify_answered
 from renkei.cloud.registry import (
     AssignmentStatus,
@@ -55,17 +57,21 @@ class MoldForPartner(BaseModel):
     """What a partner needs to know of the mold it receives (sizes in mm, kg, kN, g, s);
     ``resin`` is the job's resin (the mold's unless the job overrides it)."""
 
-    id: str
-    width_mm: float
-    height_mm: float
-    thickness_mm: float
-    weight_kg: float
-    required_clamp_force_kN: float
-    shot_weight_g: float
-    resin: str
-    cavities: int
-    locating_ring_mm: float
-    cycle_time_s: float
+    id: str = Field(description="The requester's mold id.")
+    width_mm: float = Field(description="Mold width (mm); must pass between the tie bars.")
+    height_mm: float = Field(description="Mold height (mm); must pass between the tie bars.")
+    thickness_mm: float = Field(
+        description="Mold thickness (mm): within the machine's min..max mold height."
+    )
+    weight_kg: float = Field(description="Mold weight (kg), for crane and transport.")
+    required_clamp_force_kN: float = Field(description="Clamp force the mold needs (kN).")
+    shot_weight_g: float = Field(description="Weight of one shot incl. runners (g).")
+    resin: str = Field(
+        description="Resin to mold: the job's resin, else the mold's (e.g. `PA66-GF30`)."
+    )
+    cavities: int = Field(description="Parts per shot.")
+    locating_ring_mm: float = Field(description="Locating ring diameter (mm).")
+    cycle_time_s: float = Field(description="Cycle time of one shot (s).")
 
 
 class AssignmentForPartner(BaseModel):
@@ -73,30 +79,44 @@ class AssignmentForPartner(BaseModel):
     parts within ``[window_start, window_end)`` (end exclusive), by ``due_date`` if set;
     ``transport_km``: great-circle km the mold travels to the partner's site."""
 
-    id: int
-    request_id: str
-    requester_firm_id: str
-    requester_firm_name: str
-    job_id: str
-    part_id: str
-    mold: MoldForPartner
-    machine_id: str
-    site_id: str
-    hours: float
-    parts: int
-    transport_km: float
-    window_start: date
-    window_end: date
-    due_date: date | None
-    status: AssignmentStatus
-    revision: int
+    id: int = Field(description="The assignment's id (for `.../assignments/{id}/accept`).")
+    request_id: str = Field(description="The takeover request it belongs to.")
+    requester_firm_id: str = Field(description="The disrupted firm asking for the work.")
+    requester_firm_name: str = Field(description="That firm's name.")
+    job_id: str = Field(description="The requester's job id within the request.")
+    part_id: str = Field(description="The part to make (the requester's part number).")
+    mold: MoldForPartner = Field(description="The mold the partner receives.")
+    machine_id: str = Field(description="The partner's machine the work is planned on.")
+    site_id: str = Field(description="The partner's site of that machine.")
+    hours: float = Field(description="Machine hours planned within the window (h).")
+    parts: int = Field(description="Parts to produce in the window.")
+    transport_km: float = Field(
+        description="Great-circle distance the mold travels from the requester's site to the "
+        "partner's site (km)."
+    )
+    window_start: WindowStart
+    window_end: WindowEnd
+    due_date: date | None = Field(
+        description="Last day the parts are needed (inclusive); null = the whole window."
+    )
+    status: AssignmentStatus = Field(
+        description="`proposed` (awaiting this partner's answer), `accepted`, `declined`, or "
+        "`withdrawn` (replaced by a later plan revision or the request was closed before an "
+        "answer)."
+    )
+    revision: int = Field(description="The plan revision that proposed it (1 = first plan).")
 
 
 class AssignmentAnswer(BaseModel):
     """The partner's answer; ``note`` e.g. the reason for a decline."""
 
     model_config = ConfigDict(extra="forbid")
-    note: Annotated[str, Field(max_length=1000)] = ""
+    note: Annotated[str, Field(max_length=1000)] = Field(
+        default="",
+        description="Free text for the requester (at most 1000 characters), e.g. why the "
+        "work is declined.",
+        examples=["mold too heavy for our crane"],
+    )
 
 
 def _view(
@@ -182,12 +202,15 @@ def _audit(
     dependencies=[authorize("assignments.list")],
 )
 def list_assignments(
-    firm_id: str,
+    firm_id: FirmIdPath,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     now: ClockDep,
-    status: AssignmentStatus | None = None,
+    status: Annotated[
+        AssignmentStatus | None,
+        Query(description="Only assignments of this status; default all."),
+    ] = None,
 ) -> list[AssignmentForPartner]:
     """Assignments on the firm's machines (optionally of one status), newest first."""
     stmt = _query().where(TakeoverAssignment.partner_firm_id == firm_id)
@@ -265,7 +288,7 @@ def _answer(
     dependencies=[authorize("assignments.accept")],
 )
 def accept_assignment(
-    firm_id: str,
+    firm_id: FirmIdPath,
     assignment_id: DbId,
     request: Request,
     session: SessionDep,
@@ -295,7 +318,7 @@ def accept_assignment(
     dependencies=[authorize("assignments.decline")],
 )
 def decline_assignment(
-    firm_id: str,
+    firm_id: FirmIdPath,
     assignment_id: DbId,
     request: Request,
     session: SessionDep,

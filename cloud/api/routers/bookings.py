@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from renkei.cloud.api.deps import SessionDep, authorize
 from renkei.cloud.api.errors import Invalid, NotFound
+from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.capacity.index import CHANGED_FIRMS
 from renkei.cloud.registry import CapacityBooking, Machine
 
@@ -48,6 +49,14 @@ CSV_COLUMNS = ("machine_id", "start", "end", "hours_per_day", "reference")
 _REQUIRED_COLUMNS = ("machine_id", "start", "hours_per_day")
 _SLASH_DATE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
 
+ReplaceQuery = Annotated[
+    bool,
+    Query(
+        description="true: first delete all of the firm's bookings, so the body is the whole "
+        "plan; false (default): add to the stored bookings."
+    ),
+]
+
 
 class BookingCreate(BaseModel):
     """One booking: ``hours_per_day`` hours on each date of ``[start, end]``.
@@ -56,13 +65,29 @@ class BookingCreate(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    machine_id: Annotated[str, Field(min_length=1, max_length=64)]
-    start: date
-    end: date | None = None
-    """Last date booked (inclusive); default ``start``."""
-    hours_per_day: Annotated[float, Field(ge=0, le=24, allow_inf_nan=False)]
-    reference: Annotated[str, Field(max_length=200)] = ""
-    """The firm's own order or plan reference (never shown to other firms)."""
+    machine_id: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="Id of one of the firm's machines (`MachinePublic.id`).",
+        examples=["acme-m1"],
+    )
+    start: date = Field(
+        description="First date booked (inclusive), site-local YYYY-MM-DD.",
+        examples=["2026-11-24"],
+    )
+    end: date | None = Field(
+        default=None,
+        description="Last date booked (inclusive), site-local YYYY-MM-DD, not before `start`; "
+        "default `start` (a one-day booking).",
+        examples=["2026-11-27"],
+    )
+    hours_per_day: Annotated[float, Field(ge=0, le=24, allow_inf_nan=False)] = Field(
+        description="Hours reserved on each date of [start, end] (h, 0-24).", examples=[8]
+    )
+    reference: Annotated[str, Field(max_length=200)] = Field(
+        default="",
+        description="The firm's own order or plan reference (at most 200 characters; never "
+        "shown to other firms).",
+        examples=["PO-4711"],
+    )
 
     @field_validator("end")
     @classmethod
@@ -77,13 +102,13 @@ class BookingPublic(BaseModel):
     """A stored booking (the firm's own view)."""
 
     model_config = ConfigDict(from_attributes=True)
-    id: int
-    machine_id: str
-    start: date
-    end: date
-    hours_per_day: float
-    reference: str
-    created_at: datetime
+    id: int = Field(description="The booking's id (for `DELETE .../bookings/{booking_id}`).")
+    machine_id: str = Field(description="The booked machine of the firm.")
+    start: date = Field(description="First date booked (inclusive), site-local.")
+    end: date = Field(description="Last date booked (inclusive), site-local.")
+    hours_per_day: float = Field(description="Hours reserved on each date (h, 0-24).")
+    reference: str = Field(description="The firm's own reference (never shown to other firms).")
+    created_at: datetime = Field(description="When the booking was stored (UTC, ISO-8601).")
 
 
 def _foreign_machines(session: Session, firm_id: str, machine_ids: Sequence[str]) -> set[str]:
@@ -130,11 +155,19 @@ def _store(
     "/firms/{firm_id}/bookings", name="bookings.list", dependencies=[authorize("bookings.list")]
 )
 def list_bookings(
-    firm_id: str,
+    firm_id: FirmIdPath,
     session: SessionDep,
-    machine_id: str | None = None,
-    since: Annotated[date | None, Query(description="only bookings ending on/after")] = None,
-    until: Annotated[date | None, Query(description="only bookings starting before")] = None,
+    machine_id: Annotated[
+        str | None, Query(description="Only bookings of this machine of the firm.")
+    ] = None,
+    since: Annotated[
+        date | None,
+        Query(description="Only bookings whose `end` is on or after this date (inclusive)."),
+    ] = None,
+    until: Annotated[
+        date | None,
+        Query(description="Only bookings whose `start` is before this date (exclusive)."),
+    ] = None,
 ) -> list[BookingPublic]:
     """The firm's bookings, by start date."""
     stmt = select(CapacityBooking).where(CapacityBooking.firm_id == firm_id)
@@ -155,10 +188,10 @@ def list_bookings(
     dependencies=[authorize("bookings.create")],
 )
 def create_bookings(
-    firm_id: str,
+    firm_id: FirmIdPath,
     body: Annotated[list[BookingCreate], Body(max_length=MAX_BOOKINGS)],
     session: SessionDep,
-    replace: bool = False,
+    replace: ReplaceQuery = False,
 ) -> list[BookingPublic]:
     """Add bookings (a JSON list); every machine must be one of the firm's (422 otherwise).
 
@@ -278,10 +311,10 @@ def _parse_rows(
     },
 )
 def upload_bookings_csv(
-    firm_id: str,
+    firm_id: FirmIdPath,
     raw: Annotated[bytes, Depends(_csv_body)],
     session: SessionDep,
-    replace: bool = False,
+    replace: ReplaceQuery = False,
 ) -> list[BookingPublic]:
     """Add bookings from CSV (see the module docstring); all rows or none."""
     rows, problems = parse_bookings_csv(_decode(raw))
@@ -316,7 +349,11 @@ def _line_of(where: str) -> int:
     dependencies=[authorize("bookings.delete")],
 )
 def delete_booking(
-    firm_id: str, booking_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep
+    firm_id: FirmIdPath,
+    booking_id: Annotated[
+        int, Path(ge=1, le=2**63 - 1, description="The booking's id (`BookingPublic.id`).")
+    ],
+    session: SessionDep,
 ) -> None:
     """Delete one booking of the firm (404 if it is not the firm's)."""
     booking = session.get(CapacityBooking, booking_id)

@@ -14,7 +14,6 @@ import numpy as np
 import orjson
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from renkei.cloud.api import audit
@@ -27,6 +26,15 @@ from renkei.cloud.api.deps import (
     authorize,
 )
 from renkei.cloud.api.errors import Invalid, NotFound
+from renkei.cloud.api.params import FirmIdPath
+from renkei.cloud.api.schemas.capacity import (
+    ClassCapacity,
+    ClassPoint,
+    MachineCapacity,
+    OwnCapacity,
+    PeriodHours,
+    SearchResponse,
+)
 from renkei.cloud.capacity import WeekBasedCapacityGroup, rollup, to_catenax_json
 from renkei.cloud.capacity.policy import machine_class_id
 from renkei.cloud.capacity.search import SearchQuery, search
@@ -37,116 +45,6 @@ router = APIRouter(tags=["capacity"])
 
 #: ``start`` of the own-capacity view may be at most this many days from today.
 MAX_OFFSET_DAYS = 731
-
-
-# ------------------------------------------------------------------ response models
-
-
-class PeriodHours(BaseModel):
-    """One machine's hours in one period (day or ISO week)."""
-
-    period_start: date
-    """The day, or the Monday of the ISO week."""
-    days: int
-    """Days of the horizon inside the period."""
-    available_h: float
-    booked_h: float
-    downtime_h: float
-    """Expected downtime ``available_h × (1 - availability_ratio)``."""
-    spare_h: float
-
-
-class MachineCapacity(BaseModel):
-    """Capacity of one of the firm's machines."""
-
-    machine_id: str
-    name: str
-    capability_class: str
-    site_id: str
-    availability_ratio: float
-    ratio_measured: bool
-    """Whether the ratio was measured from telemetry (else the configured default)."""
-    spare_h_total: float
-    points: list[PeriodHours]
-
-
-class ClassPoint(BaseModel):
-    """One class in one period (DCM terms: maximum = available, actual = spare)."""
-
-    period_start: date
-    days: int
-    maximum_h: float
-    actual_h: float
-
-
-class ClassCapacity(BaseModel):
-    capability_class: str
-    machines: list[str]
-    points: list[ClassPoint]
-
-
-class OwnCapacity(BaseModel):
-    """``GET /firms/{firm_id}/capacity``."""
-
-    firm_id: str
-    start: date
-    days: int
-    granularity: Literal["day", "week"]
-    machines: list[MachineCapacity]
-    classes: list[ClassCapacity]
-
-
-class SearchPoint(BaseModel):
-    period_start: date
-    days: int
-    spare_h: float
-
-
-class SearchClass(BaseModel):
-    capability_class: str
-    machines: int
-    spare_h_total: float
-    points: list[SearchPoint]
-
-
-class SearchMachine(BaseModel):
-    machine_id: str
-    name: str
-    capability_class: str
-    site_id: str
-    region: str
-    clamp_force_kN: float | None
-    tie_bar_h_mm: float | None
-    tie_bar_v_mm: float | None
-    min_mold_height_mm: float | None
-    max_mold_height_mm: float | None
-    shot_capacity_g: float | None
-    locating_ring_mm: float | None
-    resins: list[str]
-    certifications: list[str]
-    spare_h_total: float
-
-
-class SearchFirm(BaseModel):
-    firm_id: str
-    firm_name: str
-    region: str
-    granularity: Literal["day", "week"]
-    machine_detail: bool
-    spare_h_total: float
-    classes: list[SearchClass]
-    machines: list[SearchMachine]
-    """Empty unless the firm shares machine detail with the caller."""
-
-
-class SearchResponse(BaseModel):
-    """``GET /capacity/search``."""
-
-    start: date
-    end: date
-    """Exclusive end of the window."""
-    total_spare_h: float
-    results: list[SearchFirm]
 
 
 # ------------------------------------------------------------------ helpers
@@ -173,13 +71,30 @@ def _periods(start: date, days: int, granularity: str) -> tuple[list[int], int]:
     "/firms/{firm_id}/capacity", name="capacity.own", dependencies=[authorize("capacity.own")]
 )
 def own_capacity(
-    firm_id: str,
+    firm_id: FirmIdPath,
     session: SessionDep,
     state: ServicesDep,
     now: ClockDep,
-    granularity: Literal["day", "week"] = "week",
-    start: Annotated[date | None, Query(description="first day; default today")] = None,
-    days: Annotated[int | None, Query(ge=1, le=366, description="default: horizon")] = None,
+    granularity: Annotated[
+        Literal["day", "week"],
+        Query(description="`day`: one point per date; `week`: one point per ISO week."),
+    ] = "week",
+    start: Annotated[
+        date | None,
+        Query(
+            description="First day of the range (inclusive), site-local YYYY-MM-DD, within "
+            "731 days of today; default today."
+        ),
+    ] = None,
+    days: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            le=366,
+            description="Length of the range in days ([start, start + days), end exclusive); "
+            "default the capacity horizon (`RENKEI_API_HORIZON_DAYS`).",
+        ),
+    ] = None,
 ) -> OwnCapacity:
     """Available, booked, expected-downtime and spare hours of every machine of the firm
     per day or ISO week, and the per-capability-class roll-up
@@ -282,12 +197,18 @@ def own_capacity(
     response_model_exclude_none=True,
 )
 def capacity_dcm(
-    firm_id: str,
+    firm_id: FirmIdPath,
     session: SessionDep,
     state: ServicesDep,
     now: ClockDep,
     customer_bpnl: Annotated[
-        str, Query(pattern=r"^BPNL[a-zA-Z0-9]{12}$", description="the partner's BPNL")
+        str,
+        Query(
+            pattern=r"^BPNL[a-zA-Z0-9]{12}$",
+            description="Catena-X Business Partner Number (legal entity) of the customer the "
+            "capacity is offered to (`BPNL` + 12 characters).",
+            examples=["BPNL000000000001"],
+        ),
     ],
 ) -> JSONResponse:
     """Catena-X CX-0128 ``WeekBasedCapacityGroup`` documents, one per capability class,
@@ -337,25 +258,99 @@ def search_capacity(
     principal: PrincipalDep,
     state: ServicesDep,
     now: ClockDep,
-    process: Annotated[str | None, Query(max_length=64)] = None,
-    min_clamp_force_kN: Annotated[float | None, Query(ge=0)] = None,
-    max_clamp_force_kN: Annotated[float | None, Query(ge=0)] = None,
-    min_tie_bar_h_mm: Annotated[float | None, Query(ge=0)] = None,
-    min_tie_bar_v_mm: Annotated[float | None, Query(ge=0)] = None,
+    process: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only machines of this process: `injection_molding`, `press` or "
+            "`machining`.",
+        ),
+    ] = None,
+    min_clamp_force_kN: Annotated[
+        float | None, Query(ge=0, description="Clamp force at least this (kN, inclusive).")
+    ] = None,
+    max_clamp_force_kN: Annotated[
+        float | None, Query(ge=0, description="Clamp force at most this (kN, inclusive).")
+    ] = None,
+    min_tie_bar_h_mm: Annotated[
+        float | None,
+        Query(ge=0, description="Horizontal tie-bar clearance at least this (mm, inclusive)."),
+    ] = None,
+    min_tie_bar_v_mm: Annotated[
+        float | None,
+        Query(ge=0, description="Vertical tie-bar clearance at least this (mm, inclusive)."),
+    ] = None,
     min_mold_height_mm: Annotated[
-        float | None, Query(ge=0, description="machine's maximum mold height >= this")
+        float | None,
+        Query(
+            ge=0,
+            description="Mold height to fit (mm): the machine's maximum mold height is at "
+            "least this (inclusive).",
+        ),
     ] = None,
     max_mold_height_mm: Annotated[
-        float | None, Query(ge=0, description="machine's minimum mold height <= this")
+        float | None,
+        Query(
+            ge=0,
+            description="Mold height to fit (mm): the machine's minimum mold height is at "
+            "most this (inclusive).",
+        ),
     ] = None,
-    min_shot_capacity_g: Annotated[float | None, Query(ge=0)] = None,
-    resin: Annotated[str | None, Query(max_length=32)] = None,
-    certification: Annotated[str | None, Query(max_length=64)] = None,
-    region: Annotated[str | None, Query(max_length=64)] = None,
-    start: Annotated[date | None, Query(description="first day; default today")] = None,
-    end: Annotated[date | None, Query(description="exclusive; default start + 28 days")] = None,
-    min_spare_h: Annotated[float, Query(ge=0)] = 0.0,
-    limit: Annotated[int, Query(ge=1, le=500, description="most firms returned")] = 50,
+    min_shot_capacity_g: Annotated[
+        float | None, Query(ge=0, description="Shot capacity at least this (g, inclusive).")
+    ] = None,
+    resin: Annotated[
+        str | None,
+        Query(
+            max_length=32,
+            description="The machine's site processes this resin (case, spaces, `-` and `_` "
+            "ignored).",
+            examples=["PA66-GF30"],
+        ),
+    ] = None,
+    certification: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The machine's site holds this certification (case, spaces, `-` "
+            "and `_` ignored).",
+            examples=["IATF16949"],
+        ),
+    ] = None,
+    region: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="The machine's site is in this region (exact).",
+            examples=["kansai"],
+        ),
+    ] = None,
+    start: Annotated[
+        date | None,
+        Query(
+            description="First day of the window (inclusive), site-local YYYY-MM-DD; not "
+            "before today; default today."
+        ),
+    ] = None,
+    end: Annotated[
+        date | None,
+        Query(
+            description="End of the window (exclusive), after `start` and not after today + "
+            "horizon; default start + 28 days (capped at the horizon end)."
+        ),
+    ] = None,
+    min_spare_h: Annotated[
+        float,
+        Query(
+            ge=0,
+            description="Only class groups (or, with machine detail, machines) with at least "
+            "this many spare hours over the window (h, inclusive); 0 = no minimum.",
+        ),
+    ] = 0.0,
+    limit: Annotated[
+        int,
+        Query(ge=1, le=500, description="Most firms returned (those with most spare hours)."),
+    ] = 50,
 ) -> Response:
     """Spare hours of partner firms whose sharing policy opens them to the caller.
 

@@ -24,51 +24,78 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.cloud.api.deps import ClockDep, DbId, PrincipalDep, SessionDep, SettingsDep, authorize
 from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.disruption import as_utc
 from renkei.cloud.registry import Disruption, DisruptionSource, DisruptionStatus, Principal, Site
 
 router = APIRouter(tags=["disruptions"])
 
 _OPEN = (DisruptionStatus.SUSPECTED, DisruptionStatus.CONFIRMED)
-Radius = Annotated[float, Field(ge=0, le=1000)]
-Note = Annotated[str, Field(max_length=1000)]
+Radius = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=1000,
+        description="Radius of the disrupted zone around the site (km, 0-1000; 0 = only the "
+        "site). Partner sites inside it are not planned for takeovers.",
+        examples=[30],
+    ),
+]
+Note = Annotated[
+    str,
+    Field(
+        max_length=1000,
+        description="Free text (at most 1000 characters): cause, contact, reason.",
+        examples=["earthquake; contact Sato 090-0000-0000"],
+    ),
+]
 
 
 class DisruptionPublic(BaseModel):
-    """A disruption (times are UTC).
-
-    Attributes:
-        status: ``suspected`` | ``confirmed`` | ``dismissed`` | ``ended``.
-        source: ``declared`` (by the firm) or ``last_will`` (gateways went offline).
-        start, end: the stop; ``end`` is ``null`` while it lasts (or unknown).
-        radius_km: disrupted zone around the site (0 = only the site).
-        detail: evidence of a suspicion: ``{"gateways_total", "window_s",
-            "offline_fraction", "offline": [{"gateway_id", "offline_at"}]}``.
-        decided_at, decided_by: last decision (declare / confirm / dismiss / end) and the
-            key id that made it.
-    """
+    """A disruption of one of the firm's sites (times are UTC)."""
 
     model_config = ConfigDict(from_attributes=True)
-    id: int
-    firm_id: str
-    site_id: str
-    status: DisruptionStatus
-    source: DisruptionSource
-    start: datetime
-    end: datetime | None
-    radius_km: float
-    note: str
-    detail: dict[str, Any]
-    created_at: datetime
-    decided_at: datetime | None
-    decided_by: str | None
+    id: int = Field(description="The disruption's id.")
+    firm_id: str = Field(description="The firm whose site is disrupted.")
+    site_id: str = Field(description="The disrupted site.")
+    status: DisruptionStatus = Field(
+        description="`suspected` (raised by the platform, awaits the firm's decision), "
+        "`confirmed` (the site counts as stopped), `dismissed` (a suspicion rejected) or "
+        "`ended` (the site runs again)."
+    )
+    source: DisruptionSource = Field(
+        description="`declared` (by the firm) or `last_will` (suspected because the site's "
+        "gateways went offline)."
+    )
+    start: datetime = Field(description="When the site stopped (inclusive; UTC, ISO-8601).")
+    end: datetime | None = Field(
+        description="When the site runs (or is expected to run) again (exclusive; UTC, "
+        "ISO-8601); null while it lasts or is unknown."
+    )
+    radius_km: float = Field(
+        description="Radius of the disrupted zone around the site (km; 0 = only the site)."
+    )
+    note: str = Field(description="Free text of the firm (cause, contact, reason).")
+    detail: dict[str, Any] = Field(
+        description="Evidence of a suspicion: `gateways_total`, `window_s` (s), "
+        "`offline_fraction` (0..1), `offline` (list of `gateway_id`, `offline_at`); `{}` "
+        "for a declared disruption."
+    )
+    created_at: datetime = Field(description="When it was recorded (UTC, ISO-8601).")
+    decided_at: datetime | None = Field(
+        description="When the last decision (declare, confirm, dismiss, end) was made (UTC, "
+        "ISO-8601); null for an undecided suspicion."
+    )
+    decided_by: str | None = Field(
+        description="Key id (`CredentialPublic.key_id`) that made the last decision."
+    )
 
     @field_validator("start", "end", "created_at", "decided_at")
     @classmethod
@@ -77,21 +104,24 @@ class DisruptionPublic(BaseModel):
 
 
 class DisruptionDeclare(BaseModel):
-    """A disruption the firm declares (naive times are UTC).
-
-    Attributes:
-        site_id: a site of the firm.
-        start: when the site stopped.
-        end: when it is expected to run again (optional; ``end > start``).
-        radius_km: disrupted zone; default ``ApiSettings.zone_radius_km`` (30 km).
-        note: free text (cause, contact).
-    """
+    """A disruption the firm declares (times without an offset are UTC)."""
 
     model_config = ConfigDict(extra="forbid")
-    site_id: str
-    start: datetime
-    end: datetime | None = None
-    radius_km: Radius | None = None
+    site_id: str = Field(description="A site of the firm.", examples=["acme-s1"])
+    start: datetime = Field(
+        description="When the site stopped (inclusive), ISO-8601; without an offset it is UTC.",
+        examples=["2026-11-23T00:30:00Z"],
+    )
+    end: datetime | None = Field(
+        default=None,
+        description="When the site is expected to run again (exclusive), ISO-8601, after "
+        "`start`; without an offset it is UTC; default unknown (null).",
+    )
+    radius_km: Radius | None = Field(
+        default=None,
+        description="Radius of the disrupted zone (km, 0-1000; 0 = only the site); default "
+        "the API's `zone_radius_km` setting (30 km).",
+    )
     note: Note = ""
 
 
@@ -99,23 +129,36 @@ class DisruptionConfirm(BaseModel):
     """Optional changes when confirming a suspicion."""
 
     model_config = ConfigDict(extra="forbid")
-    radius_km: Radius | None = None
-    note: Note | None = None
+    radius_km: Radius | None = Field(
+        default=None, description="New zone radius (km, 0-1000); default keep the current one."
+    )
+    note: Note | None = Field(
+        default=None, description="New free text (at most 1000 characters); default keep it."
+    )
 
 
 class DisruptionDismiss(BaseModel):
     """Optional reason for dismissing a suspicion (e.g. "network outage")."""
 
     model_config = ConfigDict(extra="forbid")
-    note: Note | None = None
+    note: Note | None = Field(
+        default=None,
+        description="Why it is dismissed (at most 1000 characters); default keep the note.",
+    )
 
 
 class DisruptionEnd(BaseModel):
     """When the site runs again; default now (must not be before ``start``)."""
 
     model_config = ConfigDict(extra="forbid")
-    end: datetime | None = None
-    note: Note | None = None
+    end: datetime | None = Field(
+        default=None,
+        description="When the site runs again (exclusive end of the stop), ISO-8601, not "
+        "before `start`; without an offset it is UTC; default now (API clock).",
+    )
+    note: Note | None = Field(
+        default=None, description="New free text (at most 1000 characters); default keep it."
+    )
 
 
 def _get(session: Session, firm_id: str, disruption_id: int) -> Disruption:
@@ -145,10 +188,12 @@ def _decide(d: Disruption, principal: Principal, now: datetime) -> None:
     dependencies=[authorize("disruptions.list")],
 )
 def list_disruptions(
-    firm_id: str,
+    firm_id: FirmIdPath,
     session: SessionDep,
-    status: DisruptionStatus | None = None,
-    site_id: str | None = None,
+    status: Annotated[
+        DisruptionStatus | None, Query(description="Only disruptions of this status.")
+    ] = None,
+    site_id: Annotated[str | None, Query(description="Only disruptions of this site.")] = None,
 ) -> list[DisruptionPublic]:
     """The firm's disruptions, newest start first; optionally of one status or site."""
     stmt = select(Disruption).where(Disruption.firm_id == firm_id)
@@ -167,7 +212,7 @@ def list_disruptions(
     dependencies=[authorize("disruptions.declare")],
 )
 def declare_disruption(
-    firm_id: str,
+    firm_id: FirmIdPath,
     body: DisruptionDeclare,
     session: SessionDep,
     principal: PrincipalDep,
@@ -226,7 +271,7 @@ def declare_disruption(
     dependencies=[authorize("disruptions.confirm")],
 )
 def confirm_disruption(
-    firm_id: str,
+    firm_id: FirmIdPath,
     disruption_id: DbId,
     session: SessionDep,
     principal: PrincipalDep,
@@ -253,7 +298,7 @@ def confirm_disruption(
     dependencies=[authorize("disruptions.dismiss")],
 )
 def dismiss_disruption(
-    firm_id: str,
+    firm_id: FirmIdPath,
     disruption_id: DbId,
     session: SessionDep,
     principal: PrincipalDep,
@@ -278,7 +323,7 @@ def dismiss_disruption(
     dependencies=[authorize("disruptions.end")],
 )
 def end_disruption(
-    firm_id: str,
+    firm_id: FirmIdPath,
     disruption_id: DbId,
     session: SessionDep,
     principal: PrincipalDep,

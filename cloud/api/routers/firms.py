@@ -11,6 +11,7 @@ from sqlalchemy import select
 from renkei.cloud.api import audit
 from renkei.cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
 from renkei.cloud.api.errors import Conflict, NotFound
+from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.capacity.policy import machine_class_id, views_for
 from renkei.cloud.registry import Firm, Machine, Site
 from renkei.cloud.registry.schemas import FirmCreate, FirmPublic
@@ -22,22 +23,41 @@ class FirmUpdate(BaseModel):
     """Partial update of a firm; only the given fields change."""
 
     model_config = {"extra": "forbid"}
-    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    region: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    bpnl: Annotated[str, Field(pattern=r"^BPNL[0-9A-Z]{12}$")] | None = None
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = Field(
+        default=None, description="New firm name (1-200 characters)."
+    )
+    region: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        default=None,
+        description="New region (1-64 characters, e.g. `kansai`); supporters of that region "
+        "see the firm's aggregates if it grants them.",
+    )
+    bpnl: Annotated[str, Field(pattern=r"^BPNL[0-9A-Z]{12}$")] | None = Field(
+        default=None,
+        description="Catena-X Business Partner Number of the legal entity (`BPNL` + 12 "
+        "characters A-Z 0-9); needed for the DCM capacity export.",
+        examples=["BPNL000000000001"],
+    )
 
 
 class FirmProfile(BaseModel):
     """What another firm shows the caller: identity, regions and shared classes only."""
 
-    id: str
-    name: str
-    region: str
-    site_regions: list[str]
-    capability_classes: list[str]
-    """Capability classes of its machines that its policy shares with the caller."""
-    granularity: str
-    machine_detail: bool
+    id: str = Field(description="The firm's id.")
+    name: str = Field(description="The firm's name.")
+    region: str = Field(description="The firm's registered region.")
+    site_regions: list[str] = Field(description="Regions of the firm's sites, sorted.")
+    capability_classes: list[str] = Field(
+        description="Capability classes of its machines that its policy shares with the "
+        "caller (e.g. `injection_molding:1000-2000kN`), sorted."
+    )
+    granularity: str = Field(
+        description="Finest time unit it shares with the caller: `day` or `week` (`day` for "
+        "the caller's own firm)."
+    )
+    machine_detail: bool = Field(
+        description="Whether it shares per-machine detail with the caller (true for the "
+        "caller's own firm)."
+    )
 
 
 def _firm(session: SessionDep, firm_id: str) -> Firm:
@@ -70,13 +90,13 @@ def create_firm(body: FirmCreate, session: SessionDep) -> FirmPublic:
 
 
 @router.get("/firms/{firm_id}", name="firms.get", dependencies=[authorize("firms.get")])
-def get_firm(firm_id: str, session: SessionDep) -> FirmPublic:
+def get_firm(firm_id: FirmIdPath, session: SessionDep) -> FirmPublic:
     """The caller's own firm record."""
     return FirmPublic.model_validate(_firm(session, firm_id))
 
 
 @router.patch("/firms/{firm_id}", name="firms.update", dependencies=[authorize("firms.update")])
-def update_firm(firm_id: str, body: FirmUpdate, session: SessionDep) -> FirmPublic:
+def update_firm(firm_id: FirmIdPath, body: FirmUpdate, session: SessionDep) -> FirmPublic:
     """Change the firm's name, region or BPNL."""
     firm = _firm(session, firm_id)
     for key, value in body.model_dump(exclude_unset=True).items():
@@ -89,7 +109,7 @@ def update_firm(firm_id: str, body: FirmUpdate, session: SessionDep) -> FirmPubl
     "/firms/{firm_id}/profile", name="firms.profile", dependencies=[authorize("firms.profile")]
 )
 def firm_profile(
-    firm_id: str,
+    firm_id: FirmIdPath,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,

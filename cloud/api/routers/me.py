@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from renkei.cloud.api.deps import PrincipalDep, SessionDep, authorize
 from renkei.cloud.registry import Firm, Role
@@ -12,11 +12,16 @@ router = APIRouter(tags=["me"])
 
 
 class MePublic(BaseModel):
-    firm_id: str
-    firm_name: str
-    region: str
-    role: Role
-    key_id: str
+    """The caller: the firm and role of the presented API key."""
+
+    firm_id: str = Field(description="The firm the key acts for.")
+    firm_name: str = Field(description="That firm's name.")
+    region: str = Field(description="That firm's registered region.")
+    role: Role = Field(
+        description="What the key may do: `operator`, `partner`, `supporter`, `engineer` or "
+        "`admin` (see `Role`)."
+    )
+    key_id: str = Field(description="Public id of the presented key.")
 
 
 @router.get("/me", name="me", dependencies=[authorize("me")])

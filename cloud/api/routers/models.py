@@ -40,12 +40,14 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi import Path as FastPath
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
 from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.api.params import FirmIdPath, GatewayIdPath, ModelNamePath, ModelVersionPath
 from renkei.cloud.api.schemas.models import (
     MAX_MODEL_BYTES,
     DeploymentCreate,
@@ -122,7 +124,10 @@ def _check_loads(manifest: bytes, onnx: bytes, sha256: str) -> None:
 
 
 @router.get("/models", name="models.list", dependencies=[authorize("models.list")])
-def list_models(session: SessionDep, name: str | None = None) -> list[ModelReleasePublic]:
+def list_models(
+    session: SessionDep,
+    name: Annotated[str | None, Query(description="Only releases of this model name.")] = None,
+) -> list[ModelReleasePublic]:
     """Published releases (newest first), optionally of one model name."""
     query = select(ModelRelease).order_by(ModelRelease.published_at.desc())
     if name is not None:
@@ -213,7 +218,9 @@ def _release(session: Session, name: str, version: str) -> ModelRelease:
 
 
 @router.get("/models/{name}/{version}", name="models.get", dependencies=[authorize("models.get")])
-def get_model(name: str, version: str, session: SessionDep) -> ModelReleaseDetail:
+def get_model(
+    name: ModelNamePath, version: ModelVersionPath, session: SessionDep
+) -> ModelReleaseDetail:
     """One release with its manifest bytes (base64) and signature."""
     rel = _release(session, name, version)
     return ModelReleaseDetail(
@@ -229,7 +236,7 @@ def get_model(name: str, version: str, session: SessionDep) -> ModelReleaseDetai
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
-def get_artifact(name: str, version: str, session: SessionDep) -> Response:
+def get_artifact(name: ModelNamePath, version: ModelVersionPath, session: SessionDep) -> Response:
     """The ONNX bytes; ``X-Renkei-Sha256`` carries their SHA-256 (informational: gateways
     check the signed digest, not this header)."""
     rel = _release(session, name, version)
@@ -278,7 +285,13 @@ def create_key(body: SigningKeyCreate, session: SessionDep, clock: ClockDep) -> 
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[authorize("model_keys.revoke")],
 )
-def revoke_key(key_id: str, session: SessionDep) -> None:
+def revoke_key(
+    key_id: Annotated[
+        str,
+        FastPath(description="The signing key's id (`SigningKeyPublic.key_id`, 16 hex digits)."),
+    ],
+    session: SessionDep,
+) -> None:
     """Stop accepting new releases signed with this key (published ones stay)."""
     row = session.get(ModelSigningKey, key_id)
     if row is None:
@@ -302,7 +315,11 @@ def _deployment(session: Session, firm_id: str, deployment_id: int) -> Deploymen
     dependencies=[authorize("deployments.list")],
 )
 def list_deployments(
-    firm_id: str, session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50
+    firm_id: FirmIdPath,
+    session: SessionDep,
+    limit: Annotated[
+        int, Query(ge=1, le=1000, description="Most deployments returned (the newest).")
+    ] = 50,
 ) -> list[DeploymentPublic]:
     """The firm's deployments, newest first."""
     rows = session.scalars(
@@ -321,7 +338,7 @@ def list_deployments(
     dependencies=[authorize("deployments.create")],
 )
 def create(
-    firm_id: str,
+    firm_id: FirmIdPath,
     body: DeploymentCreate,
     session: SessionDep,
     principal: PrincipalDep,
@@ -353,7 +370,13 @@ def create(
     name="deployments.get",
     dependencies=[authorize("deployments.get")],
 )
-def get_deployment(firm_id: str, deployment_id: int, session: SessionDep) -> DeploymentPublic:
+def get_deployment(
+    firm_id: FirmIdPath,
+    deployment_id: Annotated[
+        int, FastPath(description="The deployment's id (`DeploymentPublic.id`).")
+    ],
+    session: SessionDep,
+) -> DeploymentPublic:
     """One deployment with every gateway's outcome."""
     return DeploymentPublic.model_validate(_deployment(session, firm_id, deployment_id))
 
@@ -384,7 +407,7 @@ def _fleet_model(fm: FleetModel) -> FleetModelPublic:
 
 
 @router.get("/firms/{firm_id}/fleet", name="fleet.get", dependencies=[authorize("fleet.get")])
-def fleet(firm_id: str, session: SessionDep) -> FleetView:
+def fleet(firm_id: FirmIdPath, session: SessionDep) -> FleetView:
     """Every rollout-enabled gateway of the firm: model versions and last results."""
     models: dict[str, list[FleetModelPublic]] = {}
     for fm in session.scalars(
@@ -431,7 +454,11 @@ def _fleet_row(session: Session, firm_id: str, gateway_id: str, model_name: str)
     dependencies=[authorize("fleet.pin")],
 )
 def pin(
-    firm_id: str, gateway_id: str, model_name: str, body: PinBody, session: SessionDep
+    firm_id: FirmIdPath,
+    gateway_id: GatewayIdPath,
+    model_name: ModelNamePath,
+    body: PinBody,
+    session: SessionDep,
 ) -> FleetModelPublic:
     """Pin the gateway's ``model_name`` to a version (see the module docstring)."""
     fm = _fleet_row(session, firm_id, gateway_id, model_name)
@@ -445,7 +472,9 @@ def pin(
     name="fleet.unpin",
     dependencies=[authorize("fleet.unpin")],
 )
-def unpin(firm_id: str, gateway_id: str, model_name: str, session: SessionDep) -> FleetModelPublic:
+def unpin(
+    firm_id: FirmIdPath, gateway_id: GatewayIdPath, model_name: ModelNamePath, session: SessionDep
+) -> FleetModelPublic:
     """Remove the pin (later site/group deployments reach the gateway again)."""
     fm = _fleet_row(session, firm_id, gateway_id, model_name)
     fm.pinned_version = None

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from renkei.cloud.api.deps import ClockDep, SessionDep, authorize
 from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.capacity import parse_capability_class
 from renkei.cloud.registry import (
     Firm,
@@ -41,51 +42,109 @@ from renkei.cloud.registry import (
 
 router = APIRouter(tags=["policies"])
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Id = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+        description="Identifier: 1-64 characters of A-Z a-z 0-9 `_` `.` `-`.",
+    ),
+]
 
 
 class GrantCreate(BaseModel):
     """A new grant (see the module docstring)."""
 
     model_config = ConfigDict(extra="forbid")
-    grantee_kind: GranteeKind
-    grantee_id: Annotated[str, Field(min_length=1, max_length=64)]
-    capability_classes: Annotated[list[str], Field(max_length=100)] = []
-    granularity: ShareGranularity = ShareGranularity.WEEK
-    machine_detail: bool = False
-    expires_at: AwareDatetime | None = None
+    grantee_kind: GranteeKind = Field(
+        description="`firm`: one partner firm; `group`: every member of one of the owner's "
+        "partner groups; `supporters`: regional supporters (aggregates over at least k "
+        "firms only).",
+        examples=["firm"],
+    )
+    grantee_id: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        description="For `firm` a firm id (not the owner itself); for `group` the id of one "
+        "of the owner's partner groups; for `supporters` a region such as `kansai`, or `*` "
+        "for supporters of any region.",
+        examples=["beta"],
+    )
+    capability_classes: Annotated[list[str], Field(max_length=100)] = Field(
+        default=[],
+        description="Capability classes or whole processes the grant opens, e.g. "
+        "`injection_molding:1000-2000kN` or `press`; empty = all of the firm's machines. "
+        "At most 100 entries.",
+        examples=[["injection_molding:1000-2000kN", "press"]],
+    )
+    granularity: ShareGranularity = Field(
+        default=ShareGranularity.WEEK,
+        description="Finest time unit the grantee sees: `day` (hours per date) or `week` "
+        "(hours summed over whole ISO weeks, the default).",
+    )
+    machine_detail: bool = Field(
+        default=False,
+        description="true: the grantee also sees machine ids, names, sites, attributes and "
+        "per-machine hours; false: only sums per capability class.",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="End of the grant (exclusive: it stops applying at this instant), "
+        "ISO-8601 with a UTC offset, in the future; null = until deleted.",
+        examples=["2027-03-31T15:00:00Z"],
+    )
 
 
 class GrantPublic(BaseModel):
     """A stored grant."""
 
     model_config = ConfigDict(from_attributes=True)
-    id: int
-    owner_firm_id: str
-    grantee_kind: GranteeKind
-    grantee_id: str
-    capability_classes: list[str]
-    granularity: ShareGranularity
-    machine_detail: bool
-    created_at: datetime
-    expires_at: datetime | None
+    id: int = Field(description="The grant's id (for `DELETE .../grants/{grant_id}`).")
+    owner_firm_id: str = Field(description="The firm whose data the grant opens.")
+    grantee_kind: GranteeKind = Field(
+        description="`firm`, `group` or `supporters` (see `GrantCreate.grantee_kind`)."
+    )
+    grantee_id: str = Field(description="Firm id, partner group id, or region (`*` = any region).")
+    capability_classes: list[str] = Field(
+        description="Capability classes or whole processes the grant opens, e.g. "
+        "`injection_molding:1000-2000kN` or `press`; empty = all of the firm's machines."
+    )
+    granularity: ShareGranularity = Field(
+        description="Finest time unit the grantee sees: `day` or `week`."
+    )
+    machine_detail: bool = Field(description="Whether per-machine detail is shared.")
+    created_at: datetime = Field(description="When the grant was made (UTC, ISO-8601).")
+    expires_at: datetime | None = Field(
+        description="End of the grant (exclusive; UTC, ISO-8601); null = until deleted. "
+        "Expired grants are listed but no longer apply."
+    )
 
 
 class GroupCreate(BaseModel):
     """A new partner group of the owner firm."""
 
     model_config = ConfigDict(extra="forbid")
-    id: Id
-    name: Annotated[str, Field(min_length=1, max_length=200)]
-    members: Annotated[list[Id], Field(max_length=10_000)] = []
+    id: Id = Field(
+        description="The group's id (unique across the platform; 1-64 characters of A-Z a-z "
+        "0-9 `_` `.` `-`).",
+        examples=["acme-suppliers"],
+    )
+    name: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="Display name, unique among the owner's groups (1-200 characters).",
+        examples=["Kansai supplier circle"],
+    )
+    members: Annotated[list[Id], Field(max_length=10_000)] = Field(
+        default=[],
+        description="Ids of the member firms (not the owner itself); at most 10,000.",
+        examples=[["beta", "gamma"]],
+    )
 
 
 class GroupPublic(BaseModel):
-    id: str
-    owner_firm_id: str
-    name: str
-    members: list[str]
-    created_at: datetime
+    """A stored partner group."""
+
+    id: str = Field(description="The group's id (a grant's `grantee_id` for kind `group`).")
+    owner_firm_id: str = Field(description="The firm that defined the group.")
+    name: str = Field(description="Display name.")
+    members: list[str] = Field(description="Ids of the member firms, sorted.")
+    created_at: datetime = Field(description="When the group was created (UTC, ISO-8601).")
 
 
 def _aware(value: datetime | None) -> datetime | None:
@@ -129,7 +188,7 @@ def _class_problem(entry: str) -> str | None:
 
 
 @router.get("/firms/{firm_id}/grants", name="grants.list", dependencies=[authorize("grants.list")])
-def list_grants(firm_id: str, session: SessionDep) -> list[GrantPublic]:
+def list_grants(firm_id: FirmIdPath, session: SessionDep) -> list[GrantPublic]:
     """The firm's grants (including expired ones), oldest first."""
     rows = session.scalars(
         select(SharingGrant).where(SharingGrant.owner_firm_id == firm_id).order_by(SharingGrant.id)
@@ -144,7 +203,7 @@ def list_grants(firm_id: str, session: SessionDep) -> list[GrantPublic]:
     dependencies=[authorize("grants.create")],
 )
 def create_grant(
-    firm_id: str, body: GrantCreate, session: SessionDep, now: ClockDep
+    firm_id: FirmIdPath, body: GrantCreate, session: SessionDep, now: ClockDep
 ) -> GrantPublic:
     """Open a view of the firm's capacity to a firm, a group or regional supporters.
 
@@ -207,7 +266,11 @@ def create_grant(
     dependencies=[authorize("grants.delete")],
 )
 def delete_grant(
-    firm_id: str, grant_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep
+    firm_id: FirmIdPath,
+    grant_id: Annotated[
+        int, Path(ge=1, le=2**63 - 1, description="The grant's id (`GrantPublic.id`).")
+    ],
+    session: SessionDep,
 ) -> None:
     """Revoke a grant (effective for the next request)."""
     grant = session.get(SharingGrant, grant_id)
@@ -220,7 +283,7 @@ def delete_grant(
 
 
 @router.get("/firms/{firm_id}/groups", name="groups.list", dependencies=[authorize("groups.list")])
-def list_groups(firm_id: str, session: SessionDep) -> list[GroupPublic]:
+def list_groups(firm_id: FirmIdPath, session: SessionDep) -> list[GroupPublic]:
     """The firm's partner groups with their members."""
     rows = session.scalars(
         select(PartnerGroup).where(PartnerGroup.owner_firm_id == firm_id).order_by(PartnerGroup.id)
@@ -235,7 +298,7 @@ def list_groups(firm_id: str, session: SessionDep) -> list[GroupPublic]:
     dependencies=[authorize("groups.create")],
 )
 def create_group(
-    firm_id: str, body: GroupCreate, session: SessionDep, now: ClockDep
+    firm_id: FirmIdPath, body: GroupCreate, session: SessionDep, now: ClockDep
 ) -> GroupPublic:
     """Create a partner group.
 
@@ -273,7 +336,11 @@ def create_group(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[authorize("groups.delete")],
 )
-def delete_group(firm_id: str, group_id: str, session: SessionDep) -> None:
+def delete_group(
+    firm_id: FirmIdPath,
+    group_id: Annotated[str, Path(description="The group's id (`GroupPublic.id`).")],
+    session: SessionDep,
+) -> None:
     """Delete a partner group and the grants made to it."""
     group = session.get(PartnerGroup, group_id)
     if group is None or group.owner_firm_id != firm_id:

@@ -9,9 +9,9 @@ shown gets one audit event (``regional.aggregate``).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from sqlalchemy.orm import Session
 
 from renkei.cloud.api import audit
@@ -108,7 +108,14 @@ def list_regions(
     response_model_exclude_none=True,
 )
 def get_region(
-    region: str,
+    region: Annotated[
+        str,
+        Path(
+            description="Region name as in `FirmPublic.region`; a region without firms that "
+            "grant the caller's region is answered as suppressed, not as unknown.",
+            examples=["kansai"],
+        ),
+    ],
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from renkei.cloud.api.deps import SessionDep, SettingsDep, authorize
 from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.api.params import FirmIdPath, LineIdPath, MachineIdPath, MoldIdPath, SiteIdPath
 from renkei.cloud.capacity import ShiftCalendar
 from renkei.cloud.registry import Base, Line, Machine, Mold, Site, export_document, import_document
 from renkei.cloud.registry.bulk import parse_document_json
@@ -76,7 +77,7 @@ def _create(session: Session, orm: type[T], obj_id: str, values: dict[str, Any])
     name="registry.export",
     dependencies=[authorize("registry.export")],
 )
-def export_registry(firm_id: str, session: SessionDep) -> RegistryDocument:
+def export_registry(firm_id: FirmIdPath, session: SessionDep) -> RegistryDocument:
     """The firm's whole registry as one JSON document (the bulk format)."""
     return export_document(session, firm_ids={firm_id})
 
@@ -109,7 +110,7 @@ async def _raw_body(request: Request) -> bytes:
     },
 )
 def import_registry(
-    firm_id: str,
+    firm_id: FirmIdPath,
     raw: Annotated[bytes, Depends(_raw_body)],
     session: SessionDep,
     settings: SettingsDep,
@@ -130,7 +131,7 @@ def import_registry(
 
 
 @router.get("/firms/{firm_id}/sites", name="sites.list", dependencies=[authorize("sites.list")])
-def list_sites(firm_id: str, session: SessionDep) -> list[SitePublic]:
+def list_sites(firm_id: FirmIdPath, session: SessionDep) -> list[SitePublic]:
     rows = session.scalars(select(Site).where(Site.firm_id == firm_id).order_by(Site.id))
     return [SitePublic.model_validate(s) for s in rows]
 
@@ -141,7 +142,7 @@ def list_sites(firm_id: str, session: SessionDep) -> list[SitePublic]:
     status_code=status.HTTP_201_CREATED,
     dependencies=[authorize("sites.create")],
 )
-def create_site(firm_id: str, body: SiteCreate, session: SessionDep) -> SitePublic:
+def create_site(firm_id: FirmIdPath, body: SiteCreate, session: SessionDep) -> SitePublic:
     _same_firm(firm_id, body.firm_id)
     return SitePublic.model_validate(_create(session, Site, body.id, body.model_dump()))
 
@@ -149,7 +150,7 @@ def create_site(firm_id: str, body: SiteCreate, session: SessionDep) -> SitePubl
 @router.get(
     "/firms/{firm_id}/sites/{site_id}", name="sites.get", dependencies=[authorize("sites.get")]
 )
-def get_site(firm_id: str, site_id: str, session: SessionDep) -> SitePublic:
+def get_site(firm_id: FirmIdPath, site_id: SiteIdPath, session: SessionDep) -> SitePublic:
     return SitePublic.model_validate(_owned(session, Site, site_id, firm_id))
 
 
@@ -159,7 +160,7 @@ def get_site(firm_id: str, site_id: str, session: SessionDep) -> SitePublic:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[authorize("sites.delete")],
 )
-def delete_site(firm_id: str, site_id: str, session: SessionDep) -> None:
+def delete_site(firm_id: FirmIdPath, site_id: SiteIdPath, session: SessionDep) -> None:
     """Delete a site with its lines and machines."""
     session.delete(_owned(session, Site, site_id, firm_id))
 
@@ -169,7 +170,9 @@ def delete_site(firm_id: str, site_id: str, session: SessionDep) -> None:
     name="sites.calendar.get",
     dependencies=[authorize("sites.calendar.get")],
 )
-def get_calendar(firm_id: str, site_id: str, session: SessionDep) -> ShiftCalendar | None:
+def get_calendar(
+    firm_id: FirmIdPath, site_id: SiteIdPath, session: SessionDep
+) -> ShiftCalendar | None:
     """The site's shift calendar; ``null`` = the platform default."""
     site = _owned(session, Site, site_id, firm_id)
     return None if site.calendar is None else ShiftCalendar.model_validate(site.calendar)
@@ -181,7 +184,7 @@ def get_calendar(firm_id: str, site_id: str, session: SessionDep) -> ShiftCalend
     dependencies=[authorize("sites.calendar.put")],
 )
 def put_calendar(
-    firm_id: str, site_id: str, body: ShiftCalendar, session: SessionDep
+    firm_id: FirmIdPath, site_id: SiteIdPath, body: ShiftCalendar, session: SessionDep
 ) -> ShiftCalendar:
     """Set the site's shift calendar (weekly hours Mon..Sun, holidays, exceptions)."""
     site = _owned(session, Site, site_id, firm_id)
@@ -193,7 +196,7 @@ def put_calendar(
 
 
 @router.get("/firms/{firm_id}/lines", name="lines.list", dependencies=[authorize("lines.list")])
-def list_lines(firm_id: str, session: SessionDep) -> list[LinePublic]:
+def list_lines(firm_id: FirmIdPath, session: SessionDep) -> list[LinePublic]:
     rows = session.scalars(select(Line).join(Site).where(Site.firm_id == firm_id).order_by(Line.id))
     return [LinePublic.model_validate(x) for x in rows]
 
@@ -204,7 +207,7 @@ def list_lines(firm_id: str, session: SessionDep) -> list[LinePublic]:
     status_code=status.HTTP_201_CREATED,
     dependencies=[authorize("lines.create")],
 )
-def create_line(firm_id: str, body: LineCreate, session: SessionDep) -> LinePublic:
+def create_line(firm_id: FirmIdPath, body: LineCreate, session: SessionDep) -> LinePublic:
     site = session.get(Site, body.site_id)
     if site is None or site.firm_id != firm_id:
         raise Invalid(
@@ -220,7 +223,7 @@ def create_line(firm_id: str, body: LineCreate, session: SessionDep) -> LinePubl
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[authorize("lines.delete")],
 )
-def delete_line(firm_id: str, line_id: str, session: SessionDep) -> None:
+def delete_line(firm_id: FirmIdPath, line_id: LineIdPath, session: SessionDep) -> None:
     session.delete(_owned(session, Line, line_id, firm_id))
 
 
@@ -230,7 +233,7 @@ def delete_line(firm_id: str, line_id: str, session: SessionDep) -> None:
 @router.get(
     "/firms/{firm_id}/machines", name="machines.list", dependencies=[authorize("machines.list")]
 )
-def list_machines(firm_id: str, session: SessionDep) -> list[MachinePublic]:
+def list_machines(firm_id: FirmIdPath, session: SessionDep) -> list[MachinePublic]:
     rows = session.scalars(select(Machine).where(Machine.firm_id == firm_id).order_by(Machine.id))
     return [MachinePublic.model_validate(m) for m in rows]
 
@@ -241,7 +244,7 @@ def list_machines(firm_id: str, session: SessionDep) -> list[MachinePublic]:
     status_code=status.HTTP_201_CREATED,
     dependencies=[authorize("machines.create")],
 )
-def create_machine(firm_id: str, body: MachineCreate, session: SessionDep) -> MachinePublic:
+def create_machine(firm_id: FirmIdPath, body: MachineCreate, session: SessionDep) -> MachinePublic:
     _same_firm(firm_id, body.firm_id)
     line = session.get(Line, body.line_id)
     if line is None or line.site.firm_id != firm_id:
@@ -257,7 +260,9 @@ def create_machine(firm_id: str, body: MachineCreate, session: SessionDep) -> Ma
     name="machines.get",
     dependencies=[authorize("machines.get")],
 )
-def get_machine(firm_id: str, machine_id: str, session: SessionDep) -> MachinePublic:
+def get_machine(
+    firm_id: FirmIdPath, machine_id: MachineIdPath, session: SessionDep
+) -> MachinePublic:
     return MachinePublic.model_validate(_owned(session, Machine, machine_id, firm_id))
 
 
@@ -267,7 +272,7 @@ def get_machine(firm_id: str, machine_id: str, session: SessionDep) -> MachinePu
     dependencies=[authorize("machines.update")],
 )
 def update_machine(
-    firm_id: str, machine_id: str, body: MachineUpdate, session: SessionDep
+    firm_id: FirmIdPath, machine_id: MachineIdPath, body: MachineUpdate, session: SessionDep
 ) -> MachinePublic:
     """Change some attributes; the result must still be a valid machine (422 otherwise)."""
     machine = _owned(session, Machine, machine_id, firm_id)
@@ -286,7 +291,7 @@ def update_machine(
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[authorize("machines.delete")],
 )
-def delete_machine(firm_id: str, machine_id: str, session: SessionDep) -> None:
+def delete_machine(firm_id: FirmIdPath, machine_id: MachineIdPath, session: SessionDep) -> None:
     session.delete(_owned(session, Machine, machine_id, firm_id))
 
 
@@ -294,7 +299,7 @@ def delete_machine(firm_id: str, machine_id: str, session: SessionDep) -> None:
 
 
 @router.get("/firms/{firm_id}/molds", name="molds.list", dependencies=[authorize("molds.list")])
-def list_molds(firm_id: str, session: SessionDep) -> list[MoldPublic]:
+def list_molds(firm_id: FirmIdPath, session: SessionDep) -> list[MoldPublic]:
     rows = session.scalars(select(Mold).where(Mold.firm_id == firm_id).order_by(Mold.id))
     return [MoldPublic.model_validate(m) for m in rows]
 
@@ -305,7 +310,7 @@ def list_molds(firm_id: str, session: SessionDep) -> list[MoldPublic]:
     status_code=status.HTTP_201_CREATED,
     dependencies=[authorize("molds.create")],
 )
-def create_mold(firm_id: str, body: MoldCreate, session: SessionDep) -> MoldPublic:
+def create_mold(firm_id: FirmIdPath, body: MoldCreate, session: SessionDep) -> MoldPublic:
     _same_firm(firm_id, body.firm_id)
     return MoldPublic.model_validate(_create(session, Mold, body.id, body.model_dump()))
 
@@ -313,7 +318,7 @@ def create_mold(firm_id: str, body: MoldCreate, session: SessionDep) -> MoldPubl
 @router.get(
     "/firms/{firm_id}/molds/{mold_id}", name="molds.get", dependencies=[authorize("molds.get")]
 )
-def get_mold(firm_id: str, mold_id: str, session: SessionDep) -> MoldPublic:
+def get_mold(firm_id: FirmIdPath, mold_id: MoldIdPath, session: SessionDep) -> MoldPublic:
     return MoldPublic.model_validate(_owned(session, Mold, mold_id, firm_id))
 
 
@@ -323,5 +328,5 @@ def get_mold(firm_id: str, mold_id: str, session: SessionDep) -> MoldPublic:
     status_code=status.HTTP_204_NO_CONTENT,
     dependencies=[authorize("molds.delete")],
 )
-def delete_mold(firm_id: str, mold_id: str, session: SessionDep) -> None:
+def delete_mold(firm_id: FirmIdPath, mold_id: MoldIdPath, session: SessionDep) -> None:
     session.delete(_owned(session, Mold, mold_id, firm_id))

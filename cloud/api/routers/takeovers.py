@@ -24,14 +24,16 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.cloud.api import audit
 from renkei.cloud.api.deps import ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
 from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.api.params import FirmIdPath, TakeoverIdPath
 from renkei.cloud.api.schemas.takeovers import (
     TakeoverAssignmentPublic,
     TakeoverCreate,
@@ -191,7 +193,11 @@ def takeover_public(
     "/firms/{firm_id}/takeovers", name="takeovers.list", dependencies=[authorize("takeovers.list")]
 )
 def list_takeovers(
-    firm_id: str, session: SessionDep, status: TakeoverStatus | None = None
+    firm_id: FirmIdPath,
+    session: SessionDep,
+    status: Annotated[
+        TakeoverStatus | None, Query(description="Only `open` or only `closed` requests.")
+    ] = None,
 ) -> list[TakeoverListItem]:
     """The firm's takeover requests, newest first; optionally only ``open``/``closed``."""
     stmt = select(TakeoverRequest).where(TakeoverRequest.firm_id == firm_id)
@@ -208,7 +214,7 @@ def list_takeovers(
     dependencies=[authorize("takeovers.create")],
 )
 def create_takeover(
-    firm_id: str,
+    firm_id: FirmIdPath,
     body: TakeoverCreate,
     request: Request,
     session: SessionDep,
@@ -322,8 +328,8 @@ def create_takeover(
     dependencies=[authorize("takeovers.get")],
 )
 def get_takeover(
-    firm_id: str,
-    request_id: str,
+    firm_id: FirmIdPath,
+    request_id: TakeoverIdPath,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
@@ -341,8 +347,8 @@ def get_takeover(
     dependencies=[authorize("takeovers.replan")],
 )
 def replan_takeover(
-    firm_id: str,
-    request_id: str,
+    firm_id: FirmIdPath,
+    request_id: TakeoverIdPath,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,
@@ -364,8 +370,8 @@ def replan_takeover(
     dependencies=[authorize("takeovers.close")],
 )
 def close_takeover(
-    firm_id: str,
-    request_id: str,
+    firm_id: FirmIdPath,
+    request_id: TakeoverIdPath,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,

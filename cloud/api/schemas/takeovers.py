@@ -7,11 +7,12 @@ either changes the published API.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from renkei.cloud.api.schemas.common import CreatedAt, WindowEnd, WindowStart
 from renkei.cloud.registry import AssignmentStatus, TakeoverStatus, VolumeUnit
 
 __all__ = [
@@ -25,7 +26,25 @@ __all__ = [
     "UnmetPublic",
 ]
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")]
+Id = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_.\-]{1,64}$",
+        description="Identifier: 1-64 characters of A-Z a-z 0-9 `_` `.` `-`.",
+    ),
+]
+
+
+_STATUS = "`open` (partners may answer; re-planning possible) or `closed` (unanswered "
+"proposals withdrawn)."
+_REVISION = "Plan revision: 1 = first plan; +1 for every re-plan (a decline or `replan`)."
+_SUMMARY = (
+    "Latest plan statistics: `needed_parts`, `covered_parts`, `accepted_parts`, "
+    "`unmet_parts` (parts), `coverage` (covered / needed, 0..1), `unmet_parts_by_reason`, "
+    "`transport_km` (km), `partner_firms`, `assignments` (count per status), `plan` "
+    "(`revision`, `planned_at`, `time_s` (s), `exact`, `planner_calls`, `shared_machines`, "
+    "`skipped_machines`)."
+)
 
 
 class TakeoverJobIn(BaseModel):
@@ -44,16 +63,40 @@ class TakeoverJobIn(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    job_id: Id
-    part_id: Annotated[str, Field(min_length=1, max_length=200)]
-    mold_id: Id
-    resin: Annotated[str, Field(min_length=1, max_length=32)] | None = None
-    weekly_volume: Annotated[int, Field(gt=0, le=1_000_000_000)]
-    volume_unit: VolumeUnit = VolumeUnit.PARTS
-    due_date: date | None = None
+    job_id: Id = Field(description="Job id, unique within the request.", examples=["j1"])
+    part_id: Annotated[str, Field(min_length=1, max_length=200)] = Field(
+        description="The part it makes (the customer's part number, 1-200 characters).",
+        examples=["BRK-1042"],
+    )
+    mold_id: Id = Field(
+        description="A mold of the requesting firm; one mold per job (a mold is in one place).",
+        examples=["acme-p1"],
+    )
+    resin: Annotated[str, Field(min_length=1, max_length=32)] | None = Field(
+        default=None,
+        description="Resin code if it differs from the mold's; default the mold's resin.",
+        examples=["PA66-GF30"],
+    )
+    weekly_volume: Annotated[int, Field(gt=0, le=1_000_000_000)] = Field(
+        description="Volume needed per week (7 days) in `volume_unit`, > 0.", examples=[12000]
+    )
+    volume_unit: VolumeUnit = Field(
+        default=VolumeUnit.PARTS,
+        description="`parts` (default) or `shots` (each shot makes the mold's `cavities` parts).",
+    )
+    due_date: date | None = Field(
+        default=None,
+        description="Last day parts are needed (inclusive), not before `window_start`; "
+        "default the whole window.",
+    )
     required_certifications: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)
-    ] = []
+    ] = Field(
+        default=[],
+        description="Certifications the producing site must hold (the customer's demands; at "
+        "most 32).",
+        examples=[["IATF16949"]],
+    )
 
 
 class TakeoverCreate(BaseModel):
@@ -72,34 +115,57 @@ class TakeoverCreate(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    id: Id | None = None
-    disruption_id: int | None = None
-    origin_site_id: Id | None = None
-    window_start: date
-    window_end: date
-    zone_radius_km: Annotated[float, Field(ge=0, le=1000)] | None = None
-    jobs: Annotated[list[TakeoverJobIn], Field(min_length=1, max_length=500)]
+    id: Id | None = Field(
+        default=None,
+        description="Request id; default generated (`tko-YYYYMMDD-xxxxxxxx`). 409 if it exists.",
+    )
+    disruption_id: int | None = Field(
+        default=None, description="The firm's confirmed disruption this request answers."
+    )
+    origin_site_id: Id | None = Field(
+        default=None,
+        description="Site of the firm where the molds are; default the disruption's site "
+        "(required without `disruption_id`).",
+    )
+    window_start: WindowStart
+    window_end: WindowEnd
+    zone_radius_km: Annotated[float, Field(ge=0, le=1000)] | None = Field(
+        default=None,
+        description="Partner sites within this distance of the origin site are excluded (km, "
+        "0-1000); default the disruption's radius, else the API's `zone_radius_km` setting.",
+    )
+    jobs: Annotated[list[TakeoverJobIn], Field(min_length=1, max_length=500)] = Field(
+        description="The jobs to take over (1-500)."
+    )
 
 
 class UnmetPublic(BaseModel):
     """Uncovered parts of a job and why: ``no_compatible_machine`` | ``no_capacity`` |
     ``not_shared`` | ``only_inside_zone`` (see :mod:`renkei.cloud.planner.result`)."""
 
-    parts: int
-    reason: str
+    parts: int = Field(description="Parts of the job no assignment covers.")
+    reason: str = Field(
+        description="Why: `no_compatible_machine` (no machine passes every compatibility "
+        "rule), `no_capacity` (compatible eligible machines are fully used), `not_shared` "
+        "(compatible machines are at firms not sharing with the requester) or "
+        "`only_inside_zone` (every compatible machine is stopped or inside a disrupted zone)."
+    )
 
 
 class TakeoverJobPublic(BaseModel):
     """A job's coverage: ``needed_parts`` over the window, ``covered_parts`` by proposed
     and accepted assignments, ``accepted_parts`` by accepted ones only."""
 
-    job_id: str
-    part_id: str
-    mold_id: str
-    needed_parts: int
-    covered_parts: int
-    accepted_parts: int
-    unmet: list[UnmetPublic]
+    job_id: str = Field(description="Job id within the request.")
+    part_id: str = Field(description="The part it makes.")
+    mold_id: str = Field(description="The requester's mold.")
+    needed_parts: int = Field(
+        description="Parts due over the job's days: ceil(weekly parts x days / 7), days = "
+        "[window_start, min(window_end, due_date + 1 day))."
+    )
+    covered_parts: int = Field(description="Parts covered by proposed and accepted assignments.")
+    accepted_parts: int = Field(description="Parts covered by accepted assignments only.")
+    unmet: list[UnmetPublic] = Field(description="Uncovered parts and why; empty if covered.")
 
 
 class TakeoverAssignmentPublic(BaseModel):
@@ -111,47 +177,57 @@ class TakeoverAssignmentPublic(BaseModel):
     ``declined`` | ``withdrawn``; ``revision``: the plan revision that proposed it.
     """
 
-    id: int
-    job_id: str
-    partner_firm_id: str
-    partner_firm_name: str
-    site_id: str
-    machine_id: str | None
-    hours: float
-    parts: int
-    transport_km: float
-    status: AssignmentStatus
-    revision: int
+    id: int = Field(description="The assignment's id.")
+    job_id: str = Field(description="The job it covers part of.")
+    partner_firm_id: str = Field(description="The firm asked to produce.")
+    partner_firm_name: str = Field(description="That firm's name.")
+    site_id: str = Field(description="The partner's site.")
+    machine_id: str | None = Field(
+        description="The partner's machine; null unless the partner shares machine detail "
+        "with the requester (or is the requester)."
+    )
+    hours: float = Field(description="Machine hours within the window (h).")
+    parts: int = Field(description="Parts to produce.")
+    transport_km: float = Field(
+        description="Great-circle distance the mold travels to the partner's site (km)."
+    )
+    status: AssignmentStatus = Field(
+        description="`proposed` (awaiting the partner), `accepted`, `declined` or `withdrawn` "
+        "(replaced by a later revision, or the request closed, before an answer)."
+    )
+    revision: int = Field(description="The plan revision that proposed it.")
 
 
 class TakeoverPublic(BaseModel):
     """A takeover request with its plan (``summary``: see
     :func:`renkei.cloud.takeover.service.refresh_summary`)."""
 
-    id: str
-    firm_id: str
-    status: TakeoverStatus
-    revision: int
-    window_start: date
-    window_end: date
-    origin_site_id: str
-    disruption_id: int | None
-    summary: dict[str, Any]
-    jobs: list[TakeoverJobPublic]
-    assignments: list[TakeoverAssignmentPublic]
+    id: str = Field(description="The request id.")
+    firm_id: str = Field(description="The requesting (disrupted) firm.")
+    status: TakeoverStatus = Field(description=_STATUS)
+    revision: int = Field(description=_REVISION)
+    window_start: WindowStart
+    window_end: WindowEnd
+    origin_site_id: str = Field(description="The firm's site where the molds are.")
+    disruption_id: int | None = Field(description="The disruption it answers, if any.")
+    summary: dict[str, Any] = Field(description=_SUMMARY)
+    jobs: list[TakeoverJobPublic] = Field(description="Every job with its coverage.")
+    assignments: list[TakeoverAssignmentPublic] = Field(
+        description="Every assignment of every revision, with its status."
+    )
 
 
 class TakeoverListItem(BaseModel):
     """A request without its jobs and assignments."""
 
     model_config = ConfigDict(from_attributes=True)
-    id: str
-    firm_id: str
-    status: TakeoverStatus
-    revision: int
-    window_start: date
-    window_end: date
-    origin_site_id: str
-    disruption_id: int | None
-    created_at: datetime
-    summary: dict[str, Any]
+    id: str = Field(description="The request id.")
+    firm_id: str = Field(description="The requesting firm.")
+    status: TakeoverStatus = Field(description=_STATUS)
+    revision: int = Field(description=_REVISION)
+    window_start: WindowStart
+    window_end: WindowEnd
+    origin_site_id: str = Field(description="The firm's site where the molds are.")
+    disruption_id: int | None = Field(description="The disruption it answers, if any.")
+    created_at: CreatedAt
+    summary: dict[str, Any] = Field(description=_SUMMARY)
