@@ -198,7 +198,8 @@ def shortfall_text(s: Shortfall, lang: Language) -> str:
 def candidate_text(c: Candidate, lang: Language, *, firm_name: str | None = None) -> str:
     """``B Co. B-s1 (43 km, machine b1): needs … ; mold width …``."""
     who = f"{firm_name or c.firm_id} {c.site_id}"
-    facts = [f"{_num(c.distance_km)} km"]
+    km = c.distance_km
+    facts = [f"{_num(round(km) if km >= 10 else km)} km"]  # whole km from 10 km on
     if c.machine_id is not None:
         facts.append(f"設備 {c.machine_id}" if lang == "ja" else f"machine {c.machine_id}")
     if c.machine_class is not None:
