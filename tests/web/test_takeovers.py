@@ -97,9 +97,9 @@ def test_disrupted_operator_sees_plan_with_unmet_reasons(live: Live, page: Brows
     assert "個：" in page.text("#takeover-plan li[data-reason]")
     for job in plan["jobs"]:
         for u in job["unmet"]:
-            li = page.text(f'#takeover-plan tr[data-job-id="{job["job_id"]}"] li[data-reason]')
+            shown = page.text(f'#takeover-plan tr[data-job-id="{job["job_id"]}"] li[data-reason]')
             for x in u["explanation"]["shortfalls"] + u["explanation"]["candidates"]:
-                assert x["text"]["ja"] in li, x["text"]
+                assert x["text"]["ja"] in shown, x["text"]
     assert page.console_problems() == []
 
 
