@@ -122,6 +122,7 @@ RULES: dict[str, Rule] = {
     "takeovers.get": _r("own", O, A),
     "takeovers.replan": _r("own", O, A),
     "takeovers.close": _r("own", O, A),
+    "takeovers.promote": _r("own", O, A),
     "assignments.list": _r("own", O, P, A),
     "assignments.accept": _r("own", O, P, A),
     "assignments.decline": _r("own", O, P, A),

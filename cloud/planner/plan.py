@@ -11,7 +11,8 @@ Pipeline (each step its own module):
    ``scipy.optimize.milp`` / HiGHS); exact in one MILP for up to ``exact_max_jobs``
    jobs; finally :func:`greedy.greedy_repair` moves any job with unmet volume to a site
    where it gains hours;
-6. :mod:`reasons` — one reason per job with unmet volume.
+6. :mod:`reasons` — one reason per job with unmet volume, explained by :mod:`explain`
+   (the rule and numbers that failed for the nearest candidates the requester may see).
 """
 
 from __future__ import annotations
@@ -271,6 +272,7 @@ def plan_takeover(
             residual_h=residual,
             rules=context.rules,
             requester_firm_id=context.requester_firm_id,
+            context=context,
         )
         unmet_by_job = dict(zip(unmet_rows.tolist(), explained))
 

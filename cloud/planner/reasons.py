@@ -15,10 +15,12 @@ from numpy.typing import NDArray
 
 from renkei.cloud.planner.compat import RULE_CODES, RuleCode, check_compat
 from renkei.cloud.planner.compat_matrix import DemandArrays, rule_failure_masks
+from renkei.cloud.planner.explain import Explanation, nearest_candidates
 from renkei.cloud.planner.fleet import Fleet
 from renkei.cloud.planner.geo import haversine_km_array
 from renkei.cloud.planner.result import CompatibleMachines, NearMiss, Unmet, UnmetReason
-from renkei.cloud.planner.types import CompatRules, MoldSpec
+from renkei.cloud.planner.shortfall import Shortfall, capacity_shortfall, sharing_shortfall
+from renkei.cloud.planner.types import CompatRules, MoldSpec, PlanContext
 
 __all__ = ["UnmetRows", "explain_unmet"]
 
@@ -60,8 +62,9 @@ def explain_unmet(
     residual_h: NDArray[np.float64],
     rules: CompatRules,
     requester_firm_id: str,
+    context: PlanContext,
 ) -> list[Unmet]:
-    """One :class:`Unmet` per row.
+    """One :class:`Unmet` per row, each with its :class:`~renkei.cloud.planner.explain.Explanation`.
 
     Args:
         rows: the jobs with unmet volume.
@@ -69,6 +72,7 @@ def explain_unmet(
         residual_h: spare hours per machine left after the plan.
         rules: the compatibility tunables (for the rule masks and messages).
         requester_firm_id: for the messages.
+        context: the plan's context (origin site and zones, for the explanations).
     """
     st = fleet.status
     eligible = st.eligible
@@ -79,6 +83,7 @@ def explain_unmet(
         (m.astype(np.int32) for m in masks.values()),
         np.zeros(rows.compatible.shape, dtype=np.int32),
     )
+    at_origin = np.array([m.site_id == context.origin_site_id for m in fleet.machines], np.bool_)
     out: list[Unmet] = []
     for r in range(len(rows.job_index)):
         comp = rows.compatible[r]
@@ -90,6 +95,7 @@ def explain_unmet(
             stopped=int((comp & st.stopped).sum()),
         )
         reason: UnmetReason
+        facts: list[Shortfall] = []
         if not comp.any():
             reason = "no_compatible_machine"
             detail = "no machine passes every compatibility rule"
@@ -106,6 +112,13 @@ def explain_unmet(
                 f"site (largest spare before planning: {site_cap.max():.1f} h, needed "
                 f"{rows.hours[r] + rows.covered_hours[r]:.1f} h)"
             )
+            facts.append(
+                capacity_shortfall(
+                    needed_h=float(rows.hours[r]),
+                    best_site_h=float(residual_h[left].sum()),
+                    sites=int((site_cap > 0).sum()),
+                )
+            )
         elif counts.not_shared > 0:
             reason = "not_shared"
             firms = {fleet.machines[k].firm_id for k in np.flatnonzero(comp & not_shared)}
@@ -113,6 +126,7 @@ def explain_unmet(
                 f"{counts.not_shared} compatible machines at {len(firms)} firms that do not "
                 f"share with {requester_firm_id}"
             )
+            facts.append(sharing_shortfall(machines=counts.not_shared, firms=len(firms)))
         else:
             reason = "only_inside_zone"
             detail = (
@@ -123,6 +137,23 @@ def explain_unmet(
             n = int(masks[code][r].sum())
             if n:
                 rule_counts[code] = n
+        pool = st.shared & ~masks["process"][r] & ~elig & ~at_origin
+        site = fleet.machine_site
+        dist = haversine_km_array(
+            rows.lat_deg[r], rows.lon_deg[r], fleet.site_lat_deg[site], fleet.site_lon_deg[site]
+        )
+        candidates = nearest_candidates(
+            mold=rows.molds[r],
+            certifications=rows.certifications[r],
+            fleet=fleet,
+            pool=pool,
+            n_fail=n_fail[r],
+            distance_km=dist,
+            rules=rules,
+            context=context,
+        )
+        if not candidates and not facts:
+            facts.append(Shortfall(rule="sharing", quantity="no_candidate", comparison="none"))
         out.append(
             Unmet(
                 reason=reason,
@@ -132,6 +163,9 @@ def explain_unmet(
                 compatible=counts,
                 rule_failure_counts=rule_counts,
                 near_misses=_near_misses(rows, r, fleet, masks["process"][r], n_fail[r], rules),
+                explanation=Explanation(
+                    reason=reason, shortfalls=tuple(facts), candidates=candidates
+                ),
             )
         )
     return out

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from renkei.cloud.planner.compat import RuleCode, RuleFailure
+from renkei.cloud.planner.explain import Explanation
 from renkei.cloud.planner.milp import StageResult
 
 __all__ = [
@@ -112,7 +113,10 @@ class Unmet:
         rule_failure_counts: per rule code, how many of the input machines fail it
             (a machine failing two rules counts under both).
         near_misses: up to three non-stopped machines of the right process failing the
-            fewest rules (nearest first on ties).
+            fewest rules (nearest first on ties), *any* firm's (for diagnostics; not
+            for the requester's eyes — use ``explanation``).
+        explanation: the failed rules with their numbers for the nearest candidates the
+            requester may see (:mod:`renkei.cloud.planner.explain`).
     """
 
     reason: UnmetReason
@@ -122,6 +126,7 @@ class Unmet:
     compatible: CompatibleMachines
     rule_failure_counts: Mapping[RuleCode, int] = field(default_factory=dict)
     near_misses: tuple[NearMiss, ...] = ()
+    explanation: Explanation | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Enum,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -160,6 +162,9 @@ class AssignmentStatus(enum.StrEnum):
     DECLINED = "declined"
     WITHDRAWN = "withdrawn"
     """Replaced by a later plan revision before the partner answered."""
+    DRILL = "drill"
+    """Planned in a disaster drill: shown to the requester only, never offered to the
+    partner, holds no hours and cannot be answered."""
 
 
 class TakeoverRequest(Base):
@@ -167,6 +172,11 @@ class TakeoverRequest(Base):
 
     ``revision`` counts plan computations (1 = first plan; every decline that frees
     volume re-plans it). ``summary`` holds the latest plan's statistics and coverage.
+
+    ``drill``: a disaster drill (rehearsal): planned like a real request, but its
+    assignments have status ``drill`` — partners are not offered or told anything and no
+    hours are held or booked. ``promoted_to`` is the real request a drill was turned into
+    (the drill is then closed).
     """
 
     __tablename__ = "takeover_request"
@@ -189,6 +199,8 @@ class TakeoverRequest(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     created_by: Mapped[str] = mapped_column(String(32), default="")
+    drill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    promoted_to: Mapped[str | None] = mapped_column(String(64), default=None)
 
     jobs: Mapped[list[TakeoverJob]] = relationship(
         back_populates="request", cascade="all, delete-orphan", order_by="TakeoverJob.job_id"

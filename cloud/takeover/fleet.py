@@ -59,6 +59,9 @@ class Fleet:
             place volume.
         shared_machines: plannable machines (own + shared); skipped_machines: registry
             rows the planner cannot use.
+        detail_firm_ids: sharing firms whose view for the requester has machine detail
+            (the requester sees their machine ids and figures in explanations).
+        machine_class: capability class id of every plannable machine.
     """
 
     requester_firm_id: str
@@ -72,6 +75,8 @@ class Fleet:
     shared_machines: int = 0
     skipped_machines: int = 0
     solver: SolverSettings = field(default_factory=SolverSettings)
+    detail_firm_ids: frozenset[str] = frozenset()
+    machine_class: dict[str, str] = field(default_factory=dict)
 
 
 def _midnight(day: date) -> datetime:
@@ -98,6 +103,7 @@ def load_fleet(
     views = views_for(session, viewer_firm_id=requester, now=now)
     specs: list[MachineSpec] = []
     plannable: list[str] = []
+    classes: dict[str, str] = {}
     skipped = 0
     rows = session.execute(
         select(Machine, Site)
@@ -120,6 +126,7 @@ def load_fleet(
             continue
         if shared:
             plannable.append(machine.id)
+            classes[machine.id] = class_id
     spare_h: dict[str, float] = {}
     days = (request.window_end - request.window_start).days
     if plannable and days > 0:
@@ -165,4 +172,6 @@ def load_fleet(
         disrupted_site_ids=frozenset(stopped | {masked_id(s) for s in stopped}),
         shared_machines=len(plannable),
         skipped_machines=skipped,
+        detail_firm_ids=frozenset(f for f, v in views.items() if v.machine_detail),
+        machine_class=classes,
     )

@@ -16,7 +16,13 @@ exclusions) group, sharing the spare hours in that order.
 Unmet reasons are the planner's (``no_compatible_machine``, ``no_capacity``,
 ``not_shared``, ``only_inside_zone``), except that a pinned job's
 ``no_compatible_machine`` reads ``no_capacity``: its mold already runs at that site, so
-what is missing is capacity there.
+what is missing is capacity there. Each unmet entry also stores the planner's
+explanation (failed rules and numbers of the nearest candidates), narrowed by
+:mod:`renkei.cloud.takeover.disclose` to what the requester may see.
+
+A drill (``TakeoverRequest.drill``) is planned the same way, but its new assignments get
+status ``drill`` instead of ``proposed`` (:func:`live_statuses`): never offered, holding
+no hours (:func:`~renkei.cloud.takeover.fleet.load_fleet` holds only ``proposed`` ones).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +42,7 @@ from renkei.cloud.planner import (
     PlanContext,
     plan_takeover,
 )
+from renkei.cloud.planner.explain import Explanation
 from renkei.cloud.registry import (
     AssignmentStatus,
     Mold,
@@ -49,6 +56,7 @@ from renkei.cloud.takeover.convert import (
     mold_spec,
     planner_job,
 )
+from renkei.cloud.takeover.disclose import disclose, with_classes
 from renkei.cloud.takeover.fleet import Fleet, load_fleet
 
 if TYPE_CHECKING:
@@ -61,6 +69,7 @@ __all__ = [
     "Outcome",
     "Placement",
     "PlanRun",
+    "live_statuses",
     "load_fleet",
     "plan_demands",
     "plan_initial",
@@ -70,6 +79,12 @@ __all__ = [
 
 LIVE = (AssignmentStatus.PROPOSED, AssignmentStatus.ACCEPTED)
 """Assignment statuses that hold a partner's hours and cover volume."""
+
+
+def live_statuses(request: TakeoverRequest) -> tuple[AssignmentStatus, ...]:
+    """The statuses that cover volume in ``request``: :data:`LIVE`, or ``drill`` in a
+    drill (whose assignments are never offered and hold no hours)."""
+    return (AssignmentStatus.DRILL,) if request.drill else LIVE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,12 +121,14 @@ class Placement:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Outcome:
-    """What a run did for one demand: parts newly covered, the rest and why."""
+    """What a run did for one demand: parts newly covered, the rest and why (with the
+    failed rules and numbers of the nearest candidates the requester may see)."""
 
     job_id: str
     covered_parts: int
     unmet_parts: int
     reason: str | None
+    explanation: Explanation | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,11 +228,15 @@ def plan_demands(fleet: Fleet, demands: Sequence[Demand], molds: Mapping[str, Mo
             if pin is not None and why == "no_compatible_machine":
                 why = "no_capacity"
             unmet = o.needed_parts - o.covered_parts
+            why_unmet = (why or "no_capacity") if unmet > 0 else None
             outcomes[o.job_id] = Outcome(
                 job_id=o.job_id,
                 covered_parts=o.covered_parts,
                 unmet_parts=unmet,
-                reason=(why or "no_capacity") if unmet > 0 else None,
+                reason=why_unmet,
+                explanation=_explained(fleet, o.unmet.explanation, why_unmet)
+                if o.unmet is not None and why_unmet is not None
+                else None,
             )
     return PlanRun(
         placements=tuple(placements),
@@ -223,6 +244,18 @@ def plan_demands(fleet: Fleet, demands: Sequence[Demand], molds: Mapping[str, Mo
         time_s=time.perf_counter() - t0,
         exact=exact,
         planner_calls=calls,
+    )
+
+
+def _explained(fleet: Fleet, e: Explanation | None, reason: str) -> Explanation | None:
+    """The planner's explanation as the requester may see it (:mod:`.disclose`)."""
+    if e is None:
+        return None
+    return disclose(
+        with_classes(replace(e, reason=reason), fleet.machine_class),
+        requester_firm_id=fleet.requester_firm_id,
+        sharing_firm_ids=fleet.sharing_firm_ids,
+        detail_firm_ids=fleet.detail_firm_ids,
     )
 
 
@@ -246,12 +279,12 @@ def _apply(request: TakeoverRequest, fleet: Fleet, run: PlanRun, *, now: datetim
                 parts=p.parts,
                 transport_km=p.distance_km,
                 revision=request.revision,
-                status=AssignmentStatus.PROPOSED,
+                status=AssignmentStatus.DRILL if request.drill else AssignmentStatus.PROPOSED,
             )
         )
     covered: dict[str, int] = defaultdict(int)
     for a in request.assignments:
-        if a.status in LIVE:
+        if a.status in live_statuses(request):
             covered[a.job_id] += a.parts
     for job in request.jobs:
         job.covered_parts = covered[job.job_id]
@@ -261,6 +294,8 @@ def _apply(request: TakeoverRequest, fleet: Fleet, run: PlanRun, *, now: datetim
             job.unmet = []
         elif out is not None and out.reason is not None:
             job.unmet = [{"parts": rest, "reason": out.reason}]
+            if out.explanation is not None:
+                job.unmet[0]["explanation"] = out.explanation.to_json()
         # else: not re-planned in this run (keeps its previous reason)
     refresh_summary(
         request,
@@ -314,7 +349,7 @@ def replan(
     demands = []
     for j in request.jobs:
         mine = by_job[j.job_id]
-        live = [a for a in mine if a.status in LIVE]
+        live = [a for a in mine if a.status in live_statuses(request)]
         accepted = [a for a in live if a.status is AssignmentStatus.ACCEPTED]
         pin = (accepted or live)[0].site_id if live else None
         demands.append(
@@ -372,7 +407,7 @@ def refresh_summary(request: TakeoverRequest, *, plan: dict[str, Any] | None = N
     partners: set[str] = set()
     for a in request.assignments:
         counts[a.status.value] += 1
-        if a.status in LIVE:
+        if a.status in live_statuses(request):
             moves[a.job_id, a.site_id] = a.transport_km
             if a.partner_firm_id != request.firm_id:
                 partners.add(a.partner_firm_id)

@@ -151,7 +151,10 @@ def test_full_story_declare_plan_accept_decline_replan(rig: ApiRig) -> None:
         "summary",
         "jobs",
         "assignments",
+        "drill",
+        "promoted_to",
     }
+    assert plan["drill"] is False and plan["promoted_to"] is None
     assert plan["id"] == "tko-1" and plan["revision"] == 1 and plan["status"] == "open"
     assert plan["origin_site_id"] == "A-s1" and plan["disruption_id"] == disruption
     jobs = by_job(plan)

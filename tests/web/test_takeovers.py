@@ -77,6 +77,9 @@ def test_disrupted_operator_sees_plan_with_unmet_reasons(live: Live, page: Brows
             li = tr.find_element("css selector", f'li[data-reason="{u["reason"]}"]')
             assert li.text.startswith(f"{u['parts']:,} pcs: ")
             assert REASONS_EN[u["reason"]] in li.text
+            # the explanation: job-level facts and the nearest candidates, with numbers
+            for x in u["explanation"]["shortfalls"] + u["explanation"]["candidates"]:
+                assert x["text"]["en"] in li.text
     for a in plan["assignments"]:
         tr = page.find(f'#takeover-plan tr[data-assignment-id="{a["id"]}"]')
         assert tr.get_attribute("data-status") == "proposed"
@@ -92,6 +95,11 @@ def test_disrupted_operator_sees_plan_with_unmet_reasons(live: Live, page: Brows
         assert text in page.text(f'#takeover-plan li[data-reason="{reason}"]'), reason
     assert "回答待ち" in page.text("#takeover-plan tr[data-assignment-id]")
     assert "個：" in page.text("#takeover-plan li[data-reason]")
+    for job in plan["jobs"]:
+        for u in job["unmet"]:
+            shown = page.text(f'#takeover-plan tr[data-job-id="{job["job_id"]}"] li[data-reason]')
+            for x in u["explanation"]["shortfalls"] + u["explanation"]["candidates"]:
+                assert x["text"]["ja"] in shown, x["text"]
     assert page.console_problems() == []
 
 

@@ -4,7 +4,8 @@
   machines, with what the partner needs to prepare: the requester, the part, the mold's
   dimensions and process-relevant attributes (never the requester's process settings),
   machine, hours, parts, window and due date. Each requester firm whose data is listed
-  gets one audit row (action ``takeover.assignment``).
+  gets one audit row (action ``takeover.assignment``). A drill's assignments (status
+  ``drill``) were never offered: they are not listed, and answering one is 404.
 - ``POST /firms/{firm_id}/assignments/{id}/accept`` and ``.../decline`` (body
   ``{"note"?: str}``): answer a ``proposed`` assignment. 404 if it is not on this firm's
   machines, 409 if it is not ``proposed`` any more or its request is closed. A decline
@@ -214,6 +215,7 @@ def list_assignments(
 ) -> list[AssignmentForPartner]:
     """Assignments on the firm's machines (optionally of one status), newest first."""
     stmt = _query().where(TakeoverAssignment.partner_firm_id == firm_id)
+    stmt = stmt.where(TakeoverAssignment.status != AssignmentStatus.DRILL)  # never offered
     if status is not None:
         stmt = stmt.where(TakeoverAssignment.status == status)
     stmt = stmt.order_by(TakeoverAssignment.id.desc())
@@ -255,7 +257,7 @@ def _answer(
     now: datetime,
 ) -> AssignmentForPartner:
     a = session.get(TakeoverAssignment, assignment_id)
-    if a is None or a.partner_firm_id != firm_id:
+    if a is None or a.partner_firm_id != firm_id or a.status is AssignmentStatus.DRILL:
         raise NotFound(f"no assignment {assignment_id} on machines of firm {firm_id!r}")
     req = session.get(TakeoverRequest, a.request_id, with_for_update=True)
     assert req is not None  # FK

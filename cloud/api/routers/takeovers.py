@@ -8,6 +8,19 @@
 - ``POST .../{id}/replan``: re-plan every job's remaining volume (declined or never
   covered); accepted and proposed assignments stay (new revision).
 - ``POST .../{id}/close``: close the request; unanswered proposals are withdrawn.
+- ``POST .../{id}/promote``: turn a drill into a real request (201; planned anew;
+  :mod:`renkei.cloud.api.routers.drills`).
+
+Drills (``"drill": true`` on create): planned and shown with every reason, but their
+assignments have status ``drill`` — not listed to partners, not answerable, holding and
+booking no hours, and the notification hook skips them (``TakeoverRequest.drill``). A
+re-plan of a drill replaces its plan; promote creates a real request from its jobs through
+the same path as create (planned on current data) and closes the drill (``promoted_to``).
+
+Explanations: every unmet volume carries the failed rules and numbers of the nearest
+candidates (:mod:`renkei.cloud.planner.explain`), narrowed at read time to what the
+partners' current sharing views disclose (:mod:`renkei.cloud.takeover.disclose`), rendered
+in English and Japanese (:mod:`renkei.cloud.planner.wording`).
 
 Planning: :mod:`renkei.cloud.takeover.service` (sharing policies, disrupted zones, spare hours,
 the planner). Partners answer with ``/firms/{partner}/assignments/{id}/accept|decline``
@@ -16,15 +29,17 @@ the planner). Partners answer with ``/firms/{partner}/assignments/{id}/accept|de
 Disclosure: an assignment names the partner firm, its site, hours, parts and transport
 distance; the machine id only when the partner's sharing view for the requester has
 ``machine_detail`` (or the partner is the requester itself). Every response carrying
-assignments writes one audit row (action ``takeover.plan``) per partner firm shown.
+assignments or explanation candidates writes one audit row (action ``takeover.plan``) per
+partner firm shown.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
@@ -33,6 +48,7 @@ from sqlalchemy.orm import Session
 from renkei.cloud.api import audit
 from renkei.cloud.api.deps import ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
 from renkei.cloud.api.errors import Conflict, Invalid, NotFound
+from renkei.cloud.api.explanations import explanation_public, stored_explanation
 from renkei.cloud.api.params import FirmIdPath, TakeoverIdPath
 from renkei.cloud.api.schemas.takeovers import (
     TakeoverAssignmentPublic,
@@ -43,6 +59,7 @@ from renkei.cloud.api.schemas.takeovers import (
     UnmetPublic,
 )
 from renkei.cloud.capacity.policy import views_for
+from renkei.cloud.planner.explain import Explanation
 from renkei.cloud.registry import (
     AssignmentStatus,
     Disruption,
@@ -59,6 +76,7 @@ from renkei.cloud.takeover import plan_initial, refresh_summary, replan
 from renkei.cloud.takeover.convert import needed_parts, weekly_parts
 
 router = APIRouter(tags=["takeovers"])
+log = logging.getLogger(__name__)
 
 MAX_WINDOW_DAYS = 366
 """Longest request window (days)."""
@@ -106,7 +124,16 @@ def takeover_public(
     (one per partner firm shown, and one for the requester if the caller is another
     firm's admin)."""
     views = views_for(session, viewer_firm_id=req.firm_id, now=now)
-    partner_ids = sorted({a.partner_firm_id for a in req.assignments})
+    explained: dict[tuple[str, int], Explanation] = {}
+    named: dict[str, list[str]] = defaultdict(list)  # firm -> jobs whose candidates name it
+    for j in req.jobs:
+        for i, u in enumerate(j.unmet):
+            e = stored_explanation(req, u, views)
+            if e is not None:
+                explained[j.job_id, i] = e
+                for c in e.candidates:
+                    named[c.firm_id].append(j.job_id)
+    partner_ids = sorted({a.partner_firm_id for a in req.assignments} | set(named))
     names = {f.id: f.name for f in session.scalars(select(Firm).where(Firm.id.in_(partner_ids)))}
 
     def detail_ok(partner: str) -> bool:
@@ -143,22 +170,35 @@ def takeover_public(
             needed_parts=j.needed_parts,
             covered_parts=j.covered_parts,
             accepted_parts=accepted[j.job_id],
-            unmet=[UnmetPublic(parts=int(u["parts"]), reason=str(u["reason"])) for u in j.unmet],
+            unmet=[
+                UnmetPublic(
+                    parts=int(u["parts"]),
+                    reason=str(u["reason"]),
+                    explanation=explanation_public(explained[j.job_id, i], names)
+                    if (j.job_id, i) in explained
+                    else None,
+                )
+                for i, u in enumerate(j.unmet)
+            ],
         )
         for j in req.jobs
     ]
-    for partner, ids in shown.items():
+    for partner in sorted(set(shown) | set(named)):
+        detail: dict[str, Any] = {
+            "request_id": req.id,
+            "assignment_ids": shown.get(partner, []),
+            "machine_detail": detail_ok(partner),
+            "drill": req.drill,
+        }
+        if partner in named:
+            detail["explained_job_ids"] = sorted(set(named[partner]))
         audit.record(
             session,
             principal=principal,
             owner_firm_id=partner,
             action="takeover.plan",
             resource=resource,
-            detail={
-                "request_id": req.id,
-                "assignment_ids": ids,
-                "machine_detail": detail_ok(partner),
-            },
+            detail=detail,
             at=now,
         )
     if req.firm_id not in shown:
@@ -168,7 +208,7 @@ def takeover_public(
             owner_firm_id=req.firm_id,
             action="takeover.plan",
             resource=resource,
-            detail={"request_id": req.id},
+            detail={"request_id": req.id, "drill": req.drill},
             at=now,
         )
     return TakeoverPublic(
@@ -183,6 +223,8 @@ def takeover_public(
         summary=req.summary or {},
         jobs=jobs,
         assignments=assignments,
+        drill=req.drill,
+        promoted_to=req.promoted_to,
     )
 
 
@@ -198,11 +240,18 @@ def list_takeovers(
     status: Annotated[
         TakeoverStatus | None, Query(description="Only `open` or only `closed` requests.")
     ] = None,
+    drill: Annotated[
+        bool | None,
+        Query(description="Only drills (`true`) or only real requests (`false`)."),
+    ] = None,
 ) -> list[TakeoverListItem]:
-    """The firm's takeover requests, newest first; optionally only ``open``/``closed``."""
+    """The firm's takeover requests, newest first; optionally only ``open``/``closed``,
+    and only drills (``drill=true``) or only real requests (``drill=false``)."""
     stmt = select(TakeoverRequest).where(TakeoverRequest.firm_id == firm_id)
     if status is not None:
         stmt = stmt.where(TakeoverRequest.status == status)
+    if drill is not None:
+        stmt = stmt.where(TakeoverRequest.drill.is_(drill))
     stmt = stmt.order_by(TakeoverRequest.created_at.desc(), TakeoverRequest.id)
     return [TakeoverListItem.model_validate(r) for r in session.scalars(stmt)]
 
@@ -222,7 +271,8 @@ def create_takeover(
     services: ServicesDep,
     now: ClockDep,
 ) -> TakeoverPublic:
-    """Create a takeover request and plan it (revision 1).
+    """Create a takeover request (or, with ``drill``, a disaster drill) and plan it
+    (revision 1).
 
     Errors:
         409: ``id`` exists; the disruption is not ``confirmed``.
@@ -314,11 +364,16 @@ def create_takeover(
         created_at=now,
         created_by=principal.key_id,
         jobs=jobs,
+        drill=body.drill,
     )
     session.add(req)
     session.flush()
     plan_initial(services.capacity, session, req, now=now)
     session.flush()
+    if req.drill:
+        log.info(
+            "takeover drill %s of firm %s planned by key %s", req.id, firm_id, principal.key_id
+        )
     return takeover_public(session, req, principal=principal, now=now, resource=request.url.path)
 
 
@@ -356,9 +411,13 @@ def replan_takeover(
     now: ClockDep,
 ) -> TakeoverPublic:
     """Re-plan the remaining volume of every job (new revision), e.g. after sharing
-    grants or capacity changed. Errors: 404, 409 (closed)."""
+    grants or capacity changed; a drill is re-planned in full (its previous drill plan is
+    replaced). Errors: 404, 409 (closed)."""
     req = get_request(session, firm_id, request_id, lock=True)
     require_open(req)
+    if req.drill:
+        for a in [a for a in req.assignments if a.status is AssignmentStatus.DRILL]:
+            req.assignments.remove(a)
     replan(services.capacity, session, req, now=now)
     session.flush()
     return takeover_public(session, req, principal=principal, now=now, resource=request.url.path)

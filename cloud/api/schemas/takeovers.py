@@ -16,13 +16,18 @@ from renkei.cloud.api.schemas.common import CreatedAt, WindowEnd, WindowStart
 from renkei.cloud.registry import AssignmentStatus, TakeoverStatus, VolumeUnit
 
 __all__ = [
+    "CandidatePublic",
     "Id",
+    "LocalizedText",
+    "ShortfallPublic",
     "TakeoverAssignmentPublic",
     "TakeoverCreate",
     "TakeoverJobIn",
     "TakeoverJobPublic",
     "TakeoverListItem",
+    "TakeoverPromote",
     "TakeoverPublic",
+    "UnmetExplanationPublic",
     "UnmetPublic",
 ]
 
@@ -137,6 +142,12 @@ class TakeoverCreate(BaseModel):
     jobs: Annotated[list[TakeoverJobIn], Field(min_length=1, max_length=500)] = Field(
         description="The jobs to take over (1-500)."
     )
+    drill: bool = Field(
+        default=False,
+        description="A disaster drill: planned and shown with every reason, but no partner "
+        "is offered or told anything and no hours are held or booked; turn it into a real "
+        "request with POST .../promote.",
+    )
 
 
 class UnmetPublic(BaseModel):
@@ -149,6 +160,11 @@ class UnmetPublic(BaseModel):
         "rule), `no_capacity` (compatible eligible machines are fully used), `not_shared` "
         "(compatible machines are at firms not sharing with the requester) or "
         "`only_inside_zone` (every compatible machine is stopped or inside a disrupted zone)."
+    )
+    explanation: UnmetExplanationPublic | None = Field(
+        default=None,
+        description="The rule and the numbers that failed for the nearest candidates the "
+        "requester may see; null for plans stored before explanations existed.",
     )
 
 
@@ -215,6 +231,13 @@ class TakeoverPublic(BaseModel):
     assignments: list[TakeoverAssignmentPublic] = Field(
         description="Every assignment of every revision, with its status."
     )
+    drill: bool = Field(
+        description="A disaster drill: its assignments have status ``drill`` and were "
+        "never offered to the partners."
+    )
+    promoted_to: str | None = Field(
+        description="For a drill turned into a real request: that request's id; else null."
+    )
 
 
 class TakeoverListItem(BaseModel):
@@ -231,3 +254,101 @@ class TakeoverListItem(BaseModel):
     disruption_id: int | None = Field(description="The disruption it answers, if any.")
     created_at: CreatedAt
     summary: dict[str, Any] = Field(description=_SUMMARY)
+    drill: bool = Field(description="A disaster drill (never offered to partners).")
+    promoted_to: str | None = Field(
+        description="For a drill turned into a real request: that request's id; else null."
+    )
+
+
+class TakeoverPromote(BaseModel):
+    """Turn a drill into a real request (planned anew on current data)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Id | None = Field(
+        default=None,
+        description="Id of the new real request; default generated (``tko-YYYYMMDD-xxxxxxxx``).",
+    )
+
+
+class LocalizedText(BaseModel):
+    """One sentence in each language the web page offers."""
+
+    en: str = Field(description="English.")
+    ja: str = Field(description="Japanese.")
+
+
+class ShortfallPublic(BaseModel):
+    """One failed quantity: what the job required, what the machine offered
+    (:mod:`renkei.cloud.planner.shortfall`)."""
+
+    rule: str = Field(
+        description="The rule: ``clamp_force``, ``tie_bar``, ``mold_height``, "
+        "``shot_weight``, ``locating_ring``, ``resin``, ``certifications``, "
+        "``mold_weight``, ``tonnage``, ``bed``, ``axes``, ``envelope``, ``process``, "
+        "``zone``, ``capacity`` or ``sharing``."
+    )
+    quantity: str = Field(
+        description="What is compared, e.g. ``tie_bar_h`` (mold width vs horizontal "
+        "tie-bar spacing), ``max_mold_height``, ``max_shot_weight``, ``zone_radius``, "
+        "``spare_hours``, ``not_shared_machines``."
+    )
+    comparison: str = Field(
+        description="How ``offered`` must relate to ``required`` to pass: ``at_least`` "
+        "(offered >= required, inclusive), ``at_most`` (offered <= required, inclusive), "
+        "``equal`` (within the rule's tolerance), ``more_than`` (offered > required, "
+        "exclusive), ``includes`` (the site must have ``items``), ``none`` (no figures)."
+    )
+    required: float | None = Field(
+        description="The job's figure in ``unit`` (clamp force incl. margin, mold width, "
+        "zone radius, hours needed ...); null if the rule has none."
+    )
+    offered: float | None = Field(
+        description="The machine's (or site's) figure in ``unit``; null if the rule has "
+        "none or the owner does not share machine detail with the requester."
+    )
+    unit: str = Field(
+        description="``kN``, ``mm``, ``g``, ``kg``, ``axes``, ``km``, ``h`` or empty."
+    )
+    items: list[str] = Field(description="What is missing for ``includes``: resin, certifications.")
+    extras: dict[str, float] = Field(
+        description="Figures of the job and the rules for the sentence: ``margin_pct`` "
+        "(clamp margin, %), ``mold_value`` (the mold's own kN), ``fraction_pct`` (shot "
+        "capacity fraction, %), ``tolerance_mm``, ``sites``, ``machines``, ``firms``."
+    )
+    text: LocalizedText = Field(description="The shortfall as a phrase.")
+
+
+class CandidatePublic(BaseModel):
+    """A machine that nearly takes the job: its own firm's, or a partner's that shares
+    with the requester (never a machine the requester was not granted)."""
+
+    firm_id: str = Field(description="The machine's firm.")
+    firm_name: str = Field(description="The firm's name.")
+    site_id: str = Field(description="The machine's site.")
+    machine_id: str | None = Field(
+        description="Null unless the firm shares machine detail with the requester (or "
+        "is the requester)."
+    )
+    machine_class: str | None = Field(
+        description="Capability class id, e.g. ``injection_molding:1000-2000kN``."
+    )
+    distance_km: float = Field(description="Great-circle km from the mold to the site.")
+    shortfalls: list[ShortfallPublic] = Field(description="Every failed quantity (>= 1).")
+    text: LocalizedText = Field(description="The candidate and its shortfalls as a sentence.")
+
+
+class UnmetExplanationPublic(BaseModel):
+    """Why volume is unmet, with numbers. Candidates: up to 3, at most one per site,
+    ranked by fewest failed rules, then smallest summed relative shortfall, then distance
+    (:mod:`renkei.cloud.planner.explain`)."""
+
+    shortfalls: list[ShortfallPublic] = Field(
+        description="Job-level facts: ``capacity`` (hours needed vs left), ``sharing`` "
+        "(counts of compatible machines at firms that do not share, ``no_candidate``)."
+    )
+    candidates: list[CandidatePublic] = Field(description="The nearest candidates (0..3).")
+    text: LocalizedText = Field(description="The whole explanation as one paragraph.")
+
+
+for _model in (UnmetPublic, TakeoverJobPublic, TakeoverPublic):
+    _model.model_rebuild()

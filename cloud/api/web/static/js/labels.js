@@ -38,6 +38,7 @@ const ASSIGNMENT_STATUSES = {
   accepted: key("assignment_status.accepted"),
   declined: key("assignment_status.declined"),
   withdrawn: key("assignment_status.withdrawn"),
+  drill: key("assignment_status.drill"),
 };
 
 const TAKEOVER_STATUSES = {

@@ -5,7 +5,7 @@
 
 import { api } from "../api.js";
 import { byId, h, replace, table } from "../dom.js";
-import { dayBefore, formatDateRange, formatHours, formatNumber, formatParts, t } from "../i18n.js";
+import { dayBefore, formatDateRange, formatHours, formatNumber, formatParts, language, t } from "../i18n.js";
 import { assignmentStatusLabel, reasonLabel, takeoverStatusLabel } from "../labels.js";
 import { firmPath } from "../state.js";
 import { run } from "../ui.js";
@@ -80,7 +80,12 @@ function renderList() {
       "tr",
       { dataset: { requestId: r.id } },
       h("th", { scope: "row" }, r.id),
-      h("td", {}, h("span", { class: `badge status-${r.status}` }, takeoverStatusLabel(r.status))),
+      h(
+        "td",
+        {},
+        h("span", { class: `badge status-${r.status}` }, takeoverStatusLabel(r.status)),
+        r.drill ? h("span", { class: "badge drill" }, t("takeover.drill")) : null,
+      ),
       h("td", {}, windowText(r)),
       h("td", {}, r.origin_site_id),
       h("td", { class: "num" }, formatNumber(r.revision, 0)),
@@ -107,6 +112,27 @@ function renderList() {
   );
 }
 
+// The API renders each explanation in every language; show the current one.
+function localized(text) {
+  return (text && (text[language()] || text.en)) || "";
+}
+
+// Why volume is unmet, with the numbers: job-level facts, then the nearest candidates.
+function explanationBlock(e) {
+  if (!e) return null;
+  const facts = (e.shortfalls || []).map((s) => h("li", { dataset: { rule: s.rule } }, localized(s.text)));
+  const candidates = (e.candidates || []).map((c) =>
+    h("li", { dataset: { firmId: c.firm_id, siteId: c.site_id } }, localized(c.text)),
+  );
+  return h(
+    "div",
+    { class: "explanation" },
+    facts.length ? h("ul", { class: "facts-list" }, facts) : null,
+    candidates.length ? h("p", { class: "nearest" }, t("takeover.nearest")) : null,
+    candidates.length ? h("ol", { class: "candidates" }, candidates) : null,
+  );
+}
+
 function unmetList(job) {
   const unmet = job.unmet || [];
   if (!unmet.length) return h("span", { class: "ok" }, t("takeover.fully_covered"));
@@ -118,6 +144,7 @@ function unmetList(job) {
         "li",
         { dataset: { reason: u.reason } },
         t("takeover.unmet_item", { parts: formatParts(u.parts), reason: reasonLabel(u.reason) }),
+        explanationBlock(u.explanation),
       ),
     ),
   );
@@ -199,11 +226,12 @@ function renderDetail() {
   const r = detail;
   const c = coverage(r);
   const facts = [
-    [t("takeovers.col_status"), takeoverStatusLabel(r.status)],
+    [t("takeovers.col_status"), takeoverStatusLabel(r.status) + (r.drill ? ` · ${t("takeover.drill")}` : "")],
     [t("takeovers.col_window"), windowText(r)],
     [t("takeovers.col_origin"), r.origin_site_id],
     [t("takeover.disruption"), r.disruption_id ?? "—"],
     [t("takeovers.col_revision"), formatNumber(r.revision, 0)],
+    ...(r.promoted_to ? [[t("takeover.promoted_to"), r.promoted_to]] : []),
     [t("takeover.col_needed"), formatParts(c.needed)],
     [t("takeover.col_covered"), formatParts(c.covered)],
     [t("takeover.col_accepted"), formatParts(c.accepted)],
