@@ -31,7 +31,7 @@ def _should_notify(request: TakeoverRequest) -> bool:
 
     The one place to change if a takeover gains other silent modes.
     """
-    return not bool(getattr(request, "drill", False))
+    return not request.drill
 
 
 def _name(session: Session, firm_id: str) -> str:
