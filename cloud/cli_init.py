@@ -221,9 +221,10 @@ def init_command(
 ) -> None:
     """Create the first firm, its first site and an admin API key on an empty registry.
 
-    Prints how to sign in to the partner web page and call the API. Refuses (exit 1) a
-    registry that already holds a firm, unless --if-empty (do nothing) or
-    --extra-admin-key (one more admin key of --firm-id).
+    Prints how to sign in to the partner web page and call the API.
+
+    Refuses (exit 1) a registry that already holds a firm, unless --if-empty (then it does
+    nothing) or --extra-admin-key (one more admin key of --firm-id).
     """
     from renkei.cloud.api.settings import load_api_settings  # lazy: the API package is heavy
 
@@ -313,7 +314,8 @@ def init_command(
             except RegistryAlreadyInitialised:  # another init won the race
                 raise _fail(_TEXT["already"][language].format(count=1), 1) from None
     except SQLAlchemyError as exc:
-        raise _fail(f"renkei cloud init: registry database: {exc}", 1) from None
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise _fail(f"renkei cloud init: registry database: {first_line}", 1) from None
     finally:
         engine.dispose()
     say("created", firm=done.firm_id, name=firm.name, site=done.site_id)

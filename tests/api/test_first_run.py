@@ -200,3 +200,13 @@ def test_short_admin_token_is_refused_without_echoing_it(
     code, out, err = in_process(db, monkeypatch, *INIT, "--admin-token", "short-secret")
     assert code == 2 and "--admin-token" in err
     assert "short-secret" not in out + err and err.count("\n") == 1
+
+
+def test_unreachable_registry_is_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RENKEI_API_DATABASE_URL", "postgresql+psycopg://u:Pw9secretX@127.0.0.1:1/r")
+    result = CliRunner().invoke(cloud_app, ["init", *INIT])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "registry database" in result.stderr
+    assert "Pw9secretX" not in result.stdout + result.stderr
