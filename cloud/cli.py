@@ -1,5 +1,6 @@
 """``renkei cloud ...`` commands (typer). Mounted by ``renkei.cli`` as ``renkei cloud``.
 
+- ``init``: the first firm, site and admin key of an empty registry;
 - ``ingest``: MQTT -> InfluxDB ingest worker; ``api``: the registry/sharing/takeover API and
   the partner web page; ``watch``: gateway states and suspected disruptions (Last Will);
   ``rollout``: advances model deployments (and writes their outcomes, ``model_deploy``);
@@ -193,16 +194,16 @@ def api(
     Configured by ``RENKEI_API_*`` variables (see ``renkei.cloud.api.ApiSettings``), e.g.
     ``RENKEI_API_DATABASE_URL=postgresql+psycopg://...``; the schema is migrated first.
     """
-    from renkei.cloud.api import ApiSettings
     from renkei.cloud.api.serve import serve
+    from renkei.cloud.api.settings import load_api_settings
 
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        settings = ApiSettings()
-    except ValidationError as exc:
-        typer.echo(f"invalid configuration (RENKEI_API_*): {exc}", err=True)
+        settings = load_api_settings()
+    except ConfigError as exc:
+        typer.echo(f"invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
     serve(settings, host=host, port=port, log_level=log_level)
 
@@ -253,7 +254,7 @@ def capacity_publish(
     """
     from sqlalchemy.exc import SQLAlchemyError
 
-    from renkei.cloud.api.settings import ApiSettings
+    from renkei.cloud.api.settings import load_api_settings
     from renkei.cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
     from renkei.cloud.registry import make_engine
 
@@ -286,7 +287,7 @@ def capacity_publish(
         influx_settings = influx_settings_from_options(
             url=influx, database=database, token=token, username=username, password=password
         )
-        api_settings = ApiSettings(
+        api_settings = load_api_settings(
             influx_url=influx_settings.url,
             influx_database=influx_settings.database,
             influx_token=influx_settings.token,
@@ -295,9 +296,6 @@ def capacity_publish(
         )
         if database_url:
             api_settings = api_settings.model_copy(update={"database_url": database_url})
-    except ValidationError as exc:
-        typer.echo(f"invalid configuration (RENKEI_API_*): {exc}", err=True)
-        raise typer.Exit(2) from None
     except ConfigError as exc:
         typer.echo(f"invalid configuration: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -381,3 +379,14 @@ def _register_broker_acl() -> None:
 
 
 _register_broker_acl()
+
+
+def _register_init() -> None:
+    """``renkei cloud init`` (:mod:`renkei.cloud.cli_init`): the first firm, site and admin
+    key of an empty registry."""
+    from renkei.cloud.cli_init import init_command
+
+    app.command("init")(init_command)
+
+
+_register_init()

@@ -10,7 +10,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy import Engine
 from sqlalchemy.orm import sessionmaker
 
-from renkei.cloud.api import errors
+from renkei.cloud.api import docs, errors
 from renkei.cloud.api.deps import AppState
 from renkei.cloud.api.limits import BodyLimit
 from renkei.cloud.api.routers import ROUTERS
@@ -60,7 +60,10 @@ def create_app(
         title="Renkei API",
         version="1",
         summary="Spare-capacity sharing between partner firms and disaster takeover planning.",
+        docs_url=None,  # served from local files by renkei.cloud.api.docs (works offline)
+        redoc_url=None,
     )
+    docs.mount(app, title=app.title)
     sessions = sessionmaker(engine, expire_on_commit=False)
     app.state.renkei = AppState(
         settings=settings,

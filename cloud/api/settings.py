@@ -1,17 +1,28 @@
-"""Settings of ``renkei cloud api``, parsed once from the environment (``RENKEI_API_*``)."""
+"""Settings of ``renkei cloud api``, parsed once from the environment (``RENKEI_API_*``).
+
+Commands read them with :func:`load_api_settings`, which turns a bad value into one
+:class:`~renkei.core.errors.ConfigError` line per variable (name, value, what was
+expected) instead of pydantic's report.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from renkei.cloud.capacity import DEFAULT_TIMEZONE, ShiftCalendar
 from renkei.cloud.capacity.context import CapacitySettings
 from renkei.cloud.store.influx import InfluxSettings
+from renkei.core.errors import ConfigError
 
-__all__ = ["ApiSettings"]
+__all__ = ["ENV_PREFIX", "ApiSettings", "load_api_settings"]
+
+ENV_PREFIX = "RENKEI_API_"
 
 DayHours = Annotated[float, Field(ge=0, le=24)]
 
@@ -57,7 +68,7 @@ class ApiSettings(BaseSettings):
             only (``renkei cloud api``; default loopback).
     """
 
-    model_config = SettingsConfigDict(env_prefix="RENKEI_API_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
     database_url: str = "sqlite:///renkei-registry.sqlite3"
     influx_url: str | None = None
@@ -110,3 +121,60 @@ class ApiSettings(BaseSettings):
             capacity_cache_s=self.capacity_cache_s,
             influx=influx,
         )
+
+
+#: What a field expects, where pydantic's own words would not say it in one line.
+_EXPECTED = {
+    "default_weekly_hours": "a JSON array of 7 numbers 0..24 (scheduled hours Monday..Sunday), "
+    "e.g. [16,16,16,16,16,0,0]",
+}
+_SECRET_FIELDS = frozenset({"influx_token", "influx_password"})
+_FIELD_IN_SETTINGS_ERROR = re.compile(r'field "([a-z_]+)"')
+
+
+def load_api_settings(**overrides: Any) -> ApiSettings:
+    """:class:`ApiSettings` from the environment, ``overrides`` (field values given by the
+    caller, e.g. command-line options) taking precedence.
+
+    Raises:
+        ConfigError: a bad value; the message has one line per bad variable:
+            ``RENKEI_API_HORIZON_DAYS='3': expected greater than or equal to 7``
+            (secret values are never quoted).
+    """
+    environ = os.environ
+    try:
+        return ApiSettings(**overrides)
+    except ValidationError as exc:
+        by_field: dict[str, list[str]] = {}
+        for error in exc.errors(include_url=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            expected = (
+                str(error["msg"]).removeprefix("Input should be ").removeprefix("Value error, ")
+            )
+            if error["type"] == "missing":
+                expected = "more values"
+            by_field.setdefault(field, [])
+            if expected not in by_field[field]:
+                by_field[field].append(expected)
+        lines = [
+            _line(field, environ, overrides, _EXPECTED.get(field) or "; ".join(expected))
+            for field, expected in by_field.items()
+        ]
+        raise ConfigError("\n".join(lines)) from None
+    except SettingsError as exc:  # a list/tuple field whose value is not JSON
+        match = _FIELD_IN_SETTINGS_ERROR.search(str(exc))
+        field = match.group(1) if match else ""
+        raise ConfigError(
+            _line(field, environ, overrides, _EXPECTED.get(field, "valid JSON"))
+        ) from None
+
+
+def _line(field: str, env: Mapping[str, str], overrides: Mapping[str, Any], expected: str) -> str:
+    """``NAME=value: expected ...`` of one bad field (the value masked if secret)."""
+    name = ENV_PREFIX + field.upper()
+    if field in overrides:
+        name, value = field, overrides[field]
+    else:
+        value = env.get(name, "")
+    shown = "<hidden>" if field in _SECRET_FIELDS else repr(value)
+    return f"{name}={shown}: expected {expected}"

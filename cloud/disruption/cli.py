@@ -58,7 +58,7 @@ def watch_command(
     log_level: Annotated[str, typer.Option(envvar="RENKEI_LOG_LEVEL")] = "INFO",
 ) -> None:
     """Watch gateway birth / Last Will states and raise suspected disruptions."""
-    from renkei.cloud.api.settings import ApiSettings
+    from renkei.cloud.api.settings import load_api_settings
     from renkei.cloud.disruption.suspect import SuspectRules
     from renkei.cloud.disruption.watch import DisruptionWatcher, WatchSettings
     from renkei.cloud.registry import make_engine
@@ -68,7 +68,7 @@ def watch_command(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        api = ApiSettings()
+        api = load_api_settings()
         if database_url:
             api = api.model_copy(update={"database_url": database_url})
         rules = SuspectRules(

@@ -54,6 +54,7 @@ SERVICES = {
     "influxdb",
     "postgres",
     "grafana",
+    "init",
     "ingest-1",
     "ingest-2",
     "api",
@@ -187,6 +188,24 @@ def test_compose_has_the_production_services() -> None:
     doc = compose()
     assert set(doc["services"]) == SERVICES
     assert doc["services"]["api"]["command"] == ["renkei", "cloud", "api"]
+    # First start: the first firm, site and admin key from .env, once, before the api.
+    init = doc["services"]["init"]
+    assert init["command"] == ["renkei", "cloud", "init", "--if-empty"]
+    assert init["restart"] == "no"
+    assert doc["services"]["api"]["depends_on"]["init"] == {
+        "condition": "service_completed_successfully"
+    }
+    assert init["environment"]["RENKEI_API_DATABASE_URL"] == url_of(doc, "api")
+    for name in (
+        "FIRM_ID",
+        "FIRM_NAME",
+        "REGION",
+        "SITE_NAME",
+        "LATITUDE",
+        "LONGITUDE",
+        "ADMIN_TOKEN",
+    ):
+        assert init["environment"][f"RENKEI_INIT_{name}"] == filled_env()[f"RENKEI_INIT_{name}"]
     assert doc["services"]["watch"]["command"][:3] == ["renkei", "cloud", "watch"]
     for i in (1, 2):
         assert doc["services"][f"ingest-{i}"]["command"] == ["renkei", "cloud", "ingest"]
@@ -206,6 +225,12 @@ def test_compose_has_the_production_services() -> None:
     cloud_extra = pyproject["project"]["optional-dependencies"]["cloud"]
     assert any(d.startswith("psycopg[binary]") for d in cloud_extra)
     assert "--extra cloud" in (REPO / "Dockerfile").read_text()
+
+
+def url_of(doc: Mapping[str, Any], service: str) -> str:
+    """The registry URL a service of the interpolated compose file reads."""
+    url: str = doc["services"][service]["environment"]["RENKEI_API_DATABASE_URL"]
+    return url
 
 
 def test_every_referenced_file_exists() -> None:
@@ -462,6 +487,42 @@ def test_grafana_is_provisioned_from_the_dashboards_directory() -> None:
         target = provider["options"]["path"]
         (source,) = [s for s, t in mounts.items() if t == target]
         assert list((REPO / source).glob("*.json")), f"no dashboards in {source}"
+
+
+def test_init_service_creates_the_first_firm_once_from_env(tmp_path: Path) -> None:
+    """The init service's command and environment, run twice here on a SQLite registry
+    (first start: firm, site and the admin key rk_init_<token>; second: nothing)."""
+    env_file = filled_env() | {
+        "RENKEI_INIT_FIRM_ID": "acme",
+        "RENKEI_INIT_FIRM_NAME": "Acme 工業",
+        "RENKEI_INIT_REGION": "kansai",
+        "RENKEI_INIT_SITE_NAME": "本社工場",
+        "RENKEI_INIT_LATITUDE": "34.69",
+        "RENKEI_INIT_LONGITUDE": "135.50",
+    }
+    svc = compose(env_file)["services"]["init"]
+    db = tmp_path / "registry.sqlite3"
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "200"}
+    env |= {k: str(v) for k, v in svc["environment"].items()}
+    env["RENKEI_API_DATABASE_URL"] = f"sqlite:///{db}"  # instead of the postgres service
+    argv = [sys.executable, "-m", "renkei.cli", *svc["command"][1:]]
+    token = env_file["RENKEI_INIT_ADMIN_TOKEN"]
+    outputs = []
+    for _start in (1, 2):
+        run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        assert token not in run.stdout + run.stderr
+        outputs.append(run.stdout)
+    assert "acme" in outputs[0] and "rk_init_" in outputs[0]
+    assert "nothing to do" in outputs[1]
+    from renkei.cloud.registry import make_engine, session_scope, verify_key
+
+    engine = make_engine(f"sqlite:///{db}")
+    with session_scope(engine) as s:
+        principal = verify_key(s, f"rk_init_{token}")
+        assert principal is not None and principal.firm_id == "acme"
+        assert principal.role.value == "admin"
+    engine.dispose()
 
 
 def _uv() -> list[str]:
