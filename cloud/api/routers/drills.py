@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, Request
 
 from renkei.cloud.api.deps import ClockDep, PrincipalDep, ServicesDep, SessionDep, authorize
 from renkei.cloud.api.errors import Conflict
+from renkei.cloud.api.params import FirmIdPath, TakeoverIdPath
 from renkei.cloud.api.routers.takeovers import get_request, require_open, takeover_public
 from renkei.cloud.api.schemas.takeovers import TakeoverPromote, TakeoverPublic
 from renkei.cloud.registry import (
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
     dependencies=[authorize("takeovers.promote")],
 )
 def promote_takeover(
-    firm_id: str,
-    request_id: str,
+    firm_id: FirmIdPath,
+    request_id: TakeoverIdPath,
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,

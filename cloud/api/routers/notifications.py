@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from renkei.cloud.api.deps import ClockDep, SessionDep, authorize
 from renkei.cloud.api.errors import Invalid
+from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.notify import AlertLine, Notification, alert_texts, enqueue, mask
 from renkei.cloud.registry import (
     DeliveryStatus,
@@ -157,7 +158,7 @@ def _public(row: NotificationSettings | None) -> NotificationSettingsPublic:
     name="notifications.get",
     dependencies=[authorize("notifications.get")],
 )
-def get_settings(firm_id: str, session: SessionDep) -> NotificationSettingsPublic:
+def get_settings(firm_id: FirmIdPath, session: SessionDep) -> NotificationSettingsPublic:
     """The firm's notification settings (secrets masked)."""
     return _public(session.get(NotificationSettings, firm_id))
 
@@ -181,7 +182,7 @@ def _secret(value: SecretStr | None, *, field: str, pattern: re.Pattern[str]) ->
     dependencies=[authorize("notifications.update")],
 )
 def update_settings(
-    firm_id: str, body: NotificationSettingsUpdate, session: SessionDep, now: ClockDep
+    firm_id: FirmIdPath, body: NotificationSettingsUpdate, session: SessionDep, now: ClockDep
 ) -> NotificationSettingsPublic:
     """Change the firm's notification settings; returns them with secrets masked.
 
@@ -225,7 +226,7 @@ def update_settings(
     dependencies=[authorize("notifications.deliveries")],
 )
 def list_deliveries(
-    firm_id: str,
+    firm_id: FirmIdPath,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="Most rows (newest first).")] = 100,
 ) -> list[DeliveryPublic]:
@@ -260,7 +261,7 @@ def _channels(raw: str) -> frozenset[NotificationChannel]:
     dependencies=[authorize("notifications.grafana")],
 )
 def grafana_webhook(
-    firm_id: str,
+    firm_id: FirmIdPath,
     body: GrafanaWebhook,
     session: SessionDep,
     channels: Annotated[
