@@ -18,8 +18,6 @@ from typing import Any, Literal
 import numpy as np
 import onnx
 import onnxruntime as ort
-import skl2onnx
-import sklearn
 from numpy.typing import NDArray
 
 from renkei.core.manifest import (
@@ -79,9 +77,11 @@ def sha256_hex(data: bytes) -> str:
 
 def producer(opset: int) -> dict[str, str]:
     """Library versions that produced a graph (manifest ``producer``)."""
+    from importlib.metadata import version  # not sklearn itself: `renkei` starts in ~1 s
+
     return {
-        "scikit-learn": sklearn.__version__,
-        "skl2onnx": skl2onnx.__version__,
+        "scikit-learn": version("scikit-learn"),
+        "skl2onnx": version("skl2onnx"),
         "onnx": onnx.__version__,
         "onnxruntime": ort.__version__,
         "onnx_opset": str(opset),
