@@ -32,8 +32,12 @@ def _states(cfg: RunStateConfig) -> RunStates:
     return RunStates(signal=cfg.signal, states=states, basis=cfg.basis)
 
 
-def oee_plan(machine: MachineConfig, *, has_model: bool) -> OeePlan:
-    """The OEE plan of ``machine`` (``has_model``: a model scores it, for the quality proxy)."""
+def oee_plan(machine: MachineConfig, *, has_model: bool, time_scale: float = 1.0) -> OeePlan:
+    """The OEE plan of ``machine``.
+
+    ``has_model``: a model scores it (the quality proxy); ``time_scale``: published ms per
+    source ms (``1 / speed`` when the pipeline re-bases a faster-than-real-time source).
+    """
     cfg = machine.oee
     euromap = isinstance(machine.source, OpcuaSourceConfig) and machine.source.preset == (
         "euromap77"
@@ -51,4 +55,5 @@ def oee_plan(machine: MachineConfig, *, has_model: bool) -> OeePlan:
         good_signal=good,
         reject_signal=reject,
         proxy_quality=has_model,
+        time_scale=time_scale,
     )

@@ -178,7 +178,8 @@ class MachinePipeline:
             rul_sink(m, cfg, machine_id=machine.id, check=self.check_model, buffer=self._rul_buffer)
             for cfg, m in rul_models
         ]
-        self._oee = OeeAccumulator(oee_plan(machine, has_model=model is not None))  # pub. time
+        scale = 1.0 / src.speed if self._rebase else 1.0  # OEE is accounted in published time
+        self._oee = OeeAccumulator(oee_plan(machine, has_model=model is not None, time_scale=scale))
         # status for health / live view (the scoring counters are the scorer's)
         self.rows = 0
         self.finished = False

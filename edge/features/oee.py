@@ -65,6 +65,8 @@ class OeePlan:
         nominal_signal: slow signal with the machine's own expected cycle time, s.
         good_signal, reject_signal: slow counter signals of good and rejected parts.
         proxy_quality: use scored rows (anomaly flags) when no counts are reported.
+        time_scale: accounted ms per source ms (``1 / speed`` for a re-based replay or
+            simulation played faster than real time), applied to ideal cycle times.
     """
 
     interval_ms: int = 60_000
@@ -76,6 +78,7 @@ class OeePlan:
     good_signal: str | None = None
     reject_signal: str | None = None
     proxy_quality: bool = True
+    time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.interval_ms <= 0 or self.hold_ms <= 0 or self.grace_ms < 0:
@@ -163,6 +166,7 @@ class OeeAccumulator:
     def add_shots(self, t_ms: Sequence[int]) -> None:
         """Shots (one per machine cycle) at source times ``t_ms``."""
         ideal = self.plan.ideal_cycle_time_s or self._nominal
+        ideal = None if ideal is None else ideal * self.plan.time_scale
         for t in t_ms:
             b = self._bucket(int(t))
             b.shots += 1
