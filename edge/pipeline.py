@@ -13,6 +13,7 @@ Data flow per stream of a :class:`~renkei.edge.sources.base.SampleBlock`:
 - ``slow``: raw rows → ``telemetry`` messages (if enabled); window statistics → features.
 - ``vibration``: waveform → window features (never published raw).
 - ``shot``: one row per shot → ``shot`` messages (raw values + per-shot features).
+- all streams → OEE accounting (:mod:`renkei.edge.features.oee`) → ``oee`` rows.
 
 Completed feature windows (slow and vibration windows of the same end time are merged) go to
 ``features`` messages, are scored by the machine's ONNX model when its inputs are window
@@ -63,11 +64,13 @@ from renkei.edge.config import (
     RulModelConfig,
 )
 from renkei.edge.features import ShotFeatures, Windower, vibration_windower
+from renkei.edge.features.oee import OeeAccumulator
 from renkei.edge.model.inference import AnomalyModel, ModelInputError
 from renkei.edge.model.inputs import InputPlan, InputPlanError, ModelInputs, batch_inputs
 from renkei.edge.model.inputs import plan_inputs as plan_model_inputs
 from renkei.edge.model.rul_sink import RulSink, rul_sink
 from renkei.edge.model.scoring import AnomalyScorer
+from renkei.edge.oee_plan import oee_plan
 from renkei.edge.sources.base import SampleBlock, field_matrix
 from renkei.edge.transport.packing import RowBuffer, event_message
 
@@ -175,6 +178,8 @@ class MachinePipeline:
             rul_sink(m, cfg, machine_id=machine.id, check=self.check_model, buffer=self._rul_buffer)
             for cfg, m in rul_models
         ]
+        scale = 1.0 / src.speed if self._rebase else 1.0  # OEE is accounted in published time
+        self._oee = OeeAccumulator(oee_plan(machine, has_model=model is not None, time_scale=scale))
         # status for health / live view (the scoring counters are the scorer's)
         self.rows = 0
         self.finished = False
@@ -319,6 +324,11 @@ class MachinePipeline:
         if self._t0 is None and self._rebase:
             self._t0 = int(block.t_ms[0])
         self.rows += block.n_samples if block.stream != "vibration" else 0
+        pub = np.array([self._pub_ms(t) for t in block.t_ms.tolist()], dtype=np.int64)
+        self._oee.add_slow(pub, block.fields) if block.stream == "slow" else None
+        self._oee.add_shots(pub.tolist()) if block.stream == "shot" else None
+        self._oee.add_block_times(pub[:1].tolist()) if block.stream == "vibration" else None
+        self._oee_rows(self._oee.close())
         if block.stream == "shot":
             self._process_shots(block)
             return
@@ -361,7 +371,12 @@ class MachinePipeline:
                 self._add_window(stream, row.t_ms, row.values, row.label)
         for key in sorted(self._pending):
             self._emit_window(key)
+        self._oee_rows(self._oee.finish())
         self.finished = True
+
+    def _oee_rows(self, rows: Sequence[tuple[int, dict[str, float]]]) -> None:
+        for t_ms, fields in rows:
+            self._buffers[MachineKind.OEE].add(t_ms, fields)
 
     def _process_shots(self, block: SampleBlock) -> None:
         shots = self._buffers[MachineKind.SHOT]
@@ -427,6 +442,7 @@ class MachinePipeline:
             res = self.scorer.score(row)
             if res is not None:
                 self._buffers[MachineKind.ANOMALY].add(row.t_ms, res.fields())
+                self._oee.add_scored(row.t_ms, flagged=res.is_anomaly)
                 if res.event is not None:
                     ev = res.event
                     self.add_event(row.t_ms, ev.code, ev.severity, ev.message)

@@ -10,6 +10,7 @@ from grafana_foundation_sdk.builders import dashboard
 from grafana_foundation_sdk.models import dashboard as dm
 
 from renkei.core.influx import contract as c
+from renkei.core.oee import BASIS_CODES
 from renkei.dashboards.boards.common import ANOMALY_FLAG, ANOMALY_STATES
 from renkei.dashboards.panels import (
     Board,
@@ -28,27 +29,57 @@ from renkei.dashboards.panels import (
 from renkei.dashboards.queries import Target
 from renkei.dashboards.targets import BY_MACHINE, MACHINE_TAGS, M, series, table
 
-__all__ = ["AVAILABILITY_Q", "PERFORMANCE_Q", "QUALITY_Q", "plant_overview"]
+__all__ = [
+    "AVAILABILITY_Q",
+    "BASIS_Q",
+    "BASIS_TEXT",
+    "PERFORMANCE_Q",
+    "QUALITY_Q",
+    "plant_overview",
+]
 
 # --------------------------------------------------------------------------- OEE queries
 
-#: Availability: share of 1-minute buckets of the range with at least one scored row.
+# Definitions: renkei.core.oee (Nakajima; ISO 22400-2:2014); the gateways account each
+# interval (renkei.edge.features.oee) and the queries sum the ``oee`` rows over the range.
+
+#: Availability = actual production time / planned busy time (ISO 22400 APT / PBT).
 AVAILABILITY_Q: Final = (
-    'SELECT mean("up") AS "availability" FROM ('
-    f'SELECT count("score") / count("score") AS "up" FROM "{c.ANOMALY}" '
-    f"WHERE $timeFilter AND {M} GROUP BY time(1m), {BY_MACHINE} fill(0)"
-    f") GROUP BY {BY_MACHINE}"
+    'SELECT sum("run_s") / sum("planned_s") AS "availability" '
+    f'FROM "{c.OEE}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
 )
-#: Performance: best demonstrated cycle (5th percentile) / mean cycle time.
+#: Performance = ideal cycle time x shots / run time, over intervals with an ideal.
 PERFORMANCE_Q: Final = (
-    'SELECT percentile("cycle_time_s", 5) / mean("cycle_time_s") AS "performance" '
-    f'FROM "{c.SHOT}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
+    'SELECT sum("ideal_s") / sum("ideal_run_s") AS "performance" '
+    f'FROM "{c.OEE}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
 )
-#: Quality: share of scored windows/shots the model did not flag.
+#: Quality = good / (good + reject) parts (or scored rows for the proxy basis).
 QUALITY_Q: Final = (
-    'SELECT 1 - mean("is_anomaly") AS "quality" '
-    f'FROM "{c.ANOMALY}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
+    'SELECT sum("good") / (sum("good") + sum("reject")) AS "quality" '
+    f'FROM "{c.OEE}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
 )
+#: The basis of each component in the range's latest interval (codes: BASIS_CODES).
+BASIS_Q: Final = (
+    'SELECT last("availability_basis") AS "availability_basis", '
+    'last("performance_basis") AS "performance_basis", '
+    'last("quality_basis") AS "quality_basis" '
+    f'FROM "{c.OEE}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
+)
+
+#: Basis code -> (ja / en text, colour): measured bases green, proxies orange.
+BASIS_TEXT: Final = {
+    str(BASIS_CODES["unknown"]): (bi("不明", "unknown"), "text"),
+    str(BASIS_CODES["run_state"]): (bi("稼働信号", "run_state"), "green"),
+    str(BASIS_CODES["status"]): (bi("設備ステータス", "status"), "green"),
+    str(BASIS_CODES["proxy_data_arrival"]): (
+        bi("代替: データ受信", "proxy_data_arrival"),
+        "orange",
+    ),
+    str(BASIS_CODES["mold_registry"]): (bi("金型の理想サイクル", "mold_registry"), "green"),
+    str(BASIS_CODES["machine_nominal"]): (bi("設備の標準サイクル", "machine_nominal"), "green"),
+    str(BASIS_CODES["counts"]): (bi("良品・不良数", "counts"), "green"),
+    str(BASIS_CODES["proxy_anomaly_rate"]): (bi("代替: 異常率", "proxy_anomaly_rate"), "orange"),
+}
 
 
 def plant_overview() -> Board:
@@ -110,8 +141,9 @@ def plant_overview() -> Board:
         .thresholds(thresholds((None, "red"), (0.6, "orange"), (0.85, "green")))
         .display_name("${__field.labels.site} ${__field.labels.machine}"),
         title=bi("OEE(総合設備効率)", "OEE"),
-        description="OEE = availability × performance × quality (Grafana expressions over "
-        "the three factor queries). Machines without shots have no performance and no OEE.",
+        description="OEE = availability × performance × quality (Nakajima; ISO 22400-2), "
+        "Grafana expressions over the three factor queries of the gateways' oee rows. No "
+        "ideal cycle time (mold registry or machine) = no performance and no OEE.",
         targets=oee_targets,
         expressions=[
             expression_reduce("rA", "A", "last", hide=True),
@@ -137,9 +169,10 @@ def plant_overview() -> Board:
         )
         .with_transformation(dm.DataTransformerConfig(id_val="merge", options={})),
         title=bi("OEE 3要素", "OEE factors"),
-        description="Availability: share of 1-minute buckets with at least one scored window "
-        "or shot. Performance: 5th-percentile cycle time / mean cycle time (shots). Quality: "
-        "1 - share of scored windows/shots flagged anomalous.",
+        description="Availability: run time / planned busy time (run-state signal or machine "
+        "status; proxy: time with data). Performance: ideal cycle time × shots / run time. "
+        "Quality: good / (good + reject) parts (proxy: share of unflagged scored rows). "
+        "The basis of each is in the table below.",
         targets=[
             Target("A", AVAILABILITY_Q, ("time", "availability"), "table", tags=MACHINE_TAGS),
             Target("P", PERFORMANCE_Q, ("time", "performance"), "table", tags=MACHINE_TAGS),
@@ -147,6 +180,26 @@ def plant_overview() -> Board:
         ],
         width=16,
         height=9,
+    )
+    b.add(
+        table_panel()
+        .mappings(value_map(BASIS_TEXT))
+        .with_transformation(dm.DataTransformerConfig(id_val="merge", options={})),
+        title=bi("OEE 3要素の根拠", "OEE basis per factor"),
+        description="Where each factor comes from in the latest interval of the range: "
+        "run_state / status / mold_registry / machine_nominal / counts are measured; "
+        "proxy_* are fallbacks (data arrival, anomaly rate); unknown = not available.",
+        targets=[
+            Target(
+                "B",
+                BASIS_Q,
+                ("time", "availability_basis", "performance_basis", "quality_basis"),
+                "table",
+                tags=MACHINE_TAGS,
+            )
+        ],
+        width=24,
+        height=7,
     )
     b.row(bi("異常", "Anomalies"))
     b.add(

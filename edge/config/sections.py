@@ -19,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import MAX_GATEWAY_MACHINES, Level
+from renkei.edge.config.oee import OeeConfig
 from renkei.edge.features.vibration import EnvelopeConfig, VibrationConfig
 from renkei.edge.sources.live.modbus.config import ModbusSourceConfig
 from renkei.edge.sources.live.mtconnect.config import MtconnectSourceConfig
@@ -306,7 +307,8 @@ class MoldConfig(BaseModel):
     shot_count_at_maintenance: Annotated[int, Field(ge=0)] = 0
     """The shot counter (``shot_count`` of the shot stream) at the last maintenance."""
     ideal_cycle_time_s: Annotated[float, Field(gt=0)] | None = None
-    """The mold's nominal cycle time (registry), s; published for OEE performance."""
+    """The mold's nominal cycle time (registry), s, published in ``mold`` rows (OEE
+    performance uses the machine's ``oee.ideal_cycle_time_s``)."""
 
 
 class RulModelConfig(BaseModel):
@@ -362,6 +364,9 @@ class MachineConfig(BaseModel):
     model: ModelConfig | None = None
     models: Annotated[list[RulModelConfig], Field(max_length=8)] = []
     """Remaining-useful-life models (see :class:`RulModelConfig`)."""
+    oee: OeeConfig = OeeConfig()
+    """Where OEE's availability, performance and quality come from
+    (:mod:`renkei.edge.config.oee`); one ``oee`` row per interval."""
     publish_telemetry: bool = True
     """Publish raw slow signals (vibration waveforms are never published, only features)."""
     publish_labels: bool = True

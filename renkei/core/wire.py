@@ -289,6 +289,13 @@ class MachineKind(enum.StrEnum):
     InfluxDB integers, see :data:`INTEGER_FIELDS`), ``remaining_shots`` and optional
     ``remaining_shots_p10``/``_p90`` (shots); tag ``mold``. Contract:
     :mod:`renkei.core.influx.contract` ``mold``."""
+    OEE = "oee"
+    """OEE accounting per interval (:mod:`renkei.edge.features.oee`): seconds per run
+    state (``planned_s``, ``run_s``, ``idle_s``, ``setup_s``, ``down_s``, ``unknown_s``),
+    ``shots``, ``ideal_s``/``ideal_run_s``, ``good``/``reject`` and the basis codes
+    ``availability_basis``, ``performance_basis``, ``quality_basis``
+    (:data:`renkei.core.oee.BASIS_CODES`). Contract: :mod:`renkei.core.influx.contract`
+    ``oee``."""
 
 
 #: Fields that carry whole numbers for a kind: on the wire they are JSON numbers like every

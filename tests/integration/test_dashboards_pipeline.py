@@ -59,6 +59,7 @@ from renkei.cloud.rollout import RolloutController, RolloutSettings
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore
 from renkei.core.influx import contract
 from renkei.core.mqtt import BrokerSettings
+from renkei.core.oee import BASIS_CODES
 from renkei.core.wire import DeployResult, ModelReport, RunningModel, encode, rollout_topic
 from renkei.dashboards.alerts import OFFLINE_BUCKETS, RULES, RuleSpec
 from renkei.dashboards.boards import build_boards
@@ -91,6 +92,7 @@ DETECTABLE = {"imm-heater", "imm-bearing", "imm-cooling"}
 FILL_S = 60.0
 SIM_SPEED = 8.0
 FAULT_START_S = 80.0
+IDEAL_CYCLE_S = 18.0
 
 
 def _now_ms() -> int:
@@ -130,6 +132,8 @@ def _sim(machine: str, line: str, seed: int, fault: str | None, speed: float) ->
         },
         "window_s": 1,
         "model": {"dir": str(REPO / "models" / "artifacts" / "cell-t2")},
+        # the mounted mold's ideal cycle time (registry), 18 s of the simulator's 20 s cycle
+        "oee": {"interval_s": 5, "mold": f"M-{machine}", "ideal_cycle_time_s": IDEAL_CYCLE_S},
     }
 
 
@@ -611,10 +615,20 @@ def test_plant_overview_oee_and_heat_map_values(fill: Fill) -> None:
     runs = run_board(board, _model(board), fill.run, now_ms=fill.end_ms)
     oee_run = next(r for r in runs if r.expressions)
     oee = {dict(n.labels)["machine"]: n.value for n in oee_run.expressions["OEE"]}
-    # OEE exists where all three factors exist: the simulated cells (shots with cycle times).
+    # OEE exists where all three factors exist: the simulated cells (mold ideal cycle time).
     assert set(oee) >= {*FAULTS, *NORMAL}, oee
-    assert "pump-1" not in oee  # SKAB: no shots, hence no performance and no OEE
-    for machine, value in oee.items():
+    assert "pump-1" not in oee  # SKAB: no ideal cycle time, hence no performance and no OEE
+    performance = {dict(n.labels)["machine"]: n.value for n in oee_run.expressions["rP"]}
+    availability = {dict(n.labels)["machine"]: n.value for n in oee_run.expressions["rA"]}
+    for machine in (*FAULTS, *NORMAL):
+        # P = ideal cycle time x shots / run time: shots counted independently from the
+        # stored shot points (up to the last closed interval), ideal in published time.
+        p, a = performance[machine], availability[machine]
+        assert p is not None and a is not None, (performance, availability)
+        assert p == pytest.approx(_expected_performance(fill, machine), rel=1e-9), performance
+        assert 0.7 < p < 0.95, performance  # 18 s ideal vs the simulator's 20 s cycle
+        assert a > 0.95, availability  # data all the time (proxy)
+        value = oee[machine]
         assert value is not None and 0.0 <= value <= 1.0, (machine, value)
     # The machines with a detected fault lose quality (flagged windows), the normal don't.
     quality = {dict(n.labels)["machine"]: n.value for n in oee_run.expressions["rQ"]}
@@ -624,6 +638,19 @@ def test_plant_overview_oee_and_heat_map_values(fill: Fill) -> None:
     for machine in NORMAL:
         q = quality[machine]
         assert q is not None and q > 0.97, quality
+    # Each factor says where it comes from: no run-state signal or counts in the simulator.
+    basis_run = next(r for r in runs if "OEE basis" in r.title)
+    bases = {
+        s["tags"]["machine"]: dict(zip(s["columns"], s["values"][0])) for s in basis_run.answer
+    }
+    for machine in (*FAULTS, *NORMAL):
+        assert bases[machine] == {
+            "time": bases[machine]["time"],
+            "availability_basis": BASIS_CODES["proxy_data_arrival"],
+            "performance_basis": BASIS_CODES["mold_registry"],
+            "quality_basis": BASIS_CODES["proxy_anomaly_rate"],
+        }, bases[machine]
+    assert bases["pump-1"]["performance_basis"] == BASIS_CODES["unknown"], bases
     heat = next(r for r in runs if "heat map" in r.title)
     peak = {
         s["tags"]["machine"]: max(v[1] for v in s["values"] if v[1] is not None)
@@ -635,6 +662,18 @@ def test_plant_overview_oee_and_heat_map_values(fill: Fill) -> None:
     active = {s["tags"]["machine"] for s in alarms.answer}
     assert active >= DETECTABLE, active
     assert not active & set(NORMAL), active
+
+
+def _expected_performance(fill: Fill, machine: str) -> float:
+    where = f"\"machine\"::tag = '{machine}'"
+    (oee,) = fill.run(f'SELECT sum("run_s") FROM "oee" WHERE {where}')
+    run_s = oee["values"][0][1]
+    (last,) = fill.run(f'SELECT last("planned_s") FROM "oee" WHERE {where}')
+    end = last["values"][0][0]
+    (shots,) = fill.run(
+        f'SELECT count("cycle_time_s") FROM "shot" WHERE {where} AND time < {end}ms'
+    )
+    return float(IDEAL_CYCLE_S / SIM_SPEED * shots["values"][0][1] / run_s)
 
 
 def test_deployment_and_capacity_panels_show_what_the_producers_wrote(fill: Fill) -> None:

@@ -157,6 +157,7 @@ def test_topics_and_payloads(normal_run: Run) -> None:
         MachineKind.ANOMALY,
         MachineKind.SHOT,
         MachineKind.LABEL,
+        MachineKind.OEE,
     }
     for topic, payload in normal_run.messages:
         assert (topic.firm, topic.site, topic.area, topic.line, topic.machine) == (

@@ -8,7 +8,7 @@ Two kinds of measurements:
 
 - **Written by the ingest** (:mod:`renkei.cloud.ingest.lineproto`, one point per wire row):
   ``telemetry``, ``features``, ``anomaly``, ``shot``, ``label``, ``event``, ``quality``,
-  ``gateway_state``, ``gateway_health`` and ``ingest_deadletters``.
+  ``gateway_state``, ``gateway_health``, ``oee`` and ``ingest_deadletters``.
 - **Written by other producers**, whose names and fields are fixed here and in
   ``dashboards/README.md``; the functions below produce exactly that line protocol (via
   :func:`renkei.core.influx.lineproto.format_point`), and the producers call them instead of
@@ -50,6 +50,8 @@ __all__ = [
     "LABEL",
     "MODEL_DEPLOY",
     "MOLD",
+    "OEE",
+    "OEE_FIELDS",
     "QUALITY",
     "QUALITY_COUNTERS",
     "RUL",
@@ -58,6 +60,7 @@ __all__ = [
     "MachineTags",
     "model_deploy_point",
     "mold_point",
+    "oee_point",
     "quality_point",
     "rul_point",
 ]
@@ -109,6 +112,36 @@ MODEL_DEPLOY: Final = "model_deploy"
 """Outcome of one model deployment attempt on one gateway."""
 CAPACITY: Final = "capacity"
 """Spare capacity of one machine on one site-local day."""
+OEE: Final = "oee"
+"""OEE accounting of one machine and interval (wire kind ``oee``, written by the ingest;
+computed per interval by the gateway, :mod:`renkei.edge.features.oee`; definitions in
+:mod:`renkei.core.oee`). Float fields, all optional but ``planned_s``: seconds per run
+state over the interval -- ``planned_s`` (planned busy time: time in a known state, or the
+whole interval for the ``proxy_data_arrival`` basis), ``run_s`` (actual production time),
+``idle_s``, ``setup_s``, ``down_s``, ``unknown_s`` (no or an unmapped reading) --, ``shots``
+(cycles produced), ``ideal_s`` (shots × ideal cycle time) and ``ideal_run_s`` (``run_s``;
+both only when the ideal cycle time is known), ``good`` and ``reject`` (parts, or scored
+rows for the ``proxy_anomaly_rate`` basis; only when known), and the basis codes
+``availability_basis``, ``performance_basis``, ``quality_basis``
+(:data:`renkei.core.oee.BASIS_CODES`). Over a range: ``A = sum(run_s) / sum(planned_s)``,
+``P = sum(ideal_s) / sum(ideal_run_s)``, ``Q = sum(good) / (sum(good) + sum(reject))``."""
+OEE_FIELDS: Final = (
+    "planned_s",
+    "run_s",
+    "idle_s",
+    "setup_s",
+    "down_s",
+    "unknown_s",
+    "shots",
+    "ideal_s",
+    "ideal_run_s",
+    "good",
+    "reject",
+    "availability_basis",
+    "performance_basis",
+    "quality_basis",
+)
+"""Every field an ``oee`` point may carry."""
 
 DeployResult = Literal["succeeded", "rejected", "rolled_back"]
 
@@ -280,3 +313,23 @@ def model_deploy_point(
     }
     fields: dict[str, FieldValue] = {"deployment": int(deployment), "reason": reason[:512]}
     return format_point(MODEL_DEPLOY, tags, fields, finished_ms)
+
+
+def oee_point(tags: MachineTags, *, time_ms: int, fields: Mapping[str, float]) -> bytes:
+    """One ``oee`` point exactly as the ingest writes a gateway's ``oee`` row.
+
+    Args:
+        tags: the machine's tags.
+        time_ms: end of the interval, UTC epoch ms.
+        fields: values of :data:`OEE_FIELDS` (``planned_s`` required; missing ones are not
+            written).
+
+    Raises:
+        ValueError: an unknown field name, no ``planned_s``, or non-finite numbers.
+    """
+    unknown = set(fields) - set(OEE_FIELDS)
+    if unknown:
+        raise ValueError(f"not oee fields: {sorted(unknown)}; expected some of {OEE_FIELDS}")
+    if "planned_s" not in fields:
+        raise ValueError("an oee point needs 'planned_s'")
+    return format_point(OEE, tags.as_dict(), {k: float(v) for k, v in fields.items()}, time_ms)
