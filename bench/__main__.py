@@ -18,6 +18,7 @@ BENCHES = (
     "bench.bench_capacity_search",
     "bench.bench_api_import",
     "bench.bench_inference",
+    "bench.bench_stream_detector",
     "bench.bench_opcua",
     "bench.bench_modbus",
     "bench.bench_slmp",

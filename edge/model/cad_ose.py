@@ -40,9 +40,14 @@ Indexing (the speed-up; outputs unchanged):
 Values outside ``[min_value, max_value]`` are clipped to it (the original is only defined
 inside it; NAB's wrapper passes the file's min and max).
 
-Cost (CPU, NAB's longest file, 22,695 rows): 132 µs per row median, 0.94 ms p99 in pure
-Python (the whole-memory oracle: ~650 µs median, ~9 ms p99); memory grows with the number
-of contexts (2,654 on that file). See models/RESULTS.md section 2.
+Per-row work: the update and the prediction over the contexts of the fully present left
+sides are numpy operations over int64 counter arrays (grown by doubling); the rest is
+Python over the few facts of a row. Cost (CPU, NAB's longest file, 22,695 rows, the wrapper
+scale): ~130 µs per row median, < 1 ms p99 (the whole-memory oracle: ~650 µs median, ~9 ms
+p99); memory and per-row work grow with the number of contexts (2,654 on that file; pure
+noise on a tight scale creates tens per row: bound it, see
+:class:`renkei.edge.model.stream_detector.StreamDetectorConfig.max_contexts`). See
+models/RESULTS.md section 2.
 """
 
 from __future__ import annotations
@@ -50,7 +55,11 @@ from __future__ import annotations
 import math
 from bisect import insort
 from collections.abc import Iterator
+from itertools import chain
 from typing import Final
+
+import numpy as np
+import numpy.typing as npt
 
 from renkei.core.errors import ModelError
 
@@ -195,15 +204,19 @@ class CadOse:
         self._l_ctx: list[Py2IntDict] = []
         self._trie: list[dict[int, int]] = [{}]  # node -> {fact: child node}; 0 = root
         self._trie_lid: list[int] = [-1]  # node -> left semi-context id ending there
-        # contexts
-        self._c_seen: list[int] = []
-        self._c_hits: list[int] = []
-        self._c_active: list[int] = []
-        self._c_right: list[tuple[int, ...]] = []
+        # contexts: counters and keys in int64 arrays (grown by doubling) so a row's update
+        # and prediction over the contexts of the fully present left sides are array ops
+        self._n_ctx = 0
+        self._cap = 0
+        self._c_seen: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self._c_hits: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self._c_active: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self._c_rid: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self._c_lh: npt.NDArray[np.int64] = np.zeros(0, np.int64)  # Python 2 hash of left
+        self._c_rh: npt.NDArray[np.int64] = np.zeros(0, np.int64)  # ... and of right
         self._c_zero: list[bool] = []
-        self._c_hash: list[tuple[int, int]] = []
         self._c_lid: list[int] = []
-        self._c_rid: list[int] = []
+        self._l_cids: list[list[int]] = []  # lid -> its context ids
         # zero-level index: lid -> (bit code, neurons); (code, right code) -> sorted lids;
         # neuron -> lids; lid -> {right code: cid}
         self._zl_semi: dict[int, tuple[int, tuple[int, ...]]] = {}
@@ -244,6 +257,7 @@ class CadOse:
             self._l_size.append(len(facts))
             self._l_facts.append(facts)
             self._l_ctx.append(Py2IntDict())
+            self._l_cids.append([])
             node = 0
             for f in facts:
                 nxt = self._trie[node].get(f)
@@ -258,19 +272,38 @@ class CadOse:
     def _context(self, left: tuple[int, ...], right: tuple[int, ...]) -> tuple[int, bool]:
         """The context id of ``(left, right)`` and whether it was created now."""
         lid, rid = self._left(left), self._right(right)
-        nxt = len(self._c_seen)
+        nxt = self._n_ctx
         cid = self._l_ctx[lid].setdefault(rid, nxt)
         if cid != nxt:
             return cid, False
-        self._c_seen.append(0)
-        self._c_hits.append(0)
-        self._c_active.append(0)
-        self._c_right.append(right)
+        if nxt == self._cap:
+            self._grow()
+        self._n_ctx += 1
+        self._c_rid[cid] = rid
+        self._c_lh[cid] = py2_tuple_hash(left)
+        self._c_rh[cid] = py2_tuple_hash(right)
         self._c_zero.append(False)
-        self._c_hash.append((py2_tuple_hash(left), py2_tuple_hash(right)))
         self._c_lid.append(lid)
-        self._c_rid.append(rid)
+        self._l_cids[lid].append(cid)
         return cid, True
+
+    def _grow(self) -> None:
+        cap = max(2 * self._cap, 256)
+        for name in ("_c_seen", "_c_hits", "_c_active", "_c_rid", "_c_lh", "_c_rh"):
+            old = getattr(self, name)
+            new = np.zeros(cap, np.int64)
+            new[: self._cap] = old
+            setattr(self, name, new)
+        self._cap = cap
+
+    @property
+    def contexts(self) -> int:
+        """Contexts in memory (the detector's size; its per-row work grows with it)."""
+        return self._n_ctx
+
+    def _cids_of(self, lids: list[int]) -> npt.NDArray[np.int64]:
+        l_cids = self._l_cids
+        return np.fromiter(chain.from_iterable(l_cids[lid] for lid in lids), np.int64)
 
     def _mark_zero(self, cid: int, left_code: int, right_code: int) -> None:
         if self._c_zero[cid]:
@@ -331,48 +364,56 @@ class CadOse:
         in the original's order, without duplicates."""
         g_code = self._group_code
         g_sens = self._sens_of[g_code]
-        nbits = self.bits
+        nbits, top, max_left = self.bits, self._top, self.max_left_semi
         overlap: dict[int, list[int]] = {}
         for f in self._group[nbits:]:
             for lid in self._zl_by_neuron.get(f, ()):
-                overlap.setdefault(lid, []).append(f)
-        cands: list[tuple[int, int, tuple[tuple[int, ...], tuple[int, ...]]]] = []
-        r_id = self._rid
-        sens_of = self._sens_of
-        top = self._top
-        for lid, ov in overlap.items():
-            lcode = self._zl_semi[lid][0]
+                ov = overlap.get(lid)
+                if ov is None:
+                    overlap[lid] = [f]
+                else:
+                    ov.append(f)
+        # per left bit code: the bits of the current group it matches (its crossing with G)
+        matched: list[tuple[int, ...]] = []
+        for lcode in range(top + 1):
             match = ~(lcode ^ g_code) & top
-            left = tuple(g_sens[k] for k in range(nbits) if match >> k & 1)
+            matched.append(tuple(g_sens[k] for k in range(nbits) if match >> k & 1))
+        # per right bit code: its right semi-context's crossing with the current bits
+        r_id, sens_of = self._rid, self._sens_of
+        r_rid = [r_id.get(sens_of[rcode], -1) for rcode in range(top + 1)]
+        r_n = [rc_n[rid] if rid >= 0 else 0 for rid in r_rid]
+        cands: list[tuple[int, int, tuple[tuple[int, ...], tuple[int, ...]]]] = []
+        zl_semi, zl_ctx, l_size = self._zl_semi, self._zl_ctx, self._l_size
+        for lid, ov in overlap.items():
+            left = matched[zl_semi[lid][0]]
             n = len(left) + len(ov)
-            if n > self.max_left_semi:
+            if n > max_left:
                 continue
-            full = n == self._l_size[lid]
+            full = n == l_size[lid]
             left += tuple(sorted(ov))
-            for rcode, cid in self._zl_ctx[lid].items():
+            for rcode, cid in zl_ctx[lid].items():
                 if cid == skip_cid:
                     continue
-                rid = r_id[sens_of[rcode]]
-                if rc_n[rid] > 0 and not (full and rc_n[rid] == nbits):
-                    cands.append((lid, cid, (left, rc_facts[rid])))
+                k = r_n[rcode]
+                if k > 0 and not (full and k == nbits):
+                    cands.append((lid, cid, (left, rc_facts[r_rid[rcode]])))
         for (lcode, rcode), lids in self._zl_groups.items():
-            match = ~(lcode ^ g_code) & top
-            if match == 0:
+            if lcode ^ g_code == top:  # no bit in common
                 continue
-            rid = r_id[sens_of[rcode]]
-            if rc_n[rid] == 0:
+            k = r_n[rcode]
+            if k == 0:
                 continue
-            left = tuple(g_sens[k] for k in range(nbits) if match >> k & 1)
-            full_possible = match == top and rc_n[rid] == nbits
+            left = matched[lcode]
+            full_possible = lcode == g_code and k == nbits
             for lid in lids:
                 if lid in overlap:
                     continue
-                cid = self._zl_ctx[lid][rcode]
+                cid = zl_ctx[lid][rcode]
                 if cid == skip_cid:
                     continue
-                if full_possible and self._l_size[lid] == nbits:
+                if full_possible and l_size[lid] == nbits:
                     continue  # fully crossed left and right: active, not a potential
-                cands.append((lid, cid, (left, rc_facts[rid])))
+                cands.append((lid, cid, (left, rc_facts[r_rid[rcode]])))
                 break
         if not cands:
             return []
@@ -406,49 +447,47 @@ class CadOse:
                 new_cid = 0  # the original skips context 0 on such rows
         rc_facts, rc_n = self._right_cross(sens)
         # update of the contexts whose left side was fully present at the previous row
-        active: list[tuple[int, int, int, int]] = []
-        selected = 0
-        seen, hits, act, r_of = self._c_seen, self._c_hits, self._c_active, self._c_rid
-        sizes = [len(f) for f in self._r_facts]
-        for lid in self._full:
-            for cid in self._l_ctx[lid].values():
-                if cid == new_cid:
-                    continue
-                rid = r_of[cid]
-                selected += 1
-                seen[cid] += sizes[rid]
-                n = rc_n[rid]
-                if n > 0:
-                    hits[cid] += n
-                    if n == sizes[rid]:
-                        act[cid] += 1
-                        lh, rh = self._c_hash[cid]
-                        active.append((act[cid], lh, rh, cid))
+        top: list[int] = []
+        n_active = selected = 0
+        if self._full:
+            c = self._cids_of(self._full)
+            c = c[c != new_cid]
+            selected = int(c.size)
+            rid = self._c_rid[c]
+            size = np.fromiter((len(f) for f in self._r_facts), np.int64)[rid]
+            n = np.asarray(rc_n, np.int64)[rid]
+            self._c_seen[c] += size
+            hit = n > 0
+            self._c_hits[c[hit]] += n[hit]
+            ca = c[hit & (n == size)]
+            n_active = int(ca.size)
+            if n_active:
+                act = self._c_active
+                act[ca] += 1
+                order = np.lexsort((ca, self._c_rh[ca], self._c_lh[ca], act[ca]))
+                top = ca[order[-self.max_active :]].tolist()
         potential = self._potentials(code, rc_n, rc_facts, new_cid) if new_flag else []
         if new_flag:
             self._mark_zero(new_cid, self._group_code, code)
         uniq = len(set(potential) | ({(group, sens)} if group else set()))
-        frac_active = len(active) / float(selected) if selected > 0 else 0.0
-        active.sort()
-        neurons = [_NEURON0 + a[3] for a in active[-self.max_active :]]
+        frac_active = n_active / float(selected) if selected > 0 else 0.0
+        neurons = [_NEURON0 + cid for cid in top]
         self._group = tuple(sorted(sens + tuple(neurons)))
         self._group_code = code
         added = 0
         for left, right in potential:
             added += self._context(left, right)[1]
         self._full = self._full_semis(self._group)
-        best, chosen = 0.0, []
-        for lid in self._full:
-            for cid in self._l_ctx[lid].values():
-                s = seen[cid]
-                w = hits[cid] / float(s) if s > 0 else 0.0
-                if w > best:
-                    best, chosen = w, [cid]
-                elif w == best:
-                    chosen.append(cid)
         pred: set[int] = set()
-        for cid in chosen:
-            pred.update(self._c_right[cid])
+        if self._full:
+            c = self._cids_of(self._full)
+            seen = self._c_seen[c]
+            w = self._c_hits[c] / np.maximum(seen, 1)  # 0 where never seen (hits 0 too)
+            best = w.max()
+            # the original keeps the contexts of the best hit ratio, all of them when it is 0
+            chosen = c if best <= 0.0 else c[w == best]
+            for rid in np.unique(self._c_rid[chosen]).tolist():
+                pred.update(self._r_facts[rid])
         added += 1 if new_flag else 0
         frac_new = added / float(uniq) if new_flag and uniq else 0.0
         return pred, frac_active, frac_new

@@ -29,7 +29,7 @@ def _assert_same(x: np.ndarray, lo: float, hi: float, rest: float) -> None:
     for i, v in enumerate(x.tolist()):
         a, b = ref.score(v), fast.push(v)
         assert a == b, f"row {i}: reference {a!r}, indexed {b!r}"
-    assert len(ref.contexts) == len(fast._c_seen)  # same context memory
+    assert len(ref.contexts) == fast.contexts  # same context memory
 
 
 def test_python2_tuple_hash_and_dict_order() -> None:
