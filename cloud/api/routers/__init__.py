@@ -17,6 +17,7 @@ from renkei.cloud.api.routers import (
     policies,
     regions,
     registry,
+    registry_files,
     takeovers,
 )
 
@@ -27,6 +28,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     firms.router,
     credentials.router,
     registry.router,
+    registry_files.router,
     bookings.router,
     capacity.router,
     policies.router,
