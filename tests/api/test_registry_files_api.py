@@ -4,6 +4,7 @@ per-cell errors (as the bookings CSV upload), owner firm only."""
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 
 from openpyxl import Workbook
 
@@ -18,7 +19,7 @@ MOLD_HEADER = (
 )
 
 
-def _workbook(sheets: dict[str, list[list[object]]]) -> bytes:
+def _workbook(sheets: dict[str, Sequence[Sequence[object]]]) -> bytes:
     book = Workbook()
     book.remove(book.active)  # type: ignore[arg-type]
     for title, rows in sheets.items():

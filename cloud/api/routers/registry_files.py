@@ -91,7 +91,10 @@ def upload_registry_csv(
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     },
 )
