@@ -72,6 +72,8 @@ RULES: dict[str, Rule] = {
     # registry of one firm
     "registry.export": _r("own", O, E, A),
     "registry.import": _r("own", O, A),
+    "registry.upload_csv": _r("own", O, A),
+    "registry.upload_xlsx": _r("own", O, A),
     "sites.list": _r("own", *_OWN_READ),
     "sites.create": _r("own", O, A),
     "sites.get": _r("own", *_OWN_READ),

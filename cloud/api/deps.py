@@ -91,7 +91,9 @@ def _session(request: Request) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(_session)]
+# scope="function": commit before the response is sent, so a client's next request (the
+# web page reloads its list right after a save) never reads the state before the write.
+SessionDep = Annotated[Session, Depends(_session, scope="function")]
 
 
 def _settings(request: Request) -> ApiSettings:

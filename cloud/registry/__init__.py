@@ -2,7 +2,7 @@
 sharing grants and the audit log (:mod:`.sharing`), bookings, gateway states,
 disruptions and takeover plans (:mod:`.operations`), the model registry and rollout
 state (:mod:`.models_registry`), notification settings and deliveries
-(:mod:`.notifications`).
+(:mod:`.notifications`). Spreadsheet (CSV, XLSX) import: :mod:`.tabular`.
 
 Importing this package registers every table on :data:`Base.metadata`.
 """
@@ -13,7 +13,6 @@ from renkei.cloud.registry.bulk import (
     RegistryOwnershipError,
     export_csv,
     export_document,
-    import_csv,
     import_document,
 )
 from renkei.cloud.registry.credentials import Principal, issue_key, verify_key
@@ -67,6 +66,7 @@ from renkei.cloud.registry.sharing import (
     ShareGranularity,
     SharingGrant,
 )
+from renkei.cloud.registry.tabular import import_csv, import_sheets, import_xlsx
 
 __all__ = [
     "CHANGED_FIRMS_OPTION",
@@ -116,6 +116,8 @@ __all__ = [
     "export_document",
     "import_csv",
     "import_document",
+    "import_sheets",
+    "import_xlsx",
     "issue_key",
     "make_engine",
     "session_scope",

@@ -1,4 +1,5 @@
-"""Bulk import/export of the registry as JSON (one document) and CSV (one file per table).
+"""Bulk import/export of the registry as JSON (one document) and CSV (one file per table;
+import from CSV and XLSX: :mod:`.tabular`).
 
 Import validates every row with the ``XCreate`` schemas before writing anything, and
 reports every bad row as ``{table}[{index}].{field}: {problem}`` (CSV: ``{file}:{line}``).
@@ -39,7 +40,6 @@ __all__ = [
     "RegistryOwnershipError",
     "export_csv",
     "export_document",
-    "import_csv",
     "import_document",
     "parse_document_json",
 ]
@@ -342,41 +342,6 @@ def export_csv(session: Session, *, firm_ids: set[str] | None = None) -> dict[st
             )
         out[f"{table}.csv"] = buf.getvalue()
     return out
-
-
-def import_csv(
-    session: Session, files: Mapping[str, str], *, firm_id: str | None = None
-) -> dict[str, int]:
-    """Import CSV texts named ``{table}.csv`` (any subset), as :func:`import_document`.
-
-    Raises:
-        RegistryImportError, RegistryOwnershipError: as :func:`import_document`.
-    """
-    data: dict[str, list[dict[str, Any]]] = {}
-    problems: list[tuple[str, str]] = []
-    for name, text in files.items():
-        table = name.removesuffix(".csv")
-        if table not in TABLES:
-            problems.append((name, f"unknown table; expected one of {sorted(TABLES)}"))
-            continue
-        schema = TABLES[table][1]
-        rows = []
-        for line_no, raw in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-            row: dict[str, Any] = {
-                k: ([x for x in v.split(";") if x] if k in _LIST_FIELDS else v)
-                for k, v in raw.items()
-                if v not in ("", None) or k in _LIST_FIELDS
-            }
-            try:
-                rows.append(schema.model_validate(row).model_dump())
-            except ValidationError as exc:
-                for e in exc.errors():
-                    field = ".".join(str(p) for p in e["loc"]) or "<row>"
-                    problems.append((f"{name}:{line_no}.{field}", e["msg"]))
-        data[table] = rows
-    if problems:
-        raise RegistryImportError(problems)
-    return import_document(session, data, firm_id=firm_id)
 
 
 def dumps(doc: RegistryDocument) -> str:

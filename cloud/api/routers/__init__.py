@@ -18,6 +18,7 @@ from renkei.cloud.api.routers import (
     policies,
     regions,
     registry,
+    registry_files,
     takeovers,
 )
 
@@ -28,6 +29,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     firms.router,
     credentials.router,
     registry.router,
+    registry_files.router,
     bookings.router,
     capacity.router,
     policies.router,

@@ -31,6 +31,7 @@ export function onUnauthorized(fn) {
 
 /**
  * Call the API. `query` entries that are empty are left out; `body` is sent as JSON.
+ * A Blob or File `body` (a spreadsheet upload) is sent as it is, with its own type.
  * Resolves to the parsed JSON (or null for an empty body); rejects with ApiError.
  */
 export async function api(path, { method = "GET", query = null, body = undefined, quiet401 = false } = {}) {
@@ -40,13 +41,14 @@ export async function api(path, { method = "GET", query = null, body = undefined
   }
   const headers = { Accept: "application/json" };
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const raw = body instanceof Blob;
+  if (body !== undefined) headers["Content-Type"] = raw ? body.type || "application/octet-stream" : "application/json";
   let res;
   try {
     res = await fetch(url, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
       credentials: "omit",
       cache: "no-store",
     });

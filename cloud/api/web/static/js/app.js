@@ -3,6 +3,8 @@
 //   #search          (a) partners' spare capacity          operator, partner, admin
 //   #takeovers[/id]  (b) the firm's takeover plans          operator, admin
 //   #assignments     (c) work offered to the firm           operator, partner, admin
+//   #sites #machines #molds   the firm's registry           operator, admin
+//   #uploads         registry (CSV/XLSX) and bookings (CSV)  operator, admin
 //
 // The API key lives in sessionStorage only (this tab; cleared on sign-out), never in
 // localStorage or a cookie. A 401 from any call signs out and shows the sign-in form.
@@ -16,6 +18,10 @@ import { clearError, rerenderFeedback, run, setStatus, showError } from "./ui.js
 import * as assignments from "./views/assignments.js";
 import * as search from "./views/search.js";
 import * as takeovers from "./views/takeovers.js";
+import * as machines from "./views/machines.js";
+import * as molds from "./views/molds.js";
+import * as sites from "./views/sites.js";
+import * as uploads from "./views/uploads.js";
 
 const KEY_STORAGE = "renkei.apiKey";
 
@@ -23,6 +29,10 @@ const VIEWS = {
   search: { roles: ["operator", "partner", "admin"], module: search },
   takeovers: { roles: ["operator", "admin"], module: takeovers },
   assignments: { roles: ["operator", "partner", "admin"], module: assignments },
+  sites: { roles: ["operator", "admin"], module: sites },
+  machines: { roles: ["operator", "admin"], module: machines },
+  molds: { roles: ["operator", "admin"], module: molds },
+  uploads: { roles: ["operator", "admin"], module: uploads },
 };
 
 function allowedViews(role) {
@@ -163,6 +173,7 @@ function bind() {
   });
   search.init();
   assignments.init();
+  uploads.init();
 }
 
 async function main() {

@@ -45,8 +45,19 @@ export function byId(id) {
   return el;
 }
 
-/** A table wrapped for horizontal scrolling on narrow screens. */
+/**
+ * A data table. Every body cell gets its column's heading as `data-label`, so narrow
+ * screens show each row as a card of "label: value" lines (css/app.css) instead of
+ * scrolling sideways; a day-by-day matrix (class "classes") keeps its sideways scroll.
+ */
 export function table({ caption, head, rows, cls = "" }) {
+  const labels = head.map((cell) => (cell instanceof Node ? cell.textContent : String(cell)).trim());
+  for (const tr of rows.flat()) {
+    if (!(tr instanceof Element)) continue;
+    [...tr.children].forEach((cell, i) => {
+      if (labels[i] && !cell.dataset.label) cell.dataset.label = labels[i];
+    });
+  }
   return h(
     "div",
     { class: "table-scroll" },
