@@ -3,6 +3,8 @@
 //   #search          (a) partners' spare capacity          operator, partner, admin
 //   #takeovers[/id]  (b) the firm's takeover plans          operator, admin
 //   #assignments     (c) work offered to the firm           operator, partner, admin
+//   #disruptions     declare / confirm / dismiss / end       operator, admin
+//   #sharing         grants and partner groups (preview)     operator, admin
 //
 // The API key lives in sessionStorage only (this tab; cleared on sign-out), never in
 // localStorage or a cookie. A 401 from any call signs out and shows the sign-in form.
@@ -14,7 +16,9 @@ import { roleLabel } from "./labels.js";
 import { session } from "./state.js";
 import { clearError, rerenderFeedback, run, setStatus, showError } from "./ui.js";
 import * as assignments from "./views/assignments.js";
+import * as disruptions from "./views/disruptions.js";
 import * as search from "./views/search.js";
+import * as sharing from "./views/sharing.js";
 import * as takeovers from "./views/takeovers.js";
 
 const KEY_STORAGE = "renkei.apiKey";
@@ -23,6 +27,8 @@ const VIEWS = {
   search: { roles: ["operator", "partner", "admin"], module: search },
   takeovers: { roles: ["operator", "admin"], module: takeovers },
   assignments: { roles: ["operator", "partner", "admin"], module: assignments },
+  disruptions: { roles: ["operator", "admin"], module: disruptions },
+  sharing: { roles: ["operator", "admin"], module: sharing },
 };
 
 function allowedViews(role) {
@@ -163,6 +169,8 @@ function bind() {
   });
   search.init();
   assignments.init();
+  disruptions.init();
+  takeovers.init();
 }
 
 async function main() {
