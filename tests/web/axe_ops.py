@@ -51,7 +51,9 @@ def run_axe(page: Browser, context: str = "body") -> dict[str, Any]:
         """
         const done = arguments[arguments.length - 1];
         const rules = {};
-        if (window.axe.version.startsWith('3.')) for (const r of arguments[1]) rules[r] = {enabled: false};
+        if (window.axe.version.startsWith('3.')) {
+          for (const r of arguments[1]) rules[r] = {enabled: false};
+        }
         window.axe.run(document.querySelector(arguments[0]), {resultTypes: ['violations'], rules},
           (err, res) => done(err ? {error: String(err)} : {violations: res.violations}));
         """,

@@ -9,6 +9,7 @@ import { byId, h, replace, table } from "../dom.js";
 import { formatNumber, key, language, t } from "../i18n.js";
 import { firmPath } from "../state.js";
 import { run, setStatus } from "../ui.js";
+import { cardify, labelRow } from "./cards.js";
 
 const ZONE = "Asia/Tokyo";
 const ZONE_OFFSET = "+09:00"; // Japan has no daylight saving time
@@ -175,7 +176,7 @@ function render() {
   }
   replace(
     byId("disruption-list"),
-    table({
+    cardify(table({
       cls: "data disruptions",
       caption: t("disruptions.caption"),
       head: [
@@ -189,7 +190,7 @@ function render() {
         h("th", { scope: "col" }, t("common.actions")),
       ],
       rows: rows.map(row),
-    }),
+    })),
   );
 }
 
@@ -200,6 +201,7 @@ function upsert(d) {
   if (old) {
     const fresh = row(d);
     old.replaceWith(fresh);
+    labelRow(fresh);
     fresh.focus();
   } else {
     render();

@@ -11,6 +11,7 @@ import { formatDate, key, t } from "../i18n.js";
 import { granularityLabel } from "../labels.js";
 import { firmPath } from "../state.js";
 import { run, setStatus } from "../ui.js";
+import { cardify } from "./cards.js";
 import { preview, previewText } from "./grant_preview.js";
 
 const KINDS = {
@@ -225,12 +226,12 @@ function renderGrants() {
   }
   replace(
     byId("grant-list"),
-    table({
+    cardify(table({
       cls: "data grants",
       caption: t("sharing.grants_caption"),
       head: [t("sharing.col_grant"), t("sharing.col_grantee"), t("preview.title"), t("sharing.col_expires"), h("th", { scope: "col" }, t("common.actions"))],
       rows: grants.map(grantRow),
-    }),
+    })),
   );
 }
 
@@ -269,7 +270,7 @@ function renderGroups() {
   }
   replace(
     byId("group-list"),
-    table({
+    cardify(table({
       cls: "data groups",
       caption: t("groups.caption"),
       head: [t("groups.id"), t("groups.name"), t("groups.members"), t("sharing.col_created"), h("th", { scope: "col" }, t("common.actions"))],
@@ -288,7 +289,7 @@ function renderGroups() {
           ),
         ),
       ),
-    }),
+    })),
   );
 }
 

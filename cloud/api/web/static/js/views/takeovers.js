@@ -11,6 +11,7 @@ import { dayBefore, formatDateRange, formatHours, formatNumber, formatParts, t }
 import { assignmentStatusLabel, takeoverStatusLabel } from "../labels.js";
 import { firmPath } from "../state.js";
 import { run, setStatus } from "../ui.js";
+import { cardify } from "./cards.js";
 import * as form from "./takeover_form.js";
 import { unmetItem } from "./unmet.js";
 
@@ -109,7 +110,7 @@ function renderList() {
   );
   replace(
     byId("takeover-list"),
-    table({
+    cardify(table({
       cls: "data takeovers",
       caption: t("takeovers.list_caption"),
       head: [
@@ -122,7 +123,7 @@ function renderList() {
         h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, t("common.actions"))),
       ],
       rows,
-    }),
+    })),
   );
 }
 
@@ -150,7 +151,7 @@ function jobsTable(r) {
       h("td", { class: "unmet-cell" }, unmetList(j)),
     ),
   );
-  return table({
+  return cardify(table({
     cls: "data jobs",
     caption: t("takeover.jobs_caption"),
     head: [
@@ -163,7 +164,7 @@ function jobsTable(r) {
       t("takeover.col_unmet"),
     ],
     rows,
-  });
+  }));
 }
 
 function assignmentsTable(r) {
@@ -185,7 +186,7 @@ function assignmentsTable(r) {
       h("td", { class: "num" }, formatNumber(a.revision, 0)),
     ),
   );
-  return table({
+  return cardify(table({
     cls: "data plan-assignments",
     caption: t("takeover.assignments_caption"),
     head: [
@@ -201,7 +202,7 @@ function assignmentsTable(r) {
       h("th", { scope: "col", class: "num" }, t("takeovers.col_revision")),
     ],
     rows,
-  });
+  }));
 }
 
 function renderDetail() {
