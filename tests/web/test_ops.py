@@ -225,6 +225,13 @@ def test_confirm_end_and_declare_disruption(live: Live, page: Browser, width: in
     assert_actions_on_screen(page, "#disruption-list")
     screenshot(page, "disruptions", width)
     assert_accessible(page)
+
+    # from the confirmed disruption straight to a takeover request
+    page.click(f"#disruption-{new_id} button.takeover")
+    page.wait_view("takeovers")
+    page.wait_visible("#takeover-form")
+    assert page.find("#tf-disruption").get_attribute("value") == str(new_id)
+    assert page.find("#tf-origin").get_attribute("value") == f"{HIT}-s1"
     assert page.console_problems() == []
 
 

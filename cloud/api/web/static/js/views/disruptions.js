@@ -10,6 +10,7 @@ import { formatNumber, key, language, t } from "../i18n.js";
 import { firmPath } from "../state.js";
 import { run, setStatus } from "../ui.js";
 import { cardify, labelRow } from "./cards.js";
+import { presetDisruption } from "./takeover_form.js";
 
 const ZONE = "Asia/Tokyo";
 const ZONE_OFFSET = "+09:00"; // Japan has no daylight saving time
@@ -153,7 +154,14 @@ function row(d) {
   if (d.status === "suspected") {
     actions.push(actionButton("confirm", d, "button-danger"), actionButton("dismiss", d, "button-secondary"));
   } else if (d.status === "confirmed") {
-    actions.push(actionButton("end", d, ""));
+    actions.push(
+      actionButton("end", d, ""),
+      h(
+        "button",
+        { type: "button", class: "takeover button-secondary", "aria-label": t("disruptions.takeover_label", { id: d.id }), onclick: () => askTakeover(d) },
+        t("disruptions.takeover"),
+      ),
+    );
   }
   return h(
     "tr",
@@ -260,4 +268,9 @@ async function decide(action, d) {
     }[action];
     setStatus(msg);
   }
+}
+
+function askTakeover(d) {
+  presetDisruption(d.id);
+  window.location.hash = "#takeovers";
 }

@@ -16,6 +16,19 @@ let sites = null;
 let disruptions = null;
 let jobCount = 0;
 let created = () => {};
+let preset = null; // a confirmed disruption's id to start the next form from
+
+/** Open the form with disruption `id` chosen the next time the takeovers view shows. */
+export function presetDisruption(id) {
+  preset = id;
+}
+
+/** Open the form if a disruption was preset (called when the takeovers view shows). */
+export async function openPreset() {
+  if (preset === null) return;
+  disruptions = null; // the preset one was just confirmed or declared: reload the choices
+  await open();
+}
 
 /** Wire the "new request" button; `onCreated(plan)` is called after a successful POST. */
 export function init(onCreated) {
@@ -25,6 +38,7 @@ export function init(onCreated) {
 
 /** Forget the form and the loaded choices (sign-out). */
 export function reset() {
+  preset = null;
   molds = null;
   sites = null;
   disruptions = null;
@@ -47,6 +61,14 @@ async function open() {
   sites = s || [];
   disruptions = d || [];
   render();
+  if (preset !== null) {
+    const d = disruptions.find((x) => x.id === preset);
+    preset = null;
+    if (d) {
+      byId("tf-disruption").value = String(d.id);
+      byId("tf-origin").value = d.site_id;
+    }
+  }
   byId("tf-origin").focus();
 }
 

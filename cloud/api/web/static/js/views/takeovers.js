@@ -51,6 +51,7 @@ export async function enter(id) {
   }
   renderDetail();
   if (detail) byId("takeover-plan").focus();
+  else await form.openPreset();
 }
 
 /** Forget everything shown (sign-out). */
@@ -228,6 +229,8 @@ function renderDetail() {
       "section",
       { class: "card plan", id: "takeover-plan", tabindex: "-1", dataset: { requestId: r.id, revision: r.revision }, "aria-labelledby": "plan-title" },
       h("h2", { id: "plan-title" }, t("takeover.title", { id: r.id })),
+      // a drill (rehearsal) plan, once the API marks one: partners are not contacted
+      r.drill === true ? h("p", { class: "badge status-drill", id: "plan-drill" }, t("takeover.drill_badge")) : null,
       h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))),
       r.status === "open"
         ? h(
