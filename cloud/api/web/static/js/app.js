@@ -5,6 +5,8 @@
 //   #assignments     (c) work offered to the firm           operator, partner, admin
 //   #sites #machines #molds   the firm's registry           operator, admin
 //   #uploads         registry (CSV/XLSX) and bookings (CSV)  operator, admin
+//   #disruptions     declare / confirm / dismiss / end       operator, admin
+//   #sharing         grants and partner groups (preview)     operator, admin
 //
 // The API key lives in sessionStorage only (this tab; cleared on sign-out), never in
 // localStorage or a cookie. A 401 from any call signs out and shows the sign-in form.
@@ -16,7 +18,9 @@ import { roleLabel } from "./labels.js";
 import { session } from "./state.js";
 import { clearError, rerenderFeedback, run, setStatus, showError } from "./ui.js";
 import * as assignments from "./views/assignments.js";
+import * as disruptions from "./views/disruptions.js";
 import * as search from "./views/search.js";
+import * as sharing from "./views/sharing.js";
 import * as takeovers from "./views/takeovers.js";
 import * as machines from "./views/machines.js";
 import * as molds from "./views/molds.js";
@@ -33,6 +37,8 @@ const VIEWS = {
   machines: { roles: ["operator", "admin"], module: machines },
   molds: { roles: ["operator", "admin"], module: molds },
   uploads: { roles: ["operator", "admin"], module: uploads },
+  disruptions: { roles: ["operator", "admin"], module: disruptions },
+  sharing: { roles: ["operator", "admin"], module: sharing },
 };
 
 function allowedViews(role) {
@@ -174,6 +180,8 @@ function bind() {
   search.init();
   assignments.init();
   uploads.init();
+  disruptions.init();
+  takeovers.init();
 }
 
 async function main() {

@@ -1,14 +1,18 @@
 // View (b): the signed-in firm's takeover requests (it was disrupted) and their plans.
 // GET /firms/{firm}/takeovers (list) and /firms/{firm}/takeovers/{id} (plan detail:
 // jobs with needed / covered / accepted parts and unmet volume with reasons, and the
-// assignments to partner machines with the partners' answers).
+// assignments to partner machines with the partners' answers). A new request is made in
+// ./takeover_form.js; an open plan is re-planned with POST .../{id}/replan. Unmet volume
+// is rendered by ./unmet.js (every field the API gives, in words).
 
 import { api } from "../api.js";
 import { byId, h, replace, table } from "../dom.js";
 import { dayBefore, formatDateRange, formatHours, formatNumber, formatParts, language, t } from "../i18n.js";
 import { assignmentStatusLabel, reasonLabel, takeoverStatusLabel } from "../labels.js";
 import { firmPath } from "../state.js";
-import { run } from "../ui.js";
+import { run, setStatus } from "../ui.js";
+import { cardify } from "./cards.js";
+import * as form from "./takeover_form.js";
 
 let list = null;
 let detail = null;
@@ -16,6 +20,19 @@ let detail = null;
 function items(data) {
   if (Array.isArray(data)) return data;
   return (data && (data.items || data.results || data.takeovers)) || [];
+}
+
+/** Wire the "new request" form: a created request's plan is shown at once. */
+export function init() {
+  form.init((plan) => {
+    // show the POST's answer itself: a read right after it could precede its commit
+    window.history.replaceState(null, "", `#takeovers/${encodeURIComponent(plan.id)}`);
+    list = [plan, ...(list || []).filter((x) => x.id !== plan.id)];
+    renderList();
+    detail = plan;
+    renderDetail();
+    byId("takeover-plan").focus();
+  });
 }
 
 /** Show the list, and the plan of request `id` if given (route #takeovers/<id>). */
@@ -33,12 +50,14 @@ export async function enter(id) {
   }
   renderDetail();
   if (detail) byId("takeover-plan").focus();
+  else await form.openPreset();
 }
 
 /** Forget everything shown (sign-out). */
 export function reset() {
   list = null;
   detail = null;
+  form.reset();
   replace(byId("takeover-list"));
   replace(byId("takeover-detail"));
 }
@@ -47,6 +66,7 @@ export function reset() {
 export function rerender() {
   if (list) renderList();
   renderDetail();
+  form.rerender();
 }
 
 function windowText(r) {
@@ -95,7 +115,7 @@ function renderList() {
   );
   replace(
     byId("takeover-list"),
-    table({
+    cardify(table({
       cls: "data takeovers",
       caption: t("takeovers.list_caption"),
       head: [
@@ -108,7 +128,7 @@ function renderList() {
         h("th", { scope: "col" }, h("span", { class: "visually-hidden" }, t("common.actions"))),
       ],
       rows,
-    }),
+    })),
   );
 }
 
@@ -164,7 +184,7 @@ function jobsTable(r) {
       h("td", { class: "unmet-cell" }, unmetList(j)),
     ),
   );
-  return table({
+  return cardify(table({
     cls: "data jobs",
     caption: t("takeover.jobs_caption"),
     head: [
@@ -177,7 +197,7 @@ function jobsTable(r) {
       t("takeover.col_unmet"),
     ],
     rows,
-  });
+  }));
 }
 
 function assignmentsTable(r) {
@@ -199,7 +219,7 @@ function assignmentsTable(r) {
       h("td", { class: "num" }, formatNumber(a.revision, 0)),
     ),
   );
-  return table({
+  return cardify(table({
     cls: "data plan-assignments",
     caption: t("takeover.assignments_caption"),
     head: [
@@ -215,7 +235,7 @@ function assignmentsTable(r) {
       h("th", { scope: "col", class: "num" }, t("takeovers.col_revision")),
     ],
     rows,
-  });
+  }));
 }
 
 function renderDetail() {
@@ -242,11 +262,35 @@ function renderDetail() {
       "section",
       { class: "card plan", id: "takeover-plan", tabindex: "-1", dataset: { requestId: r.id, revision: r.revision }, "aria-labelledby": "plan-title" },
       h("h2", { id: "plan-title" }, t("takeover.title", { id: r.id })),
+      // a drill (rehearsal) plan, once the API marks one: partners are not contacted
+      r.drill === true ? h("p", { class: "badge status-drill", id: "plan-drill" }, t("takeover.drill_badge")) : null,
       h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))),
+      r.status === "open"
+        ? h(
+            "div",
+            { class: "toolbar" },
+            h("button", { type: "button", id: "plan-replan", onclick: () => replanDetail(r) }, t("takeover.replan")),
+            h("span", { class: "hint" }, t("takeover.replan_hint")),
+          )
+        : null,
       h("h3", {}, t("takeover.jobs")),
       jobsTable(r),
       h("h3", {}, t("takeover.assignments")),
       assignmentsTable(r),
     ),
   );
+}
+
+async function replanDetail(r) {
+  const path = firmPath(`/takeovers/${encodeURIComponent(r.id)}/replan`);
+  const plan = await run(() => api(path, { method: "POST", body: {} }));
+  if (plan === undefined) return;
+  detail = plan;
+  if (list) {
+    list = list.map((x) => (x.id === plan.id ? { ...x, revision: plan.revision, summary: plan.summary, status: plan.status } : x));
+    renderList();
+  }
+  renderDetail();
+  byId("takeover-plan").focus();
+  setStatus(t("takeover.replanned_msg", { id: plan.id, revision: plan.revision }));
 }
