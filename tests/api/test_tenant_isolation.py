@@ -26,6 +26,9 @@ from tests.api.rig import ApiRig, imm, mold
 
 API = "/api/v1"
 A, B = "fa", "fb"
+#: audit actions that record a read of another firm's shared data (cloud/api/audit.py)
+READ_ACTIONS = frozenset({"takeover.plan", "capacity.search", "firm.profile"})
+AUDIT_COLUMNS = tuple(c.name for c in table_of(next(s for s in SPECS if s.name == "audit_event")).c)
 
 
 def snapshot(rig: ApiRig, firm_id: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -286,4 +289,13 @@ def test_no_sequence_of_firm_a_calls_changes_a_row_of_firm_b(
         if path.startswith(f"{API}/firms/{B}"):
             assert r.status_code in (403, 404, 405), (name, path, r.status_code, r.text)
         client.close()
-    assert snapshot(isolation_rig, B) == before, sequence
+    after = snapshot(isolation_rig, B)
+    # B's read log may only GAIN rows recording A's reads of what B shares with A (e.g.
+    # B's machines named as candidates in A's takeover plan); nothing of B's changes.
+    audit_before, audit_after = before.pop("audit_event"), after.pop("audit_event")
+    assert after == before, sequence
+    assert all(r in audit_after for r in audit_before), sequence
+    new = [dict(zip(AUDIT_COLUMNS, r, strict=True)) for r in audit_after if r not in audit_before]
+    for row in new:
+        assert row["reader_firm_id"] == A and row["owner_firm_id"] == B, (row, sequence)
+        assert row["action"] in READ_ACTIONS, (row, sequence)
