@@ -141,7 +141,7 @@ def _sim(machine: str, line: str, seed: int, fault: str | None, speed: float) ->
 #: A cell with a real run-state signal (``machine_state``) and scheduled stops (simulated
 #: s): down for 60 s, idle for 40 s; no model (quality basis ``unknown``).
 STATE_MACHINE = "imm-state"
-STOPS = [
+STOPS: list[dict[str, Any]] = [
     {"state": "down", "start_s": 60.0, "duration_s": 60.0},
     {"state": "idle", "start_s": 200.0, "duration_s": 40.0},
 ]
@@ -729,8 +729,9 @@ def test_oee_availability_from_the_simulated_run_state(fill: Fill) -> None:
     assert unknown_s < 0.5, unknown_s  # every sample mapped to a state
     expected = 1.0 - stopped_s / planned_s
     # tolerance: the 10 Hz slow samples (0.0125 s published) at each state change
-    assert factor["rA"][STATE_MACHINE] == pytest.approx(expected, abs=0.01), (expected, factor)
-    assert factor["rA"][STATE_MACHINE] < 0.9, factor  # the stops do cost availability
+    a = factor["rA"][STATE_MACHINE]
+    assert a is not None and a == pytest.approx(expected, abs=0.01), (expected, factor)
+    assert a < 0.9, factor  # the stops do cost availability
     # P = ideal x shots / run time, with the configured (mold) ideal cycle time of 18 s.
     p = factor["rP"][STATE_MACHINE]
     assert p == pytest.approx(_expected_performance(fill, STATE_MACHINE), rel=1e-9), factor
