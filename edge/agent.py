@@ -166,7 +166,7 @@ def build_source(
                 loop=src.loop,
             )
         )
-    from renkei.edge.sources.simulated import FaultSpec, SimulatedCell, SimulatorOptions
+    from renkei.edge.sources.simulated import FaultSpec, SimulatedCell, SimulatorOptions, StopSpec
 
     assert not isinstance(src, LiveSourceConfig)
     return SimulatedCell(
@@ -183,6 +183,11 @@ def build_source(
                 FaultSpec(kind=f.kind, start_s=f.start_s, ramp_s=f.ramp_s, severity=f.severity)
                 for f in src.faults
             ),
+            stops=tuple(
+                StopSpec(state=s.state, start_s=s.start_s, duration_s=s.duration_s)
+                for s in src.stops
+            ),
+            machine_state=src.machine_state,
         )
     )
 

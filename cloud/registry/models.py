@@ -180,6 +180,11 @@ class Machine(Base):
     envelope_x_mm: Mapped[float | None] = mapped_column(Float)
     envelope_y_mm: Mapped[float | None] = mapped_column(Float)
     envelope_z_mm: Mapped[float | None] = mapped_column(Float)
+    mounted_mold_id: Mapped[str | None] = mapped_column(
+        ForeignKey("mold.id", ondelete="SET NULL"), unique=True, default=None
+    )
+    """The firm's own mold mounted on the machine now (its ``cycle_time_s`` is the ideal
+    cycle time of OEE performance); unique: a mold is on at most one machine."""
 
     line: Mapped[Line] = relationship(back_populates="machines")
 

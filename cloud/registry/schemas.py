@@ -18,10 +18,13 @@ __all__ = [
     "LineCreate",
     "LinePublic",
     "MachineCreate",
+    "MachineOee",
     "MachinePublic",
     "MachineUpdate",
     "MoldCreate",
+    "MoldMount",
     "MoldPublic",
+    "OeeSection",
     "RegistryDocument",
     "SiteCreate",
     "SitePublic",
@@ -228,6 +231,52 @@ class MachinePublic(_MachineFields):
     id: str = Field(description="The machine's id.")
     firm_id: str = Field(description="The owning firm.")
     line_id: str = Field(description="The line the machine stands on.")
+    mounted_mold_id: str | None = Field(
+        default=None,
+        description="The firm's mold mounted on the machine now (`MoldPublic.id`), or null "
+        "when none is; set with PUT/DELETE `.../machines/{machine_id}/mold`.",
+    )
+
+
+class MoldMount(BaseModel):
+    """Which of the firm's molds to mount on a machine."""
+
+    model_config = _IN
+    mold_id: Id = Field(
+        description="One of the firm's molds (`MoldPublic.id`), not mounted on another "
+        "machine (409 otherwise; unmount it there first).",
+        examples=["acme-p1"],
+    )
+
+
+class OeeSection(BaseModel):
+    """The registry part of a gateway's per-machine ``oee:`` section (edge config)."""
+
+    mold: str | None = Field(
+        description="Registry id of the mounted mold (gateway `oee.mold`), null when none is."
+    )
+    ideal_cycle_time_s: float | None = Field(
+        description="Ideal cycle time of the mounted mold (its `cycle_time_s`), s per shot, "
+        "> 0 (gateway `oee.ideal_cycle_time_s`); null when no mold is mounted (the gateway "
+        "then falls back to the machine's own expected cycle time or basis `unknown`)."
+    )
+
+
+class MachineOee(BaseModel):
+    """A machine's OEE parameters held in the registry, for its gateway config."""
+
+    machine_id: str = Field(description="The machine's id (`MachinePublic.id`).")
+    mounted_mold_id: str | None = Field(
+        description="The mold mounted on the machine now (`MoldPublic.id`), or null."
+    )
+    ideal_cycle_time_s: float | None = Field(
+        description="The mounted mold's `cycle_time_s` (s per shot, > 0), or null when no "
+        "mold is mounted."
+    )
+    oee: OeeSection = Field(
+        description="The same as a gateway config's `oee:` keys (`mold`, "
+        "`ideal_cycle_time_s`), to merge into the machine's section."
+    )
 
 
 class MoldCreate(BaseModel):

@@ -167,6 +167,19 @@ class FaultConfig(BaseModel):
     severity: Annotated[float, Field(gt=0, le=1)] = 1.0
 
 
+class StopConfig(BaseModel):
+    """A scheduled stop of the simulator (:class:`renkei.edge.sources.sim_state.StopSpec`)."""
+
+    model_config = _FROZEN
+
+    state: Literal["idle", "down"]
+    """``idle`` (waiting: material, operator) or ``down`` (a breakdown)."""
+    start_s: Annotated[float, Field(ge=0)]
+    """Simulated time the stop begins, s (the cycle in progress finishes first)."""
+    duration_s: Annotated[float, Field(gt=0)]
+    """Length of the stop, s (simulated)."""
+
+
 class ReplaySourceConfig(BaseModel):
     """Plays a recorded CSV file as live data."""
 
@@ -228,6 +241,11 @@ class SimulatedSourceConfig(BaseModel):
     change the others' data)."""
     duration_s: Annotated[float, Field(gt=0)] | None = None
     """Stop after this many simulated seconds (default: never)."""
+    stops: Annotated[list[StopConfig], Field(max_length=1000)] = []
+    """Scheduled stops (no cycles run during them)."""
+    machine_state: bool = False
+    """Add the slow run-state signal ``machine_state`` (1 running, 2 idle, 3 down), for
+    ``oee.run_state: {signal: machine_state, running: [1], idle: [2], down: [3]}``."""
 
 
 class EnvelopeSettings(BaseModel):

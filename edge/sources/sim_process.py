@@ -22,6 +22,7 @@ Fault effects at severity ``s`` (0..1), see :mod:`renkei.edge.sources.faults`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -29,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from renkei.edge.sources.faults import FaultSchedule
+from renkei.edge.sources.sim_state import StopSpec, resume_at
 
 __all__ = ["BASE_SLOW_UNITS", "SHOT_UNITS", "Cycle", "CycleSchedule", "SlowModel"]
 
@@ -76,7 +78,9 @@ class CycleSchedule:
         initial_shot_count: int,
         faults: FaultSchedule,
         rng: np.random.Generator,
+        stops: Sequence[StopSpec] = (),
     ) -> None:
+        self._stops = tuple(stops)
         self._T = cycle_time_s
         self._jitter = jitter_s
         self._mold_C = mold_setpoint_C
@@ -89,7 +93,7 @@ class CycleSchedule:
 
     def _new_cycle(self) -> Cycle:
         T, rng, f = self._T, self._rng, self._faults
-        t0 = self._next_start
+        t0 = resume_at(self._next_start, self._stops) if self._stops else self._next_start
         heat = f.severity_at("heater_band_failure", t0)
         cool = f.severity_at("cooling_blockage", t0)
         wear = f.severity_at("mold_wear", t0)
@@ -158,7 +162,14 @@ class CycleSchedule:
 
 
 def _cycle_arrays(cycles: list[Cycle], t_s: FloatArray) -> dict[str, FloatArray]:
-    """Per-sample phase boundaries of the cycle each time ``t_s`` falls in."""
+    """Per-sample phase boundaries of the cycle each time ``t_s`` falls in.
+
+    No cycle (a scheduled stop): every phase long past, so the machine is at rest.
+    """
+    if not cycles:
+        past = np.full(t_s.shape, -1e9)
+        names = ("inj_start_s", "inj_end_s", "hold_end_s", "dose_end_s", "open_start_s")
+        return {name: past for name in (*names, "start_s")}
     starts = np.array([c.start_s for c in cycles])
     k = np.clip(np.searchsorted(starts, t_s, side="right") - 1, 0, len(cycles) - 1)
     out = {}

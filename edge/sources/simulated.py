@@ -31,6 +31,7 @@ import numpy as np
 from renkei.edge.sources.base import STREAMS, SampleBlock, SourceError, Stream
 from renkei.edge.sources.faults import FAULT_CODES, FaultSchedule, FaultSpec
 from renkei.edge.sources.sim_process import BASE_SLOW_UNITS, SHOT_UNITS, CycleSchedule, SlowModel
+from renkei.edge.sources.sim_state import MACHINE_STATE_FIELD, StopSpec, machine_state
 from renkei.edge.sources.sim_vibration import VibrationModel
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "FaultSpec",
     "SimulatedCell",
     "SimulatorOptions",
+    "StopSpec",
 ]
 
 VIBRATION_FIELD: Final = "pump_vibration_g"
@@ -73,6 +75,8 @@ class SimulatorOptions:
         cycle_jitter_s: standard deviation of the cycle time, s.
         initial_shot_count: shot counter before the first simulated shot.
         faults: injected faults.
+        stops: scheduled stops (idle or down; :mod:`renkei.edge.sources.sim_state`).
+        machine_state: add the slow channel ``machine_state`` (1 running, 2 idle, 3 down).
 
     Raises:
         SourceError: (``__post_init__``) on out-of-range settings.
@@ -97,6 +101,8 @@ class SimulatorOptions:
     cycle_jitter_s: float = 0.1
     initial_shot_count: int = 0
     faults: tuple[FaultSpec, ...] = ()
+    stops: tuple[StopSpec, ...] = ()
+    machine_state: bool = False
 
     def __post_init__(self) -> None:
         def need(ok: bool, what: str) -> None:
@@ -136,6 +142,7 @@ class SimulatorOptions:
             "cycle_jitter_s must be in [0, 0.05 * cycle_time_s]",
         )
         need(all(isinstance(f, FaultSpec) for f in self.faults), "faults must be FaultSpec")
+        need(all(isinstance(s, StopSpec) for s in self.stops), "stops must be StopSpec")
 
 
 def _whole(x: float) -> int:
@@ -162,7 +169,8 @@ class SimulatedCell:
             faults=FaultSchedule(()),
             rng=np.random.default_rng(0),
         )
-        self._slow_units = MappingProxyType(dict(probe.units))
+        state = {MACHINE_STATE_FIELD: "state"} if self.options.machine_state else {}
+        self._slow_units = MappingProxyType(dict(probe.units) | state)
         self._units = MappingProxyType(
             {
                 **self.stream_fields("slow"),
@@ -204,6 +212,7 @@ class SimulatedCell:
             initial_shot_count=opts.initial_shot_count,
             faults=faults,
             rng=rngs[0],
+            stops=opts.stops,
         )
         state = _Progress(
             shot_next=0 if "shot" in opts.streams else 1 << 62,
@@ -259,7 +268,11 @@ def _slow_blocks(
         idx = np.arange(i0, i0 + n_block)
         t_s = idx / rate
         t_s = t_s[t_s < limit]
-        fields = model.sample(t_s, cycles.covering(float(t_s[0]), float(t_s[-1])))
+        covering = cycles.covering(float(t_s[0]), float(t_s[-1]))
+        fields = model.sample(t_s, covering)
+        if opts.machine_state:
+            spans = [(c.start_s, c.end_s) for c in covering]
+            fields[MACHINE_STATE_FIELD] = machine_state(t_s, spans, opts.stops)
         state.slow_t_s = float(t_s[0])
         cycles.release_before(state.shot_next, state.slow_t_s)
         yield SampleBlock(

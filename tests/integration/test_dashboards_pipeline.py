@@ -39,6 +39,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,23 @@ def _sim(machine: str, line: str, seed: int, fault: str | None, speed: float) ->
     }
 
 
+#: A cell with a real run-state signal (``machine_state``) and scheduled stops (simulated
+#: s): down for 60 s, idle for 40 s; no model (quality basis ``unknown``).
+STATE_MACHINE = "imm-state"
+STOPS: list[dict[str, Any]] = [
+    {"state": "down", "start_s": 60.0, "duration_s": 60.0},
+    {"state": "idle", "start_s": 200.0, "duration_s": 40.0},
+]
+
+
+def _sim_with_state(machine: str, line: str, seed: int) -> dict[str, Any]:
+    cfg = _sim(machine, line, seed, None, SIM_SPEED)
+    del cfg["model"]
+    cfg["source"] |= {"machine_state": True, "stops": STOPS}
+    cfg["oee"]["run_state"] = {"signal": "machine_state", "running": [1], "idle": [2], "down": [3]}
+    return cfg
+
+
 def _replay(
     machine: str, area: str, line: str, preset: str, path: Path, speed: float, window_s: float
 ) -> dict[str, Any]:
@@ -171,7 +189,10 @@ def _gateways(data: Path) -> dict[str, dict[str, Any]]:
         "gw-osaka-02": {
             "firm": "demo-molding",
             "site": "osaka",
-            "machines": [_sim(m, "line-2", 21 + i, None, SIM_SPEED) for i, m in enumerate(NORMAL)],
+            "machines": [
+                *(_sim(m, "line-2", 21 + i, None, SIM_SPEED) for i, m in enumerate(NORMAL)),
+                _sim_with_state(STATE_MACHINE, "line-2", 29),
+            ],
         },
         "gw-kassel-01": {
             "firm": "demo-molding",
@@ -674,6 +695,47 @@ def _expected_performance(fill: Fill, machine: str) -> float:
         f'SELECT count("cycle_time_s") FROM "shot" WHERE {where} AND time < {end}ms'
     )
     return float(IDEAL_CYCLE_S / SIM_SPEED * shots["values"][0][1] / run_s)
+
+
+def test_oee_availability_from_the_simulated_run_state(fill: Fill) -> None:
+    """Availability of the cell with a run-state signal: basis ``run_state``, equal to the
+    simulated running share; performance from the configured ideal cycle time."""
+    board = BOARDS["renkei-plant-overview"]
+    runs = run_board(board, _model(board), fill.run, now_ms=fill.end_ms)
+    oee_run = next(r for r in runs if r.expressions)
+    factor = {
+        ref: {dict(n.labels)["machine"]: n.value for n in oee_run.expressions[ref]}
+        for ref in ("rA", "rP")
+    }
+    basis_run = next(r for r in runs if "OEE basis" in r.title)
+    bases = {
+        s["tags"]["machine"]: dict(zip(s["columns"], s["values"][0])) for s in basis_run.answer
+    }
+    assert bases[STATE_MACHINE]["availability_basis"] == BASIS_CODES["run_state"], bases
+    assert bases[STATE_MACHINE]["performance_basis"] == BASIS_CODES["mold_registry"], bases
+    assert bases[STATE_MACHINE]["quality_basis"] == BASIS_CODES["unknown"], bases
+    # The simulated running share: every stop is a gap between consecutive shots (a cycle
+    # ends at its shot, it started cycle_time_s / SIM_SPEED earlier in published time).
+    # Both stops lie inside the accounted range (they begin 7.5 s published after start).
+    where = f"\"machine\"::tag = '{STATE_MACHINE}'"
+    (rows,) = fill.run(f'SELECT sum("planned_s"), sum("unknown_s") FROM "oee" WHERE {where}')
+    planned_s, unknown_s = rows["values"][0][1], rows["values"][0][2] or 0.0
+    (shots,) = fill.run(f'SELECT "cycle_time_s" FROM "shot" WHERE {where}')
+    ends = [(t / 1000, ct / SIM_SPEED) for t, ct in shots["values"]]
+    gaps = [b_end - b_ct - a_end for (a_end, _), (b_end, b_ct) in pairwise(ends)]
+    stopped_s = sum(g for g in gaps if g > 0.5)
+    simulated = sum(float(s["duration_s"]) for s in STOPS) / SIM_SPEED
+    assert simulated - 20 / SIM_SPEED * 2 <= stopped_s <= simulated, (stopped_s, gaps)
+    assert unknown_s < 0.5, unknown_s  # every sample mapped to a state
+    expected = 1.0 - stopped_s / planned_s
+    # tolerance: the 10 Hz slow samples (0.0125 s published) at each state change
+    a = factor["rA"][STATE_MACHINE]
+    assert a is not None and a == pytest.approx(expected, abs=0.01), (expected, factor)
+    assert a < 0.9, factor  # the stops do cost availability
+    # P = ideal x shots / run time, with the configured (mold) ideal cycle time of 18 s.
+    p = factor["rP"][STATE_MACHINE]
+    assert p == pytest.approx(_expected_performance(fill, STATE_MACHINE), rel=1e-9), factor
+    assert p == pytest.approx(IDEAL_CYCLE_S / 20.0, abs=0.03), factor  # 18 s vs ~20 s cycles
 
 
 def test_deployment_and_capacity_panels_show_what_the_producers_wrote(fill: Fill) -> None:

@@ -24,10 +24,13 @@ from renkei.cloud.registry.schemas import (
     LineCreate,
     LinePublic,
     MachineCreate,
+    MachineOee,
     MachinePublic,
     MachineUpdate,
     MoldCreate,
+    MoldMount,
     MoldPublic,
+    OeeSection,
     RegistryDocument,
     SiteCreate,
     SitePublic,
@@ -276,7 +279,7 @@ def update_machine(
 ) -> MachinePublic:
     """Change some attributes; the result must still be a valid machine (422 otherwise)."""
     machine = _owned(session, Machine, machine_id, firm_id)
-    current = MachinePublic.model_validate(machine).model_dump()
+    current = MachinePublic.model_validate(machine).model_dump(exclude={"mounted_mold_id"})
     merged = {**current, **body.model_dump(exclude_unset=True)}
     MachineCreate.model_validate(merged)  # re-check process attributes and height range
     for key, value in body.model_dump(exclude_unset=True).items():
@@ -293,6 +296,74 @@ def update_machine(
 )
 def delete_machine(firm_id: FirmIdPath, machine_id: MachineIdPath, session: SessionDep) -> None:
     session.delete(_owned(session, Machine, machine_id, firm_id))
+
+
+# -------------------------------------------------------------------- mounted mold
+
+
+@router.put(
+    "/firms/{firm_id}/machines/{machine_id}/mold",
+    name="machines.mold.mount",
+    dependencies=[authorize("machines.mold.mount")],
+)
+def mount_mold(
+    firm_id: FirmIdPath, machine_id: MachineIdPath, body: MoldMount, session: SessionDep
+) -> MachinePublic:
+    """Mount one of the firm's molds on the machine (replacing the one mounted before).
+
+    Errors: 422 when ``mold_id`` is not a mold of this firm (another firm's mold is
+    reported exactly like a missing one); 409 when the mold is mounted on another machine.
+    """
+    machine = _owned(session, Machine, machine_id, firm_id)
+    mold = session.get(Mold, body.mold_id)
+    if mold is None or mold.firm_id != firm_id:
+        raise Invalid(
+            f"body.mold_id {body.mold_id!r} is not a mold of firm {firm_id!r}",
+            detail=[{"loc": "body.mold_id", "msg": "unknown mold"}],
+        )
+    other = session.scalar(
+        select(Machine.id).where(Machine.mounted_mold_id == mold.id, Machine.id != machine.id)
+    )
+    if other is not None:
+        raise Conflict(f"mold {mold.id!r} is mounted on machine {other!r}; unmount it there")
+    machine.mounted_mold_id = mold.id
+    session.flush()
+    return MachinePublic.model_validate(machine)
+
+
+@router.delete(
+    "/firms/{firm_id}/machines/{machine_id}/mold",
+    name="machines.mold.unmount",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[authorize("machines.mold.unmount")],
+)
+def unmount_mold(firm_id: FirmIdPath, machine_id: MachineIdPath, session: SessionDep) -> None:
+    """Take the mounted mold off the machine (nothing happens when none is mounted)."""
+    _owned(session, Machine, machine_id, firm_id).mounted_mold_id = None
+    session.flush()
+
+
+@router.get(
+    "/firms/{firm_id}/machines/{machine_id}/oee",
+    name="machines.oee",
+    dependencies=[authorize("machines.oee")],
+)
+def machine_oee(firm_id: FirmIdPath, machine_id: MachineIdPath, session: SessionDep) -> MachineOee:
+    """The machine's OEE parameters from the registry: mounted mold and its ideal cycle time.
+
+    ``oee`` has the keys of the gateway config's ``oee:`` section (``mold``,
+    ``ideal_cycle_time_s``) to merge into the machine's section (dashboards/README.md).
+    """
+    machine = _owned(session, Machine, machine_id, firm_id)
+    mold = None if machine.mounted_mold_id is None else session.get(Mold, machine.mounted_mold_id)
+    ideal = None if mold is None else mold.cycle_time_s
+    mold_id = None if mold is None else mold.id
+    return MachineOee(
+        machine_id=machine.id,
+        mounted_mold_id=mold_id,
+        ideal_cycle_time_s=ideal,
+        oee=OeeSection(mold=mold_id, ideal_cycle_time_s=ideal),
+    )
 
 
 # -------------------------------------------------------------------------- molds

@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
 from renkei.cloud.api.deps import SessionDep, SettingsDep, authorize
+from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.registry import import_sheets, import_xlsx
 from renkei.cloud.registry.tabular import decode_csv, read_csv
 
@@ -67,7 +68,7 @@ RawBody = Annotated[bytes, Depends(_raw_body)]
     },
 )
 def upload_registry_csv(
-    firm_id: str,
+    firm_id: FirmIdPath,
     table: Annotated[Table, Path(description="the table the CSV holds")],
     raw: RawBody,
     session: SessionDep,
@@ -99,7 +100,7 @@ def upload_registry_csv(
     },
 )
 def upload_registry_xlsx(
-    firm_id: str, raw: RawBody, session: SessionDep, settings: SettingsDep
+    firm_id: FirmIdPath, raw: RawBody, session: SessionDep, settings: SettingsDep
 ) -> RegistryImportPublic:
     """Create or update the firm's registry from an XLSX workbook, one sheet per table.
 
