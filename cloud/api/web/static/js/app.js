@@ -7,6 +7,7 @@
 //   #uploads         registry (CSV/XLSX) and bookings (CSV)  operator, admin
 //   #disruptions     declare / confirm / dismiss / end       operator, admin
 //   #sharing         grants and partner groups (preview)     operator, admin
+//   #notifications   e-mail/LINE/Slack targets, deliveries   operator, admin
 //
 // The API key lives in sessionStorage only (this tab; cleared on sign-out), never in
 // localStorage or a cookie. A 401 from any call signs out and shows the sign-in form.
@@ -24,6 +25,7 @@ import * as sharing from "./views/sharing.js";
 import * as takeovers from "./views/takeovers.js";
 import * as machines from "./views/machines.js";
 import * as molds from "./views/molds.js";
+import * as notifications from "./views/notifications.js";
 import * as sites from "./views/sites.js";
 import * as uploads from "./views/uploads.js";
 
@@ -39,6 +41,7 @@ const VIEWS = {
   uploads: { roles: ["operator", "admin"], module: uploads },
   disruptions: { roles: ["operator", "admin"], module: disruptions },
   sharing: { roles: ["operator", "admin"], module: sharing },
+  notifications: { roles: ["operator", "admin"], module: notifications },
 };
 
 function allowedViews(role) {

@@ -1,7 +1,9 @@
 // The "new takeover request" form of the takeovers view: origin site (or a confirmed
 // disruption), the window (first and last day, inclusive; the API's window_end is the day
-// after), and the jobs (job id, part, mold of the firm, weekly volume, optional due date).
-// POST /firms/{firm}/takeovers plans it at once; onCreated(plan) then shows the plan.
+// after), the jobs (job id, part, mold of the firm, weekly volume, optional due date) and
+// whether it is a disaster drill ("drill": true: planned with every reason, but partners
+// are not contacted and nothing is booked). POST /firms/{firm}/takeovers plans it at once;
+// onCreated(plan) then shows the plan.
 
 import { api } from "../api.js";
 import { byId, h, replace } from "../dom.js";
@@ -145,6 +147,13 @@ function render() {
     h("div", { id: "tf-jobs", class: "wide stack" }, jobRow(1)),
     h(
       "div",
+      { class: "check wide" },
+      h("input", { id: "tf-drill", type: "checkbox", "aria-describedby": "tf-drill-hint" }),
+      h("label", { for: "tf-drill" }, t("takeover_new.drill")),
+    ),
+    h("p", { id: "tf-drill-hint", class: "hint wide" }, t("takeover_new.drill_hint")),
+    h(
+      "div",
       { class: "form-actions wide" },
       h("button", { type: "button", id: "tf-add-job", class: "button-secondary", onclick: addJob }, t("takeover_new.add_job")),
       h("button", { type: "submit", id: "tf-submit" }, t("takeover_new.submit")),
@@ -165,6 +174,7 @@ function body() {
   if (disruption) out.disruption_id = Number(disruption);
   const id = byId("tf-id").value.trim();
   if (id) out.id = id;
+  if (byId("tf-drill").checked) out.drill = true;
   for (const row of byId("tf-jobs").querySelectorAll("fieldset.job-row")) {
     const get = (name) => row.querySelector(`[name=${name}]`).value.trim();
     const job = { job_id: get("job_id"), part_id: get("part_id"), mold_id: get("mold_id"), weekly_volume: Number(get("weekly_volume")) };

@@ -3,7 +3,9 @@
 // jobs with needed / covered / accepted parts and unmet volume with reasons, and the
 // assignments to partner machines with the partners' answers). A new request is made in
 // ./takeover_form.js; an open plan is re-planned with POST .../{id}/replan. Unmet volume
-// is rendered by ./unmet.js (every field the API gives, in words).
+// is rendered by ./unmet.js (every field the API gives, in words). An open drill's plan
+// has "Make it a real request" (POST .../{id}/promote, after a confirm dialog): the answer,
+// a new real request whose proposals are offered to the partners, is then shown.
 
 import { api } from "../api.js";
 import { byId, h, replace, table } from "../dom.js";
@@ -16,6 +18,7 @@ import * as form from "./takeover_form.js";
 
 let list = null;
 let detail = null;
+let promoting = null; // the drill whose promotion the confirm dialog asks about
 
 function items(data) {
   if (Array.isArray(data)) return data;
@@ -24,15 +27,24 @@ function items(data) {
 
 /** Wire the "new request" form: a created request's plan is shown at once. */
 export function init() {
-  form.init((plan) => {
-    // show the POST's answer itself: a read right after it could precede its commit
-    window.history.replaceState(null, "", `#takeovers/${encodeURIComponent(plan.id)}`);
-    list = [plan, ...(list || []).filter((x) => x.id !== plan.id)];
-    renderList();
-    detail = plan;
-    renderDetail();
-    byId("takeover-plan").focus();
+  form.init(showNew);
+  const dialog = byId("promote-dialog");
+  dialog.addEventListener("close", () => {
+    const drill = promoting;
+    promoting = null;
+    if (drill && dialog.returnValue === "confirm") promote(drill);
   });
+}
+
+// Show a request the page just made (created or promoted) from the POST's answer itself:
+// a read right after it could precede its commit.
+function showNew(plan) {
+  window.history.replaceState(null, "", `#takeovers/${encodeURIComponent(plan.id)}`);
+  list = [plan, ...(list || []).filter((x) => x.id !== plan.id)];
+  renderList();
+  detail = plan;
+  renderDetail();
+  byId("takeover-plan").focus();
 }
 
 /** Show the list, and the plan of request `id` if given (route #takeovers/<id>). */
@@ -57,6 +69,9 @@ export async function enter(id) {
 export function reset() {
   list = null;
   detail = null;
+  promoting = null;
+  const dialog = byId("promote-dialog");
+  if (dialog.open) dialog.close("cancel");
   form.reset();
   replace(byId("takeover-list"));
   replace(byId("takeover-detail"));
@@ -273,6 +288,14 @@ function renderDetail() {
             h("span", { class: "hint" }, t("takeover.replan_hint")),
           )
         : null,
+      r.drill === true && r.status === "open" && !r.promoted_to
+        ? h(
+            "div",
+            { class: "toolbar" },
+            h("button", { type: "button", id: "plan-promote", class: "button-danger", onclick: () => askPromote(r) }, t("takeover.promote")),
+            h("span", { class: "hint" }, t("takeover.promote_hint")),
+          )
+        : null,
       h("h3", {}, t("takeover.jobs")),
       jobsTable(r),
       h("h3", {}, t("takeover.assignments")),
@@ -293,4 +316,20 @@ async function replanDetail(r) {
   renderDetail();
   byId("takeover-plan").focus();
   setStatus(t("takeover.replanned_msg", { id: plan.id, revision: plan.revision }));
+}
+
+function askPromote(r) {
+  promoting = r;
+  replace(byId("promote-summary"), t("promote.summary", { id: r.id, window: windowText(r), jobs: formatNumber((r.jobs || []).length, 0) }));
+  byId("promote-dialog").showModal();
+  byId("promote-cancel").focus();
+}
+
+async function promote(drill) {
+  const path = firmPath(`/takeovers/${encodeURIComponent(drill.id)}/promote`);
+  const plan = await run(() => api(path, { method: "POST", body: {} }));
+  if (plan === undefined) return;
+  if (list) list = list.map((x) => (x.id === drill.id ? { ...x, status: "closed", promoted_to: plan.id } : x));
+  showNew(plan);
+  setStatus(t("takeover.promoted_msg", { drill: drill.id, id: plan.id }));
 }
