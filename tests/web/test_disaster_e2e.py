@@ -9,11 +9,12 @@ standing in for the LINE Messaging API.
 1. Two of ``tohoku-mold``'s gateways die abruptly (socket closed without DISCONNECT): the
    broker publishes their MQTT Last Will and the watcher records a *suspected* disruption.
 2. The owner's operator confirms it in the web page.
-3. A **drill** takeover is planned for it (the page has no drill switch: created through
-   ``POST /firms/{firm}/takeovers`` with ``"drill": true`` as the owner's operator); the
+3. A **drill** takeover is planned for it (through the API, ``POST /firms/{firm}/takeovers``
+   with ``"drill": true`` as the owner's operator; the page's drill switch and promote
+   button are tested in ``test_drill_and_notify_pages.py``); the
    page shows the drill badge. No partner is contacted: neither the SMTP server nor the
    LINE recorder receives anything.
-4. The drill is promoted to a real takeover (the page has no promote button:
+4. The drill is promoted to a real takeover (through the API,
    ``POST .../takeovers/{id}/promote`` as the owner's operator). The partner
    ``kyoto-mold`` receives one e-mail and one LINE push (``Authorization: Bearer <channel
    token>``, JSON ``{"to": ..., "messages": [{"type": "text", "text": ...}]}``).
@@ -239,7 +240,7 @@ def test_gateway_offline_to_partner_accepting_with_notifications(
         "the stored confirmation",
     )
 
-    # 3. a drill takeover for it (API as the owner's operator: the page has no drill switch)
+    # 3. a drill takeover for it (API as the owner's operator)
     takeovers = f"/api/v1/firms/{HIT}/takeovers"
     r = owner.post(
         takeovers,
@@ -268,7 +269,7 @@ def test_gateway_offline_to_partner_accepting_with_notifications(
     kyoto = rig.client(KYOTO, Role.PARTNER)
     assert kyoto.get(f"/api/v1/firms/{KYOTO}/assignments").json() == []
 
-    # 4. promoted to a real takeover (API as the owner's operator: no promote button)
+    # 4. promoted to a real takeover (API as the owner's operator)
     r = owner.post(f"{takeovers}/drill-e2e/promote", json={"id": "tko-e2e"})
     assert r.status_code == 201, r.text
     real = r.json()
