@@ -129,6 +129,10 @@ SPECS: Final[tuple[TableSpec, ...]] = (
         soft_refs=(("desired_deployment_id", "deployment"), ("last_deployment_id", "deployment")),
     ),
     TableSpec("audit_event", "audit", owner_column="owner_firm_id"),
+    # the firm's own channels (its Slack webhook URL and LINE channel token included: the
+    # archive is the firm's, like its credential hashes) and the record of deliveries
+    TableSpec("notification_settings", "notifications", owner_column="firm_id"),
+    TableSpec("notification_delivery", "notifications", owner_column="firm_id"),
 )
 _BY_NAME: Final = {s.name: s for s in SPECS}
 

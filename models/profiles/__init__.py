@@ -158,7 +158,7 @@ PROFILES: Final[Mapping[str, Profile]] = MappingProxyType(
             ),
             Profile(
                 name="nab-stream-generic",
-                version="2.0.0",
+                version="3.0.0",
                 summary="NAB whole corpus: streaming CAD OSE (indexed), one config",
                 module="renkei.models.profiles.nab_generic",
                 data_paths=("nab/data/*/*.csv", "nab/labels/combined_windows.json"),

@@ -48,6 +48,7 @@ from renkei.cloud.registry import (
     AuditEvent,
     Base,
     CapacityBooking,
+    DeliveryStatus,
     Deployment,
     DeploymentKind,
     DeploymentTarget,
@@ -58,6 +59,9 @@ from renkei.cloud.registry import (
     FleetModel,
     GatewayStatus,
     GranteeKind,
+    NotificationChannel,
+    NotificationDelivery,
+    NotificationSettings,
     PartnerGroup,
     PartnerGroupMember,
     Role,
@@ -450,6 +454,21 @@ def build_registry(url: str) -> dict[str, str]:
                 machines=["acme-m1"],
             )
         )
+        s.add(
+            NotificationSettings(
+                firm_id="acme", language="en", email_to=["ops@acme.example"], line_to=["U1"]
+            )
+        )
+        s.add(
+            NotificationDelivery(
+                firm_id="acme",
+                event="offered",
+                reference="tko-1",
+                channel=NotificationChannel.EMAIL,
+                target="o***@acme.example",
+                status=DeliveryStatus.SENT,
+            )
+        )
     engine.dispose()
     return keys
 
@@ -778,6 +797,8 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
         "fleet_gateway": 1,
         "fleet_model": 1,
         "audit_event": 3,
+        "notification_settings": 1,
+        "notification_delivery": 1,
     }
     assert report.rows == expected_rows
 
