@@ -24,12 +24,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
+from typing import Protocol
 
 from renkei.cloud.planner import DisruptionZone, Job, MachineSpec, MoldSpec
 from renkei.cloud.planner import needed_parts as _planner_needed_parts
-from renkei.cloud.registry import Machine, Mold, Site, VolumeUnit
+from renkei.cloud.registry import Machine, Mold, Site, TakeoverJob, VolumeUnit
 
 __all__ = [
     "MASK_SUFFIX",
@@ -39,6 +40,7 @@ __all__ = [
     "masked_id",
     "mold_spec",
     "needed_parts",
+    "new_job",
     "planner_job",
     "prorated_hours",
     "weekly_parts",
@@ -157,6 +159,48 @@ def needed_parts(
         window_end=end,
     )
     return _planner_needed_parts(probe, horizon_start=start, horizon_end=end)
+
+
+class JobFields(Protocol):
+    """What a new job row is made from: a request body's job or a drill's stored job."""
+
+    @property
+    def job_id(self) -> str: ...
+    @property
+    def part_id(self) -> str: ...
+    @property
+    def mold_id(self) -> str: ...
+    @property
+    def resin(self) -> str | None: ...
+    @property
+    def weekly_volume(self) -> int: ...
+    @property
+    def volume_unit(self) -> VolumeUnit | str: ...
+    @property
+    def due_date(self) -> date | None: ...
+    @property
+    def required_certifications(self) -> Sequence[str]: ...
+
+
+def new_job(j: JobFields, *, mold: Mold, window_start: date, window_end: date) -> TakeoverJob:
+    """A takeover job row for ``j`` (not yet covered): its parts due in the request's
+    window ``[window_start, window_end)`` from the weekly volume and the mold's cavities."""
+    weekly = weekly_parts(j.weekly_volume, j.volume_unit, mold.cavities)
+    return TakeoverJob(
+        job_id=j.job_id,
+        part_id=j.part_id,
+        mold_id=j.mold_id,
+        resin=j.resin,
+        weekly_volume=j.weekly_volume,
+        volume_unit=j.volume_unit,
+        due_date=j.due_date,
+        required_certifications=list(j.required_certifications),
+        needed_parts=needed_parts(
+            weekly, window_start=window_start, window_end=window_end, due_date=j.due_date
+        ),
+        covered_parts=0,
+        unmet=[],
+    )
 
 
 def exact_horizon(start: date) -> tuple[date, date]:

@@ -27,12 +27,11 @@ from renkei.cloud.registry import (
     Disruption,
     DisruptionStatus,
     Mold,
-    TakeoverJob,
     TakeoverRequest,
     TakeoverStatus,
 )
 from renkei.cloud.takeover import plan_initial
-from renkei.cloud.takeover.convert import needed_parts, weekly_parts
+from renkei.cloud.takeover.convert import new_job
 
 router = APIRouter(tags=["takeovers"])
 log = logging.getLogger(__name__)
@@ -85,26 +84,8 @@ def promote_takeover(
     for j in drill.jobs:
         mold = session.get(Mold, j.mold_id)
         assert mold is not None  # FK (cascade)
-        weekly = weekly_parts(j.weekly_volume, j.volume_unit, mold.cavities)
         jobs.append(
-            TakeoverJob(
-                job_id=j.job_id,
-                part_id=j.part_id,
-                mold_id=j.mold_id,
-                resin=j.resin,
-                weekly_volume=j.weekly_volume,
-                volume_unit=j.volume_unit,
-                due_date=j.due_date,
-                required_certifications=list(j.required_certifications),
-                needed_parts=needed_parts(
-                    weekly,
-                    window_start=drill.window_start,
-                    window_end=drill.window_end,
-                    due_date=j.due_date,
-                ),
-                covered_parts=0,
-                unmet=[],
-            )
+            new_job(j, mold=mold, window_start=drill.window_start, window_end=drill.window_end)
         )
     req = TakeoverRequest(
         id=new_id or f"tko-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}",

@@ -73,7 +73,7 @@ from renkei.cloud.registry import (
     TakeoverStatus,
 )
 from renkei.cloud.takeover import plan_initial, refresh_summary, replan
-from renkei.cloud.takeover.convert import needed_parts, weekly_parts
+from renkei.cloud.takeover.convert import new_job
 
 router = APIRouter(tags=["takeovers"])
 log = logging.getLogger(__name__)
@@ -329,26 +329,8 @@ def create_takeover(
         job_of_mold[j.mold_id] = j.job_id
         if j.due_date is not None and j.due_date < body.window_start:
             raise _invalid(f"{loc}.due_date", "is before window_start")
-        weekly = weekly_parts(j.weekly_volume, j.volume_unit, mold.cavities)
         jobs.append(
-            TakeoverJob(
-                job_id=j.job_id,
-                part_id=j.part_id,
-                mold_id=j.mold_id,
-                resin=j.resin,
-                weekly_volume=j.weekly_volume,
-                volume_unit=j.volume_unit,
-                due_date=j.due_date,
-                required_certifications=list(j.required_certifications),
-                needed_parts=needed_parts(
-                    weekly,
-                    window_start=body.window_start,
-                    window_end=body.window_end,
-                    due_date=j.due_date,
-                ),
-                covered_parts=0,
-                unmet=[],
-            )
+            new_job(j, mold=mold, window_start=body.window_start, window_end=body.window_end)
         )
     req = TakeoverRequest(
         id=body.id or f"tko-{now:%Y%m%d}-{uuid.uuid4().hex[:8]}",
