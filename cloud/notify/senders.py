@@ -101,11 +101,11 @@ class _HttpSender:
     def __init__(
         self,
         *,
-        timeout_s: float,
-        attempts: int,
-        backoff_s: float,
+        timeout_s: float = 10.0,
+        attempts: int = 3,
+        backoff_s: float = 1.0,
         sleep: Sleep,
-        transport: httpx.BaseTransport | None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._client = httpx.Client(timeout=timeout_s, transport=transport)
         self._attempts = attempts
@@ -154,23 +154,6 @@ class SlackNotifier(_HttpSender):
 
     channel = NotificationChannel.SLACK
     name = "Slack webhook"
-
-    def __init__(
-        self,
-        *,
-        timeout_s: float = 10.0,
-        attempts: int = 3,
-        backoff_s: float = 1.0,
-        sleep: Sleep,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        super().__init__(
-            timeout_s=timeout_s,
-            attempts=attempts,
-            backoff_s=backoff_s,
-            sleep=sleep,
-            transport=transport,
-        )
 
     def _describe(self, response: httpx.Response) -> str:
         # Slack answers a short plain-text code (invalid_payload, no_service, ...).
