@@ -31,6 +31,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from defusedxml import DefusedXmlException
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
@@ -113,31 +114,56 @@ def read_csv(text: str, *, name: str, max_rows: int) -> Sheet:
 def read_xlsx(raw: bytes, *, max_rows: int) -> list[Sheet]:
     """The sheets of an XLSX workbook, each named after its table.
 
+    The workbook's XML is parsed through ``defusedxml`` (openpyxl uses it when installed):
+    entity declarations (billion laughs, external entities) are refused, not expanded.
+
     Raises:
-        RegistryImportError: not an XLSX file, a sheet named after no table, or more than
-            ``max_rows`` data rows in all.
+        RegistryImportError: not an XLSX file, unsafe XML, a sheet named after no table, or
+            more than ``max_rows`` data rows in all.
     """
     try:
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
     except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
+        unsafe = _defused(exc)  # openpyxl wraps the parser's refusal in a ValueError
+        if unsafe is not None:
+            raise RegistryImportError([("workbook", f"unsafe XML refused: {unsafe!r}")]) from None
         raise RegistryImportError([("workbook", f"not an XLSX workbook: {exc}")]) from None
     try:
-        sheets: list[Sheet] = []
-        total = 0
-        for ws in book.worksheets:
-            table = _table_of(ws.title, f"sheet {ws.title!r}")
-            rows: list[list[str]] = []
-            for values in ws.iter_rows(values_only=True):
-                total += 1 if rows else 0  # data rows, not headers
-                rows.append([_cell_text(v) for v in values])
-                if total > max_rows:
-                    raise RegistryImportError(
-                        [(ws.title, f"more than {max_rows} rows (the limit per import)")]
-                    )
-            sheets.append(Sheet(table=table, source=ws.title, rows=rows, cells=True))
-        return sheets
+        return _read_sheets(book, max_rows=max_rows)
+    except DefusedXmlException as exc:
+        raise RegistryImportError([("workbook", f"unsafe XML refused: {exc!r}")]) from None
     finally:
         book.close()
+
+
+def _defused(exc: BaseException) -> DefusedXmlException | None:
+    """The ``defusedxml`` refusal behind ``exc`` (itself, its cause or context), if any."""
+    seen: BaseException | None = exc
+    for _ in range(8):  # bounded walk of the exception chain
+        if seen is None:
+            return None
+        if isinstance(seen, DefusedXmlException):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _read_sheets(book: Any, *, max_rows: int) -> list[Sheet]:
+    """Every sheet of ``book`` as a :class:`Sheet` (see :func:`read_xlsx`)."""
+    sheets: list[Sheet] = []
+    total = 0
+    for ws in book.worksheets:
+        table = _table_of(ws.title, f"sheet {ws.title!r}")
+        rows: list[list[str]] = []
+        for values in ws.iter_rows(values_only=True):
+            total += 1 if rows else 0  # data rows, not headers
+            rows.append([_cell_text(v) for v in values])
+            if total > max_rows:
+                raise RegistryImportError(
+                    [(ws.title, f"more than {max_rows} rows (the limit per import)")]
+                )
+        sheets.append(Sheet(table=table, source=ws.title, rows=rows, cells=True))
+    return sheets
 
 
 def _table_of(table: str, where: str) -> str:
