@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import event
@@ -178,13 +179,20 @@ class Dispatcher:
             )
         else:
             out[NotificationChannel.EMAIL] = "e-mail is off: RENKEI_NOTIFY_SMTP_HOST is not set"
-        out[NotificationChannel.SLACK] = SlackNotifier(
-            timeout_s=s.http_timeout_s,
-            attempts=s.attempts,
-            backoff_s=s.backoff_s,
-            sleep=self._sleep,
-            transport=self._transport,
-        )
+        slack_host = (urlsplit(prefs.slack_webhook_url or "").hostname or "").lower()
+        if slack_host in {h.lower() for h in s.slack_hosts}:
+            out[NotificationChannel.SLACK] = SlackNotifier(
+                timeout_s=s.http_timeout_s,
+                attempts=s.attempts,
+                backoff_s=s.backoff_s,
+                sleep=self._sleep,
+                transport=self._transport,
+            )
+        else:
+            out[NotificationChannel.SLACK] = (
+                f"Slack is off for this webhook: host {slack_host!r} is not in "
+                "RENKEI_NOTIFY_SLACK_HOSTS"
+            )
         token = prefs.line_channel_token or (
             s.line_channel_token.get_secret_value() if s.line_channel_token else None
         )

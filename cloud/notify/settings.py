@@ -47,6 +47,12 @@ class NotifySettings(BaseSettings):
         description="Channel access token of the platform's LINE Official Account "
         "(a firm may set its own); never logged.",
     )
+    slack_hosts: tuple[str, ...] = Field(
+        ("hooks.slack.com",),
+        description="Hosts a firm's Slack webhook URL may point at (exact, case-insensitive; "
+        'JSON list in the environment, e.g. ["hooks.slack.com"]). A URL on any other host is '
+        "skipped and logged, so a firm cannot make the cloud post to internal addresses.",
+    )
     http_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
         10.0, description="Timeout of one Slack or LINE request, seconds."
     )

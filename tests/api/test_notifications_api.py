@@ -51,6 +51,7 @@ def nrig(tmp_path: Path, line: RecordingServer, smtp: SmtpSink) -> Iterator[ApiR
         line_api_base=line.url,
         line_channel_token=TOKEN,
         backoff_s=0,
+        slack_hosts=("hooks.slack.example",),
     )
     r = ApiRig(tmp_path, notify=settings)
     try:
@@ -238,3 +239,32 @@ def test_decline_notifies_owner_and_a_failed_line_is_recorded(
     assert len(to_a) == 1 and "辞退" in to_a[0]["messages"][0]["text"]
     failed = [d for d in deliveries(nrig, "A") if d.status.value == "failed"]
     assert not failed or "HTTP 400" in failed[0].reason
+
+
+def test_a_slack_url_on_another_host_is_never_called(
+    nrig: ApiRig, smtp: SmtpSink, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A firm cannot make the cloud post to an internal address (SSRF): a webhook URL whose
+    host is not in ``RENKEI_NOTIFY_SLACK_HOSTS`` is skipped, with the host named."""
+    caplog.set_level(logging.DEBUG)
+    seed_world(nrig)
+    a, b = nrig.client("A"), nrig.client("B")
+    internal = "https://169.254.169.254/latest/meta-data/SECRETPATH"
+    r = a.patch(
+        "/api/v1/firms/A/notifications",
+        json={"email_to": ["boss@a.example.jp"], "slack_webhook_url": internal},
+    )
+    assert r.status_code == 200, r.text
+    disruption = declare(nrig)
+    body = {"id": "tko-3", "disruption_id": disruption, **WINDOW, "jobs": [job("J1", "m1", 5000)]}
+    plan = a.post("/api/v1/firms/A/takeovers", json=body).json()
+    drain(nrig)
+    offer = next(x for x in plan["assignments"] if x["partner_firm_id"] == "B")
+    assert b.post(f"/api/v1/firms/B/assignments/{offer['id']}/accept", json={}).status_code == 200
+    drain(nrig)
+    rows = {(d.event, d.channel.value): d for d in deliveries(nrig, "A")}
+    slack = rows["accepted", "slack"]
+    assert slack.status.value == "skipped", slack.reason
+    assert "'169.254.169.254' is not in RENKEI_NOTIFY_SLACK_HOSTS" in slack.reason
+    assert rows["accepted", "email"].status.value == "sent"  # the other channels still go
+    assert "SECRETPATH" not in slack.reason + slack.target + caplog.text
