@@ -89,7 +89,26 @@ def load_config(path: Path | str, *, data_dir: Path | None = None) -> GatewayCon
     except ValidationError as exc:
         problems = [(_key_path(e["loc"]), _describe(e)) for e in exc.errors()]
         raise ConfigError(path, problems) from None
+    blocked = _blocking_file(cfg.state_dir)
+    if blocked is not None:
+        key = "RENKEI_STATE_DIR (environment)" if env_state else "state_dir"
+        raise ConfigError(
+            path,
+            [(key, f"{str(cfg.state_dir)!r} cannot be a directory: {str(blocked)!r} is a file")],
+        )
     return _resolve_paths(cfg, path, data_dir)
+
+
+def _blocking_file(directory: Path) -> Path | None:
+    """The first existing non-directory on *directory*'s path (itself included), else None.
+
+    Only what makes the outbox's folder impossible is reported: a folder that does not exist
+    yet is created at start, and write permission is the gateway host's, not the checker's.
+    """
+    for candidate in (directory, *directory.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else candidate
+    return None
 
 
 def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> GatewayConfig:
@@ -100,16 +119,17 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
         updates: dict[str, Any] = {}
         if isinstance(m.source, _FILE_SOURCES) and not m.source.path.is_absolute():
             root = data_dir
-            if root is None:
-                from renkei.edge.sources.datasets import find_data_dir
+            from renkei.edge.sources.datasets import find_data_dir, missing_data_dir_message
 
+            if root is None:
                 root = find_data_dir()
             if root is None:
                 problems.append(
                     (
                         f"machines[{i}].source.path",
-                        f"relative path {str(m.source.path)!r} needs the datasets directory; "
-                        "set RENKEI_DATA_DIR or use an absolute path",
+                        f"relative path {str(m.source.path)!r} needs the datasets directory "
+                        f"({missing_data_dir_message()}); set RENKEI_DATA_DIR to it or use an "
+                        "absolute path",
                     )
                 )
             else:

@@ -347,7 +347,36 @@ def test_relative_data_path_without_datasets_dir(
     err = _error(_write(tmp_path, _base(source=src)))
     assert {p for p, _ in err.problems} == {"machines[0].source.path"}
     assert "needs the datasets directory" in str(err)
-    assert DATA_DIR_ENV in str(err)
+    assert f"{DATA_DIR_ENV}={str(tmp_path / 'no-datasets')!r} is not a directory" in str(err)
+
+
+@pytest.mark.parametrize("below", ["", "gw"])
+def test_state_dir_env_blocked_by_a_file_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, below: str
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("RENKEI_STATE_DIR", str(blocker / below) if below else str(blocker))
+    err = _error(_write(tmp_path, _base()))
+    assert [p for p, _ in err.problems] == ["RENKEI_STATE_DIR (environment)"]
+    assert f"{str(blocker)!r} is a file" in str(err)
+
+
+def test_state_dir_in_file_blocked_by_a_file_names_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RENKEI_STATE_DIR", raising=False)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    err = _error(_write(tmp_path, _base() | {"state_dir": str(blocker / "state")}))
+    assert [p for p, _ in err.problems] == ["state_dir"]
+
+
+def test_state_dir_that_does_not_exist_yet_is_accepted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RENKEI_STATE_DIR", str(tmp_path / "new" / "state"))
+    assert load_config(_write(tmp_path, _base())).state_dir == tmp_path / "new" / "state"
 
 
 def test_duplicate_machine_ids_rejected(tmp_path: Path) -> None:
