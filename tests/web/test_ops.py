@@ -323,6 +323,15 @@ def test_create_takeover_see_reasons_and_replan(live: Live, page: Browser, width
     assert_fits(page, width)
     screenshot(page, "takeover-plan", width)
     assert_accessible(page)
+
+    # the same plan in Japanese (the screenshot needs a CJK font: ./dev installs IPA Gothic)
+    page.click("#lang-toggle")
+    page.wait_for(lambda d: d.execute_script("return document.documentElement.lang") == "ja", "ja")
+    page.wait_for(
+        lambda d: "金型" in d.find_element("id", "takeover-plan").text, "the plan in Japanese"
+    )
+    assert_fits(page, width)
+    screenshot(page, "takeover-plan-ja", width)
     assert page.console_problems() == []
 
 

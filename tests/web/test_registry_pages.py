@@ -339,4 +339,4 @@ def test_actions_and_tables_fit_the_viewport(live: Live, page: Browser, width: i
         assert outside_viewport(page, "#takeover-list a") == []
         assert horizontal_overflow(page) <= 0
         assert _scrolling_tables(page) == 0
-        screenshot(page, f"takeover-plan-{width}")
+        screenshot(page, f"takeover-accepted-{width}")
