@@ -390,3 +390,14 @@ def _register_init() -> None:
 
 
 _register_init()
+
+
+def _register_backup() -> None:
+    """``renkei cloud backup`` / ``restore`` (:mod:`renkei.cloud.backup.cli`)."""
+    from renkei.cloud.backup.cli import backup_command, restore_command
+
+    app.command("backup")(backup_command)
+    app.command("restore")(restore_command)
+
+
+_register_backup()

@@ -21,7 +21,18 @@ import typer
 if TYPE_CHECKING:
     from renkei.cloud.store import InfluxSettings
 
-__all__ = ["export_command", "import_command"]
+__all__ = [
+    "DatabaseUrl",
+    "InfluxDatabase",
+    "InfluxPassword",
+    "InfluxToken",
+    "InfluxUrl",
+    "InfluxUsername",
+    "check_database_url",
+    "export_command",
+    "import_command",
+    "influx_settings",
+]
 
 _DB_HELP = "SQLAlchemy URL of the registry (sqlite:///path or postgresql+psycopg://...)"
 
@@ -65,7 +76,9 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _check_database_url(url: str, *, must_exist: bool) -> None:
+def check_database_url(url: str, *, must_exist: bool) -> None:
+    """Exit 2 with one line if ``url`` is no usable SQLAlchemy URL (or, SQLite, if its file
+    is missing while ``must_exist``, or its folder is missing)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -84,13 +97,15 @@ def _check_database_url(url: str, *, must_exist: bool) -> None:
             raise _fail(f"--database-url: directory {path.parent} does not exist", 2)
 
 
-def _influx_settings(
+def influx_settings(
     url: str | None,
     database: str,
     token: str | None,
     username: str | None,
     password: str | None,
 ) -> InfluxSettings | None:
+    """The InfluxDB options as settings (``None`` without ``url``); exit 2 with one line on
+    a bad value or credentials without ``url``."""
     from pydantic import SecretStr, ValidationError
 
     from renkei.cloud.store import InfluxSettings
@@ -137,8 +152,8 @@ def export_command(
 ) -> None:
     """Export one firm (registry, policies, plans, audit log, time series) to an archive."""
     _setup_logging(log_level)
-    _check_database_url(database_url, must_exist=True)
-    settings = _influx_settings(
+    check_database_url(database_url, must_exist=True)
+    settings = influx_settings(
         influx, influx_database, influx_token, influx_username, influx_password
     )
     if out.exists() and not force:
@@ -212,8 +227,8 @@ def import_command(
 ) -> None:
     """Import a firm archive into this install (the registry is migrated first)."""
     _setup_logging(log_level)
-    _check_database_url(database_url, must_exist=False)
-    settings = _influx_settings(
+    check_database_url(database_url, must_exist=False)
+    settings = influx_settings(
         influx, influx_database, influx_token, influx_username, influx_password
     )
 
