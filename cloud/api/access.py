@@ -135,6 +135,7 @@ RULES: dict[str, Rule] = {
     "notifications.get": _r("own", O, A),
     "notifications.update": _r("own", O, A),
     "notifications.deliveries": _r("own", O, A),
+    "notifications.test": _r("own", O, A),
     "notifications.grafana": _r("own", O, E, A),
     # regional supporters
     "regions.list": _r("global", S, A),
