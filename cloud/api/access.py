@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     # sharing policy
     "grants.list": _r("own", O, A),
     "grants.create": _r("own", O, A),
+    "grants.update": _r("own", O, A),
     "grants.delete": _r("own", O, A),
     "groups.list": _r("own", O, A),
     "groups.create": _r("own", O, A),
