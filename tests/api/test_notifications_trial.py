@@ -1,12 +1,14 @@
 """``POST /firms/{firm}/notifications/test``: one test message to each configured target,
-sent at once, answered with each target's outcome and recorded in the delivery log; against
-aiosmtpd and a recording HTTP server standing in for the LINE platform. Another firm's key
-is refused and sends nothing; no secret appears in a response or a log line."""
+sent at once, answered with each target's outcome and recorded in the delivery log (at
+most one every 30 s per firm); against aiosmtpd and a recording HTTP server standing in
+for the LINE platform. Another firm's key is refused and sends nothing; no secret appears
+in a response or a log line."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -110,6 +112,16 @@ def test_test_message_reaches_every_target_and_reports_each_outcome(
     # Recorded like any other delivery.
     listed = a.get("/api/v1/firms/A/notifications/deliveries").json()
     assert sorted(d["id"] for d in listed) == sorted(d["id"] for d in out["deliveries"])
+
+    # Again at once: 429 with Retry-After, nothing sent (a key cannot flood the targets).
+    again = a.post(URL.format("A"))
+    assert again.status_code == 429, again.text
+    assert again.headers["retry-after"] == "30"
+    assert again.json()["error"]["detail"] == {"retry_after_s": 30}
+    assert len(smtp.messages) == 1 and len(line.requests) == 2
+    trig.now += timedelta(seconds=29)
+    assert a.post(URL.format("A")).headers["retry-after"] == "1"
+    trig.now += timedelta(seconds=1)
 
     # In Japanese when the firm says so; a Slack host not allowed is skipped and named.
     a.patch(

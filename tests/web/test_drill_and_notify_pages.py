@@ -11,7 +11,7 @@ at 390 px (a phone) and 1366 px (a laptop):
 - it stores its own LINE channel access token (write-only: the page says "set", never the
   token) and sends a test message from the button: each destination's outcome is shown
   (e-mail and LINE sent to aiosmtpd and a recording LINE stand-in, Slack skipped with the
-  host named), in English and Japanese;
+  host named), in English and Japanese; a second test at once is refused and explained;
 - axe-core finds no serious or critical violation on both views.
 
 Screenshots (viewport only) are written to ``docs/screenshots/`` at both widths.
@@ -337,9 +337,16 @@ def test_line_token_and_test_message_from_the_page(
     assert serious_violations(page) == []
     page.click("#lang-toggle")
 
+    # again at once: refused (429), explained, the outcomes shown stay
+    page.click("#notify-test-send")
+    page.wait_text("#error", "Please wait a moment before trying again.")
+    assert "too_many_requests" in page.text("#error")
+    assert len(page.find_all("#notify-test-result li")) == 3
+    assert len(nlive.smtp.messages) == 1 and len(nlive.line.requests) == 1
+
     # removing the token
     page.click("#n-line-token-clear")
     page.click("#notify-save")
     page.wait_text("#n-line-token-now", "Not set")
     assert not owner.get(f"/api/v1/firms/{HIT}/notifications").json()["line_channel_token_set"]
-    assert page.console_problems() == []
+    assert page.console_problems(allow_http_errors=True) == []
