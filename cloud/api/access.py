@@ -108,6 +108,7 @@ RULES: dict[str, Rule] = {
     # sharing policy
     "grants.list": _r("own", O, A),
     "grants.create": _r("own", O, A),
+    "grants.update": _r("own", O, A),
     "grants.delete": _r("own", O, A),
     "groups.list": _r("own", O, A),
     "groups.create": _r("own", O, A),
@@ -135,6 +136,7 @@ RULES: dict[str, Rule] = {
     "notifications.get": _r("own", O, A),
     "notifications.update": _r("own", O, A),
     "notifications.deliveries": _r("own", O, A),
+    "notifications.test": _r("own", O, A),
     "notifications.grafana": _r("own", O, E, A),
     # regional supporters
     "regions.list": _r("global", S, A),

@@ -8,6 +8,8 @@ Every error body is ``{"error": {"code": str, "message": str, "detail": ...}}``:
   revealed).
 - ``409 conflict``: the request contradicts the current state (duplicate id, an id another
   firm holds, answering an assignment twice, confirming a dismissed disruption).
+- ``429 too_many_requests``: the same action again too soon (``detail`` =
+  ``{"retry_after_s": N}``, also in the ``Retry-After`` header).
 - ``413 payload_too_large``: the body is larger than ``max_body_bytes`` (``detail`` =
   ``{"limit_bytes": N}``; :mod:`renkei.cloud.api.limits`).
 - ``422 invalid``: the body, query or path failed validation; ``detail`` lists each
@@ -39,6 +41,7 @@ __all__ = [
     "Forbidden",
     "Invalid",
     "NotFound",
+    "TooManyRequests",
     "Unauthenticated",
     "install",
 ]
@@ -91,6 +94,17 @@ class Invalid(ApiError):
     code = "invalid"
 
 
+class TooManyRequests(ApiError):
+    """The same action again too soon; ``retry_after_s`` (whole seconds, >= 1) says when."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, detail={"retry_after_s": retry_after_s})
+        self.retry_after_s = retry_after_s
+
+
 def _body(code: str, message: str, detail: Any = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "detail": jsonable_encoder(detail)}}
 
@@ -115,6 +129,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if isinstance(exc, TooManyRequests):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(
             _body(exc.code, exc.message, exc.detail), status_code=exc.status, headers=headers
         )

@@ -1,7 +1,7 @@
 """Notifications: e-mail, Slack and LINE (Messaging API), per-firm channels and language.
 
 - :mod:`.senders`: :class:`Notifier` and its three senders (SMTP, Slack webhook, LINE push).
-- :mod:`.texts`: the ja/en texts (takeover offers and answers, Grafana alerts).
+- :mod:`.texts`: the ja/en texts (takeover offers and answers, Grafana alerts, the test message).
 - :mod:`.dispatch`: delivery after commit on a thread pool, the delivery log.
 - :mod:`.events`: the takeover hooks (``offered``, ``answered``).
 - :mod:`.settings`: the platform's ``RENKEI_NOTIFY_*`` settings.
@@ -24,7 +24,7 @@ from renkei.cloud.notify.senders import (
     mask,
 )
 from renkei.cloud.notify.settings import NotifySettings
-from renkei.cloud.notify.texts import AlertLine, alert_texts
+from renkei.cloud.notify.texts import AlertLine, alert_texts, trial_texts
 
 __all__ = [
     "LINE_TEXT_MAX",
@@ -45,4 +45,5 @@ __all__ = [
     "install",
     "mask",
     "offered",
+    "trial_texts",
 ]

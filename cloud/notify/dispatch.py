@@ -62,7 +62,7 @@ class Notification:
 
     Attributes:
         firm_id: the recipient firm (its own settings decide where; never the caller).
-        event: ``offer``, ``accepted``, ``declined`` or ``alert``.
+        event: ``offer``, ``accepted``, ``declined``, ``alert`` or ``test``.
         reference: what it is about (``takeover T1 assignment 5``), logged and stored.
         texts: the message per language (``ja``, ``en``).
         channels: only these channels; ``None`` = every configured one.
@@ -215,32 +215,7 @@ class Dispatcher:
     def deliver(self, note: Notification) -> list[NotificationDelivery]:
         """Send ``note`` on the firm's channels now and record the outcomes (see module)."""
         with self._sessions() as session:
-            prefs = session.get(NotificationSettings, note.firm_id)
-            if prefs is None:
-                log.info("notification %s for firm %s: no settings", note.event, note.firm_id)
-                return []
-            message = note.texts.get(prefs.language) or note.texts["en"]
-            targets: list[tuple[NotificationChannel, str]] = [
-                *((NotificationChannel.EMAIL, t) for t in prefs.email_to),
-                *(
-                    [(NotificationChannel.SLACK, prefs.slack_webhook_url)]
-                    if prefs.slack_webhook_url
-                    else []
-                ),
-                *((NotificationChannel.LINE, t) for t in prefs.line_to),
-            ]
-            if note.channels is not None:
-                targets = [t for t in targets if t[0] in note.channels]
-            notifiers = self._notifiers(prefs)
-            rows: list[NotificationDelivery] = []
-            try:
-                for channel, target in targets:
-                    rows.append(self._send_one(note, notifiers[channel], channel, target, message))
-            finally:
-                for n in notifiers.values():
-                    if isinstance(n, SlackNotifier | LineNotifier):
-                        n.close()
-            session.add_all(rows)
+            rows = self.send(session, note)
             try:
                 session.commit()
             except SQLAlchemyError as exc:
@@ -251,6 +226,43 @@ class Dispatcher:
                     type(exc).__name__,
                 )
             return rows
+
+    def send(self, session: Session, note: Notification) -> list[NotificationDelivery]:
+        """Send ``note`` now, in the caller's transaction; returns the delivery rows.
+
+        The firm's settings are read through ``session`` and the rows are added to it (the
+        caller commits them). Blocks for the whole send, retries included; used by
+        :meth:`deliver` and by the "send a test message" endpoint, which answers with the
+        outcomes. A firm without settings gets no rows. Never raises for a failed target:
+        its row says ``failed`` and why.
+        """
+        prefs = session.get(NotificationSettings, note.firm_id)
+        if prefs is None:
+            log.info("notification %s for firm %s: no settings", note.event, note.firm_id)
+            return []
+        message = note.texts.get(prefs.language) or note.texts["en"]
+        targets: list[tuple[NotificationChannel, str]] = [
+            *((NotificationChannel.EMAIL, t) for t in prefs.email_to),
+            *(
+                [(NotificationChannel.SLACK, prefs.slack_webhook_url)]
+                if prefs.slack_webhook_url
+                else []
+            ),
+            *((NotificationChannel.LINE, t) for t in prefs.line_to),
+        ]
+        if note.channels is not None:
+            targets = [t for t in targets if t[0] in note.channels]
+        notifiers = self._notifiers(prefs)
+        rows: list[NotificationDelivery] = []
+        try:
+            for channel, target in targets:
+                rows.append(self._send_one(note, notifiers[channel], channel, target, message))
+        finally:
+            for n in notifiers.values():
+                if isinstance(n, SlackNotifier | LineNotifier):
+                    n.close()
+        session.add_all(rows)
+        return rows
 
     def _send_one(
         self,

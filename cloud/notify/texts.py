@@ -15,7 +15,15 @@ from typing import Any, Final
 
 from renkei.cloud.notify.senders import LINE_TEXT_MAX, Message
 
-__all__ = ["LANGUAGES", "AlertLine", "OfferLine", "alert_texts", "answer_texts", "offer_texts"]
+__all__ = [
+    "LANGUAGES",
+    "AlertLine",
+    "OfferLine",
+    "alert_texts",
+    "answer_texts",
+    "offer_texts",
+    "trial_texts",
+]
 
 LANGUAGES: Final = ("ja", "en")
 Texts = dict[str, Message]
@@ -136,4 +144,19 @@ def alert_texts(*, status: str, alerts: Sequence[AlertLine], title: str = "") ->
             f"[Renkei] Alerts: {head['firing']} firing, {head['resolved']} resolved",
         ),
         (text, text),
+    )
+
+
+def trial_texts(*, firm: str) -> Texts:
+    """The test message to ``firm`` (its display name): says only that it is a test and
+    that this destination works; sent by the "send a test message" button. (Named
+    ``trial`` so that pytest never collects it as a test.)"""
+    return _both(
+        ("[Renkei] テスト通知", "[Renkei] Test notification"),
+        (
+            f"{firm} の Renkei 通知設定のテストです。このメッセージが届いていれば、"
+            "この宛先への通知は正しく動作しています。返信は不要です。",
+            f"This is a test of {firm}'s Renkei notification settings. If you can read it, "
+            "notifications to this destination work. No reply is needed.",
+        ),
     )

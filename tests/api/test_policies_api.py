@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -162,3 +163,70 @@ def test_policy_is_managed_by_operators_of_the_firm_only(firms: ApiRig) -> None:
     admin = firms.client("ops", "admin")
     assert admin.post(f"{API}/firms/beta/grants", json=body).status_code == 201
     assert visible_to(firms, "acme") == ["beta"]
+
+
+def search_view(rig: ApiRig, viewer: str, owner: str) -> dict[str, Any] | None:
+    r = rig.client(viewer, "partner").get(f"{API}/capacity/search")
+    assert r.status_code == 200, r.text
+    hits: list[dict[str, Any]] = [x for x in r.json()["results"] if x["firm_id"] == owner]
+    return hits[0] if hits else None
+
+
+def test_grant_edit_in_place_changes_what_the_partner_sees(
+    firms: ApiRig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="renkei.cloud.api.routers.policies")
+    c = firms.client("beta")
+    g = post_grant(firms, "beta", grantee_kind="firm", grantee_id="acme").json()
+    view = search_view(firms, "acme", "beta")
+    assert view is not None and view["granularity"] == "week" and view["machines"] == []
+    url = f"{API}/firms/beta/grants/{g['id']}"
+
+    # Finer and with machine detail: same id, created_at kept, the partner sees machines.
+    body = {
+        "grantee_kind": "firm",
+        "grantee_id": "acme",
+        "granularity": "day",
+        "machine_detail": True,
+        "expires_at": "2027-01-01T00:00:00+09:00",
+    }
+    r = c.put(url, json=body)
+    assert r.status_code == 200, r.text
+    edited = r.json()
+    assert (edited["id"], edited["created_at"]) == (g["id"], g["created_at"])
+    assert edited["granularity"] == "day" and edited["machine_detail"] is True
+    assert edited["expires_at"] == "2026-12-31T15:00:00Z"
+    assert c.get(f"{API}/firms/beta/grants").json() == [edited]
+    view = search_view(firms, "acme", "beta")
+    assert view is not None and view["granularity"] == "day" and view["machine_detail"] is True
+    assert [m["machine_id"] for m in view["machines"]] == ["b1"]
+    assert f"grant {g['id']} of firm beta changed by key" in caplog.text
+    assert "'granularity': ['week', 'day']" in caplog.text
+
+    # To another grantee: acme no longer sees beta, gamma does (a PUT replaces all terms).
+    r = c.put(url, json={"grantee_kind": "firm", "grantee_id": "gamma"})
+    assert r.status_code == 200, r.text
+    assert r.json()["machine_detail"] is False and r.json()["expires_at"] is None
+    assert visible_to(firms, "acme") == [] and visible_to(firms, "gamma") == ["beta"]
+
+    # Bad terms: 422 naming the field, nothing changed.
+    bad = c.put(url, json={"grantee_kind": "firm", "grantee_id": "beta"})
+    assert bad.status_code == 422 and bad.json()["error"]["detail"][0]["loc"] == "body.grantee_id"
+    bad = c.put(url, json={"grantee_kind": "firm", "grantee_id": "acme", "telemetry": True})
+    assert bad.status_code == 422
+    assert visible_to(firms, "gamma") == ["beta"] and visible_to(firms, "acme") == []
+
+
+def test_another_firm_cannot_edit_a_grant(firms: ApiRig) -> None:
+    g = post_grant(firms, "beta", grantee_kind="firm", grantee_id="acme").json()
+    widen = {"grantee_kind": "firm", "grantee_id": "acme", "machine_detail": True}
+    acme = firms.client("acme")
+    # Through its own firm's path: no such grant of acme (404); through beta's: 403.
+    assert acme.put(f"{API}/firms/acme/grants/{g['id']}", json=widen).status_code == 404
+    assert acme.put(f"{API}/firms/beta/grants/{g['id']}", json=widen).status_code == 403
+    partner = firms.client("beta", "partner")
+    assert partner.put(f"{API}/firms/beta/grants/{g['id']}", json=widen).status_code == 403
+    assert firms.client("beta").put(f"{API}/firms/beta/grants/999", json=widen).status_code == 404
+    assert firms.client("beta").get(f"{API}/firms/beta/grants").json() == [g]
+    view = search_view(firms, "acme", "beta")
+    assert view is not None and view["machine_detail"] is False

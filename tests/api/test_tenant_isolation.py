@@ -199,6 +199,10 @@ def _bodies(name: str) -> list[Any]:
             {"grantee_kind": "firm", "grantee_id": B},
             {"grantee_kind": "group", "grantee_id": "fb-g1"},
         ],
+        "grants.update": [
+            {"grantee_kind": "firm", "grantee_id": B, "machine_detail": False},
+            {"grantee_kind": "supporters", "grantee_id": "*"},
+        ],
         "groups.create": [
             {"id": "fb-g1", "name": "mine", "members": [B]},
             {"id": "fa-g1", "name": "mine", "members": [B]},

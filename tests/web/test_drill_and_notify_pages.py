@@ -8,6 +8,10 @@ at 390 px (a phone) and 1366 px (a laptop):
 - it edits its notification settings (language, e-mail, LINE, Slack webhook): after the
   save, the webhook URL is nowhere in the page's HTML, only its masked form; the recent
   deliveries are listed with their outcome and reason;
+- it stores its own LINE channel access token (write-only: the page says "set", never the
+  token) and sends a test message from the button: each destination's outcome is shown
+  (e-mail and LINE sent to aiosmtpd and a recording LINE stand-in, Slack skipped with the
+  host named), in English and Japanese; a second test at once is refused and explained;
 - axe-core finds no serious or critical violation on both views.
 
 Screenshots (viewport only) are written to ``docs/screenshots/`` at both widths.
@@ -16,10 +20,13 @@ Screenshots (viewport only) are written to ``docs/screenshots/`` at both widths.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from renkei.cloud.notify import NotifySettings
 from renkei.cloud.registry import (
     DeliveryStatus,
     NotificationChannel,
@@ -27,10 +34,11 @@ from renkei.cloud.registry import (
     Role,
     session_scope,
 )
-from tests.api.rig import NOW
+from tests.api.rig import NOW, ApiRig
+from tests.notify_servers import RecordingServer, SmtpSink
 from tests.web.axe import horizontal_overflow, screenshot, serious_violations
 from tests.web.conftest import Live
-from tests.web.harness import Browser
+from tests.web.harness import Browser, LiveServer
 from tests.web.seed import HIT, KYOTO, seed_network
 
 WIDTHS = (390, 1366)
@@ -227,4 +235,118 @@ def test_notification_settings_from_the_page(live: Live, page: Browser, width: i
     page.click("#notify-save")
     page.wait_text("#n-slack-now", "No Slack webhook stored.")
     assert owner.get(f"/api/v1/firms/{HIT}/notifications").json()["slack_webhook_set"] is False
+    assert page.console_problems(allow_http_errors=True) == []
+
+
+FIRM_LINE_TOKEN = "firmOwnLineToken-0123456789-s3cret"
+
+
+@dataclass
+class NotifyLive(Live):
+    """A live API whose notifications go to aiosmtpd and a recording LINE stand-in."""
+
+    smtp: SmtpSink
+    line: RecordingServer
+
+
+@pytest.fixture
+def nlive(tmp_path: Path) -> Iterator[NotifyLive]:
+    smtp, line = SmtpSink(), RecordingServer()
+    notify = NotifySettings(
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_security="none",
+        smtp_from="renkei@example.jp",
+        line_api_base=line.url,
+        backoff_s=0,
+        slack_hosts=("127.0.0.1",),  # hooks.slack.com is skipped, never looked up
+    )
+    rig = ApiRig(tmp_path, notify=notify)
+    server = LiveServer(rig.app)
+    server.start()
+    try:
+        yield NotifyLive(rig, server, smtp, line)
+    finally:
+        server.stop()
+        rig.close()
+        line.close()
+        smtp.close()
+
+
+def test_line_token_and_test_message_from_the_page(
+    nlive: NotifyLive, page: Browser, width: int
+) -> None:
+    seed_network(nlive.rig)
+    owner = nlive.rig.client(HIT, Role.OPERATOR)
+    r = owner.patch(
+        f"/api/v1/firms/{HIT}/notifications",
+        json={
+            "language": "en",
+            "email_to": ["ops@tohoku-mold.example"],
+            "line_to": [LINE_ID],
+            "slack_webhook_url": SLACK_URL,  # hooks.slack.com: not an allowed host here
+        },
+    )
+    assert r.status_code == 200, r.text
+    page.open(nlive.url, "/app/")
+    page.sign_in(nlive.rig.key(HIT, Role.OPERATOR))
+    page.click("nav a[data-view=notifications]")
+    page.wait_view("notifications")
+    page.wait_visible("#notify-form")
+    assert "Not set" in page.text("#n-line-token-now")
+
+    # the firm's own LINE token: write-only
+    page.fill("#n-line-token", FIRM_LINE_TOKEN)
+    page.click("#notify-save")
+    page.wait_text("#status", "Notification settings saved.")
+    page.wait_text("#n-line-token-now", "Set:")
+    assert owner.get(f"/api/v1/firms/{HIT}/notifications").json()["line_channel_token_set"]
+    assert FIRM_LINE_TOKEN not in page.driver.page_source
+    assert page.find("#n-line-token").get_attribute("value") in (None, "")
+
+    # the test message: each destination's outcome under the button
+    page.click("#notify-test-send")
+    page.wait_text("#status", "Test message: 2 sent, 0 failed, 1 skipped.")
+    items = page.find_all("#notify-test-result li")
+    got = [(i.get_attribute("data-channel"), i.get_attribute("data-status")) for i in items]
+    assert got == [("email", "sent"), ("slack", "skipped"), ("line", "sent")]
+    assert "'hooks.slack.com' is not in RENKEI_NOTIFY_SLACK_HOSTS" in items[1].text
+    assert "Sent" in items[0].text and "o***@tohoku-mold.example" in items[0].text
+    ((envelope, mail),) = nlive.smtp.messages
+    assert envelope.rcpt_tos == ["ops@tohoku-mold.example"]
+    assert mail["Subject"] == "[Renkei] Test notification"
+    (push,) = nlive.line.requests
+    assert push.headers["authorization"] == f"Bearer {FIRM_LINE_TOKEN}"
+    assert push.json()["to"] == LINE_ID
+    page.wait_for(
+        lambda _: len(page.find_all("#notify-deliveries tr[data-delivery-id]")) == 3,
+        "the deliveries list with the test",
+    )
+    assert "Test message" in page.text("#notify-deliveries")
+    html = page.driver.page_source
+    for secret in (FIRM_LINE_TOKEN, "s3cretWebhookTail"):
+        assert secret not in html
+    assert horizontal_overflow(page) <= 0, page.js(_WIDE_JS)
+    screenshot(page, f"notifications-test-{width}", at="#notify-test")
+    assert serious_violations(page) == []
+
+    # in Japanese, the outcomes are re-rendered
+    page.click("#lang-toggle")
+    page.wait_text("#notify-test-result", "送信済み")
+    assert "スキップ" in page.text("#notify-test-result")
+    assert serious_violations(page) == []
+    page.click("#lang-toggle")
+
+    # again at once: refused (429), explained, the outcomes shown stay
+    page.click("#notify-test-send")
+    page.wait_text("#error", "Please wait a moment before trying again.")
+    assert "too_many_requests" in page.text("#error")
+    assert len(page.find_all("#notify-test-result li")) == 3
+    assert len(nlive.smtp.messages) == 1 and len(nlive.line.requests) == 1
+
+    # removing the token
+    page.click("#n-line-token-clear")
+    page.click("#notify-save")
+    page.wait_text("#n-line-token-now", "Not set")
+    assert not owner.get(f"/api/v1/firms/{HIT}/notifications").json()["line_channel_token_set"]
     assert page.console_problems(allow_http_errors=True) == []

@@ -447,15 +447,16 @@ def test_owner_edits_grant_and_sees_preview(live: Live, page: Browser, width: in
     assert_fits(page, width)
     screenshot(page, "sharing", width)
     page.click("#grant-save")
-    page.wait_for(lambda d: not d.find_elements("id", f"grant-{old.id}"), "old grant gone")
-    page.wait_for(
-        lambda _: len(ids := [g.id for g in _grants(live, KYOTO)]) == 1 and ids != [old.id],
-        "the stored edit",
-    )
+    # saved in place (PUT): same id, new terms, and the partner sees them at once
+    page.wait_text("#status", f"Grant #{old.id} saved")
     (new,) = _grants(live, KYOTO)
+    assert new.id == old.id and new.created_at == old.created_at
     assert (new.grantee_id, new.granularity.value, new.machine_detail) == (HIT, "day", False)
     assert new.capability_classes == ["injection_molding"]
-    assert f"Grant #{old.id} replaced by grant #{new.id}." in page.text("#status")
+    assert "free hours per day" in page.text(f"#grant-{new.id}")
+    seen = live.rig.client(HIT, Role.PARTNER).get("/api/v1/capacity/search").json()["results"]
+    (kyoto,) = [x for x in seen if x["firm_id"] == KYOTO]
+    assert (kyoto["granularity"], kyoto["machine_detail"], kyoto["machines"]) == ("day", False, [])
 
     # the same preview in Japanese
     page.click("#lang-toggle")

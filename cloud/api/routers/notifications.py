@@ -6,6 +6,12 @@
   secret given as ``null`` is removed. Owner firm only (operator, admin).
 - ``GET /firms/{firm_id}/notifications/deliveries``: the newest deliveries (outcome, masked
   target, reason).
+- ``POST /firms/{firm_id}/notifications/test``: send one short test message (in the firm's
+  language) to each configured target *now* and answer with each outcome (``sent``,
+  ``failed`` or ``skipped`` with the reason); recorded in the delivery log like any other
+  (event ``test``). Owner firm only (operator, admin); no body. At most one test per firm
+  every :data:`TEST_INTERVAL` (429 with ``Retry-After`` otherwise), so a key cannot spend
+  the platform's LINE message quota or flood an inbox.
 - ``POST /firms/{firm_id}/notifications/grafana?channels=line``: Grafana's webhook contact
   point. Authenticated with a key of the firm; the alert text goes only to the targets in
   *that firm's* settings (the payload names no target), after the response (202).
@@ -13,26 +19,38 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 
-from renkei.cloud.api.deps import ClockDep, SessionDep, authorize
-from renkei.cloud.api.errors import Invalid
+from renkei.cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
+from renkei.cloud.api.errors import Invalid, NotFound, TooManyRequests
 from renkei.cloud.api.params import FirmIdPath
-from renkei.cloud.notify import AlertLine, Notification, alert_texts, enqueue, mask
+from renkei.cloud.notify import (
+    AlertLine,
+    Dispatcher,
+    Notification,
+    alert_texts,
+    enqueue,
+    mask,
+    trial_texts,
+)
 from renkei.cloud.registry import (
     DeliveryStatus,
+    Firm,
     NotificationChannel,
     NotificationDelivery,
     NotificationSettings,
 )
 
 router = APIRouter(tags=["notifications"])
+log = logging.getLogger(__name__)
 
 LINE_ID = re.compile(r"^[UCR][0-9a-f]{32}$")
 """A LINE user (``U…``), group (``C…``) or room (``R…``) id: a letter and 32 hex digits."""
@@ -40,6 +58,8 @@ EmailAddress = Annotated[
     str, Field(max_length=254, pattern=r"^[^@\s<>,;\"]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 ]
 """An e-mail address (local part @ a domain with a dot; no display name)."""
+TEST_INTERVAL = timedelta(seconds=30)
+"""Least time between two test messages of one firm (from the last one's delivery rows)."""
 SLACK_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?/\S{1,450}$")
 
 
@@ -87,13 +107,28 @@ class DeliveryPublic(BaseModel):
 
     model_config = ConfigDict(from_attributes=True)
     id: int = Field(description="Delivery id.")
-    event: str = Field(description="offer, accepted, declined or alert.")
+    event: str = Field(description="offer, accepted, declined, alert or test.")
     reference: str = Field(description="What it was about (takeover, assignment).")
     channel: NotificationChannel = Field(description="email, slack or line.")
     target: str = Field(description="Masked target.")
     status: DeliveryStatus = Field(description="sent, failed or skipped.")
     reason: str = Field(description="Why it failed or was skipped (empty when sent).")
     at: datetime = Field(description="When it was attempted (UTC).")
+
+
+class NotificationTrialPublic(BaseModel):
+    """What the test message did: one outcome per configured target."""
+
+    language: Literal["ja", "en"] = Field(
+        description="Language the test message was sent in (the firm's setting)."
+    )
+    deliveries: list[DeliveryPublic] = Field(
+        description="One row per configured target, e-mail addresses first, then the Slack "
+        "webhook, then LINE ids: `sent`; `failed` with the reason (SMTP or HTTP status, "
+        "timeout); or `skipped` with the reason (a channel off on this platform, a Slack "
+        "host not allowed). Empty when no target is set up: then nothing was sent. Targets "
+        "are masked; no URL, token or password appears."
+    )
 
 
 class GrafanaAlert(BaseModel):
@@ -238,6 +273,62 @@ def list_deliveries(
         .limit(limit)
     )
     return [DeliveryPublic.model_validate(r) for r in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/notifications/test",
+    name="notifications.test",
+    dependencies=[authorize("notifications.test")],
+)
+def send_test(
+    firm_id: FirmIdPath,
+    request: Request,
+    session: SessionDep,
+    principal: PrincipalDep,
+    now: ClockDep,
+) -> NotificationTrialPublic:
+    """Send one short test message to each of the firm's targets now; answer the outcomes.
+
+    Blocks until every target is tried (SMTP timeouts and HTTP retries included, see
+    ``RENKEI_NOTIFY_*``). The outcomes are also in ``.../notifications/deliveries``.
+
+    Errors: 404 if the firm does not exist; 429 (``Retry-After``) within
+    :data:`TEST_INTERVAL` of the firm's last test message.
+    """
+    firm = session.get(Firm, firm_id)
+    if firm is None:
+        raise NotFound(f"no firm {firm_id!r}")
+    last = session.scalar(
+        select(func.max(NotificationDelivery.at)).where(
+            NotificationDelivery.firm_id == firm_id, NotificationDelivery.event == "test"
+        )
+    )
+    if last is not None:
+        last = last if last.tzinfo is not None else last.replace(tzinfo=UTC)  # SQLite: naive
+        wait = (last + TEST_INTERVAL - now).total_seconds()
+        if wait > 0:
+            raise TooManyRequests(
+                f"a test message was sent {int((now - last).total_seconds())} s ago; the next "
+                f"one can be sent in {math.ceil(wait)} s",
+                retry_after_s=math.ceil(wait),
+            )
+    prefs = session.get(NotificationSettings, firm_id)
+    dispatcher: Dispatcher = request.app.state.notify
+    log.info("test notification for firm %s requested by key %s", firm_id, principal.key_id)
+    rows = dispatcher.send(
+        session,
+        Notification(
+            firm_id=firm_id,
+            event="test",
+            reference=f"requested by key {principal.key_id}",
+            texts=trial_texts(firm=firm.name),
+        ),
+    )
+    session.flush()
+    return NotificationTrialPublic(
+        language="en" if prefs is not None and prefs.language == "en" else "ja",
+        deliveries=[DeliveryPublic.model_validate(r) for r in rows],
+    )
 
 
 def _channels(raw: str) -> frozenset[NotificationChannel]:

@@ -12,21 +12,26 @@ interpretation of grants is :mod:`renkei.cloud.capacity.policy`). A grant opens 
 
 limited to capability classes (``injection_molding:1000-2000kN``) or whole processes
 (``injection_molding``); empty = all), at ``day`` or ``week`` granularity, optionally
-with machine detail, optionally until ``expires_at``.
+with machine detail, optionally until ``expires_at``. ``PUT .../grants/{grant_id}`` replaces
+a grant's terms in place (same id, effective for the next request), so an edit never
+leaves a moment with no grant or with two. Every change of a grant is logged (INFO:
+firm, grant id, the caller's key id and, for an edit, the changed fields old → new).
 
 Deleting a group also deletes the grants made to it.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from renkei.cloud.api.deps import ClockDep, SessionDep, authorize
+from renkei.cloud.api.deps import ClockDep, PrincipalDep, SessionDep, authorize
 from renkei.cloud.api.errors import Conflict, Invalid, NotFound
 from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.capacity import parse_capability_class
@@ -41,6 +46,11 @@ from renkei.cloud.registry import (
 )
 
 router = APIRouter(tags=["policies"])
+log = logging.getLogger(__name__)
+
+GrantIdPath = Annotated[
+    int, Path(ge=1, le=2**63 - 1, description="The grant's id (`GrantPublic.id`).")
+]
 
 Id = Annotated[
     str,
@@ -90,6 +100,14 @@ class GrantCreate(BaseModel):
         "ISO-8601 with a UTC offset, in the future; null = until deleted.",
         examples=["2027-03-31T15:00:00Z"],
     )
+
+
+class GrantUpdate(GrantCreate):
+    """A grant's new terms, all of them (as for create); the id and `created_at` stay.
+
+    Fields left out take their defaults (no classes = all, `week`, no machine detail, no
+    expiry), as a PUT replaces the whole grant.
+    """
 
 
 class GrantPublic(BaseModel):
@@ -187,33 +205,12 @@ def _class_problem(entry: str) -> str | None:
 # ------------------------------------------------------------------ grants
 
 
-@router.get("/firms/{firm_id}/grants", name="grants.list", dependencies=[authorize("grants.list")])
-def list_grants(firm_id: FirmIdPath, session: SessionDep) -> list[GrantPublic]:
-    """The firm's grants (including expired ones), oldest first."""
-    rows = session.scalars(
-        select(SharingGrant).where(SharingGrant.owner_firm_id == firm_id).order_by(SharingGrant.id)
-    )
-    return [_grant_public(g) for g in rows]
+def _check(session: Session, firm_id: str, body: GrantCreate, now: datetime) -> None:
+    """Raise :class:`Invalid` (422) naming every bad field of a grant of ``firm_id``.
 
-
-@router.post(
-    "/firms/{firm_id}/grants",
-    name="grants.create",
-    status_code=status.HTTP_201_CREATED,
-    dependencies=[authorize("grants.create")],
-)
-def create_grant(
-    firm_id: FirmIdPath, body: GrantCreate, session: SessionDep, now: ClockDep
-) -> GrantPublic:
-    """Open a view of the firm's capacity to a firm, a group or regional supporters.
-
-    Raises:
-        Invalid (422): unknown grantee firm or the owner itself; a group that is not the
-            owner's; an empty region; a capability class that does not parse; an
-            ``expires_at`` in the past.
+    Unknown grantee firm or the owner itself; a group that is not the owner's; an empty
+    region; a capability class that does not parse; an ``expires_at`` not in the future.
     """
-    if session.get(Firm, firm_id) is None:
-        raise NotFound(f"no firm {firm_id!r}")
     problems: list[dict[str, str]] = []
     kind, grantee = body.grantee_kind, body.grantee_id
     if kind is GranteeKind.FIRM:
@@ -243,20 +240,109 @@ def create_grant(
         problems.append({"loc": "body.expires_at", "msg": "must be in the future"})
     if problems:
         raise Invalid(f"{problems[0]['loc']}: {problems[0]['msg']}", detail=problems)
+
+
+def _terms(body: GrantCreate) -> dict[str, Any]:
+    """The grant's columns from a checked body (what create sets and update replaces)."""
+    return {
+        "grantee_kind": body.grantee_kind,
+        "grantee_id": body.grantee_id,
+        "capability_classes": list(dict.fromkeys(body.capability_classes)),
+        "granularity": body.granularity,
+        "machine_detail": body.machine_detail,
+        # SQLite keeps no UTC offset: store UTC wall time (read back as UTC).
+        "expires_at": None if body.expires_at is None else body.expires_at.astimezone(UTC),
+    }
+
+
+@router.get("/firms/{firm_id}/grants", name="grants.list", dependencies=[authorize("grants.list")])
+def list_grants(firm_id: FirmIdPath, session: SessionDep) -> list[GrantPublic]:
+    """The firm's grants (including expired ones), oldest first."""
+    rows = session.scalars(
+        select(SharingGrant).where(SharingGrant.owner_firm_id == firm_id).order_by(SharingGrant.id)
+    )
+    return [_grant_public(g) for g in rows]
+
+
+@router.post(
+    "/firms/{firm_id}/grants",
+    name="grants.create",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("grants.create")],
+)
+def create_grant(
+    firm_id: FirmIdPath,
+    body: GrantCreate,
+    session: SessionDep,
+    now: ClockDep,
+    principal: PrincipalDep,
+) -> GrantPublic:
+    """Open a view of the firm's capacity to a firm, a group or regional supporters.
+
+    Raises:
+        Invalid (422): unknown grantee firm or the owner itself; a group that is not the
+            owner's; an empty region; a capability class that does not parse; an
+            ``expires_at`` in the past.
+    """
+    if session.get(Firm, firm_id) is None:
+        raise NotFound(f"no firm {firm_id!r}")
+    _check(session, firm_id, body, now)
     grant = SharingGrant(
         owner_firm_id=firm_id,
-        grantee_kind=kind,
-        grantee_id=grantee,
-        capability_classes=list(dict.fromkeys(body.capability_classes)),
-        granularity=body.granularity,
-        machine_detail=body.machine_detail,
-        # SQLite keeps no UTC offset: store UTC wall time (read back as UTC).
-        expires_at=None if body.expires_at is None else body.expires_at.astimezone(UTC),
         created_at=now.astimezone(UTC),
+        **_terms(body),
     )
     session.add(grant)
     session.flush()
+    log.info(
+        "grant %s of firm %s to %s %s created by key %s",
+        grant.id,
+        firm_id,
+        grant.grantee_kind.value,
+        grant.grantee_id,
+        principal.key_id,
+    )
     return _grant_public(grant)
+
+
+@router.put(
+    "/firms/{firm_id}/grants/{grant_id}",
+    name="grants.update",
+    dependencies=[authorize("grants.update")],
+)
+def update_grant(
+    firm_id: FirmIdPath,
+    grant_id: GrantIdPath,
+    body: GrantUpdate,
+    session: SessionDep,
+    now: ClockDep,
+    principal: PrincipalDep,
+) -> GrantPublic:
+    """Replace the terms of one of the firm's grants (effective for the next request).
+
+    Raises:
+        NotFound (404): no such grant of this firm (another firm's grant included).
+        Invalid (422): as for create.
+    """
+    grant = session.get(SharingGrant, grant_id)
+    if grant is None or grant.owner_firm_id != firm_id:
+        raise NotFound(f"no grant {grant_id} of firm {firm_id!r}")
+    _check(session, firm_id, body, now)
+    before = _grant_public(grant).model_dump(mode="json")
+    for name, value in _terms(body).items():
+        setattr(grant, name, value)
+    session.flush()
+    out = _grant_public(grant)
+    after = out.model_dump(mode="json")
+    changed = {k: [before[k], after[k]] for k in after if before[k] != after[k]}
+    log.info(
+        "grant %s of firm %s changed by key %s: %s",
+        grant_id,
+        firm_id,
+        principal.key_id,
+        changed or "no change",
+    )
+    return out
 
 
 @router.delete(
@@ -266,17 +352,14 @@ def create_grant(
     dependencies=[authorize("grants.delete")],
 )
 def delete_grant(
-    firm_id: FirmIdPath,
-    grant_id: Annotated[
-        int, Path(ge=1, le=2**63 - 1, description="The grant's id (`GrantPublic.id`).")
-    ],
-    session: SessionDep,
+    firm_id: FirmIdPath, grant_id: GrantIdPath, session: SessionDep, principal: PrincipalDep
 ) -> None:
     """Revoke a grant (effective for the next request)."""
     grant = session.get(SharingGrant, grant_id)
     if grant is None or grant.owner_firm_id != firm_id:
         raise NotFound(f"no grant {grant_id} of firm {firm_id!r}")
     session.delete(grant)
+    log.info("grant %s of firm %s revoked by key %s", grant_id, firm_id, principal.key_id)
 
 
 # ------------------------------------------------------------------ groups

@@ -18,7 +18,8 @@ class ErrorBody(BaseModel):
         "key), `forbidden` (403: role or firm not allowed), `not_found` (404: no such object "
         "in this firm), `method_not_allowed` (405), `conflict` (409: contradicts the current "
         "state), `payload_too_large` (413), `invalid` (422: body, query or path failed "
-        "validation), `bad_request` or `http_error` (other 4xx).",
+        "validation), `too_many_requests` (429: the same action again too soon), "
+        "`bad_request` or `http_error` (other 4xx).",
         examples=["invalid"],
     )
     message: str = Field(
@@ -33,7 +34,8 @@ class ErrorBody(BaseModel):
         "`body.jobs.2.mold_id`, `body.jobs[2].mold_id` or `bookings.csv:4.start`). "
         "For `forbidden`: `{endpoint, "
         "allowed_roles}` or `{endpoint, firm_id}`. For `conflict`: e.g. `{id, status}` of "
-        "the object in the way. For `payload_too_large`: `{limit_bytes}` (bytes).",
+        "the object in the way. For `payload_too_large`: `{limit_bytes}` (bytes). "
+        "For `too_many_requests`: `{retry_after_s}` (whole seconds to wait).",
     )
 
 

@@ -11,6 +11,7 @@ const HINTS = {
   conflict: key("error.code.conflict"),
   invalid: key("error.code.invalid"),
   network_error: key("error.code.network_error"),
+  too_many_requests: key("error.code.too_many_requests"),
 };
 
 let lastError = null;

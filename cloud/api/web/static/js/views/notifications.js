@@ -1,9 +1,11 @@
 // View: where the firm is notified (offers, answers, alerts) and what was sent lately.
-// GET/PATCH /firms/{firm}/notifications: language (ja/en), e-mail addresses, LINE to-ids
-// and the Slack webhook URL. The URL is write-only: the API answers only whether it is
-// set and a masked form, which is all the page ever shows; an empty URL field keeps the
-// stored URL, "remove" sends null. GET .../notifications/deliveries: the newest
-// deliveries with their outcome and reason. Times are Japan time.
+// GET/PATCH /firms/{firm}/notifications: language (ja/en), e-mail addresses, LINE to-ids,
+// the Slack webhook URL and the firm's own LINE channel access token. The two secrets are
+// write-only: the API answers only whether each is set (and a masked URL), which is all
+// the page ever shows; an empty field keeps the stored value, "remove" sends null.
+// POST .../notifications/test sends one test message to every saved target and answers
+// each target's outcome, listed under the button. GET .../notifications/deliveries: the
+// newest deliveries with their outcome and reason. Times are Japan time.
 
 import { byId, h, replace, table } from "../dom.js";
 import { clearErrors, errorBox, submit as submitForm } from "../forms.js";
@@ -20,6 +22,7 @@ const EVENTS = {
   accepted: key("notify.event.accepted"),
   declined: key("notify.event.declined"),
   alert: key("notify.event.alert"),
+  test: key("notify.event.test"),
 };
 const CHANNELS = { email: key("notify.channel.email"), slack: key("notify.channel.slack"), line: key("notify.channel.line") };
 const OUTCOMES = { sent: key("notify.status.sent"), failed: key("notify.status.failed"), skipped: key("notify.status.skipped") };
@@ -31,6 +34,7 @@ function label(labels, value) {
 
 let settings = null;
 let deliveries = null;
+let trial = null; // the last test message's outcomes ({language, deliveries}), or null
 
 /** Nothing to wire up front (the form is built when the view shows). */
 export function init() {}
@@ -50,6 +54,7 @@ export async function enter() {
 export function reset() {
   settings = null;
   deliveries = null;
+  trial = null;
   replace(byId("notify-form-host"));
   replace(byId("notify-deliveries"));
 }
@@ -80,6 +85,29 @@ function field(id, name, label, control, hint = null) {
     h("label", { for: id }, label),
     control,
     hint ? h("p", { class: "hint", id: `${id}-hint` }, hint) : null,
+    h("div", { class: "field-error", id: `${id}-error` }),
+  );
+}
+
+// A write-only secret: what is stored (never the value), a field for a new value, and a
+// "remove" box when one is stored.
+function secretField({ id, name, label, now, hint, removeLabel, set, input }) {
+  return h(
+    "div",
+    { class: "field wide", dataset: { field: name } },
+    h("label", { for: id }, label),
+    h("p", { id: `${id}-now`, class: "masked" }, now),
+    h("input", {
+      id,
+      name,
+      autocomplete: "off",
+      spellcheck: "false",
+      autocapitalize: "off",
+      "aria-describedby": `${id}-now ${id}-hint`,
+      ...input,
+    }),
+    h("p", { class: "hint", id: `${id}-hint` }, hint),
+    set ? h("div", { class: "check" }, h("input", { id: `${id}-clear`, type: "checkbox" }), h("label", { for: `${id}-clear` }, removeLabel)) : null,
     h("div", { class: "field-error", id: `${id}-error` }),
   );
 }
@@ -116,32 +144,89 @@ function renderForm() {
       h("textarea", { id: "n-line", name: "line_to", rows: "3", spellcheck: "false", autocapitalize: "off", "aria-describedby": "n-line-hint" }, s.line_to.join("\n")),
       t("notify.line_hint"),
     ),
-    h(
-      "div",
-      { class: "field wide", dataset: { field: "slack_webhook_url" } },
-      h("label", { for: "n-slack" }, t("notify.slack")),
-      h("p", { id: "n-slack-now", class: "masked" }, slackNow),
-      h("input", {
-        id: "n-slack",
-        name: "slack_webhook_url",
-        type: "url",
-        autocomplete: "off",
-        spellcheck: "false",
-        autocapitalize: "off",
-        placeholder: "https://hooks.slack.com/services/…",
-        "aria-describedby": "n-slack-now n-slack-hint",
-      }),
-      h("p", { class: "hint", id: "n-slack-hint" }, t("notify.slack_hint")),
-      s.slack_webhook_set
-        ? h("div", { class: "check" }, h("input", { id: "n-slack-clear", type: "checkbox" }), h("label", { for: "n-slack-clear" }, t("notify.slack_remove")))
-        : null,
-      h("div", { class: "field-error", id: "n-slack-error" }),
-    ),
+    secretField({
+      id: "n-slack",
+      name: "slack_webhook_url",
+      label: t("notify.slack"),
+      now: slackNow,
+      hint: t("notify.slack_hint"),
+      removeLabel: t("notify.slack_remove"),
+      set: s.slack_webhook_set,
+      input: { type: "url", placeholder: "https://hooks.slack.com/services/…" },
+    }),
+    secretField({
+      id: "n-line-token",
+      name: "line_channel_token",
+      label: t("notify.line_token"),
+      now: s.line_channel_token_set ? t("notify.line_token_set") : t("notify.line_token_none"),
+      hint: t("notify.line_token_hint"),
+      removeLabel: t("notify.line_token_remove"),
+      set: s.line_channel_token_set,
+      input: { type: "password" },
+    }),
     h("p", { class: "hint wide" }, s.updated_at ? t("notify.updated", { at: formatTime(s.updated_at) }) : t("notify.never")),
     errorBox(),
     h("div", { class: "form-actions wide" }, h("button", { type: "submit", id: "notify-save" }, t("notify.save"))),
   );
-  replace(byId("notify-form-host"), form);
+  replace(byId("notify-form-host"), form, renderTrial());
+}
+
+// ------------------------------------------------------------------ test message
+
+function renderTrial() {
+  return h(
+    "section",
+    { id: "notify-test", class: "card", "aria-labelledby": "notify-test-title" },
+    h("h2", { id: "notify-test-title" }, t("notify.test_title")),
+    h("p", { class: "hint", id: "notify-test-hint" }, t("notify.test_hint")),
+    h("div", { class: "form-actions" }, h("button", { type: "button", id: "notify-test-send", class: "button-secondary", "aria-describedby": "notify-test-hint", onclick: sendTest }, t("notify.test_send"))),
+    h("div", { id: "notify-test-result", "aria-live": "polite" }, trialResult()),
+  );
+}
+
+function trialResult() {
+  if (trial === null) return null;
+  if (!trial.deliveries.length) return h("p", { class: "empty", id: "notify-test-none" }, t("notify.test_none"));
+  return h(
+    "ul",
+    { class: "test-outcomes", "aria-label": t("notify.test_outcomes") },
+    trial.deliveries.map((d) =>
+      h(
+        "li",
+        { dataset: { channel: d.channel, status: d.status } },
+        h("span", { class: `badge delivery-${d.status}` }, label(OUTCOMES, d.status)),
+        " ",
+        h("strong", {}, label(CHANNELS, d.channel)),
+        " ",
+        h("span", { class: "masked" }, d.target),
+        d.reason ? h("span", { class: "sub reason" }, d.reason) : null,
+      ),
+    ),
+  );
+}
+
+async function sendTest() {
+  const button = byId("notify-test-send");
+  button.disabled = true;
+  try {
+    const out = await run(() => api(firmPath("/notifications/test"), { method: "POST" }));
+    if (out === undefined) return;
+    trial = out;
+    replace(byId("notify-test-result"), trialResult());
+    const count = (status) => out.deliveries.filter((d) => d.status === status).length;
+    setStatus(
+      out.deliveries.length
+        ? t("notify.test_done", { sent: count("sent"), failed: count("failed"), skipped: count("skipped") })
+        : t("notify.test_none"),
+    );
+    const d = await run(() => api(firmPath("/notifications/deliveries"), { query: { limit: DELIVERIES_SHOWN } }));
+    if (d !== undefined) {
+      deliveries = d || [];
+      renderDeliveries();
+    }
+  } finally {
+    if (button.isConnected) button.disabled = false;
+  }
 }
 
 function renderDeliveries() {
@@ -190,10 +275,12 @@ function body() {
     email_to: lines(byId("n-email").value),
     line_to: lines(byId("n-line").value),
   };
-  const url = byId("n-slack").value.trim();
-  const clear = document.getElementById("n-slack-clear");
-  if (url) out.slack_webhook_url = url;
-  else if (clear && clear.checked) out.slack_webhook_url = null;
+  for (const [id, name] of [["n-slack", "slack_webhook_url"], ["n-line-token", "line_channel_token"]]) {
+    const value = byId(id).value.trim();
+    const clear = document.getElementById(`${id}-clear`);
+    if (value) out[name] = value;
+    else if (clear && clear.checked) out[name] = null;
+  }
   return out;
 }
 
@@ -206,7 +293,7 @@ async function save(ev) {
     clearErrors(form);
     const saved = await submitForm(form, firmPath("/notifications"), { method: "PATCH", body: body() });
     if (saved === undefined) return;
-    settings = saved; // re-rendered: the URL typed in is gone, only its masked form shows
+    settings = saved; // re-rendered: the secrets typed in are gone, only "set" shows
     renderForm();
     setStatus(t("notify.saved"));
     byId("notify-form-title").focus();

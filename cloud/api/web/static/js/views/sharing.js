@@ -1,9 +1,8 @@
-// View: the firm's sharing policy. Grants (GET/POST /firms/{firm}/grants, DELETE
+// View: the firm's sharing policy. Grants (GET/POST /firms/{firm}/grants, PUT and DELETE
 // .../grants/{id}) and partner groups (GET/POST /firms/{firm}/groups, DELETE
 // .../groups/{id}), with a live plain-language preview of what the grantee will see
-// (./grant_preview.js). The API has no update of a grant: "save" of an edited grant
-// creates the new grant first and then revokes the old one, so the grantee never loses
-// access in between (for that moment it sees the union of both).
+// (./grant_preview.js). "Save" of an edited grant replaces its terms in place (PUT): the
+// grant keeps its id and the grantee sees the new terms from its next request on.
 
 import { api } from "../api.js";
 import { byId, h, replace, table } from "../dom.js";
@@ -179,25 +178,17 @@ async function saveGrant(ev) {
   ev.preventDefault();
   draft = readForm();
   const old = editing;
-  const created = await run(() => api(firmPath("/grants"), { method: "POST", body: draft }));
-  if (created === undefined) return;
-  if (old) {
-    const gone = await run(() => api(firmPath(`/grants/${encodeURIComponent(old.id)}`), { method: "DELETE" }));
-    if (gone === undefined) {
-      // the new grant exists; show both so the owner can revoke the old one by hand
-      grants = [...grants, created];
-      renderGrants();
-      return;
-    }
-    grants = grants.filter((g) => g.id !== old.id);
-  }
-  grants = [...grants, created];
+  const saved = old
+    ? await run(() => api(firmPath(`/grants/${encodeURIComponent(old.id)}`), { method: "PUT", body: draft }))
+    : await run(() => api(firmPath("/grants"), { method: "POST", body: draft }));
+  if (saved === undefined) return;
+  grants = old ? grants.map((g) => (g.id === saved.id ? saved : g)) : [...grants, saved];
   editing = null;
   draft = blank();
   renderEditor();
   renderGrants();
-  document.getElementById(`grant-${created.id}`)?.focus();
-  setStatus(old ? t("sharing.updated_msg", { id: created.id, old: old.id }) : t("sharing.created_msg", { id: created.id }));
+  document.getElementById(`grant-${saved.id}`)?.focus();
+  setStatus(old ? t("sharing.updated_msg", { id: saved.id }) : t("sharing.created_msg", { id: saved.id }));
 }
 
 // ------------------------------------------------------------------ grant list
