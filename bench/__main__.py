@@ -12,6 +12,7 @@ import sys
 
 BENCHES = (
     "bench.bench_ingest",
+    "bench.bench_ingest_scaleout",
     "bench.bench_gateway",
     "bench.bench_outbox",
     "bench.bench_planner",
