@@ -99,6 +99,7 @@ RULES: dict[str, Rule] = {
     "bookings.list": _r("own", O, A),
     "bookings.create": _r("own", O, A),
     "bookings.upload_csv": _r("own", O, A),
+    "bookings.upload_xlsx": _r("own", O, A),
     "bookings.delete": _r("own", O, A),
     # own capacity and its Catena-X export
     "capacity.own": _r("own", O, P, A),

@@ -52,6 +52,7 @@ __all__ = [
     "import_sheets",
     "import_xlsx",
     "read_csv",
+    "read_workbook",
     "read_xlsx",
 ]
 
@@ -114,12 +115,26 @@ def read_csv(text: str, *, name: str, max_rows: int) -> Sheet:
 def read_xlsx(raw: bytes, *, max_rows: int) -> list[Sheet]:
     """The sheets of an XLSX workbook, each named after its table.
 
-    The workbook's XML is parsed through ``defusedxml`` (openpyxl uses it when installed):
-    entity declarations (billion laughs, external entities) are refused, not expanded.
+    Raises:
+        RegistryImportError: as :func:`read_workbook`, or a sheet named after no table.
+    """
+    return [
+        Sheet(table=_table_of(title, f"sheet {title!r}"), source=title, rows=rows, cells=True)
+        for title, rows in read_workbook(raw, max_rows=max_rows)
+    ]
+
+
+def read_workbook(raw: bytes, *, max_rows: int) -> list[tuple[str, list[list[str]]]]:
+    """Every sheet of an XLSX workbook as ``(title, rows of cell texts)``, in sheet order.
+
+    Cells become text as in CSV: numbers (``1800``, ``7.5``), booleans (``true``), dates
+    (``2026-11-30``). The workbook's XML is parsed through ``defusedxml`` (openpyxl uses it
+    when installed): entity declarations (billion laughs, external entities) are refused,
+    not expanded.
 
     Raises:
-        RegistryImportError: not an XLSX file, unsafe XML, a sheet named after no table, or
-            more than ``max_rows`` data rows in all.
+        RegistryImportError: not an XLSX file, unsafe XML, or more than ``max_rows`` data
+            rows (rows after each sheet's first) in all.
     """
     try:
         book = load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
@@ -148,12 +163,11 @@ def _defused(exc: BaseException) -> DefusedXmlException | None:
     return None
 
 
-def _read_sheets(book: Any, *, max_rows: int) -> list[Sheet]:
-    """Every sheet of ``book`` as a :class:`Sheet` (see :func:`read_xlsx`)."""
-    sheets: list[Sheet] = []
+def _read_sheets(book: Any, *, max_rows: int) -> list[tuple[str, list[list[str]]]]:
+    """Every sheet of ``book`` (see :func:`read_workbook`)."""
+    sheets: list[tuple[str, list[list[str]]]] = []
     total = 0
     for ws in book.worksheets:
-        table = _table_of(ws.title, f"sheet {ws.title!r}")
         rows: list[list[str]] = []
         for values in ws.iter_rows(values_only=True):
             total += 1 if rows else 0  # data rows, not headers
@@ -162,7 +176,7 @@ def _read_sheets(book: Any, *, max_rows: int) -> list[Sheet]:
                 raise RegistryImportError(
                     [(ws.title, f"more than {max_rows} rows (the limit per import)")]
                 )
-        sheets.append(Sheet(table=table, source=ws.title, rows=rows, cells=True))
+        sheets.append((ws.title, rows))
     return sheets
 
 

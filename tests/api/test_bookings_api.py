@@ -5,11 +5,13 @@ Default calendar 16 h Monday–Friday, ratio 0.9: an unbooked weekday has 14.4 s
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
 import pytest
 
 from tests.api.rig import ApiRig, imm
+from tests.api.xlsx import XLSX, workbook
 
 API = "/api/v1"
 
@@ -218,3 +220,92 @@ def test_bookings_are_private(firms: ApiRig) -> None:
         firms.client("beta").delete(f"{API}/firms/beta/bookings/{booking['id']}").status_code == 404
     )
     assert post_csv(firms, "machine_id,start,hours_per_day\n").status_code == 201  # empty plan
+
+
+def post_xlsx(rig: ApiRig, body: bytes, firm: str = "acme", **params: Any) -> Any:
+    return rig.client(firm).post(
+        f"{API}/firms/{firm}/bookings.xlsx",
+        content=body,
+        headers={"Content-Type": XLSX},
+        params=params,
+    )
+
+
+def test_xlsx_upload_with_date_cells_and_other_sheets(firms: ApiRig) -> None:
+    body = workbook(
+        {
+            "notes": [["this sheet is ignored"]],
+            "bookings": [
+                ["machine_id", "start", "end", "hours_per_day", "reference", None],
+                ["a1", datetime(2026, 11, 24), date(2026, 11, 25), 8, "PO-4711"],
+                [None, None, None, None, None],
+                ["a2", "2026/11/24", None, 4.5, "受注123"],
+            ],
+        }
+    )
+    r = post_xlsx(firms, body)
+    assert r.status_code == 201, r.text
+    assert [
+        (b["machine_id"], b["start"], b["end"], b["hours_per_day"], b["reference"])
+        for b in r.json()
+    ] == [
+        ("a1", "2026-11-24", "2026-11-25", 8.0, "PO-4711"),
+        ("a2", "2026-11-24", "2026-11-24", 4.5, "受注123"),
+    ]
+    assert own_spare(firms, "2026-11-24", 2) == {"a1": [6.4, 6.4], "a2": [9.9, 14.4]}
+    # the only sheet, whatever its name, with replace=true
+    only = workbook({"Sheet1": [["machine_id", "start", "hours_per_day"], ["a2", "2026-11-30", 3]]})
+    assert post_xlsx(firms, only, replace="true").status_code == 201
+    assert len(firms.client("acme").get(f"{API}/firms/acme/bookings").json()) == 1
+
+
+def test_xlsx_names_every_bad_cell_and_writes_nothing(firms: ApiRig) -> None:
+    body = workbook(
+        {
+            "bookings": [
+                ["reference", "machine_id", "start", "end", "hours_per_day"],
+                ["ok", "a1", "2026-11-24", None, 8],
+                ["other firm's", "b1", "2026-11-24", None, 8],
+                ["bad hours", "a2", "2026-11-24", None, 30],
+                ["bad date", "a2", "2026-13-01", None, 8],
+            ]
+        }
+    )
+    r = post_xlsx(firms, body)
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert [d["loc"] for d in err["detail"]] == [
+        "bookings!B3.machine_id",
+        "bookings!E4.hours_per_day",
+        "bookings!C5.start",
+    ]
+    assert err["message"].startswith("bookings.xlsx rejected, 3 problem(s)")
+    assert firms.client("acme").get(f"{API}/firms/acme/bookings").json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "msg"),
+    [
+        (b"PK\x03\x04 not a zip", "workbook", "not an XLSX workbook"),
+        (b"", "workbook", "not an XLSX workbook"),
+        (workbook({"a": [["x"]], "b": [["y"]]}), "workbook", "no sheet named 'bookings'"),
+        (workbook({"bookings": [["machine", "start"]]}), "bookings!A1.machine", "unknown column"),
+        (workbook({"bookings": []}), "bookings!1", "empty file"),
+    ],
+)
+def test_xlsx_file_problems(firms: ApiRig, body: bytes, loc: str, msg: str) -> None:
+    r = post_xlsx(firms, body)
+    assert r.status_code == 422, r.text
+    [first, *_] = r.json()["error"]["detail"]
+    assert first["loc"] == loc and msg in first["msg"]
+
+
+def test_xlsx_upload_is_the_firms_own(firms: ApiRig) -> None:
+    body = workbook(
+        {"bookings": [["machine_id", "start", "hours_per_day"], ["b1", "2026-11-24", 1]]}
+    )
+    r = firms.client("beta").post(
+        f"{API}/firms/acme/bookings.xlsx", content=body, headers={"Content-Type": XLSX}
+    )
+    assert r.status_code == 403
+    assert firms.client("acme").get(f"{API}/firms/acme/bookings").json() == []

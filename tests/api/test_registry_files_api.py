@@ -3,32 +3,15 @@ per-cell errors (as the bookings CSV upload), owner firm only."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Sequence
-
-from openpyxl import Workbook
-
 from renkei.cloud.registry import Role
 from tests.api.rig import ApiRig
+from tests.api.xlsx import XLSX, workbook
 
 API = "/api/v1"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 MOLD_HEADER = (
     "id,name,width_mm,height_mm,thickness_mm,weight_kg,required_clamp_force_kN,"
     "shot_weight_g,resin,cavities,locating_ring_mm,cycle_time_s"
 )
-
-
-def _workbook(sheets: dict[str, Sequence[Sequence[object]]]) -> bytes:
-    book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
-    for title, rows in sheets.items():
-        ws = book.create_sheet(title)
-        for row in rows:
-            ws.append(row)
-    buf = io.BytesIO()
-    book.save(buf)
-    return buf.getvalue()
 
 
 def test_csv_creates_rows_and_defaults_the_firm(rig: ApiRig) -> None:
@@ -68,7 +51,7 @@ def test_xlsx_imports_sheets_and_names_the_bad_cell(rig: ApiRig) -> None:
     rig.seed_firm("acme")
     client = rig.client("acme", Role.OPERATOR)
     header = ["id", "line_id", "name", "process", "tonnage_kN", "bed_width_mm", "bed_depth_mm"]
-    good = _workbook(
+    good = workbook(
         {
             "lines": [["id", "site_id", "name"], ["acme-l2", "acme-s1", "Press line"]],
             "machines": [header, ["acme-p1", "acme-l2", "Press 1", "press", 2000, 1200.5, 800]],
@@ -79,9 +62,7 @@ def test_xlsx_imports_sheets_and_names_the_bad_cell(rig: ApiRig) -> None:
     assert r.json() == {"written": {"lines": 1, "machines": 1}}
     assert client.get(f"{API}/firms/acme/machines/acme-p1").json()["bed_width_mm"] == 1200.5
 
-    bad = _workbook(
-        {"machines": [header, ["acme-p2", "acme-l2", "Press 2", "press", "lots", 1, 1]]}
-    )
+    bad = workbook({"machines": [header, ["acme-p2", "acme-l2", "Press 2", "press", "lots", 1, 1]]})
     r = client.post(f"{API}/firms/acme/registry.xlsx", content=bad)
     assert r.status_code == 422, r.text
     detail = r.json()["error"]["detail"]
@@ -94,7 +75,7 @@ def test_xlsx_rejects_junk_and_unknown_sheets(rig: ApiRig) -> None:
     client = rig.client("acme", Role.OPERATOR)
     r = client.post(f"{API}/firms/acme/registry.xlsx", content=b"not a zip")
     assert r.status_code == 422 and r.json()["error"]["detail"][0]["loc"] == "workbook"
-    r = client.post(f"{API}/firms/acme/registry.xlsx", content=_workbook({"Sheet9": [["a"]]}))
+    r = client.post(f"{API}/firms/acme/registry.xlsx", content=workbook({"Sheet9": [["a"]]}))
     assert r.status_code == 422
     assert "unknown table 'Sheet9'" in r.json()["error"]["detail"][0]["msg"]
 

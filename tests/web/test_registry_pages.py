@@ -10,12 +10,10 @@ and its screenshot is written to ``docs/screenshots/``.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 from sqlalchemy import select
 
 from renkei.cloud.registry import (
@@ -27,6 +25,7 @@ from renkei.cloud.registry import (
     Site,
     session_scope,
 )
+from tests.api.xlsx import workbook
 from tests.web.axe import (
     horizontal_overflow,
     outside_viewport,
@@ -204,15 +203,7 @@ def test_create_and_edit_machine_and_mold(live: Live, page: Browser, width: int)
 
 
 def _xlsx(path: Path, sheets: dict[str, Sequence[Sequence[object]]]) -> Path:
-    book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
-    for title, rows in sheets.items():
-        ws = book.create_sheet(title)
-        for row in rows:
-            ws.append(row)
-    buf = io.BytesIO()
-    book.save(buf)
-    path.write_bytes(buf.getvalue())
+    path.write_bytes(workbook(sheets))
     return path
 
 
@@ -287,6 +278,12 @@ def test_import_spreadsheets_and_upload_bookings(
         plan.write_text("machine_id,start,end,hours_per_day\npress-1,2026/12/1,2026-12-03,30\n")
         _upload(page, "bookings", plan)
         page.wait_visible("#bookings-upload-result tr[data-loc='bookings.csv:2.hours_per_day']")
+        bad_plan = _xlsx(
+            tmp_path / "plan.xlsx",
+            {"bookings": [["machine_id", "start", "hours_per_day"], ["press-1", "2026-12-01", 25]]},
+        )
+        _upload(page, "bookings", bad_plan)
+        page.wait_visible("#bookings-upload-result tr[data-loc='bookings!C2.hours_per_day']")
         plan.write_text(
             "machine_id,start,end,hours_per_day,reference\npress-1,2026/12/1,2026-12-03,8,PO-1\n"
         )

@@ -1,4 +1,4 @@
-"""A firm's own production plan: bookings of its machines (JSON and CSV upload).
+"""A firm's own production plan: bookings of its machines (JSON, CSV and XLSX upload).
 
 A booking reserves ``hours_per_day`` hours (0–24 h) on a machine on every site-local date
 of ``[start, end]`` (inclusive; ``end`` defaults to ``start``). Spare capacity subtracts
@@ -9,7 +9,10 @@ CSV upload (``POST /firms/{firm_id}/bookings.csv``, body ``text/csv``): header
 columns and values), dates ``YYYY-MM-DD`` (``YYYY/MM/DD`` as Excel writes it in Japan is
 accepted), UTF-8 (with or without BOM) or Shift_JIS (cp932). Every bad row is reported as
 ``bookings.csv:{line}.{field}: problem`` (``loc`` + ``msg`` in the 422 detail list) and
-nothing is written. ``?replace=true`` (JSON and CSV) first deletes all of the firm's
+nothing is written. XLSX upload (``POST /firms/{firm_id}/bookings.xlsx``): the sheet
+``bookings`` (or the only sheet) with the same columns; date cells or date text; every bad
+cell reported as ``bookings!D3.hours_per_day`` (sheet, cell, column), the workbook's XML
+read through ``defusedxml``. ``?replace=true`` (JSON, CSV, XLSX) first deletes all of the firm's
 bookings, so a full plan can be re-uploaded daily. Bodies are limited to
 ``RENKEI_API_MAX_BODY_BYTES`` (413, :mod:`renkei.cloud.api.limits`).
 """
@@ -19,11 +22,12 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from openpyxl.utils import get_column_letter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -40,6 +44,8 @@ from renkei.cloud.api.errors import Invalid, NotFound
 from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.capacity.index import CHANGED_FIRMS
 from renkei.cloud.registry import CapacityBooking, Machine
+from renkei.cloud.registry.bulk import RegistryImportError
+from renkei.cloud.registry.tabular import read_workbook
 
 router = APIRouter(tags=["bookings"])
 
@@ -47,6 +53,7 @@ router = APIRouter(tags=["bookings"])
 MAX_BOOKINGS = 50_000
 CSV_COLUMNS = ("machine_id", "start", "end", "hours_per_day", "reference")
 _REQUIRED_COLUMNS = ("machine_id", "start", "hours_per_day")
+_WHERE_LINE = re.compile(r"(?:\.csv:|!)[A-Z]*(\d+)")
 _SLASH_DATE = re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$")
 
 ReplaceQuery = Annotated[
@@ -232,45 +239,99 @@ def _iso(value: str) -> str:
     return f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}" if m else value
 
 
-def parse_bookings_csv(text: str) -> tuple[list[tuple[int, BookingCreate]], list[tuple[str, str]]]:
+#: Where a problem is: ``(line or row, column index or None, field or None) -> text``.
+Where = Callable[[int, int | None, str | None], str]
+
+
+def _csv_where(line: int, col: int | None, field: str | None) -> str:
+    return f"bookings.csv:{line}" + (f".{field}" if field else "")
+
+
+def parse_bookings_csv(text: str) -> tuple[list[tuple[str, BookingCreate]], list[tuple[str, str]]]:
     """Parse a bookings CSV.
 
     Returns:
-        ``(rows, problems)``: ``(line, booking)`` per valid row and ``(where, message)``
-        per problem, ``where`` = ``bookings.csv:{line}.{field}`` (line 1 = header).
+        ``(rows, problems)``: ``(where of its machine_id, booking)`` per valid row and
+        ``(where, message)`` per problem, ``where`` = ``bookings.csv:{line}.{field}`` (line
+        1 = header).
     """
     reader = csv.reader(io.StringIO(text, newline=None))  # universal newlines: \r, \r\n
+
+    def records() -> Iterator[tuple[int, list[str]]]:
+        line = 0
+        for record in reader:
+            # a quoted value may span lines: a record is named by its first line
+            yield line + 1, record
+            line = reader.line_num
+
     try:
-        return _parse_rows(reader)
+        return _parse_rows(records(), _csv_where)
     except csv.Error as exc:  # e.g. an unterminated quote
         return [], [(f"bookings.csv:{reader.line_num or 1}", f"not valid CSV: {exc}")]
 
 
+def parse_bookings_xlsx(
+    raw: bytes,
+) -> tuple[list[tuple[str, BookingCreate]], list[tuple[str, str]]]:
+    """Parse a bookings workbook: the sheet ``bookings`` (or the only sheet), laid out as
+    the CSV (header row, then one booking per row; date cells or ``YYYY-MM-DD`` text).
+
+    Returns:
+        as :func:`parse_bookings_csv`, ``where`` = ``{sheet}!{cell}.{field}`` (e.g.
+        ``bookings!D3.hours_per_day``) or ``{sheet}!{row}`` for a whole row.
+    """
+    try:
+        sheets = read_workbook(raw, max_rows=MAX_BOOKINGS + 1)
+    except RegistryImportError as exc:
+        return [], list(exc.problems)
+    named = [rows for title, rows in sheets if title.strip().lower() == "bookings"]
+    if named:
+        title, rows = "bookings", named[0]
+    elif len(sheets) == 1:
+        title, rows = sheets[0]
+    else:
+        titles = [t for t, _ in sheets]
+        return [], [("workbook", f"no sheet named 'bookings' among {titles}")]
+
+    # a sheet's rows are as wide as its widest row: cut the empty cells past the header's
+    width = len(rows[0]) if rows else 0
+    while width and not rows[0][width - 1]:
+        width -= 1
+    rows = [r[:width] if not any(r[width:]) else r for r in rows]
+
+    def where(row: int, col: int | None, field: str | None) -> str:
+        cell = f"{get_column_letter(col + 1)}{row}" if col is not None else str(row)
+        return f"{title}!{cell}" + (f".{field}" if field else "")
+
+    return _parse_rows(enumerate(rows, start=1), where)
+
+
 def _parse_rows(
-    reader: Any,
-) -> tuple[list[tuple[int, BookingCreate]], list[tuple[str, str]]]:
+    records: Iterator[tuple[int, list[str]]], where: Where
+) -> tuple[list[tuple[str, BookingCreate]], list[tuple[str, str]]]:
     problems: list[tuple[str, str]] = []
     try:
-        header = [h.strip() for h in next(reader)]
+        _, first = next(records)
     except StopIteration:
-        return [], [("bookings.csv:1", "empty file; expected a header " + ",".join(CSV_COLUMNS))]
-    for col in header:
+        return [], [
+            (where(1, None, None), "empty file; expected a header " + ",".join(CSV_COLUMNS))
+        ]
+    header = [h.strip() for h in first]
+    for i, col in enumerate(header):
         if col not in CSV_COLUMNS:
-            problems.append((f"bookings.csv:1.{col}", f"unknown column; expected {CSV_COLUMNS}"))
+            problems.append((where(1, i, col), f"unknown column; expected {CSV_COLUMNS}"))
     for col in _REQUIRED_COLUMNS:
         if col not in header:
-            problems.append((f"bookings.csv:1.{col}", "missing column"))
+            problems.append((where(1, None, col), "missing column"))
     if problems:
         return [], problems
-    rows: list[tuple[int, BookingCreate]] = []
-    line = reader.line_num
-    for record in reader:
-        line_no, line = line + 1, reader.line_num
+    rows: list[tuple[str, BookingCreate]] = []
+    for line_no, record in records:
         if not any(v.strip() for v in record):
             continue
         if len(record) != len(header):
             problems.append(
-                (f"bookings.csv:{line_no}", f"{len(record)} values for {len(header)} columns")
+                (where(line_no, None, None), f"{len(record)} values for {len(header)} columns")
             )
             continue
         values: dict[str, Any] = {}
@@ -281,13 +342,15 @@ def _parse_rows(
             if value or col == "reference":
                 values[col] = value
         try:
-            rows.append((line_no, BookingCreate.model_validate(values)))
+            booking = BookingCreate.model_validate(values)
+            rows.append((where(line_no, header.index("machine_id"), "machine_id"), booking))
         except ValidationError as exc:
             for e in exc.errors():
                 field = ".".join(str(p) for p in e["loc"]) or "row"
-                problems.append((f"bookings.csv:{line_no}.{field}", e["msg"]))
+                col_index = header.index(field) if field in header else None
+                problems.append((where(line_no, col_index, field), e["msg"]))
         if len(rows) > MAX_BOOKINGS:
-            problems.append((f"bookings.csv:{line_no}", f"more than {MAX_BOOKINGS} rows"))
+            problems.append((where(line_no, None, None), f"more than {MAX_BOOKINGS} rows"))
             break
     return rows, problems
 
@@ -318,11 +381,52 @@ def upload_bookings_csv(
 ) -> list[BookingPublic]:
     """Add bookings from CSV (see the module docstring); all rows or none."""
     rows, problems = parse_bookings_csv(_decode(raw))
+    return _accept(session, firm_id, rows, problems, replace=replace, name="bookings.csv")
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.post(
+    "/firms/{firm_id}/bookings.xlsx",
+    name="bookings.upload_xlsx",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[authorize("bookings.upload_xlsx")],
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+)
+def upload_bookings_xlsx(
+    firm_id: FirmIdPath,
+    raw: Annotated[bytes, Depends(_csv_body)],
+    session: SessionDep,
+    replace: ReplaceQuery = False,
+) -> list[BookingPublic]:
+    """Add bookings from an XLSX workbook: the sheet `bookings` (or the only sheet), the
+    CSV's columns; every bad cell named (`bookings!D3.hours_per_day`); all rows or none."""
+    rows, problems = parse_bookings_xlsx(raw)
+    return _accept(session, firm_id, rows, problems, replace=replace, name="bookings.xlsx")
+
+
+def _accept(
+    session: Session,
+    firm_id: str,
+    rows: list[tuple[str, BookingCreate]],
+    problems: list[tuple[str, str]],
+    *,
+    replace: bool,
+    name: str,
+) -> list[BookingPublic]:
+    """Store the parsed ``rows`` of the file ``name``, or 422 with every problem (and every
+    row naming a machine that is not the firm's)."""
     if rows:
         foreign = _foreign_machines(session, firm_id, [b.machine_id for _, b in rows])
         problems += [
-            (f"bookings.csv:{line}.machine_id", f"{b.machine_id!r} is not a machine of {firm_id!r}")
-            for line, b in rows
+            (where, f"{b.machine_id!r} is not a machine of {firm_id!r}")
+            for where, b in rows
             if b.machine_id in foreign
         ]
     if problems:
@@ -330,16 +434,16 @@ def upload_bookings_csv(
         shown = "; ".join(f"{w}: {m}" for w, m in problems[:5])
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise Invalid(
-            f"bookings.csv rejected, {len(problems)} problem(s): {shown}{more}",
+            f"{name} rejected, {len(problems)} problem(s): {shown}{more}",
             detail=[{"loc": w, "msg": m} for w, m in problems],
         )
     return _store(session, firm_id, [b for _, b in rows], replace=replace)
 
 
 def _line_of(where: str) -> int:
-    tail = where.split(":", 1)[1]
-    head = tail.split(".", 1)[0]
-    return int(head) if head.isdigit() else 0
+    """The line (CSV) or row (XLSX) a problem's ``where`` names; 0 for the whole file."""
+    m = _WHERE_LINE.search(where)
+    return int(m[1]) if m else 0
 
 
 @router.delete(

@@ -1,6 +1,6 @@
 // View: spreadsheets in. The registry from CSV (one table per file) or XLSX (one sheet
 // per table): POST /firms/{firm}/registry/{table}.csv or /registry.xlsx; the production
-// plan from CSV: POST /firms/{firm}/bookings.csv[?replace=true]. A rejected file lists
+// plan from CSV or XLSX: POST /firms/{firm}/bookings.csv|.xlsx[?replace=true]. A rejected file lists
 // every bad cell (where + what) and nothing is written.
 
 import { ApiError, api } from "../api.js";
@@ -81,8 +81,10 @@ async function uploadBookings(ev) {
     return;
   }
   const query = { replace: byId("bookings-replace").checked ? "true" : "" };
-  const body = new Blob([file], { type: "text/csv" });
-  shown.bookings = { file: file.name, ...(await call(firmPath("/bookings.csv"), { method: "POST", query, body })) };
+  const xlsx = /\.xlsx$/i.test(file.name);
+  const body = new Blob([file], { type: xlsx ? XLSX : "text/csv" });
+  const path = firmPath(xlsx ? "/bookings.xlsx" : "/bookings.csv");
+  shown.bookings = { file: file.name, ...(await call(path, { method: "POST", query, body })) };
   render("bookings");
   if (shown.bookings.result) setStatus(t("upload.bookings_status", { file: file.name }));
 }
