@@ -395,7 +395,10 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+            "content": {
+                XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            },
         }
     },
 )
