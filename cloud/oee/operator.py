@@ -12,23 +12,25 @@ entry is recorded, the cloud writes into ``oee`` itself:
    ``operator_masked = 1``; its own values are kept beside them in ``gw_good``,
    ``gw_reject``, ``gw_quality_basis`` (InfluxDB 1.x merges the fields of a point written
    again with the same series and time; availability and performance fields are untouched);
-2. **operator point** -- one point at ``start`` in a series of its own (the machine's tags
-   plus ``src=operator``) with ``good``, ``reject``, ``quality_basis = operator``,
-   ``planned_s = 0`` and ``duration_s``.
+2. **operator points** -- in a series of its own (the machine's tags plus
+   ``src=operator``), one point per minute of ``[start, end)`` holding that minute's even
+   share of the operator's ``good`` and ``reject`` (so a range covering part of the
+   interval gets its part), ``quality_basis = operator``, ``planned_s = 0`` and
+   ``duration_s`` (the entry's length, s).
 
 Every existing query then yields the combined quality unchanged: intervals with an
 operator entry count the operator's parts, all other time the machine's counts (or the
 labelled proxy); ``last("quality_basis")`` says ``operator`` for a range ending in a
 counted interval. Reverting an entry (correction, deletion) restores the kept values and
-deletes the operator point, so nothing of the machine's data is lost.
+deletes the operator points, so nothing of the machine's data is lost.
 
 Limits: a gateway row that arrives *after* the entry was applied (a gateway's buffered
 backlog) is not masked until the entry is applied again (:func:`apply_interval` is
 idempotent: rows already masked are left alone); row timestamps are ms (the ingest's
 precision).
 
-Tags: the operator point takes the tags of the machine's gateway rows in the interval (or,
-when there are none, of the machine's newest row; else ``fallback_tags``), so it groups
+Tags: the operator points take the tags of the machine's gateway rows in the interval (or,
+when there are none, of the machine's newest row; else ``fallback_tags``), so they group
 with them in every ``GROUP BY site, line, machine``.
 """
 
@@ -38,6 +40,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from renkei.cloud.registry.oee_counts import MAX_INTERVAL_S
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore, quote_ident, quote_literal
 from renkei.cloud.store.influxql import run_query
 from renkei.core.influx import contract as c
@@ -58,6 +61,8 @@ OPERATOR_TAG: Final = ("src", "operator")
 MASKED_FIELD: Final = "operator_masked"
 """1.0 on a gateway row whose quality an operator entry replaces, 0.0 once reverted."""
 _OPERATOR_CODE: Final = float(BASIS_CODES["operator"])
+STEP_MS: Final = 60_000
+"""Spacing of the operator points, ms: the parts are spread evenly over the interval."""
 _KEPT: Final = (("good", "gw_good"), ("reject", "gw_reject"), ("quality_basis", "gw_quality_basis"))
 #: Most rows touched per entry: 24 h of 1-s intervals (the shortest the gateway allows).
 _MAX_ROWS: Final = 86_400
@@ -86,6 +91,8 @@ class OperatorInterval:
     def __post_init__(self) -> None:
         if self.end_ms <= self.start_ms:
             raise ValueError(f"need end_ms > start_ms, got {self.start_ms}..{self.end_ms}")
+        if self.end_ms - self.start_ms > MAX_INTERVAL_S * 1000:
+            raise ValueError(f"interval longer than {MAX_INTERVAL_S} s")
         if self.good < 0 or self.reject < 0:
             raise ValueError(f"counts must be >= 0, got good={self.good}, reject={self.reject}")
 
@@ -149,8 +156,26 @@ def _write(settings: InfluxSettings, lines: list[bytes]) -> None:
         store.close()
 
 
+def _operator_points(iv: OperatorInterval, tags: Mapping[str, str]) -> list[bytes]:
+    """The operator's parts spread over ``[start, end)`` in steps of :data:`STEP_MS`, each
+    point holding the share of its step's length (so any sub-range gets its share)."""
+    total = iv.end_ms - iv.start_ms
+    out: list[bytes] = []
+    for t_ms in range(iv.start_ms, iv.end_ms, STEP_MS):
+        share = (min(t_ms + STEP_MS, iv.end_ms) - t_ms) / total
+        fields: dict[str, FieldValue] = {
+            "good": iv.good * share,
+            "reject": iv.reject * share,
+            "quality_basis": _OPERATOR_CODE,
+            "planned_s": 0.0,
+            "duration_s": total / 1000.0,
+        }
+        out.append(format_point(c.OEE, tags, fields, t_ms))
+    return out
+
+
 def apply_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult:
-    """Mask the machine's gateway rows in ``[start, end)`` and write the operator point.
+    """Mask the machine's gateway rows in ``[start, end)`` and write the operator points.
 
     Idempotent (rows already masked keep their kept values). See the module docstring.
 
@@ -177,21 +202,15 @@ def apply_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult
     found = dict(rows[0][0]) if rows else _newest_tags(settings, iv)
     tags = found or {**(iv.fallback_tags or {}), "firm": iv.firm, "machine": iv.machine}
     tags[OPERATOR_TAG[0]] = OPERATOR_TAG[1]
-    point: dict[str, FieldValue] = {
-        "good": float(iv.good),
-        "reject": float(iv.reject),
-        "quality_basis": _OPERATOR_CODE,
-        "planned_s": 0.0,
-        "duration_s": (iv.end_ms - iv.start_ms) / 1000.0,
-    }
-    lines.append(format_point(c.OEE, tags, point, iv.start_ms))
+    points = _operator_points(iv, tags)
+    lines.extend(points)
     _write(settings, lines)
-    return SyncResult(rows=len(lines) - 1, operator_points=1)
+    return SyncResult(rows=len(lines) - len(points), operator_points=len(points))
 
 
 def revert_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult:
     """Undo :func:`apply_interval` for ``[start, end)``: restore the kept values of masked
-    rows and delete the operator point(s) in the interval (``good``/``reject`` of ``iv``
+    rows and delete the operator points in the interval (``good``/``reject`` of ``iv``
     are not used).
 
     Raises:
