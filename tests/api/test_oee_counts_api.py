@@ -105,6 +105,8 @@ def test_bad_fields_are_named(rig: ApiRig) -> None:
         (_body(end="2026-11-22T23:00:00Z"), "must be after start"),
         (_body(end="2026-11-23T23:00:01Z"), "exceeds 24 h"),
         (_body(start="yesterday"), "start"),
+        (_body(start="1999-12-31T23:00:00Z"), "outside 2000-01-01"),
+        (_body(start="9999-12-31T23:59:59-23:59"), "outside 2000-01-01"),
         (_body(reject_reason="bad reason!"), "reject_reason"),
         (_body(note="x" * 501), "note"),
         ({**_body(), "shift": "A"}, "shift"),
@@ -114,6 +116,10 @@ def test_bad_fields_are_named(rig: ApiRig) -> None:
         assert r.status_code == 422, (body, r.text)
         assert expected in r.text, (expected, r.json())
     assert c.post(f"{M}/nope/operator-counts", json=_body()).status_code == 404
+    r = c.post(f"{M}/a1/operator-counts", json=_body(end="2026-11-22T22:00:00Z"))
+    assert r.json()["error"]["detail"][0]["loc"] == "body.end", r.text
+    r = c.get(f"{M}/a1/operator-counts", params={"start": "0001-01-01T00:00:00+01:00"})
+    assert r.status_code == 422 and "start" in r.json()["error"]["message"], r.text
     assert c.put(f"{M}/a1/operator-counts/0", json=_body()).status_code == 422
     assert c.put(f"{M}/a1/operator-counts/99", json=_body()).status_code == 404
     with session_scope(rig.engine) as s:

@@ -74,6 +74,11 @@ def test_record_correct_delete_counts(live: Live, page: Browser, width: int) -> 
         error = page.wait_visible("#oc-form .field[data-field=good] .field-error")
         assert "greater than or equal to 0" in error.text
         assert page.find("#oc-good").get_attribute("aria-invalid") == "true"
+        # an end before the start: named next to the end field
+        _fill(page, "2026-11-23T06:00", "2026-11-23T05:00", "100", "0")
+        page.click("#oc-save")
+        error = page.wait_visible("#oc-form .field[data-field=end] .field-error")
+        assert "must be after start" in error.text
         # an overlapping span: 409 naming the entry, nothing stored
         _fill(page, "2026-11-23T05:00", "2026-11-23T09:00", "100", "0")
         page.click("#oc-save")

@@ -22,12 +22,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from renkei.cloud.api.deps import ClockDep, DbId, PrincipalDep, SessionDep, SettingsDep, authorize
-from renkei.cloud.api.errors import Conflict, NotFound
+from renkei.cloud.api.errors import Conflict, Invalid, NotFound
 from renkei.cloud.api.params import FirmIdPath, MachineIdPath
 from renkei.cloud.api.schemas.oee_counts import (
     OperatorCountCreate,
     OperatorCountPublic,
     OperatorCountSaved,
+    utc_in_range,
 )
 from renkei.cloud.disruption import as_utc
 from renkei.cloud.oee.entries import OverlapError, audit_change, check_overlap, interval_of, sync
@@ -71,6 +72,13 @@ def _no_overlap(
         ) from None
 
 
+def _query_time(name: str, value: datetime) -> datetime:
+    try:
+        return utc_in_range(value)
+    except ValueError as exc:
+        raise Invalid(f"{name}: {exc}") from None
+
+
 @router.get(_BASE, name="operator_counts.list", dependencies=[authorize("operator_counts.list")])
 def list_counts(
     firm_id: FirmIdPath,
@@ -92,9 +100,9 @@ def list_counts(
         OperatorCount.firm_id == firm_id, OperatorCount.machine_id == machine_id
     )
     if start is not None:
-        stmt = stmt.where(OperatorCount.end > as_utc(start))
+        stmt = stmt.where(OperatorCount.end > _query_time("start", start))
     if end is not None:
-        stmt = stmt.where(OperatorCount.start < as_utc(end))
+        stmt = stmt.where(OperatorCount.start < _query_time("end", end))
     rows = session.scalars(stmt.order_by(OperatorCount.start.desc()).limit(limit))
     return [OperatorCountPublic.model_validate(r) for r in rows]
 

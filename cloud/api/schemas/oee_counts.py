@@ -6,15 +6,25 @@ reject parts. Times without an offset are UTC; responses are UTC ISO-8601.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from renkei.cloud.disruption import as_utc
 from renkei.cloud.registry import MAX_INTERVAL_S
 
-__all__ = ["OperatorCountCreate", "OperatorCountPublic", "OperatorCountSaved"]
+__all__ = [
+    "OperatorCountCreate",
+    "OperatorCountPublic",
+    "OperatorCountSaved",
+    "utc_in_range",
+]
+
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
+"""Earliest start/end accepted (and what InfluxDB's time range can hold is far wider)."""
+LATEST: Final = datetime(2200, 1, 1, tzinfo=UTC)
+"""Latest start/end accepted."""
 
 #: Most parts one entry may hold per count (a day of a fast press is far below).
 MAX_PARTS = 10_000_000
@@ -63,6 +73,19 @@ ReasonCode = Annotated[
 ]
 
 
+def utc_in_range(value: datetime) -> datetime:
+    """``value`` in UTC, if between :data:`EARLIEST` and :data:`LATEST` (else ValueError)."""
+    try:
+        utc = as_utc(value)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise ValueError(
+            f"{value.isoformat()} is outside {EARLIEST.isoformat()} .. {LATEST.isoformat()}"
+        )
+    return utc
+
+
 class OperatorCountCreate(BaseModel):
     """Good and reject parts an operator counted for one machine over [start, end)."""
 
@@ -83,21 +106,23 @@ class OperatorCountCreate(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return as_utc(value)
+        return utc_in_range(value)
 
-    @model_validator(mode="after")
-    def _interval(self) -> OperatorCountCreate:
-        length_s = (self.end - self.start).total_seconds()
+    @field_validator("end")
+    @classmethod
+    def _interval(cls, end: datetime, info: ValidationInfo) -> datetime:
+        start = info.data.get("start")
+        if not isinstance(start, datetime):
+            return end  # start itself is wrong and named
+        length_s = (end - start).total_seconds()
         if length_s <= 0:
-            raise ValueError(
-                f"end {self.end.isoformat()} must be after start {self.start.isoformat()}"
-            )
+            raise ValueError(f"end {end.isoformat()} must be after start {start.isoformat()}")
         if length_s > MAX_INTERVAL_S:
             raise ValueError(
                 f"end - start = {length_s / 3600:g} h exceeds {MAX_INTERVAL_S // 3600} h "
-                f"(start {self.start.isoformat()}, end {self.end.isoformat()})"
+                f"(start {start.isoformat()}, end {end.isoformat()})"
             )
-        return self
+        return end
 
 
 class OperatorCountPublic(BaseModel):
