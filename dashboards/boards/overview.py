@@ -66,11 +66,11 @@ BASIS_Q: Final = (
     'last("quality_basis") AS "quality_basis" '
     f'FROM "{c.OEE}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
 )
-#: Parts operators counted in the range (their entries' own series, tag src=operator; the
-#: gateway rows they cover are masked, renkei.cloud.oee.operator).
+#: Share of the machine's intervals in the range whose quality an operator's counts replace
+#: (masked gateway rows, renkei.cloud.oee.operator); null when none ever was.
 OPERATOR_Q: Final = (
-    'SELECT sum("good") + sum("reject") AS "operator_parts" '
-    f'FROM "{c.OEE}" WHERE $timeFilter AND {M} AND "src"::tag = \'operator\' '
+    'SELECT sum("operator_masked") / count("planned_s") AS "operator_share" '
+    f'FROM "{c.OEE}" WHERE $timeFilter AND {M} AND "src"::tag != \'operator\' '
     f"GROUP BY {BY_MACHINE}"
 )
 
@@ -195,13 +195,22 @@ def plant_overview() -> Board:
     b.add(
         table_panel()
         .mappings(value_map(BASIS_TEXT))
+        .override_by_regexp(
+            "operator_share",
+            [
+                # a share, not a basis code: no code -> text mapping, shown in percent
+                dm.DynamicConfigValue(id_val="mappings", value=[]),
+                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+            ],
+        )
         .with_transformation(dm.DataTransformerConfig(id_val="merge", options={})),
         title=bi("OEE 3要素の根拠", "OEE basis per factor"),
         description="Where each factor comes from in the latest interval of the range: "
         "run_state / status / mold_registry / machine_nominal / counts are measured, "
         "operator = good/reject counts recorded by an operator; proxy_* are fallbacks (data "
-        "arrival, anomaly rate); unknown = not available. operator_parts: parts operators "
-        "recorded in the range (their intervals' quality uses them instead of the machine's).",
+        "arrival, anomaly rate); unknown = not available. operator_share: share of the range's "
+        "intervals whose quality uses an operator's good/reject counts instead of the "
+        "machine's.",
         targets=[
             Target(
                 "B",
@@ -210,7 +219,7 @@ def plant_overview() -> Board:
                 "table",
                 tags=MACHINE_TAGS,
             ),
-            Target("O", OPERATOR_Q, ("time", "operator_parts"), "table", tags=MACHINE_TAGS),
+            Target("O", OPERATOR_Q, ("time", "operator_share"), "table", tags=MACHINE_TAGS),
         ],
         width=24,
         height=7,

@@ -74,8 +74,7 @@ def _board(settings: InfluxSettings, start: datetime, end: datetime) -> list[Pan
     oee = [r for r in runs if "OEE" in r.title]
     assert len(oee) == 8  # OEE (A, P, Q), factors (A, P, Q), basis (B, O)
     for r in oee:
-        allowed = ["no rows"] if r.ref_id == "O" else []  # no operator entries in range
-        assert r.problems in ([], allowed) and not r.query_failed, (r.title, r.ref_id, r.problems)
+        assert not r.problems and not r.query_failed, (r.title, r.ref_id, r.problems)
     return oee
 
 
@@ -105,6 +104,7 @@ def test_operator_counts_replace_the_machine_quality_of_their_interval(
     whole = (_hours(0), _hours(10))
     before = _board(settings, *whole)
     assert _factor(before, "rQ") == pytest.approx(10 / 11)
+    assert _basis(before, "O", "operator_share") is None  # no operator entry ever
     availability = _factor(before, "rA")
     assert availability == pytest.approx(50 / 60)
     c = rig.client("acme")
@@ -118,7 +118,7 @@ def test_operator_counts_replace_the_machine_quality_of_their_interval(
     assert _factor(after, "rA") == pytest.approx(availability)  # untouched
     assert _factor(after, "rQ", site="s9") == pytest.approx(10 / 11)  # other firm untouched
     assert _basis(after, "B", "quality_basis") == BASIS_CODES["counts"]  # range ends outside
-    assert _basis(after, "O", "operator_parts") == pytest.approx(1200)
+    assert _basis(after, "O", "operator_share") == pytest.approx(480 / 600)
     inside = _board(settings, _hours(2), _hours(5))
     assert _factor(inside, "rQ") == pytest.approx(1180 / 1200)
     assert _basis(inside, "B", "quality_basis") == BASIS_CODES["operator"]
@@ -140,12 +140,12 @@ def test_operator_counts_replace_the_machine_quality_of_their_interval(
     assert r.status_code == 200 and r.json()["oee"] == "written", r.text
     moved = _board(settings, *whole)
     assert _factor(moved, "rQ") == pytest.approx((2400 + 900) / (2640 + 900))
-    assert _basis(moved, "O", "operator_parts") == pytest.approx(900)
+    assert _basis(moved, "O", "operator_share") == pytest.approx(360 / 600)
     # delete: the machine's own quality, exactly as before
     assert c.delete(f"{API}/{entry['id']}").status_code == 204
     restored = _board(settings, *whole)
     assert _factor(restored, "rQ") == pytest.approx(10 / 11)
-    assert _basis(restored, "O", "operator_parts") is None
+    assert _basis(restored, "O", "operator_share") == 0
     (masked,) = run_query(
         settings,
         'SELECT count("good") FROM "oee" WHERE "operator_masked" = 1.0 OR "src" = \'operator\'',
