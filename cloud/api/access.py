@@ -91,6 +91,11 @@ RULES: dict[str, Rule] = {
     "machines.mold.mount": _r("own", O, A),
     "machines.mold.unmount": _r("own", O, A),
     "machines.oee": _r("own", *_OWN_READ),
+    # operator-recorded good/reject counts (OEE quality basis ``operator``): own firm only
+    "operator_counts.list": _r("own", O, E, A),
+    "operator_counts.create": _r("own", O, A),
+    "operator_counts.replace": _r("own", O, A),
+    "operator_counts.delete": _r("own", O, A),
     "molds.list": _r("own", O, P, E, A),
     "molds.create": _r("own", O, A),
     "molds.get": _r("own", O, P, E, A),

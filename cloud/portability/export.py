@@ -57,6 +57,8 @@ NOTES: Final[dict[str, str]] = {
     "fleet state (models running, desired and pinned per gateway)",
     "not included": "the platform's model catalog and signing keys (platform-wide, not "
     "the firm's); grants, group memberships and takeover assignments owned by other firms",
+    "oee": "good/reject part counts the firm's operators recorded per machine and interval "
+    "(their effect on OEE is in the timeseries: masked oee rows and src=operator points)",
     "audit": "the audit log of reads of the firm's data (owner_firm_id = the firm); its "
     "own reads of other firms' data are in their logs",
     "timeseries": "every point of every measurement with tag firm=<id>, as line protocol "

@@ -133,6 +133,8 @@ SPECS: Final[tuple[TableSpec, ...]] = (
     # archive is the firm's, like its credential hashes) and the record of deliveries
     TableSpec("notification_settings", "notifications", owner_column="firm_id"),
     TableSpec("notification_delivery", "notifications", owner_column="firm_id"),
+    # good/reject part counts the firm's operators recorded (OEE quality basis operator)
+    TableSpec("operator_count", "oee", owner_column="firm_id"),
 )
 _BY_NAME: Final = {s.name: s for s in SPECS}
 

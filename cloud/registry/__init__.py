@@ -2,7 +2,8 @@
 sharing grants and the audit log (:mod:`.sharing`), bookings, gateway states,
 disruptions and takeover plans (:mod:`.operations`), the model registry and rollout
 state (:mod:`.models_registry`), notification settings and deliveries
-(:mod:`.notifications`). Spreadsheet (CSV, XLSX) import: :mod:`.tabular`.
+(:mod:`.notifications`), operators' good/reject counts (:mod:`.oee_counts`).
+Spreadsheet (CSV, XLSX) import: :mod:`.tabular`.
 
 Importing this package registers every table on :data:`Base.metadata`.
 """
@@ -45,6 +46,7 @@ from renkei.cloud.registry.notifications import (
     NotificationDelivery,
     NotificationSettings,
 )
+from renkei.cloud.registry.oee_counts import MAX_INTERVAL_S, OperatorCount
 from renkei.cloud.registry.operations import (
     AssignmentStatus,
     CapacityBooking,
@@ -70,6 +72,7 @@ from renkei.cloud.registry.tabular import import_csv, import_sheets, import_xlsx
 
 __all__ = [
     "CHANGED_FIRMS_OPTION",
+    "MAX_INTERVAL_S",
     "ApiCredential",
     "AssignmentStatus",
     "AuditEvent",
@@ -96,6 +99,7 @@ __all__ = [
     "NotificationChannel",
     "NotificationDelivery",
     "NotificationSettings",
+    "OperatorCount",
     "PartnerGroup",
     "PartnerGroupMember",
     "Principal",

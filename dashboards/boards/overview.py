@@ -33,6 +33,7 @@ __all__ = [
     "AVAILABILITY_Q",
     "BASIS_Q",
     "BASIS_TEXT",
+    "OPERATOR_Q",
     "PERFORMANCE_Q",
     "QUALITY_Q",
     "plant_overview",
@@ -65,6 +66,13 @@ BASIS_Q: Final = (
     'last("quality_basis") AS "quality_basis" '
     f'FROM "{c.OEE}" WHERE $timeFilter AND {M} GROUP BY {BY_MACHINE}'
 )
+#: Share of the machine's intervals in the range whose quality an operator's counts replace
+#: (masked gateway rows, renkei.cloud.oee.operator); null when none ever was.
+OPERATOR_Q: Final = (
+    'SELECT sum("operator_masked") / count("planned_s") AS "operator_share" '
+    f'FROM "{c.OEE}" WHERE $timeFilter AND {M} AND "src"::tag != \'operator\' '
+    f"GROUP BY {BY_MACHINE}"
+)
 
 #: Basis code -> (ja / en text, colour): measured bases green, proxies orange.
 BASIS_TEXT: Final = {
@@ -78,6 +86,7 @@ BASIS_TEXT: Final = {
     str(BASIS_CODES["mold_registry"]): (bi("金型の理想サイクル", "mold_registry"), "green"),
     str(BASIS_CODES["machine_nominal"]): (bi("設備の標準サイクル", "machine_nominal"), "green"),
     str(BASIS_CODES["counts"]): (bi("良品・不良数", "counts"), "green"),
+    str(BASIS_CODES["operator"]): (bi("作業者入力の良品・不良数", "operator"), "green"),
     str(BASIS_CODES["proxy_anomaly_rate"]): (bi("代替: 異常率", "proxy_anomaly_rate"), "orange"),
 }
 
@@ -171,7 +180,9 @@ def plant_overview() -> Board:
         title=bi("OEE 3要素", "OEE factors"),
         description="Availability: run time / planned busy time (run-state signal or machine "
         "status; proxy: time with data). Performance: ideal cycle time × shots / run time. "
-        "Quality: good / (good + reject) parts (proxy: share of unflagged scored rows). "
+        "Quality: good / (good + reject) parts, from the machine's counters or, for the "
+        "intervals an operator recorded them, the operator's counts (proxy: share of "
+        "unflagged scored rows). "
         "The basis of each is in the table below.",
         targets=[
             Target("A", AVAILABILITY_Q, ("time", "availability"), "table", tags=MACHINE_TAGS),
@@ -184,11 +195,22 @@ def plant_overview() -> Board:
     b.add(
         table_panel()
         .mappings(value_map(BASIS_TEXT))
+        .override_by_regexp(
+            "operator_share",
+            [
+                # a share, not a basis code: no code -> text mapping, shown in percent
+                dm.DynamicConfigValue(id_val="mappings", value=[]),
+                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+            ],
+        )
         .with_transformation(dm.DataTransformerConfig(id_val="merge", options={})),
         title=bi("OEE 3要素の根拠", "OEE basis per factor"),
         description="Where each factor comes from in the latest interval of the range: "
-        "run_state / status / mold_registry / machine_nominal / counts are measured; "
-        "proxy_* are fallbacks (data arrival, anomaly rate); unknown = not available.",
+        "run_state / status / mold_registry / machine_nominal / counts are measured, "
+        "operator = good/reject counts recorded by an operator; proxy_* are fallbacks (data "
+        "arrival, anomaly rate); unknown = not available. operator_share: share of the range's "
+        "intervals whose quality uses an operator's good/reject counts instead of the "
+        "machine's.",
         targets=[
             Target(
                 "B",
@@ -196,7 +218,8 @@ def plant_overview() -> Board:
                 ("time", "availability_basis", "performance_basis", "quality_basis"),
                 "table",
                 tags=MACHINE_TAGS,
-            )
+            ),
+            Target("O", OPERATOR_Q, ("time", "operator_share"), "table", tags=MACHINE_TAGS),
         ],
         width=24,
         height=7,

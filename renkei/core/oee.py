@@ -24,7 +24,9 @@ say which numbers are measured and which are a fallback:
 - performance: ``mold_registry`` (ideal cycle time of the mounted mold, registry),
   ``machine_nominal`` (the machine's own expected cycle time, EUROMAP 77
   ``ExpectedCycleTime``), ``unknown`` (no ideal cycle time: no performance, no OEE);
-- quality: ``counts`` (good/reject counts reported by the machine or an operator),
+- quality: ``counts`` (good/reject counts reported by the machine), ``operator``
+  (good/reject counts an operator recorded for an interval in the registry; they replace
+  the machine's quality over that interval, :mod:`renkei.cloud.oee.operator`),
   ``proxy_anomaly_rate`` (1 - share of scored windows/shots flagged anomalous),
   ``unknown``.
 
@@ -53,7 +55,7 @@ __all__ = [
 
 AvailabilityBasis = Literal["run_state", "status", "proxy_data_arrival", "unknown"]
 PerformanceBasis = Literal["mold_registry", "machine_nominal", "unknown"]
-QualityBasis = Literal["counts", "proxy_anomaly_rate", "unknown"]
+QualityBasis = Literal["counts", "operator", "proxy_anomaly_rate", "unknown"]
 
 AVAILABILITY_BASES: Final[tuple[AvailabilityBasis, ...]] = (
     "run_state",
@@ -66,7 +68,12 @@ PERFORMANCE_BASES: Final[tuple[PerformanceBasis, ...]] = (
     "machine_nominal",
     "unknown",
 )
-QUALITY_BASES: Final[tuple[QualityBasis, ...]] = ("counts", "proxy_anomaly_rate", "unknown")
+QUALITY_BASES: Final[tuple[QualityBasis, ...]] = (
+    "counts",
+    "operator",
+    "proxy_anomaly_rate",
+    "unknown",
+)
 
 BASIS_CODES: Final[dict[str, int]] = {
     "unknown": 0,
@@ -77,6 +84,7 @@ BASIS_CODES: Final[dict[str, int]] = {
     "machine_nominal": 5,
     "counts": 6,
     "proxy_anomaly_rate": 7,
+    "operator": 8,
 }
 """Basis name -> the number stored in the ``*_basis`` fields of ``oee`` points."""
 BASIS_NAMES: Final[dict[int, str]] = {v: k for k, v in BASIS_CODES.items()}

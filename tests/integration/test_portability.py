@@ -62,6 +62,7 @@ from renkei.cloud.registry import (
     NotificationChannel,
     NotificationDelivery,
     NotificationSettings,
+    OperatorCount,
     PartnerGroup,
     PartnerGroupMember,
     Role,
@@ -469,6 +470,18 @@ def build_registry(url: str) -> dict[str, str]:
                 status=DeliveryStatus.SENT,
             )
         )
+        s.add(
+            OperatorCount(
+                firm_id="acme",
+                machine_id="acme-m1",
+                start=datetime(2026, 11, 22, 23, tzinfo=UTC),
+                end=datetime(2026, 11, 23, 7, tzinfo=UTC),
+                good=1180,
+                reject=20,
+                reject_reason="flash",
+                recorded_by="k1",
+            )
+        )
     engine.dispose()
     return keys
 
@@ -799,6 +812,7 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
         "audit_event": 3,
         "notification_settings": 1,
         "notification_delivery": 1,
+        "operator_count": 1,
     }
     assert report.rows == expected_rows
 

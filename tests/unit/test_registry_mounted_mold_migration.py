@@ -60,7 +60,7 @@ def _exec(url: str, *sql: str) -> list[tuple[object, ...]]:
 
 def test_single_head(tmp_path: Path) -> None:
     script = ScriptDirectory.from_config(alembic_config(f"sqlite:///{tmp_path / 'x.db'}"))
-    assert script.get_heads() == [THIS]
+    assert len(script.get_heads()) == 1  # later migrations build on this one
     assert script.get_revision(THIS).down_revision == BEFORE
 
 
@@ -68,7 +68,7 @@ def test_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
     upgrade(url, BEFORE)
     _exec(url, *SEED)
-    upgrade(url)
+    upgrade(url, THIS)
     assert "mounted_mold_id" in _columns(url)
     assert _exec(url, "SELECT id, mounted_mold_id FROM machine ORDER BY id") == [
         ("A-m1", None),
@@ -82,7 +82,7 @@ def test_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     command.downgrade(alembic_config(url), BEFORE)
     assert "mounted_mold_id" not in _columns(url)
     assert _exec(url, "SELECT count(*) FROM machine") == [(2,)]
-    upgrade(url)
+    upgrade(url, THIS)
     _exec(url, "UPDATE machine SET mounted_mold_id = 'A-p1' WHERE id = 'A-m2'")
     _exec(url, "DELETE FROM mold WHERE id = 'A-p1'")  # deleting a mold unmounts it
     assert _exec(url, "SELECT id, mounted_mold_id FROM machine ORDER BY id") == [

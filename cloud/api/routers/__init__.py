@@ -15,6 +15,7 @@ from renkei.cloud.api.routers import (
     me,
     models,
     notifications,
+    oee_counts,
     policies,
     regions,
     registry,
@@ -42,4 +43,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     regions.router,
     models.router,
     notifications.router,
+    oee_counts.router,
 )

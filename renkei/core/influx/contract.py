@@ -124,7 +124,12 @@ both only when the ideal cycle time is known), ``good`` and ``reject`` (parts, o
 rows for the ``proxy_anomaly_rate`` basis; only when known), and the basis codes
 ``availability_basis``, ``performance_basis``, ``quality_basis``
 (:data:`renkei.core.oee.BASIS_CODES`). Over a range: ``A = sum(run_s) / sum(planned_s)``,
-``P = sum(ideal_s) / sum(ideal_run_s)``, ``Q = sum(good) / (sum(good) + sum(reject))``."""
+``P = sum(ideal_s) / sum(ideal_run_s)``, ``Q = sum(good) / (sum(good) + sum(reject))``.
+Operator counts (written by the cloud, :mod:`renkei.cloud.oee.operator`): rows of a counted
+interval also carry ``operator_masked`` and the machine's own ``gw_good``, ``gw_reject``,
+``gw_quality_basis``; the operator's parts are in a series with the extra tag
+``src=operator`` (fields ``good``, ``reject``, ``quality_basis``, ``planned_s`` = 0,
+``duration_s``)."""
 OEE_FIELDS: Final = (
     "planned_s",
     "run_s",

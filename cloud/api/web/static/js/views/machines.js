@@ -1,6 +1,7 @@
 // View: the signed-in firm's machines (list, add, edit). GET/POST /firms/{firm}/machines;
 // edits via PUT /firms/{firm}/registry. The form shows the attributes of the chosen
-// process only (injection molding, press, machining); the others are not sent.
+// process only (injection molding, press, machining); the others are not sent. Below:
+// operators' good/reject part counts per machine (views/oee_counts.js).
 
 import { api } from "../api.js";
 import { editor } from "../crud.js";
@@ -8,6 +9,7 @@ import { input } from "../forms.js";
 import { formatNumber, key, t } from "../i18n.js";
 import { processLabel } from "../labels.js";
 import { firmPath } from "../state.js";
+import * as counts from "./oee_counts.js";
 
 const IMM = "injection_molding";
 const num = (name, label, group, extra = {}) => ({ name, label, type: "number", min: 0, group, ...extra });
@@ -81,6 +83,15 @@ const machines = editor({
 });
 
 export function init() {}
-export const enter = () => machines.enter();
-export const reset = () => machines.reset();
-export const rerender = () => machines.rerender();
+export const enter = async () => {
+  await machines.enter();
+  await counts.enter();
+};
+export const reset = () => {
+  machines.reset();
+  counts.reset();
+};
+export const rerender = () => {
+  machines.rerender();
+  counts.rerender();
+};
