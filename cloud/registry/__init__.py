@@ -1,7 +1,8 @@
 """The registry (SQLAlchemy): firms, sites, lines, machines, molds, API credentials,
 sharing grants and the audit log (:mod:`.sharing`), bookings, gateway states,
 disruptions and takeover plans (:mod:`.operations`), the model registry and rollout
-state (:mod:`.models_registry`), notification settings and deliveries
+state (:mod:`.models_registry`), gateway identities and enrolment tokens
+(:mod:`.gateways`), notification settings and deliveries
 (:mod:`.notifications`). Spreadsheet (CSV, XLSX) import: :mod:`.tabular`.
 
 Importing this package registers every table on :data:`Base.metadata`.
@@ -17,6 +18,7 @@ from renkei.cloud.registry.bulk import (
 )
 from renkei.cloud.registry.credentials import Principal, issue_key, verify_key
 from renkei.cloud.registry.db import make_engine, session_scope
+from renkei.cloud.registry.gateways import GatewayEnrolment
 from renkei.cloud.registry.models import (
     ApiCredential,
     Base,
@@ -86,6 +88,7 @@ __all__ = [
     "Firm",
     "FleetGateway",
     "FleetModel",
+    "GatewayEnrolment",
     "GatewayStatus",
     "GranteeKind",
     "Line",

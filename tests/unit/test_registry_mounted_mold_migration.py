@@ -60,7 +60,7 @@ def _exec(url: str, *sql: str) -> list[tuple[object, ...]]:
 
 def test_single_head(tmp_path: Path) -> None:
     script = ScriptDirectory.from_config(alembic_config(f"sqlite:///{tmp_path / 'x.db'}"))
-    assert script.get_heads() == [THIS]
+    assert len(script.get_heads()) == 1
     assert script.get_revision(THIS).down_revision == BEFORE
 
 
