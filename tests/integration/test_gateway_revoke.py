@@ -7,7 +7,9 @@ A's client seeing the DISCONNECT) and A cannot log in again; every message A had
 confirmed (PUBACK) before the cut reached the ingest, none after; gateway B, publishing
 all along, stays connected and loses nothing (its N confirmed messages are exactly the N
 the ingest got, in order, no duplicate). Printed (``pytest -s``): the cut-off time and B's
-publish latency (PUBLISH → PUBACK) before and around the revocation.
+publish latency (PUBLISH → PUBACK) before and around the revocation. And with the real
+gateway outbox and publisher: what a revoked gateway writes stays in its outbox, and
+enrolling it again delivers it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -212,3 +216,71 @@ def test_revoke_cuts_one_gateway_off_in_under_a_second_and_no_other_loses_anythi
         f"gw-b PUBLISH->PUBACK before: {_pcts(before)}\n"
         f"gw-b PUBLISH->PUBACK revoke-0.1 s..+0.5 s: {_pcts(around)}"
     )
+
+
+def test_revoked_gateway_keeps_its_data_in_the_outbox_and_re_enrolment_delivers_it(
+    setup: tuple[DynsecMosquitto, Engine], tmp_path: Path
+) -> None:
+    """The real gateway delivery stack (outbox + publisher, broker acknowledgement):
+    20 messages delivered, revoke, 30 written while revoked stay in the outbox and reach
+    nobody; enrolled again (new token, new password), the gateway delivers all 30."""
+    from pydantic import SecretStr as Secret
+
+    from renkei.edge.transport.outbox import Outbox, OutboxSettings
+    from tests.seq_gateway import FIRM, MACHINE_PATH, SITE, make_publisher, seq_payload, seq_topic
+
+    broker, engine = setup
+    gw = "gw-seq-1"
+    area, line, machine = MACHINE_PATH.split("/")
+    grant_seq = GatewayGrant(
+        user=gw, gateway_id=gw, firm=FIRM, site=SITE, machines=((area, line, machine),)
+    )
+    assert FIRM == "acme"  # the fixture's firm
+
+    def enrol(now: datetime) -> str:
+        with session_scope(engine) as s:
+            token = enroll(s, grant_seq, now=now, ttl=timedelta(hours=1))
+        with DynsecAdmin(settings=admin_settings(broker)) as admin, session_scope(engine) as s:
+            return redeem(s, admin, token, now=now).password.get_secret_value()
+
+    sink = Peer(broker.port, "renkei-ingest-1", INGEST_PASSWORD).connect()
+    assert sink.subscribe(seq_topic()) == "Granted QoS 1"
+
+    def seqs() -> list[int]:
+        return [int(orjson.loads(p)["seq"]) for t, p in list(sink.received) if t == seq_topic()]
+
+    settings = OutboxSettings(path=tmp_path / "outbox.sqlite3", max_inflight=20)
+    outbox = Outbox(settings=settings)
+    t0 = 1_764_000_000_000
+
+    def publisher(password: str) -> Any:
+        pub = make_publisher(
+            outbox, settings, gw, broker.port, ack="broker", username=gw, password=Secret(password)
+        )
+        pub.start()
+        return pub
+
+    pub = publisher(enrol(T0))
+    try:
+        for _ in range(20):
+            outbox.enqueue(seq_topic(), lambda seq: seq_payload(gw, seq, t0))
+        pub.notify()
+        wait_for(lambda: outbox.stats().backlog_msgs == 0 and len(seqs()) >= 20, 10, "20 sent")
+        with DynsecAdmin(settings=admin_settings(broker)) as admin, session_scope(engine) as s:
+            revoke(s, admin, gw, now=T0 + timedelta(minutes=1))
+        wait_for(lambda: not pub.stats().connected, 1.0, "the revoked gateway's disconnect")
+        for _ in range(30):
+            outbox.enqueue(seq_topic(), lambda seq: seq_payload(gw, seq, t0))
+        pub.notify()
+        pause(1.0, "the revoked gateway retries and is refused")
+        assert outbox.stats().backlog_msgs == 30 and sorted(set(seqs())) == list(range(20))
+        pub.stop(timeout_s=2.0)
+
+        pub = publisher(enrol(T0 + timedelta(minutes=2)))
+        wait_for(lambda: outbox.stats().backlog_msgs == 0, 10, "the backlog to drain")
+        wait_for(lambda: len(set(seqs())) == 50, 5, "all 50 at the ingest")
+        assert sorted(set(seqs())) == list(range(50))
+    finally:
+        pub.stop(timeout_s=2.0)
+        outbox.close()
+        sink.close()
