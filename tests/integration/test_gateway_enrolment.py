@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from typer.testing import CliRunner
 
 from harness.services import DynsecMosquitto
@@ -253,3 +255,47 @@ def test_cli_enroll_redeem_revoke_list(
     assert bad.exit_code == 2 and "cannot read the gateway config" in bad.stderr
     with session_scope(engine) as s:
         assert s.scalars(select(GatewayEnrolment.revoked_at)).one() is not None
+
+
+def test_two_simultaneous_redeems_of_one_token_give_one_set_of_credentials(
+    registry: tuple[str, Engine], broker: DynsecMosquitto
+) -> None:
+    """Two registry sessions race for one token (one admin connection, shared: the broker
+    binds client ids to user names, so two admin connections would end each other)."""
+    _, engine = registry
+    token = _enroll(engine)
+    outcomes: list[object] = []
+    start = threading.Barrier(2)
+
+    def attempt(admin: DynsecAdmin) -> None:
+        start.wait(5)
+        try:
+            with session_scope(engine) as s:
+                outcomes.append(redeem(s, admin, token, now=T0).reveal()["username"])
+        except (EnrolmentRefused, SQLAlchemyError) as exc:
+            outcomes.append(exc)
+
+    with DynsecAdmin(settings=admin_settings(broker)) as admin:
+        threads = [threading.Thread(target=attempt, args=(admin,)) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert len(outcomes) == 2 and outcomes.count("gw-a") == 1, outcomes
+    (loser,) = [o for o in outcomes if o != "gw-a"]
+    assert isinstance(loser, EnrolmentRefused | SQLAlchemyError), loser
+    print(f"\nsimultaneous redeem: the second got {loser!r}")
+
+
+def test_revoke_with_the_broker_down_changes_nothing(
+    registry: tuple[str, Engine], broker: DynsecMosquitto
+) -> None:
+    _, engine = registry
+    _redeem(engine, broker, _enroll(engine), T0)
+    settings = admin_settings(broker).model_copy(update={"timeout_s": 1.0})
+    with DynsecAdmin(settings=settings) as admin:
+        broker.kill()
+        with pytest.raises(DynsecUnavailable), session_scope(engine) as s:
+            revoke(s, admin, "gw-a", now=T0)
+    with session_scope(engine) as s:
+        assert s.scalars(select(GatewayEnrolment.revoked_at)).one() is None
