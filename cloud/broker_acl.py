@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 import yaml
@@ -46,7 +46,11 @@ __all__ = [
     "AclConfigError",
     "CloudUsers",
     "GatewayGrant",
+    "TopicRule",
     "broker_acl_command",
+    "check_unique",
+    "cloud_rules",
+    "gateway_rules",
     "load_gateway",
     "render_acl",
 ]
@@ -139,8 +143,12 @@ def load_gateway(path: Path) -> GatewayGrant:
     )
 
 
-def _check_unique(gateways: Sequence[GatewayGrant], cloud: CloudUsers) -> None:
-    """Refuse two grants of one user, gateway id or machine topic (names both sources)."""
+def check_unique(gateways: Sequence[GatewayGrant], cloud: CloudUsers) -> None:
+    """Refuse two grants of one user, gateway id or machine topic (names both sources).
+
+    Raises:
+        AclConfigError: the first such conflict.
+    """
     users: dict[str, str] = {u: "the cloud services" for u in (*cloud.ingest, cloud.watch)}
     users[cloud.rollout] = "the cloud services"
     gateway_ids: dict[tuple[str, str, str], str] = {}
@@ -196,62 +204,111 @@ _HEADER = """\
 """
 
 
+@dataclass(frozen=True, slots=True)
+class TopicRule:
+    """One grant of one MQTT user: ``read`` (subscribe to and receive) or ``write``
+    (publish) the topic filter ``topic``. The one statement of who may use which topic:
+    :func:`render_acl` writes these as ``topic read|write`` lines of the ACL file, and
+    :mod:`renkei.cloud.broker_dynsec` as the ACLs of the user's dynamic-security role."""
+
+    access: Literal["read", "write"]
+    topic: str
+
+
+def cloud_rules(cloud: CloudUsers = CloudUsers()) -> dict[str, tuple[TopicRule, ...]]:
+    """The cloud services' users and their rules, in ACL order: each ingest worker (reads
+    everything; writes its heartbeat, dead letters and end-to-end acks), the watcher
+    (gateway states) and the rollout controller (desired out, reports in)."""
+    heartbeat = f"{HOST_PREFIX}/+/heartbeat"
+    rules: dict[str, tuple[TopicRule, ...]] = {}
+    for user in cloud.ingest:
+        rules[user] = (
+            TopicRule("read", "#"),
+            TopicRule("write", heartbeat),
+            TopicRule("write", f"{DEADLETTER_PREFIX}/#"),
+            TopicRule("write", f"{ACK_PREFIX}/#"),
+        )
+    rules[cloud.watch] = (TopicRule("read", f"{TOPIC_ROOT}/+/+/_gw/+/state"),)
+    rules[cloud.rollout] = (
+        TopicRule("write", f"{ROLLOUT_PREFIX}/+/+/+/desired"),
+        TopicRule("read", f"{ROLLOUT_PREFIX}/+/+/+/report"),
+    )
+    return rules
+
+
+def gateway_rules(g: GatewayGrant) -> dict[str, tuple[TopicRule, ...]]:
+    """A gateway's two users and their rules: ``{g.user: data connection,
+    g.user + ROLLOUT_USER_SUFFIX: model-rollout connection}``.
+
+    The data user writes exactly its machines' topics (any kind) and its own
+    ``_gw/{gateway}/`` birth/Last Will/health topics, and reads the ingest heartbeats and
+    its own end-to-end acks; the rollout user reads its desired model set and writes its
+    report.
+    """
+    site = f"{TOPIC_ROOT}/{g.firm}/{g.site}"
+    rollout = f"{ROLLOUT_PREFIX}/{g.firm}/{g.site}/{g.gateway_id}"
+    return {
+        g.user: (
+            *(
+                TopicRule("write", f"{site}/{area}/{line}/{machine}/+")
+                for area, line, machine in g.machines
+            ),
+            TopicRule("write", f"{site}/_gw/{g.gateway_id}/+"),
+            TopicRule("read", f"{HOST_PREFIX}/+/heartbeat"),
+            TopicRule("read", f"{ACK_PREFIX}/{g.firm}/{g.site}/{g.gateway_id}"),
+        ),
+        g.user + ROLLOUT_USER_SUFFIX: (
+            TopicRule("read", f"{rollout}/desired"),
+            TopicRule("write", f"{rollout}/report"),
+        ),
+    }
+
+
+def _lines(rules: Sequence[TopicRule]) -> list[str]:
+    return [f"topic {rule.access} {rule.topic}" for rule in rules]
+
+
 def render_acl(gateways: Sequence[GatewayGrant], cloud: CloudUsers = CloudUsers()) -> str:
-    """The whole ACL file: the cloud services' blocks, then one pair of blocks per gateway.
+    """The whole ACL file: the cloud services' blocks, then one pair of blocks per gateway
+    (the rules of :func:`cloud_rules` and :func:`gateway_rules`).
 
     Gateways are rendered in the given order.
 
     Raises:
         AclConfigError: two gateways share a user, a gateway id (at one site) or a machine.
     """
-    _check_unique(gateways, cloud)
-    heartbeat = f"{HOST_PREFIX}/+/heartbeat"
+    check_unique(gateways, cloud)
+    services = cloud_rules(cloud)
     out = [_HEADER, "# --- Cloud services " + "-" * 70, ""]
     for user in cloud.ingest:
         out += [
             "# An ingest worker (one shared subscription): reads everything, publishes its",
             "# heartbeat, dead letters and end-to-end acks (only the ingest confirms data).",
             f"user {user}",
-            "topic read #",
-            f"topic write {heartbeat}",
-            f"topic write {DEADLETTER_PREFIX}/#",
-            f"topic write {ACK_PREFIX}/#",
+            *_lines(services[user]),
             "",
         ]
     out += [
         "# Disruption watcher (renkei cloud watch): gateway birth / Last Will states only.",
         f"user {cloud.watch}",
-        f"topic read {TOPIC_ROOT}/+/+/_gw/+/state",
+        *_lines(services[cloud.watch]),
         "",
         "# Rollout controller (python -m renkei.cloud.rollout): desired model sets out,"
         " reports in.",
         f"user {cloud.rollout}",
-        f"topic write {ROLLOUT_PREFIX}/+/+/+/desired",
-        f"topic read {ROLLOUT_PREFIX}/+/+/+/report",
+        *_lines(services[cloud.rollout]),
         "",
         "# --- Gateways (generated: two users each) " + "-" * 47,
     ]
     for g in gateways:
-        site = f"{TOPIC_ROOT}/{g.firm}/{g.site}"
-        rollout = f"{ROLLOUT_PREFIX}/{g.firm}/{g.site}/{g.gateway_id}"
         count = len(g.machines)
         out += [
             "",
             f"# gateway {g.gateway_id} at {g.firm}/{g.site}: "
             f"{count} machine{'s' if count != 1 else ''}",
-            f"user {g.user}",
-            *(
-                f"topic write {site}/{area}/{line}/{machine}/+"
-                for area, line, machine in g.machines
-            ),
-            f"topic write {site}/_gw/{g.gateway_id}/+",
-            f"topic read {heartbeat}",
-            f"topic read {ACK_PREFIX}/{g.firm}/{g.site}/{g.gateway_id}",
-            "",
-            f"user {g.user}{ROLLOUT_USER_SUFFIX}",
-            f"topic read {rollout}/desired",
-            f"topic write {rollout}/report",
         ]
+        for n, (user, rules) in enumerate(gateway_rules(g).items()):
+            out += [*([""] if n else []), f"user {user}", *_lines(rules)]
     return "\n".join(out) + "\n"
 
 

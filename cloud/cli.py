@@ -381,6 +381,17 @@ def _register_broker_acl() -> None:
 _register_broker_acl()
 
 
+def _register_gateways() -> None:
+    """``renkei cloud gateways enroll|redeem|revoke|list`` (:mod:`renkei.cloud.cli_gateways`):
+    gateway identities in the broker's dynamic-security plugin."""
+    from renkei.cloud.cli_gateways import app as gateways_app
+
+    app.add_typer(gateways_app, name="gateways")
+
+
+_register_gateways()
+
+
 def _register_init() -> None:
     """``renkei cloud init`` (:mod:`renkei.cloud.cli_init`): the first firm, site and admin
     key of an empty registry."""

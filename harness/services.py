@@ -162,6 +162,60 @@ class Mosquitto(ServerProcess):
         wait_port(self.port, 10.0, self.proc, self.log_path)
 
 
+def dynsec_plugin() -> str:
+    """Path of Mosquitto's dynamic-security plugin (Debian's ``mosquitto`` package).
+
+    Raises:
+        ServiceError: not installed.
+    """
+    found = sorted(Path("/usr/lib").glob("*/mosquitto_dynamic_security.so"))
+    found += sorted(Path("/usr/lib").glob("mosquitto_dynamic_security.so"))
+    if not found:
+        raise ServiceError("mosquitto_dynamic_security.so not found; install Debian's mosquitto")
+    return str(found[0])
+
+
+class DynsecMosquitto(Mosquitto):
+    """A real Mosquitto whose users, roles and ACLs are its dynamic-security plugin's.
+
+    The plugin's file starts as ``mosquitto_ctrl dynsec init`` writes it (one admin client
+    with the admin role), with every default access denied except unsubscribe (as
+    Renkei's ACL file: nothing but what a role allows). Anonymous clients are refused and
+    the client id is the user name (as compose.conf).
+    """
+
+    def __init__(
+        self, *, workdir: Path, admin_user: str, admin_password: str, port: int | None = None
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.dynsec_file = workdir / "dynamic-security.json"
+        ctrl = _binary("mosquitto_ctrl", ["/usr/bin/mosquitto_ctrl"])
+        subprocess.run(
+            [ctrl, "dynsec", "init", str(self.dynsec_file), admin_user, admin_password],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        doc = orjson.loads(self.dynsec_file.read_bytes())
+        doc["defaultACLAccess"] = {
+            "publishClientSend": False,
+            "publishClientReceive": False,
+            "subscribe": False,
+            "unsubscribe": True,
+        }
+        self.dynsec_file.write_bytes(orjson.dumps(doc))
+        super().__init__(
+            workdir=workdir,
+            port=port,
+            extra_conf=(
+                "use_username_as_clientid true\n"
+                "allow_anonymous false\n"
+                f"plugin {dynsec_plugin()}\n"
+                f"plugin_opt_config_file {self.dynsec_file}\n"
+            ),
+        )
+
+
 class InfluxDB(ServerProcess):
     """A real InfluxDB 1.x (Debian ``influxdb``) serving the v1 HTTP API on loopback."""
 

@@ -1,9 +1,10 @@
 """The registry (SQLAlchemy): firms, sites, lines, machines, molds, API credentials,
 sharing grants and the audit log (:mod:`.sharing`), bookings, gateway states,
 disruptions and takeover plans (:mod:`.operations`), the model registry and rollout
-state (:mod:`.models_registry`), notification settings and deliveries
-(:mod:`.notifications`), operators' good/reject counts (:mod:`.oee_counts`).
-Spreadsheet (CSV, XLSX) import: :mod:`.tabular`.
+state (:mod:`.models_registry`), gateway identities and enrolment tokens
+(:mod:`.gateways`), notification settings and deliveries (:mod:`.notifications`),
+operators' good/reject counts (:mod:`.oee_counts`). Spreadsheet (CSV, XLSX) import:
+:mod:`.tabular`.
 
 Importing this package registers every table on :data:`Base.metadata`.
 """
@@ -18,6 +19,7 @@ from renkei.cloud.registry.bulk import (
 )
 from renkei.cloud.registry.credentials import Principal, issue_key, verify_key
 from renkei.cloud.registry.db import make_engine, session_scope
+from renkei.cloud.registry.gateways import GatewayEnrolment
 from renkei.cloud.registry.models import (
     ApiCredential,
     Base,
@@ -89,6 +91,7 @@ __all__ = [
     "Firm",
     "FleetGateway",
     "FleetModel",
+    "GatewayEnrolment",
     "GatewayStatus",
     "GranteeKind",
     "Line",

@@ -17,8 +17,11 @@ its own site, nor forge ingest heartbeats, dead letters or its own desired model
 read other gateways' data; client ids are bound to users, so a gateway's password with
 another gateway's client id neither disconnects it nor fires its Last Will, and impostors
 using ingest-1's client id leave its queued session intact (20 of 20 delivered); the
-cloud users have only their rights; and the real edge agent and ingest worker connect
-with TLS and credentials, configured exactly as docker-compose.yml configures them.
+cloud users have only their rights; the real edge agent and ingest worker connect
+with TLS and credentials, configured exactly as docker-compose.yml configures them; and
+beside these static users, a gateway enrolled in the dynamic-security plugin (whose file
+the entrypoint creates with the mqtt-dynsec-admin secret) publishes only its own topics
+and is cut off alone when its users are deleted.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import os
 import re
 import secrets
@@ -53,7 +57,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from harness.services import InfluxDB, ServiceError, free_port, log_tail, wait_port
+from harness.services import (
+    InfluxDB,
+    ServiceError,
+    dynsec_plugin,
+    free_port,
+    log_tail,
+    wait_port,
+)
 from harness.wait import WaitTimeout, pause, wait_for
 from renkei.core.signing import generate_private_key, public_key_text
 from renkei.core.wire import MachineKind
@@ -83,6 +94,8 @@ NOT_AUTHORIZED = 135
 #: the Last Will test clients leave (a false "offline" when another client fires it)
 WILL_PAYLOAD = b'{"forged": true}'
 BAD_CREDENTIALS = 134
+#: The dynamic-security admin the entrypoint creates (secret mqtt-dynsec-admin).
+DYNSEC_ADMIN = "renkei-dynsec-admin"
 
 
 def machine_topic(
@@ -206,6 +219,10 @@ def render_compose_conf(
         "certfile /mosquitto/auth/server.crt": f"certfile {auth}/server.crt",
         "keyfile /mosquitto/auth/server.key": f"keyfile {auth}/server.key",
         "cafile /mosquitto/auth/ca.crt": f"cafile {auth}/ca.crt",
+        "plugin /usr/lib/mosquitto_dynamic_security.so": f"plugin {dynsec_plugin()}",
+        "plugin_opt_config_file /mosquitto/data/dynamic-security.json": (
+            f"plugin_opt_config_file {data}/dynamic-security.json"
+        ),
         # As root, Mosquitto would switch to "mosquitto", which cannot enter pytest's
         # private temp dir; as another user, `user` is ignored.
         "user mosquitto": "user root" if os.geteuid() == 0 else "user mosquitto",
@@ -284,6 +301,8 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     for user, password in passwords.items():
         # A trailing newline (as editors write it) is not part of the password.
         (secrets_dir / f"mqtt-user-{user}").write_text(password + "\n")
+    passwords[DYNSEC_ADMIN] = secrets.token_urlsafe(24)
+    (secrets_dir / "mqtt-dynsec-admin").write_text(passwords[DYNSEC_ADMIN] + "\n")
     port = free_port()
     conf = render_compose_conf(work, port=port, auth=auth, data=data, include_dir=include)
     log = open(work / "broker.log", "ab")  # noqa: SIM115 - owned by the child process
@@ -1009,3 +1028,102 @@ def test_only_the_ingest_confirms_data_and_each_gateway_reads_only_its_acks(
             connected(c)
             rc = c.publish(ack1)
             assert rc is None or rc.value == NOT_AUTHORIZED, (user, rc)
+
+
+def test_an_enrolled_gateway_lives_beside_the_static_users_and_is_cut_off_alone(
+    broker: Broker,
+) -> None:
+    """compose.conf's dynamic-security plugin (entrypoint.sh created its file with the
+    admin of secret mqtt-dynsec-admin and deny-by-default): an enrolled gateway's users,
+    created over TLS as ``renkei cloud gateways redeem`` does, publish only their own
+    topics to the static ingest user; deleting them (``revoke``) ends the gateway's
+    session within a second and leaves a static gateway's session as it was."""
+    from pydantic import SecretStr
+
+    from renkei.cloud.broker_acl import GatewayGrant, gateway_rules
+    from renkei.cloud.broker_dynsec import DynsecAdmin, DynsecSettings, UserGrant
+    from renkei.core.mqtt import BrokerSettings
+
+    firm, site = SITES[GW1]
+    enrolled = GatewayGrant(
+        user="gw-enrolled-01",
+        gateway_id="gw-enrolled-01",
+        firm=firm,
+        site=site,
+        machines=(("molding", "line-e", "imm-e1"),),
+    )
+    password = secrets.token_urlsafe(24)
+    admin_settings = DynsecSettings(
+        broker=BrokerSettings(
+            host="127.0.0.1",
+            port=broker.port,
+            tls_ca_file=broker.ca_file,
+            username=DYNSEC_ADMIN,
+            password=SecretStr(broker.passwords[DYNSEC_ADMIN]),
+        )
+    )
+    own = f"renkei/v1/{firm}/{site}/molding/line-e/imm-e1/telemetry"
+    with DynsecAdmin(settings=admin_settings) as admin:
+        admin.provision_users(
+            [
+                UserGrant(username=u, password=SecretStr(password), rules=r)
+                for u, r in gateway_rules(enrolled).items()
+            ]
+        )
+        with (
+            login(broker, INGEST1) as ingest,
+            login(broker, GW1, client_id=GW1) as static_gw,
+            conn(broker, enrolled.user, password, client_id=enrolled.user) as gw,
+        ):
+            for c in (ingest, static_gw, gw):
+                connected(c)
+            ingest.subscribe("renkei/v1/#")
+            rc = gw.publish(own, b"e1")
+            assert rc is not None and rc.value == 0, rc
+            wait_for(lambda: any(t == own for t, _, _ in ingest.messages), 10, "the message")
+            assert [t for t, _, retained in ingest.messages if not retained] == [own]
+            admin.remove_users([enrolled.user, enrolled.user + "-rollout"])
+            wait_for(gw.closed.is_set, 1.0, "the enrolled gateway's disconnect")
+            rc = static_gw.publish(machine_topic(GW1), b"still here")
+            assert rc is not None and rc.value == 0, rc
+            assert not static_gw.closed.is_set()
+        with conn(broker, enrolled.user, password, client_id=enrolled.user) as again:
+            rc = again.wait_connected()
+            assert rc is not None and rc.is_failure
+
+
+def test_entrypoint_creates_the_dynsec_file_once_and_needs_its_admin_secret(
+    tmp_path: Path,
+) -> None:
+    secrets_dir, auth, data = (tmp_path / n for n in ("secrets", "auth", "data"))
+    secrets_dir.mkdir()
+    (secrets_dir / "mqtt-user-gw-x").write_text("a-good-long-password-123")
+    for name in ("mqtt-tls-ca", "mqtt-tls-cert", "mqtt-tls-key"):
+        (secrets_dir / name).write_text("not read: the broker binary is /bin/true here\n")
+    env = {**entrypoint_env(secrets_dir, auth, tmp_path / "unused.conf", data)}
+    env["RENKEI_MOSQUITTO_BIN"] = shutil.which("true") or "/bin/true"
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["sh", str(MOSQ / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=30
+        )
+
+    done = run()
+    assert done.returncode == 1 and "missing secret mqtt-dynsec-admin" in done.stderr
+    (secrets_dir / "mqtt-dynsec-admin").write_text("first-admin-password-0123456789\n")
+    done = run()
+    assert done.returncode == 0, done.stderr
+    dynsec = data / "dynamic-security.json"
+    doc = json.loads(dynsec.read_text())
+    assert [c["username"] for c in doc["clients"]] == [DYNSEC_ADMIN]
+    assert doc["defaultACLAccess"] == {
+        "publishClientSend": False,
+        "publishClientReceive": False,
+        "subscribe": False,
+        "unsubscribe": True,
+    }
+    assert "first-admin-password" not in dynsec.read_text() + done.stderr
+    before = dynsec.read_bytes()
+    (secrets_dir / "mqtt-dynsec-admin").write_text("second-admin-password-0123456789\n")
+    assert run().returncode == 0
+    assert dynsec.read_bytes() == before, "a later start keeps the enrolled gateways' file"

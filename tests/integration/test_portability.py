@@ -57,6 +57,7 @@ from renkei.cloud.registry import (
     DisruptionStatus,
     FleetGateway,
     FleetModel,
+    GatewayEnrolment,
     GatewayStatus,
     GranteeKind,
     NotificationChannel,
@@ -403,6 +404,24 @@ def build_registry(url: str) -> dict[str, str]:
                 GatewayStatus(firm_id="acme", site_id="acme-s2", gateway_id="gw-2", online=True),
                 GatewayStatus(
                     firm_id="beta", site_id="beta-private-site", gateway_id="gw-b", online=True
+                ),
+                GatewayEnrolment(
+                    username="gw-1",
+                    firm_id="acme",
+                    site="acme-s1",
+                    gateway_id="gw-1",
+                    machines=[["molding", "l1", "acme-m1"]],
+                    token_sha256="a" * 64,
+                    token_expires_at=datetime(2026, 11, 21, 9, 0, tzinfo=UTC),
+                    token_used_at=datetime(2026, 11, 20, 9, 5, tzinfo=UTC),
+                ),
+                GatewayEnrolment(
+                    username="gw-b",
+                    firm_id="beta",
+                    site="beta-private-site",
+                    gateway_id="gw-b",
+                    machines=[["press", "l9", "beta-m1"]],
+                    token_expires_at=datetime(2026, 11, 21, 9, 0, tzinfo=UTC),
                 ),
             ]
         )
@@ -805,6 +824,7 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
         "takeover_job": 2,
         "takeover_assignment": 3,
         "gateway_status": 2,
+        "gateway_enrolment": 1,
         "deployment": 1,
         "deployment_target": 1,
         "fleet_gateway": 1,
