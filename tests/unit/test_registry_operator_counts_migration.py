@@ -37,7 +37,7 @@ def _tables(url: str) -> set[str]:
 
 def test_single_head(tmp_path: Path) -> None:
     script = ScriptDirectory.from_config(alembic_config(f"sqlite:///{tmp_path / 'x.db'}"))
-    assert script.get_heads() == [THIS]
+    assert len(script.get_heads()) == 1  # later migrations build on this one
     assert script.get_revision(THIS).down_revision == BEFORE
 
 
