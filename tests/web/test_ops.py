@@ -330,6 +330,8 @@ def test_create_takeover_see_reasons_and_replan(live: Live, page: Browser, width
     page.wait_for(
         lambda d: "金型" in d.find_element("id", "takeover-plan").text, "the plan in Japanese"
     )
+    # the status line follows the language switch too
+    assert "依頼 tko-web-1 を再計画しました（改訂 2）。" in page.text("#status")
     assert_fits(page, width)
     screenshot(page, "takeover-plan-ja", width)
     assert page.console_problems() == []

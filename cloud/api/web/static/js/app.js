@@ -114,7 +114,7 @@ async function signIn(key) {
   sessionStorage.setItem(KEY_STORAGE, key);
   session.me = me;
   byId("api-key").value = "";
-  setStatus(t("auth.signed_in", { firm: me.firm_name }));
+  setStatus(() => t("auth.signed_in", { firm: me.firm_name }));
   await route();
   return true;
 }
@@ -160,7 +160,7 @@ function bind() {
   });
   byId("sign-out").addEventListener("click", () => {
     signOut();
-    setStatus(t("auth.signed_out"));
+    setStatus(() => t("auth.signed_out"));
   });
   byId("lang-toggle").addEventListener("click", toggleLanguage);
   byId("error-close").addEventListener("click", clearError);

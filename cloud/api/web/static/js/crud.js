@@ -83,7 +83,7 @@ export function editor(cfg) {
       ? await submit(form, firmPath("/registry"), { method: "PUT", body: { [cfg.kind]: [{ ...body, id: editing.id }] } })
       : await submit(form, firmPath(`/${cfg.kind}`), { method: "POST", body });
     if (res === undefined) return;
-    setStatus(t("reg.saved", { id: editing ? editing.id : body.id }));
+    setStatus(() => t("reg.saved", { id: editing ? editing.id : body.id }));
     await load();
     startNew(false);
   }

@@ -52,13 +52,26 @@ export function clearError() {
 }
 
 /** Announce `message` in the polite status line (screen readers read it). */
+// the status line's text, or a function giving it in the current language
+let status = "";
+
+/**
+ * Show a short status message. Pass a function that calls `t` (the catalogue lookup) so it
+ * follows a language switch; a plain string stays as it is.
+ */
 export function setStatus(message) {
-  replace(byId("status"), message || "");
+  status = message || "";
+  renderStatus();
+}
+
+function renderStatus() {
+  replace(byId("status"), typeof status === "function" ? status() : status);
 }
 
 /** Re-render translated feedback after a language switch. */
 export function rerenderFeedback() {
   renderError();
+  renderStatus();
 }
 
 /**

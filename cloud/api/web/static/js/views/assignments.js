@@ -144,7 +144,7 @@ async function accept(a) {
   const res = await run(() => api(path, { method: "POST", body: {} }));
   if (res !== undefined) {
     const merged = update(a, res && res.status ? res : { status: "accepted" });
-    setStatus(t("assignments.accepted_msg", { id: merged.id }));
+    setStatus(() => t("assignments.accepted_msg", { id: merged.id }));
   }
 }
 
@@ -166,6 +166,6 @@ async function decline(a, note) {
   const res = await run(() => api(path, { method: "POST", body: note ? { note } : {} }));
   if (res !== undefined) {
     const merged = update(a, res && res.status ? res : { status: "declined" });
-    setStatus(t("assignments.declined_msg", { id: merged.id }));
+    setStatus(() => t("assignments.declined_msg", { id: merged.id }));
   }
 }

@@ -230,7 +230,7 @@ async function declare() {
   if (d !== undefined) {
     closeForm();
     upsert(d);
-    setStatus(t("disruptions.declared_msg", { id: d.id, site: d.site_id }));
+    setStatus(() => t("disruptions.declared_msg", { id: d.id, site: d.site_id }));
   }
 }
 
@@ -261,12 +261,12 @@ async function decide(action, d) {
   const res = await run(() => api(path, { method: "POST", body }));
   if (res !== undefined) {
     upsert(res);
-    const msg = {
-      confirm: t("disruptions.confirmed_msg", { id: d.id }),
-      dismiss: t("disruptions.dismissed_msg", { id: d.id }),
-      end: t("disruptions.ended_msg", { id: d.id }),
+    const message = {
+      confirm: () => t("disruptions.confirmed_msg", { id: d.id }),
+      dismiss: () => t("disruptions.dismissed_msg", { id: d.id }),
+      end: () => t("disruptions.ended_msg", { id: d.id }),
     }[action];
-    setStatus(msg);
+    setStatus(message);
   }
 }
 

@@ -214,11 +214,11 @@ async function sendTest() {
     trial = out;
     replace(byId("notify-test-result"), trialResult());
     const count = (status) => out.deliveries.filter((d) => d.status === status).length;
-    setStatus(
+    setStatus(() => (
       out.deliveries.length
         ? t("notify.test_done", { sent: count("sent"), failed: count("failed"), skipped: count("skipped") })
-        : t("notify.test_none"),
-    );
+        : t("notify.test_none")
+    ));
     const d = await run(() => api(firmPath("/notifications/deliveries"), { query: { limit: DELIVERIES_SHOWN } }));
     if (d !== undefined) {
       deliveries = d || [];
@@ -295,7 +295,7 @@ async function save(ev) {
     if (saved === undefined) return;
     settings = saved; // re-rendered: the secrets typed in are gone, only "set" shows
     renderForm();
-    setStatus(t("notify.saved"));
+    setStatus(() => t("notify.saved"));
     byId("notify-form-title").focus();
   } finally {
     if (button.isConnected) button.disabled = false;

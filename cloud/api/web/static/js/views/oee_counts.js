@@ -221,7 +221,7 @@ async function remove(e) {
   const done = await run(() => api(path(`/${e.id}`), { method: "DELETE" }));
   if (done === undefined) return;
   if (editing && editing.id === e.id) editing = null;
-  setStatus(t("counts.deleted", { id: e.id }));
+  setStatus(() => t("counts.deleted", { id: e.id }));
   renderForm();
   await load();
 }
@@ -238,7 +238,7 @@ async function save(ev) {
     if (saved === undefined) return;
     editing = null;
     const id = saved.entry.id;
-    setStatus(saved.oee === "written" ? t("counts.saved_oee", { id }) : t("counts.saved", { id }));
+    setStatus(() => (saved.oee === "written" ? t("counts.saved_oee", { id }) : t("counts.saved", { id })));
     renderForm();
     await load();
     byId("oc-form-title").focus();

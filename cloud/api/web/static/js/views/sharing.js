@@ -188,7 +188,7 @@ async function saveGrant(ev) {
   renderEditor();
   renderGrants();
   document.getElementById(`grant-${saved.id}`)?.focus();
-  setStatus(old ? t("sharing.updated_msg", { id: saved.id }) : t("sharing.created_msg", { id: saved.id }));
+  setStatus(() => (old ? t("sharing.updated_msg", { id: saved.id }) : t("sharing.created_msg", { id: saved.id })));
 }
 
 // ------------------------------------------------------------------ grant list
@@ -233,7 +233,7 @@ async function revokeGrant(g) {
   grants = grants.filter((x) => x.id !== g.id);
   if (editing && editing.id === g.id) cancelEdit();
   renderGrants();
-  setStatus(t("sharing.revoked_msg", { id: g.id }));
+  setStatus(() => t("sharing.revoked_msg", { id: g.id }));
 }
 
 // ------------------------------------------------------------------ partner groups
@@ -300,7 +300,7 @@ async function createGroup(ev) {
   renderGroupEditor();
   renderGroups();
   renderEditor(); // the group is now a grantee choice, and the preview may name it
-  setStatus(t("groups.created_msg", { id: g.id }));
+  setStatus(() => t("groups.created_msg", { id: g.id }));
 }
 
 async function deleteGroup(g) {
@@ -312,5 +312,5 @@ async function deleteGroup(g) {
   grants = grants.filter((x) => !(x.grantee_kind === "group" && x.grantee_id === g.id));
   renderGroups();
   renderGrants();
-  setStatus(t("groups.deleted_msg", { id: g.id }));
+  setStatus(() => t("groups.deleted_msg", { id: g.id }));
 }

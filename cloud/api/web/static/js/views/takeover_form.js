@@ -192,7 +192,7 @@ async function submit(ev) {
     const plan = await run(() => api(firmPath("/takeovers"), { method: "POST", body: body() }));
     if (plan !== undefined) {
       replace(byId("takeover-form-slot"));
-      setStatus(t("takeover_new.created_msg", { id: plan.id }));
+      setStatus(() => t("takeover_new.created_msg", { id: plan.id }));
       await created(plan);
     }
   } finally {

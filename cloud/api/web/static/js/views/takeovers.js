@@ -315,7 +315,7 @@ async function replanDetail(r) {
   }
   renderDetail();
   byId("takeover-plan").focus();
-  setStatus(t("takeover.replanned_msg", { id: plan.id, revision: plan.revision }));
+  setStatus(() => t("takeover.replanned_msg", { id: plan.id, revision: plan.revision }));
 }
 
 function askPromote(r) {
@@ -331,5 +331,5 @@ async function promote(drill) {
   if (plan === undefined) return;
   if (list) list = list.map((x) => (x.id === drill.id ? { ...x, status: "closed", promoted_to: plan.id } : x));
   showNew(plan);
-  setStatus(t("takeover.promoted_msg", { drill: drill.id, id: plan.id }));
+  setStatus(() => t("takeover.promoted_msg", { drill: drill.id, id: plan.id }));
 }

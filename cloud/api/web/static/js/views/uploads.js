@@ -68,7 +68,7 @@ async function importRegistry(ev) {
   const body = new Blob([file], { type: xlsx ? XLSX : "text/csv" });
   shown.registry = { file: file.name, ...(await call(path, { method: "POST", body })) };
   render("registry");
-  if (shown.registry.result) setStatus(t("upload.registry_status", { file: file.name }));
+  if (shown.registry.result) setStatus(() => t("upload.registry_status", { file: file.name }));
 }
 
 async function uploadBookings(ev) {
@@ -86,7 +86,7 @@ async function uploadBookings(ev) {
   const path = firmPath(xlsx ? "/bookings.xlsx" : "/bookings.csv");
   shown.bookings = { file: file.name, ...(await call(path, { method: "POST", query, body })) };
   render("bookings");
-  if (shown.bookings.result) setStatus(t("upload.bookings_status", { file: file.name }));
+  if (shown.bookings.result) setStatus(() => t("upload.bookings_status", { file: file.name }));
 }
 
 function syncTable() {
