@@ -1,4 +1,7 @@
-"""Test rig for the API: an app on a temp SQLite registry, a fixed clock, keys per role.
+"""Test rig for the API: an app on a temp registry, a fixed clock, keys per role.
+
+The registry is a SQLite file in the test's temp dir unless ``database_url`` names
+another (the ``rig`` fixture passes ``registry_url``: SQLite and PostgreSQL).
 
 ``ApiRig.client(firm, role)`` returns a ``TestClient`` sending that firm's key of that
 role; keys are issued on first use. ``seed_firm`` registers a firm with one site, one
@@ -28,11 +31,16 @@ class ApiRig:
     """One API instance with its registry, clock and clients."""
 
     def __init__(
-        self, tmp_path: Path, *, notify: NotifySettings | None = None, **settings: Any
+        self,
+        tmp_path: Path,
+        *,
+        database_url: str | None = None,
+        notify: NotifySettings | None = None,
+        **settings: Any,
     ) -> None:
         self.now = NOW
         self.settings = ApiSettings(
-            database_url=f"sqlite:///{tmp_path / 'registry.sqlite3'}", **settings
+            database_url=database_url or f"sqlite:///{tmp_path / 'registry.sqlite3'}", **settings
         )
         self.app = create_app(
             self.settings,
