@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from renkei.cloud.api import ApiSettings, create_app
+from renkei.cloud.capacity.index.remote import stop_following
 from renkei.cloud.notify import NotifySettings
 from renkei.cloud.registry import Role, import_document, issue_key, session_scope
 
@@ -119,6 +120,7 @@ class ApiRig:
         for c in self._clients:
             c.close()
         self.app.state.notify.close()
+        stop_following(self.engine)
         self.engine.dispose()
 
 
