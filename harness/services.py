@@ -308,7 +308,11 @@ class PostgreSQL(ServerProcess):
             self.datadir = self.workdir / "data"
             self._own_dir: Path | None = None
         else:
-            self._own_dir = Path(tempfile.mkdtemp(prefix="renkei-pg-"))
+            # the server's account must reach it: not below a root-only TMPDIR
+            base = Path(tempfile.gettempdir())
+            if not base.stat().st_mode & 0o001:
+                base = Path("/tmp")  # world-traversable; the dir itself is 0700
+            self._own_dir = Path(tempfile.mkdtemp(prefix="renkei-pg-", dir=base))
             os.chown(self._own_dir, *self._account)
             self.datadir = self._own_dir / "data"
         self._initdb()

@@ -2,8 +2,10 @@
 
 Registry databases: a test asking for ``registry_url`` runs twice, on SQLite (a file in
 its temp dir) and on PostgreSQL (a fresh database of the session's server, copied from a
-template at the newest Alembic revision, dropped after the test). ``empty_registry_url``
-is the same without any schema (migration tests).
+template at the newest Alembic revision, dropped after the test). ``module_registry_url``
+does the same for a module's shared rig, ``registry_db(name)`` makes several empty
+databases of the test's backend, ``empty_registry_url`` one without any schema
+(migration tests). ``-k sqlite`` / ``-k postgresql`` runs one side only.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ class ApiRig:
         for c in self._clients:
             c.close()
         self.app.state.notify.close()
-        stop_following(self.engine)
+        stop_following(self.engine, timeout_s=0)  # ends by itself within 0.25 s
         self.engine.dispose()
 
 

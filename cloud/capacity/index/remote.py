@@ -63,6 +63,13 @@ RETRY_S: Final = 1.0
 FIRST_LISTEN_S: Final = 5.0
 #: Seconds a listener waits for notifications before checking whether it should stop.
 _POLL_S: Final = 0.25
+#: libpq TCP keepalives: a silently vanished server is noticed within about a minute.
+_KEEPALIVE: Final = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 class RemoteChanges:
@@ -76,7 +83,7 @@ class RemoteChanges:
     def __init__(self, *, engine: Engine, log: ChangeLog) -> None:
         cargs, cparams = engine.dialect.create_connect_args(engine.url)
         self._cargs: list[Any] = list(cargs)
-        self._cparams: dict[str, Any] = dict(cparams)
+        self._cparams: dict[str, Any] = {**cparams, **_KEEPALIVE}
         self._log = log
         self._own = notify_payload(log)
         self._stop = threading.Event()
@@ -93,27 +100,31 @@ class RemoteChanges:
         self._thread.start()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the thread and close its connection (waits up to ``timeout_s`` s)."""
+        """Stop the thread and close its connection, waiting up to ``timeout_s`` s for it
+        (0: do not wait; it ends within a quarter second by itself)."""
         self._stop.set()
-        if self._thread.is_alive():
+        if timeout_s > 0 and self._thread.is_alive():
             self._thread.join(timeout_s)
 
     def _run(self) -> None:
-        failures = 0
+        reported = False  # one warning per outage, not one per retry
         while not self._stop.is_set():
             try:
                 self._listen()
-                failures = 0
-            except psycopg.Error as exc:  # connection lost or refused: retry, log once a run
+            except psycopg.Error as exc:  # connection lost or refused: retry
+                if self._stop.is_set():
+                    break  # closed meanwhile (its database may be gone already)
+                if self.listening.is_set():
+                    reported = False  # it was up: a new outage
                 self.listening.clear()
-                failures += 1
-                if failures == 1:
+                if not reported:
                     logger.warning(
                         "registry change feed (LISTEN %s) unavailable: %s; retrying every %.0f s",
                         CHANNEL,
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
                         RETRY_S,
                     )
+                    reported = True
                 self._stop.wait(RETRY_S)
         self.listening.clear()
 
@@ -157,9 +168,10 @@ def follow_remote_changes(engine: Engine) -> RemoteChanges | None:
     return follower
 
 
-def stop_following(engine: Engine) -> None:
-    """Stop ``engine``'s listener, if any (before disposing of the engine)."""
+def stop_following(engine: Engine, *, timeout_s: float = 5.0) -> None:
+    """Stop ``engine``'s listener, if any (before disposing of the engine); waits up to
+    ``timeout_s`` s for its thread (0: do not wait)."""
     with _FOLLOWERS_LOCK:
         follower = _FOLLOWERS.pop(engine, None)
     if follower is not None:
-        follower.close()
+        follower.close(timeout_s)
