@@ -2,7 +2,8 @@
 
 A development-only package (not shipped in the wheel; production code never imports it):
 
-- :mod:`harness.services`: Mosquitto and InfluxDB from the Debian binaries on free ports;
+- :mod:`harness.services`: Mosquitto, InfluxDB and PostgreSQL from the Debian binaries on
+  free ports;
 - :mod:`harness.procs`: gateway agent and ingest child processes;
 - :mod:`harness.witness`: an MQTT subscriber that records what the broker accepted;
 - :mod:`harness.wait`: :func:`~harness.wait.wait_for` (poll a condition) and

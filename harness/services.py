@@ -1,8 +1,9 @@
-"""Real Mosquitto and InfluxDB servers for tests and benchmarks.
+"""Real Mosquitto, InfluxDB and PostgreSQL servers for tests and benchmarks.
 
 Each server runs from the Debian package's binary (``/usr/sbin/mosquitto``,
-``/usr/bin/influxd``) on a free loopback port with its own temporary directory, and can be
-stopped (SIGTERM), killed (SIGKILL) and restarted on the same port and data directory, so
+``/usr/bin/influxd``, ``/usr/lib/postgresql/<version>/bin/postgres``) on a free loopback
+port with its own temporary directory, and can be stopped (SIGTERM; PostgreSQL: SIGINT,
+its fast shutdown), killed (SIGKILL) and restarted on the same port and data directory, so
 tests can simulate outages. Nothing here is a fake.
 """
 
@@ -14,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -63,16 +65,17 @@ def log_tail(path: Path, n: int = 30) -> str:
         return "<no log>"
 
 
-def _binary(name: str, candidates: list[str]) -> str:
+def _binary(name: str, candidates: list[str], package: str | None = None) -> str:
     for c in candidates:
         if os.access(c, os.X_OK):
             return c
     found = shutil.which(name)
     if found:
         return found
+    package = package or ("mosquitto" if name == "mosquitto" else "influxdb")
     raise ServiceError(
         f"{name} not found (looked in {candidates} and PATH); install the Debian package "
-        f"({'mosquitto' if name == 'mosquitto' else 'influxdb'}) or run the README's test command"
+        f"({package}) or run the README's test command"
     )
 
 
@@ -311,3 +314,190 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         if not series:
             return 0
         return int(series[0]["values"][0][1])
+
+
+def _postgres_bin(name: str) -> str:
+    """``name`` (``initdb``, ``postgres``) of the newest Debian PostgreSQL, else from PATH."""
+    versions = sorted(
+        (p for p in Path("/usr/lib/postgresql").glob("*/bin") if p.parent.name.isdigit()),
+        key=lambda p: int(p.parent.name),
+        reverse=True,
+    )
+    return _binary(name, [str(v / name) for v in versions], package="postgresql")
+
+
+def _server_account() -> tuple[int, int] | None:
+    """``(uid, gid)`` to run PostgreSQL as when we are root (it refuses to run as root):
+    Debian's ``postgres`` account, else ``nobody``; ``None`` when not root."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return entry.pw_uid, entry.pw_gid
+    raise ServiceError("running as root, but neither user 'postgres' nor 'nobody' exists")
+
+
+class PostgreSQL(ServerProcess):
+    """A real PostgreSQL (Debian ``postgresql``) on loopback TCP, trust authentication.
+
+    ``initdb`` makes a fresh cluster in a private data directory; the superuser is
+    ``postgres`` without password (loopback only). When the tests run as root (CI), the
+    cluster belongs to and the server runs as the ``postgres`` account (or ``nobody``),
+    and the data directory lives outside ``workdir`` (pytest's temp dirs are private to
+    root): :meth:`remove` deletes it. ``workdir`` holds the server log.
+    """
+
+    SUPERUSER = "postgres"
+
+    def __init__(self, *, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.binary = _postgres_bin("postgres")
+        self._account = _server_account()
+        if self._account is None:
+            self.datadir = self.workdir / "data"
+            self._own_dir: Path | None = None
+        else:
+            # the server's account must reach it: not below a root-only TMPDIR
+            base = Path(tempfile.gettempdir())
+            if not base.stat().st_mode & 0o001:
+                base = Path("/tmp")  # world-traversable; the dir itself is 0700
+            self._own_dir = Path(tempfile.mkdtemp(prefix="renkei-pg-", dir=base))
+            os.chown(self._own_dir, *self._account)
+            self.datadir = self._own_dir / "data"
+        self._initdb()
+
+    def _as_account(self) -> dict[str, Any]:
+        if self._account is None:
+            return {}
+        uid, gid = self._account
+        return {"user": uid, "group": gid, "extra_groups": [], "cwd": self.datadir.parent}
+
+    def _initdb(self) -> None:
+        argv = [
+            _postgres_bin("initdb"),
+            "-D",
+            str(self.datadir),
+            "-U",
+            self.SUPERUSER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
+            "--no-instructions",
+        ]
+        with open(self.log_path, "ab") as log:
+            done = subprocess.run(
+                argv,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=120,
+                check=False,
+                **self._as_account(),
+            )
+        if done.returncode != 0:
+            raise ServiceError(
+                f"initdb failed ({done.returncode}); log:\n{log_tail(self.log_path)}"
+            )
+
+    def dsn(self, database: str = "postgres") -> str:
+        """libpq connection string of ``database`` (psycopg)."""
+        return f"host=127.0.0.1 port={self.port} user={self.SUPERUSER} dbname={database}"
+
+    def url(self, database: str) -> str:
+        """SQLAlchemy URL of ``database`` (driver psycopg 3)."""
+        return f"postgresql+psycopg://{self.SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def _argv(self) -> list[str]:
+        settings = {
+            "listen_addresses": "127.0.0.1",
+            "port": str(self.port),
+            "unix_socket_directories": str(self.datadir),
+            "max_connections": "300",
+            "shared_buffers": "32MB",
+            # a test server: durability is not needed, speed is (every test makes a database)
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "log_min_messages": "warning",
+        }
+        argv = [self.binary, "-D", str(self.datadir)]
+        for key, value in settings.items():
+            argv += ["-c", f"{key}={value}"]
+        return argv
+
+    def start(self) -> None:
+        """Start the server (again) as its account and wait until it accepts queries."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        self.proc = subprocess.Popen(
+            self._argv(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **self._as_account(),
+        )
+        log.close()
+        self._ready()
+
+    def _ready(self) -> None:
+        assert self.proc is not None
+        wait_port(self.port, 30.0, self.proc, self.log_path)
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServiceError(f"postgres exited; log:\n{log_tail(self.log_path)}")
+            try:
+                with psycopg.connect(self.dsn(), connect_timeout=2) as conn:
+                    conn.execute("SELECT 1")
+                    return
+            except psycopg.OperationalError:  # "the database system is starting up"
+                time.sleep(0.05)
+        raise ServiceError(f"PostgreSQL not ready; log:\n{log_tail(self.log_path)}")
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Fast shutdown (SIGINT: sessions are ended, not waited for) and wait."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """Kill the postmaster and its backends hard (SIGKILL to the process group)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(5)
+
+    def remove(self) -> None:
+        """Stop and delete the data directory (call once, at the end)."""
+        self.stop()
+        if self._own_dir is not None:
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+
+    def execute(self, sql: str, database: str = "postgres") -> None:
+        """Run one statement in autocommit (``CREATE DATABASE`` and the like)."""
+        import psycopg
+
+        with psycopg.connect(self.dsn(database), autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.encode())
+
+    def create_database(self, name: str, *, template: str | None = None) -> None:
+        """``CREATE DATABASE name`` (a copy of ``template`` if given; it must be idle)."""
+        tmpl = f' TEMPLATE "{template}"' if template else ""
+        self.execute(f'CREATE DATABASE "{name}"{tmpl}')
+
+    def drop_database(self, name: str) -> None:
+        """``DROP DATABASE`` even while connections are open (they are terminated)."""
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -16,6 +16,7 @@ from renkei.cloud.api.limits import BodyLimit
 from renkei.cloud.api.routers import ROUTERS
 from renkei.cloud.api.settings import ApiSettings
 from renkei.cloud.capacity.context import CapacityContext
+from renkei.cloud.capacity.index.remote import follow_remote_changes
 from renkei.cloud.notify import Dispatcher, NotifySettings
 from renkei.cloud.notify import install as install_notifications
 from renkei.cloud.registry import make_engine
@@ -74,6 +75,9 @@ def create_app(
             settings=settings.capacity(), engine=engine, sessions=sessions, clock=clock
         ),
     )
+    # PostgreSQL: other API processes' commits reach this capacity index within a second
+    # (LISTEN/NOTIFY); SQLite: after capacity_cache_s. Stopped by stop_following(engine).
+    follow_remote_changes(engine)
     app.state.notify = Dispatcher(
         settings=notify or NotifySettings(), sessions=sessions, clock=clock
     )

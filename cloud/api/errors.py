@@ -25,7 +25,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from renkei.cloud._exceptions import CloudError
@@ -188,6 +188,16 @@ def install(app: FastAPI) -> None:
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
         # a number too large for the database's 64-bit integers (SQLite raises this)
         return JSONResponse(_body("invalid", f"number out of range: {exc}"), status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # a value the database cannot store that validation let through; PostgreSQL says
+        # so where SQLite stores it: a NUL character in text, a number beyond the column's
+        # range. psycopg's message names the problem, never the value.
+        problem = str(exc.orig).splitlines()[0] if exc.orig is not None else "bad value"
+        return JSONResponse(
+            _body("invalid", f"a value the database cannot store: {problem}"), status_code=422
+        )
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:

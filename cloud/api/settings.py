@@ -52,7 +52,9 @@ class ApiSettings(BaseSettings):
             a suspected disruption (strictly more than this fraction, default 0.5 = "most").
         suspect_min_gateways: sites with fewer gateways never raise a suspicion.
         capacity_cache_s: how long computed spare capacity is reused (registry and booking
-            changes invalidate it at once).
+            changes through this process invalidate it at once, those through other
+            processes on PostgreSQL within a second by LISTEN/NOTIFY; on SQLite other
+            processes' changes are seen after this many seconds).
         max_body_bytes: largest request body accepted (bytes, default 10 MiB); larger ones
             get 413 before they are read in full (``Content-Length`` checked first, chunked
             bodies counted as they arrive). The reverse proxy's ``client_max_body_size``

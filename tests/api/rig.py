@@ -1,4 +1,7 @@
-"""Test rig for the API: an app on a temp SQLite registry, a fixed clock, keys per role.
+"""Test rig for the API: an app on a temp registry, a fixed clock, keys per role.
+
+The registry is a SQLite file in the test's temp dir unless ``database_url`` names
+another (the ``rig`` fixture passes ``registry_url``: SQLite and PostgreSQL).
 
 ``ApiRig.client(firm, role)`` returns a ``TestClient`` sending that firm's key of that
 role; keys are issued on first use. ``seed_firm`` registers a firm with one site, one
@@ -15,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from renkei.cloud.api import ApiSettings, create_app
+from renkei.cloud.capacity.index.remote import stop_following
 from renkei.cloud.notify import NotifySettings
 from renkei.cloud.registry import Role, import_document, issue_key, session_scope
 
@@ -28,11 +32,16 @@ class ApiRig:
     """One API instance with its registry, clock and clients."""
 
     def __init__(
-        self, tmp_path: Path, *, notify: NotifySettings | None = None, **settings: Any
+        self,
+        tmp_path: Path,
+        *,
+        database_url: str | None = None,
+        notify: NotifySettings | None = None,
+        **settings: Any,
     ) -> None:
         self.now = NOW
         self.settings = ApiSettings(
-            database_url=f"sqlite:///{tmp_path / 'registry.sqlite3'}", **settings
+            database_url=database_url or f"sqlite:///{tmp_path / 'registry.sqlite3'}", **settings
         )
         self.app = create_app(
             self.settings,
@@ -111,6 +120,7 @@ class ApiRig:
         for c in self._clients:
             c.close()
         self.app.state.notify.close()
+        stop_following(self.engine, timeout_s=0)  # ends by itself within 0.25 s
         self.engine.dispose()
 
 

@@ -37,8 +37,10 @@ def _path(template: str, firm: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def matrix_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiRig]:
-    rig = ApiRig(tmp_path_factory.mktemp("matrix"))
+def matrix_rig(
+    tmp_path_factory: pytest.TempPathFactory, module_registry_url: str
+) -> Iterator[ApiRig]:
+    rig = ApiRig(tmp_path_factory.mktemp("matrix"), database_url=module_registry_url)
     for firm in (OWN, OTHER):
         rig.seed_firm(firm, machines=[imm(f"{firm}-m1")], molds=[mold(f"{firm}-p1")])
     try:

@@ -208,6 +208,24 @@ def test_csv_header_problems(firms: ApiRig, text: str, loc: str) -> None:
     assert loc in [d["loc"] for d in r.json()["error"]["detail"]]
 
 
+def test_a_nul_character_in_free_text_is_never_a_server_error(
+    firms: ApiRig, registry_backend: str
+) -> None:
+    """SQLite stores a NUL in a reference; PostgreSQL cannot, which is a 422 naming the
+    problem (not a 500)."""
+    r = firms.client("acme").post(
+        f"{API}/firms/acme/bookings",
+        json=[
+            {"machine_id": "a1", "start": "2026-11-24", "hours_per_day": 1, "reference": "P\x00"}
+        ],
+    )
+    if registry_backend == "sqlite":
+        assert r.status_code == 201
+    else:
+        assert r.status_code == 422
+        assert "NUL" in r.json()["error"]["message"]
+
+
 def test_bookings_are_private(firms: ApiRig) -> None:
     assert firms.client("beta").get(f"{API}/firms/acme/bookings").status_code == 403
     assert firms.client("acme", "partner").get(f"{API}/firms/acme/bookings").status_code == 403

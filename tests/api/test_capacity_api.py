@@ -525,8 +525,10 @@ def test_bulk_statements_force_a_full_rebuild(fleet: ApiRig) -> None:
     assert fleet.app.state.renkei.capacity.index.full_builds == 2
 
 
-def test_writes_outside_sessions_are_seen_after_capacity_cache_s(tmp_path: Path) -> None:
-    rig = ApiRig(tmp_path, capacity_cache_s=0)
+def test_writes_outside_sessions_are_seen_after_capacity_cache_s(
+    tmp_path: Path, registry_url: str
+) -> None:
+    rig = ApiRig(tmp_path, database_url=registry_url, capacity_cache_s=0)
     try:
         rig.seed_firm("acme", machines=[imm("a1")])
         rig.seed_firm("beta", machines=[imm("b1")])

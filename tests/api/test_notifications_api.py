@@ -42,7 +42,9 @@ def smtp() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture
-def nrig(tmp_path: Path, line: RecordingServer, smtp: SmtpSink) -> Iterator[ApiRig]:
+def nrig(
+    tmp_path: Path, registry_url: str, line: RecordingServer, smtp: SmtpSink
+) -> Iterator[ApiRig]:
     settings = NotifySettings(
         smtp_host="127.0.0.1",
         smtp_port=smtp.port,
@@ -53,7 +55,7 @@ def nrig(tmp_path: Path, line: RecordingServer, smtp: SmtpSink) -> Iterator[ApiR
         backoff_s=0,
         slack_hosts=("hooks.slack.example",),
     )
-    r = ApiRig(tmp_path, notify=settings)
+    r = ApiRig(tmp_path, database_url=registry_url, notify=settings)
     try:
         yield r
     finally:

@@ -24,8 +24,10 @@ FIRM = "acme"
 
 
 @pytest.fixture(scope="module")
-def fuzz_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiRig]:
-    rig = ApiRig(Path(tmp_path_factory.mktemp("fuzz")))
+def fuzz_rig(
+    tmp_path_factory: pytest.TempPathFactory, module_registry_url: str
+) -> Iterator[ApiRig]:
+    rig = ApiRig(Path(tmp_path_factory.mktemp("fuzz")), database_url=module_registry_url)
     rig.seed_firm(FIRM, machines=[imm("acme-m1"), imm("acme-m2", 3000)], molds=[mold("acme-p1")])
     rig.seed_firm("beta", lat=35.68, lon=139.7, region="kanto", machines=[imm("beta-m1")])
     try:

@@ -264,9 +264,11 @@ def calls(draw: st.DrawFn) -> tuple[str, str, str, Any, str]:
 
 
 @pytest.fixture(scope="module")
-def isolation_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiRig]:
+def isolation_rig(
+    tmp_path_factory: pytest.TempPathFactory, module_registry_url: str
+) -> Iterator[ApiRig]:
     """One API for every example: A's state accumulates, B's must never change."""
-    rig = ApiRig(tmp_path_factory.mktemp("isolation"))
+    rig = ApiRig(tmp_path_factory.mktemp("isolation"), database_url=module_registry_url)
     _seed(rig)
     try:
         yield rig

@@ -36,7 +36,9 @@ def _features(firm: str, machine: str, day: date, hours: float) -> Iterator[str]
 
 
 @pytest.fixture
-def measured(influxdb: InfluxDB, database: str, tmp_path: Path) -> Iterator[ApiRig]:
+def measured(
+    influxdb: InfluxDB, database: str, tmp_path: Path, registry_url: str
+) -> Iterator[ApiRig]:
     store = InfluxStore(settings=InfluxSettings(url=influxdb.url, database=database))
     store.ensure_database()
     lines: list[str] = []
@@ -47,7 +49,9 @@ def measured(influxdb: InfluxDB, database: str, tmp_path: Path) -> Iterator[ApiR
     for i in range(0, len(lines), 5000):
         store.write_lines("\n".join(lines[i : i + 5000]).encode())
     store.close()
-    rig = ApiRig(tmp_path, influx_url=influxdb.url, influx_database=database)
+    rig = ApiRig(
+        tmp_path, database_url=registry_url, influx_url=influxdb.url, influx_database=database
+    )
     rig.seed_firm("acme", machines=[imm("a1"), imm("a2")])
     rig.seed_firm("beta", machines=[imm("b1")])
     r = rig.client("acme").post(

@@ -151,8 +151,8 @@ class Setup:
 
 
 @pytest.fixture
-def setup(tmp_path: Path, influxdb: InfluxDB, database: str) -> Iterator[Setup]:
-    registry = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+def setup(registry_url: str, influxdb: InfluxDB, database: str) -> Iterator[Setup]:
+    registry = registry_url  # SQLite, then PostgreSQL
     upgrade(registry)
     engine = make_engine(registry)
     _seed(engine)

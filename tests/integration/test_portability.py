@@ -19,7 +19,7 @@ import json
 import re
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from typer.testing import CliRunner
 
 from harness.services import InfluxDB
@@ -681,6 +681,17 @@ def points_of(url: str, db: str, firm: str) -> dict[tuple[Any, ...], Any]:
     return out
 
 
+def _tables(url: str) -> set[str]:
+    """Tables of the registry at ``url`` (none if it was never created)."""
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return set()
+    engine = make_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
 def registry_rows(url: str, firm: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every row (every column) of every table, or only the firm's rows, by primary key."""
     engine = make_engine(url)
@@ -723,19 +734,19 @@ class Source:
 
 
 @pytest.fixture
-def source(tmp_path: Path, influxdb: InfluxDB, database: str) -> Source:
-    url = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+def source(registry_db: Callable[[str], str], influxdb: InfluxDB, database: str) -> Source:
+    url = registry_db("source")  # SQLite, then PostgreSQL (so is every target)
     keys = build_registry(url)
     settings = InfluxSettings(url=influxdb.url, database=database)
     build_timeseries(settings)
     return Source(url, settings, keys)
 
 
-def _target(tmp_path: Path, influxdb: InfluxDB, name: str) -> tuple[str, InfluxSettings]:
+def _target(
+    tmp_path: Path, influxdb: InfluxDB, name: str, registry_db: Callable[[str], str]
+) -> tuple[str, InfluxSettings]:
     db = f"{name}_{tmp_path.name[-12:]}".replace("-", "_")
-    return f"sqlite:///{tmp_path / f'{name}.sqlite3'}", InfluxSettings(
-        url=influxdb.url, database=db
-    )
+    return registry_db(name), InfluxSettings(url=influxdb.url, database=db)
 
 
 def _seed_partners(url: str) -> None:
@@ -774,7 +785,7 @@ class RecordingProgress:
 
 
 def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
-    tmp_path: Path, source: Source, influxdb: InfluxDB
+    tmp_path: Path, source: Source, influxdb: InfluxDB, registry_db: Callable[[str], str]
 ) -> None:
     archive = tmp_path / "acme.tar"
     progress = RecordingProgress()
@@ -857,7 +868,7 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
             assert {r[spec.owner_column] for r in rows} <= {"acme"}
 
     # Import into a fresh registry and a fresh InfluxDB database (partners known there).
-    url, target_influx = _target(tmp_path, influxdb, "target")
+    url, target_influx = _target(tmp_path, influxdb, "target", registry_db)
     _seed_partners(url)
     progress = RecordingProgress()
     imported = import_archive(
@@ -901,14 +912,14 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
 
 
 def test_whole_platform_moves_firm_by_firm(
-    tmp_path: Path, source: Source, influxdb: InfluxDB
+    tmp_path: Path, source: Source, influxdb: InfluxDB, registry_db: Callable[[str], str]
 ) -> None:
     """All three firms exported and imported: the target equals the source, every table."""
     archives = {}
     for firm in ("acme", "beta", "gamma"):
         archives[firm] = tmp_path / f"{firm}.tar"
         export_firm(firm, database_url=source.url, out=archives[firm], influx=source.influx)
-    url, target_influx = _target(tmp_path, influxdb, "platform")
+    url, target_influx = _target(tmp_path, influxdb, "platform", registry_db)
     # beta first: its rows naming acme (a group member, a grant, an assignment) are skipped
     # and reported, because acme does not exist yet ...
     first = import_archive(archives["beta"], database_url=url, influx=target_influx)
@@ -931,7 +942,7 @@ def test_whole_platform_moves_firm_by_firm(
 
 
 def test_tampered_member_is_refused_before_anything_is_written(
-    tmp_path: Path, source: Source, influxdb: InfluxDB
+    tmp_path: Path, source: Source, influxdb: InfluxDB, registry_db: Callable[[str], str]
 ) -> None:
     archive = tmp_path / "acme.tar"
     export_firm("acme", database_url=source.url, out=archive, influx=source.influx)
@@ -942,21 +953,21 @@ def test_tampered_member_is_refused_before_anything_is_written(
             info = next(i for i in tar.getmembers() if i.name.startswith(victim))
         data[info.offset_data + info.size // 2] ^= 0x01
         tampered.write_bytes(bytes(data))
-        url, target_influx = _target(tmp_path, influxdb, "tampered")
+        url, target_influx = _target(tmp_path, influxdb, "tampered", registry_db)
         with pytest.raises(ArchiveError, match="SHA-256 mismatch") as err:
             import_archive(tampered, database_url=url, influx=target_influx)
         assert err.value.member == info.name and info.name in str(err.value)
-        assert not (tmp_path / "tampered.sqlite3").exists()
+        assert _tables(url) == set()
         dbs = _query(influxdb.url, "", "SHOW DATABASES")[0]["values"]
         assert [target_influx.database] not in dbs
 
 
 def test_import_twice_conflicts_and_replace_restores(
-    tmp_path: Path, source: Source, influxdb: InfluxDB
+    tmp_path: Path, source: Source, influxdb: InfluxDB, registry_db: Callable[[str], str]
 ) -> None:
     archive = tmp_path / "acme.tar"
     export_firm("acme", database_url=source.url, out=archive, influx=source.influx)
-    url, target_influx = _target(tmp_path, influxdb, "twice")
+    url, target_influx = _target(tmp_path, influxdb, "twice", registry_db)
     _seed_partners(url)
     import_archive(archive, database_url=url, influx=target_influx)
 
@@ -1008,7 +1019,7 @@ def test_import_twice_conflicts_and_replace_restores(
 
 
 def test_missing_partners_are_skipped_and_reported_or_refused_with_strict(
-    tmp_path: Path, source: Source
+    tmp_path: Path, source: Source, registry_db: Callable[[str], str]
 ) -> None:
     engine = make_engine(source.url)
     with session_scope(engine) as s:
@@ -1016,14 +1027,14 @@ def test_missing_partners_are_skipped_and_reported_or_refused_with_strict(
     engine.dispose()
     archive = tmp_path / "acme.tar"
     export_firm("acme", database_url=source.url, out=archive)  # registry only
-    strict_url = f"sqlite:///{tmp_path / 'strict.sqlite3'}"
+    strict_url = registry_db("strict")
     with pytest.raises(MissingPartners) as err:
         import_archive(archive, database_url=strict_url, strict=True)
     assert sorted(err.value.missing) == ["beta", "gamma"]
     assert "takeover_assignment[" in str(err.value)
     assert registry_rows(strict_url)["firm"] == []  # nothing written
 
-    url = f"sqlite:///{tmp_path / 'lenient.sqlite3'}"
+    url = registry_db("lenient")
     report = import_archive(archive, database_url=url)
     admin = [r for r in report.skipped if r.missing_firm is None]
     reason = "admin credential: a platform role, not portable"
@@ -1048,10 +1059,12 @@ def test_missing_partners_are_skipped_and_reported_or_refused_with_strict(
     assert rows["takeover_job"] == registry_rows(source.url, "acme")["takeover_job"]
 
 
-def test_ids_of_other_firms_in_the_target(tmp_path: Path, source: Source) -> None:
+def test_ids_of_other_firms_in_the_target(
+    tmp_path: Path, source: Source, registry_db: Callable[[str], str]
+) -> None:
     archive = tmp_path / "acme.tar"
     export_firm("acme", database_url=source.url, out=archive)
-    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    url = registry_db("shared")
     _seed_partners(url)
     engine = make_engine(url)
     with session_scope(engine) as s:
@@ -1117,7 +1130,7 @@ def test_ids_of_other_firms_in_the_target(tmp_path: Path, source: Source) -> Non
         assert dst[table] == src[table], table
 
     # A string id held by another firm is a conflict --replace cannot resolve.
-    other = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    other = registry_db("other")
     _seed_partners(other)
     engine = make_engine(other)
     with session_scope(engine) as s:
@@ -1142,10 +1155,12 @@ def test_ids_of_other_firms_in_the_target(tmp_path: Path, source: Source) -> Non
     assert err.value.conflicts == {"site": ["acme-s2"]} and not err.value.replaceable
 
 
-def test_cli_export_and_import(tmp_path: Path, source: Source, influxdb: InfluxDB) -> None:
+def test_cli_export_and_import(
+    tmp_path: Path, source: Source, influxdb: InfluxDB, registry_db: Callable[[str], str]
+) -> None:
     renkei = str(REPO / ".venv" / "bin" / "renkei")
     archive = tmp_path / "cli.tar"
-    url, target_influx = _target(tmp_path, influxdb, "cli")
+    url, target_influx = _target(tmp_path, influxdb, "cli", registry_db)
     env = {"PATH": "/usr/bin:/bin", "RENKEI_API_DATABASE_URL": source.url}
     run = subprocess.run(
         [renkei, "cloud", "export", "--firm", "acme", "--out", str(archive)]

@@ -3,8 +3,6 @@ downgrade drops drills with their jobs and assignments, and upgrading again is c
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from sqlalchemy import inspect, text
 
@@ -54,8 +52,8 @@ def _request(rid: str, extra_cols: str = "", extra_vals: str = "") -> str:
     )
 
 
-def test_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+def test_upgrade_downgrade_upgrade(empty_registry_url: str) -> None:
+    url = empty_registry_url
     upgrade(url, BEFORE)
     assert "drill" not in _columns(url)
     _exec(url, *SEED, _request("old"))
@@ -64,7 +62,7 @@ def test_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
     assert _exec(url, "SELECT id, drill, promoted_to FROM takeover_request") == [("old", 0, None)]
     _exec(
         url,
-        _request("drill-1", ", drill", ", 1"),
+        _request("drill-1", ", drill", ", TRUE"),
         "INSERT INTO takeover_assignment (request_id, job_id, partner_firm_id, site_id, "
         "machine_id, hours, parts, transport_km, revision, status, note) VALUES "
         "('drill-1', 'J1', 'A', 'A-s1', 'a1', 1.0, 10, 0.0, 1, 'drill', '')",

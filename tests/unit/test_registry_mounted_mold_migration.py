@@ -30,7 +30,7 @@ SEED = (
     "INSERT INTO machine (id, firm_id, line_id, name, process) "
     "VALUES ('A-m2', 'A', 'A-l1', 'm2', 'injection_molding')",
     "INSERT INTO mold (id, firm_id, name, width_mm, height_mm, thickness_mm, weight_kg, "
-    "required_clamp_force_kN, shot_weight_g, resin, cavities, locating_ring_mm, "
+    '"required_clamp_force_kN", shot_weight_g, resin, cavities, locating_ring_mm, '
     "cycle_time_s, shot_count, maintenance_interval_shots) VALUES ('A-p1', 'A', 'p1', 400, "
     "400, 300, 500, 1000, 100, 'PP', 2, 100, 18.0, 0, 100000)",
 )
@@ -64,8 +64,8 @@ def test_single_head(tmp_path: Path) -> None:
     assert script.get_revision(THIS).down_revision == BEFORE
 
 
-def test_upgrade_downgrade_upgrade(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'registry.sqlite3'}"
+def test_upgrade_downgrade_upgrade(empty_registry_url: str) -> None:
+    url = empty_registry_url
     upgrade(url, BEFORE)
     _exec(url, *SEED)
     upgrade(url, THIS)

@@ -72,8 +72,11 @@ class BookingCreate(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
-    machine_id: Annotated[str, Field(min_length=1, max_length=64)] = Field(
-        description="Id of one of the firm's machines (`MachinePublic.id`).",
+    # the registry's id alphabet: another character cannot name a machine (and a NUL
+    # would not even reach PostgreSQL's query)
+    machine_id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")] = Field(
+        description="Id of one of the firm's machines (`MachinePublic.id`): 1-64 characters "
+        "of A-Z a-z 0-9 `_` `.` `-`.",
         examples=["acme-m1"],
     )
     start: date = Field(

@@ -25,7 +25,9 @@ One module per job:
 - :mod:`~renkei.cloud.capacity.index.arrays`: :class:`CapacityIndex`, one immutable version;
 - :mod:`~renkei.cloud.capacity.index.build`: registry rows to arrays (full build, patch);
 - :mod:`~renkei.cloud.capacity.index.service`: :class:`CapacityIndexService`, which keeps a
-  context's current index fresh (``CapacityContext.index``).
+  context's current index fresh (``CapacityContext.index``);
+- :mod:`~renkei.cloud.capacity.index.remote`: other processes' commits (PostgreSQL
+  ``LISTEN``/``NOTIFY``).
 
 Freshness (what a search sees):
 
@@ -36,13 +38,16 @@ Freshness (what a search sees):
   and replace its old rows. So registry and booking changes are visible at once.
 - Bulk DML statements on those tables (``session.execute(insert(Machine), rows)``) and
   changes of more than :data:`PATCH_MAX_FIRMS` firms at once trigger a full rebuild.
-- Writes that bypass this process's sessions (another API worker, the CLI) are picked up
-  by the periodic full rebuild every ``settings.capacity_cache_s`` seconds, which also
-  refreshes measured availability and compacts rows of replaced firms.
+- Writes through another process's sessions (another API worker, the CLI) are, on
+  PostgreSQL, signalled on commit by ``NOTIFY`` and make the index stale at once, like an
+  expired one (:mod:`~renkei.cloud.capacity.index.remote`, started by the API). On SQLite,
+  and for writes outside any session (raw SQL), they are picked up by the periodic full
+  rebuild every ``settings.capacity_cache_s`` seconds, which also refreshes measured
+  availability and compacts rows of replaced firms.
 - Full rebuilds of large indexes (more than :data:`SYNC_REBUILD_MAX_MACHINES` machines)
-  that are only due to age or a new day run in a background thread while requests keep
-  using the previous index; the first build, and rebuilds forced by changes, are done
-  in the request.
+  that are only due to age, a new day or another process's change run in a background
+  thread while requests keep using the previous index; the first build, and rebuilds
+  forced by this process's changes, are done in the request.
 """
 
 from renkei.cloud.capacity.index.arrays import (

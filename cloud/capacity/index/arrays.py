@@ -87,8 +87,8 @@ class CapacityIndex:
     Attributes:
         start: site-local date of column 0; days: number of columns.
         version: the :class:`ChangeLog` version it reflects.
-        built_at, full_built_at: ``time.monotonic()`` of the last change and of the last
-            full build.
+        built_at, full_built_at: ``time.monotonic()`` of the last change and of the start of
+            the last full build (what it read is at least that fresh).
         cal_hours: scheduled hours (h) per calendar row and day, shape (calendars, days).
     """
 

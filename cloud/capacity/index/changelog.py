@@ -6,18 +6,25 @@ booking is recorded in the engine's :class:`ChangeLog` by SQLAlchemy session lis
 on import). Bulk DML statements on those tables force a full rebuild unless they name the
 firms they touch (:data:`CHANGED_FIRMS`). Grants, partner groups and memberships bump
 ``grants_version`` (the search's view cache).
+
+On PostgreSQL the same listeners also signal other processes: a flush or statement that
+changes one of these tables runs ``pg_notify`` in its transaction (delivered on commit;
+:mod:`~renkei.cloud.capacity.index.remote` listens).
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+import uuid
 import weakref
 from collections import deque
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any, Final
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -33,7 +40,15 @@ from renkei.cloud.registry import (
     Site,
 )
 
-__all__ = ["CHANGED_FIRMS", "ChangeLog", "ChangeSet", "change_log", "install_listeners"]
+__all__ = [
+    "CHANGED_FIRMS",
+    "CHANNEL",
+    "ChangeLog",
+    "ChangeSet",
+    "change_log",
+    "install_listeners",
+    "notify_payload",
+]
 
 _CAPACITY_TABLES: Final = frozenset({"firm", "site", "line", "machine", "capacity_booking"})
 _GRANT_TABLES: Final = frozenset({"sharing_grant", "partner_group", "partner_group_member"})
@@ -84,10 +99,15 @@ class ChangeLog:
     """
 
     def __init__(self, keep: int = 4096) -> None:
+        self.origin = uuid.uuid4().hex
+        """Random token naming this log's engine in cross-process notifications."""
         self._lock = threading.Lock()
         self._entries: deque[tuple[int, ChangeSet]] = deque(maxlen=keep)
         self.version = 0
         self.grants_version = 0
+        self.remote_at = -math.inf
+        """``time.monotonic()`` of the last change committed by another process (see
+        :meth:`record_remote`); an index fully built before it is stale."""
 
     def record(self, changes: ChangeSet) -> None:
         """Append one commit's changes."""
@@ -97,6 +117,13 @@ class ChangeLog:
                 self._entries.append((self.version, changes))
             if changes.grants:
                 self.grants_version += 1
+
+    def record_remote(self) -> None:
+        """Another process committed a change of unknown extent: every index built before
+        now is stale, and so is every sharing view (``grants_version``)."""
+        with self._lock:
+            self.remote_at = time.monotonic()
+            self.grants_version += 1
 
     def since(self, version: int) -> ChangeSet | None:
         """Union of the changes after ``version``; ``None`` if they are no longer all kept."""
@@ -123,6 +150,30 @@ def change_log(engine: Engine) -> ChangeLog:
         if log is None:
             log = _LOGS[engine] = ChangeLog()
         return log
+
+
+#: The PostgreSQL notification channel of registry changes (see ``remote``).
+CHANNEL: Final = "renkei_registry"
+_NOTIFY: Final = text("SELECT pg_notify(:channel, :payload)")
+
+
+def notify_payload(log: ChangeLog) -> str:
+    """The notification an engine with ``log`` sends: no firm, row or value, only which
+    engine (so its own listener can skip it)."""
+    return f"changed {log.origin}"
+
+
+def _notify(session: Session) -> None:
+    """Signal "registry changed" in the session's transaction (PostgreSQL only).
+
+    PostgreSQL delivers it when the transaction commits (never if it rolls back) and
+    merges identical payloads of one transaction into one notification.
+    """
+    bind = session.bind  # sessions without one bind (none here) do not signal
+    engine = getattr(bind, "engine", bind)
+    if isinstance(engine, Engine) and engine.dialect.name == "postgresql":
+        payload = notify_payload(change_log(engine))
+        session.connection().execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
 
 
 def _pending(session: Session) -> ChangeSet:
@@ -169,6 +220,7 @@ def _after_flush(session: Session, _flush_context: Any) -> None:
     if firms or sites or grants or full:
         change = ChangeSet(frozenset(firms), frozenset(sites), full, grants)
         session.info[_PENDING] = _pending(session) | change
+        _notify(session)
 
 
 def _on_execute(state: ORMExecuteState) -> None:
@@ -183,6 +235,7 @@ def _on_execute(state: ORMExecuteState) -> None:
         else:
             change = ChangeSet(full=table in _CAPACITY_TABLES, grants=True)
         state.session.info[_PENDING] = _pending(state.session) | change
+        _notify(state.session)
 
 
 def _after_commit(session: Session) -> None:

@@ -110,7 +110,11 @@ class CapacityIndexService:
 
     def _stale(self, index: CapacityIndex, today: date) -> bool:
         age = time.monotonic() - index.full_built_at
-        return age > self._ctx.settings.capacity_cache_s or index.start != today
+        return (
+            age > self._ctx.settings.capacity_cache_s
+            or index.start != today
+            or self._log.remote_at >= index.full_built_at  # another process committed since
+        )
 
     def _inputs(self, start: date, batch: Batch, *, per_firm: bool) -> BuildInputs:
         settings = self._ctx.settings
@@ -156,6 +160,7 @@ class CapacityIndexService:
     def _full(self, today: date) -> CapacityIndex:
         """Build from scratch (called with the lock held, or in the background)."""
         t0 = time.perf_counter()
+        started = time.monotonic()  # before reading: a later remote change makes it stale
         version = self._log.version
         days = self._ctx.settings.horizon_days + SLACK_DAYS
         with self._ctx.sessions() as session:
@@ -165,7 +170,7 @@ class CapacityIndexService:
         base = empty_index(inputs, version, store_rows)
         index = apply_batch(base, batch, (), inputs, version)
         assert index is not None  # the store was sized for the batch
-        index = replace(index, full_built_at=index.built_at)
+        index = replace(index, full_built_at=started)
         self.full_builds += 1
         self.last_full_s = time.perf_counter() - t0
         logger.info("capacity index built: %s in %.2f s", index.stats(), self.last_full_s)
