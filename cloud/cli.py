@@ -381,6 +381,16 @@ def _register_broker_acl() -> None:
 _register_broker_acl()
 
 
+def _register_site_bridge() -> None:
+    """``renkei cloud site-bridge`` (:mod:`renkei.cloud.site_bridge`): a site broker's config."""
+    from renkei.cloud.site_bridge import site_bridge_command
+
+    app.command("site-bridge")(site_bridge_command)
+
+
+_register_site_bridge()
+
+
 def _register_init() -> None:
     """``renkei cloud init`` (:mod:`renkei.cloud.cli_init`): the first firm, site and admin
     key of an empty registry."""
