@@ -211,3 +211,24 @@ def test_with_the_sites_own_users_and_acl_the_bridge_still_carries_both_ways(
     finally:
         gateways.close()
         rig.close()
+
+
+def test_the_site_queue_survives_a_clean_restart_of_the_site_broker(rig: BridgeRig) -> None:
+    gateways = SeqGateways(port=rig.site.port, count=2)
+    try:
+        rig.proxy.sever("reset")
+        wait_for(lambda: rig.state()[-1:] == [b"0"], 15, "bridge state 0")
+        for _ in range(100):
+            gateways.publish_round()
+        wait_for(gateways.all_acked, 10, "PUBACKs of all 200")
+    finally:
+        gateways.close()
+    rig.site.stop()  # SIGTERM: Mosquitto saves its database, the bridge's queue included
+    rig.site.start()
+    rig.proxy.restore()
+    wait_for(
+        lambda: tally(gateways.sent, rig.cloud_sub)["lost"] == 0,
+        45,
+        lambda: f"the 200 queued messages at the cloud: {tally(gateways.sent, rig.cloud_sub)}",
+    )
+    assert tally(gateways.sent, rig.cloud_sub)["unique"] == 200
