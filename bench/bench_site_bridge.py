@@ -26,7 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.site_bridge import SeqGateways, start_rig, tally
+from harness.seq_mqtt import SeqGateways, tally
+from harness.site_bridge import start_rig
 from harness.wait import wait_for
 
 

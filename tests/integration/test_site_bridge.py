@@ -10,7 +10,7 @@ MQTT 5 clients publishing QoS 1 messages numbered per gateway; the cloud side co
 
 Proven: a WAN outage (a silent blackhole, noticed only by keepalive) loses none of the
 messages published through it, each arrives at least once (duplicates are counted and
-reported; none were seen in the runs so far), the gateways see no disconnect and no failed
+reported: the bridge re-sends what was in flight), the gateways see no disconnect and no failed
 PUBACK, and cloud-to-site acks published during the outage arrive after it; the cloud sees
 the bridge state ``1``/``0`` (retained) flip to ``0`` during the outage and when the site
 broker is killed with SIGKILL, and back to ``1``; a full site queue drops the newest
@@ -28,15 +28,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-from harness.site_bridge import (
-    WATCH_USER,
-    BridgeRig,
-    SeqCounter,
-    SeqGateways,
-    site_gateway_passwords,
-    start_rig,
-    tally,
-)
+from harness.seq_mqtt import SeqCounter, SeqGateways, tally
+from harness.site_bridge import WATCH_USER, BridgeRig, site_gateway_passwords, start_rig
 from harness.wait import pause, wait_for
 
 NOT_AUTHORIZED = 135
