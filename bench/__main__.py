@@ -25,6 +25,7 @@ BENCHES = (
     "bench.bench_slmp",
     "bench.bench_mtconnect",
     "bench.bench_sparkplug",
+    "bench.bench_site_bridge",
 )
 """Soaks (``bench_opcua_soak``: ~10 min, ``bench_modbus_soak``) run by hand:
 ``python -m bench.bench_opcua_soak``."""

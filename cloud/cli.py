@@ -392,6 +392,16 @@ def _register_gateways() -> None:
 _register_gateways()
 
 
+def _register_site_bridge() -> None:
+    """``renkei cloud site-bridge`` (:mod:`renkei.cloud.site_bridge`): a site broker's config."""
+    from renkei.cloud.site_bridge import site_bridge_command
+
+    app.command("site-bridge")(site_bridge_command)
+
+
+_register_site_bridge()
+
+
 def _register_init() -> None:
     """``renkei cloud init`` (:mod:`renkei.cloud.cli_init`): the first firm, site and admin
     key of an empty registry."""

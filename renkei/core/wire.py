@@ -18,6 +18,7 @@ Topic tree (ISA-95 levels: enterprise = firm, site, area, line, cell = machine):
     renkei/rollout/v1/{firm}/{site}/{gateway}/desired          models a gateway should run
     renkei/rollout/v1/{firm}/{site}/{gateway}/report           models it runs, last results
     renkei/ack/v1/{firm}/{site}/{gateway}                      end-to-end acks (ingest)
+    renkei/bridge/v1/{firm}/{site}/state                       site broker's bridge: 1 / 0
 
 Ingest heartbeat (the Sparkplug B "primary host application" idea): every ingest worker of
 share group ``{group}`` publishes a :class:`HostHeartbeat` (QoS 0, not retained) about once a
@@ -148,6 +149,7 @@ from renkei.core.errors import DecodeError
 
 __all__ = [
     "ACK_PREFIX",
+    "BRIDGE_PREFIX",
     "DEADLETTER_PREFIX",
     "HOST_PREFIX",
     "INTEGER_FIELDS",
@@ -181,6 +183,7 @@ __all__ = [
     "VersionStr",
     "WireError",
     "ack_topic",
+    "bridge_state_topic",
     "check_time_window",
     "deadletter_topic",
     "decode_ack_payload",
@@ -204,6 +207,9 @@ DEADLETTER_PREFIX: Final = "renkei/dlq/v1"
 HOST_PREFIX: Final = "renkei/host/v1"
 ROLLOUT_PREFIX: Final = "renkei/rollout/v1"
 ACK_PREFIX: Final = "renkei/ack/v1"
+#: A site broker's bridge state (Mosquitto's own ``1``/``0`` notification, retained, with a
+#: Last Will of ``0``): ``{BRIDGE_PREFIX}/{firm}/{site}/state`` (renkei.cloud.site_bridge).
+BRIDGE_PREFIX: Final = "renkei/bridge/v1"
 #: Most ``[lo, hi]`` ranges one :class:`IngestAck` may carry.
 MAX_ACK_RANGES: Final = 4096
 #: Largest payload the ingest accepts, bytes. Gateways split messages well below it.
@@ -408,6 +414,17 @@ def host_heartbeat_topic(group: str) -> str:
     """Topic on which the ingest workers of share group ``group`` publish heartbeats."""
     _check_level("group", group)
     return f"{HOST_PREFIX}/{group}/heartbeat"
+
+
+def bridge_state_topic(*, firm: str, site: str) -> str:
+    """The retained bridge state of site ``firm/site``'s broker (payload ``1`` or ``0``).
+
+    Raises:
+        WireError: ``bad_topic`` on a bad level.
+    """
+    for name, value in {"firm": firm, "site": site}.items():
+        _check_level(name, value)
+    return f"{BRIDGE_PREFIX}/{firm}/{site}/state"
 
 
 def rollout_topic(*, firm: str, site: str, gateway: str, kind: Literal["desired", "report"]) -> str:
