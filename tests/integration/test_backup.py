@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -141,16 +142,25 @@ def test_restore_refuses_altered_unfinished_or_into_a_registry_with_rows(tmp_pat
         backup(database_url=source_url, out=folder)
 
 
-def test_restore_migrates_and_checks_rows(tmp_path: Path) -> None:
-    source_url = f"sqlite:///{tmp_path / 'source.sqlite3'}"
+def test_round_trip_on_each_database(
+    tmp_path: Path, registry_db: Callable[[str], str], registry_url: str
+) -> None:
+    """SQLite (backup API) and PostgreSQL (pg_dump / pg_restore): into a database without
+    tables, and into one already migrated by a first API start (tables, no rows)."""
+    source_url = registry_db("source")
     build_registry(source_url)
     folder = tmp_path / "b"
-    backup(database_url=source_url, out=folder, firm_archives=False)
+    report = backup(database_url=source_url, out=folder, firm_archives=False)
     assert not (folder / "firms").exists()
-    target_url = f"sqlite:///{tmp_path / 'restored.sqlite3'}"
-    report = restore(folder=folder, database_url=target_url)
-    assert report.schema_from == report.schema_to is not None
-    assert registry_rows(target_url) == registry_rows(source_url)
+    dump = "registry.sqlite3" if source_url.startswith("sqlite") else "registry.pgdump"
+    assert list(report.files) == [dump]
+    expected = registry_rows(source_url)
+    for target_url in (registry_db("target"), registry_url):
+        restored = restore(folder=folder, database_url=target_url)
+        assert restored.schema_from == restored.schema_to is not None
+        assert registry_rows(target_url) == expected
+    with pytest.raises(BackupError, match="not empty"):
+        restore(folder=folder, database_url=registry_url)
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
