@@ -363,6 +363,18 @@ class DynsecAdmin:
         if commands:
             self.run(*commands, missing_ok=True)
 
+    def disable_users(self, usernames: Iterable[str]) -> None:
+        """Disable each user (``disableClient``): its sessions end at once and its logins
+        are refused until enabled; a user that does not exist is no error.
+
+        Raises:
+            DynsecRefused: the plugin refused for another reason.
+            DynsecUnavailable: as :meth:`execute`.
+        """
+        commands = [{"command": "disableClient", "username": u} for u in usernames]
+        if commands:
+            self.run(*commands, missing_ok=True)
+
     def get_client(self, username: str) -> dict[str, Any] | None:
         """The plugin's record of ``username`` (``{"username", "roles", "disabled"?, ...}``)
         or ``None`` if there is none."""

@@ -293,7 +293,7 @@ class GatewayAgent:
             # Every key of the ``mqtt:`` section is a publisher setting, but the password's
             # env var name: the password itself and the default client id are added.
             settings=MqttSettings.model_validate(
-                mq.model_dump(exclude={"password_env"})
+                mq.model_dump(exclude={"password_env", "credentials_file"})
                 | {"client_id": mq.client_id or self.config.gateway_id, "password": self._password}
             ),
             outbox=self.outbox,
