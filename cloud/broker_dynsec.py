@@ -222,6 +222,13 @@ class DynsecAdmin:
             self.close()
             raise DynsecUnavailable(f"dynamic security: {broker.url}: no SUBACK")
 
+    @property
+    def connected(self) -> bool:
+        """Whether the admin connection is up (the broker ends it when another connection
+        of the same user, i.e. client id, logs in)."""
+        client = self._client
+        return client is not None and client.is_connected()
+
     def close(self) -> None:
         """Disconnect (idempotent)."""
         client, self._client = self._client, None

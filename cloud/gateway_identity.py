@@ -68,10 +68,12 @@ __all__ = [
     "EnrolmentRefused",
     "GatewayCredentials",
     "GatewayNotFound",
+    "claim",
     "describe",
     "enroll",
     "find_gateway",
     "grant_of",
+    "provision",
     "redeem",
     "revoke",
     "slot_user",
@@ -249,23 +251,26 @@ def redeem(
     now: datetime,
     credential_ttl: timedelta | None = None,
 ) -> GatewayCredentials:
-    """Exchange ``token`` once for the gateway's credentials, created in the broker.
+    """Exchange ``token`` once for the gateway's credentials, created in the broker:
+    :func:`claim` then :func:`provision`.
 
     The token is marked used by one conditional ``UPDATE`` in the caller's transaction;
     if the broker fails the caller's rollback leaves the token usable.
 
-    An enrolment token replaces all of the gateway's users with slot 0; a rotation token
-    (:func:`rotate`) creates the *other* slot and leaves the current one working (the
-    overlap) until :func:`finish_rotation`.
-
-    Args:
-        credential_ttl: life of the new credentials (recorded as
-            ``credential_expires_at``; :func:`expire` disables them after it); ``None``:
-            they do not expire.
-
     Raises:
         EnrolmentRefused: unknown, already used, expired, or the gateway was revoked.
         DynsecError: the broker refused or could not be reached.
+    """
+    row = claim(session, token, now=now)
+    return provision(session, admin, row, now=now, credential_ttl=credential_ttl)
+
+
+def claim(session: Session, token: str, *, now: datetime) -> GatewayEnrolment:
+    """Mark ``token`` used (one conditional ``UPDATE`` in the caller's transaction) and
+    return its gateway's row; nothing is changed in the broker yet (:func:`provision`).
+
+    Raises:
+        EnrolmentRefused: unknown, already used, expired, or the gateway was revoked.
     """
     digest = _digest(token) if token.startswith(TOKEN_PREFIX) else None
     if digest is None:
@@ -302,6 +307,32 @@ def redeem(
             "expired", f"{where}: the token expired at {expires.isoformat()} (enrol again)"
         )
     session.refresh(row)
+    return row
+
+
+def provision(
+    session: Session,
+    admin: DynsecAdmin,
+    row: GatewayEnrolment,
+    *,
+    now: datetime,
+    credential_ttl: timedelta | None = None,
+) -> GatewayCredentials:
+    """Create the credentials of the gateway whose token :func:`claim` just took.
+
+    An enrolment token replaces all of the gateway's users with slot 0; a rotation token
+    (:func:`renkei.cloud.gateway_rotation.rotate`) creates the *other* slot and leaves the
+    current one working (the overlap) until
+    :func:`~renkei.cloud.gateway_rotation.finish_rotation`.
+
+    Args:
+        credential_ttl: life of the new credentials (recorded as
+            ``credential_expires_at``; ``renkei cloud gateways expire`` disables them
+            after it); ``None``: they do not expire.
+
+    Raises:
+        DynsecError: the broker refused or could not be reached.
+    """
     grant = grant_of(row)
     rules = gateway_rules(grant)
     rollout_rules = rules[grant.user + ROLLOUT_USER_SUFFIX]

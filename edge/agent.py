@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from renkei import __version__
@@ -64,6 +65,7 @@ from renkei.edge.transport.publisher import MqttSettings, Publisher, PublisherEr
 from renkei.edge.watchdog import Notifier
 
 if TYPE_CHECKING:
+    from renkei.edge.credentials import CredentialsWatch
     from renkei.edge.rollout import ModelRollout
 
 __all__ = ["AgentError", "AgentStats", "GatewayAgent", "build_source", "source_streams"]
@@ -283,6 +285,16 @@ class GatewayAgent:
             firm=config.firm, site=config.site, gateway=config.gateway_id, kind="state"
         )
         self._password = password
+        self._credentials: CredentialsWatch | None = None
+        if config.mqtt.credentials_file is not None:
+            from renkei.edge.credentials import CredentialsWatch, read_credentials
+
+            self._credentials = CredentialsWatch(
+                path=config.mqtt.credentials_file,
+                current=read_credentials(config.mqtt.credentials_file),
+                now=lambda: datetime.fromtimestamp(self._now_ms() / 1000, UTC),
+                monotonic=time.monotonic,
+            )
         self._restarts: list[float] = []
         self.publisher = self._make_publisher()
         self._report_incidents()
@@ -335,6 +347,30 @@ class GatewayAgent:
             "every unacknowledged message",
             error,
             self.stats.publisher_restarts,
+        )
+        self.publisher = self._make_publisher()
+        self.publisher.start()
+
+    def _switch_credentials(self) -> None:
+        """Rotation: once ``mqtt.credentials_file`` holds other credentials, stop the
+        publisher (in-flight PUBACKs awaited; the rest stays in the outbox) and start one
+        with them (:class:`renkei.edge.credentials.CredentialsWatch`)."""
+        fresh = None if self._credentials is None else self._credentials.poll()
+        if fresh is None:
+            return
+        old_user = self.config.mqtt.username
+        try:
+            self.publisher.stop(timeout_s=5.0)
+        except PublisherError as exc:
+            log.error("%s", exc)
+        mqtt = self.config.mqtt.model_copy(update={"username": fresh.username})
+        self.config = self.config.model_copy(update={"mqtt": mqtt})
+        self._password = fresh.password.get_secret_value()
+        log.warning(
+            "MQTT credentials rotated: user %s -> %s; unacknowledged messages stay in the "
+            "outbox and go out with the new user",
+            old_user,
+            fresh.username,
         )
         self.publisher = self._make_publisher()
         self.publisher.start()
@@ -521,6 +557,7 @@ class GatewayAgent:
             # systemd's watchdog restarts the agent when the main loop or the publisher
             # thread hangs: keep-alives are sent only while both are alive
             self._supervise_publisher()
+            self._switch_credentials()
             if self.publisher.alive:
                 self.notifier.keepalive()
             if self.rollout is not None:

@@ -49,9 +49,7 @@ def run(
         raise typer.Exit(2) from None
     password = None
     if cfg.mqtt.credentials_file is not None:
-        from datetime import UTC, datetime
-
-        from renkei.edge.credentials import CredentialsError, expiry_problem, read_credentials
+        from renkei.edge.credentials import CredentialsError, read_credentials
 
         try:
             creds = read_credentials(cfg.mqtt.credentials_file)
@@ -62,10 +60,6 @@ def run(
         cfg = cfg.model_copy(
             update={"mqtt": cfg.mqtt.model_copy(update={"username": creds.username})}
         )
-        problem = expiry_problem(creds, datetime.now(UTC))
-        if problem is not None:
-            # Keep running: data waits in the outbox until new credentials are enrolled.
-            logging.getLogger("renkei.edge.agent").error("gateway %s: %s", cfg.gateway_id, problem)
     elif cfg.mqtt.password_env:
         password = os.environ.get(cfg.mqtt.password_env)
         if password is None:

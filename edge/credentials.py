@@ -17,8 +17,10 @@ a token or password in its message.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import stat
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Final
@@ -31,6 +33,7 @@ from renkei.core.errors import ConfigError
 __all__ = [
     "ENROL_PATH",
     "CredentialsError",
+    "CredentialsWatch",
     "GatewayCredentialsFile",
     "enrol",
     "expiry_problem",
@@ -39,6 +42,7 @@ __all__ = [
 ]
 
 ENROL_PATH: Final = "/api/v1/gateways/enrol"
+log = logging.getLogger("renkei.edge.credentials")
 
 
 class CredentialsError(ConfigError):
@@ -180,3 +184,72 @@ def expiry_problem(credentials: GatewayCredentialsFile, now: datetime) -> str | 
         "the broker refuses them. Ask the operator for a rotation token "
         "(renkei cloud gateways rotate) and run renkei edge enrol"
     )
+
+
+class CredentialsWatch:
+    """Notices a rewritten credentials file (a rotation: ``renkei edge enrol`` with a
+    rotation token) and credentials that have expired, for the agent's main loop.
+
+    :meth:`poll` looks at the file at most once per ``interval_s`` (a ``stat``; the file
+    is read only when its size or modification time changed) and returns the new
+    credentials when their user or password differ from the last ones; it logs, once per
+    credentials, an error naming the user and saying "expired" when ``expires_at`` has
+    passed. A file that cannot be read is logged once and ignored (the current
+    credentials stay in use).
+    """
+
+    def __init__(
+        self,
+        *,
+        path: Path,
+        current: GatewayCredentialsFile,
+        now: Callable[[], datetime],
+        monotonic: Callable[[], float],
+        interval_s: float = 1.0,
+    ) -> None:
+        self.path = path
+        self.current = current
+        self._now = now
+        self._monotonic = monotonic
+        self._interval_s = interval_s
+        self._next = monotonic()
+        self._seen = self._stamp()
+        self._expiry_logged = False
+        self._error_logged: str | None = None
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def poll(self) -> GatewayCredentialsFile | None:
+        """New credentials if the file now holds others, else ``None`` (see class doc)."""
+        now = self._monotonic()
+        if now < self._next:
+            return None
+        self._next = now + self._interval_s
+        if not self._expiry_logged:
+            problem = expiry_problem(self.current, self._now())
+            if problem is not None:
+                self._expiry_logged = True
+                log.error("%s", problem)
+        stamp = self._stamp()
+        if stamp is None or stamp == self._seen:
+            return None
+        try:
+            fresh = read_credentials(self.path)
+        except CredentialsError as exc:
+            if str(exc) != self._error_logged:
+                self._error_logged = str(exc)
+                log.error("%s; keeping the current credentials", exc)
+            return None
+        self._seen = stamp
+        self._error_logged = None
+        same = (fresh.username, fresh.password) == (self.current.username, self.current.password)
+        if same:
+            return None
+        self.current = fresh
+        self._expiry_logged = False
+        return fresh

@@ -11,100 +11,36 @@ import logging
 import stat
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-import yaml
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from harness.procs import start_agent
-from harness.services import DynsecMosquitto
 from harness.wait import wait_for
 from renkei.cli import app as renkei_app
 from renkei.cloud.api import ApiSettings, create_app
-from renkei.cloud.broker_acl import GatewayGrant, cloud_rules
-from renkei.cloud.broker_dynsec import DynsecAdmin, UserGrant, default_acl_access
-from renkei.cloud.gateway_identity import TOKEN_PREFIX, enroll, revoke
+from renkei.cloud.broker_acl import GatewayGrant
+from renkei.cloud.broker_dynsec import DynsecAdmin
+from renkei.cloud.gateway_identity import TOKEN_PREFIX, revoke
 from renkei.cloud.registry import session_scope
-from tests.api.rig import ApiRig
-from tests.dynsec_helpers import ADMIN_PASSWORD, Peer, admin_settings, dynsec_broker
-from tests.web.harness import LiveServer
-
-INGEST_PASSWORD = "ingest-password-for-tests-0123456789"
-ENROL = "/api/v1/gateways/enrol"
-GW = GatewayGrant(
-    user="gw-a",
-    gateway_id="gw-a",
-    firm="acme",
-    site="nagoya",
-    machines=(("molding", "l1", "imm-1"),),
+from tests.dynsec_helpers import Peer, admin_settings
+from tests.enrol_helpers import (
+    ENROL,
+    INGEST_PASSWORD,
+    REFUSED,
+    Stack,
+    enrol_stack,
+    gateway_config,
 )
-REFUSED = {
-    "code": "unauthenticated",
-    "message": "enrolment token refused: unknown, already used, expired or revoked (ask the "
-    "operator for a new one: renkei cloud gateways enroll)",
-    "detail": None,
-}
-
-
-@dataclass
-class Stack:
-    broker: DynsecMosquitto
-    rig: ApiRig
-    server: LiveServer
-
-    def enroll(self, grant: GatewayGrant = GW, ttl: timedelta = timedelta(hours=1)) -> str:
-        with session_scope(self.rig.engine) as s:
-            return enroll(s, grant, now=self.rig.now, ttl=ttl)
-
-    def post(self, token: str) -> httpx.Response:
-        return httpx.post(self.server.url + ENROL, json={"token": token}, timeout=30)
-
-
-@contextmanager
-def _stack(tmp_path: Path, **settings: Any) -> Iterator[Stack]:
-    with dynsec_broker(tmp_path / "broker") as broker:
-        with DynsecAdmin(settings=admin_settings(broker)) as admin:
-            admin.run(default_acl_access())
-            admin.provision_users(
-                [
-                    UserGrant(
-                        username="renkei-ingest-1",
-                        password=SecretStr(INGEST_PASSWORD),
-                        rules=cloud_rules()["renkei-ingest-1"],
-                    )
-                ]
-            )
-        rig = ApiRig(
-            tmp_path,
-            dynsec_broker=f"mqtt://127.0.0.1:{broker.port}",
-            dynsec_password=ADMIN_PASSWORD,
-            gateway_credential_days=30,
-            **settings,
-        )
-        rig.seed_firm("acme")
-        server = LiveServer(rig.app)
-        server.start()
-        try:
-            yield Stack(broker, rig, server)
-        finally:
-            server.stop()
-            admin_conn = getattr(rig.app.state, "enrol_admin", None)
-            if admin_conn is not None:
-                admin_conn.close()
-            rig.close()
 
 
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    with _stack(tmp_path) as s:
+    with enrol_stack(tmp_path) as s:
         yield s
 
 
@@ -154,7 +90,7 @@ def test_token_is_exchanged_once_without_a_key_and_refusals_all_look_alike(
 
 
 def test_failures_are_rate_limited_per_address(tmp_path: Path) -> None:
-    with _stack(tmp_path, enrol_failures_per_minute=3) as stack:
+    with enrol_stack(tmp_path, enrol_failures_per_minute=3) as stack:
         token = stack.enroll()
         for _ in range(3):
             assert stack.post(TOKEN_PREFIX + "y" * 43).status_code == 401
@@ -211,42 +147,10 @@ def test_no_broker_configured_is_503_and_the_token_stays_usable(
     assert stack.post(token).status_code == 200
 
 
-def _gateway_config(tmp_path: Path, port: int) -> Path:
-    config = tmp_path / "gw-a.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "gateway_id": "gw-a",
-                "firm": "acme",
-                "site": "nagoya",
-                "mqtt": {
-                    "host": "127.0.0.1",
-                    "port": port,
-                    "username": "gw-a",
-                    "credentials_file": "secrets/mqtt.json",
-                    "wait_for_ingest": None,
-                    "ack": "broker",
-                },
-                "outbox": {"path": str(tmp_path / "outbox.sqlite3")},
-                "machines": [
-                    {
-                        "id": "imm-1",
-                        "area": "molding",
-                        "line": "l1",
-                        "source": {"type": "simulated", "seed": 1, "streams": ["slow"]},
-                        "window_s": 1,
-                    }
-                ],
-            }
-        )
-    )
-    return config
-
-
 def test_edge_enrol_writes_0600_credentials_and_the_gateway_publishes_with_them(
     stack: Stack, tmp_path: Path
 ) -> None:
-    config = _gateway_config(tmp_path, stack.broker.port)
+    config = gateway_config(tmp_path, stack.broker.port)
     token = stack.enroll()
     runner = CliRunner()
     nothing = runner.invoke(renkei_app, ["edge", "enrol", "-c", str(config), "--api", "x"])

@@ -37,7 +37,7 @@ from renkei.cloud.broker_dynsec import (
     DynsecSettings,
     DynsecUnavailable,
 )
-from renkei.cloud.gateway_identity import EnrolmentRefused, redeem
+from renkei.cloud.gateway_identity import EnrolmentRefused, claim, provision
 from renkei.core.errors import ConfigError
 
 __all__ = ["FailureLimiter", "router"]
@@ -130,7 +130,8 @@ def _admin(request: Request, settings: ApiSettings) -> DynsecAdmin:
     """The process's one admin connection, connected on first use.
 
     One, shared and serialised: the broker binds client ids to user names, so a second
-    connection of the admin user would end the first.
+    connection of the admin user would end the first (give the API its own admin user,
+    ``RENKEI_API_DYNSEC_USERNAME``; a connection ended anyway is replaced here).
 
     Raises:
         Unavailable: not configured, or the broker cannot be reached.
@@ -138,6 +139,9 @@ def _admin(request: Request, settings: ApiSettings) -> DynsecAdmin:
     dynsec = _dynsec(settings)
     with _state_lock:
         admin: DynsecAdmin | None = getattr(request.app.state, "enrol_admin", None)
+        if admin is not None and not admin.connected:
+            admin.close()  # ended by the broker, e.g. the same admin user logged in elsewhere
+            admin = None
         if admin is None:
             admin = DynsecAdmin(settings=dynsec)
             try:
@@ -203,12 +207,21 @@ def enrol_gateway(
             f"too many failed enrolments from this address; retry in {wait} s",
             retry_after_s=wait,
         )
+    try:
+        row = claim(session, body.token.get_secret_value(), now=now)
+    except EnrolmentRefused:
+        limiter.failed(address, now)
+        raise Unauthenticated(
+            "enrolment token refused: unknown, already used, expired or revoked "
+            "(ask the operator for a new one: renkei cloud gateways enroll)"
+        ) from None
+    # Claimed (still uncommitted): a broker failure below rolls the claim back.
     admin = _admin(request, settings)
     try:
-        credentials = redeem(
+        credentials = provision(
             session,
             admin,
-            body.token.get_secret_value(),
+            row,
             now=now,
             credential_ttl=(
                 None
@@ -216,12 +229,6 @@ def enrol_gateway(
                 else timedelta(days=settings.gateway_credential_days)
             ),
         )
-    except EnrolmentRefused:
-        limiter.failed(address, now)
-        raise Unauthenticated(
-            "enrolment token refused: unknown, already used, expired or revoked "
-            "(ask the operator for a new one: renkei cloud gateways enroll)"
-        ) from None
     except DynsecError as exc:
         # The broker's words stay in the server log: the caller has no API key.
         log.warning("gateway enrolment: the broker failed: %s", exc)
