@@ -251,12 +251,26 @@ class GatewayAgent:
         self.rul_models: dict[str, list[AnomalyModel]] = {}
         """Machine id -> its remaining-useful-life models (config ``models:``)."""
         self.pipelines: dict[str, MachinePipeline] = {}
+        self._credentials: CredentialsWatch | None = None
+        rollout_password = password
+        if config.mqtt.credentials_file is not None:
+            from renkei.edge.credentials import CredentialsWatch, read_credentials
+
+            creds = read_credentials(config.mqtt.credentials_file)
+            if creds.rollout_password is not None:  # enrolled: the rollout user has its own
+                rollout_password = creds.rollout_password.get_secret_value()
+            self._credentials = CredentialsWatch(
+                path=config.mqtt.credentials_file,
+                current=creds,
+                now=lambda: datetime.fromtimestamp(self._now_ms() / 1000, UTC),
+                monotonic=time.monotonic,
+            )
         self.rollout: ModelRollout | None = None
         if config.rollout is not None:
             from renkei.edge.rollout import ModelRollout
 
             self.rollout = ModelRollout(
-                config=config, api_key=api_key, password=password, now_ms=self._now_ms
+                config=config, api_key=api_key, password=rollout_password, now_ms=self._now_ms
             )
         for m in config.machines:
             model = None
@@ -285,16 +299,6 @@ class GatewayAgent:
             firm=config.firm, site=config.site, gateway=config.gateway_id, kind="state"
         )
         self._password = password
-        self._credentials: CredentialsWatch | None = None
-        if config.mqtt.credentials_file is not None:
-            from renkei.edge.credentials import CredentialsWatch, read_credentials
-
-            self._credentials = CredentialsWatch(
-                path=config.mqtt.credentials_file,
-                current=read_credentials(config.mqtt.credentials_file),
-                now=lambda: datetime.fromtimestamp(self._now_ms() / 1000, UTC),
-                monotonic=time.monotonic,
-            )
         self._restarts: list[float] = []
         self.publisher = self._make_publisher()
         self._report_incidents()

@@ -11,6 +11,7 @@ real Mosquitto with dynamic security and the API on uvicorn:
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -25,10 +26,11 @@ from harness.procs import start_agent
 from harness.wait import wait_for
 from renkei.cli import app as renkei_app
 from renkei.cloud.broker_dynsec import DynsecAdmin
+from renkei.cloud.cli import app as cloud_app
 from renkei.cloud.gateway_identity import EnrolmentRefused, GatewayNotFound
 from renkei.cloud.gateway_rotation import expire, finish_rotation, rotate
 from renkei.cloud.registry import session_scope
-from tests.dynsec_helpers import Peer, admin_settings
+from tests.dynsec_helpers import ADMIN_PASSWORD, ADMIN_USER, Peer, admin_settings
 from tests.enrol_helpers import INGEST_PASSWORD, Stack, enrol_stack, gateway_config
 
 MACHINE = "renkei/v1/acme/nagoya/molding/l1/imm-1/"
@@ -151,3 +153,42 @@ def test_expired_credentials_are_refused_and_the_gateway_says_so(
     Peer(stack.broker.port, "gw-a.r1", creds["password"]).connect().close()
     with session_scope(stack.rig.engine) as s, pytest.raises(EnrolmentRefused, match="overlap"):
         rotate(s, "gw-a", now=stack.rig.now, ttl=timedelta(hours=1))
+
+
+def test_cli_rotate_finish_expire_and_list(stack: Stack) -> None:
+    env = {
+        "RENKEI_API_DATABASE_URL": stack.rig.settings.database_url,
+        "RENKEI_BROKER": f"mqtt://127.0.0.1:{stack.broker.port}",
+        "RENKEI_DYNSEC_USERNAME": ADMIN_USER,
+        "RENKEI_DYNSEC_PASSWORD": ADMIN_PASSWORD,
+    }
+    runner = CliRunner()
+    stack.rig.now = datetime.now(UTC)  # the CLI reads the wall clock
+    unused = runner.invoke(cloud_app, ["gateways", "rotate", "gw-a"], env=env)
+    assert unused.exit_code == 1, unused.output  # not enrolled yet
+    token = stack.enroll()
+    assert (
+        "not redeemed" in runner.invoke(cloud_app, ["gateways", "rotate", "gw-a"], env=env).stderr
+    )
+    first = runner.invoke(
+        cloud_app, ["gateways", "redeem", "--credential-days", "0"], input=token + "\n", env=env
+    )
+    assert first.exit_code == 0 and "expires_at" not in first.stdout, first.output
+    rotated = runner.invoke(cloud_app, ["gateways", "rotate", "gw-a", "--ttl-hours", "1"], env=env)
+    assert rotated.exit_code == 0, rotated.output
+    second = runner.invoke(
+        cloud_app, ["gateways", "redeem"], input=rotated.stdout.strip() + "\n", env=env
+    )
+    creds = json.loads(second.stdout)
+    assert (creds["username"], creds["rollout_username"]) == ("gw-a.r1", "gw-a.r1-rollout")
+    old = Peer(stack.broker.port, "gw-a", json.loads(first.stdout)["password"]).connect()
+    listed = json.loads(runner.invoke(cloud_app, ["gateways", "list"], env=env).stdout)
+    assert (listed["current_user"], listed["retiring_user"]) == ("gw-a.r1", "gw-a")
+    finished = runner.invoke(cloud_app, ["gateways", "rotate", "gw-a", "--finish"], env=env)
+    assert "old MQTT users gw-a, gw-a-rollout deleted" in finished.stdout, finished.output
+    wait_for(lambda: old.disconnects, 1.0, "the old user's session to end")
+    old.close()
+    new = Peer(stack.broker.port, "gw-a.r1", creds["password"]).connect()
+    none = runner.invoke(cloud_app, ["gateways", "expire"], env=env)
+    assert none.exit_code == 0 and "0 MQTT user(s) disabled" in none.stdout, none.output
+    new.close()
