@@ -222,6 +222,13 @@ class DynsecAdmin:
             self.close()
             raise DynsecUnavailable(f"dynamic security: {broker.url}: no SUBACK")
 
+    @property
+    def connected(self) -> bool:
+        """Whether the admin connection is up (the broker ends it when another connection
+        of the same user, i.e. client id, logs in)."""
+        client = self._client
+        return client is not None and client.is_connected()
+
     def close(self) -> None:
         """Disconnect (idempotent)."""
         client, self._client = self._client, None
@@ -360,6 +367,18 @@ class DynsecAdmin:
         for username in usernames:
             commands.append({"command": "deleteClient", "username": username})
             commands.append({"command": "deleteRole", "rolename": role_name(username)})
+        if commands:
+            self.run(*commands, missing_ok=True)
+
+    def disable_users(self, usernames: Iterable[str]) -> None:
+        """Disable each user (``disableClient``): its sessions end at once and its logins
+        are refused until enabled; a user that does not exist is no error.
+
+        Raises:
+            DynsecRefused: the plugin refused for another reason.
+            DynsecUnavailable: as :meth:`execute`.
+        """
+        commands = [{"command": "disableClient", "username": u} for u in usernames]
         if commands:
             self.run(*commands, missing_ok=True)
 

@@ -9,6 +9,12 @@
 - ``revoke GW``: deletes the gateway's users and roles in the running broker (its
   sessions end at once) and marks it revoked.
 - ``list``: every enrolled gateway as JSON lines (no secrets).
+- ``rotate GW``: prints a one-time *rotation* token; the gateway redeems it
+  (``renkei edge enrol``) for a second credential while the current one keeps working,
+  switches, and ``rotate GW --finish`` then deletes the old one
+  (:mod:`renkei.cloud.gateway_rotation`).
+- ``expire``: disables in the running broker every credential past its expiry (run it
+  from a timer, e.g. every minute).
 
 The registry is the API's (``--database-url`` / ``RENKEI_API_DATABASE_URL``); the broker
 is reached as the dynamic-security admin (``--broker`` / ``RENKEI_BROKER``,
@@ -44,6 +50,7 @@ from renkei.cloud.gateway_identity import (
     redeem,
     revoke,
 )
+from renkei.cloud.gateway_rotation import expire, finish_rotation, rotate
 from renkei.cloud.registry import make_engine, session_scope
 from renkei.cloud.registry.gateways import GatewayEnrolment
 from renkei.cloud.registry.migrate import upgrade
@@ -153,8 +160,13 @@ def redeem_command(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     database_url: RegistryUrl = None,
+    credential_days: Annotated[
+        float, typer.Option(help="life of the credentials, days (> 0, <= 3660; 0 = no expiry)")
+    ] = 90.0,
 ) -> None:
     """Exchange the enrolment token on standard input for the gateway's MQTT credentials."""
+    if not 0 <= credential_days <= 3660:
+        raise _fail("redeem", f"--credential-days: expected 0..3660, got {credential_days}", 2)
     token = sys.stdin.readline().strip()
     if not token:
         raise _fail("redeem", "no token on standard input", 2)
@@ -170,7 +182,13 @@ def redeem_command(
     with _registry("redeem", database_url) as engine:
         try:
             with DynsecAdmin(settings=settings) as admin, session_scope(engine) as session:
-                credentials = redeem(session, admin, token, now=datetime.now(UTC))
+                credentials = redeem(
+                    session,
+                    admin,
+                    token,
+                    now=datetime.now(UTC),
+                    credential_ttl=timedelta(days=credential_days) if credential_days else None,
+                )
         except (EnrolmentError, DynsecError) as exc:
             raise _fail("redeem", str(exc), 1) from None
     typer.echo(json.dumps(credentials.reveal()))
@@ -217,3 +235,96 @@ def list_command(database_url: RegistryUrl = None) -> None:
         rows = session.scalars(select(GatewayEnrolment).order_by(GatewayEnrolment.username))
         for row in rows:
             typer.echo(json.dumps(describe(row)))
+
+
+@app.command("rotate")
+def rotate_command(
+    gateway: Annotated[str, typer.Argument(help="the gateway id")],
+    finish: Annotated[
+        bool, typer.Option("--finish", help="delete the old credential (after the switch)")
+    ] = False,
+    ttl_hours: Annotated[float, typer.Option(help="token life, hours (> 0, <= 720)")] = 24.0,
+    firm: Annotated[str | None, typer.Option(help="its firm (if the id is ambiguous)")] = None,
+    site: Annotated[str | None, typer.Option(help="its site (if the id is ambiguous)")] = None,
+    broker: Broker = "mqtt://127.0.0.1:1883",
+    dynsec_username: DynsecUsername = "renkei-dynsec-admin",
+    dynsec_password: DynsecPassword = None,
+    tls_ca_file: TlsCaFile = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    database_url: RegistryUrl = None,
+) -> None:
+    """Print a rotation token (the old credential keeps working), or with --finish delete
+    the old credential once the gateway has switched."""
+    if not finish:
+        if not 0 < ttl_hours <= 720:
+            raise _fail("rotate", f"--ttl-hours: expected > 0 and <= 720, got {ttl_hours}", 2)
+        with _registry("rotate", database_url) as engine:
+            try:
+                with session_scope(engine) as session:
+                    token = rotate(
+                        session,
+                        gateway,
+                        firm=firm,
+                        site=site,
+                        now=datetime.now(UTC),
+                        ttl=timedelta(hours=ttl_hours),
+                    )
+            except EnrolmentError as exc:
+                raise _fail("rotate", str(exc), 1) from None
+        typer.echo(
+            f"gateways rotate: {gateway}: the token below gives it a second credential "
+            f"(valid {ttl_hours:g} h, once); run `renkei edge enrol` on the gateway with it, "
+            "then `renkei cloud gateways rotate --finish`",
+            err=True,
+        )
+        typer.echo(token)
+        return
+    settings = _dynsec(
+        "rotate",
+        broker=broker,
+        username=dynsec_username,
+        password=dynsec_password,
+        tls_ca_file=tls_ca_file,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+    with _registry("rotate", database_url) as engine:
+        try:
+            with DynsecAdmin(settings=settings) as admin, session_scope(engine) as session:
+                users = finish_rotation(session, admin, gateway, firm=firm, site=site)
+        except (EnrolmentError, DynsecError) as exc:
+            raise _fail("rotate", str(exc), 1) from None
+    if users:
+        typer.echo(f"gateways rotate: {gateway}: old MQTT users {', '.join(users)} deleted")
+    else:
+        typer.echo(f"gateways rotate: {gateway}: no rotation to finish")
+
+
+@app.command("expire")
+def expire_command(
+    broker: Broker = "mqtt://127.0.0.1:1883",
+    dynsec_username: DynsecUsername = "renkei-dynsec-admin",
+    dynsec_password: DynsecPassword = None,
+    tls_ca_file: TlsCaFile = None,
+    tls_cert: TlsCert = None,
+    tls_key: TlsKey = None,
+    database_url: RegistryUrl = None,
+) -> None:
+    """Disable in the running broker every gateway credential past its expiry."""
+    settings = _dynsec(
+        "expire",
+        broker=broker,
+        username=dynsec_username,
+        password=dynsec_password,
+        tls_ca_file=tls_ca_file,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+    )
+    with _registry("expire", database_url) as engine:
+        try:
+            with DynsecAdmin(settings=settings) as admin, session_scope(engine) as session:
+                users = expire(session, admin, now=datetime.now(UTC))
+        except DynsecError as exc:
+            raise _fail("expire", str(exc), 1) from None
+    typer.echo(f"gateways expire: {len(users)} MQTT user(s) disabled: {', '.join(users) or '-'}")

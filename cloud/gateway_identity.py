@@ -14,6 +14,8 @@ dynamic-security plugin as the enforcement (:mod:`renkei.cloud.broker_dynsec`):
    and its ``-rollout`` user), created in the running broker with one role each whose
    ACLs are :func:`~renkei.cloud.broker_acl.gateway_rules` (the rules of the static ACL
    file). The passwords are returned once and stored nowhere but as the plugin's hashes.
+   A rotation token (:mod:`renkei.cloud.gateway_rotation`) instead creates the gateway's
+   *other* credential slot (``{user}.r1`` ↔ ``{user}``) and keeps the current one.
 3. :func:`revoke` (``renkei cloud gateways revoke GW``): deletes both users and roles in
    the running broker, which disconnects their sessions at once, and marks the row
    revoked (its token, if unused, can no longer be redeemed).
@@ -34,9 +36,10 @@ put in an error message.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from pydantic import SecretStr
@@ -57,22 +60,30 @@ from renkei.cloud.registry.gateways import GatewayEnrolment
 from renkei.cloud.registry.models import Firm
 
 __all__ = [
+    "MAX_TTL",
+    "SLOT_SUFFIX",
     "TOKEN_PREFIX",
     "EnrolmentConflict",
     "EnrolmentError",
     "EnrolmentRefused",
     "GatewayCredentials",
     "GatewayNotFound",
+    "claim",
     "describe",
     "enroll",
     "find_gateway",
     "grant_of",
+    "provision",
     "redeem",
     "revoke",
+    "slot_user",
+    "slot_users",
 ]
 
 #: Enrolment tokens look like ``rkg_`` + 43 URL-safe characters.
 TOKEN_PREFIX: Final = "rkg_"
+#: Appended to a gateway's user name for its second credential slot (rotation).
+SLOT_SUFFIX: Final = ".r1"
 #: Longest enrolment token life accepted by :func:`enroll`.
 MAX_TTL: Final = timedelta(days=30)
 
@@ -110,10 +121,13 @@ class GatewayCredentials:
     password: SecretStr
     rollout_username: str
     rollout_password: SecretStr
+    expires_at: datetime | None = None
+    """When these credentials expire (``None``: never)."""
 
     def reveal(self) -> dict[str, str]:
-        """The credentials as plain JSON-able text (for the one answer to the gateway)."""
-        return {
+        """The credentials as plain JSON-able text (for the one answer to the gateway);
+        ``expires_at`` (ISO 8601) only when they expire."""
+        out = {
             "firm": self.firm,
             "site": self.site,
             "gateway_id": self.gateway_id,
@@ -122,6 +136,9 @@ class GatewayCredentials:
             "rollout_username": self.rollout_username,
             "rollout_password": self.rollout_password.get_secret_value(),
         }
+        if self.expires_at is not None:
+            out["expires_at"] = self.expires_at.isoformat()
+        return out
 
 
 def _digest(token: str) -> str:
@@ -167,6 +184,11 @@ def enroll(
         raise ValueError(f"ttl: expected more than 0 s and at most 30 days, got {ttl}")
     if session.get(Firm, grant.firm) is None:
         raise EnrolmentConflict(f"firm {grant.firm!r} is not in the registry")
+    if grant.user.endswith(SLOT_SUFFIX):
+        raise EnrolmentConflict(
+            f"MQTT user {grant.user!r}: must not end with {SLOT_SUFFIX!r} (reserved for "
+            "rotated credentials)"
+        )
     rows = session.scalars(select(GatewayEnrolment)).all()
     same = [
         r
@@ -197,6 +219,7 @@ def enroll(
     row.token_sha256 = _digest(token)
     row.token_expires_at = now + ttl
     row.token_used_at = None
+    row.token_rotates = False
     row.revoked_at = None
     session.flush()
     return token
@@ -207,10 +230,29 @@ def _aware(value: datetime, like: datetime) -> datetime:
     return value.replace(tzinfo=like.tzinfo) if value.tzinfo is None else value
 
 
+def slot_user(username: str, slot: int) -> str:
+    """The data user of credential ``slot`` of gateway user ``username`` (0: the name
+    itself, 1: ``{username}.r1``; the rollout user adds ``-rollout``). :func:`enroll`
+    refuses a user name ending in ``.r1``, so no gateway can take another's slot."""
+    return username if slot == 0 else f"{username}{SLOT_SUFFIX}"
+
+
+def slot_users(username: str, slot: int) -> list[str]:
+    """Both users of credential ``slot``: ``[data user, rollout user]``."""
+    user = slot_user(username, slot)
+    return [user, user + ROLLOUT_USER_SUFFIX]
+
+
 def redeem(
-    session: Session, admin: DynsecAdmin, token: str, *, now: datetime
+    session: Session,
+    admin: DynsecAdmin,
+    token: str,
+    *,
+    now: datetime,
+    credential_ttl: timedelta | None = None,
 ) -> GatewayCredentials:
-    """Exchange ``token`` once for the gateway's credentials, created in the broker.
+    """Exchange ``token`` once for the gateway's credentials, created in the broker:
+    :func:`claim` then :func:`provision`.
 
     The token is marked used by one conditional ``UPDATE`` in the caller's transaction;
     if the broker fails the caller's rollback leaves the token usable.
@@ -219,53 +261,110 @@ def redeem(
         EnrolmentRefused: unknown, already used, expired, or the gateway was revoked.
         DynsecError: the broker refused or could not be reached.
     """
+    row = claim(session, token, now=now)
+    return provision(session, admin, row, now=now, credential_ttl=credential_ttl)
+
+
+def claim(session: Session, token: str, *, now: datetime) -> GatewayEnrolment:
+    """Mark ``token`` used (one conditional ``UPDATE`` in the caller's transaction) and
+    return its gateway's row; nothing is changed in the broker yet (:func:`provision`).
+
+    Raises:
+        EnrolmentRefused: unknown, already used, expired, or the gateway was revoked.
+    """
     digest = _digest(token) if token.startswith(TOKEN_PREFIX) else None
-    row = (
-        None
-        if digest is None
-        else session.scalars(
-            select(GatewayEnrolment).where(GatewayEnrolment.token_sha256 == digest)
-        ).one_or_none()
-    )
-    if row is None:
+    if digest is None:
         raise EnrolmentRefused("unknown", "unknown token (enrol the gateway again)")
-    where = f"gateway {row.gateway_id!r} at {row.firm_id}/{row.site}"
-    if row.revoked_at is not None:
-        raise EnrolmentRefused("revoked", f"{where} was revoked")
-    if row.token_used_at is not None:
-        raise EnrolmentRefused("used", f"{where}: the token was already used")
-    expires = _aware(row.token_expires_at, now)
-    if now >= expires:
-        raise EnrolmentRefused(
-            "expired", f"{where}: the token expired at {expires.isoformat()} (enrol again)"
-        )
+    # The conditional UPDATE comes first: it takes the write lock before anything is read,
+    # so of two simultaneous redemptions the second waits for the first to commit and
+    # then matches nothing (single use and expiry are decided here, atomically).
     result = session.execute(
         update(GatewayEnrolment)
         .where(
-            GatewayEnrolment.username == row.username,
             GatewayEnrolment.token_sha256 == digest,
             GatewayEnrolment.token_used_at.is_(None),
+            GatewayEnrolment.revoked_at.is_(None),
+            GatewayEnrolment.token_expires_at > now.astimezone(UTC),
         )
         .values(token_used_at=now)
         .execution_options(synchronize_session=False)
     )
+    row = session.scalars(
+        select(GatewayEnrolment).where(GatewayEnrolment.token_sha256 == digest)
+    ).one_or_none()
+    # The row was found by its digest; compare again in constant time so that no
+    # database collation or index quirk decides alone.
+    if row is None or not hmac.compare_digest(row.token_sha256 or "", digest):
+        raise EnrolmentRefused("unknown", "unknown token (enrol the gateway again)")
     if getattr(result, "rowcount", 0) != 1:
-        raise EnrolmentRefused("used", f"{where}: the token was already used")
+        where = f"gateway {row.gateway_id!r} at {row.firm_id}/{row.site}"
+        if row.revoked_at is not None:
+            raise EnrolmentRefused("revoked", f"{where} was revoked")
+        if row.token_used_at is not None:
+            raise EnrolmentRefused("used", f"{where}: the token was already used")
+        expires = _aware(row.token_expires_at, now)
+        raise EnrolmentRefused(
+            "expired", f"{where}: the token expired at {expires.isoformat()} (enrol again)"
+        )
+    session.refresh(row)
+    return row
+
+
+def provision(
+    session: Session,
+    admin: DynsecAdmin,
+    row: GatewayEnrolment,
+    *,
+    now: datetime,
+    credential_ttl: timedelta | None = None,
+) -> GatewayCredentials:
+    """Create the credentials of the gateway whose token :func:`claim` just took.
+
+    An enrolment token replaces all of the gateway's users with slot 0; a rotation token
+    (:func:`renkei.cloud.gateway_rotation.rotate`) creates the *other* slot and leaves the
+    current one working (the overlap) until
+    :func:`~renkei.cloud.gateway_rotation.finish_rotation`.
+
+    Args:
+        credential_ttl: life of the new credentials (recorded as
+            ``credential_expires_at``; ``renkei cloud gateways expire`` disables them
+            after it); ``None``: they do not expire.
+
+    Raises:
+        DynsecError: the broker refused or could not be reached.
+    """
     grant = grant_of(row)
     rules = gateway_rules(grant)
-    passwords = {user: SecretStr(secrets.token_urlsafe(32)) for user in rules}
+    rollout_rules = rules[grant.user + ROLLOUT_USER_SUFFIX]
+    if row.token_rotates:
+        current = row.credential_slot
+        slot = 1 - current
+        retiring: int | None = current
+    else:
+        # A fresh enrolment: the other slot's users (a rotation never finished) go too.
+        admin.remove_users(slot_users(row.username, 1))
+        slot, retiring = 0, None
+    user, rollout_user = slot_users(row.username, slot)
+    passwords = {u: SecretStr(secrets.token_urlsafe(32)) for u in (user, rollout_user)}
     admin.provision_users(
-        [UserGrant(username=u, password=passwords[u], rules=r) for u, r in rules.items()]
+        [
+            UserGrant(username=user, password=passwords[user], rules=rules[grant.user]),
+            UserGrant(username=rollout_user, password=passwords[rollout_user], rules=rollout_rules),
+        ]
     )
-    rollout_user = grant.user + ROLLOUT_USER_SUFFIX
+    row.credential_slot = slot
+    row.retiring_slot = retiring
+    row.credential_expires_at = None if credential_ttl is None else now + credential_ttl
+    session.flush()
     return GatewayCredentials(
         firm=grant.firm,
         site=grant.site,
         gateway_id=grant.gateway_id,
-        username=grant.user,
-        password=passwords[grant.user],
+        username=user,
+        password=passwords[user],
         rollout_username=rollout_user,
         rollout_password=passwords[rollout_user],
+        expires_at=row.credential_expires_at,
     )
 
 
@@ -311,7 +410,8 @@ def revoke(
         DynsecError: the broker refused or could not be reached.
     """
     row = find_gateway(session, gateway_id, firm=firm, site=site)
-    admin.remove_users([row.username, row.username + ROLLOUT_USER_SUFFIX])
+    admin.remove_users([*slot_users(row.username, 0), *slot_users(row.username, 1)])
+    row.retiring_slot = None
     if row.revoked_at is None:
         row.revoked_at = now
     session.flush()
@@ -329,4 +429,11 @@ def describe(row: GatewayEnrolment) -> dict[str, Any]:
         "token_expires_at": row.token_expires_at.isoformat(),
         "token_used_at": None if row.token_used_at is None else row.token_used_at.isoformat(),
         "revoked_at": None if row.revoked_at is None else row.revoked_at.isoformat(),
+        "current_user": slot_user(row.username, row.credential_slot),
+        "retiring_user": (
+            None if row.retiring_slot is None else slot_user(row.username, row.retiring_slot)
+        ),
+        "credential_expires_at": (
+            None if row.credential_expires_at is None else row.credential_expires_at.isoformat()
+        ),
     }

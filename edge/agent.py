@@ -43,6 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
 
 from renkei import __version__
@@ -64,6 +65,7 @@ from renkei.edge.transport.publisher import MqttSettings, Publisher, PublisherEr
 from renkei.edge.watchdog import Notifier
 
 if TYPE_CHECKING:
+    from renkei.edge.credentials import CredentialsWatch
     from renkei.edge.rollout import ModelRollout
 
 __all__ = ["AgentError", "AgentStats", "GatewayAgent", "build_source", "source_streams"]
@@ -249,12 +251,26 @@ class GatewayAgent:
         self.rul_models: dict[str, list[AnomalyModel]] = {}
         """Machine id -> its remaining-useful-life models (config ``models:``)."""
         self.pipelines: dict[str, MachinePipeline] = {}
+        self._credentials: CredentialsWatch | None = None
+        rollout_password = password
+        if config.mqtt.credentials_file is not None:
+            from renkei.edge.credentials import CredentialsWatch, read_credentials
+
+            creds = read_credentials(config.mqtt.credentials_file)
+            if creds.rollout_password is not None:  # enrolled: the rollout user has its own
+                rollout_password = creds.rollout_password.get_secret_value()
+            self._credentials = CredentialsWatch(
+                path=config.mqtt.credentials_file,
+                current=creds,
+                now=lambda: datetime.fromtimestamp(self._now_ms() / 1000, UTC),
+                monotonic=time.monotonic,
+            )
         self.rollout: ModelRollout | None = None
         if config.rollout is not None:
             from renkei.edge.rollout import ModelRollout
 
             self.rollout = ModelRollout(
-                config=config, api_key=api_key, password=password, now_ms=self._now_ms
+                config=config, api_key=api_key, password=rollout_password, now_ms=self._now_ms
             )
         for m in config.machines:
             model = None
@@ -293,7 +309,7 @@ class GatewayAgent:
             # Every key of the ``mqtt:`` section is a publisher setting, but the password's
             # env var name: the password itself and the default client id are added.
             settings=MqttSettings.model_validate(
-                mq.model_dump(exclude={"password_env"})
+                mq.model_dump(exclude={"password_env", "credentials_file"})
                 | {"client_id": mq.client_id or self.config.gateway_id, "password": self._password}
             ),
             outbox=self.outbox,
@@ -335,6 +351,30 @@ class GatewayAgent:
             "every unacknowledged message",
             error,
             self.stats.publisher_restarts,
+        )
+        self.publisher = self._make_publisher()
+        self.publisher.start()
+
+    def _switch_credentials(self) -> None:
+        """Rotation: once ``mqtt.credentials_file`` holds other credentials, stop the
+        publisher (in-flight PUBACKs awaited; the rest stays in the outbox) and start one
+        with them (:class:`renkei.edge.credentials.CredentialsWatch`)."""
+        fresh = None if self._credentials is None else self._credentials.poll()
+        if fresh is None:
+            return
+        old_user = self.config.mqtt.username
+        try:
+            self.publisher.stop(timeout_s=5.0)
+        except PublisherError as exc:
+            log.error("%s", exc)
+        mqtt = self.config.mqtt.model_copy(update={"username": fresh.username})
+        self.config = self.config.model_copy(update={"mqtt": mqtt})
+        self._password = fresh.password.get_secret_value()
+        log.warning(
+            "MQTT credentials rotated: user %s -> %s; unacknowledged messages stay in the "
+            "outbox and go out with the new user",
+            old_user,
+            fresh.username,
         )
         self.publisher = self._make_publisher()
         self.publisher.start()
@@ -521,6 +561,7 @@ class GatewayAgent:
             # systemd's watchdog restarts the agent when the main loop or the publisher
             # thread hangs: keep-alives are sent only while both are alive
             self._supervise_publisher()
+            self._switch_credentials()
             if self.publisher.alive:
                 self.notifier.keepalive()
             if self.rollout is not None:

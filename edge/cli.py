@@ -48,7 +48,19 @@ def run(
         typer.echo(str(exc), err=True)
         raise typer.Exit(2) from None
     password = None
-    if cfg.mqtt.password_env:
+    if cfg.mqtt.credentials_file is not None:
+        from renkei.edge.credentials import CredentialsError, read_credentials
+
+        try:
+            creds = read_credentials(cfg.mqtt.credentials_file)
+        except CredentialsError as exc:
+            typer.echo(f"{config}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        password = creds.password.get_secret_value()
+        cfg = cfg.model_copy(
+            update={"mqtt": cfg.mqtt.model_copy(update={"username": creds.username})}
+        )
+    elif cfg.mqtt.password_env:
         password = os.environ.get(cfg.mqtt.password_env)
         if password is None:
             typer.echo(
@@ -86,6 +98,50 @@ def run(
         raise typer.Exit(1) from None
     typer.echo(
         f"stopped: {stats.blocks} blocks, {stats.messages_enqueued} messages enqueued",
+        err=True,
+    )
+
+
+@app.command()
+def enrol(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Gateway YAML config.")],
+    api: Annotated[str, typer.Option("--api", envvar="RENKEI_API_URL", help="Cloud API base URL.")],
+    ca_file: Annotated[
+        Path | None, typer.Option("--ca-file", help="CA bundle of an https API.")
+    ] = None,
+) -> None:
+    """Exchange a one-time enrolment (or rotation) token for this gateway's MQTT
+    credentials and write them to the config's mqtt.credentials_file (mode 0600).
+
+    The token is read from RENKEI_ENROL_TOKEN or standard input, never from the command
+    line. Exit 0 done, 1 refused or the API failed, 2 a bad config or no token."""
+    from renkei.edge.credentials import CredentialsError, write_credentials
+    from renkei.edge.credentials import enrol as enrol_token
+
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from None
+    target = cfg.mqtt.credentials_file
+    if target is None:
+        typer.echo(f"{config}: mqtt.credentials_file: not set; say where to write", err=True)
+        raise typer.Exit(2)
+    token = os.environ.get("RENKEI_ENROL_TOKEN") or typer.get_text_stream("stdin").readline()
+    token = token.strip()
+    if not token:
+        typer.echo("enrol: no token (RENKEI_ENROL_TOKEN or standard input)", err=True)
+        raise typer.Exit(2)
+    try:
+        creds = enrol_token(api, token, verify=str(ca_file) if ca_file else True)
+        write_credentials(target, creds)
+    except CredentialsError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    expiry = "never" if creds.expires_at is None else creds.expires_at.isoformat()
+    typer.echo(
+        f"enrol: gateway {cfg.gateway_id}: MQTT user {creds.username} written to {target} "
+        f"(mode 0600; expires {expiry}); restart the agent to use it",
         err=True,
     )
 

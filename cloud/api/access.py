@@ -1,7 +1,8 @@
 """The access matrix: which role may call which endpoint, for which firm.
 
 Every route of the API is named (FastAPI ``name=``) and has exactly one :class:`Rule` in
-:data:`RULES`; :func:`renkei.cloud.api.deps.authorize` enforces it and the test suite checks every
+:data:`RULES`, or is listed in :data:`PUBLIC` (no API key, with the reason);
+:func:`renkei.cloud.api.deps.authorize` enforces it and the test suite checks every
 route × role × own/other-firm combination against this table (so a new route without a
 rule fails the tests).
 
@@ -34,7 +35,7 @@ from typing import Literal
 
 from renkei.cloud.registry import Role
 
-__all__ = ["RULES", "Rule", "Scope"]
+__all__ = ["PUBLIC", "RULES", "Rule", "Scope"]
 
 Scope = Literal["own", "shared", "global"]
 
@@ -163,3 +164,11 @@ RULES: dict[str, Rule] = {
     "fleet.pin": _r("own", E, A),
     "fleet.unpin": _r("own", E, A),
 }
+
+PUBLIC: dict[str, str] = {
+    "gateways.enrol": "a gateway has no API key: its one-time enrolment token in the body is "
+    "the credential (single use, expiring, same 401 for every refusal, failures rate-limited "
+    "per address; renkei.cloud.api.routers.gateway_enrolment)",
+}
+"""Routes that take no API key, each with why; a route is in exactly one of :data:`RULES`
+and this table (tests/api/test_access_matrix.py)."""

@@ -12,6 +12,8 @@ Every error body is ``{"error": {"code": str, "message": str, "detail": ...}}``:
   ``{"retry_after_s": N}``, also in the ``Retry-After`` header).
 - ``413 payload_too_large``: the body is larger than ``max_body_bytes`` (``detail`` =
   ``{"limit_bytes": N}``; :mod:`renkei.cloud.api.limits`).
+- ``503 unavailable``: a service the request needs is not configured or unreachable
+  (the broker, for ``POST /gateways/enrol``).
 - ``422 invalid``: the body, query or path failed validation; ``detail`` lists each
   problem with its location (``body.jobs[2].mold_id``), the value and what was expected.
 """
@@ -43,6 +45,7 @@ __all__ = [
     "NotFound",
     "TooManyRequests",
     "Unauthenticated",
+    "Unavailable",
     "install",
 ]
 
@@ -92,6 +95,14 @@ class Conflict(ApiError):
 class Invalid(ApiError):
     status = 422
     code = "invalid"
+
+
+class Unavailable(ApiError):
+    """A service the request needs (e.g. the broker's dynamic security) is not configured
+    or cannot be reached; try again later."""
+
+    status = 503
+    code = "unavailable"
 
 
 class TooManyRequests(ApiError):

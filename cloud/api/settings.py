@@ -63,6 +63,16 @@ class ApiSettings(BaseSettings):
             all tables together; default 50,000); more is a 422 naming the limit.
         timeout_keep_alive_s: uvicorn closes an idle keep-alive connection after this many
             seconds (``renkei cloud api``).
+        dynsec_broker, dynsec_username, dynsec_password, dynsec_tls_ca_file: the broker
+            whose dynamic-security plugin gets the gateways' MQTT users when a gateway
+            redeems its enrolment token (``POST /gateways/enrol``); ``mqtt://host[:port]``
+            or ``mqtts://...``. ``None`` = gateways cannot enrol through the API (503).
+        gateway_broker_url: the broker address told to an enrolling gateway (the one it
+            reaches, e.g. ``mqtts://broker.example.jp:8883``); default ``dynsec_broker``.
+        enrol_failures_per_minute: failed token redemptions accepted per client address
+            and minute before ``POST /gateways/enrol`` answers 429 (guessing protection).
+        gateway_credential_days: life of the MQTT credentials a gateway gets (days, > 0,
+            <= 3660; ``null`` = no expiry); rotate before (``renkei cloud gateways rotate``).
         limit_concurrency: uvicorn answers 503 beyond this many concurrent connections and
             tasks (``renkei cloud api``; protects the process when it runs without proxy).
         forwarded_allow_ips: addresses or networks (comma-separated) whose
@@ -95,6 +105,13 @@ class ApiSettings(BaseSettings):
     timeout_keep_alive_s: Annotated[float, Field(gt=0, le=300)] = 5.0
     limit_concurrency: Annotated[int, Field(ge=1)] = 256
     forwarded_allow_ips: str = "127.0.0.1"
+    dynsec_broker: str | None = None
+    dynsec_username: str = "renkei-dynsec-admin"
+    dynsec_password: SecretStr | None = None
+    dynsec_tls_ca_file: str | None = None
+    gateway_broker_url: str | None = None
+    enrol_failures_per_minute: Annotated[int, Field(ge=1, le=10_000)] = 10
+    gateway_credential_days: Annotated[float | None, Field(gt=0, le=3660)] = 90.0
 
     def default_calendar(self) -> ShiftCalendar:
         """The calendar of sites that have none of their own."""
@@ -130,7 +147,7 @@ _EXPECTED = {
     "default_weekly_hours": "a JSON array of 7 numbers 0..24 (scheduled hours Monday..Sunday), "
     "e.g. [16,16,16,16,16,0,0]",
 }
-_SECRET_FIELDS = frozenset({"influx_token", "influx_password"})
+_SECRET_FIELDS = frozenset({"influx_token", "influx_password", "dynsec_password"})
 _FIELD_IN_SETTINGS_ERROR = re.compile(r'field "([a-z_]+)"')
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, DateTime, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from renkei.cloud.registry.models import ID, Base, _now
@@ -42,3 +42,16 @@ class GatewayEnrolment(Base):
     """When the token was exchanged for credentials (single use)."""
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    credential_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), default=None
+    )
+    """When the current credentials expire (``renkei cloud gateways expire`` then disables
+    them in the broker); ``None``: never."""
+    credential_slot: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Which user pair is current: 0 = ``{username}``, 1 = ``{username}.r1`` (each with
+    its ``-rollout`` user); a rotation creates the other slot."""
+    retiring_slot: Mapped[int | None] = mapped_column(Integer, default=None)
+    """The previous slot, still valid while a rotation overlaps; ``None`` when finished."""
+    token_rotates: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The outstanding token rotates (creates the other slot, keeps the current one)
+    instead of enrolling afresh."""

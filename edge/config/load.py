@@ -156,7 +156,11 @@ def _resolve_paths(cfg: GatewayConfig, file: Path, data_dir: Path | None) -> Gat
             problems += _check_rul_model(f"machines[{i}].models[{j}]", r)
     if problems:
         raise ConfigError(file, problems)
-    return cfg.model_copy(update={"machines": machines})
+    top: dict[str, Any] = {"machines": machines}
+    creds = cfg.mqtt.credentials_file
+    if creds is not None and not creds.is_absolute():
+        top["mqtt"] = cfg.mqtt.model_copy(update={"credentials_file": (base / creds).resolve()})
+    return cfg.model_copy(update=top)
 
 
 def _check_field_names(key: str, source: Any) -> list[tuple[str, str]]:

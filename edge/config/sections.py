@@ -77,6 +77,9 @@ class MqttConfig(BrokerSettings):
 
     password_env: str | None = None
     """Name of the environment variable holding the password (never in the file)."""
+    credentials_file: Path | None = None
+    """Instead of ``password_env``: the 0600 JSON file ``renkei edge enrol`` writes (user
+    and password, :mod:`renkei.edge.credentials`); relative to the config file."""
     wait_for_ingest: Level | None = "renkei-ingest"
     """Ingest share group whose heartbeat must be seen after every (re)connect before
     outbox data is published (see :mod:`renkei.core.wire`, "Ingest heartbeat"); ``null``
@@ -114,6 +117,8 @@ class MqttConfig(BrokerSettings):
 
     @model_validator(mode="after")
     def _confirm_timeouts(self) -> MqttConfig:
+        if self.credentials_file is not None and self.password_env is not None:
+            raise ValueError("give either credentials_file or password_env, not both")
         if self.confirm_timeout_s > self.confirm_timeout_max_s:
             raise ValueError(
                 f"confirm_timeout_s={self.confirm_timeout_s} must be <= "
