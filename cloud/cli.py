@@ -255,7 +255,7 @@ def capacity_publish(
     from sqlalchemy.exc import SQLAlchemyError
 
     from renkei.cloud.api.settings import load_api_settings
-    from renkei.cloud.capacity.publish import publish_capacity, publisher_state, run_periodic
+    from renkei.cloud.capacity.publish import publish_capacity, publisher_state
     from renkei.cloud.registry import make_engine
 
     clock = None
@@ -321,20 +321,13 @@ def capacity_publish(
                 )
                 raise typer.Exit(1)
             return
-        stop = threading.Event()
+        from renkei.cloud.periodic import run_until_signal
 
-        def on_signal(signum: int, frame: FrameType | None) -> None:
-            log.info("signal %d: stopping capacity-publish", signum)
-            stop.set()
-
-        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            run_periodic(
-                lambda: publish_capacity(state, store, days=days), every_s=every, stop=stop
-            )
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+        run_until_signal(
+            lambda: publish_capacity(state, store, days=days),
+            every_s=every,
+            name="capacity-publish",
+        )
     finally:
         store.close()
         engine.dispose()

@@ -310,8 +310,16 @@ def expire_command(
     tls_cert: TlsCert = None,
     tls_key: TlsKey = None,
     database_url: RegistryUrl = None,
+    every: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="check every N seconds until SIGINT/SIGTERM (default: once, then exit)",
+        ),
+    ] = None,
 ) -> None:
-    """Disable in the running broker every gateway credential past its expiry."""
+    """Disable in the running broker every gateway credential past its expiry
+    (``--every 60`` keeps doing it: compose's ``gateway-expiry`` service)."""
     settings = _dynsec(
         "expire",
         broker=broker,
@@ -322,9 +330,21 @@ def expire_command(
         tls_key=tls_key,
     )
     with _registry("expire", database_url) as engine:
-        try:
+
+        def once() -> list[str]:
             with DynsecAdmin(settings=settings) as admin, session_scope(engine) as session:
                 users = expire(session, admin, now=datetime.now(UTC))
+            typer.echo(
+                f"gateways expire: {len(users)} MQTT user(s) disabled: {', '.join(users) or '-'}"
+            )
+            return users
+
+        if every is not None:
+            from renkei.cloud.periodic import run_until_signal
+
+            run_until_signal(once, every_s=every, name="gateways expire")
+            return
+        try:
+            once()
         except DynsecError as exc:
             raise _fail("expire", str(exc), 1) from None
-    typer.echo(f"gateways expire: {len(users)} MQTT user(s) disabled: {', '.join(users) or '-'}")

@@ -61,6 +61,7 @@ SERVICES = {
     "nginx",
     "watch",
     "rollout",
+    "gateway-expiry",
     "capacity",
     "gateway-sim-01",
     "gateway-sim-02",
@@ -188,6 +189,15 @@ def test_compose_has_the_production_services() -> None:
     doc = compose()
     assert set(doc["services"]) == SERVICES
     assert doc["services"]["api"]["command"] == ["renkei", "cloud", "api"]
+    # gateways enrol through the API (dynamic security); expired credentials are disabled
+    api_env = doc["services"]["api"]["environment"]
+    assert api_env["RENKEI_API_DYNSEC_BROKER"] == "mqtts://mosquitto:8883"
+    assert doc["services"]["gateway-expiry"]["command"][-4:] == [
+        "gateways",
+        "expire",
+        "--every",
+        "60",
+    ]
     # First start: the first firm, site and admin key from .env, once, before the api.
     init = doc["services"]["init"]
     assert init["command"] == ["renkei", "cloud", "init", "--if-empty"]
