@@ -1,6 +1,7 @@
-"""Site bridge states in the watcher (registry side, real SQLite, no broker): a ``0`` raises
-like the gateways' Last Wills, a ``1`` clears it per the rule of
-:mod:`renkei.cloud.disruption.bridge`, bad or foreign topics are ignored."""
+"""Site bridge states in the watcher, registry side (SQLite and PostgreSQL at the newest
+Alembic revision, no broker): a ``0`` raises like the gateways' Last Wills, a ``1`` clears
+it per the rule of :mod:`renkei.cloud.disruption.bridge`, bad or foreign topics are
+ignored."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from renkei.cloud.disruption import (
     WatchSettings,
     decode_bridge_state,
 )
+from renkei.cloud.disruption.suspect import as_utc
 from renkei.cloud.registry import (
-    Base,
     Disruption,
     DisruptionSource,
     DisruptionStatus,
@@ -29,6 +30,7 @@ from renkei.cloud.registry import (
     SiteBridgeStatus,
     make_engine,
 )
+from renkei.cloud.registry.migrate import upgrade
 from renkei.core.mqtt import BrokerSettings
 from renkei.core.wire import GatewayState, WireError, encode, gateway_topic
 
@@ -38,9 +40,10 @@ BRIDGE = "renkei/bridge/v1/acme/osaka/state"
 
 
 @pytest.fixture
-def engine() -> Iterator[Engine]:
-    e = make_engine("sqlite://")
-    Base.metadata.create_all(e)
+def engine(registry_url: str) -> Iterator[Engine]:
+    """The registry at the newest Alembic revision, on SQLite and on PostgreSQL."""
+    upgrade(registry_url)
+    e = make_engine(registry_url)
     with Session(e) as s:
         for firm, site in (("acme", "osaka"), ("beta", "kobe")):
             s.add(Firm(id=firm, name=firm, region="kansai"))
@@ -107,7 +110,7 @@ def test_bridge_down_raises_and_back_dismisses(watcher: DisruptionWatcher, engin
     assert d.detail["rule"] == "site_bridge"
     assert d.detail["bridge"] == {"topic": BRIDGE, "offline_at": "2026-11-23T01:00:00Z"}
     assert sorted(g["gateway_id"] for g in d.detail["offline"]) == ["gw-1", "gw-2", "gw-3"]
-    assert d.start.replace(tzinfo=UTC) == down
+    assert as_utc(d.start) == down
     # a retained or redelivered copy changes nothing, and no second suspicion
     assert _bridge(watcher, b"0", down + timedelta(seconds=5)) is BridgeOutcome.STALE
     assert len(_disruptions(engine)) == 1
@@ -115,7 +118,7 @@ def test_bridge_down_raises_and_back_dismisses(watcher: DisruptionWatcher, engin
     assert _bridge(watcher, b"1", up) is BridgeOutcome.WENT_ONLINE
     [d] = _disruptions(engine)
     assert d.status is DisruptionStatus.DISMISSED and d.decided_by is None
-    assert d.decided_at is not None and d.decided_at.replace(tzinfo=UTC) == up
+    assert d.decided_at is not None and as_utc(d.decided_at) == up
     assert d.detail["cleared"] == {"by": "site_bridge", "at": "2026-11-23T01:10:00Z"}
     st = watcher.stats()
     assert (st.suspicions, st.cleared, st.bridge_states, st.stale) == (1, 1, 2, 1)
