@@ -57,7 +57,7 @@ def watch_command(
     ] = 60.0,
     log_level: Annotated[str, typer.Option(envvar="RENKEI_LOG_LEVEL")] = "INFO",
 ) -> None:
-    """Watch gateway birth / Last Will states and raise suspected disruptions."""
+    """Watch gateway and site bridge states and raise suspected disruptions."""
     from renkei.cloud.api.settings import load_api_settings
     from renkei.cloud.disruption.suspect import SuspectRules
     from renkei.cloud.disruption.watch import DisruptionWatcher, WatchSettings

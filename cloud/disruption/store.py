@@ -36,12 +36,22 @@ from __future__ import annotations
 
 import enum
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from renkei.cloud.disruption.bridge import (
+    BRIDGE_RULE,
+    BridgeOutcome,
+    BridgeState,
+    OnceLog,
+    apply_bridge_state,
+    clear_bridge_suspicions,
+    iso_z,
+)
 from renkei.cloud.disruption.suspect import (
     GatewaySnapshot,
     SuspectRules,
@@ -54,10 +64,19 @@ from renkei.cloud.registry import (
     DisruptionStatus,
     GatewayStatus,
     Site,
+    SiteBridgeStatus,
 )
-from renkei.core.wire import GatewayState
+from renkei.core.wire import GatewayState, bridge_state_topic
 
-__all__ = ["StateOutcome", "apply_gateway_state", "check_site", "judged_until"]
+__all__ = [
+    "BridgeResult",
+    "StateOutcome",
+    "apply_bridge",
+    "apply_gateway_state",
+    "check_site",
+    "judged_until",
+    "log_bridge_result",
+]
 
 log = logging.getLogger("renkei.cloud.disruption")
 
@@ -177,7 +196,10 @@ def check_site(
     Applies :func:`renkei.cloud.disruption.suspect.find_suspicion` to the site's stored gateway
     states and disruptions. The new :class:`Disruption` has ``status=suspected``,
     ``source=last_will``, ``start`` = first offline time of the group,
-    ``radius_km=rules.zone_radius_km`` and the evidence in ``detail``.
+    ``radius_km=rules.zone_radius_km`` and the evidence in ``detail``. While the site's
+    bridge is stored offline (:mod:`renkei.cloud.disruption.bridge`) every gateway online
+    in its own state counts as offline since the bridge's ``0``, and a suspicion that
+    counts any of them has ``detail.rule = "site_bridge"`` and ``detail.bridge``.
 
     Returns:
         The new disruption, or ``None`` (no suspicion, one is open already, or the site
@@ -193,11 +215,15 @@ def check_site(
             select(Disruption).where(Disruption.firm_id == firm_id, Disruption.site_id == site_id)
         )
     )
+    bridge = session.get(SiteBridgeStatus, (firm_id, site_id))
+    snapshots = [
+        GatewaySnapshot(gateway_id=g.gateway_id, online=g.online, changed_at=g.changed_at)
+        if bridge is None or bridge.online or not g.online
+        else GatewaySnapshot(gateway_id=g.gateway_id, online=False, changed_at=bridge.changed_at)
+        for g in gateways
+    ]
     suspicion = find_suspicion(
-        [
-            GatewaySnapshot(gateway_id=g.gateway_id, online=g.online, changed_at=g.changed_at)
-            for g in gateways
-        ],
+        snapshots,
         rules=rules,
         open_disruption=any(d.status in OPEN_STATUSES for d in disruptions),
         judged_until=judged_until(disruptions),
@@ -215,6 +241,18 @@ def check_site(
             firm_id,
         )
         return None
+    detail = suspicion.detail()
+    bridged = {g.gateway_id for g in gateways if g.online}
+    if (
+        bridge is not None
+        and not bridge.online
+        and any(gw in bridged for gw, _ in suspicion.offline)
+    ):
+        detail["rule"] = BRIDGE_RULE
+        detail["bridge"] = {
+            "topic": bridge_state_topic(firm=firm_id, site=site_id),
+            "offline_at": iso_z(bridge.changed_at),
+        }
     disruption = Disruption(
         firm_id=firm_id,
         site_id=site_id,
@@ -223,8 +261,99 @@ def check_site(
         start=suspicion.start,
         radius_km=rules.zone_radius_km,
         note="",
-        detail=suspicion.detail(),
+        detail=detail,
     )
     session.add(disruption)
     session.flush()
     return disruption
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BridgeResult:
+    """What one bridge state did (:func:`apply_bridge`).
+
+    Attributes:
+        outcome: the state change (:class:`~renkei.cloud.disruption.bridge.BridgeOutcome`).
+        raised: the suspected disruption a ``0`` raised, if any.
+        dismissed: the bridge's suspicions a ``1`` dismissed.
+    """
+
+    outcome: BridgeOutcome
+    raised: Disruption | None = None
+    dismissed: tuple[Disruption, ...] = ()
+
+
+def apply_bridge(
+    session: Session, *, state: BridgeState, received_at: datetime, rules: SuspectRules
+) -> BridgeResult:
+    """Store a site bridge state and raise or clear per the rule of
+    :mod:`renkei.cloud.disruption.bridge` (the caller commits).
+
+    Returns:
+        The outcome; for an unknown firm/site nothing was written.
+    """
+    outcome = apply_bridge_state(session, state=state, received_at=received_at)
+    if outcome is BridgeOutcome.WENT_OFFLINE:
+        raised = check_site(session, firm_id=state.firm, site_id=state.site, rules=rules)
+        return BridgeResult(outcome=outcome, raised=raised)
+    if outcome is BridgeOutcome.WENT_ONLINE:
+        closed = list(
+            session.scalars(
+                select(Disruption).where(
+                    Disruption.firm_id == state.firm, Disruption.site_id == state.site
+                )
+            )
+        )
+        dismissed = clear_bridge_suspicions(
+            session,
+            firm_id=state.firm,
+            site_id=state.site,
+            rules=rules,
+            at=received_at,
+            judged=judged_until(closed),
+        )
+        return BridgeResult(outcome=outcome, dismissed=tuple(dismissed))
+    return BridgeResult(outcome=outcome)
+
+
+def log_bridge_result(
+    state: BridgeState, result: BridgeResult, *, received_at: datetime, once: OnceLog
+) -> list[tuple[str, int]]:
+    """Log what one bridge state did; return the watcher's counters to add
+    (``[(name, n), ...]``: ``unknown_sites``, ``stale``, ``bridge_states``,
+    ``suspicions``, ``cleared``). An unknown firm/site is logged once per topic."""
+    outcome = result.outcome
+    if outcome is BridgeOutcome.UNKNOWN_SITE:
+        once.warning(
+            f"unknown {state.topic}",
+            "ignoring bridge state on %r: the registry has no site %r of firm %r",
+            state.topic,
+            state.site,
+            state.firm,
+        )
+        return [("unknown_sites", 1)]
+    if outcome is BridgeOutcome.STALE:
+        return [("stale", 1)]
+    log.info("site bridge %s/%s: %s", state.firm, state.site, outcome.value)
+    counts = [("bridge_states", 1)]
+    if result.raised is not None:
+        counts.append(("suspicions", 1))
+        log.warning(
+            "suspected disruption %d at %s/%s: the site bridge is offline since %s "
+            "(%d gateways unreachable)",
+            result.raised.id,
+            state.firm,
+            state.site,
+            as_utc(received_at).isoformat(),
+            result.raised.detail.get("gateways_total", 0),
+        )
+    for d in result.dismissed:
+        log.warning(
+            "suspected disruption %d at %s/%s dismissed: the site bridge is back online",
+            d.id,
+            state.firm,
+            state.site,
+        )
+    if result.dismissed:
+        counts.append(("cleared", len(result.dismissed)))
+    return counts

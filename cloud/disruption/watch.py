@@ -17,6 +17,14 @@ published while it is down are queued by the broker) to
    together (:func:`renkei.cloud.disruption.store.check_site`);
 4. acknowledges the message (PUBACK) only after the database transaction committed.
 
+It also subscribes to every site broker's bridge state ``renkei/bridge/v1/+/+/state``
+(:data:`~renkei.cloud.disruption.bridge.BRIDGE_FILTER`; ``WatchSettings.bridge_filter``):
+a ``0`` counts as "all of that site's gateways are unreachable" and goes through the same
+suspicion rule, a ``1`` clears that cause (the rule, and what happens to an open
+suspicion, is in :mod:`renkei.cloud.disruption.bridge`). A malformed bridge state or one
+for a firm/site the registry does not have is logged once per topic, counted and
+acknowledged.
+
 Threads: paho's network thread only queues messages; one worker thread does the database
 work in arrival order, retrying with exponential backoff while the database is
 unavailable (the message stays unacknowledged meanwhile). As in the ingest
@@ -51,10 +59,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from renkei.cloud.broker import host_client_id
-from renkei.cloud.disruption.store import StateOutcome, apply_gateway_state, check_site
+from renkei.cloud.disruption.bridge import (
+    BRIDGE_FILTER,
+    BridgeOutcome,
+    OnceLog,
+    decode_bridge_state,
+)
+from renkei.cloud.disruption.store import (
+    StateOutcome,
+    apply_bridge,
+    apply_gateway_state,
+    check_site,
+    log_bridge_result,
+)
 from renkei.cloud.disruption.suspect import SuspectRules
 from renkei.core.mqtt import BrokerSettings, MqttSession
 from renkei.core.wire import (
+    BRIDGE_PREFIX,
     GatewayState,
     GatewayTopic,
     WireError,
@@ -84,6 +105,8 @@ class WatchSettings(BaseModel):
             keyed by it) and unique per watcher process; ``None`` =
             ``renkei-watch-<hostname>`` (:attr:`client_id`).
         topic_filter: what to watch (default :data:`STATE_FILTER`).
+        bridge_filter: the site bridges' states to watch as well
+            (default :data:`~renkei.cloud.disruption.bridge.BRIDGE_FILTER`); ``None`` = none.
         session_expiry_s: how long the broker keeps the session (and queues states)
             while the watcher is down, seconds.
         max_inflight: unacknowledged messages the broker may send at once (MQTT 5
@@ -95,6 +118,7 @@ class WatchSettings(BaseModel):
 
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     topic_filter: str = STATE_FILTER
+    bridge_filter: str | None = BRIDGE_FILTER
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0, le=2**32 - 1)
     max_inflight: int = Field(default=1000, ge=1, le=65535)
     retry_min_s: float = Field(default=0.5, gt=0)
@@ -112,6 +136,11 @@ class WatchSettings(BaseModel):
         """The MQTT client id: ``broker.client_id``, default ``renkei-watch-<hostname>``."""
         return self.broker.client_id or host_client_id("renkei-watch")
 
+    @property
+    def filters(self) -> tuple[str, ...]:
+        """Every topic filter subscribed to."""
+        return (self.topic_filter,) + ((self.bridge_filter,) if self.bridge_filter else ())
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WatchStats:
@@ -123,6 +152,9 @@ class WatchStats:
         stale: older, repeated or redundant states ignored.
         malformed: messages with a bad topic or payload (logged, acknowledged, dropped).
         suspicions: suspected disruptions raised.
+        bridge_states: site bridge states that changed a stored bridge state.
+        cleared: suspicions dismissed because the site's bridge came back.
+        unknown_sites: bridge states for a firm/site the registry does not have (ignored).
         db_retries: database attempts that failed and were retried.
         errors: unexpected processing errors (logged; the message was acknowledged).
         connects: successful MQTT connections.
@@ -135,6 +167,9 @@ class WatchStats:
     stale: int = 0
     malformed: int = 0
     suspicions: int = 0
+    bridge_states: int = 0
+    cleared: int = 0
+    unknown_sites: int = 0
     db_retries: int = 0
     errors: int = 0
     connects: int = 0
@@ -193,6 +228,7 @@ class DisruptionWatcher:
         self._counts: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
         self._last_error: str | None = None
+        self._once = OnceLog(log)
         self._thread: threading.Thread | None = None
         self._client_id = settings.client_id
         self._mqtt = MqttSession(
@@ -225,7 +261,7 @@ class DisruptionWatcher:
             "watch %s: connecting to %s, subscribing %s",
             self._client_id,
             s.broker.url,
-            s.topic_filter,
+            ", ".join(s.filters),
         )
         self._mqtt.start(
             clean_start=False,
@@ -261,6 +297,9 @@ class DisruptionWatcher:
                 stale=c["stale"],
                 malformed=c["malformed"],
                 suspicions=c["suspicions"],
+                bridge_states=c["bridge_states"],
+                cleared=c["cleared"],
+                unknown_sites=c["unknown_sites"],
                 db_retries=c["db_retries"],
                 errors=c["errors"],
                 connects=c["connects"],
@@ -271,15 +310,18 @@ class DisruptionWatcher:
 
     def handle(
         self, topic: str | None, payload: bytes, *, retained: bool, received_at: datetime
-    ) -> StateOutcome | None:
+    ) -> StateOutcome | BridgeOutcome | None:
         """Process one state message in its own transaction (what the worker thread does).
 
         Returns:
-            The state change, or ``None`` for a malformed message (logged and counted).
+            The state change (:class:`BridgeOutcome` for a site bridge state), or ``None``
+            for a malformed message (logged and counted).
 
         Raises:
             sqlalchemy.exc.SQLAlchemyError: the database failed (the caller retries).
         """
+        if topic is not None and topic.startswith(f"{BRIDGE_PREFIX}/"):
+            return self._handle_bridge(topic, payload, received_at=received_at)
         parsed = self._decode(topic, payload)
         if parsed is None:
             return None
@@ -319,6 +361,28 @@ class DisruptionWatcher:
         return outcome
 
     # ------------------------------------------------------------------ internals
+
+    def _handle_bridge(
+        self, topic: str, payload: bytes, *, received_at: datetime
+    ) -> BridgeOutcome | None:
+        try:
+            state = decode_bridge_state(topic, payload)
+        except WireError as exc:
+            self._count("malformed")
+            self._once.warning(topic, "ignoring malformed bridge state on %r: %s", topic, exc)
+            return None
+        with self._sessions() as session:
+            try:
+                result = apply_bridge(
+                    session, state=state, received_at=received_at, rules=self.rules
+                )
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+        for name, n in log_bridge_result(state, result, received_at=received_at, once=self._once):
+            self._count(name, n)
+        return result.outcome
 
     def _decode(
         self, topic: str | None, payload: bytes
@@ -396,17 +460,17 @@ class DisruptionWatcher:
 
     def _on_connected(self, session_present: bool, properties: Properties | None) -> None:
         self._count("connects")
-        self._mqtt.client.subscribe(
-            self.settings.topic_filter,
-            options=SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB),
-        )
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        self._mqtt.client.subscribe([(f, options) for f in self.settings.filters])
 
     def _on_subscribe(self, mid: int, reasons: list[ReasonCode]) -> None:
-        failed = [rc for rc in reasons if rc.is_failure]
-        if failed:
-            self._error(f"broker refused subscription {self.settings.topic_filter}: {failed[0]}")
+        refused = {f: rc for f, rc in zip(self.settings.filters, reasons) if rc.is_failure}
+        if self.settings.topic_filter in refused or len(reasons) < len(self.settings.filters):
+            self._error(f"broker refused subscription {self.settings.filters}: {reasons}")
             return
-        log.info("watch %s subscribed to %s", self._client_id, self.settings.topic_filter)
+        for f, rc in refused.items():  # the bridge filter: gateway states still work
+            self._error(f"broker refused subscription {f} ({rc}): site bridges are not watched")
+        log.info("watch %s subscribed to %s", self._client_id, ", ".join(self.settings.filters))
         self._subscribed.set()
 
     def _on_lost(self, reason: str) -> None:

@@ -119,6 +119,7 @@ SPECS: Final[tuple[TableSpec, ...]] = (
         firm_refs=_partner_firm,
     ),
     TableSpec("gateway_status", "gateways", owner_column="firm_id"),
+    TableSpec("site_bridge_status", "gateways", owner_column="firm_id"),
     # the firm's gateway identities (token hashes only, as its credential hashes)
     TableSpec("gateway_enrolment", "gateways", owner_column="firm_id"),
     TableSpec("deployment", "rollout", owner_column="firm_id"),

@@ -84,6 +84,22 @@ class GatewayStatus(Base):
     """The last birth payload (config and model versions)."""
 
 
+class SiteBridgeStatus(Base):
+    """Last known state of one site broker's bridge to the cloud (``1``/``0`` on
+    ``renkei/bridge/v1/{firm}/{site}/state``, :mod:`renkei.cloud.disruption.bridge`).
+
+    Written only for a site registered under ``firm_id``.
+    """
+
+    __tablename__ = "site_bridge_status"
+
+    firm_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    site_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    online: Mapped[bool] = mapped_column()
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    """When ``online`` last changed (the watcher's receipt time, UTC)."""
+
+
 class DisruptionStatus(enum.StrEnum):
     """Life cycle of a disruption: ``suspected`` -> ``confirmed`` | ``dismissed``;
     ``confirmed`` -> ``ended`` (a declared disruption starts ``confirmed``)."""

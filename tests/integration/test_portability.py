@@ -835,6 +835,7 @@ def test_round_trip_loses_nothing_and_takes_nothing_of_other_firms(
         "takeover_job": 2,
         "takeover_assignment": 3,
         "gateway_status": 2,
+        "site_bridge_status": 0,
         "gateway_enrolment": 1,
         "deployment": 1,
         "deployment_target": 1,

@@ -127,15 +127,21 @@ function evidence(d) {
   const det = d.detail || {};
   if (d.source !== "last_will" || !Array.isArray(det.offline)) return d.note ? h("span", { class: "sub" }, d.note) : null;
   const gateways = det.offline.map((g) => `${g.gateway_id} (${formatJapanTime(g.offline_at)})`).join(", ");
+  const counts = {
+    offline: formatNumber(det.offline.length, 0),
+    total: formatNumber(det.gateways_total, 0),
+    minutes: formatNumber(Number(det.window_s || 0) / 60, 0),
+  };
+  // detail.rule "site_bridge": raised by the site broker bridge's 0 (cloud/disruption/bridge.py)
+  const bridged = det.rule === "site_bridge" && det.bridge;
   return h(
     "div",
-    { class: "evidence" },
-    t("disruptions.evidence", {
-      offline: formatNumber(det.offline.length, 0),
-      total: formatNumber(det.gateways_total, 0),
-      minutes: formatNumber(Number(det.window_s || 0) / 60, 0),
-    }),
+    { class: "evidence", dataset: { rule: det.rule || "last_will" } },
+    bridged
+      ? t("disruptions.evidence_bridge", { ...counts, at: formatJapanTime(det.bridge.offline_at) })
+      : t("disruptions.evidence", counts),
     h("span", { class: "sub" }, gateways),
+    det.cleared ? h("span", { class: "sub" }, t("disruptions.cleared_bridge", { at: formatJapanTime(det.cleared.at) })) : null,
     d.note ? h("span", { class: "sub" }, d.note) : null,
   );
 }
