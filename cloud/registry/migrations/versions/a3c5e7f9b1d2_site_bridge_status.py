@@ -1,7 +1,7 @@
 """site_bridge_status: the last known state of each site broker's bridge to the cloud
 
 Revision ID: a3c5e7f9b1d2
-Revises: eaa2e47cb0ed
+Revises: a4c1d7e9b2f0
 Create Date: 2026-12-07 22:45:00.000000
 
 One row per (firm, site) whose site broker bridges to the cloud: online or not and since
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "a3c5e7f9b1d2"
-down_revision = "eaa2e47cb0ed"
+down_revision = "a4c1d7e9b2f0"
 branch_labels = None
 depends_on = None
 
