@@ -39,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from renkei.cloud.registry.oee_counts import MAX_INTERVAL_S
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore, quote_ident, quote_literal
@@ -245,10 +245,17 @@ def _operator_points(iv: OperatorInterval, tags: Mapping[str, str]) -> list[byte
     return out
 
 
-def apply_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult:
+def apply_interval(
+    settings: InfluxSettings,
+    iv: OperatorInterval,
+    *,
+    points: Literal["always", "when_masking"] = "always",
+) -> SyncResult:
     """Mask the machine's gateway rows in ``[start, end)`` and write the operator points.
 
     Idempotent (rows already masked keep their kept values). See the module docstring.
+    ``points="when_masking"``: write the operator points only when a row was newly masked
+    (the periodic reconciliation's entries it knows unchanged; saves rewriting them).
 
     Raises:
         StoreUnavailable: InfluxDB unreachable or failing.
@@ -270,17 +277,19 @@ def apply_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult
             if value is not None:
                 fields[kept] = float(value)
         lines.append(format_point(c.OEE, tags, fields, t_ms))
+    if points == "when_masking" and not lines:
+        return SyncResult(rows=0, operator_points=0)
     found = dict(rows[0][0]) if rows else _newest_tags(settings, iv)
     tags = found or {**(iv.fallback_tags or {}), "firm": iv.firm, "machine": iv.machine}
     tags[OPERATOR_TAG[0]] = OPERATOR_TAG[1]
-    points = _operator_points(iv, tags)
-    lines.extend(points)
+    written = _operator_points(iv, tags)
+    lines.extend(written)
     _write(settings, lines)
-    return SyncResult(rows=len(lines) - len(points), operator_points=len(points))
+    return SyncResult(rows=len(lines) - len(written), operator_points=len(written))
 
 
 def restore_rows(settings: InfluxSettings, rows: list[Row]) -> int:
-    """Give masked gateway ``rows`` (as :func:`rows_in`/:func:`masked_rows` return them)
+    """Give masked gateway ``rows`` (as :func:`masked_rows` returns them)
     their kept values back; rows not masked are skipped. Returns the rows written.
 
     Raises:

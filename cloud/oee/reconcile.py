@@ -17,8 +17,10 @@ written):
    previous run (from the audit log, incl. a corrected entry's previous interval), in
    spans of at most one day: masked gateway rows no current entry of their machine covers
    get their own values back; operator points outside every entry are deleted; an entry
-   whose interval holds operator points of more than one series or off its own minute grid
-   (an earlier version of it, other tags) is reverted and applied afresh.
+   whose interval holds operator points of more than one series, off its own minute grid
+   (an earlier version of it, other tags) or not all of them is reverted and applied
+   afresh. The operator points of an entry this process already wrote as it is now are
+   not rewritten unless a late row was masked or they are found stale.
 
 A run is idempotent: a second run right after the first changes nothing (its report says
 0 rows masked/restored). "Since the previous run" is kept in memory (the first run of a
@@ -69,6 +71,24 @@ _MAX_ENTRIES: Final = 10_000
 
 Span = tuple[str | None, int, int]
 """(machine or None = all of the firm's machines, start ms, end ms)."""
+_Key = tuple[str, int, int]
+
+
+def _key(iv: OperatorInterval) -> _Key:
+    return (iv.machine, iv.start_ms, iv.end_ms)
+
+
+@dataclass(slots=True)
+class _Scan:
+    """What one firm's scans found: the entries applied this run, the operator point times
+    and series seen inside each entry, the entries to rebuild."""
+
+    applied: dict[_Key, OperatorInterval] = field(default_factory=dict)
+    times: defaultdict[_Key, set[int]] = field(default_factory=lambda: defaultdict(set))
+    series: defaultdict[_Key, set[tuple[tuple[str, str], ...]]] = field(
+        default_factory=lambda: defaultdict(set)
+    )
+    stale: dict[_Key, OperatorInterval] = field(default_factory=dict)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -151,6 +171,8 @@ class OeeReconciler:
         self._lookback = timedelta(seconds=lookback_s)
         self._clock = clock or (lambda: datetime.now(UTC))
         self._since: datetime | None = None
+        #: entry id -> (start ms, end ms, good, reject) as last applied (in full)
+        self._written: dict[int, tuple[int, int, int, int]] = {}
 
     def run(self) -> ReconcileReport:
         """One reconciliation of every firm.
@@ -165,14 +187,16 @@ class OeeReconciler:
         window_start = now - self._lookback
         since = (self._since or window_start) - _MARGIN
         report = ReconcileReport()
+        written: dict[int, tuple[int, int, int, int]] = {}
         with session_scope(self._engine) as session:
             firms = list(session.scalars(select(Firm.id).order_by(Firm.id)))
             for firm in firms:
                 try:
-                    self._firm(session, firm, window_start, now, since, report)
+                    self._firm(session, firm, window_start, now, since, written, report)
                 except (StoreUnavailable, StoreRejected) as exc:
                     log.error("oee-sync: firm %s: InfluxDB: %s", firm, exc)
                     report.failed_firms.append(firm)
+        self._written = written
         if report.ok:
             self._since = now
         log.info(
@@ -194,6 +218,7 @@ class OeeReconciler:
         window_start: datetime,
         now: datetime,
         since: datetime,
+        written: dict[int, tuple[int, int, int, int]],
         report: ReconcileReport,
     ) -> None:
         entries = session.scalars(
@@ -205,17 +230,33 @@ class OeeReconciler:
             .order_by(OperatorCount.machine_id, OperatorCount.start)
             .limit(_MAX_ENTRIES)
         ).all()
-        spans: list[Span] = [(None, _ms(window_start), _ms(now) + 1)]
+        now_ms = _ms(now) + 1
+        spans: list[Span] = [(None, _ms(window_start), now_ms)]
+        scan = _Scan()
         for row in entries:
             iv = interval_of(session, row)
-            report.rows_masked += apply_interval(self._influx, iv).rows
+            # entries this process wrote as they are: mask late rows; points checked below
+            mark = (iv.start_ms, iv.end_ms, iv.good, iv.reject)
+            full = self._written.get(row.id) != mark
+            result = apply_interval(self._influx, iv, points="always" if full else "when_masking")
+            written[row.id] = mark
+            report.rows_masked += result.rows
             report.entries += 1
-            if iv.start_ms < spans[0][1]:
+            scan.applied[_key(iv)] = iv
+            if iv.start_ms < spans[0][1] or iv.end_ms > now_ms:
                 spans.append((iv.machine, iv.start_ms, iv.end_ms))
         spans.extend(self._changed_spans(session, firm, since))
         for machine, start_ms, end_ms in spans:
             for a, b in _chunks(start_ms, end_ms):
-                self._scan(session, firm, machine, a, b, report)
+                self._scan(session, firm, machine, a, b, scan, report)
+        for key, iv in scan.applied.items():
+            expected = set(range(iv.start_ms, iv.end_ms, STEP_MS))
+            if scan.times[key] != expected or len(scan.series[key]) > 1:
+                scan.stale[key] = iv
+        for iv in scan.stale.values():
+            revert_interval(self._influx, iv)
+            apply_interval(self._influx, iv)
+            report.rebuilt += 1
 
     def _changed_spans(self, session: Session, firm: str, since: datetime) -> list[Span]:
         """Intervals of the firm's entries created, corrected or deleted since ``since``,
@@ -264,10 +305,12 @@ class OeeReconciler:
         machine: str | None,
         start_ms: int,
         end_ms: int,
+        scan: _Scan,
         report: ReconcileReport,
     ) -> None:
-        """Restore uncovered masked rows, delete stray operator points and rebuild entries
-        with stale ones in ``[start_ms, end_ms)`` (at most one day) of ``firm``."""
+        """Restore uncovered masked rows and delete stray operator points in ``[start_ms,
+        end_ms)`` (at most one day) of ``firm``; note the operator points each entry has
+        (``scan``: entries with stale ones are rebuilt after all spans)."""
         stmt = select(OperatorCount).where(
             OperatorCount.firm_id == firm,
             OperatorCount.start < datetime.fromtimestamp(end_ms / 1000, UTC),
@@ -289,25 +332,20 @@ class OeeReconciler:
             self._influx, firm=firm, machine=machine, start_ms=start_ms, end_ms=end_ms
         )
         orphans: dict[str, list[int]] = defaultdict(list)
-        series: dict[tuple[str, int, int], set[tuple[tuple[str, str], ...]]] = defaultdict(set)
-        stale: dict[tuple[str, int, int], OperatorInterval] = {}
         for tags, t_ms in points:
             m = tags.get("machine", "")
             iv = _covering(cover[m], t_ms)
             if iv is None:
                 orphans[m].append(t_ms)
                 continue
-            key = (m, iv.start_ms, iv.end_ms)
-            series[key].add(tuple(sorted(tags.items())))
-            if (t_ms - iv.start_ms) % STEP_MS or len(series[key]) > 1:
-                stale[key] = iv
+            key = _key(iv)
+            scan.times[key].add(t_ms)
+            scan.series[key].add(tuple(sorted(tags.items())))
+            if (t_ms - iv.start_ms) % STEP_MS or len(scan.series[key]) > 1:
+                scan.stale[key] = iv
         for m, times in sorted(orphans.items()):
             for a, b in _gaps(cover[m], start_ms, end_ms):
                 if not any(a <= t < b for t in times):
                     continue
                 delete_operator_points(self._influx, firm=firm, machine=m, start_ms=a, end_ms=b)
                 report.gaps_cleared += 1
-        for iv in stale.values():
-            revert_interval(self._influx, iv)
-            apply_interval(self._influx, iv)
-            report.rebuilt += 1
