@@ -5,6 +5,7 @@
   the partner web page; ``watch``: gateway states and suspected disruptions (Last Will);
   ``rollout``: advances model deployments (and writes their outcomes, ``model_deploy``);
   ``capacity-publish``: spare capacity of every machine to InfluxDB (``capacity``);
+  ``oee-sync``: operator good/reject counts into InfluxDB's ``oee``, as the writer;
   ``export`` / ``import``: a firm's archive.
 
 ``renkei cloud ingest`` (or ``python -m renkei.cloud.ingest``) runs the MQTT -> InfluxDB ingest
@@ -415,3 +416,14 @@ def _register_backup() -> None:
 
 
 _register_backup()
+
+
+def _register_oee_sync() -> None:
+    """``renkei cloud oee-sync`` (:mod:`renkei.cloud.oee.cli`): operator counts into
+    InfluxDB as the writer."""
+    from renkei.cloud.oee.cli import oee_sync_command
+
+    app.command("oee-sync")(oee_sync_command)
+
+
+_register_oee_sync()

@@ -1,7 +1,7 @@
 """Run a job now and then every N seconds until SIGINT/SIGTERM (the cloud's periodic commands).
 
-``renkei cloud capacity-publish --every`` and ``renkei cloud gateways expire --every`` use
-it: a failed run is logged and the next happens as planned
+``renkei cloud capacity-publish``, ``oee-sync`` and ``gateways expire`` use it with
+``--every``: a failed run is logged and the next happens as planned
 (:func:`renkei.cloud.capacity.publish.run_periodic`); a signal lets the run in progress
 finish, then returns.
 """
@@ -41,7 +41,7 @@ def run_until_signal(job: Callable[[], object], *, every_s: float, name: str) ->
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return run_periodic(job, every_s=every_s, stop=stop)
+        return run_periodic(job, every_s=every_s, stop=stop, name=name)
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)

@@ -220,9 +220,13 @@ class DynsecMosquitto(Mosquitto):
 
 
 class InfluxDB(ServerProcess):
-    """A real InfluxDB 1.x (Debian ``influxdb``) serving the v1 HTTP API on loopback."""
+    """A real InfluxDB 1.x (Debian ``influxdb``) serving the v1 HTTP API on loopback.
 
-    def __init__(self, *, workdir: Path, port: int | None = None) -> None:
+    ``auth=True``: users and privileges are enforced (create the first admin user with
+    ``CREATE USER ... WITH ALL PRIVILEGES``; the helpers below then need not work).
+    """
+
+    def __init__(self, *, workdir: Path, port: int | None = None, auth: bool = False) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -250,7 +254,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
 [http]
   enabled = true
   bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = false
+  auth-enabled = {"true" if auth else "false"}
   log-enabled = false
   write-tracing = false
   max-body-size = 0

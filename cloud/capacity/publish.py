@@ -276,6 +276,7 @@ def run_periodic(
     every_s: float,
     stop: threading.Event,
     on_error: Callable[[Exception], None] | None = None,
+    name: str = "capacity",
 ) -> int:
     """Call ``publish`` now and then every ``every_s`` seconds until ``stop`` is set.
 
@@ -291,6 +292,7 @@ def run_periodic(
         stop: set it (e.g. from a signal handler) to end the loop; a run in progress
             finishes first.
         on_error: called with the exception of a failed run.
+        name: what the log lines say ran (``capacity``, ``oee-sync``).
 
     Returns:
         The number of failed runs.
@@ -308,7 +310,8 @@ def run_periodic(
         except Exception as exc:  # keep publishing; the next run may succeed
             failures += 1
             log.error(
-                "capacity: run failed: %s; next run in %.0f s",
+                "%s: run failed: %s; next run in %.0f s",
+                name,
                 exc,
                 every_s,
                 exc_info=not isinstance(exc, RenkeiError | SQLAlchemyError),

@@ -5,7 +5,9 @@ overlaps an existing one is refused (:class:`OverlapError`, the API's 409, namin
 entry); a correction replaces an entry by id (``PUT``), and a deletion removes it. Each
 change is logged in the firm's audit log (action ``operator_counts.create`` /
 ``.replace`` / ``.delete``, the key that made it, the interval and counts) and pushed into
-InfluxDB (:mod:`renkei.cloud.oee.operator`) when the API has one.
+InfluxDB (:mod:`renkei.cloud.oee.operator`) when the API has one and may write there;
+the writer's periodic reconciliation (:mod:`renkei.cloud.oee.reconcile`) makes sure of
+it either way.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ from renkei.cloud.store.influx import InfluxSettings
 
 __all__ = ["OverlapError", "SyncStatus", "audit_change", "check_overlap", "interval_of", "sync"]
 
-SyncStatus = Literal["written", "not_configured", "failed"]
+SyncStatus = Literal["written", "pending", "not_configured", "failed"]
+
+#: HTTP statuses by which InfluxDB says the API's user may not write (a read-only user).
+_NOT_ALLOWED = (401, 403)
 
 
 class OverlapError(CloudError):
@@ -116,8 +121,12 @@ def sync(
 ) -> tuple[SyncStatus, str]:
     """Revert then apply entries in InfluxDB; ``("not_configured", "")`` without one.
 
-    InfluxDB errors do not raise: the registry stays the record (the status says
-    ``failed`` with the reason, and saving the entry again writes it).
+    InfluxDB errors do not raise: the registry stays the record. When InfluxDB refuses
+    the API's user (401/403 or "not authorized": a read-only user, as in the compose
+    stack), the status is ``pending``: the writer's reconciliation
+    (:mod:`renkei.cloud.oee.reconcile`, ``renkei cloud oee-sync``) applies it within one
+    cycle. Any other error says ``failed`` with the reason (the reconciliation retries it
+    too, where it runs; saving the entry again writes it).
     """
     if influx is None:
         return "not_configured", ""
@@ -127,5 +136,7 @@ def sync(
         if apply is not None:
             apply_interval(influx, apply)
     except (StoreUnavailable, StoreRejected) as exc:
+        if exc.status in _NOT_ALLOWED or "not authorized" in str(exc).lower():
+            return "pending", ""
         return "failed", str(exc)
     return "written", ""

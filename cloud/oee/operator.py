@@ -26,8 +26,9 @@ deletes the operator points, so nothing of the machine's data is lost.
 
 Limits: a gateway row that arrives *after* the entry was applied (a gateway's buffered
 backlog) is not masked until the entry is applied again (:func:`apply_interval` is
-idempotent: rows already masked are left alone); row timestamps are ms (the ingest's
-precision).
+idempotent: rows already masked are left alone); the periodic reconciliation
+(:mod:`renkei.cloud.oee.reconcile`, ``renkei cloud oee-sync``) does that, and restores
+masked rows no entry covers any more. Row timestamps are ms (the ingest's precision).
 
 Tags: the operator points take the tags of the machine's gateway rows in the interval (or,
 when there are none, of the machine's newest row; else ``fallback_tags``), so they group
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from renkei.cloud.registry.oee_counts import MAX_INTERVAL_S
 from renkei.cloud.store.influx import InfluxSettings, InfluxStore, quote_ident, quote_literal
@@ -51,8 +52,13 @@ __all__ = [
     "MASKED_FIELD",
     "OPERATOR_TAG",
     "OperatorInterval",
+    "Row",
     "SyncResult",
     "apply_interval",
+    "delete_operator_points",
+    "masked_rows",
+    "operator_points",
+    "restore_rows",
     "revert_interval",
 ]
 
@@ -105,6 +111,10 @@ class SyncResult:
     operator_points: int
 
 
+Row = tuple[dict[str, str], int, dict[str, Any]]
+"""One ``oee`` row: (its tags without empty ones, time in Unix ms, its fields by name)."""
+
+
 def _where(iv: OperatorInterval, *, src: str) -> str:
     return (
         f'"firm" = {quote_literal(iv.firm)} AND "machine" = {quote_literal(iv.machine)} '
@@ -113,16 +123,15 @@ def _where(iv: OperatorInterval, *, src: str) -> str:
     )
 
 
-def _rows(
-    settings: InfluxSettings, iv: OperatorInterval
-) -> list[tuple[dict[str, str], int, dict[str, Any]]]:
+def _rows(settings: InfluxSettings, iv: OperatorInterval) -> list[Row]:
+    return _select(settings, _where(iv, src=""))
+
+
+def _select(settings: InfluxSettings, where: str) -> list[Row]:
     fields = ["planned_s", MASKED_FIELD] + [f for pair in _KEPT for f in pair]
     select = ", ".join(quote_ident(f) for f in fields)
-    q = (
-        f"SELECT {select} FROM {quote_ident(c.OEE)} WHERE {_where(iv, src='')} "
-        f"GROUP BY * LIMIT {_MAX_ROWS}"
-    )
-    out: list[tuple[dict[str, str], int, dict[str, Any]]] = []
+    q = f"SELECT {select} FROM {quote_ident(c.OEE)} WHERE {where} GROUP BY * LIMIT {_MAX_ROWS}"
+    out: list[Row] = []
     for result in run_query(settings, q):
         for s in result.get("series") or []:
             tags = {k: str(v) for k, v in (s.get("tags") or {}).items() if v != ""}
@@ -131,6 +140,68 @@ def _rows(
                 row = dict(zip(columns, values, strict=True))
                 out.append((tags, int(row.pop("time")), row))
     return out
+
+
+def _span(firm: str, machine: str | None, start_ms: int, end_ms: int) -> str:
+    if end_ms - start_ms > MAX_INTERVAL_S * 1000:
+        raise ValueError(f"span longer than {MAX_INTERVAL_S} s: {start_ms}..{end_ms}")
+    where = f'"firm" = {quote_literal(firm)} '
+    if machine is not None:
+        where += f'AND "machine" = {quote_literal(machine)} '
+    return where + f"AND time >= {start_ms}ms AND time < {end_ms}ms"
+
+
+def masked_rows(
+    settings: InfluxSettings, *, firm: str, machine: str | None, start_ms: int, end_ms: int
+) -> list[Row]:
+    """The masked gateway rows (``operator_masked = 1``) of ``firm`` (and ``machine``, or
+    all its machines) in ``[start_ms, end_ms)``, Unix ms, at most one day long; at most
+    86 400 rows per series.
+
+    Raises:
+        ValueError: a span longer than one day.
+        StoreUnavailable, StoreRejected: as :func:`apply_interval`.
+    """
+    where = _span(firm, machine, start_ms, end_ms)
+    return _select(settings, f"{where} AND \"src\" = '' AND {quote_ident(MASKED_FIELD)} = 1")
+
+
+def operator_points(
+    settings: InfluxSettings, *, firm: str, machine: str | None, start_ms: int, end_ms: int
+) -> list[tuple[dict[str, str], int]]:
+    """(tags, time ms) of the operator points of ``firm`` (and ``machine``) in
+    ``[start_ms, end_ms)`` (at most one day; at most 86 400 per series).
+
+    Raises:
+        ValueError, StoreUnavailable, StoreRejected: as :func:`masked_rows`.
+    """
+    where = _span(firm, machine, start_ms, end_ms)
+    q = (
+        f'SELECT "good" FROM {quote_ident(c.OEE)} WHERE {where} AND "src" = '
+        f"{quote_literal(OPERATOR_TAG[1])} GROUP BY * LIMIT {_MAX_ROWS}"
+    )
+    out: list[tuple[dict[str, str], int]] = []
+    for result in run_query(settings, q):
+        for s in result.get("series") or []:
+            tags = {k: str(v) for k, v in (s.get("tags") or {}).items() if v != ""}
+            out.extend((tags, int(values[0])) for values in s.get("values") or [])
+    return out
+
+
+def delete_operator_points(
+    settings: InfluxSettings, *, firm: str, machine: str, start_ms: int, end_ms: int
+) -> None:
+    """Delete the operator points of one machine in ``[start_ms, end_ms)`` (any length).
+
+    Raises:
+        StoreUnavailable, StoreRejected: as :func:`apply_interval`.
+    """
+    statement = (
+        f'DELETE FROM {quote_ident(c.OEE)} WHERE "firm" = {quote_literal(firm)} AND '
+        f'"machine" = {quote_literal(machine)} AND "src" = {quote_literal(OPERATOR_TAG[1])} '
+        f"AND time >= {start_ms}ms AND time < {end_ms}ms"
+    )
+    run_query(settings, statement)
 
 
 def _newest_tags(settings: InfluxSettings, iv: OperatorInterval) -> dict[str, str] | None:
@@ -174,10 +245,17 @@ def _operator_points(iv: OperatorInterval, tags: Mapping[str, str]) -> list[byte
     return out
 
 
-def apply_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult:
+def apply_interval(
+    settings: InfluxSettings,
+    iv: OperatorInterval,
+    *,
+    points: Literal["always", "when_masking"] = "always",
+) -> SyncResult:
     """Mask the machine's gateway rows in ``[start, end)`` and write the operator points.
 
     Idempotent (rows already masked keep their kept values). See the module docstring.
+    ``points="when_masking"``: write the operator points only when a row was newly masked
+    (the periodic reconciliation's entries it knows unchanged; saves rewriting them).
 
     Raises:
         StoreUnavailable: InfluxDB unreachable or failing.
@@ -199,25 +277,26 @@ def apply_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult
             if value is not None:
                 fields[kept] = float(value)
         lines.append(format_point(c.OEE, tags, fields, t_ms))
+    if points == "when_masking" and not lines:
+        return SyncResult(rows=0, operator_points=0)
     found = dict(rows[0][0]) if rows else _newest_tags(settings, iv)
     tags = found or {**(iv.fallback_tags or {}), "firm": iv.firm, "machine": iv.machine}
     tags[OPERATOR_TAG[0]] = OPERATOR_TAG[1]
-    points = _operator_points(iv, tags)
-    lines.extend(points)
+    written = _operator_points(iv, tags)
+    lines.extend(written)
     _write(settings, lines)
-    return SyncResult(rows=len(lines) - len(points), operator_points=len(points))
+    return SyncResult(rows=len(lines) - len(written), operator_points=len(written))
 
 
-def revert_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult:
-    """Undo :func:`apply_interval` for ``[start, end)``: restore the kept values of masked
-    rows and delete the operator points in the interval (``good``/``reject`` of ``iv``
-    are not used).
+def restore_rows(settings: InfluxSettings, rows: list[Row]) -> int:
+    """Give masked gateway ``rows`` (as :func:`masked_rows` returns them)
+    their kept values back; rows not masked are skipped. Returns the rows written.
 
     Raises:
         StoreUnavailable, StoreRejected: as :func:`apply_interval`.
     """
     lines: list[bytes] = []
-    for tags, t_ms, row in _rows(settings, iv):
+    for tags, t_ms, row in rows:
         if row.get(MASKED_FIELD) != 1:
             continue
         gw_basis = row.get("gw_quality_basis")
@@ -229,6 +308,18 @@ def revert_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResul
         }
         lines.append(format_point(c.OEE, tags, fields, t_ms))
     _write(settings, lines)
+    return len(lines)
+
+
+def revert_interval(settings: InfluxSettings, iv: OperatorInterval) -> SyncResult:
+    """Undo :func:`apply_interval` for ``[start, end)``: restore the kept values of masked
+    rows and delete the operator points in the interval (``good``/``reject`` of ``iv``
+    are not used).
+
+    Raises:
+        StoreUnavailable, StoreRejected: as :func:`apply_interval`.
+    """
+    restored = restore_rows(settings, _rows(settings, iv))
     statement = f"DELETE FROM {quote_ident(c.OEE)} WHERE {_where(iv, src=OPERATOR_TAG[1])}"
     run_query(settings, statement)
-    return SyncResult(rows=len(lines), operator_points=1)
+    return SyncResult(rows=restored, operator_points=1)

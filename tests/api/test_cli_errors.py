@@ -52,6 +52,7 @@ def test_version_comes_from_the_package_metadata(tmp_path: Path) -> None:
             "1.5",
             "less than 1",
         ),
+        (("cloud", "oee-sync"), "RENKEI_API_SUSPECT_OFFLINE_FRACTION", "1.5", "less than 1"),
     ],
 )
 def test_bad_variable_is_one_line_and_exit_2(

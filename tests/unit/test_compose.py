@@ -63,6 +63,7 @@ SERVICES = {
     "rollout",
     "gateway-expiry",
     "capacity",
+    "oee-sync",
     "gateway-sim-01",
     "gateway-sim-02",
     "gateway-sim-03",
@@ -228,6 +229,9 @@ def test_compose_has_the_production_services() -> None:
     assert doc["services"]["rollout"]["command"] == ["python", "-m", "renkei.cloud.rollout"]
     assert doc["services"]["capacity"]["command"][:3] == ["renkei", "cloud", "capacity-publish"]
     assert "--every" in doc["services"]["capacity"]["command"]
+    # Operator counts reach oee through the writer (the api's InfluxDB user only reads).
+    assert doc["services"]["oee-sync"]["command"][:3] == ["renkei", "cloud", "oee-sync"]
+    assert "--every" in doc["services"]["oee-sync"]["command"]
     # The registry is PostgreSQL through psycopg, which the image installs (cloud extra).
     url = doc["services"]["api"]["environment"]["RENKEI_API_DATABASE_URL"]
     assert url.startswith("postgresql+psycopg://") and url.endswith("@postgres:5432/renkei")
@@ -416,7 +420,7 @@ def test_influxdb_writers_share_the_one_user_with_write_access() -> None:
         for name, svc in services.items()
         if "RENKEI_INFLUX_URL" in (svc.get("environment") or {})
     }
-    assert set(writers) == {"ingest-1", "ingest-2", "rollout", "capacity"}
+    assert set(writers) == {"ingest-1", "ingest-2", "rollout", "capacity", "oee-sync"}
     expected = {
         "RENKEI_INFLUX_URL": "http://influxdb:8086",
         "RENKEI_INFLUX_DATABASE": services["influxdb"]["environment"]["RENKEI_INFLUX_DATABASE"],
@@ -426,12 +430,14 @@ def test_influxdb_writers_share_the_one_user_with_write_access() -> None:
     for name in writers:
         env = services[name]["environment"]
         assert env["RENKEI_INFLUX_PASSWORD"] == dummy_secret("INFLUXDB_INGEST_PASSWORD"), name
-    # The capacity publisher reads the registry the API migrates, after InfluxDB is up.
-    capacity = services["capacity"]
+    # The capacity publisher and oee-sync read the registry the API migrates, after
+    # InfluxDB is up.
     registry = services["api"]["environment"]["RENKEI_API_DATABASE_URL"]
-    assert capacity["environment"]["RENKEI_API_DATABASE_URL"] == registry
-    assert capacity["depends_on"]["api"] == {"condition": "service_healthy"}
-    assert capacity["depends_on"]["influxdb"] == {"condition": "service_healthy"}
+    for name in ("capacity", "oee-sync"):
+        svc = services[name]
+        assert svc["environment"]["RENKEI_API_DATABASE_URL"] == registry, name
+        assert svc["depends_on"]["api"] == {"condition": "service_healthy"}, name
+        assert svc["depends_on"]["influxdb"] == {"condition": "service_healthy"}, name
 
 
 def test_only_the_broker_api_and_grafana_are_published() -> None:

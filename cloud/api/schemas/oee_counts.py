@@ -152,11 +152,13 @@ class OperatorCountSaved(BaseModel):
     """A saved entry and whether OEE in InfluxDB already uses it."""
 
     entry: OperatorCountPublic = Field(description="The entry as stored.")
-    oee: Literal["written", "not_configured", "failed"] = Field(
+    oee: Literal["written", "pending", "not_configured", "failed"] = Field(
         description="`written`: OEE quality of the interval now uses the counts (basis "
-        "`operator`) in InfluxDB; `not_configured`: the API has no InfluxDB "
-        "(`RENKEI_API_INFLUX_URL`), the counts are only in the registry; `failed`: InfluxDB "
-        "did not take them (see `oee_detail`); the entry is saved all the same and saving "
-        "it again (PUT) writes it."
+        "`operator`) in InfluxDB; `pending`: the API's InfluxDB user may not write "
+        "(read-only, as in the compose stack): applied by the writer within one cycle "
+        "(`renkei cloud oee-sync`, every 60 s there); `not_configured`: the API has no "
+        "InfluxDB (`RENKEI_API_INFLUX_URL`), the counts are only in the registry; "
+        "`failed`: InfluxDB did not take them (see `oee_detail`); the entry is saved all "
+        "the same, and the writer's next cycle (or saving it again, PUT) writes it."
     )
     oee_detail: str = Field(description="Why `failed` (empty otherwise).")

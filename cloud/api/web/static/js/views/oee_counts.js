@@ -238,7 +238,11 @@ async function save(ev) {
     if (saved === undefined) return;
     editing = null;
     const id = saved.entry.id;
-    setStatus(() => (saved.oee === "written" ? t("counts.saved_oee", { id }) : t("counts.saved", { id })));
+    const said = {
+      written: () => t("counts.saved_oee", { id }),
+      pending: () => t("counts.saved_pending", { id }),
+    }[saved.oee];
+    setStatus(said || (() => t("counts.saved", { id })));
     renderForm();
     await load();
     byId("oc-form-title").focus();
