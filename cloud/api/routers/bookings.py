@@ -39,6 +39,7 @@ from pydantic import (
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from renkei.cloud.api.bodies import XLSX_BODY
 from renkei.cloud.api.deps import SessionDep, authorize
 from renkei.cloud.api.errors import Invalid, NotFound
 from renkei.cloud.api.params import FirmIdPath
@@ -387,23 +388,12 @@ def upload_bookings_csv(
     return _accept(session, firm_id, rows, problems, replace=replace, name="bookings.csv")
 
 
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-
-
 @router.post(
     "/firms/{firm_id}/bookings.xlsx",
     name="bookings.upload_xlsx",
     status_code=status.HTTP_201_CREATED,
     dependencies=[authorize("bookings.upload_xlsx")],
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
+    openapi_extra=XLSX_BODY,
 )
 def upload_bookings_xlsx(
     firm_id: FirmIdPath,

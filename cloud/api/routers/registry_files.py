@@ -21,6 +21,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
+from renkei.cloud.api.bodies import XLSX_BODY
 from renkei.cloud.api.deps import SessionDep, SettingsDep, authorize
 from renkei.cloud.api.params import FirmIdPath
 from renkei.cloud.registry import import_sheets, import_xlsx
@@ -28,7 +29,6 @@ from renkei.cloud.registry.tabular import decode_csv, read_csv
 
 router = APIRouter(tags=["registry"])
 
-XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 Table = Literal["sites", "lines", "machines", "molds"]
 
 
@@ -89,15 +89,7 @@ def upload_registry_csv(
     "/firms/{firm_id}/registry.xlsx",
     name="registry.upload_xlsx",
     dependencies=[authorize("registry.upload_xlsx")],
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
+    openapi_extra=XLSX_BODY,
 )
 def upload_registry_xlsx(
     firm_id: FirmIdPath, raw: RawBody, session: SessionDep, settings: SettingsDep
