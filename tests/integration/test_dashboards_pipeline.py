@@ -735,7 +735,9 @@ def test_oee_availability_from_the_simulated_run_state(fill: Fill) -> None:
     # P = ideal x shots / run time, with the configured (mold) ideal cycle time of 18 s.
     p = factor["rP"][STATE_MACHINE]
     assert p == pytest.approx(_expected_performance(fill, STATE_MACHINE), rel=1e-9), factor
-    assert p == pytest.approx(IDEAL_CYCLE_S / 20.0, abs=0.03), factor  # 18 s vs ~20 s cycles
+    # 18 s ideal vs ~20 s simulated cycles (longer when the machine running the test is
+    # loaded: the exact value is checked just above, this only that it is in range)
+    assert IDEAL_CYCLE_S / 20.0 - 0.1 <= p <= IDEAL_CYCLE_S / 20.0 + 0.03, factor
 
 
 def test_deployment_and_capacity_panels_show_what_the_producers_wrote(fill: Fill) -> None:
