@@ -31,7 +31,7 @@ import typer
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from renkei.cloud.site_bridge import SiteBridge, bridge_acl_block
+from renkei.cloud.site_bridge import SiteBridge, bridge_acl_block, bridge_topics
 from renkei.core.errors import ConfigError
 from renkei.core.wire import (
     ACK_PREFIX,
@@ -49,6 +49,7 @@ __all__ = [
     "CloudUsers",
     "GatewayGrant",
     "TopicRule",
+    "all_rules",
     "broker_acl_command",
     "check_unique",
     "cloud_rules",
@@ -270,6 +271,33 @@ def gateway_rules(g: GatewayGrant) -> dict[str, tuple[TopicRule, ...]]:
     }
 
 
+def all_rules(
+    gateways: Sequence[GatewayGrant],
+    cloud: CloudUsers = CloudUsers(),
+    bridges: Sequence[SiteBridge] = (),
+) -> dict[str, tuple[TopicRule, ...]]:
+    """Every user of :func:`render_acl`'s file and its rules, in the file's order (the
+    dynamic-security roles file, :func:`renkei.cloud.broker_dynsec.render_roles`).
+
+    Raises:
+        AclConfigError: as :func:`render_acl`.
+    """
+    check_unique(gateways, cloud)
+    _check_bridges(gateways, cloud, bridges)
+    rules = dict(cloud_rules(cloud))
+    for g in gateways:
+        rules.update(gateway_rules(g))
+    for b in bridges:
+        rules[b.bridge_user] = (
+            *(
+                TopicRule("write" if direction == "out" else "read", pattern)
+                for pattern, direction, _qos in bridge_topics(b)
+            ),
+            TopicRule("write", b.state_topic),
+        )
+    return rules
+
+
 def _lines(rules: Sequence[TopicRule]) -> list[str]:
     return [f"topic {rule.access} {rule.topic}" for rule in rules]
 
@@ -378,8 +406,20 @@ def broker_acl_command(
         list[str] | None,
         typer.Option(help="a site broker's bridge: FIRM/SITE or FIRM/SITE=USER (repeat)"),
     ] = None,
+    roles_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--roles-out",
+            help="also write the same rules as dynamic-security roles "
+            "(deploy/mosquitto/dynsec-roles)",
+        ),
+    ] = None,
 ) -> None:
-    """Render the broker ACL (deploy/mosquitto/acl) from gateway config files."""
+    """Render the broker ACL (deploy/mosquitto/acl) from gateway config files, and with
+    --roles-out the same rules as dynamic-security roles (deploy/mosquitto/dynsec-roles)."""
+    # broker_dynsec imports this module (TopicRule); import it only when called.
+    from renkei.cloud.broker_dynsec import render_roles
+
     cloud = CloudUsers(
         ingest=tuple(ingest_user) if ingest_user else CloudUsers().ingest,
         watch=watch_user,
@@ -387,7 +427,9 @@ def broker_acl_command(
     )
     try:
         bridges = [_parse_bridge(spec) for spec in site_bridge or ()]
-        text = render_acl([load_gateway(p) for p in configs], cloud, bridges)
+        gateways = [load_gateway(p) for p in configs]
+        text = render_acl(gateways, cloud, bridges)
+        roles = render_roles(all_rules(gateways, cloud, bridges))
     except AclConfigError as exc:
         typer.echo(f"broker-acl: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -396,3 +438,6 @@ def broker_acl_command(
     else:
         out.write_text(text, encoding="utf-8")
         typer.echo(f"broker-acl: wrote {out} ({len(configs)} gateways)", err=True)
+    if roles_out is not None:
+        roles_out.write_text(roles, encoding="utf-8")
+        typer.echo(f"broker-acl: wrote {roles_out} (dynamic-security roles)", err=True)

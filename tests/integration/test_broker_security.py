@@ -1,13 +1,15 @@
 """docker-compose.yml's broker security, run for real: TLS, per-user passwords, the ACL.
 
 The broker here is the one compose runs, not a look-alike: ``deploy/mosquitto/entrypoint.sh``
-builds the password file from ``mqtt-user-<name>`` secret files (one per MQTT user that
-compose gives the mosquitto service) and starts Mosquitto with
-``deploy/mosquitto/compose.conf``, which includes ``deploy/mosquitto/renkei.conf`` and
-uses ``deploy/mosquitto/acl`` as they are. The test only substitutes the container paths,
-the listener port (a free loopback port) and ``user`` (root may not hand the test's private
-temp dir to the mosquitto user), and generates a throwaway CA and server certificate with
-``cryptography``. Every wait is bounded.
+puts the users of the ``mqtt-user-<name>`` secret files (one per MQTT user that compose
+gives the mosquitto service) into the dynamic-security plugin, each with its role from
+``deploy/mosquitto/dynsec-roles``, and starts Mosquitto with
+``deploy/mosquitto/compose.conf``, which includes ``deploy/mosquitto/renkei.conf`` (the
+static fallback, password file + ``deploy/mosquitto/acl``, is run once too). The test
+only substitutes the container paths, the listener ports (free loopback ports) and
+``user`` (root may not hand the test's private temp dir to the mosquitto user), and
+generates a throwaway CA and server certificate with ``cryptography``. Every wait is
+bounded.
 
 Proven: a gateway publishes under its own prefix over TLS and the ingest user receives it;
 wrong passwords, unknown users, anonymous clients, plain-text MQTT and untrusted
@@ -21,7 +23,10 @@ cloud users have only their rights; the real edge agent and ingest worker connec
 with TLS and credentials, configured exactly as docker-compose.yml configures them; and
 beside these static users, a gateway enrolled in the dynamic-security plugin (whose file
 the entrypoint creates with the mqtt-dynsec-admin secret) publishes only its own topics
-and is cut off alone when its users are deleted.
+and is cut off alone when its users are deleted. Every compose user is a dynamic-security
+client whose one role holds exactly its ACL-file rules (wider subscriptions are refused);
+the static fallback (no plugin, RENKEI_MQTT_STATIC_AUTH=1) enforces the ACL file alone; the
+broker listens on its TLS port only.
 """
 
 from __future__ import annotations
@@ -212,8 +217,7 @@ def render_compose_conf(
     text = (MOSQ / "compose.conf").read_text()
     subs = {
         "include_dir /mosquitto/config/renkei.d": f"include_dir {include_dir}",
-        "password_file /mosquitto/auth/passwd": f"password_file {auth}/passwd",
-        "acl_file /mosquitto/config/acl": f"acl_file {MOSQ / 'acl'}",
+        "include_dir /mosquitto/auth/static.d": f"include_dir {auth}/static.d",
         "persistence_location /mosquitto/data/": f"persistence_location {data}/",
         "listener 8883": f"listener {port} 127.0.0.1",
         "certfile /mosquitto/auth/server.crt": f"certfile {auth}/server.crt",
@@ -263,6 +267,10 @@ def entrypoint_env(secrets_dir: Path, auth: Path, conf: Path, data: Path) -> dic
         "RENKEI_MOSQUITTO_DATA": str(data),
         "RENKEI_MOSQUITTO_OWNER": "root",
         "RENKEI_MOSQUITTO_BIN": mosquitto_binary(),
+        "RENKEI_MOSQUITTO_ACL": str(MOSQ / "acl"),
+        "RENKEI_MOSQUITTO_ROLES": str(MOSQ / "dynsec-roles"),
+        "RENKEI_MOSQUITTO_PLUGIN": dynsec_plugin(),
+        "RENKEI_MOSQUITTO_SETUP_PORT": str(free_port()),
     }
 
 
@@ -281,9 +289,12 @@ class Broker:
         return self.workdir / "broker.log"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    work = tmp_path_factory.mktemp("secure-broker")
+def start_broker(work: Path, *, static_fallback: bool = False) -> Broker:
+    """Run the real entrypoint with compose.conf in ``work`` (secrets from compose's list).
+
+    ``static_fallback``: compose.conf without its two ``plugin`` lines and
+    ``RENKEI_MQTT_STATIC_AUTH=1`` (the documented fallback: password file + ACL file).
+    """
     secrets_dir, auth, data, include = (work / n for n in ("secrets", "auth", "data", "renkei.d"))
     for d in (secrets_dir, include):
         d.mkdir()
@@ -305,10 +316,16 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     (secrets_dir / "mqtt-dynsec-admin").write_text(passwords[DYNSEC_ADMIN] + "\n")
     port = free_port()
     conf = render_compose_conf(work, port=port, auth=auth, data=data, include_dir=include)
+    env = entrypoint_env(secrets_dir, auth, conf, data)
+    if static_fallback:
+        lines = conf.read_text().splitlines()
+        conf.write_text("\n".join(ln for ln in lines if not ln.startswith("plugin")) + "\n")
+        del env["RENKEI_MOSQUITTO_PLUGIN"]
+        env["RENKEI_MQTT_STATIC_AUTH"] = "1"
     log = open(work / "broker.log", "ab")  # noqa: SIM115 - owned by the child process
     proc = subprocess.Popen(
         ["sh", str(MOSQ / "entrypoint.sh")],
-        env=entrypoint_env(secrets_dir, auth, conf, data),
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -319,15 +336,30 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
     )
     try:
         wait_port(port, 15.0, proc, server.log)
+    except BaseException:
+        stop_broker(server)
+        raise
+    return server
+
+
+def stop_broker(server: Broker) -> None:
+    proc = server.proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    server = start_broker(tmp_path_factory.mktemp("secure-broker"))
+    try:
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        stop_broker(server)
 
 
 # --------------------------------------------------------------------- an MQTT client
@@ -778,9 +810,10 @@ def test_gateway_reads_only_its_heartbeat_and_desired_models(broker: Broker) -> 
     ):
         for c in (gw1, gw3, gw3_rollout, ingest, rollout):
             connected(c)
-        # Mosquitto grants any subscription and filters each delivery by the ACL.
+        # Wider subscriptions are refused (dynamic security); each delivery is filtered too.
         for topic in ("renkei/v1/#", "renkei/rollout/v1/#", "renkei/dlq/v1/#"):
-            gw1.subscribe(topic)
+            (reason,) = gw1.subscribe(topic)
+            assert reason.value == NOT_AUTHORIZED, (topic, reason)
         gw1.subscribe("renkei/host/v1/renkei-ingest/heartbeat")
         # The gateway's data connection does not read desired models; its rollout one does.
         gw3.subscribe(rollout_topic(GW3, "desired"))
@@ -802,7 +835,13 @@ def test_gateway_reads_only_its_heartbeat_and_desired_models(broker: Broker) -> 
 def test_cloud_users_have_only_their_rights(broker: Broker) -> None:
     with login(broker, "renkei-watch") as watch, login(broker, GW1) as gw:
         connected(watch)
-        watch.subscribe("renkei/v1/#")
+        # Dynamic security grants a subscription only within the user's read rules (the
+        # static ACL file granted any and filtered each delivery); the watcher's own
+        # filter is granted.
+        (wide,) = watch.subscribe("renkei/v1/#")
+        assert wide.value == NOT_AUTHORIZED, wide
+        (own,) = watch.subscribe("renkei/v1/+/+/_gw/+/state")
+        assert not own.is_failure, own
         connected(gw)
         gw.publish(machine_topic(GW1))
         gw.publish(state_topic(GW1))
@@ -1015,7 +1054,13 @@ def test_only_the_ingest_confirms_data_and_each_gateway_reads_only_its_acks(
     with login(broker, GW1) as gw1, login(broker, INGEST1) as ingest:
         connected(gw1)
         connected(ingest)
-        gw1.subscribe("renkei/ack/v1/#")
+        # Another gateway's acks cannot even be subscribed to (dynamic security grants a
+        # subscription only within the user's read rules); its own can.
+        for foreign in ("renkei/ack/v1/#", ack3):
+            (reason,) = gw1.subscribe(foreign)
+            assert reason.value == NOT_AUTHORIZED, (foreign, reason)
+        (reason,) = gw1.subscribe(ack1)
+        assert not reason.is_failure, reason
         # the foreign ack first: the broker keeps one publisher's order to one subscriber,
         # so once gw1 has its own ack it would already hold the foreign one if it could
         for topic in (ack3, ack1):
@@ -1095,27 +1140,43 @@ def test_an_enrolled_gateway_lives_beside_the_static_users_and_is_cut_off_alone(
 def test_entrypoint_creates_the_dynsec_file_once_and_needs_its_admin_secret(
     tmp_path: Path,
 ) -> None:
+    """The first start puts every mqtt-user-* user into dynamic security (its password and
+    its role from dynsec-roles, through a real Mosquitto on a loopback port); later starts
+    keep the file. The static password file + ACL are written only with
+    RENKEI_MQTT_STATIC_AUTH=1."""
     secrets_dir, auth, data = (tmp_path / n for n in ("secrets", "auth", "data"))
     secrets_dir.mkdir()
-    (secrets_dir / "mqtt-user-gw-x").write_text("a-good-long-password-123")
+    (secrets_dir / f"mqtt-user-{GW1}").write_text("a-good-long-password-123")
     for name in ("mqtt-tls-ca", "mqtt-tls-cert", "mqtt-tls-key"):
-        (secrets_dir / name).write_text("not read: the broker binary is /bin/true here\n")
-    env = {**entrypoint_env(secrets_dir, auth, tmp_path / "unused.conf", data)}
-    env["RENKEI_MOSQUITTO_BIN"] = shutil.which("true") or "/bin/true"
+        (secrets_dir / name).write_text("not read: the final broker is a stub here\n")
+    conf = tmp_path / "unused.conf"
+    # The first-start broker is the real one; the final `mosquitto -c $conf` exits at once.
+    stub = tmp_path / "mosquitto-stub"
+    stub.write_text(f'#!/bin/sh\n[ "$2" = {conf} ] && exit 0\nexec {mosquitto_binary()} "$@"\n')
+    stub.chmod(0o755)
+    env = {**entrypoint_env(secrets_dir, auth, conf, data)}
+    env["RENKEI_MOSQUITTO_BIN"] = str(stub)
 
     def run() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["sh", str(MOSQ / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=30
+            ["sh", str(MOSQ / "entrypoint.sh")], env=env, capture_output=True, text=True, timeout=60
         )
 
     done = run()
     assert done.returncode == 1 and "missing secret mqtt-dynsec-admin" in done.stderr
     (secrets_dir / "mqtt-dynsec-admin").write_text("first-admin-password-0123456789\n")
+    (secrets_dir / "mqtt-user-gw-x").write_text("another-good-password-456")
+    done = run()
+    assert done.returncode == 1 and "user gw-x has no role in" in done.stderr, done.stderr
+    assert not (data / "dynamic-security.json").exists()
+    (secrets_dir / "mqtt-user-gw-x").unlink()
     done = run()
     assert done.returncode == 0, done.stderr
     dynsec = data / "dynamic-security.json"
     doc = json.loads(dynsec.read_text())
-    assert [c["username"] for c in doc["clients"]] == [DYNSEC_ADMIN]
+    clients = {c["username"]: [r["rolename"] for r in c.get("roles", [])] for c in doc["clients"]}
+    assert clients == {DYNSEC_ADMIN: ["admin"], GW1: [f"renkei:{GW1}"]}
+    assert {r["rolename"] for r in doc["roles"]} == {"admin", f"renkei:{GW1}"}
     assert doc["defaultACLAccess"] == {
         "publishClientSend": False,
         "publishClientReceive": False,
@@ -1123,7 +1184,114 @@ def test_entrypoint_creates_the_dynsec_file_once_and_needs_its_admin_secret(
         "unsubscribe": True,
     }
     assert "first-admin-password" not in dynsec.read_text() + done.stderr
+    assert "a-good-long-password" not in dynsec.read_text() + done.stderr
+    assert not (auth / "passwd").exists(), "no static password file by default"
+    assert list((auth / "static.d").iterdir()) == []
     before = dynsec.read_bytes()
     (secrets_dir / "mqtt-dynsec-admin").write_text("second-admin-password-0123456789\n")
-    assert run().returncode == 0
+    env["RENKEI_MQTT_STATIC_AUTH"] = "1"
+    done = run()
+    assert done.returncode == 0, done.stderr
     assert dynsec.read_bytes() == before, "a later start keeps the enrolled gateways' file"
+    assert (auth / "passwd").read_text().startswith(f"{GW1}:")
+    assert (auth / "static.d" / "static-auth.conf").read_text() == (
+        f"password_file {auth}/passwd\nacl_file {MOSQ / 'acl'}\n"
+    )
+    env["RENKEI_MQTT_STATIC_AUTH"] = "0"
+    (secrets_dir / f"mqtt-user-{GW2}").write_text("a-third-good-password-789")
+    done = run()
+    assert done.returncode == 0, done.stderr
+    assert dynsec.read_bytes() == before
+    assert f"warning: user {GW2} (secret mqtt-user-{GW2}) is not in" in done.stderr
+    assert f"warning: user {GW1} " not in done.stderr
+    env["RENKEI_MQTT_STATIC_AUTH"] = "yes"
+    done = run()
+    assert done.returncode == 1 and "RENKEI_MQTT_STATIC_AUTH must be 0 or 1" in done.stderr
+
+
+def test_every_compose_user_is_a_dynsec_client_with_exactly_its_acl_rules(
+    broker: Broker,
+) -> None:
+    """The broker fixture's first start put each mqtt-user-* user into dynamic security
+    with one role whose ACLs are :func:`role_acls` of its block of the ACL file."""
+    from pydantic import SecretStr
+
+    from renkei.cloud.broker_acl import all_rules, load_gateway
+    from renkei.cloud.broker_dynsec import DynsecAdmin, DynsecSettings, role_acls, role_name
+    from renkei.core.mqtt import BrokerSettings
+
+    gateways = [
+        load_gateway(REPO / "deploy" / "compose" / "gateways" / f"{gw}.yaml")
+        for gw in (GW1, GW2, GW3)
+    ]
+    rules = all_rules(gateways)
+    settings = DynsecSettings(
+        broker=BrokerSettings(
+            host="127.0.0.1",
+            port=broker.port,
+            tls_ca_file=broker.ca_file,
+            username=DYNSEC_ADMIN,
+            password=SecretStr(broker.passwords[DYNSEC_ADMIN]),
+        )
+    )
+    assert sorted(broker_users()) == sorted(rules)
+    with DynsecAdmin(settings=settings) as admin:
+        for user in broker_users():
+            client = admin.get_client(user)
+            assert client is not None, user
+            assert [r["rolename"] for r in client["roles"]] == [role_name(user)]
+            (data,) = admin.run({"command": "getRole", "rolename": role_name(user)})
+            acls = [
+                {"acltype": a["acltype"], "topic": a["topic"], "allow": a["allow"]}
+                for a in data["role"]["acls"]
+            ]
+            key = lambda a: (a["acltype"], a["topic"])  # noqa: E731
+            assert sorted(acls, key=key) == sorted(role_acls(rules[user]), key=key), user
+
+
+def test_the_static_fallback_alone_enforces_the_acl_file(tmp_path: Path) -> None:
+    """compose.conf without the plugin lines and RENKEI_MQTT_STATIC_AUTH=1: the password
+    file + ACL file alone admit the compose users with their rights, and no
+    dynamic-security file is made."""
+    server = start_broker(tmp_path, static_fallback=True)
+    try:
+        assert not (server.workdir / "data" / "dynamic-security.json").exists()
+        with login(server, INGEST1) as ingest, login(server, GW1) as gw:
+            connected(ingest)
+            connected(gw)
+            ingest.subscribe("renkei/v1/#")
+            rc = gw.publish(machine_topic(GW1), b"static")
+            assert rc is not None and rc.value == 0, rc
+            rc = gw.publish(machine_topic(GW2), b"forged")
+            assert rc is None or rc.value == NOT_AUTHORIZED, rc
+            wait_for(lambda: machine_topic(GW1) in ingest.topics(), 10, "the message")
+            pause(0.3, "the forged message would arrive meanwhile")
+            assert ingest.topics() == [machine_topic(GW1)]
+        with conn(server, GW1, "wrong-password-0123456789", client_id=GW1) as bad:
+            rc = bad.wait_connected()
+            assert rc is not None and rc.is_failure, rc
+    finally:
+        stop_broker(server)
+
+
+def _listening_ports(pid: int) -> set[int]:
+    """TCP ports process ``pid`` listens on (IPv4 and IPv6), from /proc."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_the_broker_listens_only_on_its_tls_port(broker: Broker) -> None:
+    """compose.conf opens no default listener (a listener option such as max_connections
+    before the first `listener` line would open plain-text MQTT on port 1883)."""
+    assert _listening_ports(broker.proc.pid) == {broker.port}

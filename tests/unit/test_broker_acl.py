@@ -11,11 +11,19 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from renkei.cloud.broker_acl import AclConfigError, CloudUsers, load_gateway, render_acl
+from renkei.cloud.broker_acl import (
+    AclConfigError,
+    CloudUsers,
+    all_rules,
+    load_gateway,
+    render_acl,
+)
+from renkei.cloud.broker_dynsec import render_roles
 from renkei.cloud.cli import app
 
 REPO = Path(__file__).resolve().parents[2]
 ACL = REPO / "deploy" / "mosquitto" / "acl"
+ROLES = REPO / "deploy" / "mosquitto" / "dynsec-roles"
 COMPOSE_GATEWAYS = sorted((REPO / "deploy" / "compose" / "gateways").glob("*.yaml"))
 
 
@@ -47,6 +55,40 @@ def test_shipped_acl_equals_the_one_rendered_from_the_compose_gateways() -> None
         "deploy/mosquitto/acl is stale: renkei cloud broker-acl "
         "deploy/compose/gateways/*.yaml --out deploy/mosquitto/acl"
     )
+
+
+def test_shipped_dynsec_roles_hold_exactly_the_acl_files_rules() -> None:
+    """deploy/mosquitto/dynsec-roles (entrypoint.sh's first start) is rendered from the same
+    rules as the ACL file: one role per ACL user, write -> publishClientSend, read ->
+    subscribePattern + publishClientReceive, nothing else."""
+    gateways = [load_gateway(p) for p in COMPOSE_GATEWAYS]
+    assert ROLES.read_text() == render_roles(all_rules(gateways)), (
+        "deploy/mosquitto/dynsec-roles is stale: renkei cloud broker-acl "
+        "deploy/compose/gateways/*.yaml --out deploy/mosquitto/acl "
+        "--roles-out deploy/mosquitto/dynsec-roles"
+    )
+    # Parsed back, the roles file says what the ACL file says.
+    acl: dict[str, set[tuple[str, str]]] = {}
+    for line in ACL.read_text().splitlines():
+        if line.startswith("user "):
+            user = line.split()[1]
+            acl[user] = set()
+        elif line.startswith("topic "):
+            _, access, topic = line.split()
+            acl[user].add((access, topic))
+    roles: dict[str, set[tuple[str, str]]] = {}
+    for line in ROLES.read_text().splitlines():
+        if line.startswith("createRole renkei:"):
+            roles[line.removeprefix("createRole renkei:")] = set()
+        elif line.startswith("addRoleACL "):
+            _, role, acltype, topic, allow = line.split()
+            assert allow == "allow"
+            access = "write" if acltype == "publishClientSend" else "read"
+            roles[role.removeprefix("renkei:")].add((access, topic))
+    assert roles == acl
+    subscribe = [ln.split()[3] for ln in ROLES.read_text().splitlines() if "subscribePattern" in ln]
+    receive = [ln.split()[3] for ln in ROLES.read_text().splitlines() if "ClientReceive" in ln]
+    assert subscribe == receive
 
 
 def test_a_gateway_is_granted_exactly_its_machines_and_its_own_gateway_topics(
@@ -137,11 +179,15 @@ def test_a_gateway_user_may_not_be_a_cloud_services_user(tmp_path: Path) -> None
 def test_cli_writes_the_acl_and_exits_2_on_a_bad_config(tmp_path: Path) -> None:
     out = tmp_path / "acl"
     runner = CliRunner()
+    roles = tmp_path / "dynsec-roles"
     ok = runner.invoke(
-        app, ["broker-acl", *map(str, COMPOSE_GATEWAYS), "--out", str(out)], catch_exceptions=False
+        app,
+        ["broker-acl", *map(str, COMPOSE_GATEWAYS), "--out", str(out), "--roles-out", str(roles)],
+        catch_exceptions=False,
     )
     assert ok.exit_code == 0, ok.output
     assert out.read_text() == ACL.read_text()
+    assert roles.read_text() == ROLES.read_text()
     bad = write_gateway(tmp_path / "bad.yaml", mqtt={})
     failed = runner.invoke(app, ["broker-acl", str(bad)])
     assert failed.exit_code == 2
