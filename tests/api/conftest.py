@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.api.rig import ApiRig
+from tests.notify_servers import RecordingServer, SmtpSink
 
 
 @pytest.fixture
@@ -19,3 +20,23 @@ def rig(tmp_path: Path, registry_url: str) -> Iterator[ApiRig]:
         yield r
     finally:
         r.close()
+
+
+@pytest.fixture
+def line() -> Iterator[RecordingServer]:
+    """A recording HTTP server standing in for the LINE Messaging API (and Slack)."""
+    s = RecordingServer()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback (aiosmtpd) that keeps every message."""
+    s = SmtpSink()
+    try:
+        yield s
+    finally:
+        s.close()

@@ -24,24 +24,6 @@ LINE_B = "C" + "b" * 32
 
 
 @pytest.fixture
-def line() -> Iterator[RecordingServer]:
-    s = RecordingServer()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    s = SmtpSink()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
 def nrig(
     tmp_path: Path, registry_url: str, line: RecordingServer, smtp: SmtpSink
 ) -> Iterator[ApiRig]:

@@ -28,24 +28,6 @@ URL = "/api/v1/firms/{}/notifications/test"
 
 
 @pytest.fixture
-def line() -> Iterator[RecordingServer]:
-    s = RecordingServer()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpSink]:
-    s = SmtpSink()
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
 def trig(tmp_path: Path, line: RecordingServer, smtp: SmtpSink) -> Iterator[ApiRig]:
     settings = NotifySettings(
         smtp_host="127.0.0.1",
